@@ -1,0 +1,61 @@
+/**
+ * The agent container's entrypoint. By the time this runs the egress gate is already in force
+ * (the container joined a network namespace whose rules were applied first) and the process has
+ * no capabilities. It loads the agent module; a module that default-exports defineAgent(...) is run
+ * with a context, a plain script just runs when imported.
+ */
+import { pathToFileURL } from "node:url";
+import { createLogger, createOutput, signalReady, type AgentContext } from "./context.js";
+import { isAgentDefinition } from "./index.js";
+import { encodeControl } from "./protocol.js";
+
+const entry = process.argv[2] ?? process.env.AIRLOCK_AGENT_ENTRY;
+const stop = new AbortController();
+let managed = false;
+
+process.on("SIGTERM", () => {
+  stop.abort(new Error("the runner stopped this agent (SIGTERM)"));
+  // A plain script has no way to hear about the stop: end it as SIGTERM would have.
+  if (!managed) process.exit(143);
+});
+
+function flushAndExit(code: number): void {
+  process.exitCode = code;
+  // Let stdout/stderr drain before the exit so no line is lost.
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}
+
+async function main(): Promise<void> {
+  if (!entry) {
+    console.error("airlock: no agent entry given");
+    return flushAndExit(2);
+  }
+  const mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
+  if (!isAgentDefinition(mod.default)) return; // a plain script: it ran on import
+  managed = true;
+  const env = Object.freeze({ ...process.env }) as Readonly<Record<string, string>>;
+  const ctx: AgentContext = {
+    env,
+    name: env.AIRLOCK_AGENT_NAME ?? "agent",
+    output: createOutput(env.AIRLOCK_OUTPUT_DIR ?? "/output"),
+    log: createLogger(),
+    signal: stop.signal,
+    ready: signalReady,
+  };
+  const value = await mod.default.run(ctx);
+  if (value !== undefined) process.stdout.write(encodeControl({ type: "result", value: toJson(value) }) + "\n");
+  flushAndExit(0);
+}
+
+function toJson(value: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value));
+  } catch {
+    return String(value);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  flushAndExit(1);
+});

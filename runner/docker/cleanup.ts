@@ -1,0 +1,63 @@
+/**
+ * Removing what airlock left behind: containers whose runner died (or that outlived their deadline),
+ * and, when asked, every airlock container and the airlock network.
+ */
+import type Docker from "dockerode";
+import { isNotFound } from "./client.js";
+import { isOrphaned, LABEL } from "./labels.js";
+import { forgetNetwork, NETWORK_NAME } from "./network.js";
+
+export interface CleanupReport {
+  containersRemoved: string[];
+  networkRemoved: boolean;
+}
+
+export interface CleanupOptions {
+  /** Remove every airlock container, including those of runs still going. */
+  all?: boolean;
+  /** Also remove the airlock network when no container uses it. */
+  network?: boolean;
+}
+
+export async function cleanup(docker: Docker, options: CleanupOptions = {}): Promise<CleanupReport> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
+  const doomed = containers.filter((c) => options.all || isOrphaned(c.Labels));
+  const removed: string[] = [];
+  await Promise.all(
+    doomed.map(async (c) => {
+      try {
+        await docker.getContainer(c.Id).remove({ force: true, v: true });
+        removed.push(c.Names[0]?.replace(/^\//, "") ?? c.Id.slice(0, 12));
+      } catch (err) {
+        if (!isNotFound(err) && (err as { statusCode?: number }).statusCode !== 409) throw err;
+      }
+    }),
+  );
+  let networkRemoved = false;
+  if (options.network || options.all) networkRemoved = await removeNetworkIfUnused(docker);
+  return { containersRemoved: removed.sort(), networkRemoved };
+}
+
+async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {
+  try {
+    const net = docker.getNetwork(NETWORK_NAME);
+    const info = await net.inspect();
+    if (Object.keys(info.Containers ?? {}).length > 0) return false;
+    await net.remove();
+    forgetNetwork();
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    // 403/409: still in use by a container that appeared meanwhile.
+    if ([403, 409].includes((err as { statusCode?: number }).statusCode ?? 0)) return false;
+    throw err;
+  }
+}
+
+let reaped: Promise<CleanupReport> | undefined;
+
+/** Once per process, before the first run: remove what crashed runners left behind. */
+export function reapOrphansOnce(docker: Docker): Promise<CleanupReport> {
+  reaped ??= cleanup(docker).catch(() => ({ containersRemoved: [], networkRemoved: false }));
+  return reaped;
+}

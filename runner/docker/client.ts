@@ -1,0 +1,63 @@
+/**
+ * Connecting to the Docker engine, with an error a person can act on when it is not there.
+ */
+import Docker from "dockerode";
+import { DockerUnavailableError } from "../errors.js";
+
+export type DockerClient = Docker;
+
+let shared: Docker | undefined;
+
+/** The engine named by DOCKER_HOST, or the local socket. One client per process. */
+export function dockerClient(): Docker {
+  shared ??= new Docker();
+  return shared;
+}
+
+/** Ping the engine; throw DockerUnavailableError with a fix when it does not answer. */
+export async function assertDockerReachable(docker: Docker = dockerClient(), timeoutMs = 5000): Promise<{ version: string; apiVersion: string }> {
+  const where = process.env.DOCKER_HOST ?? "/var/run/docker.sock";
+  try {
+    const version = await withTimeout(docker.version(), timeoutMs, `no answer from ${where} within ${timeoutMs} ms`);
+    return { version: version.Version, apiVersion: version.ApiVersion };
+  } catch (err) {
+    throw explainDockerError(err, where);
+  }
+}
+
+export function explainDockerError(err: unknown, where = process.env.DOCKER_HOST ?? "/var/run/docker.sock"): DockerUnavailableError {
+  if (err instanceof DockerUnavailableError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const message = (err as Error)?.message ?? String(err);
+  if (code === "ENOENT") {
+    return new DockerUnavailableError(`${where} does not exist (is Docker installed and running?)`, "install Docker and start it (on Debian: apt-get install docker.io && dockerd &), or run scripts/ensure-docker.sh", err);
+  }
+  if (code === "ECONNREFUSED") {
+    return new DockerUnavailableError(`nothing listens on ${where} (the engine is stopped)`, "start the Docker engine (systemctl start docker, or dockerd &)", err);
+  }
+  if (code === "EACCES" || code === "EPERM") {
+    return new DockerUnavailableError(`permission denied on ${where}`, "add your user to the docker group (sudo usermod -aG docker $USER, then log in again)", err);
+  }
+  return new DockerUnavailableError(message, "check that `docker info` works in this shell", err);
+}
+
+/** True when a dockerode error means "no such object". */
+export function isNotFound(err: unknown): boolean {
+  return (err as { statusCode?: number })?.statusCode === 404;
+}
+
+/** True when the engine stopped answering (socket gone or refused) rather than rejecting a request. */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" || code === "EACCES";
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(message), { code: "ETIMEDOUT" })), ms);
+    }),
+  ]);
+}

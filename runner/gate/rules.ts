@@ -1,0 +1,72 @@
+/**
+ * iptables rules for one agent's network namespace, in iptables-restore format.
+ *
+ * Default deny. Allowed: loopback inside the namespace; replies to connections the agent opened;
+ * TCP to each allowed destination. A loopback endpoint (localhost:PORT) is DNATed from the agent's
+ * own 127.0.0.1:PORT to the runner's forwarder on the bridge gateway, which connects to the host's
+ * loopback. Every other TCP connection is refused with a reset (fails fast); every other packet
+ * (UDP, ICMP, ...) is rejected before it leaves. IPv6 is dropped entirely.
+ */
+import type { DirectRoute } from "./plan.js";
+
+export interface ForwardedPort {
+  /** Port the agent uses on 127.0.0.1. */
+  port: number;
+  /** Forwarder listening on gateway:forwarderPort. */
+  forwarderPort: number;
+}
+
+export interface RuleInput {
+  gateway: string;
+  forwarded: ForwardedPort[];
+  direct: Pick<DirectRoute, "ip" | "port">[];
+}
+
+export const DENY_LOG_PREFIX = "airlock-deny ";
+
+export function ipv4Rules(input: RuleInput): string {
+  const nat = [
+    "*nat",
+    ":PREROUTING ACCEPT [0:0]",
+    ":INPUT ACCEPT [0:0]",
+    ":OUTPUT ACCEPT [0:0]",
+    ":POSTROUTING ACCEPT [0:0]",
+    ...input.forwarded.map((f) => `-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport ${f.port} -j DNAT --to-destination ${input.gateway}:${f.forwarderPort}`),
+    // DNATed packets still carry 127.0.0.1 as their source; give them the container's address.
+    ...(input.forwarded.length ? ["-A POSTROUTING -s 127.0.0.0/8 ! -o lo -j MASQUERADE"] : []),
+    "COMMIT",
+  ];
+  const filter = [
+    "*filter",
+    ":INPUT DROP [0:0]",
+    ":FORWARD DROP [0:0]",
+    ":OUTPUT DROP [0:0]",
+    "-A INPUT -i lo -j ACCEPT",
+    "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+    // Docker's embedded DNS answers on 127.0.0.11; it must never be reachable.
+    "-A OUTPUT -d 127.0.0.11/32 -j REJECT --reject-with icmp-port-unreachable",
+    "-A OUTPUT -o lo -j ACCEPT",
+    "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+    ...input.forwarded.map((f) => `-A OUTPUT -d ${input.gateway}/32 -p tcp -m tcp --dport ${f.forwarderPort} -m conntrack --ctstate NEW -j ACCEPT`),
+    ...input.direct.map((d) => `-A OUTPUT -d ${d.ip}/32 -p tcp -m tcp --dport ${d.port} -m conntrack --ctstate NEW -j ACCEPT`),
+    "-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset",
+    "-A OUTPUT -j REJECT --reject-with icmp-port-unreachable",
+    "COMMIT",
+  ];
+  return [...nat, ...filter].join("\n") + "\n";
+}
+
+export function ipv6Rules(): string {
+  return [
+    "*filter",
+    ":INPUT DROP [0:0]",
+    ":FORWARD DROP [0:0]",
+    ":OUTPUT DROP [0:0]",
+    "-A INPUT -i lo -j ACCEPT",
+    "-A OUTPUT -o lo -j ACCEPT",
+    "-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset",
+    "-A OUTPUT -j REJECT --reject-with icmp6-adm-prohibited",
+    "COMMIT",
+    "",
+  ].join("\n");
+}

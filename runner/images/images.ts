@@ -1,0 +1,176 @@
+/**
+ * The images an agent run needs, each built once and named by the hash of what went into it:
+ * - base: the official node image, or (offline) a local equivalent built from Debian packages;
+ * - gate: base + iptables, runs the egress gate;
+ * - agent: base + the agent runtime + a non-root user (Dockerfile.agent);
+ * - packages: agent + the npm packages a policy lists, cached by their hash.
+ */
+import { execa } from "execa";
+import type Docker from "dockerode";
+import { ImageBuildError } from "../errors.js";
+import { isNotFound, withTimeout } from "../docker/client.js";
+import { LABEL } from "../docker/labels.js";
+import { packagePath } from "../paths.js";
+import type { PackageSpec } from "../policy/package-spec.js";
+import { buildImage } from "./build.js";
+import { contextHash, directoryEntries, fileEntry, type ContextFile } from "./context.js";
+import { registrySettings, type RegistrySettings } from "./registry-settings.js";
+
+export const OFFICIAL_BASE = "node:20-bookworm-slim";
+export const LOCAL_BASE = "airlock/node-base:20-bookworm-local";
+
+export type Progress = (message: string) => void;
+
+export interface ImageSet {
+  base: string;
+  baseSource: "official" | "local" | "custom";
+  gate: string;
+  agent: string;
+}
+
+async function imageId(docker: Docker, ref: string): Promise<string | undefined> {
+  try {
+    return (await docker.getImage(ref).inspect()).Id;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function tryPull(docker: Docker, ref: string, progress: Progress): Promise<boolean> {
+  try {
+    progress(`pulling ${ref}`);
+    const stream = await withTimeout(docker.pull(ref), 30_000, `pull of ${ref} did not start`);
+    await withTimeout(
+      new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()))),
+      600_000,
+      `pull of ${ref} took too long`,
+    );
+    return (await imageId(docker, ref)) !== undefined;
+  } catch (err) {
+    progress(`no registry: ${(err as Error).message.split("\n")[0]}`);
+    return false;
+  }
+}
+
+/**
+ * The base image: AIRLOCK_BASE_IMAGE if set; else the official node image (present, or pulled);
+ * else the local Debian-built equivalent (present, or built now).
+ */
+export async function resolveBaseImage(docker: Docker, progress: Progress = () => {}): Promise<{ ref: string; id: string; source: ImageSet["baseSource"] }> {
+  const custom = process.env.AIRLOCK_BASE_IMAGE;
+  if (custom) {
+    const id = (await imageId(docker, custom)) ?? ((await tryPull(docker, custom, progress)) ? await imageId(docker, custom) : undefined);
+    if (!id) throw new ImageBuildError(custom, "AIRLOCK_BASE_IMAGE is set but the image is neither present nor pullable", "", "build or pull it first, or unset AIRLOCK_BASE_IMAGE");
+    return { ref: custom, id, source: "custom" };
+  }
+  const official = await imageId(docker, OFFICIAL_BASE);
+  if (official) return { ref: OFFICIAL_BASE, id: official, source: "official" };
+  const local = await imageId(docker, LOCAL_BASE);
+  if (local) return { ref: LOCAL_BASE, id: local, source: "local" };
+  if (await tryPull(docker, OFFICIAL_BASE, progress)) return { ref: OFFICIAL_BASE, id: (await imageId(docker, OFFICIAL_BASE))!, source: "official" };
+  progress(`building ${LOCAL_BASE} from Debian packages (about a minute, once)`);
+  const script = packagePath("images", "base", "build-local-base.sh");
+  const run = await execa("bash", [script, LOCAL_BASE], { reject: false, all: true });
+  if (run.exitCode !== 0) {
+    throw new ImageBuildError(LOCAL_BASE, "no registry is reachable and the local base could not be built", run.all ?? "", "make the official node image available (docker pull node:20-bookworm-slim), or run as root with debootstrap installed");
+  }
+  return { ref: LOCAL_BASE, id: (await imageId(docker, LOCAL_BASE))!, source: "local" };
+}
+
+function caFile(settings: RegistrySettings): ContextFile {
+  return { name: "airlock-ca.pem", content: settings.caBundle };
+}
+
+async function ensureBuilt(docker: Docker, repo: string, kind: string, files: ContextFile[], dockerfile: string, buildArgs: Record<string, string>, hashExtra: string[], progress: Progress): Promise<string> {
+  // The CA bundle and proxy settings change how an image is built, not what it is: keep them out of the hash.
+  const hashed = files.filter((f) => f.name !== "airlock-ca.pem");
+  const tag = `${repo}:${contextHash(hashed, [dockerfile, ...hashExtra])}`;
+  if (await imageId(docker, tag)) return tag;
+  progress(`building ${tag}`);
+  await buildImage(docker, {
+    tag,
+    files,
+    dockerfile,
+    buildArgs,
+    labels: { [LABEL.managed]: "true", [LABEL.kind]: kind },
+    onProgress: (line) => progress(`  ${line}`),
+  });
+  return tag;
+}
+
+let pendingImages: Promise<ImageSet> | undefined;
+
+/** Base, gate and agent images, built if missing. Once per process. */
+export function ensureImages(docker: Docker, progress: Progress = () => {}): Promise<ImageSet> {
+  pendingImages ??= buildImageSet(docker, progress).catch((err) => {
+    pendingImages = undefined;
+    throw err;
+  });
+  return pendingImages;
+}
+
+async function buildImageSet(docker: Docker, progress: Progress): Promise<ImageSet> {
+  const base = await resolveBaseImage(docker, progress);
+  const settings = registrySettings();
+  const buildArgs = { BASE_IMAGE: base.ref, NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs };
+  const gateFiles = [await fileEntry("Dockerfile", packagePath("images", "gate", "Dockerfile")), await fileEntry("gate.sh", packagePath("images", "gate", "gate.sh"))];
+  const agentFiles = [
+    await fileEntry("Dockerfile.agent", packagePath("Dockerfile.agent")),
+    await fileEntry("agent-runtime/package.json", packagePath("agent-runtime", "package.json")),
+    await fileEntry("agent-runtime/package-lock.json", packagePath("agent-runtime", "package-lock.json")),
+    ...(await directoryEntries("dist/agent-runtime", packagePath("dist", "agent-runtime"))).filter((f) => !f.name.endsWith(".map")),
+    ...(await directoryEntries("images/agent/airlock-shim", packagePath("images", "agent", "airlock-shim"))),
+    caFile(settings),
+  ];
+  const [gate, agent] = await Promise.all([
+    ensureBuilt(docker, "airlock/gate", "gate-image", gateFiles, "Dockerfile", { BASE_IMAGE: base.ref, ...settings.proxyArgs }, [base.id], progress),
+    ensureBuilt(docker, "airlock/agent", "agent-image", agentFiles, "Dockerfile.agent", buildArgs, [base.id, settings.registry], progress),
+  ]);
+  return { base: base.ref, baseSource: base.source, gate, agent };
+}
+
+const packageLayers = new Map<string, Promise<string>>();
+
+/** The agent image plus a policy's npm packages, as a cached layer keyed by the packages' hash. */
+export function ensurePackagesImage(docker: Docker, agentImage: string, packages: PackageSpec[], progress: Progress = () => {}): Promise<string> {
+  if (packages.length === 0) return Promise.resolve(agentImage);
+  const sorted = [...packages].sort((a, b) => a.name.localeCompare(b.name));
+  const key = `${agentImage}|${sorted.map((p) => p.spec).join(",")}`;
+  let pending = packageLayers.get(key);
+  if (!pending) {
+    pending = buildPackagesImage(docker, agentImage, sorted, progress).catch((err) => {
+      packageLayers.delete(key);
+      throw err;
+    });
+    packageLayers.set(key, pending);
+  }
+  return pending;
+}
+
+async function buildPackagesImage(docker: Docker, agentImage: string, packages: PackageSpec[], progress: Progress): Promise<string> {
+  const settings = registrySettings();
+  const manifest = { name: "airlock-agent-packages", private: true, dependencies: Object.fromEntries(packages.map((p) => [p.name, p.version])) };
+  const dockerfile = [
+    `FROM ${agentImage} AS deps`,
+    "USER root",
+    "WORKDIR /opt/agent",
+    "COPY airlock-ca.pem /tmp/airlock-ca.pem",
+    "COPY package.json ./package.json",
+    `ARG NPM_CONFIG_REGISTRY=${settings.registry}`,
+    "ENV NPM_CONFIG_UPDATE_NOTIFIER=false",
+    "RUN if [ -s /tmp/airlock-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/airlock-ca.pem; fi; \\",
+    "    npm install --omit=dev --no-audit --no-fund --no-package-lock --loglevel=error",
+    `FROM ${agentImage}`,
+    "COPY --from=deps /opt/agent/node_modules /opt/agent/node_modules",
+    "",
+  ].join("\n");
+  const files: ContextFile[] = [
+    { name: "Dockerfile.packages", content: Buffer.from(dockerfile) },
+    { name: "package.json", content: Buffer.from(JSON.stringify(manifest, null, 2)) },
+    caFile(settings),
+  ];
+  return ensureBuilt(docker, "airlock/agent-packages", "packages-image", files, "Dockerfile.packages", { NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs }, [], (m) =>
+    progress(m.startsWith("building") ? `installing ${packages.map((p) => p.spec).join(" ")} into a cached image layer` : m),
+  );
+}

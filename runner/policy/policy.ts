@@ -1,0 +1,108 @@
+/**
+ * Loading policies: from a YAML file (`loadPolicy`), YAML text (`parsePolicy`) or an object given in
+ * code (`definePolicy`). All three validate with the zod schema and return the same normalized Policy,
+ * or throw a PolicyError that names the file, line, column, field and fix of every problem.
+ */
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { PolicyError } from "../errors.js";
+import { parseEndpoint, type Endpoint } from "./endpoint.js";
+import { parsePackage, type PackageSpec } from "./package-spec.js";
+import { DEFAULTS, parseMemory, policySchema, type PolicyInput } from "./schema.js";
+import { parseYamlFile, zodIssuesToInputIssues, type KeyHints, type ParsedYaml } from "./locate.js";
+
+export interface Policy {
+  name: string;
+  description?: string;
+  /** Absolute path of the file the policy came from, or "<inline>". */
+  source: string;
+  network: { disabled: boolean; allowedEndpoints: Endpoint[] };
+  env: { allow: string[]; set: Record<string, string> };
+  packages: PackageSpec[];
+  timeoutSeconds: number;
+  resources: { memoryBytes: number; cpus: number; pids: number };
+}
+
+/** Keys users bring from the Python Isolated Agents SDK (and other near misses), with their airlock names. */
+const RENAMED: Record<string, string> = {
+  allowed_endpoints: "network.allowedEndpoints",
+  allowedEndpoints: "network.allowedEndpoints",
+  allowed_env_vars: "env.allow",
+  allowedEnvVars: "env.allow",
+  pip_packages: "packages (npm packages, as name@version)",
+  pipPackages: "packages (npm packages, as name@version)",
+  npm_packages: "packages",
+  timeout_seconds: "timeoutSeconds",
+  timeout: "timeoutSeconds",
+  disabled: "network.disabled",
+  endpoints: "network.allowedEndpoints",
+  memory: "resources.memory",
+  cpus: "resources.cpus",
+  pids: "resources.pids",
+  memory_limit: "resources.memory",
+  cpu_limit: "resources.cpus",
+};
+
+const HINTS: KeyHints = {
+  known: {
+    "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources"],
+    network: ["disabled", "allowedEndpoints"],
+    env: ["allow", "set"],
+    resources: ["memory", "cpus", "pids"],
+  },
+  renamed: RENAMED,
+};
+
+export async function loadPolicy(file: string): Promise<Policy> {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const message = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory, not a policy file" : `cannot read: ${(err as Error).message}`;
+    throw new PolicyError(file, [{ file, field: "", message, fix: "pass the path of a policy YAML file, e.g. policies/hello.yaml" }]);
+  }
+  return parsePolicy(text, file, path);
+}
+
+export function parsePolicy(text: string, file = "<inline>", source = file): Policy {
+  return validate(parseYamlFile(text, file), source);
+}
+
+/** A policy given in code; validated exactly like a file. */
+export function definePolicy(input: PolicyInput, label = "<inline>"): Policy {
+  return validate({ file: label, value: input, issues: [] }, label);
+}
+
+function validate(parsed: ParsedYaml, source: string): Policy {
+  if (parsed.issues.length) throw new PolicyError(parsed.file, parsed.issues);
+  const value = parsed.value;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new PolicyError(parsed.file, [
+      { file: parsed.file, field: "", line: 1, column: 1, message: "a policy must be a mapping of keys (name, network, env, ...)", fix: "start from an example in policies/, e.g. policies/hello.yaml" },
+    ]);
+  }
+  const result = policySchema.safeParse(value);
+  if (!result.success) throw new PolicyError(parsed.file, zodIssuesToInputIssues(parsed, result.error.issues, HINTS));
+  return normalize(result.data, source);
+}
+
+function normalize(input: PolicyInput, source: string): Policy {
+  const endpoints = (input.network?.allowedEndpoints ?? []).map(parseEndpoint);
+  const unique = [...new Map(endpoints.map((e) => [`${e.host}:${e.port}`, e])).values()];
+  return {
+    name: input.name,
+    ...(input.description ? { description: input.description } : {}),
+    source,
+    network: { disabled: input.network?.disabled ?? unique.length === 0, allowedEndpoints: unique },
+    env: { allow: [...new Set(input.env?.allow ?? [])], set: { ...(input.env?.set ?? {}) } },
+    packages: (input.packages ?? []).map(parsePackage),
+    timeoutSeconds: input.timeoutSeconds ?? DEFAULTS.timeoutSeconds,
+    resources: {
+      memoryBytes: parseMemory(input.resources?.memory ?? DEFAULTS.memory)!,
+      cpus: input.resources?.cpus ?? DEFAULTS.cpus,
+      pids: input.resources?.pids ?? DEFAULTS.pids,
+    },
+  };
+}

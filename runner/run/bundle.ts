@@ -1,0 +1,91 @@
+/**
+ * Agents are bundled on the host with esbuild before any container starts: TypeScript compiles,
+ * relative imports are inlined, and a compile error or an import of a package the policy does not
+ * list is reported with file, line and fix. Packages from the policy, `airlock/agent` and Node's
+ * built-ins stay external; the image provides them.
+ */
+import { builtinModules } from "node:module";
+import { stat, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { build, type Message, type Plugin } from "esbuild";
+import { AgentSourceError } from "../errors.js";
+import type { Policy } from "../policy/index.js";
+
+const AGENT_EXTENSIONS = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"];
+const BUILTINS = new Set(builtinModules);
+
+export async function checkAgentFile(file: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(file);
+  } catch {
+    throw new AgentSourceError(file, "agent file not found", "pass the path of a .ts or .js file, relative to the current folder");
+  }
+  if (!info.isFile()) throw new AgentSourceError(file, "is not a file", "pass the agent's .ts or .js file, not a folder");
+  if (!AGENT_EXTENSIONS.some((ext) => file.endsWith(ext))) {
+    throw new AgentSourceError(file, "is not a JavaScript or TypeScript file", "agents are .ts or .js files; to run anything else, pass command: [...] (and image) instead of agent");
+  }
+}
+
+export function packageNameOf(specifier: string): string {
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!;
+}
+
+function policyImports(policy: Policy): Plugin {
+  const allowed = new Set(policy.packages.map((p) => p.name));
+  return {
+    name: "airlock-policy-imports",
+    setup(b) {
+      b.onResolve({ filter: /^[^./]/ }, (args) => {
+        if (args.path.startsWith("node:") || BUILTINS.has(args.path) || BUILTINS.has(packageNameOf(args.path))) return { path: args.path, external: true };
+        if (args.path === "airlock/agent" || args.path === "airlock") return { path: "airlock/agent", external: true };
+        const name = packageNameOf(args.path);
+        if (allowed.has(name)) return { path: args.path, external: true };
+        return {
+          errors: [
+            {
+              text: `imports "${name}", which the policy (${policy.source}) does not list in packages`,
+              detail: `add it to packages in ${policy.source}, e.g. - ${name}@<version>`,
+            },
+          ],
+        };
+      });
+    },
+  };
+}
+
+/** Bundle `agentFile` into `outDir/agent.mjs`; returns its path. */
+export async function bundleAgent(agentFile: string, policy: Policy, outDir: string): Promise<string> {
+  await checkAgentFile(agentFile);
+  const outfile = join(outDir, "agent.mjs");
+  try {
+    const result = await build({
+      entryPoints: [agentFile],
+      outfile,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      sourcemap: "inline",
+      logLevel: "silent",
+      write: false,
+      plugins: [policyImports(policy)],
+      // Bundled CommonJS code may call require(); give it one.
+      banner: { js: 'import { createRequire as __airlockRequire } from "node:module"; const require = __airlockRequire(import.meta.url);' },
+    });
+    const out = result.outputFiles[0];
+    if (!out) throw new AgentSourceError(agentFile, "esbuild produced no output");
+    await writeFile(outfile, out.contents, { mode: 0o644 });
+    return outfile;
+  } catch (err) {
+    if (err instanceof AgentSourceError) throw err;
+    const errors = (err as { errors?: Message[] }).errors;
+    if (!errors?.length) throw new AgentSourceError(agentFile, `could not be compiled: ${(err as Error).message}`);
+    const first = errors[0]!;
+    const where = first.location ? `${relative(process.cwd(), first.location.file) || first.location.file}:${first.location.line}:${first.location.column + 1}` : agentFile;
+    const more = errors.length > 1 ? ` (and ${errors.length - 1} more error${errors.length > 2 ? "s" : ""})` : "";
+    const detail = typeof first.detail === "string" ? first.detail : undefined;
+    throw new AgentSourceError(where, `${first.text}${more}`, detail ?? "fix the error above; the agent did not start");
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The host side of /output: prepared before the run so the agent's user can write it, and
+ * collected after, without following links, so files end up owned by the calling user and
+ * nothing outside the output directory is read or written.
+ */
+import { lstat, mkdir, readdir, lchown, chown, chmod } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { RunOptionsError } from "../errors.js";
+
+/** uid:gid the agent runs as: the caller's own, or (for root) the image's unprivileged user. */
+export const SANDBOX_UID = 10001;
+
+export interface AgentUser {
+  uid: number;
+  gid: number;
+}
+
+export function agentUser(): AgentUser {
+  const uid = process.getuid?.() ?? SANDBOX_UID;
+  const gid = process.getgid?.() ?? SANDBOX_UID;
+  return uid === 0 ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : { uid, gid };
+}
+
+export async function prepareOutputDir(dir: string, user: AgentUser): Promise<void> {
+  try {
+    const info = await lstat(dir);
+    if (!info.isDirectory()) {
+      throw new RunOptionsError(`output directory ${dir} exists and is ${info.isSymbolicLink() ? "a symbolic link" : "a file"}`, "choose another --output path, or move that file away");
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    await mkdir(dir, { recursive: true });
+  }
+  // Root runs the agent as an unprivileged uid: hand it the folder for the run (given back afterwards).
+  if (process.getuid?.() === 0) {
+    await chown(dir, user.uid, user.gid);
+    await chmod(dir, 0o755);
+  }
+}
+
+/** List regular files below `dir` (relative paths) and give every entry back to the calling user. */
+export async function collectOutput(dir: string): Promise<string[]> {
+  const uid = process.getuid?.();
+  const gid = process.getgid?.();
+  const files: string[] = [];
+  const walk = async (current: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(current, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const full = join(current, entry.name);
+      if (uid === 0) await lchown(full, 0, gid ?? 0).catch(() => {});
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile()) files.push(relative(dir, full));
+    }
+  };
+  await walk(dir);
+  if (uid === 0) await chown(dir, 0, gid ?? 0).catch(() => {});
+  return files.sort();
+}

@@ -1,0 +1,39 @@
+import { writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+export type RunStatus = "succeeded" | "failed" | "timed_out" | "oom" | "cancelled" | "error";
+
+export interface AgentResult {
+  name: string;
+  status: RunStatus;
+  /** The agent process's exit code; null when it never ran. */
+  exitCode: number | null;
+  durationMs: number;
+  startedAt: string;
+  finishedAt: string;
+  outputDir: string;
+  /** Regular files in the output directory, relative to it. */
+  outputFiles: string[];
+  stdout: string;
+  stderr: string;
+  /** Why the run is "error" (Docker missing, bad policy, image build failed, ...). */
+  error?: string;
+  errorCode?: string;
+  /** What a defineAgent() function returned. */
+  returnValue?: unknown;
+  /** Whether the agent called ctx.ready(). */
+  ready: boolean;
+  policy: { name: string; source: string } | null;
+  image?: string;
+  /** Where this result was written. */
+  resultFile: string;
+}
+
+/** `out/hello` → `out/hello.result.json`: beside the output folder, where the agent cannot write. */
+export function resultFileFor(outputDir: string): string {
+  return join(dirname(outputDir), `${basename(outputDir)}.result.json`);
+}
+
+export async function writeResult(result: AgentResult): Promise<void> {
+  await writeFile(result.resultFile, JSON.stringify(result, null, 2) + "\n");
+}

@@ -1,0 +1,352 @@
+/**
+ * runAgent(): run one agent in a policy-gated container and collect its result.
+ *
+ *   policy → bundle → images → gate (rules in force) → agent → wait (timeout/cancel) → collect → clean up
+ *
+ * Never throws for a run that could not happen (bad policy, Docker missing, build failed): the result
+ * has status "error" and the reason. The containers are always removed.
+ */
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { PassThrough } from "node:stream";
+import type Docker from "dockerode";
+import { AirlockError, RunOptionsError } from "../errors.js";
+import { assertDockerReachable, dockerClient, explainDockerError, isConnectionError, isNotFound } from "../docker/client.js";
+import { reapOrphansOnce } from "../docker/cleanup.js";
+import { runLabels } from "../docker/labels.js";
+import { ensureNetwork } from "../docker/network.js";
+import { LoopbackForwarder } from "../gate/forwarder.js";
+import { startGate, type StartedGate } from "../gate/gate-container.js";
+import { hostsFile, planGate, RESOLV_CONF, type Resolver } from "../gate/plan.js";
+import { ipv4Rules, ipv6Rules } from "../gate/rules.js";
+import { ensureImages, ensurePackagesImage } from "../images/images.js";
+import { definePolicy, loadPolicy, type Policy, type PolicyInput } from "../policy/index.js";
+import { bundleAgent } from "./bundle.js";
+import { agentSpec, gateSpec } from "./container-spec.js";
+import { agentEnvironment, toDockerEnv } from "./env.js";
+import { LogCapture, type StreamName } from "./logs.js";
+import { agentUser, collectOutput, prepareOutputDir } from "./output.js";
+import { resultFileFor, writeResult, type AgentResult, type RunStatus } from "./result.js";
+
+export interface RunAgentOptions {
+  /** A .ts or .js agent file. Either this or `command`. */
+  agent?: string;
+  /** Run anything else: argv inside the container (in `image`, default the agent image). */
+  command?: string[];
+  image?: string;
+  /** A policy file, a loaded Policy, or a policy object (validated like a file). */
+  policy: string | Policy | PolicyInput;
+  /** Host folder mounted read-write at /output. Created if missing. */
+  outputDir: string;
+  /** Host folder mounted read-only at /workspace. Default: the current folder. */
+  workingDir?: string;
+  /** Values for the variables the policy's env.allow lists (instead of the caller's environment). */
+  env?: Record<string, string>;
+  /** Aborting stops the agent: SIGTERM, then SIGKILL after the grace. */
+  signal?: AbortSignal;
+  /** Name in logs and results. Default: from the agent file (its folder for agent.ts/index.ts). */
+  name?: string;
+  /** Progress, output lines and readiness, as they happen. airlock itself prints nothing. */
+  onEvent?: (event: RunEvent) => void;
+  /** Time between SIGTERM and SIGKILL. Default 5000 ms. */
+  stopGraceMs?: number;
+  /** stdout and stderr kept in the result, per stream. Default 1 MiB. */
+  logCapBytes?: number;
+  /** Docker client to use (default: DOCKER_HOST or the local socket). */
+  docker?: Docker;
+  /** How DNS names in the policy are resolved on the host (for tests). */
+  resolver?: Resolver;
+}
+
+export type RunEvent =
+  | { type: "phase"; agent: string; phase: "preparing" | "images" | "gate" | "starting" | "running" | "stopping" | "collecting"; message: string }
+  | { type: "build"; agent: string; line: string }
+  | { type: "output"; agent: string; stream: StreamName; line: string }
+  | { type: "ready"; agent: string }
+  | { type: "finished"; agent: string; result: AgentResult };
+
+const DEFAULT_GRACE_MS = 5000;
+const DEFAULT_LOG_CAP = 1024 * 1024;
+
+export function agentNameFor(options: Pick<RunAgentOptions, "agent" | "name">, policy?: { name: string }): string {
+  if (options.name) return options.name;
+  if (options.agent) {
+    const stem = basename(options.agent, extname(options.agent));
+    const generic = ["agent", "index", "main"].includes(stem);
+    return (generic ? basename(dirname(resolve(options.agent))) : stem) || "agent";
+  }
+  return policy?.name ?? "agent";
+}
+
+export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
+  const started = Date.now();
+  const outputDir = resolve(options.outputDir);
+  const name = agentNameFor(options, typeof options.policy === "object" ? (options.policy as { name: string }) : undefined);
+  const emit = (event: RunEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch {
+      // a listener's bug must not break the run
+    }
+  };
+  const base: AgentResult = {
+    name,
+    status: "error",
+    exitCode: null,
+    durationMs: 0,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: "",
+    outputDir,
+    outputFiles: [],
+    stdout: "",
+    stderr: "",
+    ready: false,
+    policy: null,
+    resultFile: resultFileFor(outputDir),
+  };
+  const run = new AgentRun(options, name, outputDir, base, emit);
+  let result: AgentResult;
+  try {
+    result = await run.execute();
+  } catch (err) {
+    const error = err instanceof AirlockError ? err : isConnectionError(err) ? explainDockerError(err) : err;
+    result = {
+      ...base,
+      ...run.partial(),
+      status: "error",
+      error: error instanceof Error ? error.message : String(error),
+      errorCode: error instanceof AirlockError ? error.code : "INTERNAL",
+    };
+  } finally {
+    await run.dispose();
+  }
+  result.outputFiles = await collectOutput(outputDir).catch(() => result.outputFiles);
+  result.finishedAt = new Date().toISOString();
+  result.durationMs = Date.now() - started;
+  await mkdir(dirname(result.resultFile), { recursive: true })
+    .then(() => writeResult(result))
+    .catch(() => {});
+  emit({ type: "finished", agent: name, result });
+  return result;
+}
+
+/** One run's resources and state; dispose() releases everything, whatever happened. */
+class AgentRun {
+  private readonly runId: string;
+  private runDir?: string;
+  private docker?: Docker;
+  private gate?: StartedGate;
+  private agentContainer?: Docker.Container;
+  private forwarders: LoopbackForwarder[] = [];
+  private policy?: Policy;
+  private image?: string;
+  private stdout?: LogCapture;
+  private stderr?: LogCapture;
+  private ready = false;
+  private returnValue: unknown;
+
+  constructor(
+    private readonly options: RunAgentOptions,
+    private readonly name: string,
+    private readonly outputDir: string,
+    private readonly base: AgentResult,
+    private readonly emit: (event: RunEvent) => void,
+  ) {
+    this.runId = `${name.toLowerCase().replace(/[^a-z0-9_.-]/g, "-").slice(0, 40)}-${randomBytes(4).toString("hex")}`;
+  }
+
+  partial(): Partial<AgentResult> {
+    return {
+      policy: this.policy ? { name: this.policy.name, source: this.policy.source } : null,
+      ...(this.image ? { image: this.image } : {}),
+      stdout: this.stdout?.text() ?? "",
+      stderr: this.stderr?.text() ?? "",
+      ready: this.ready,
+      ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
+    };
+  }
+
+  private phase(phase: Extract<RunEvent, { type: "phase" }>["phase"], message: string) {
+    this.emit({ type: "phase", agent: this.name, phase, message });
+  }
+
+  async execute(): Promise<AgentResult> {
+    const o = this.options;
+    if (!o.agent === !o.command) throw new RunOptionsError("give either agent (a .ts/.js file) or command (argv), not both or neither");
+    if (o.image && !o.command) throw new RunOptionsError("image goes with command; an agent file always runs in the airlock agent image");
+    if (o.signal?.aborted) throw new RunOptionsError("the run was cancelled before it started");
+
+    this.phase("preparing", "checking policy and agent");
+    const policy = (this.policy = await resolvePolicy(o.policy));
+    const workingDir = resolve(o.workingDir ?? ".");
+    const wd = await stat(workingDir).catch(() => undefined);
+    if (!wd?.isDirectory()) throw new RunOptionsError(`working directory ${workingDir} does not exist or is not a folder`, "pass an existing folder as workingDir (it is mounted read-only at /workspace)");
+
+    this.runDir = await mkdtemp(join(tmpdir(), "airlock-"));
+    await chmod(this.runDir, 0o755);
+    let bundleDir: string | undefined;
+    if (o.agent) {
+      bundleDir = join(this.runDir, "bundle");
+      await mkdir(bundleDir, { mode: 0o755 });
+      await bundleAgent(o.agent, policy, bundleDir);
+    }
+    const user = agentUser();
+    const env = agentEnvironment(policy, o.env, process.env, {
+      AIRLOCK_AGENT_NAME: this.name,
+      AIRLOCK_RUN_ID: this.runId,
+      AIRLOCK_OUTPUT_DIR: "/output",
+      AIRLOCK_WORKSPACE: "/workspace",
+      HOME: "/tmp",
+    });
+
+    const docker = (this.docker = o.docker ?? dockerClient());
+    await assertDockerReachable(docker);
+    await reapOrphansOnce(docker);
+
+    this.phase("images", "preparing images");
+    const images = await ensureImages(docker, (line) => this.emit({ type: "build", agent: this.name, line }));
+    this.image = o.image ?? (await ensurePackagesImage(docker, images.agent, policy.packages, (line) => this.emit({ type: "build", agent: this.name, line })));
+    await prepareOutputDir(this.outputDir, user);
+
+    const graceMs = o.stopGraceMs ?? DEFAULT_GRACE_MS;
+    const expiresAt = Date.now() + policy.timeoutSeconds * 1000 + graceMs + 120_000;
+    const hostsPath = join(this.runDir, "hosts");
+    const resolvPath = join(this.runDir, "resolv.conf");
+    await writeFile(resolvPath, RESOLV_CONF, { mode: 0o644 });
+
+    let networkMode = "none";
+    if (!policy.network.disabled) {
+      this.phase("gate", `gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`);
+      const plan = await planGate(policy.network.allowedEndpoints, policy.source, o.resolver);
+      await writeFile(hostsPath, hostsFile(plan), { mode: 0o644 });
+      const network = await ensureNetwork(docker);
+      this.forwarders = await Promise.all(plan.loopback.map((route) => LoopbackForwarder.listen(network.gateway, route.target)));
+      const rulesV4 = ipv4Rules({
+        gateway: network.gateway,
+        forwarded: plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: this.forwarders[i]!.port })),
+        direct: plan.direct,
+      });
+      this.gate = await startGate(
+        docker,
+        gateSpec({
+          name: `airlock-${this.runId}-gate`,
+          image: images.gate,
+          network: network.name,
+          rulesV4,
+          rulesV6: ipv6Rules(),
+          holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
+          labels: runLabels(this.runId, "gate", this.name, expiresAt),
+        }),
+        network.name,
+      );
+      for (const f of this.forwarders) f.allow(this.gate.ip);
+      networkMode = `container:${this.gate.id}`;
+    } else {
+      await writeFile(hostsPath, "127.0.0.1\tlocalhost\n", { mode: 0o644 });
+    }
+
+    this.phase("starting", `starting ${this.name}`);
+    const capBytes = o.logCapBytes ?? DEFAULT_LOG_CAP;
+    const onLine = (stream: StreamName, line: string) => this.emit({ type: "output", agent: this.name, stream, line });
+    const onControl = (message: { type: string; value?: unknown }) => {
+      if (message.type === "ready" && !this.ready) {
+        this.ready = true;
+        this.emit({ type: "ready", agent: this.name });
+      } else if (message.type === "result") this.returnValue = message.value;
+    };
+    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl);
+    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl);
+
+    const useAgentImage = !o.image;
+    const container = (this.agentContainer = await docker.createContainer(
+      agentSpec({
+        name: `airlock-${this.runId}`,
+        image: this.image,
+        networkMode,
+        user,
+        env: toDockerEnv(env),
+        cmd: o.command ?? ["/opt/agent/run/agent.mjs"],
+        ...(o.command && useAgentImage ? { entrypoint: [] } : {}),
+        workingDir,
+        outputDir: this.outputDir,
+        ...(bundleDir ? { bundleDir } : {}),
+        hostsFile: hostsPath,
+        resolvConf: resolvPath,
+        memoryBytes: policy.resources.memoryBytes,
+        cpus: policy.resources.cpus,
+        pids: policy.resources.pids,
+        labels: runLabels(this.runId, "agent", this.name, expiresAt),
+      }),
+    ));
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const outPipe = new PassThrough();
+    const errPipe = new PassThrough();
+    outPipe.pipe(this.stdout.writable());
+    errPipe.pipe(this.stderr.writable());
+    docker.modem.demuxStream(stream, outPipe, errPipe);
+    const streamEnded = new Promise<void>((res) => {
+      stream.on("end", res);
+      stream.on("close", res);
+      stream.on("error", () => res());
+    });
+
+    const exited = container.wait();
+    await container.start();
+    this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
+
+    // Stop on timeout or cancel: SIGTERM, then SIGKILL after the grace.
+    let stopReason: RunStatus | undefined;
+    const stop = (reason: RunStatus) => {
+      if (stopReason) return;
+      stopReason = reason;
+      this.phase("stopping", reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping");
+      container.kill({ signal: "SIGTERM" }).catch(() => {});
+      killTimer = setTimeout(() => container.kill({ signal: "SIGKILL" }).catch(() => {}), graceMs);
+    };
+    let killTimer: NodeJS.Timeout | undefined;
+    const timeoutTimer = setTimeout(() => stop("timed_out"), policy.timeoutSeconds * 1000);
+    const onAbort = () => stop("cancelled");
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+
+    let exitCode: number;
+    try {
+      exitCode = ((await exited) as { StatusCode: number }).StatusCode;
+    } finally {
+      clearTimeout(timeoutTimer);
+      clearTimeout(killTimer);
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+    // Let the last lines arrive (bounded: a detached grandchild can keep the stream open).
+    await Promise.race([streamEnded, new Promise((r) => setTimeout(r, 2000))]);
+    this.stdout.end();
+    this.stderr.end();
+
+    this.phase("collecting", "collecting output");
+    const info = await container.inspect();
+    const status: RunStatus = stopReason ?? (info.State.OOMKilled ? "oom" : exitCode === 0 ? "succeeded" : "failed");
+    return { ...this.base, ...this.partial(), status, exitCode };
+  }
+
+  async dispose(): Promise<void> {
+    const docker = this.docker;
+    const removals: Promise<unknown>[] = [];
+    if (docker && this.agentContainer) removals.push(this.agentContainer.remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : e)));
+    if (docker && this.gate) removals.push(this.gate.container.remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : e)));
+    await Promise.all(removals);
+    await Promise.all(this.forwarders.map((f) => f.close()));
+    if (this.runDir) await rm(this.runDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+async function resolvePolicy(policy: RunAgentOptions["policy"]): Promise<Policy> {
+  if (typeof policy === "string") return loadPolicy(policy);
+  if (isNormalizedPolicy(policy)) return policy;
+  return definePolicy(policy);
+}
+
+function isNormalizedPolicy(value: unknown): value is Policy {
+  const v = value as Policy;
+  return typeof v === "object" && v !== null && typeof v.source === "string" && typeof v.network?.disabled === "boolean" && Array.isArray(v.network.allowedEndpoints) && typeof v.resources?.memoryBytes === "number";
+}
