@@ -82,21 +82,32 @@ function caFile(settings: RegistrySettings): ContextFile {
   return { name: "airlock-ca.pem", content: settings.caBundle };
 }
 
-async function ensureBuilt(docker: Docker, repo: string, kind: string, files: ContextFile[], dockerfile: string, buildArgs: Record<string, string>, hashExtra: string[], progress: Progress): Promise<string> {
+interface PlannedImage {
+  tag: string;
+  kind: string;
+  files: ContextFile[];
+  dockerfile: string;
+  buildArgs: Record<string, string>;
+}
+
+function planImage(repo: string, kind: string, files: ContextFile[], dockerfile: string, buildArgs: Record<string, string>, hashExtra: string[]): PlannedImage {
   // The CA bundle and proxy settings change how an image is built, not what it is: keep them out of the hash.
   const hashed = files.filter((f) => f.name !== "airlock-ca.pem");
-  const tag = `${repo}:${contextHash(hashed, [dockerfile, ...hashExtra])}`;
-  if (await imageId(docker, tag)) return tag;
-  progress(`building ${tag}`);
+  return { tag: `${repo}:${contextHash(hashed, [dockerfile, ...hashExtra])}`, kind, files, dockerfile, buildArgs };
+}
+
+async function ensureBuilt(docker: Docker, image: PlannedImage, progress: Progress): Promise<string> {
+  if (await imageId(docker, image.tag)) return image.tag;
+  progress(`building ${image.tag}`);
   await buildImage(docker, {
-    tag,
-    files,
-    dockerfile,
-    buildArgs,
-    labels: { [LABEL.managed]: "true", [LABEL.kind]: kind },
+    tag: image.tag,
+    files: image.files,
+    dockerfile: image.dockerfile,
+    buildArgs: image.buildArgs,
+    labels: { [LABEL.managed]: "true", [LABEL.kind]: image.kind },
     onProgress: (line) => progress(`  ${line}`),
   });
-  return tag;
+  return image.tag;
 }
 
 let pendingImages: Promise<ImageSet> | undefined;
@@ -110,10 +121,8 @@ export function ensureImages(docker: Docker, progress: Progress = () => {}): Pro
   return pendingImages;
 }
 
-async function buildImageSet(docker: Docker, progress: Progress): Promise<ImageSet> {
-  const base = await resolveBaseImage(docker, progress);
+async function planImageSet(base: { ref: string; id: string }): Promise<{ gate: PlannedImage; agent: PlannedImage }> {
   const settings = registrySettings();
-  const buildArgs = { BASE_IMAGE: base.ref, NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs };
   const gateFiles = [await fileEntry("Dockerfile", packagePath("images", "gate", "Dockerfile")), await fileEntry("gate.sh", packagePath("images", "gate", "gate.sh"))];
   const agentFiles = [
     await fileEntry("Dockerfile.agent", packagePath("Dockerfile.agent")),
@@ -123,11 +132,43 @@ async function buildImageSet(docker: Docker, progress: Progress): Promise<ImageS
     ...(await directoryEntries("images/agent/airlock-shim", packagePath("images", "agent", "airlock-shim"))),
     caFile(settings),
   ];
-  const [gate, agent] = await Promise.all([
-    ensureBuilt(docker, "airlock/gate", "gate-image", gateFiles, "Dockerfile", { BASE_IMAGE: base.ref, ...settings.proxyArgs }, [base.id], progress),
-    ensureBuilt(docker, "airlock/agent", "agent-image", agentFiles, "Dockerfile.agent", buildArgs, [base.id, settings.registry], progress),
-  ]);
+  return {
+    gate: planImage("airlock/gate", "gate-image", gateFiles, "Dockerfile", { BASE_IMAGE: base.ref, ...settings.proxyArgs }, [base.id]),
+    agent: planImage("airlock/agent", "agent-image", agentFiles, "Dockerfile.agent", { BASE_IMAGE: base.ref, NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs }, [base.id, settings.registry]),
+  };
+}
+
+async function buildImageSet(docker: Docker, progress: Progress): Promise<ImageSet> {
+  const base = await resolveBaseImage(docker, progress);
+  const planned = await planImageSet(base);
+  const [gate, agent] = await Promise.all([ensureBuilt(docker, planned.gate, progress), ensureBuilt(docker, planned.agent, progress)]);
   return { base: base.ref, baseSource: base.source, gate, agent };
+}
+
+export interface ImageStatus {
+  base?: { ref: string; source: ImageSet["baseSource"] };
+  gate?: { tag: string; present: boolean };
+  agent?: { tag: string; present: boolean };
+}
+
+/** Which images are already built, without building or pulling anything. */
+export async function imageStatus(docker: Docker): Promise<ImageStatus> {
+  const candidates: [string, ImageSet["baseSource"]][] = [
+    ...(process.env.AIRLOCK_BASE_IMAGE ? [[process.env.AIRLOCK_BASE_IMAGE, "custom"] as [string, ImageSet["baseSource"]]] : []),
+    [OFFICIAL_BASE, "official"],
+    [LOCAL_BASE, "local"],
+  ];
+  for (const [ref, source] of candidates) {
+    const id = await imageId(docker, ref);
+    if (!id) continue;
+    const planned = await planImageSet({ ref, id });
+    return {
+      base: { ref, source },
+      gate: { tag: planned.gate.tag, present: (await imageId(docker, planned.gate.tag)) !== undefined },
+      agent: { tag: planned.agent.tag, present: (await imageId(docker, planned.agent.tag)) !== undefined },
+    };
+  }
+  return {};
 }
 
 const packageLayers = new Map<string, Promise<string>>();
@@ -170,7 +211,6 @@ async function buildPackagesImage(docker: Docker, agentImage: string, packages: 
     { name: "package.json", content: Buffer.from(JSON.stringify(manifest, null, 2)) },
     caFile(settings),
   ];
-  return ensureBuilt(docker, "airlock/agent-packages", "packages-image", files, "Dockerfile.packages", { NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs }, [], (m) =>
-    progress(m.startsWith("building") ? `installing ${packages.map((p) => p.spec).join(" ")} into a cached image layer` : m),
-  );
+  const planned = planImage("airlock/agent-packages", "packages-image", files, "Dockerfile.packages", { NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs }, []);
+  return ensureBuilt(docker, planned, (m) => progress(m.startsWith("building") ? `installing ${packages.map((p) => p.spec).join(" ")} into a cached image layer` : m));
 }

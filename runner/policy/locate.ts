@@ -111,6 +111,13 @@ function issueMessage(issue: z.core.$ZodIssue): string {
     if (input === undefined) return `is required (${expected})`;
     return `must be ${article(expected)} ${expected}, not ${describe(input)}`;
   }
+  if (issue.code === "too_small" && issue.origin !== "array" && issue.origin !== "string") {
+    return `must be ${issue.inclusive ? "at least" : "more than"} ${String(issue.minimum)}`;
+  }
+  if (issue.code === "too_big" && issue.origin !== "array" && issue.origin !== "string") {
+    return `must be ${issue.inclusive ? "at most" : "less than"} ${String(issue.maximum)}`;
+  }
+  if (issue.code === "invalid_union") return "must be a size like \"512m\" or a number of bytes";
   return issue.message;
 }
 
@@ -136,7 +143,8 @@ function defaultFix(issue: z.core.$ZodIssue): string | undefined {
       if (issue.expected === "string") return "write it as text (quote it if it looks like a number)";
       return undefined;
     case "too_small":
-      return issue.origin === "array" ? "list at least one item, or remove the field" : `use a value of at least ${String(issue.minimum)}`;
+      if (issue.origin === "array") return "list at least one item, or remove the field";
+      return issue.inclusive ? `use a value of at least ${String(issue.minimum)}` : `use a value greater than ${String(issue.minimum)}`;
     case "too_big":
       return `use a value of at most ${String(issue.maximum)}`;
     default:
@@ -157,7 +165,7 @@ function unknownKeyText(key: string, parent: string, hints: KeyHints): { message
 
 function nearest(word: string, candidates: string[]): string | undefined {
   let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  let bestDistance = Math.max(1, Math.floor(word.length / 3)) + 1;
   for (const c of candidates) {
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
     if (d < bestDistance) {

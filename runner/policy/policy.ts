@@ -83,7 +83,7 @@ function validate(parsed: ParsedYaml, source: string): Policy {
       { file: parsed.file, field: "", line: 1, column: 1, message: "a policy must be a mapping of keys (name, network, env, ...)", fix: "start from an example in policies/, e.g. policies/hello.yaml" },
     ]);
   }
-  const result = policySchema.safeParse(value);
+  const result = policySchema.safeParse(value, { reportInput: true });
   if (!result.success) throw new PolicyError(parsed.file, zodIssuesToInputIssues(parsed, result.error.issues, HINTS));
   return normalize(result.data, source);
 }

@@ -53,7 +53,7 @@ export const policySchema = z
   .strictObject({
     name: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, { message: "use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit" })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { message: "use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit" })
       .describe("Short name of the policy; shown in results and logs."),
     description: z.string().optional().describe("Free text for people reading the policy."),
     network: z

@@ -193,6 +193,7 @@ class AgentRun {
       await bundleAgent(o.agent, policy, bundleDir);
     }
     const user = agentUser();
+    await prepareOutputDir(this.outputDir, user);
     const env = agentEnvironment(policy, o.env, process.env, {
       AIRLOCK_AGENT_NAME: this.name,
       AIRLOCK_RUN_ID: this.runId,
@@ -208,7 +209,6 @@ class AgentRun {
     this.phase("images", "preparing images");
     const images = await ensureImages(docker, (line) => this.emit({ type: "build", agent: this.name, line }));
     this.image = o.image ?? (await ensurePackagesImage(docker, images.agent, policy.packages, (line) => this.emit({ type: "build", agent: this.name, line })));
-    await prepareOutputDir(this.outputDir, user);
 
     const graceMs = o.stopGraceMs ?? DEFAULT_GRACE_MS;
     const expiresAt = Date.now() + policy.timeoutSeconds * 1000 + graceMs + 120_000;

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { agentSpec, gateSpec } from "../../runner/run/container-spec.js";
+
+const agent = agentSpec({
+  name: "airlock-x",
+  image: "airlock/agent:abc",
+  networkMode: "container:gateid",
+  user: { uid: 1000, gid: 1000 },
+  env: ["A=1"],
+  cmd: ["/opt/agent/run/agent.mjs"],
+  workingDir: "/home/me/project",
+  outputDir: "/home/me/project/out/x",
+  bundleDir: "/tmp/airlock-1/bundle",
+  hostsFile: "/tmp/airlock-1/hosts",
+  resolvConf: "/tmp/airlock-1/resolv.conf",
+  memoryBytes: 256 * 1024 * 1024,
+  cpus: 0.5,
+  pids: 128,
+  labels: { "dev.airlock.managed": "true" },
+});
+
+describe("agent container", () => {
+  const host = agent.HostConfig!;
+  it("runs as the given non-root user with no capabilities and no way to gain any", () => {
+    expect(agent.User).toBe("1000:1000");
+    expect(host.CapDrop).toEqual(["ALL"]);
+    expect(host.CapAdd).toBeUndefined();
+    expect(host.SecurityOpt).toContain("no-new-privileges:true");
+    expect(host.Privileged).toBe(false);
+  });
+
+  it("has a read-only root, a small /tmp, and the policy's limits without swap", () => {
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(host.Tmpfs).toEqual({ "/tmp": expect.stringContaining("size=64m") });
+    expect(host.Memory).toBe(256 * 1024 * 1024);
+    expect(host.MemorySwap).toBe(host.Memory);
+    expect(host.NanoCpus).toBe(5e8);
+    expect(host.PidsLimit).toBe(128);
+  });
+
+  it("mounts the workspace read-only, the output read-write, and never the Docker socket", () => {
+    expect(host.Binds).toContain("/home/me/project:/workspace:ro");
+    expect(host.Binds).toContain("/home/me/project/out/x:/output:rw");
+    expect(host.Binds).toContain("/tmp/airlock-1/bundle:/opt/agent/run:ro");
+    expect(host.Binds).toContain("/tmp/airlock-1/hosts:/etc/hosts:ro");
+    expect(host.Binds).toContain("/tmp/airlock-1/resolv.conf:/etc/resolv.conf:ro");
+    expect((host.Binds ?? []).join(" ")).not.toContain("docker.sock");
+  });
+
+  it("joins the gate's network namespace and runs under an init that forwards signals", () => {
+    expect(host.NetworkMode).toBe("container:gateid");
+    expect(host.Init).toBe(true);
+    expect(agent.Labels).toEqual({ "dev.airlock.managed": "true" });
+  });
+});
+
+describe("gate container", () => {
+  const gate = gateSpec({ name: "g", image: "airlock/gate:1", network: "airlock", rulesV4: "v4", rulesV6: "v6", holdSeconds: 99, labels: { a: "b" } });
+  it("gets only what it needs to apply rules and then give up its privileges", () => {
+    expect(gate.HostConfig!.CapDrop).toEqual(["ALL"]);
+    expect(gate.HostConfig!.CapAdd).toEqual(["NET_ADMIN", "SETUID", "SETGID", "SETPCAP"]);
+    expect(gate.HostConfig!.ReadonlyRootfs).toBe(true);
+    expect(gate.HostConfig!.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1" });
+    expect(gate.Env).toEqual(["AIRLOCK_GATE_V4=v4", "AIRLOCK_GATE_V6=v6", "AIRLOCK_GATE_HOLD_SECONDS=99"]);
+  });
+});

@@ -1,0 +1,113 @@
+import { createServer, connect, type AddressInfo } from "node:net";
+import { describe, expect, it } from "vitest";
+import { LoopbackForwarder } from "../../runner/gate/forwarder.js";
+import { hostsFile, planGate, RESOLV_CONF } from "../../runner/gate/plan.js";
+import { ipv4Rules, ipv6Rules } from "../../runner/gate/rules.js";
+import { parseEndpoint } from "../../runner/policy/endpoint.js";
+
+const resolver = async (host: string) => ({ "kafka.example.com": ["10.1.0.7", "10.1.0.8"], "loop.example.com": ["127.0.1.1"] })[host] ?? Promise.reject(new Error("ENOTFOUND"));
+
+describe("gate plan", () => {
+  it("routes loopback endpoints to the host forwarder and pins DNS names to host-resolved addresses", async () => {
+    const plan = await planGate(["localhost:6379", "127.0.0.1:6379", "10.0.0.5:5672", "kafka.example.com:9092", "loop.example.com:7000"].map(parseEndpoint), "p.yaml", resolver);
+    expect(plan.loopback.map((l) => [l.port, l.target])).toEqual([
+      [6379, { host: "127.0.0.1", port: 6379 }],
+      [7000, { host: "127.0.1.1", port: 7000 }],
+    ]);
+    expect(plan.direct.map((d) => `${d.ip}:${d.port}`)).toEqual(["10.0.0.5:5672", "10.1.0.7:9092", "10.1.0.8:9092"]);
+    expect(hostsFile(plan)).toBe("127.0.0.1\tlocalhost\n# names from the policy, resolved by the airlock runner\n10.1.0.7\tkafka.example.com\n127.0.0.1\tloop.example.com\n");
+  });
+
+  it("fails with the name and the policy file when a name does not resolve", async () => {
+    await expect(planGate([parseEndpoint("nowhere.invalid:1")], "policies/p.yaml", resolver)).rejects.toThrow(/"nowhere.invalid" \(from policies\/p.yaml\) does not resolve/);
+  });
+
+  it("gives the agent a resolver that cannot reach any DNS server", () => {
+    expect(RESOLV_CONF).toMatch(/^nameserver 127\.0\.0\.1$/m);
+  });
+});
+
+describe("iptables rules", () => {
+  const rules = ipv4Rules({ gateway: "172.18.0.1", forwarded: [{ port: 6379, forwarderPort: 40001 }], direct: [{ ip: "10.0.0.5", port: 5672 }] });
+
+  it("denies by default in every chain", () => {
+    expect(rules).toContain(":INPUT DROP");
+    expect(rules).toContain(":OUTPUT DROP");
+    expect(rules).toContain(":FORWARD DROP");
+  });
+
+  it("allows exactly the forwarder and the direct endpoints, then refuses the rest fast", () => {
+    const accepts = rules.split("\n").filter((l) => l.startsWith("-A OUTPUT") && l.includes("--ctstate NEW -j ACCEPT"));
+    expect(accepts).toEqual([
+      "-A OUTPUT -d 172.18.0.1/32 -p tcp -m tcp --dport 40001 -m conntrack --ctstate NEW -j ACCEPT",
+      "-A OUTPUT -d 10.0.0.5/32 -p tcp -m tcp --dport 5672 -m conntrack --ctstate NEW -j ACCEPT",
+    ]);
+    const filter = rules.slice(rules.indexOf("*filter"));
+    expect(filter.indexOf("--reject-with tcp-reset")).toBeGreaterThan(filter.lastIndexOf("-j ACCEPT"));
+    expect(filter.trim().split("\n").slice(-2)).toEqual(["-A OUTPUT -j REJECT --reject-with icmp-port-unreachable", "COMMIT"]);
+  });
+
+  it("DNATs the agent's 127.0.0.1:PORT to the forwarder and blocks Docker's embedded DNS", () => {
+    expect(rules).toContain("-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 6379 -j DNAT --to-destination 172.18.0.1:40001");
+    expect(rules).toContain("-A POSTROUTING -s 127.0.0.0/8 ! -o lo -j MASQUERADE");
+    expect(rules.indexOf("-d 127.0.0.11/32 -j REJECT")).toBeLessThan(rules.indexOf("-A OUTPUT -o lo -j ACCEPT"));
+  });
+
+  it("lets nothing out over IPv6", () => {
+    const v6 = ipv6Rules();
+    expect(v6).toContain(":OUTPUT DROP");
+    expect(v6.split("\n").filter((l) => l.includes("ACCEPT") && !l.startsWith(":"))).toEqual(["-A INPUT -i lo -j ACCEPT", "-A OUTPUT -o lo -j ACCEPT"]);
+  });
+});
+
+describe("loopback forwarder", () => {
+  async function echoServer() {
+    const server = createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return server;
+  }
+  function roundTrip(port: number, address: string, local?: string): Promise<string> {
+    return new Promise((resolve) => {
+      const s = connect({ host: address, port, ...(local ? { localAddress: local } : {}) });
+      let got = "";
+      s.on("connect", () => s.write("ping"));
+      s.on("data", (d) => {
+        got += d.toString();
+        s.end();
+      });
+      s.on("close", () => resolve(got || "closed"));
+      s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
+    });
+  }
+
+  it("forwards only for allowed source addresses", async () => {
+    const echo = await echoServer();
+    const target = { host: "127.0.0.1", port: (echo.address() as AddressInfo).port };
+    const fwd = await LoopbackForwarder.listen("127.0.0.1", target);
+    try {
+      expect(await roundTrip(fwd.port, "127.0.0.1")).not.toBe("ping");
+      expect(fwd.stats.rejected).toBe(1);
+      fwd.allow("127.0.0.1");
+      expect(await roundTrip(fwd.port, "127.0.0.1")).toBe("ping");
+      expect(fwd.stats.accepted).toBe(1);
+    } finally {
+      await fwd.close();
+      echo.close();
+    }
+  });
+
+  it("resets the client when the target refuses, and stops on close", async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const deadPort = (probe.address() as AddressInfo).port;
+    probe.close();
+    const fwd = await LoopbackForwarder.listen("127.0.0.1", { host: "127.0.0.1", port: deadPort });
+    fwd.allow("127.0.0.1");
+    expect(await roundTrip(fwd.port, "127.0.0.1")).toMatch(/ECONNRESET|closed/);
+    expect(fwd.stats.failed).toBe(1);
+    const port = fwd.port;
+    await fwd.close();
+    await fwd.close();
+    expect(await roundTrip(port, "127.0.0.1")).toBe("ECONNREFUSED");
+  });
+});
