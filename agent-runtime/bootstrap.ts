@@ -15,8 +15,8 @@ let managed = false;
 
 process.on("SIGTERM", () => {
   stop.abort(new Error("the runner stopped this agent (SIGTERM)"));
-  // A plain script has no way to hear about the stop: end it as SIGTERM would have.
-  if (!managed) process.exit(143);
+  // A plain script that handles SIGTERM itself decides what to do; one that does not ends as SIGTERM would end it.
+  if (!managed && process.listenerCount("SIGTERM") === 1) process.exit(143);
 });
 
 function flushAndExit(code: number): void {
@@ -42,7 +42,9 @@ async function main(): Promise<void> {
     signal: stop.signal,
     ready: signalReady,
   };
-  const value = await mod.default.run(ctx);
+  // A pending promise does not keep Node alive: an agent that only awaits ctx.signal must not exit early.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  const value = await Promise.resolve(mod.default.run(ctx)).finally(() => clearInterval(keepAlive));
   if (value !== undefined) process.stdout.write(encodeControl({ type: "result", value: toJson(value) }) + "\n");
   flushAndExit(0);
 }

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { AirlockError } from "../errors.js";
+import { registerBuild } from "./commands/build.js";
 import { registerCleanup } from "./commands/cleanup.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerRun, UsageError } from "./commands/run.js";
@@ -20,6 +21,7 @@ const program = new Command("airlock")
 registerRun(program);
 registerValidate(program);
 registerSchema(program);
+registerBuild(program);
 registerCleanup(program);
 registerDoctor(program);
 

@@ -292,7 +292,8 @@ class AgentRun {
       stream.on("error", () => res());
     });
 
-    const exited = container.wait();
+    // "next-exit": a container that is created but not started yet counts as not running.
+    const exited = container.wait({ condition: "next-exit" });
     await container.start();
     this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
 
@@ -319,7 +320,7 @@ class AgentRun {
       o.signal?.removeEventListener("abort", onAbort);
     }
     // Let the last lines arrive (bounded: a detached grandchild can keep the stream open).
-    await Promise.race([streamEnded, new Promise((r) => setTimeout(r, 2000))]);
+    await Promise.race([streamEnded, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.stdout.end();
     this.stderr.end();
 

@@ -1,0 +1,80 @@
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dockerClient } from "../../runner/index.js";
+import { ensureNetwork } from "../../runner/docker/network.js";
+import { LABEL } from "../../runner/docker/labels.js";
+
+export const AGENTS = join(import.meta.dirname, "agents");
+
+export async function tempDir(prefix = "airlock-it-"): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** The host's address on the airlock bridge (created by airlock; a legitimate test target). */
+export async function bridgeGateway(): Promise<string> {
+  return (await ensureNetwork(dockerClient())).gateway;
+}
+
+/** A TCP listener that counts every connection that reaches it. */
+export interface Decoy {
+  host: string;
+  port: number;
+  hits(): number;
+  close(): Promise<void>;
+}
+
+export async function tcpDecoy(host: string, port = 0): Promise<Decoy> {
+  let hits = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    hits++;
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.end("DECOY\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    host,
+    port: (server.address() as AddressInfo).port,
+    hits: () => hits,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export async function udpDecoy(host: string, port = 0): Promise<Decoy> {
+  let hits = 0;
+  const socket: UdpSocket = createSocket("udp4");
+  socket.on("message", () => hits++);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(port, host, () => resolve());
+  });
+  return {
+    host,
+    port: socket.address().port,
+    hits: () => hits,
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
+}
+
+/** airlock containers that still exist for a run id (or for all runs). */
+export async function leftoverContainers(runId?: string): Promise<string[]> {
+  const filters = { label: [`${LABEL.managed}=true`, ...(runId ? [`${LABEL.run}=${runId}`] : [])] };
+  const list = await dockerClient().listContainers({ all: true, filters });
+  return list.map((c) => c.Names[0] ?? c.Id);
+}
+
+export type Probe =
+  | { id: string; kind: "tcp"; host: string; port: number; send?: string }
+  | { id: string; kind: "udp"; host: string; port: number }
+  | { id: string; kind: "dns-lookup"; name: string }
+  | { id: string; kind: "dns-query"; host: string; port: number };

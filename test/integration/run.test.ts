@@ -1,0 +1,178 @@
+/**
+ * Running agents on a real engine: results, env filtering, timeouts, cancel, output ownership,
+ * the package layer cache, crash cleanup and the CLI.
+ */
+import { existsSync } from "node:fs";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+import { cleanup, definePolicy, dockerClient, runAgent, type RunEvent } from "../../runner/index.js";
+import { packagePath } from "../../runner/paths.js";
+import { AGENTS, leftoverContainers, tempDir } from "./helpers.js";
+
+const CLI = packagePath("dist", "runner", "cli", "main.js");
+
+describe("results and outputs", () => {
+  it("collects exit code, stdout, stderr and output files, owned by the caller", async () => {
+    const dir = await tempDir();
+    const result = await runAgent({ agent: join(AGENTS, "files.ts"), policy: definePolicy({ name: "files" }), outputDir: join(dir, "out"), workingDir: AGENTS });
+    expect(result).toMatchObject({ name: "files", status: "failed", exitCode: 3, outputFiles: ["nested/data.json", "report.txt"] });
+    expect(result.stdout).toContain("wrote 2 files as uid");
+    expect(result.stderr).toBe("a line on stderr\n");
+    expect(JSON.parse(await readFile(join(dir, "out", "nested", "data.json"), "utf8"))).toEqual({ workspaceWritable: false });
+    expect(existsSync(join(AGENTS, "should-not-exist.txt"))).toBe(false);
+    // The agent ran as an unprivileged uid, yet the files belong to whoever ran airlock.
+    const report = await readFile(join(dir, "out", "report.txt"), "utf8");
+    if (process.getuid?.() === 0) expect(report).toMatch(/^uid=10001 /);
+    for (const f of ["report.txt", "nested", "nested/data.json"]) {
+      const info = await stat(join(dir, "out", f));
+      expect([f, info.uid]).toEqual([f, process.getuid?.()]);
+    }
+    const written = JSON.parse(await readFile(join(dir, "out.result.json"), "utf8"));
+    expect(written).toMatchObject({ status: "failed", exitCode: 3, outputFiles: ["nested/data.json", "report.txt"] });
+  });
+
+  it("passes only the variables the policy allows", async () => {
+    const dir = await tempDir();
+    process.env.IT_ALLOWED = "from-host";
+    process.env.IT_SECRET = "must-not-leak";
+    try {
+      const result = await runAgent({
+        agent: join(AGENTS, "probe.ts"),
+        policy: definePolicy({ name: "env", env: { allow: ["IT_ALLOWED", "GIVEN"], set: { FIXED: "fixed", PROBES: "[]" } } }),
+        outputDir: join(dir, "out"),
+        env: { GIVEN: "given-to-runAgent" },
+        workingDir: AGENTS,
+      });
+      expect(result.status).toBe("succeeded");
+      const env = (result.returnValue as { env: Record<string, string> }).env;
+      expect(env).toMatchObject({ IT_ALLOWED: "from-host", GIVEN: "given-to-runAgent", FIXED: "fixed", AIRLOCK_AGENT_NAME: "probe" });
+      expect(Object.values(env)).not.toContain("must-not-leak");
+      expect(Object.keys(env)).not.toContain("IT_SECRET");
+    } finally {
+      delete process.env.IT_ALLOWED;
+      delete process.env.IT_SECRET;
+    }
+  });
+});
+
+describe("stopping agents", () => {
+  it("times out: SIGTERM, then SIGKILL after the grace; partial output kept; no container left", async () => {
+    const dir = await tempDir();
+    const started = Date.now();
+    const result = await runAgent({ agent: join(AGENTS, "slow.ts"), policy: definePolicy({ name: "slow", timeoutSeconds: 2 }), outputDir: join(dir, "out"), workingDir: AGENTS, stopGraceMs: 1500 });
+    const elapsed = Date.now() - started;
+    expect(result.status).toBe("timed_out");
+    expect(result.exitCode).toBe(137);
+    expect(result.stdout).toContain("got SIGTERM, ignoring it");
+    expect(result.outputFiles).toEqual(["partial.txt"]);
+    expect(await readFile(join(dir, "out", "partial.txt"), "utf8")).toBe("written before the timeout\n");
+    expect(elapsed).toBeGreaterThanOrEqual(3500);
+    expect(elapsed).toBeLessThan(15_000);
+    expect(await leftoverContainers()).toEqual([]);
+  });
+
+  it("cancel: the agent hears ctx.signal, flushes, and exits before SIGKILL", async () => {
+    const dir = await tempDir();
+    const controller = new AbortController();
+    const events: RunEvent[] = [];
+    const result = await runAgent({
+      agent: join(AGENTS, "graceful.ts"),
+      policy: definePolicy({ name: "graceful", timeoutSeconds: 60 }),
+      outputDir: join(dir, "out"),
+      workingDir: AGENTS,
+      signal: controller.signal,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === "ready") controller.abort();
+      },
+    });
+    expect(result).toMatchObject({ status: "cancelled", exitCode: 0, ready: true, returnValue: { stoppedCleanly: true }, outputFiles: ["flushed.txt"] });
+    expect(events.map((e) => e.type)).toContain("ready");
+    expect(await leftoverContainers()).toEqual([]);
+  });
+});
+
+describe("packages", () => {
+  it("installs a policy's packages into a cached layer: the second run builds nothing", async () => {
+    const policy = definePolicy({ name: "pkg", packages: ["left-pad@1.3.0"] });
+    const first = await runAgent({ agent: join(AGENTS, "uses-package.ts"), policy, outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    expect(first.status, first.error ?? first.stderr).toBe("succeeded");
+    expect(first.stdout).toBe("00042\n");
+    const builds: string[] = [];
+    const second = await runAgent({ agent: join(AGENTS, "uses-package.ts"), policy, outputDir: join(await tempDir(), "out"), workingDir: AGENTS, onEvent: (e) => e.type === "build" && builds.push(e.line) });
+    expect(second.status).toBe("succeeded");
+    expect(second.image).toBe(first.image);
+    expect(builds).toEqual([]);
+  });
+});
+
+describe("crash cleanup", () => {
+  it("removes what a runner killed with SIGKILL left behind", async () => {
+    const dir = await tempDir();
+    const script = join(dir, "runner.mjs");
+    await writeFile(
+      script,
+      `import { runAgent, definePolicy } from ${JSON.stringify(packagePath("dist", "runner", "index.js"))};
+       await runAgent({ agent: ${JSON.stringify(join(AGENTS, "slow.ts"))}, policy: definePolicy({ name: "orphan", timeoutSeconds: 600, network: { allowedEndpoints: ["localhost:6379"] } }),
+         outputDir: ${JSON.stringify(join(dir, "out"))}, workingDir: ${JSON.stringify(AGENTS)},
+         onEvent: (e) => { if (e.type === "output") console.log(e.line); } });`,
+    );
+    const child = execa("node", [script], { cwd: packagePath(), reject: false, buffer: false });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the orphan agent never started")), 60_000);
+      child.stdout!.on("data", (d: Buffer) => d.toString().includes("now busy") && (clearTimeout(timer), resolve()));
+    });
+    child.kill("SIGKILL");
+    await child;
+    const left = await leftoverContainers();
+    expect(left.length).toBe(2); // the agent and its gate
+    const report = await cleanup(dockerClient());
+    expect(report.containersRemoved.length).toBe(2);
+    expect(await leftoverContainers()).toEqual([]);
+  });
+});
+
+describe("CLI", () => {
+  it("airlock run streams prefixed output, summarises, and exits with the agent's code", async () => {
+    const dir = await tempDir();
+    const policy = join(dir, "files.yaml");
+    await writeFile(policy, "name: files\n");
+    const run = await execa("node", [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "out"), "--workdir", AGENTS], { reject: false, env: { NO_COLOR: "1" } });
+    expect(run.exitCode).toBe(3);
+    expect(run.stdout).toMatch(/^files \| wrote 2 files as uid/m);
+    expect(run.stdout).toMatch(/^files \| a line on stderr$/m);
+    expect(run.stdout).toMatch(/✖ files failed \(exit 3\) in [\d.]+m?s · 2 output files in .* · result .*out\.result\.json$/m);
+  });
+
+  it("airlock run exits 124 on timeout and --json prints the result", async () => {
+    const dir = await tempDir();
+    const policy = join(dir, "slow.yaml");
+    await writeFile(policy, "name: slow\ntimeoutSeconds: 1\n");
+    const run = await execa("node", [CLI, "run", join(AGENTS, "slow.ts"), "--policy", policy, "--output", join(dir, "out"), "--workdir", AGENTS, "--json"], { reject: false });
+    expect(run.exitCode).toBe(124);
+    expect(JSON.parse(run.stdout)).toMatchObject({ status: "timed_out", outputFiles: ["partial.txt"] });
+  });
+
+  it("airlock run reports a bad policy with file, line and fix, and exits 125 without starting anything", async () => {
+    const dir = await tempDir();
+    const policy = join(dir, "bad.yaml");
+    await writeFile(policy, "name: bad\nnetwork:\n  allowed_endpoints: [localhost:6379]\n");
+    const run = await execa("node", [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "out")], { reject: false, env: { NO_COLOR: "1" } });
+    expect(run.exitCode).toBe(125);
+    expect(run.stdout).toContain(`${policy}:3:3: network.allowed_endpoints: unknown key "allowed_endpoints"`);
+    expect(run.stdout).toContain("did you mean network.allowedEndpoints?");
+  });
+
+  it("airlock validate, schema --check and doctor", async () => {
+    const validate = await execa("node", [CLI, "validate", packagePath("policies", "hello.yaml")], { reject: false, env: { NO_COLOR: "1" } });
+    expect(validate.exitCode).toBe(0);
+    const check = await execa("node", [CLI, "schema", "--check", packagePath("policies", "policy.schema.json")], { reject: false });
+    expect(check.exitCode).toBe(0);
+    const doctor = await execa("node", [CLI, "doctor", "--policy", packagePath("policies", "hello.yaml")], { reject: false, env: { NO_COLOR: "1" } });
+    expect(doctor.stdout).toMatch(/✔ docker engine: version/);
+    expect(doctor.stdout).toMatch(/✔ .*hello\.yaml → localhost:6379: reachable from this host/);
+    expect(doctor.exitCode).toBe(0);
+  });
+});
