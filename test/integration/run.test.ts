@@ -176,3 +176,13 @@ describe("CLI", () => {
     expect(doctor.exitCode).toBe(0);
   });
 });
+
+describe("examples/hello", () => {
+  it("talks to the local Redis through the gate and is refused on an unlisted port", async () => {
+    const dir = await tempDir();
+    const result = await runAgent({ agent: packagePath("examples", "hello", "agent.ts"), policy: packagePath("policies", "hello.yaml"), outputDir: join(dir, "hello"), workingDir: packagePath() });
+    expect(result.status, result.error ?? result.stderr).toBe("succeeded");
+    const report = JSON.parse(await readFile(join(dir, "hello", "hello.json"), "utf8"));
+    expect(report).toEqual({ redis: { pong: "PONG", echoed: "hello from inside the airlock" }, unlistedPort: "ECONNREFUSED" });
+  });
+});
