@@ -1,48 +1,118 @@
 #!/usr/bin/env bash
-# The local brokers airlock's demo and tests use. A broker that already answers is left alone;
-# a missing one is installed from Debian packages (as root) and started on the loopback only.
+# The local brokers airlock's demo, examples and tests use, all on the loopback only:
+#   redis     127.0.0.1:6379   (Debian's redis-server)
+#   rabbitmq  127.0.0.1:5672   (Debian's rabbitmq-server, guest/guest)
+#   kafka     127.0.0.1:9092   (the real Apache Kafka broker in KRaft mode, jars from Maven Central,
+#                               advertising localhost:9092)
+# A broker that already answers is left alone; a missing one is installed (as root) and started.
 #
-#   bash scripts/brokers.sh start [redis ...]   start (default: all)
-#   bash scripts/brokers.sh status              which answer
-#   bash scripts/brokers.sh stop [redis ...]    stop the ones this script started
+#   bash scripts/brokers.sh start [redis|rabbitmq|kafka ...]   (default: all)
+#   bash scripts/brokers.sh status
+#   bash scripts/brokers.sh stop  [...]                        stops only what this script started
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-state="$here/.airlock/brokers"
+root=$(cd "$(dirname "$0")/.." && pwd)
+state="$root/.airlock/brokers"
 mkdir -p "$state"
 log() { printf '[airlock] %s\n' "$*" >&2; }
 
-REDIS_PORT=${REDIS_PORT:-6379}
+REDIS_PORT=6379
+AMQP_PORT=5672
+KAFKA_PORT=9092
+KAFKA_CONTROLLER_PORT=9093
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 redis_up() { (exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 && timeout 2 head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
+# An AMQP 0-9-1 server answers the protocol header with connection.start (a method frame, type 1).
+rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/$AMQP_PORT && printf 'AMQP\x00\x00\x09\x01' >&3 && timeout 3 head -c 1 <&3 | od -An -tx1 | grep -q 01) 2>/dev/null; }
+kafka_up() { port_open $KAFKA_PORT; }
 
-start_redis() {
-  if redis_up; then log "redis answers on 127.0.0.1:$REDIS_PORT"; return; fi
-  if ! command -v redis-server >/dev/null 2>&1; then
-    [ "$(id -u)" = 0 ] || { log "redis-server is missing: install it (apt-get install redis-server)"; exit 1; }
-    log "installing redis-server from Debian packages"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  fi
-  log "starting redis on 127.0.0.1:$REDIS_PORT"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --daemonize yes \
-    --pidfile "$state/redis.pid" --logfile "$state/redis.log" --protected-mode yes
-  for _ in $(seq 1 50); do redis_up && return; sleep 0.1; done
-  log "redis did not come up; see $state/redis.log"; exit 1
+wait_for() { # name check seconds logfile
+  local i
+  for i in $(seq 1 $(($3 * 4))); do "$2" && { log "$1 is up"; return 0; }; sleep 0.25; done
+  log "$1 did not come up within $3s; last lines of $4:"; tail -n 20 "$4" >&2 || true; return 1
 }
 
-stop_pidfile() {
-  local name=$1 pidfile="$state/$1.pid"
+need_root_to_install() {
+  [ "$(id -u)" = 0 ] || { log "$1 is missing: install it ($2) or start the broker yourself"; exit 1; }
+}
+
+apt_install() {
+  [ -f "$state/.apt-updated" ] || { apt-get update -qq; touch "$state/.apt-updated"; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+start_redis() {
+  if redis_up; then log "redis already answers on 127.0.0.1:$REDIS_PORT"; return; fi
+  if ! command -v redis-server >/dev/null 2>&1; then need_root_to_install redis-server "apt-get install redis-server"; log "installing redis-server"; apt_install redis-server; fi
+  redis-server --bind 127.0.0.1 --port $REDIS_PORT --save '' --appendonly no --daemonize yes \
+    --pidfile "$state/redis.pid" --logfile "$state/redis.log"
+  wait_for redis redis_up 10 "$state/redis.log"
+}
+
+start_rabbitmq() {
+  if rabbitmq_up; then log "rabbitmq already answers on 127.0.0.1:$AMQP_PORT"; return; fi
+  if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then need_root_to_install rabbitmq-server "apt-get install rabbitmq-server"; log "installing rabbitmq-server"; apt_install rabbitmq-server; fi
+  need_root_to_install "permission to start rabbitmq" "run as root"
+  log "starting rabbitmq on 127.0.0.1:$AMQP_PORT (about 5s)"
+  # Debian's package runs the node as the rabbitmq user; keep it (and epmd) on the loopback.
+  su rabbitmq -s /bin/sh -c "cd /var/lib/rabbitmq && HOME=/var/lib/rabbitmq ERL_EPMD_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_NODENAME=rabbit@localhost \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}' \
+    nohup /usr/lib/rabbitmq/bin/rabbitmq-server > /var/log/rabbitmq/airlock-startup.log 2>&1 & echo \$! > /tmp/airlock-rabbitmq.pid"
+  mv /tmp/airlock-rabbitmq.pid "$state/rabbitmq.pid"
+  wait_for rabbitmq rabbitmq_up 60 /var/log/rabbitmq/airlock-startup.log
+}
+
+start_kafka() {
+  if kafka_up; then log "kafka already answers on 127.0.0.1:$KAFKA_PORT"; return; fi
+  if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    need_root_to_install "java or maven" "apt-get install openjdk-17-jre-headless maven"; log "installing java and maven"; apt_install openjdk-17-jre-headless maven
+  fi
+  local dir="$state/kafka" lib="$state/kafka/lib"
+  mkdir -p "$dir"
+  if [ ! -f "$lib/.complete" ] || [ "$root/brokers/kafka/pom.xml" -nt "$lib/.complete" ]; then
+    log "resolving the Apache Kafka broker from Maven Central (once)"
+    rm -rf "$lib"
+    mvn -q -B -f "$root/brokers/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib" >"$dir/maven.log" 2>&1 \
+      || { tail -n 30 "$dir/maven.log" >&2; exit 1; }
+    touch "$lib/.complete"
+  fi
+  sed -e "s|@DATA@|$dir/data|" -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    "$root/brokers/kafka/server.properties" > "$dir/server.properties"
+  sed -e "s|@LOG@|$dir/kafka.log|" "$root/brokers/kafka/log4j.properties" > "$dir/log4j.properties"
+  local java=(java -Xms256m -Xmx512m -XX:+UseG1GC -cp "$lib/*" -Dlog4j.configuration="file:$dir/log4j.properties")
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    rm -rf "$dir/data"
+    "${java[@]}" kafka.tools.StorageTool format -t "$("${java[@]}" kafka.tools.StorageTool random-uuid | tail -n1)" -c "$dir/server.properties" >/dev/null
+  fi
+  log "starting kafka (KRaft) on 127.0.0.1:$KAFKA_PORT"
+  nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
+  echo $! > "$state/kafka.pid"
+  wait_for kafka kafka_up 60 "$dir/kafka.log"
+}
+
+stop_one() {
+  local pidfile="$state/$1.pid"
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    kill "$(cat "$pidfile")" && log "stopped $name"
+    local pid; pid=$(cat "$pidfile")
+    if [ "$1" = rabbitmq ]; then pkill -TERM -f 'beam.*rabbit@localhost' || true; else kill "$pid"; fi
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    log "stopped $1"
   fi
   rm -f "$pidfile"
 }
 
 cmd=${1:-start}; shift || true
-services=${*:-redis}
+services=${*:-redis rabbitmq kafka}
+for s in $services; do
+  case "$s" in redis|rabbitmq|kafka) ;; *) echo "unknown broker: $s (redis, rabbitmq, kafka)" >&2; exit 2 ;; esac
+done
 case "$cmd" in
   start) for s in $services; do "start_$s"; done ;;
-  stop) for s in $services; do stop_pidfile "$s"; done ;;
+  stop) for s in $services; do stop_one "$s"; done ;;
   status)
-    if redis_up; then echo "redis    up   127.0.0.1:$REDIS_PORT"; else echo "redis    down 127.0.0.1:$REDIS_PORT"; fi ;;
-  *) echo "usage: $0 start|stop|status [redis]" >&2; exit 2 ;;
+    for s in $services; do
+      if "${s}_up"; then printf '%-9s up\n' "$s"; else printf '%-9s down\n' "$s"; fi
+    done ;;
+  *) echo "usage: $0 start|stop|status [redis|rabbitmq|kafka ...]" >&2; exit 2 ;;
 esac

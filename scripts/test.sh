@@ -5,4 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node dist/runner/cli/main.js schema --check policies/policy.schema.json
-npx vitest run "$@"
+mkdir -p .airlock
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.airlock/vitest.json "$@" || status=$?
+# One plain closing line for CI systems that read it.
+node -e 'const r=JSON.parse(require("fs").readFileSync(".airlock/vitest.json","utf8")); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests+r.numTodoTests} skipped`)' || true
+exit $status
