@@ -5,6 +5,7 @@
  * with a context, a plain script just runs when imported.
  */
 import { pathToFileURL } from "node:url";
+import { createBus } from "./bus/index.js";
 import { createLogger, createOutput, signalReady, type AgentContext } from "./context.js";
 import { isAgentDefinition } from "./index.js";
 import { encodeControl } from "./protocol.js";
@@ -34,9 +35,12 @@ async function main(): Promise<void> {
   if (!isAgentDefinition(mod.default)) return; // a plain script: it ran on import
   managed = true;
   const env = Object.freeze({ ...process.env }) as Readonly<Record<string, string>>;
+  const name = env.AIRLOCK_AGENT_NAME ?? "agent";
+  const bus = createBus(name);
   const ctx: AgentContext = {
     env,
-    name: env.AIRLOCK_AGENT_NAME ?? "agent",
+    name,
+    bus,
     output: createOutput(env.AIRLOCK_OUTPUT_DIR ?? "/output"),
     log: createLogger(),
     signal: stop.signal,
@@ -44,7 +48,10 @@ async function main(): Promise<void> {
   };
   // A pending promise does not keep Node alive: an agent that only awaits ctx.signal must not exit early.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  const value = await Promise.resolve(mod.default.run(ctx)).finally(() => clearInterval(keepAlive));
+  const value = await Promise.resolve(mod.default.run(ctx)).finally(async () => {
+    clearInterval(keepAlive);
+    await bus.close();
+  });
   if (value !== undefined) process.stdout.write(encodeControl({ type: "result", value: toJson(value) }) + "\n");
   flushAndExit(0);
 }

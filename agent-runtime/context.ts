@@ -4,6 +4,7 @@
  */
 import { mkdir, writeFile, appendFile } from "node:fs/promises";
 import { dirname, resolve, sep } from "node:path";
+import type { Bus } from "./bus/index.js";
 import { encodeControl } from "./protocol.js";
 
 export interface AgentOutput {
@@ -34,6 +35,8 @@ export interface AgentContext {
   ready(): void;
   /** The agent's name, as the runner knows it. */
   readonly name: string;
+  /** Bus clients and pattern helpers (Redis, RabbitMQ, Kafka), configured from the policy's variables. */
+  readonly bus: Bus;
 }
 
 export function createOutput(dir: string): AgentOutput {

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node dist/runner/cli/main.js schema --check policies/policy.schema.json
+node dist/runner/cli/main.js schema --run --check policies/run.schema.json
 mkdir -p .airlock
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=.airlock/vitest.json "$@" || status=$?

@@ -10,6 +10,7 @@ export function exitCodeFor(result: AgentResult): number {
     case "cancelled":
       return 130;
     case "error":
+    case "skipped":
       return 125;
     case "oom":
       return result.exitCode ?? 137;

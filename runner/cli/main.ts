@@ -9,6 +9,7 @@ import { registerCleanup } from "./commands/cleanup.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerRun, UsageError } from "./commands/run.js";
 import { registerSchema } from "./commands/schema.js";
+import { registerUp } from "./commands/up.js";
 import { registerValidate } from "./commands/validate.js";
 import { style } from "./style.js";
 
@@ -19,6 +20,7 @@ const program = new Command("airlock")
   .exitOverride();
 
 registerRun(program);
+registerUp(program);
 registerValidate(program);
 registerSchema(program);
 registerBuild(program);

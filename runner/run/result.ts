@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
-export type RunStatus = "succeeded" | "failed" | "timed_out" | "oom" | "cancelled" | "error";
+export type RunStatus = "succeeded" | "failed" | "timed_out" | "oom" | "cancelled" | "skipped" | "error";
 
 export interface AgentResult {
   name: string;

@@ -19,6 +19,7 @@ import { runLabels } from "../docker/labels.js";
 import { ensureNetwork } from "../docker/network.js";
 import { LoopbackForwarder } from "../gate/forwarder.js";
 import { startGate, type StartedGate } from "../gate/gate-container.js";
+import { kafkaPreflight, type DescribeCluster } from "../gate/kafka-preflight.js";
 import { hostsFile, planGate, RESOLV_CONF, type Resolver } from "../gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../gate/rules.js";
 import { ensureImages, ensurePackagesImage } from "../images/images.js";
@@ -58,6 +59,10 @@ export interface RunAgentOptions {
   docker?: Docker;
   /** How DNS names in the policy are resolved on the host (for tests). */
   resolver?: Resolver;
+  /** Set by runAgents(): the group this agent runs in (AIRLOCK_GROUP, AIRLOCK_GROUP_RUN_ID). */
+  group?: { name: string; runId: string };
+  /** How the Kafka preflight reads the cluster's advertised brokers (for tests). */
+  describeKafka?: DescribeCluster;
 }
 
 export type RunEvent =
@@ -199,8 +204,15 @@ class AgentRun {
       AIRLOCK_RUN_ID: this.runId,
       AIRLOCK_OUTPUT_DIR: "/output",
       AIRLOCK_WORKSPACE: "/workspace",
+      ...(o.group ? { AIRLOCK_GROUP: o.group.name, AIRLOCK_GROUP_RUN_ID: o.group.runId } : {}),
+      AIRLOCK_ALLOWED_ENDPOINTS: policy.network.disabled ? "" : policy.network.allowedEndpoints.map((e) => e.raw).join(","),
       HOME: "/tmp",
     });
+
+    if (env.KAFKA_BROKERS && !policy.network.disabled) {
+      this.phase("preparing", "checking the Kafka cluster's advertised listeners against the policy");
+      await kafkaPreflight(env.KAFKA_BROKERS, policy.network.allowedEndpoints, policy.source, o.describeKafka);
+    }
 
     const docker = (this.docker = o.docker ?? dockerClient());
     await assertDockerReachable(docker);

@@ -1,20 +1,22 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
+import { runFileJsonSchema } from "../../group/run-file.js";
 import { policyJsonSchema } from "../../policy/index.js";
 
-export function schemaText(): string {
-  return JSON.stringify(policyJsonSchema(), null, 2) + "\n";
+export function schemaText(kind: "policy" | "run" = "policy"): string {
+  return JSON.stringify(kind === "run" ? runFileJsonSchema() : policyJsonSchema(), null, 2) + "\n";
 }
 
 export function registerSchema(program: Command): void {
   program
     .command("schema")
-    .description("print the policy JSON Schema (draft-07), generated from the validator")
+    .description("print the policy (or run file) JSON Schema (draft-07), generated from the validator")
+    .option("--run", "the run file schema instead of the policy schema")
     .option("--write <file>", "write it to a file instead")
     .option("--check <file>", "exit 1 if the file differs from the generated schema (drift check for CI)")
     .addHelpText("after", "\nPoint editors at it with a first line in each policy:\n  # yaml-language-server: $schema=./policy.schema.json")
-    .action(async (opts: { write?: string; check?: string }) => {
-      const text = schemaText();
+    .action(async (opts: { write?: string; check?: string; run?: boolean }) => {
+      const text = schemaText(opts.run ? "run" : "policy");
       if (opts.check) {
         const current = await readFile(opts.check, "utf8").catch(() => "");
         if (current !== text) {

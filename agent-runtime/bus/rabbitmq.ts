@@ -1,0 +1,119 @@
+/**
+ * RabbitMQ: a connected amqplib connection, and a work queue (durable queue, persistent messages,
+ * prefetch, acknowledgement after the handler succeeds).
+ */
+import type { ChannelModel, ConsumeMessage } from "amqplib";
+import { decode, encode, type MessageOptions } from "./codec.js";
+import { connectionError, requireEnv } from "./errors.js";
+
+export function amqpUrl(): string {
+  return requireEnv("AMQP_URL", "rabbitmq", "amqp://guest:guest@localhost:5672");
+}
+
+function endpointOf(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || (u.protocol === "amqps:" ? "5671" : "5672")}`;
+}
+
+export async function connectRabbitMQ(): Promise<ChannelModel> {
+  const url = amqpUrl();
+  const amqp = await import("amqplib");
+  try {
+    const connection = await amqp.connect(url, { timeout: 5000 });
+    connection.on("error", () => {}); // surfaced through the failing operation instead
+    return connection;
+  } catch (err) {
+    throw connectionError("rabbitmq", [endpointOf(url)], err);
+  }
+}
+
+export interface ConsumeOptions {
+  /** Unacknowledged messages this consumer holds at once. Default 1 (fair dispatch). */
+  prefetch?: number;
+  /** Stop after this many messages. */
+  limit?: number;
+  /** Stop when no message arrived for this long (ms). */
+  idleTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** Called once the consumer is registered (e.g. ctx.ready). */
+  onReady?: () => void;
+}
+
+export interface WorkQueue<T> {
+  /** Send one persistent task. */
+  send(task: T): Promise<void>;
+  /**
+   * Process tasks with `handler`; each is acknowledged after the handler resolves and rejected
+   * (not requeued) when it throws. Resolves with the number of tasks acknowledged.
+   */
+  consume(handler: (task: T) => unknown, options?: ConsumeOptions): Promise<number>;
+}
+
+export function workQueue<T>(queue: string, connection: () => Promise<ChannelModel>, options: MessageOptions<T> = {}): WorkQueue<T> {
+  const where = `rabbitmq queue ${queue}`;
+  return {
+    async send(task) {
+      const channel = await (await connection()).createConfirmChannel();
+      try {
+        await channel.assertQueue(queue, { durable: true });
+        channel.sendToQueue(queue, Buffer.from(encode(task, options.schema, where)), { persistent: true, contentType: "application/json" });
+        await channel.waitForConfirms();
+      } finally {
+        await channel.close().catch(() => {});
+      }
+    },
+    async consume(handler, { prefetch = 1, limit = Infinity, idleTimeoutMs, signal, onReady } = {}) {
+      const channel = await (await connection()).createChannel();
+      await channel.assertQueue(queue, { durable: true });
+      await channel.prefetch(prefetch);
+      let acked = 0;
+      let idle: NodeJS.Timeout | undefined;
+      return new Promise<number>((resolve, reject) => {
+        let tag: string | undefined;
+        let finished = false;
+        const finish = (err?: unknown) => {
+          if (finished) return;
+          finished = true;
+          clearTimeout(idle);
+          signal?.removeEventListener("abort", onAbort);
+          const close = async () => {
+            if (tag) await channel.cancel(tag).catch(() => {});
+            await channel.close().catch(() => {});
+          };
+          void close().then(() => (err ? reject(err) : resolve(acked)));
+        };
+        const onAbort = () => finish();
+        const armIdle = () => {
+          if (idleTimeoutMs === undefined) return;
+          clearTimeout(idle);
+          idle = setTimeout(() => finish(), idleTimeoutMs);
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        channel.on("close", () => finish(finished ? undefined : new Error(`${where}: the channel closed`)));
+        const onMessage = async (msg: ConsumeMessage | null) => {
+          if (!msg) return finish(new Error(`${where}: the broker cancelled the consumer`));
+          if (finished) return;
+          clearTimeout(idle);
+          try {
+            await handler(decode(msg.content, options.schema, where));
+            channel.ack(msg);
+            acked++;
+          } catch (err) {
+            channel.nack(msg, false, false);
+            return finish(err);
+          }
+          if (acked >= limit) finish();
+          else armIdle();
+        };
+        channel
+          .consume(queue, (msg) => void onMessage(msg), { noAck: false })
+          .then((ok) => {
+            tag = ok.consumerTag;
+            armIdle();
+            onReady?.();
+          })
+          .catch(finish);
+      });
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, relative } from "node:path";
+import type { Command } from "commander";
+import { loadRunFile } from "../../group/run-file.js";
+import { runAgents, type GroupResult } from "../../group/run-agents.js";
+import { junitXml } from "../../group/junit.js";
+import { eventPrinter } from "./run.js";
+import { formatDuration, style } from "../style.js";
+
+export function registerUp(program: Command): void {
+  program
+    .command("up")
+    .description("run the agents of a run file together (e.g. a producer/consumer pair)")
+    .argument("<file>", "run file (YAML)")
+    .option("-o, --output <dir>", "output folder; each agent writes to <dir>/<agent> (default: out/<run name>)")
+    .option("--junit <file>", "also write the results as JUnit XML, for CI systems")
+    .option("--json", "print the results as JSON on stdout (agent output goes to stderr)")
+    .option("-q, --quiet", "do not stream the agents' output")
+    .addHelpText(
+      "after",
+      `
+Exit code: 0 when every agent succeeded, 1 otherwise, 130 when interrupted.
+Ctrl-C stops every agent (SIGTERM, then SIGKILL) and removes every container.
+
+Example:
+  airlock up examples/redis-pubsub/run.yaml --junit out/junit.xml`,
+    )
+    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean }) => {
+      const spec = await loadRunFile(file);
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSignal = () => {
+        interrupts++;
+        if (interrupts === 1) {
+          process.stderr.write(style.yellow("\nstopping every agent (Ctrl-C again to stop waiting)\n", process.stderr));
+          controller.abort();
+        } else process.exit(130);
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      const out = opts.json ? process.stderr : process.stdout;
+      const width = Math.max(...spec.agents.map((a) => a.name.length));
+      const group = await runAgents(spec, {
+        ...(opts.output ? { outputDir: opts.output } : {}),
+        signal: controller.signal,
+        ...(opts.quiet ? {} : { onEvent: eventPrinter(out, width) }),
+      });
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      if (opts.junit) {
+        await mkdir(dirname(opts.junit), { recursive: true });
+        await writeFile(opts.junit, junitXml(group));
+      }
+      if (opts.json) process.stdout.write(JSON.stringify(group, null, 2) + "\n");
+      else out.write(summaryTable(group, out));
+      process.exitCode = controller.signal.aborted ? 130 : group.status === "succeeded" ? 0 : 1;
+    });
+}
+
+export function summaryTable(group: GroupResult, out: NodeJS.WriteStream): string {
+  const rows = group.results.map((r) => [
+    r.name,
+    r.status,
+    r.exitCode === null ? "-" : String(r.exitCode),
+    formatDuration(r.durationMs),
+    r.outputFiles.length ? r.outputFiles.join(", ") : "-",
+  ]);
+  const header = ["AGENT", "STATUS", "EXIT", "DURATION", "OUTPUT FILES"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ");
+  const colour = (status: string, text: string) => (status === "succeeded" ? style.green(text, out) : style.red(text, out));
+  const body = rows.map((r) => {
+    const text = line(r);
+    const at = text.indexOf(r[1]!, r[0]!.length);
+    return text.slice(0, at) + colour(r[1]!, r[1]!.padEnd(widths[1]!)) + text.slice(at + widths[1]!);
+  });
+  const errors = group.results.filter((r) => r.error).map((r) => `  ${r.name}: ${r.error!.split("\n").join("\n    ")}`);
+  const verdict = group.status === "succeeded" ? style.green(`✔ ${group.name}: all ${group.results.length} agents succeeded`, out) : style.red(`✖ ${group.name}: ${group.results.filter((r) => r.status !== "succeeded").length} of ${group.results.length} agents did not succeed`, out);
+  return [
+    "",
+    style.bold(line(header), out),
+    ...body,
+    ...(errors.length ? ["", ...errors] : []),
+    "",
+    `${verdict} in ${formatDuration(group.durationMs)} · outputs in ${relative(process.cwd(), group.outputDir) || "."}`,
+    "",
+  ].join("\n");
+}

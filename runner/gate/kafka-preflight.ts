@@ -1,0 +1,67 @@
+/**
+ * Kafka preflight. kafkajs connects to every broker the cluster advertises, not only to the bootstrap
+ * address, so a policy that lists only the bootstrap endpoint breaks in a confusing way inside the
+ * sandbox. Before a Kafka agent starts, the runner asks the cluster (from the host) which listeners
+ * it advertises and refuses, naming each one, when one of them is outside the policy.
+ */
+import { AirlockError } from "../errors.js";
+import type { Endpoint } from "../policy/endpoint.js";
+
+export class KafkaPreflightError extends AirlockError {
+  constructor(message: string, fix: string, cause?: unknown) {
+    super("KAFKA_PREFLIGHT", message, { fix, cause });
+  }
+}
+
+export interface AdvertisedBroker {
+  nodeId: number;
+  host: string;
+  port: number;
+}
+
+export type DescribeCluster = (bootstrap: string[]) => Promise<AdvertisedBroker[]>;
+
+export const describeWithKafkajs: DescribeCluster = async (bootstrap) => {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const kafka = new Kafka({ clientId: "airlock-preflight", brokers: bootstrap, connectionTimeout: 3000, retry: { retries: 1, initialRetryTime: 200 }, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.describeCluster()).brokers;
+  } finally {
+    await admin.disconnect();
+  }
+};
+
+const normal = (host: string, port: number) => `${host === "127.0.0.1" ? "localhost" : host.toLowerCase()}:${port}`;
+
+export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[], policySource: string, describe: DescribeCluster = describeWithKafkajs): Promise<AdvertisedBroker[]> {
+  const bootstrap = kafkaBrokers.split(",").map((b) => b.trim()).filter(Boolean);
+  const allowed = new Set(endpoints.map((e) => normal(e.host, e.port)));
+  const notAllowed = bootstrap.filter((b) => {
+    const i = b.lastIndexOf(":");
+    return !allowed.has(normal(b.slice(0, i), Number(b.slice(i + 1))));
+  });
+  if (notAllowed.length) {
+    throw new KafkaPreflightError(`KAFKA_BROKERS names ${notAllowed.join(", ")}, which ${policySource} does not allow`, `add ${notAllowed.join(", ")} to network.allowedEndpoints`);
+  }
+  let brokers: AdvertisedBroker[];
+  try {
+    brokers = await describe(bootstrap);
+  } catch (err) {
+    throw new KafkaPreflightError(
+      `cannot reach Kafka at ${bootstrap.join(", ")} from this host to read its advertised listeners: ${(err as Error).message}`,
+      "start the broker (for the local default: bash scripts/brokers.sh start kafka), or check KAFKA_BROKERS",
+      err,
+    );
+  }
+  const outside = brokers.filter((b) => !allowed.has(normal(b.host, b.port)));
+  if (outside.length) {
+    const list = outside.map((b) => `${b.host}:${b.port}`).join(", ");
+    throw new KafkaPreflightError(
+      `the Kafka cluster advertises ${outside.map((b) => `broker ${b.nodeId} at ${b.host}:${b.port}`).join(", ")}, which ${policySource} does not allow; kafkajs connects to every advertised broker, so the agent would fail`,
+      `add ${list} to network.allowedEndpoints`,
+    );
+  }
+  return brokers;
+}

@@ -1,0 +1,51 @@
+/**
+ * JUnit XML for CI systems: one testsuite per run, one testcase per agent. The format is small and
+ * stable, so it is written directly rather than through a library.
+ */
+import type { AgentResult } from "../run/result.js";
+import type { GroupResult } from "./run-agents.js";
+
+const MAX_LOG = 64 * 1024;
+
+function escape(text: string): string {
+  return text
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "")
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;");
+}
+
+function tail(text: string): string {
+  return text.length > MAX_LOG ? `[… ${text.length - MAX_LOG} earlier characters]\n` + text.slice(-MAX_LOG) : text;
+}
+
+function testcase(run: string, r: AgentResult): string {
+  const seconds = (r.durationMs / 1000).toFixed(3);
+  const open = `    <testcase classname="${escape(run)}" name="${escape(r.name)}" time="${seconds}">`;
+  const detail = `status ${r.status}${r.exitCode === null ? "" : `, exit code ${r.exitCode}`}${r.error ? `: ${r.error}` : ""}`;
+  let verdict = "";
+  if (r.status === "skipped") verdict = `\n      <skipped message="${escape(detail)}"/>`;
+  else if (r.status === "error") verdict = `\n      <error message="${escape(detail)}" type="${escape(r.errorCode ?? "error")}"/>`;
+  else if (r.status !== "succeeded") verdict = `\n      <failure message="${escape(detail)}" type="${r.status}"/>`;
+  const out = r.stdout ? `\n      <system-out>${escape(tail(r.stdout))}</system-out>` : "";
+  const err = r.stderr ? `\n      <system-err>${escape(tail(r.stderr))}</system-err>` : "";
+  return `${open}${verdict}${out}${err}\n    </testcase>`;
+}
+
+export function junitXml(group: GroupResult): string {
+  const count = (pred: (r: AgentResult) => boolean) => group.results.filter(pred).length;
+  const failures = count((r) => !["succeeded", "error", "skipped"].includes(r.status));
+  const errors = count((r) => r.status === "error");
+  const skipped = count((r) => r.status === "skipped");
+  const time = (group.durationMs / 1000).toFixed(3);
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="airlock" tests="${group.results.length}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${time}">`,
+    `  <testsuite name="${escape(group.name)}" tests="${group.results.length}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${time}">`,
+    ...group.results.map((r) => testcase(group.name, r)),
+    "  </testsuite>",
+    "</testsuites>",
+    "",
+  ].join("\n");
+}

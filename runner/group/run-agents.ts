@@ -1,0 +1,143 @@
+/**
+ * runAgents(): run a group of agents together (a producer/consumer pair, or more), honouring waitFor
+ * constraints, with a result per agent. Each agent keeps its own timeout, so one failing or hanging
+ * does not hold the others; an agent whose condition can no longer be met is skipped, not left waiting.
+ */
+import { randomBytes } from "node:crypto";
+import { join, resolve } from "node:path";
+import type Docker from "dockerode";
+import { runAgent, type RunEvent } from "../run/run-agent.js";
+import type { AgentResult } from "../run/result.js";
+import { loadRunFile, type GroupAgent, type RunSpec, type WaitCondition } from "./run-file.js";
+
+export interface RunAgentsOptions {
+  /** Root output folder; each agent writes to <outputDir>/<agent>. Default: out/<run name>. */
+  outputDir?: string;
+  signal?: AbortSignal;
+  onEvent?: (event: RunEvent) => void;
+  docker?: Docker;
+}
+
+export interface GroupResult {
+  name: string;
+  source: string;
+  status: "succeeded" | "failed";
+  durationMs: number;
+  outputDir: string;
+  /** In the run file's order. */
+  results: AgentResult[];
+}
+
+type Milestone = "started" | "ready" | "exited";
+
+export async function runAgents(run: string | RunSpec, options: RunAgentsOptions = {}): Promise<GroupResult> {
+  const spec = typeof run === "string" ? await loadRunFile(run) : run;
+  const started = Date.now();
+  const group = { name: spec.name, runId: `${spec.name}-${randomBytes(4).toString("hex")}` };
+  const outputDir = resolve(options.outputDir ?? join("out", spec.name));
+  const reached = new Map<string, Set<Milestone>>(spec.agents.map((a) => [a.name, new Set()]));
+  const results = new Map<string, AgentResult>();
+  const listeners = new Set<() => void>();
+  const changed = () => listeners.forEach((l) => l());
+
+  const mark = (name: string, milestone: Milestone) => {
+    reached.get(name)!.add(milestone);
+    changed();
+  };
+
+  /** true when met, false when it can no longer be met, undefined while pending. */
+  const conditionState = (dep: string, condition: WaitCondition): boolean | undefined => {
+    const got = reached.get(dep)!;
+    const result = results.get(dep);
+    switch (condition) {
+      case "started":
+        return got.has("started") ? true : result ? false : undefined;
+      case "ready":
+        return got.has("ready") ? true : result ? false : undefined;
+      case "exited":
+        return result ? result.status !== "skipped" && result.status !== "error" : undefined;
+      case "succeeded":
+        return result ? result.status === "succeeded" : undefined;
+    }
+  };
+
+  const waitForDeps = (agent: GroupAgent): Promise<string | undefined> =>
+    new Promise((resolveWait) => {
+      const check = () => {
+        if (options.signal?.aborted) return done("the run was cancelled");
+        for (const [dep, condition] of Object.entries(agent.waitFor)) {
+          const state = conditionState(dep, condition);
+          if (state === false) return done(`not started: ${dep} ${results.get(dep)?.status ?? "ended"} before it was ${condition}`);
+          if (state === undefined) return;
+        }
+        done(undefined);
+      };
+      const done = (reason: string | undefined) => {
+        listeners.delete(check);
+        options.signal?.removeEventListener("abort", check);
+        resolveWait(reason);
+      };
+      listeners.add(check);
+      options.signal?.addEventListener("abort", check, { once: true });
+      check();
+    });
+
+  const runOne = async (agent: GroupAgent): Promise<void> => {
+    const blocked = await waitForDeps(agent);
+    const agentOutput = resolve(outputDir, agent.output);
+    if (blocked) {
+      const now = new Date().toISOString();
+      const skipped: AgentResult = {
+        name: agent.name,
+        status: "skipped",
+        exitCode: null,
+        durationMs: 0,
+        startedAt: now,
+        finishedAt: now,
+        outputDir: agentOutput,
+        outputFiles: [],
+        stdout: "",
+        stderr: "",
+        error: blocked,
+        ready: false,
+        policy: null,
+        resultFile: "",
+      };
+      results.set(agent.name, skipped);
+      options.onEvent?.({ type: "finished", agent: agent.name, result: skipped });
+      mark(agent.name, "exited");
+      return;
+    }
+    const result = await runAgent({
+      name: agent.name,
+      ...(agent.agent ? { agent: agent.agent } : {}),
+      ...(agent.command ? { command: agent.command } : {}),
+      ...(agent.image ? { image: agent.image } : {}),
+      policy: agent.policy,
+      group,
+      outputDir: agentOutput,
+      workingDir: agent.workingDir,
+      ...(agent.env ? { env: agent.env } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.docker ? { docker: options.docker } : {}),
+      onEvent: (event) => {
+        if (event.type === "phase" && event.phase === "running") mark(agent.name, "started");
+        if (event.type === "ready") mark(agent.name, "ready");
+        options.onEvent?.(event);
+      },
+    });
+    results.set(agent.name, result);
+    mark(agent.name, "exited");
+  };
+
+  await Promise.all(spec.agents.map(runOne));
+  const ordered = spec.agents.map((a) => results.get(a.name)!);
+  return {
+    name: spec.name,
+    source: spec.source,
+    status: ordered.every((r) => r.status === "succeeded") ? "succeeded" : "failed",
+    durationMs: Date.now() - started,
+    outputDir,
+    results: ordered,
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * Run files: a group of agents (typically a producer/consumer pair) described in one YAML file,
+ * with the order constraints pairs need. Validated with zod like policies, with the same located errors.
+ *
+ *   name: redis-pubsub
+ *   agents:
+ *     consumer:
+ *       agent: consumer.ts
+ *       policy: ../../policies/redis-pubsub-consumer.yaml
+ *     producer:
+ *       agent: producer.ts
+ *       policy: ../../policies/redis-pubsub-producer.yaml
+ *       waitFor: { consumer: ready }
+ */
+import { readFile, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+import { PolicyError, type InputIssue } from "../errors.js";
+import { locate, parseYamlFile, zodIssuesToInputIssues, type KeyHints } from "../policy/locate.js";
+
+export const WAIT_CONDITIONS = ["started", "ready", "succeeded", "exited"] as const;
+export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
+
+const agentName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { message: "agent names use lower-case letters, digits, '-' and '_' (at most 40)" });
+
+const agentEntry = z
+  .strictObject({
+    agent: z.string().min(1).optional().describe("The agent's .ts or .js file, relative to the run file."),
+    command: z.array(z.string()).min(1).optional().describe("Instead of agent: a command to run in the container."),
+    image: z.string().optional().describe("With command: the image to run it in (default: the airlock agent image)."),
+    policy: z.string().min(1).describe("The agent's policy file, relative to the run file."),
+    workingDir: z.string().optional().describe("Folder mounted read-only at /workspace, relative to the run file. Default: the run file's folder."),
+    output: z.string().optional().describe("Output folder, relative to the run's output folder. Default: the agent's name."),
+    env: z.record(z.string(), z.string()).optional().describe("Values for variables the agent's policy lists in env.allow."),
+    waitFor: z
+      .record(agentName, z.enum(WAIT_CONDITIONS))
+      .optional()
+      .describe("Start this agent only when these agents reach a condition: started, ready (called ctx.ready()), succeeded, or exited."),
+  })
+  .superRefine((a, ctx) => {
+    if (!a.agent === !a.command) ctx.addIssue({ code: "custom", message: "give either agent or command", params: { fix: "agent: path/to/agent.ts, or command: [program, args...]" } });
+    if (a.image && !a.command) ctx.addIssue({ code: "custom", path: ["image"], message: "image goes with command", params: { fix: "remove image, or use command instead of agent" } });
+  });
+
+export const runFileSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { message: "use letters, digits, '.', '_' and '-'" }).describe("Name of the run; the default output folder is out/<name>."),
+    description: z.string().optional(),
+    agents: z.record(agentName, agentEntry).describe("The agents, by name. They start together unless waitFor says otherwise."),
+  })
+  .superRefine((run, ctx) => {
+    const names = Object.keys(run.agents);
+    if (names.length === 0) ctx.addIssue({ code: "custom", path: ["agents"], message: "lists no agents", params: { fix: "add at least one agent" } });
+    for (const [name, entry] of Object.entries(run.agents)) {
+      for (const dep of Object.keys(entry.waitFor ?? {})) {
+        if (dep === name) ctx.addIssue({ code: "custom", path: ["agents", name, "waitFor", dep], message: "an agent cannot wait for itself", params: { fix: "remove it" } });
+        else if (!names.includes(dep)) ctx.addIssue({ code: "custom", path: ["agents", name, "waitFor", dep], message: `no agent named "${dep}" in this run`, params: { fix: `use one of: ${names.join(", ")}` } });
+      }
+    }
+    const cycle = findCycle(Object.fromEntries(Object.entries(run.agents).map(([n, e]) => [n, Object.keys(e.waitFor ?? {}).filter((d) => names.includes(d) && d !== n)])));
+    if (cycle) ctx.addIssue({ code: "custom", path: ["agents", cycle[0]!, "waitFor"], message: `agents wait for each other in a cycle: ${cycle.join(" → ")}`, params: { fix: "remove one of the waitFor entries" } });
+  })
+  .describe("An airlock run file: agents started together, with order constraints.");
+
+export type RunFileInput = z.input<typeof runFileSchema>;
+
+function findCycle(graph: Record<string, string[]>): string[] | undefined {
+  const state = new Map<string, "visiting" | "done">();
+  const path: string[] = [];
+  const visit = (n: string): string[] | undefined => {
+    if (state.get(n) === "done") return undefined;
+    if (state.get(n) === "visiting") return [...path.slice(path.indexOf(n)), n];
+    state.set(n, "visiting");
+    path.push(n);
+    for (const d of graph[n] ?? []) {
+      const c = visit(d);
+      if (c) return c;
+    }
+    path.pop();
+    state.set(n, "done");
+    return undefined;
+  };
+  for (const n of Object.keys(graph)) {
+    const c = visit(n);
+    if (c) return c;
+  }
+  return undefined;
+}
+
+export interface GroupAgent {
+  name: string;
+  agent?: string;
+  command?: string[];
+  image?: string;
+  policy: string;
+  workingDir: string;
+  output: string;
+  env?: Record<string, string>;
+  waitFor: Record<string, WaitCondition>;
+}
+
+export interface RunSpec {
+  name: string;
+  source: string;
+  agents: GroupAgent[];
+}
+
+const HINTS: KeyHints = {
+  known: { "": ["name", "description", "agents"] },
+  renamed: { after: "waitFor", depends_on: "waitFor", dependsOn: "waitFor", wait_for: "waitFor", working_dir: "workingDir", output_dir: "output", outputDir: "output" },
+};
+
+export function runFileJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(runFileSchema, { target: "draft-7", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  return {
+    $schema: "http://json-schema.org/draft-07/schema#",
+    $id: "https://airlock.dev/schemas/run.schema.json",
+    title: "airlock run file",
+    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== "$schema")),
+  };
+}
+
+export async function loadRunFile(file: string): Promise<RunSpec> {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    throw new PolicyError(file, [{ file, field: "", message: "file not found", fix: "pass the path of a run file, e.g. examples/redis-pubsub/run.yaml" }]);
+  }
+  const parsed = parseYamlFile(text, file);
+  if (parsed.issues.length) throw new PolicyError(file, parsed.issues);
+  const result = runFileSchema.safeParse(parsed.value, { reportInput: true });
+  if (!result.success) {
+    const agentKeys = ["agent", "command", "image", "policy", "workingDir", "output", "env", "waitFor"];
+    const known: Record<string, string[]> = { ...HINTS.known };
+    for (const n of Object.keys((parsed.value as { agents?: object })?.agents ?? {})) known[`agents.${n}`] = agentKeys;
+    throw new PolicyError(file, zodIssuesToInputIssues(parsed, result.error.issues, { ...HINTS, known }));
+  }
+  const base = dirname(path);
+  const agents: GroupAgent[] = Object.entries(result.data.agents).map(([name, e]) => ({
+    name,
+    ...(e.agent ? { agent: resolve(base, e.agent) } : {}),
+    ...(e.command ? { command: e.command } : {}),
+    ...(e.image ? { image: e.image } : {}),
+    policy: resolve(base, e.policy),
+    workingDir: resolve(base, e.workingDir ?? "."),
+    output: e.output ?? name,
+    ...(e.env ? { env: e.env } : {}),
+    waitFor: e.waitFor ?? {},
+  }));
+  // Files that must exist, reported at the line that names them.
+  const missing: InputIssue[] = [];
+  for (const a of agents) {
+    for (const [field, path] of [["agent", a.agent], ["policy", a.policy], ["workingDir", a.workingDir]] as const) {
+      if (!path) continue;
+      const info = await stat(path).catch(() => undefined);
+      const wantDir = field === "workingDir";
+      if (!info || (wantDir ? !info.isDirectory() : !info.isFile())) {
+        missing.push({ file, field: `agents.${a.name}.${field}`, ...locate(parsed, ["agents", a.name, field]), message: `${path} ${info ? (wantDir ? "is not a folder" : "is not a file") : "does not exist"}`, fix: "paths are relative to the run file's folder" });
+      }
+    }
+  }
+  if (missing.length) throw new PolicyError(file, missing);
+  return { name: result.data.name, source: path, agents };
+}
