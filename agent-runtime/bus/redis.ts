@@ -20,12 +20,14 @@ export async function connectRedis(options: RedisOptions = {}): Promise<RedisCli
   const url = redisUrl();
   const { Redis } = await import("ioredis");
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5000, retryStrategy: (n) => (n > 3 ? null : 100 * n), ...options });
-  client.on("error", () => {}); // surfaced through the failing command instead
+  // ioredis rejects connect() with a generic error; the socket's own error (with its code) arrives here.
+  let socketError: unknown;
+  client.on("error", (err) => (socketError ??= err));
   try {
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw connectionError("redis", [endpointOf(url)], err);
+    throw connectionError("redis", [endpointOf(url)], socketError ?? err);
   }
   return client;
 }
