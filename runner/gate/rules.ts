@@ -22,7 +22,17 @@ export interface RuleInput {
   direct: Pick<DirectRoute, "ip" | "port">[];
 }
 
-export const DENY_LOG_PREFIX = "airlock-deny ";
+/**
+ * Denied-connection accounting: rules with no target only count, here in hashlimit tables keyed by
+ * destination, which the runner reads from /proc/net/ipt_hashlimit/ after the run. At 1/hour, each
+ * packet costs one credit and almost none come back, so credits used = attempts, exactly, up to the burst.
+ */
+export const DENY_TABLES = { tcp: "airlock_tcp", udp: "airlock_udp", other: "airlock_other", loopback: "airlock_lo" } as const;
+export const DENY_COUNT_CAP = 30;
+
+function countInto(table: string, mode: "dstip,dstport" | "dstip"): string {
+  return `-m hashlimit --hashlimit-upto 1/hour --hashlimit-burst ${DENY_COUNT_CAP} --hashlimit-mode ${mode} --hashlimit-name ${table} --hashlimit-htable-expire 604800000`;
+}
 
 export function ipv4Rules(input: RuleInput): string {
   const nat = [
@@ -45,11 +55,16 @@ export function ipv4Rules(input: RuleInput): string {
     "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
     // Docker's embedded DNS answers on 127.0.0.11; it must never be reachable.
     "-A OUTPUT -d 127.0.0.11/32 -j REJECT --reject-with icmp-port-unreachable",
+    // Loopback stays open inside the sandbox; connections to localhost ports the policy does not forward are counted.
+    `-A OUTPUT -o lo -d 127.0.0.0/8 -p tcp -m tcp --tcp-flags SYN,ACK,RST SYN ${countInto(DENY_TABLES.loopback, "dstip,dstport")}`,
     "-A OUTPUT -o lo -j ACCEPT",
     "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
     ...input.forwarded.map((f) => `-A OUTPUT -d ${input.gateway}/32 -p tcp -m tcp --dport ${f.forwarderPort} -m conntrack --ctstate NEW -j ACCEPT`),
     ...input.direct.map((d) => `-A OUTPUT -d ${d.ip}/32 -p tcp -m tcp --dport ${d.port} -m conntrack --ctstate NEW -j ACCEPT`),
+    `-A OUTPUT -p tcp ${countInto(DENY_TABLES.tcp, "dstip,dstport")}`,
     "-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset",
+    `-A OUTPUT -p udp ${countInto(DENY_TABLES.udp, "dstip,dstport")}`,
+    `-A OUTPUT ${countInto(DENY_TABLES.other, "dstip")}`,
     "-A OUTPUT -j REJECT --reject-with icmp-port-unreachable",
     "COMMIT",
   ];

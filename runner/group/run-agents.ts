@@ -100,6 +100,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
         stderr: "",
         error: blocked,
         ready: false,
+        denied: [],
         policy: null,
         resultFile: "",
       };

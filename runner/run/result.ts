@@ -1,4 +1,5 @@
 import { writeFile } from "node:fs/promises";
+import type { DeniedConnection } from "../gate/denied.js";
 import { basename, dirname, join } from "node:path";
 
 export type RunStatus = "succeeded" | "failed" | "timed_out" | "oom" | "cancelled" | "skipped" | "error";
@@ -21,6 +22,8 @@ export interface AgentResult {
   errorCode?: string;
   /** What a defineAgent() function returned. */
   returnValue?: unknown;
+  /** Connections the gate refused (destination, protocol, count): what to add to the policy if the agent needs it. */
+  denied: DeniedConnection[];
   /** Whether the agent called ctx.ready(). */
   ready: boolean;
   policy: { name: string; source: string } | null;

@@ -17,6 +17,7 @@ import { assertDockerReachable, dockerClient, explainDockerError, isConnectionEr
 import { reapOrphansOnce } from "../docker/cleanup.js";
 import { runLabels } from "../docker/labels.js";
 import { ensureNetwork } from "../docker/network.js";
+import { readDenied, type DeniedConnection } from "../gate/denied.js";
 import { LoopbackForwarder } from "../gate/forwarder.js";
 import { startGate, type StartedGate } from "../gate/gate-container.js";
 import { kafkaPreflight, type DescribeCluster } from "../gate/kafka-preflight.js";
@@ -108,6 +109,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     stdout: "",
     stderr: "",
     ready: false,
+    denied: [],
     policy: null,
     resultFile: resultFileFor(outputDir),
   };
@@ -151,6 +153,7 @@ class AgentRun {
   private stderr?: LogCapture;
   private ready = false;
   private returnValue: unknown;
+  private denied: DeniedConnection[] = [];
 
   constructor(
     private readonly options: RunAgentOptions,
@@ -169,6 +172,7 @@ class AgentRun {
       stdout: this.stdout?.text() ?? "",
       stderr: this.stderr?.text() ?? "",
       ready: this.ready,
+      denied: this.denied,
       ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
     };
   }
@@ -337,7 +341,10 @@ class AgentRun {
     this.stderr.end();
 
     this.phase("collecting", "collecting output");
-    const info = await container.inspect();
+    const [info] = await Promise.all([
+      container.inspect(),
+      this.gate ? readDenied(docker, this.gate.container).then((d) => (this.denied = d)).catch(() => {}) : undefined,
+    ]);
     const status: RunStatus = stopReason ?? (info.State.OOMKilled ? "oom" : exitCode === 0 ? "succeeded" : "failed");
     return { ...this.base, ...this.partial(), status, exitCode };
   }

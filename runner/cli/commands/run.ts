@@ -97,7 +97,22 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
   };
 }
 
+/** "denied by the gate" lines, so a user sees what the policy would need. */
+export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): string[] {
+  if (!result.denied?.length) return [];
+  const policy = result.policy?.source && result.policy.source !== "<inline>" ? relative(process.cwd(), result.policy.source) : "the policy";
+  return [
+    style.yellow(`${result.name}: the gate refused ${result.denied.length} destination${result.denied.length === 1 ? "" : "s"} (add to network.allowedEndpoints in ${policy} if the agent needs ${result.denied.length === 1 ? "it" : "them"}):`, out),
+    ...result.denied.map((d) => {
+      const times = `${d.countAtLeast ? "≥" : ""}${d.count}×`;
+      const what = d.loopback ? `localhost:${d.destination.split(":")[1]} (not forwarded to the host)` : d.destination;
+      return `  ${d.protocol.padEnd(5)} ${what.padEnd(28)} ${times}`;
+    }),
+  ];
+}
+
 export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void {
+  for (const line of deniedLines(result, out)) out.write(line + "\n");
   const ok = result.status === "succeeded";
   const mark = ok ? style.green("✔", out) : style.red("✖", out);
   const files = result.outputFiles.length;

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { loadRunFile } from "../../group/run-file.js";
 import { runAgents, type GroupResult } from "../../group/run-agents.js";
 import { junitXml } from "../../group/junit.js";
-import { eventPrinter } from "./run.js";
+import { deniedLines, eventPrinter } from "./run.js";
 import { formatDuration, style } from "../style.js";
 
 export function registerUp(program: Command): void {
@@ -75,12 +75,14 @@ export function summaryTable(group: GroupResult, out: NodeJS.WriteStream): strin
     return text.slice(0, at) + colour(r[1]!, r[1]!.padEnd(widths[1]!)) + text.slice(at + widths[1]!);
   });
   const errors = group.results.filter((r) => r.error).map((r) => `  ${r.name}: ${r.error!.split("\n").join("\n    ")}`);
+  const denied = group.results.flatMap((r) => deniedLines(r, out));
   const verdict = group.status === "succeeded" ? style.green(`✔ ${group.name}: all ${group.results.length} agents succeeded`, out) : style.red(`✖ ${group.name}: ${group.results.filter((r) => r.status !== "succeeded").length} of ${group.results.length} agents did not succeed`, out);
   return [
     "",
     style.bold(line(header), out),
     ...body,
     ...(errors.length ? ["", ...errors] : []),
+    ...(denied.length ? ["", ...denied] : []),
     "",
     `${verdict} in ${formatDuration(group.durationMs)} · outputs in ${relative(process.cwd(), group.outputDir) || "."}`,
     "",
