@@ -96,6 +96,8 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
         finishedAt: now,
         outputDir: agentOutput,
         outputFiles: [],
+        outputSkipped: [],
+        outputBytes: 0,
         stdout: "",
         stderr: "",
         error: blocked,

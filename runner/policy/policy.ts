@@ -20,7 +20,7 @@ export interface Policy {
   env: { allow: string[]; set: Record<string, string> };
   packages: PackageSpec[];
   timeoutSeconds: number;
-  resources: { memoryBytes: number; cpus: number; pids: number };
+  resources: { memoryBytes: number; cpus: number; pids: number; outputBytes: number };
 }
 
 /** Keys users bring from the Python Isolated Agents SDK (and other near misses), with their airlock names. */
@@ -48,7 +48,7 @@ const HINTS: KeyHints = {
     "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources"],
     network: ["disabled", "allowedEndpoints"],
     env: ["allow", "set"],
-    resources: ["memory", "cpus", "pids"],
+    resources: ["memory", "cpus", "pids", "output"],
   },
   renamed: RENAMED,
 };
@@ -103,6 +103,7 @@ function normalize(input: PolicyInput, source: string): Policy {
       memoryBytes: parseMemory(input.resources?.memory ?? DEFAULTS.memory)!,
       cpus: input.resources?.cpus ?? DEFAULTS.cpus,
       pids: input.resources?.pids ?? DEFAULTS.pids,
+      outputBytes: parseMemory(input.resources?.output ?? DEFAULTS.output)!,
     },
   };
 }

@@ -32,6 +32,13 @@ export function memoryProblem(value: string | number): { message: string; fix: s
   return undefined;
 }
 
+export function outputProblem(value: string | number): { message: string; fix: string } | undefined {
+  const bytes = parseMemory(value);
+  if (bytes === undefined) return { message: `"${value}" is not a size`, fix: 'write a size like "100m" or "1g"' };
+  if (bytes < 1024 * 1024) return { message: `${value} is below the 1m minimum`, fix: 'allow at least "1m"' };
+  return undefined;
+}
+
 export function parseMemory(value: string | number): number | undefined {
   if (typeof value === "number") return Number.isInteger(value) && value > 0 ? value : undefined;
   const m = MEMORY.exec(value.trim());
@@ -47,6 +54,7 @@ export const DEFAULTS = {
   memory: "512m",
   cpus: 1,
   pids: 256,
+  output: "1g",
 } as const;
 
 export const policySchema = z
@@ -102,6 +110,11 @@ export const policySchema = z
           .describe(`Memory limit (no swap), e.g. "512m", "2g". Default "${DEFAULTS.memory}".`),
         cpus: z.number().positive().max(256).optional().describe(`CPU limit in cores, e.g. 0.5. Default ${DEFAULTS.cpus}.`),
         pids: z.number().int().min(16).max(1_000_000).optional().describe(`Maximum number of processes and threads. Default ${DEFAULTS.pids}.`),
+        output: z
+          .union([z.string(), z.number().int().positive()])
+          .superRefine((v, ctx) => refineWith(() => outputProblem(v))(String(v), ctx))
+          .optional()
+          .describe(`Most the agent may write to /output: no single file can grow past it, and the run fails when all files together pass it. Default "${DEFAULTS.output}".`),
       })
       .optional()
       .describe("Limits for the agent's container."),

@@ -43,6 +43,8 @@ export function gateSpec(input: GateSpecInput): Docker.ContainerCreateOptions {
         "net.ipv4.conf.all.route_localnet": "1",
         "net.ipv6.conf.all.disable_ipv6": "1",
         "net.ipv6.conf.default.disable_ipv6": "1",
+        // No unprivileged ICMP sockets (Docker opens them to every group by default).
+        "net.ipv4.ping_group_range": "1 0",
       },
       Memory: 32 * 1024 * 1024,
       MemorySwap: 32 * 1024 * 1024,
@@ -71,6 +73,8 @@ export interface AgentSpecInput {
   memoryBytes: number;
   cpus: number;
   pids: number;
+  /** Largest file the agent may write (RLIMIT_FSIZE). */
+  maxFileBytes: number;
   labels: Record<string, string>;
 }
 
@@ -106,6 +110,7 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
       MemorySwap: input.memoryBytes,
       NanoCpus: Math.round(input.cpus * 1e9),
       PidsLimit: input.pids,
+      Ulimits: [{ Name: "fsize", Soft: input.maxFileBytes, Hard: input.maxFileBytes }],
       Init: true,
       IpcMode: "private",
       Privileged: false,

@@ -38,11 +38,52 @@ export async function prepareOutputDir(dir: string, user: AgentUser): Promise<vo
   }
 }
 
-/** List regular files below `dir` (relative paths) and give every entry back to the calling user. */
-export async function collectOutput(dir: string): Promise<string[]> {
+export interface SkippedEntry {
+  path: string;
+  kind: "symlink" | "fifo" | "socket" | "device" | "other";
+}
+
+export interface CollectedOutput {
+  /** Regular files, relative to the output folder. */
+  files: string[];
+  /** Entries that are not regular files or folders; listed, never followed or read. */
+  skipped: SkippedEntry[];
+  bytes: number;
+}
+
+function kindOf(entry: import("node:fs").Dirent): SkippedEntry["kind"] {
+  if (entry.isSymbolicLink()) return "symlink";
+  if (entry.isFIFO()) return "fifo";
+  if (entry.isSocket()) return "socket";
+  if (entry.isBlockDevice() || entry.isCharacterDevice()) return "device";
+  return "other";
+}
+
+/** Total size of the regular files below `dir`, without following links. */
+export async function outputSize(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (current: string): Promise<void> => {
+    const entries = await readdir(current, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      const full = join(current, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile()) total += (await lstat(full).catch(() => ({ size: 0 }))).size;
+    }
+  };
+  await walk(dir);
+  return total;
+}
+
+/**
+ * List what the agent left below `dir` and give every entry back to the calling user. Nothing is
+ * opened or followed: links are reported, not resolved, and lchown changes the link, never its target.
+ */
+export async function collectOutput(dir: string): Promise<CollectedOutput> {
   const uid = process.getuid?.();
   const gid = process.getgid?.();
   const files: string[] = [];
+  const skipped: SkippedEntry[] = [];
+  let bytes = 0;
   const walk = async (current: string): Promise<void> => {
     let entries;
     try {
@@ -54,10 +95,13 @@ export async function collectOutput(dir: string): Promise<string[]> {
       const full = join(current, entry.name);
       if (uid === 0) await lchown(full, 0, gid ?? 0).catch(() => {});
       if (entry.isDirectory()) await walk(full);
-      else if (entry.isFile()) files.push(relative(dir, full));
+      else if (entry.isFile()) {
+        files.push(relative(dir, full));
+        bytes += (await lstat(full).catch(() => ({ size: 0 }))).size;
+      } else skipped.push({ path: relative(dir, full), kind: kindOf(entry) });
     }
   };
   await walk(dir);
   if (uid === 0) await chown(dir, 0, gid ?? 0).catch(() => {});
-  return files.sort();
+  return { files: files.sort(), skipped: skipped.sort((a, b) => a.path.localeCompare(b.path)), bytes };
 }

@@ -15,6 +15,10 @@ export interface AgentResult {
   outputDir: string;
   /** Regular files in the output directory, relative to it. */
   outputFiles: string[];
+  /** Output entries that are not regular files (symlinks, FIFOs, ...): listed, never followed or read. */
+  outputSkipped: { path: string; kind: string }[];
+  /** Bytes in the output files. */
+  outputBytes: number;
   stdout: string;
   stderr: string;
   /** Why the run is "error" (Docker missing, bad policy, image build failed, ...). */

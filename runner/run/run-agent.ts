@@ -29,7 +29,7 @@ import { bundleAgent } from "./bundle.js";
 import { agentSpec, gateSpec } from "./container-spec.js";
 import { agentEnvironment, toDockerEnv } from "./env.js";
 import { LogCapture, type StreamName } from "./logs.js";
-import { agentUser, collectOutput, prepareOutputDir } from "./output.js";
+import { agentUser, collectOutput, outputSize, prepareOutputDir, SANDBOX_UID } from "./output.js";
 import { resultFileFor, writeResult, type AgentResult, type RunStatus } from "./result.js";
 
 export interface RunAgentOptions {
@@ -106,6 +106,8 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     finishedAt: "",
     outputDir,
     outputFiles: [],
+    outputSkipped: [],
+    outputBytes: 0,
     stdout: "",
     stderr: "",
     ready: false,
@@ -129,7 +131,12 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   } finally {
     await run.dispose();
   }
-  result.outputFiles = await collectOutput(outputDir).catch(() => result.outputFiles);
+  const collected = await collectOutput(outputDir).catch(() => undefined);
+  if (collected) {
+    result.outputFiles = collected.files;
+    result.outputSkipped = collected.skipped;
+    result.outputBytes = collected.bytes;
+  }
   result.finishedAt = new Date().toISOString();
   result.durationMs = Date.now() - started;
   await mkdir(dirname(result.resultFile), { recursive: true })
@@ -192,6 +199,13 @@ class AgentRun {
     const workingDir = resolve(o.workingDir ?? ".");
     const wd = await stat(workingDir).catch(() => undefined);
     if (!wd?.isDirectory()) throw new RunOptionsError(`working directory ${workingDir} does not exist or is not a folder`, "pass an existing folder as workingDir (it is mounted read-only at /workspace)");
+    if (process.getuid?.() === 0 && (wd.mode & 0o005) !== 0o005) {
+      // Root's agents run as an unprivileged uid, which needs to read the folder.
+      throw new RunOptionsError(
+        `working directory ${workingDir} is not readable by the sandbox user (uid ${SANDBOX_UID}; mode ${(wd.mode & 0o777).toString(8)})`,
+        `make it readable (chmod o+rx ${workingDir}), or pass another workingDir`,
+      );
+    }
 
     this.runDir = await mkdtemp(join(tmpdir(), "airlock-"));
     await chmod(this.runDir, 0o755);
@@ -293,6 +307,7 @@ class AgentRun {
         memoryBytes: policy.resources.memoryBytes,
         cpus: policy.resources.cpus,
         pids: policy.resources.pids,
+        maxFileBytes: policy.resources.outputBytes,
         labels: runLabels(this.runId, "agent", this.name, expiresAt),
       }),
     ));
@@ -315,10 +330,12 @@ class AgentRun {
 
     // Stop on timeout or cancel: SIGTERM, then SIGKILL after the grace.
     let stopReason: RunStatus | undefined;
-    const stop = (reason: RunStatus) => {
+    let stopError: string | undefined;
+    const stop = (reason: RunStatus, why?: string) => {
       if (stopReason) return;
       stopReason = reason;
-      this.phase("stopping", reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping");
+      stopError = why;
+      this.phase("stopping", why ?? (reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping"));
       container.kill({ signal: "SIGTERM" }).catch(() => {});
       killTimer = setTimeout(() => container.kill({ signal: "SIGKILL" }).catch(() => {}), graceMs);
     };
@@ -326,6 +343,13 @@ class AgentRun {
     const timeoutTimer = setTimeout(() => stop("timed_out"), policy.timeoutSeconds * 1000);
     const onAbort = () => stop("cancelled");
     o.signal?.addEventListener("abort", onAbort, { once: true });
+    // Single files are capped by RLIMIT_FSIZE; the total is watched here.
+    const limit = policy.resources.outputBytes;
+    const outputWatch = setInterval(() => {
+      void outputSize(this.outputDir).then((bytes) => {
+        if (bytes > limit) stop("failed", `output limit exceeded: ${bytes} bytes written, the policy allows ${limit} (resources.output): stopping`);
+      });
+    }, 1000);
 
     let exitCode: number;
     try {
@@ -333,6 +357,7 @@ class AgentRun {
     } finally {
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
+      clearInterval(outputWatch);
       o.signal?.removeEventListener("abort", onAbort);
     }
     // Let the last lines arrive (bounded: a detached grandchild can keep the stream open).
@@ -346,7 +371,7 @@ class AgentRun {
       this.gate ? readDenied(docker, this.gate.container).then((d) => (this.denied = d)).catch(() => {}) : undefined,
     ]);
     const status: RunStatus = stopReason ?? (info.State.OOMKilled ? "oom" : exitCode === 0 ? "succeeded" : "failed");
-    return { ...this.base, ...this.partial(), status, exitCode };
+    return { ...this.base, ...this.partial(), status, exitCode, ...(stopError ? { error: stopError.replace(/: stopping$/, "") } : {}) };
   }
 
   async dispose(): Promise<void> {

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { mkdtemp } from "node:fs/promises";
+import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerClient } from "../../runner/index.js";
@@ -9,8 +9,11 @@ import { LABEL } from "../../runner/docker/labels.js";
 
 export const AGENTS = join(import.meta.dirname, "agents");
 
+/** A fresh folder the sandbox user can read (mkdtemp makes 0700 folders). */
 export async function tempDir(prefix = "airlock-it-"): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(dir, 0o755);
+  return dir;
 }
 
 /** The host's address on the airlock bridge (created by airlock; a legitimate test target). */

@@ -186,3 +186,16 @@ describe("examples/hello", () => {
     expect(report).toEqual({ redis: { pong: "PONG", echoed: "hello from inside the airlock" }, unlistedPort: "ECONNREFUSED" });
   });
 });
+
+describe("bad input on a real engine", () => {
+  it("refuses a working directory the sandbox user cannot read, before starting anything", async () => {
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const privateDir = await mkdtemp(join(tmpdir(), "airlock-private-"));
+    const result = await runAgent({ agent: join(AGENTS, "files.ts"), policy: definePolicy({ name: "private" }), outputDir: join(await tempDir(), "out"), workingDir: privateDir });
+    if (process.getuid?.() === 0) {
+      expect(result).toMatchObject({ status: "error", errorCode: "RUN_OPTIONS" });
+      expect(result.error).toContain("is not readable by the sandbox user (uid 10001; mode 700)");
+    } else expect(result.status).toBe("failed");
+  });
+});

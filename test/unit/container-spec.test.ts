@@ -16,6 +16,7 @@ const agent = agentSpec({
   memoryBytes: 256 * 1024 * 1024,
   cpus: 0.5,
   pids: 128,
+  maxFileBytes: 10 * 1024 * 1024,
   labels: { "dev.airlock.managed": "true" },
 });
 
@@ -36,6 +37,7 @@ describe("agent container", () => {
     expect(host.MemorySwap).toBe(host.Memory);
     expect(host.NanoCpus).toBe(5e8);
     expect(host.PidsLimit).toBe(128);
+    expect(host.Ulimits).toEqual([{ Name: "fsize", Soft: 10 * 1024 * 1024, Hard: 10 * 1024 * 1024 }]);
   });
 
   it("mounts the workspace read-only, the output read-write, and never the Docker socket", () => {
@@ -60,7 +62,7 @@ describe("gate container", () => {
     expect(gate.HostConfig!.CapDrop).toEqual(["ALL"]);
     expect(gate.HostConfig!.CapAdd).toEqual(["NET_ADMIN", "SETUID", "SETGID", "SETPCAP"]);
     expect(gate.HostConfig!.ReadonlyRootfs).toBe(true);
-    expect(gate.HostConfig!.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1" });
+    expect(gate.HostConfig!.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.ping_group_range": "1 0" });
     expect(gate.Env).toEqual(["AIRLOCK_GATE_V4=v4", "AIRLOCK_GATE_V6=v6", "AIRLOCK_GATE_HOLD_SECONDS=99"]);
   });
 });

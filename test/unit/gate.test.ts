@@ -36,6 +36,15 @@ describe("iptables rules", () => {
     expect(rules).toContain(":FORWARD DROP");
   });
 
+  it("counts refused connections per destination before refusing them", () => {
+    const out = rules.split("\n");
+    const tcpCount = out.findIndex((l) => l.includes("--hashlimit-name airlock_tcp"));
+    expect(tcpCount).toBeGreaterThan(-1);
+    expect(out[tcpCount]).not.toContain(" -j ");
+    expect(out[tcpCount + 1]).toBe("-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset");
+    expect(out.some((l) => l.includes("--hashlimit-name airlock_udp") && l.includes("--hashlimit-mode dstip,dstport"))).toBe(true);
+  });
+
   it("allows exactly the forwarder and the direct endpoints, then refuses the rest fast", () => {
     const accepts = rules.split("\n").filter((l) => l.startsWith("-A OUTPUT") && l.includes("--ctstate NEW -j ACCEPT"));
     expect(accepts).toEqual([
@@ -109,5 +118,19 @@ describe("loopback forwarder", () => {
     await fwd.close();
     await fwd.close();
     expect(await roundTrip(port, "127.0.0.1")).toBe("ECONNREFUSED");
+  });
+});
+
+describe("denied-connection report", () => {
+  it("turns hashlimit tables into destinations and exact counts", async () => {
+    const { parseHashlimit } = await import("../../runner/gate/denied.js");
+    const cost = 494780230800000000n;
+    const cap = cost * 30n;
+    const table = [`86397 0.0.0.0:0->10.0.0.9:6380 ${cap - 3n * cost} ${cap} ${cost}`, `86397 0.0.0.0:0->10.0.0.9:6381 0 ${cap} ${cost}`, "garbage"].join("\n");
+    expect(parseHashlimit(table, "tcp")).toEqual([
+      { destination: "10.0.0.9:6380", protocol: "tcp", count: 3 },
+      { destination: "10.0.0.9:6381", protocol: "tcp", count: 30, countAtLeast: true },
+    ]);
+    expect(parseHashlimit(`1 0.0.0.0:0->10.0.0.9:0 ${cap - cost} ${cap} ${cost}`, "other")).toEqual([{ destination: "10.0.0.9", protocol: "other", count: 1 }]);
   });
 });

@@ -45,7 +45,7 @@ describe("run files", () => {
 
 describe("JUnit XML", () => {
   it("has a testcase per agent with failures, errors and skips, escaped", () => {
-    const base = { exitCode: 0, durationMs: 1500, startedAt: "", finishedAt: "", outputDir: "", outputFiles: [], stdout: "", stderr: "", ready: false, policy: null, resultFile: "" };
+    const base = { exitCode: 0, durationMs: 1500, startedAt: "", finishedAt: "", outputDir: "", outputFiles: [], outputSkipped: [], outputBytes: 0, stdout: "", stderr: "", ready: false, denied: [], policy: null, resultFile: "" };
     const xml = junitXml({
       name: "pair",
       source: "run.yaml",

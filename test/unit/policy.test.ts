@@ -27,7 +27,7 @@ describe("valid policies", () => {
     expect(p.env).toEqual({ allow: [], set: {} });
     expect(p.packages).toEqual([]);
     expect(p.timeoutSeconds).toBe(300);
-    expect(p.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256 });
+    expect(p.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256, outputBytes: 1024 ** 3 });
   });
 
   it("parses endpoints, env, packages and resources", () => {
@@ -40,7 +40,7 @@ env:
   set: { MODE: test }
 packages: ["ioredis@5.9.2", "@scope/pkg@^1.2.0"]
 timeoutSeconds: 30
-resources: { memory: 2g, cpus: 0.5, pids: 64 }
+resources: { memory: 2g, cpus: 0.5, pids: 64, output: 10m }
 `);
     expect(p.network.disabled).toBe(false);
     expect(p.network.allowedEndpoints.map((e) => [e.host, e.port, e.kind])).toEqual([
@@ -54,7 +54,7 @@ resources: { memory: 2g, cpus: 0.5, pids: 64 }
       ["ioredis", "5.9.2"],
       ["@scope/pkg", "^1.2.0"],
     ]);
-    expect(p.resources).toEqual({ memoryBytes: 2 * 1024 ** 3, cpus: 0.5, pids: 64 });
+    expect(p.resources).toEqual({ memoryBytes: 2 * 1024 ** 3, cpus: 0.5, pids: 64, outputBytes: 10 * 1024 ** 2 });
   });
 
   it("validates objects given in code exactly like files", () => {
@@ -124,7 +124,7 @@ describe("errors name the file, line, column, field and fix", () => {
 
   it("suggests the nearest key for typos and lists the allowed keys otherwise", () => {
     expect(only("name: x\nenv:\n  alow: [A]\n").fix).toBe("did you mean env.allow?");
-    expect(only("name: x\nresources:\n  gpu: 1\n").fix).toContain("allowed keys under resources: memory, cpus, pids");
+    expect(only("name: x\nresources:\n  gpu: 1\n").fix).toContain("allowed keys under resources: memory, cpus, pids, output");
   });
 
   it("explains wrong types with what was found", () => {
