@@ -71,7 +71,8 @@ export function pubsub<T>(channel: string, client: () => Promise<RedisClient>, o
         if (waiter) waiter.resolve(value);
         else queue.push(value);
       });
-      sub.on("close", () => {
+      // "end": ioredis gave up reconnecting (a transient "close" is retried first).
+      sub.on("end", () => {
         failure ??= connectionError("redis", [endpointOf(redisUrl())], new Error("connection closed"));
         waiters.splice(0).forEach((w) => w.reject(failure));
       });
@@ -90,7 +91,7 @@ export function pubsub<T>(channel: string, client: () => Promise<RedisClient>, o
           }
         });
       const close = async () => {
-        sub.removeAllListeners("close");
+        sub.removeAllListeners("end");
         await sub.quit().catch(() => sub.disconnect());
       };
       return {

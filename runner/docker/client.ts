@@ -16,7 +16,7 @@ export function dockerClient(): Docker {
 
 /** Ping the engine; throw DockerUnavailableError with a fix when it does not answer. */
 export async function assertDockerReachable(docker: Docker = dockerClient(), timeoutMs = 5000): Promise<{ version: string; apiVersion: string }> {
-  const where = process.env.DOCKER_HOST ?? "/var/run/docker.sock";
+  const where = process.env.DOCKER_HOST ?? engineAddress(docker);
   try {
     const version = await withTimeout(docker.version(), timeoutMs, `no answer from ${where} within ${timeoutMs} ms`);
     return { version: version.Version, apiVersion: version.ApiVersion };
@@ -32,6 +32,9 @@ export function explainDockerError(err: unknown, where = process.env.DOCKER_HOST
   if (code === "ENOENT") {
     return new DockerUnavailableError(`${where} does not exist (is Docker installed and running?)`, "install Docker and start it (on Debian: apt-get install docker.io && dockerd &), or run scripts/ensure-docker.sh", err);
   }
+  if (code === "ETIMEDOUT") {
+    return new DockerUnavailableError(`the engine at ${where} stopped answering`, "check that dockerd is running and healthy (docker info)", err);
+  }
   if (code === "ECONNREFUSED") {
     return new DockerUnavailableError(`nothing listens on ${where} (the engine is stopped)`, "start the Docker engine (systemctl start docker, or dockerd &)", err);
   }
@@ -39,6 +42,14 @@ export function explainDockerError(err: unknown, where = process.env.DOCKER_HOST
     return new DockerUnavailableError(`permission denied on ${where}`, "add your user to the docker group (sudo usermod -aG docker $USER, then log in again)", err);
   }
   return new DockerUnavailableError(message, "check that `docker info` works in this shell", err);
+}
+
+/** Where a client talks to the engine: its socket path or host:port. */
+export function engineAddress(docker: Docker): string {
+  const modem = docker.modem as unknown as { socketPath?: string; host?: string; port?: number };
+  if (modem.socketPath) return modem.socketPath;
+  if (modem.host) return `${modem.host}:${modem.port ?? ""}`;
+  return process.env.DOCKER_HOST ?? "/var/run/docker.sock";
 }
 
 /** True when a dockerode error means "no such object". */

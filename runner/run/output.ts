@@ -31,10 +31,21 @@ export async function prepareOutputDir(dir: string, user: AgentUser): Promise<vo
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     await mkdir(dir, { recursive: true });
   }
-  // Root runs the agent as an unprivileged uid: hand it the folder for the run (given back afterwards).
+  // Root runs the agent as an unprivileged uid: hand it the folder, and what an earlier run left in it,
+  // for the run (given back afterwards). Links are changed themselves, never followed.
   if (process.getuid?.() === 0) {
     await chown(dir, user.uid, user.gid);
     await chmod(dir, 0o755);
+    await walkEntries(dir, (full) => lchown(full, user.uid, user.gid).catch(() => {}));
+  }
+}
+
+async function walkEntries(dir: string, visit: (full: string) => Promise<unknown>): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const full = join(dir, entry.name);
+    await visit(full);
+    if (entry.isDirectory()) await walkEntries(full, visit);
   }
 }
 

@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
-import { AirlockError, RunOptionsError } from "../errors.js";
-import { assertDockerReachable, dockerClient, explainDockerError, isConnectionError, isNotFound } from "../docker/client.js";
+import { AirlockError, DockerUnavailableError, RunOptionsError } from "../errors.js";
+import { assertDockerReachable, dockerClient, engineAddress, explainDockerError, isConnectionError, isNotFound, withTimeout } from "../docker/client.js";
 import { reapOrphansOnce } from "../docker/cleanup.js";
 import { runLabels } from "../docker/labels.js";
 import { ensureNetwork } from "../docker/network.js";
@@ -352,9 +352,18 @@ class AgentRun {
     }, 1000);
 
     let exitCode: number;
+    const watchdog = engineWatchdog(docker);
     try {
-      exitCode = ((await exited) as { StatusCode: number }).StatusCode;
+      const waited = (await Promise.race([exited, watchdog.gone])) as { StatusCode?: unknown } | undefined;
+      if (typeof waited?.StatusCode === "number") exitCode = waited.StatusCode;
+      else {
+        // The wait ended without an answer (its connection was cut): ask again, or report the engine gone.
+        await assertDockerReachable(docker);
+        const state = (await container.inspect()).State;
+        exitCode = state.Running ? ((await Promise.race([container.wait({ condition: "not-running" }), watchdog.gone])) as { StatusCode: number }).StatusCode : state.ExitCode;
+      }
     } finally {
+      watchdog.stop();
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       clearInterval(outputWatch);
@@ -383,6 +392,42 @@ class AgentRun {
     await Promise.all(this.forwarders.map((f) => f.close()));
     if (this.runDir) await rm(this.runDir, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/**
+ * A request that is waiting on the engine does not always fail when the engine goes away, so while
+ * an agent runs the engine is pinged; two failed pings in a row end the wait with a clear error.
+ */
+function engineWatchdog(docker: Docker, everyMs = 2000): { gone: Promise<never>; stop: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let stopped = false;
+  const gone = new Promise<never>((_, reject) => {
+    const tick = () => {
+      if (stopped) return;
+      withTimeout(docker.ping(), 3000, "the engine did not answer a ping within 3 s")
+        .then(() => (failures = 0))
+        .catch((err: unknown) => {
+          failures++;
+          if (failures >= 2) {
+            const cause = explainDockerError(err, engineAddress(docker));
+            reject(new DockerUnavailableError(`lost the engine while the agent was running (${cause.message.replace(/^Docker engine not reachable: /, "").split("\n")[0]})`, "check that dockerd is running (docker info); once it is back, `airlock cleanup` removes what this run left", err));
+          }
+        })
+        .finally(() => {
+          if (!stopped) timer = setTimeout(tick, everyMs);
+        });
+    };
+    timer = setTimeout(tick, everyMs);
+  });
+  gone.catch(() => {});
+  return {
+    gone,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 async function resolvePolicy(policy: RunAgentOptions["policy"]): Promise<Policy> {

@@ -199,3 +199,19 @@ describe("bad input on a real engine", () => {
     } else expect(result.status).toBe("failed");
   });
 });
+
+describe("reruns", () => {
+  it("a second run into the same output folder can overwrite what the first left, and nothing else is lost", async () => {
+    const dir = await tempDir();
+    const out = join(dir, "out");
+    const policy = definePolicy({ name: "files" });
+    await runAgent({ agent: join(AGENTS, "files.ts"), policy, outputDir: out, workingDir: AGENTS });
+    await writeFile(join(out, "mine.txt"), "the user's own file\n");
+    const second = await runAgent({ agent: join(AGENTS, "files.ts"), policy, outputDir: out, workingDir: AGENTS });
+    expect(second.status, second.stderr).toBe("failed"); // files.ts exits 3 after writing
+    expect(second.stderr).not.toContain("EACCES");
+    expect(second.outputFiles).toEqual(["mine.txt", "nested/data.json", "report.txt"]);
+    expect(await readFile(join(out, "mine.txt"), "utf8")).toBe("the user's own file\n");
+    expect((await stat(join(out, "mine.txt"))).uid).toBe(process.getuid?.());
+  });
+});

@@ -13,25 +13,13 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { definePolicy, dockerClient, ensureImages, runAgent, type AgentResult } from "../../../runner/index.js";
-import { buildImage } from "../../../runner/images/build.js";
-import { contextHash, fileEntry } from "../../../runner/images/context.js";
 import { packagePath } from "../../../runner/paths.js";
 import { AGENTS, bridgeGateway, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";
+import { attackerImage } from "./attacker.js";
 
 const HERE = import.meta.dirname;
 const report = new SecurityReport("1-escape");
-
-/** The attacker image, built once per content hash. */
-export async function attackerImage(): Promise<string> {
-  const docker = dockerClient();
-  const { agent } = await ensureImages(docker);
-  const files = [await fileEntry("Dockerfile", join(HERE, "attacker.Dockerfile"))];
-  const tag = `airlock-test/attacker:${contextHash(files, [agent])}`;
-  const exists = await docker.getImage(tag).inspect().then(() => true, () => false);
-  if (!exists) await buildImage(docker, { tag, files, dockerfile: "Dockerfile", buildArgs: { AGENT_IMAGE: agent }, labels: { "dev.airlock.test": "attacker" } });
-  return tag;
-}
 
 interface DecoyContainer {
   ip: string;
