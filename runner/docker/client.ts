@@ -46,9 +46,9 @@ export function explainDockerError(err: unknown, where = process.env.DOCKER_HOST
 
 /** Where a client talks to the engine: its socket path or host:port. */
 export function engineAddress(docker: Docker): string {
-  const modem = docker.modem as unknown as { socketPath?: string; host?: string; port?: number };
-  if (modem.socketPath) return modem.socketPath;
-  if (modem.host) return `${modem.host}:${modem.port ?? ""}`;
+  const modem = docker.modem as unknown as { socketPath?: string; host?: string; port?: number } | undefined;
+  if (modem?.socketPath) return modem.socketPath;
+  if (modem?.host) return `${modem.host}:${modem.port ?? ""}`;
   return process.env.DOCKER_HOST ?? "/var/run/docker.sock";
 }
 

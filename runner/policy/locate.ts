@@ -19,12 +19,19 @@ export function parseYamlFile(text: string, file: string): ParsedYaml {
     return { file, value: undefined, issues: [{ file, field: "", line: 1, column: 1, message: "the file is empty", fix: "start from an example in policies/, e.g. policies/hello.yaml" }] };
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // logLevel "error": the library prints nothing (yaml would otherwise emit process warnings).
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: "error" });
   const issues: InputIssue[] = doc.errors.map((e) => {
     const pos = lines.linePos(e.pos[0]);
     return { file, field: "", line: pos.line, column: pos.col, message: `YAML syntax: ${firstLine(e.message)}`, fix: yamlFix(e.code) };
   });
-  return { file, doc, lines, value: issues.length ? undefined : doc.toJS(), issues };
+  if (issues.length) return { file, doc, lines, value: undefined, issues };
+  try {
+    return { file, doc, lines, value: doc.toJS({ maxAliasCount: 50 }), issues };
+  } catch (err) {
+    // Unresolved aliases (*name without &name) and alias bombs are found while building the value.
+    return { file, doc, lines, value: undefined, issues: [{ file, field: "", line: 1, column: 1, message: `YAML: ${firstLine((err as Error).message)}`, fix: "policies need no anchors or aliases (&name, *name); write the values out" }] };
+  }
 }
 
 function firstLine(s: string): string {

@@ -78,7 +78,7 @@ export function definePolicy(input: PolicyInput, label = "<inline>"): Policy {
 function validate(parsed: ParsedYaml, source: string): Policy {
   if (parsed.issues.length) throw new PolicyError(parsed.file, parsed.issues);
   const value = parsed.value;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+  if (value === null || typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) {
     throw new PolicyError(parsed.file, [
       { file: parsed.file, field: "", line: 1, column: 1, message: "a policy must be a mapping of keys (name, network, env, ...)", fix: "start from an example in policies/, e.g. policies/hello.yaml" },
     ]);
