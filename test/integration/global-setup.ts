@@ -3,7 +3,9 @@
  * (run by `npm test`) provides them; this checks, builds the images once, and says what is missing.
  */
 import { connect } from "node:net";
+import { release } from "node:os";
 import { assertDockerReachable, dockerClient, ensureImages } from "../../runner/index.js";
+import { renderSecurityDoc, resetReports } from "./security/report.js";
 
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -14,12 +16,17 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-export default async function setup(): Promise<void> {
-  await assertDockerReachable(dockerClient()).catch((err: Error) => {
+export default async function setup(): Promise<() => void> {
+  const engine = await assertDockerReachable(dockerClient()).catch((err: Error) => {
     throw new Error(`integration tests need a Docker engine: ${err.message}\nrun: bash scripts/setup.sh`);
   });
   for (const [name, port] of [["redis", 6379], ["rabbitmq", 5672], ["kafka", 9092]] as const) {
     if (!(await answers(port))) throw new Error(`integration tests need ${name} on 127.0.0.1:${port}; run: bash scripts/brokers.sh start ${name}`);
   }
   await ensureImages(dockerClient());
+  resetReports();
+  // After the run: docs/SECURITY.md's table, from what the suites recorded (only when all of them ran).
+  return () => {
+    renderSecurityDoc({ docker: engine.version, kernel: release() });
+  };
 }
