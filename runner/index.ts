@@ -2,13 +2,14 @@
  * airlock: run AI agents in Docker containers whose egress is locked to the broker endpoints a
  * policy permits. This module is the library; the `airlock` CLI is built on it.
  */
-export { runAgent, agentNameFor, type RunAgentOptions, type RunEvent } from "./run/run-agent.js";
+export { runAgent, agentNameFor, gatesStopped, type RunAgentOptions, type RunEvent } from "./run/run-agent.js";
 export type { AgentResult, RunStatus } from "./run/result.js";
 export { loadPolicy, parsePolicy, definePolicy, policySchema, policyJsonSchema, parseEndpoint, DEFAULTS, type Policy, type PolicyInput, type Endpoint, type PackageSpec } from "./policy/index.js";
 export { runAgents, type RunAgentsOptions, type GroupResult } from "./group/run-agents.js";
 export { loadRunFile, runFileSchema, runFileJsonSchema, type RunSpec, type GroupAgent, type WaitCondition, type RunFileInput } from "./group/run-file.js";
 export { junitXml } from "./group/junit.js";
 export { kafkaPreflight, KafkaPreflightError } from "./gate/kafka-preflight.js";
+export { closeGatePools, setGatePoolSize } from "./gate/pool.js";
 export { cleanup, type CleanupReport, type CleanupOptions } from "./docker/cleanup.js";
 export { ensureImages, resolveBaseImage, type ImageSet } from "./images/images.js";
 export { assertDockerReachable, dockerClient } from "./docker/client.js";

@@ -1,8 +1,11 @@
 /**
- * Starting the gate container and waiting until its rules are in force.
+ * Gate containers: started ahead of need (a small pool per runner process) with a fresh network
+ * namespace on the airlock bridge, waiting for rules on stdin. Acquiring one sends the rules; the
+ * gate applies them, gives up every privilege and reports ready. Starting a container on a bridge is
+ * the slowest step of a run, so keeping one gate warm takes it off the critical path.
  */
 import type Docker from "dockerode";
-import { PassThrough } from "node:stream";
+import { PassThrough, type Duplex } from "node:stream";
 import { GateError } from "../errors.js";
 
 export interface StartedGate {
@@ -12,42 +15,117 @@ export interface StartedGate {
   ip: string;
 }
 
-/** Create and start the gate; resolve once it printed "ready", reject with its own words if it failed. */
-export async function startGate(docker: Docker, spec: Docker.ContainerCreateOptions, networkName: string, timeoutMs = 30_000): Promise<StartedGate> {
-  const container = await docker.createContainer(spec);
-  const out = new PassThrough();
-  let text = "";
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new GateError(`the egress gate did not report ready within ${timeoutMs} ms`, "check `docker logs` of the gate container and that the engine supports iptables in containers")), timeoutMs);
-    out.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-      if (text.includes("airlock-gate: ready")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    out.on("end", () => {
-      clearTimeout(timer);
-      reject(new GateError(`the egress gate failed before the agent started: ${text.trim() || "no output"}`, "the host kernel must support iptables (nf_tables) inside containers"));
-    });
-  });
-  ready.catch(() => {});
-  const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-  docker.modem.demuxStream(stream, out, out);
-  stream.on("end", () => out.end());
+interface WarmGate {
+  container: Docker.Container;
+  stream: Duplex;
+  output: () => string;
+  ended: Promise<void>;
+  ip: string;
+}
+
+export interface GateRules {
+  v4: string;
+  v6: string;
+  holdSeconds: number;
+}
+
+async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, networkName: string): Promise<WarmGate> {
+  const container = await docker.createContainer({ ...spec, OpenStdin: true, StdinOnce: false, AttachStdin: true });
   try {
+    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+    const out = new PassThrough();
+    let text = "";
+    out.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    docker.modem.demuxStream(stream, out, out);
+    const ended = new Promise<void>((resolve) => {
+      stream.on("end", resolve);
+      stream.on("close", resolve);
+      stream.on("error", () => resolve());
+    });
+    // A warm gate must not keep the runner's process alive.
+    (stream as unknown as { unref?: () => void }).unref?.();
     await container.start();
-    await ready;
     const info = await container.inspect();
     const ip = info.NetworkSettings.Networks[networkName]?.IPAddress;
     if (!ip) throw new GateError(`the gate container has no address on network ${networkName}`);
-    return { container, id: container.id, ip };
+    return { container, stream, output: () => text, ended, ip };
   } catch (err) {
-    (stream as unknown as { destroy?: () => void }).destroy?.();
     await container.remove({ force: true }).catch(() => {});
     throw err;
-  } finally {
-    // We only needed the "ready" line.
-    (stream as unknown as { destroy?: () => void }).destroy?.();
   }
+}
+
+/** Send the rules and wait for "ready"; reject with the gate's own words if it failed. */
+async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise<StartedGate> {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  gate.stream.write(`${b64(rules.v4)} ${b64(rules.v6)} ${rules.holdSeconds}\n`);
+  const started = Date.now();
+  while (!gate.output().includes("airlock-gate: ready")) {
+    const failed = await Promise.race([gate.ended.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5).unref())]);
+    if (failed && !gate.output().includes("airlock-gate: ready")) {
+      throw new GateError(`the egress gate failed before the agent started: ${gate.output().trim() || "no output"}`, "the host kernel must support iptables (nf_tables) inside containers");
+    }
+    if (Date.now() - started > timeoutMs) throw new GateError(`the egress gate did not report ready within ${timeoutMs} ms`, "check the engine's health (docker info)");
+  }
+  gate.stream.destroy();
+  return { container: gate.container, id: gate.container.id, ip: gate.ip };
+}
+
+export class GatePool {
+  private readonly warm: Promise<WarmGate | undefined>[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly spec: () => Docker.ContainerCreateOptions,
+    private readonly networkName: string,
+    /** Gates kept ready ahead of need. */
+    private size = 1,
+  ) {}
+
+  resize(size: number): void {
+    this.size = size;
+  }
+
+  /** A gate with `rules` in force, its privileges dropped. */
+  async acquire(rules: GateRules, timeoutMs = 30_000): Promise<StartedGate> {
+    const pending = this.warm.shift();
+    // Start the next gate at once: back to back, runs come faster than a gate starts.
+    this.refill();
+    let gate = pending ? await pending : undefined;
+    if (!gate || (await gateGone(gate))) gate = await startWarm(this.docker, this.spec(), this.networkName);
+    try {
+      return await arm(gate, rules, timeoutMs);
+    } catch (err) {
+      await gate.container.remove({ force: true }).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Keep `count` gates ready (e.g. before a group of agents starts). */
+  prepare(count: number): void {
+    while (!this.closed && this.warm.length < count) this.warm.push(startWarm(this.docker, this.spec(), this.networkName).catch(() => undefined));
+  }
+
+  /** Top the pool up again. */
+  refill(): void {
+    this.prepare(this.size);
+  }
+
+  /** Resolves when the gates being started are ready (benchmarks settle on this between runs). */
+  async idle(): Promise<void> {
+    await Promise.all(this.warm);
+  }
+
+  /** Remove the gates kept ready. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const gates = await Promise.all(this.warm.splice(0));
+    await Promise.all(gates.map((g) => g?.container.remove({ force: true }).catch(() => {})));
+  }
+}
+
+async function gateGone(gate: WarmGate): Promise<boolean> {
+  const ended = await Promise.race([gate.ended.then(() => true), Promise.resolve(false)]);
+  return ended;
 }

@@ -6,6 +6,11 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import type Docker from "dockerode";
+import { dockerClient } from "../docker/client.js";
+import { ensureNetwork } from "../docker/network.js";
+import { gatePool } from "../gate/pool.js";
+import { ensureImages } from "../images/images.js";
+import { loadPolicy } from "../policy/index.js";
 import { runAgent, type RunEvent } from "../run/run-agent.js";
 import type { AgentResult } from "../run/result.js";
 import { loadRunFile, type GroupAgent, type RunSpec, type WaitCondition } from "./run-file.js";
@@ -133,6 +138,8 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
     mark(agent.name, "exited");
   };
 
+  // Start one gate per gated agent now, while the agents are being prepared (best effort).
+  void prepareGates(spec, options.docker ?? dockerClient());
   await Promise.all(spec.agents.map(runOne));
   const ordered = spec.agents.map((a) => results.get(a.name)!);
   return {
@@ -143,4 +150,16 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
     outputDir,
     results: ordered,
   };
+}
+
+async function prepareGates(spec: RunSpec, docker: Docker): Promise<void> {
+  try {
+    const policies = await Promise.all(spec.agents.map((a) => loadPolicy(a.policy)));
+    const gated = policies.filter((p) => !p.network.disabled).length;
+    if (gated === 0) return;
+    const [images, network] = await Promise.all([ensureImages(docker), ensureNetwork(docker)]);
+    gatePool(docker, images.gate, network.name).prepare(gated);
+  } catch {
+    // The runs themselves report what is wrong.
+  }
 }

@@ -17,9 +17,8 @@ export interface GateSpecInput {
   name: string;
   image: string;
   network: string;
-  rulesV4: string;
-  rulesV6: string;
-  holdSeconds: number;
+  /** A gate that gets no rules within this many seconds exits (and is removed by the engine). */
+  idleSeconds: number;
   labels: Record<string, string>;
 }
 
@@ -27,12 +26,13 @@ export function gateSpec(input: GateSpecInput): Docker.ContainerCreateOptions {
   return {
     name: input.name,
     Image: input.image,
-    Env: [`AIRLOCK_GATE_V4=${input.rulesV4}`, `AIRLOCK_GATE_V6=${input.rulesV6}`, `AIRLOCK_GATE_HOLD_SECONDS=${input.holdSeconds}`],
+    Env: [`AIRLOCK_GATE_IDLE_SECONDS=${input.idleSeconds}`],
     Labels: input.labels,
     AttachStdout: true,
     AttachStderr: true,
     HostConfig: {
       NetworkMode: input.network,
+      AutoRemove: true,
       CapDrop: ["ALL"],
       CapAdd: ["NET_ADMIN", "SETUID", "SETGID", "SETPCAP"],
       SecurityOpt: ["no-new-privileges:true"],

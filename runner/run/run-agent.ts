@@ -19,14 +19,15 @@ import { runLabels } from "../docker/labels.js";
 import { ensureNetwork } from "../docker/network.js";
 import { readDenied, type DeniedConnection } from "../gate/denied.js";
 import { LoopbackForwarder } from "../gate/forwarder.js";
-import { startGate, type StartedGate } from "../gate/gate-container.js";
+import { type StartedGate } from "../gate/gate-container.js";
+import { gatePool } from "../gate/pool.js";
 import { kafkaPreflight, type DescribeCluster } from "../gate/kafka-preflight.js";
 import { hostsFile, planGate, RESOLV_CONF, type Resolver } from "../gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../gate/rules.js";
 import { ensureImages, ensurePackagesImage } from "../images/images.js";
 import { definePolicy, loadPolicy, type Policy, type PolicyInput } from "../policy/index.js";
 import { bundleAgent } from "./bundle.js";
-import { agentSpec, gateSpec } from "./container-spec.js";
+import { agentSpec } from "./container-spec.js";
 import { agentEnvironment, toDockerEnv } from "./env.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { agentUser, collectOutput, outputSize, prepareOutputDir, SANDBOX_UID } from "./output.js";
@@ -146,6 +147,25 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   return result;
 }
 
+const stoppingGates = new Set<Promise<unknown>>();
+
+/**
+ * Gates are auto-removed by the engine once stopped, so a run only has to send the kill; the request
+ * keeps this process alive until the engine has it, and a crash is covered by the orphan reaper.
+ */
+function stopGate(gate: StartedGate): void {
+  const done = gate.container
+    .kill({ signal: "SIGKILL" })
+    .catch(() => gate.container.remove({ force: true }).catch(() => {}))
+    .finally(() => stoppingGates.delete(done));
+  stoppingGates.add(done);
+}
+
+/** Resolves when every gate this process stopped is gone (the CLI waits for it before exiting). */
+export async function gatesStopped(): Promise<void> {
+  while (stoppingGates.size) await Promise.all([...stoppingGates]);
+}
+
 /** One run's resources and state; dispose() releases everything, whatever happened. */
 class AgentRun {
   private readonly runId: string;
@@ -258,19 +278,9 @@ class AgentRun {
         forwarded: plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: this.forwarders[i]!.port })),
         direct: plan.direct,
       });
-      this.gate = await startGate(
-        docker,
-        gateSpec({
-          name: `airlock-${this.runId}-gate`,
-          image: images.gate,
-          network: network.name,
-          rulesV4,
-          rulesV6: ipv6Rules(),
-          holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
-          labels: runLabels(this.runId, "gate", this.name, expiresAt),
-        }),
-        network.name,
-      );
+      this.gate = await gatePool(docker, images.gate, network.name).acquire({ v4: rulesV4, v6: ipv6Rules(), holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000) });
+      // Named after its run from now on (a pooled gate starts with a neutral name).
+      void this.gate.container.rename({ name: `airlock-${this.runId}-gate` }).catch(() => {});
       for (const f of this.forwarders) f.allow(this.gate.ip);
       networkMode = `container:${this.gate.id}`;
     } else {
@@ -386,8 +396,11 @@ class AgentRun {
   async dispose(): Promise<void> {
     const docker = this.docker;
     const removals: Promise<unknown>[] = [];
+    // The agent's container (it holds the output mounts) is removed before runAgent returns.
     if (docker && this.agentContainer) removals.push(this.agentContainer.remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : e)));
-    if (docker && this.gate) removals.push(this.gate.container.remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : e)));
+    // The gate is auto-removed by the engine once stopped: killing it is enough, and it spares the
+    // run the bridge teardown (~100 ms) even if this process exits right after.
+    if (docker && this.gate) stopGate(this.gate);
     await Promise.all(removals);
     await Promise.all(this.forwarders.map((f) => f.close()));
     if (this.runDir) await rm(this.runDir, { recursive: true, force: true }).catch(() => {});

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { dockerClient } from "../../runner/index.js";
 import { ensureNetwork } from "../../runner/docker/network.js";
 import { LABEL } from "../../runner/docker/labels.js";
+import { WARM_GATE_PREFIX } from "../../runner/gate/pool.js";
 
 export const AGENTS = join(import.meta.dirname, "agents");
 
@@ -69,11 +70,19 @@ export async function udpDecoy(host: string, port = 0): Promise<Decoy> {
   };
 }
 
-/** airlock containers that still exist for a run id (or for all runs). */
+/** airlock containers that still exist for a run id (or for all runs); gates kept ready for the next run are not leftovers. */
 export async function leftoverContainers(runId?: string): Promise<string[]> {
   const filters = { label: [`${LABEL.managed}=true`, ...(runId ? [`${LABEL.run}=${runId}`] : [])] };
-  const list = await dockerClient().listContainers({ all: true, filters });
-  return list.map((c) => c.Names[0] ?? c.Id);
+  const list = async () => (await dockerClient().listContainers({ all: true, filters })).map((c) => c.Names[0] ?? c.Id).filter((n) => !n.startsWith(`/${WARM_GATE_PREFIX}`));
+  // A stopped gate is removed by the engine itself, a moment after the run returns.
+  for (let i = 0; i < 30; i++) {
+    const left = await list();
+    if (left.every((n) => n.endsWith("-gate"))) {
+      if (left.length === 0) return left;
+      await new Promise((r) => setTimeout(r, 100));
+    } else return left;
+  }
+  return list();
 }
 
 export type Probe =

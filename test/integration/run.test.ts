@@ -129,7 +129,8 @@ describe("crash cleanup", () => {
     const left = await leftoverContainers();
     expect(left.length).toBe(2); // the agent and its gate
     const report = await cleanup(dockerClient());
-    expect(report.containersRemoved.length).toBe(2);
+    // The agent, its gate, and any gate the dead runner kept ready.
+    expect(report.containersRemoved.filter((n) => !n.startsWith("airlock-warm-")).length).toBe(2);
     expect(await leftoverContainers()).toEqual([]);
   });
 });

@@ -57,12 +57,13 @@ describe("agent container", () => {
 });
 
 describe("gate container", () => {
-  const gate = gateSpec({ name: "g", image: "airlock/gate:1", network: "airlock", rulesV4: "v4", rulesV6: "v6", holdSeconds: 99, labels: { a: "b" } });
+  const gate = gateSpec({ name: "g", image: "airlock/gate:1", network: "airlock", idleSeconds: 30, labels: { a: "b" } });
   it("gets only what it needs to apply rules and then give up its privileges", () => {
     expect(gate.HostConfig!.CapDrop).toEqual(["ALL"]);
     expect(gate.HostConfig!.CapAdd).toEqual(["NET_ADMIN", "SETUID", "SETGID", "SETPCAP"]);
     expect(gate.HostConfig!.ReadonlyRootfs).toBe(true);
     expect(gate.HostConfig!.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.ping_group_range": "1 0" });
-    expect(gate.Env).toEqual(["AIRLOCK_GATE_V4=v4", "AIRLOCK_GATE_V6=v6", "AIRLOCK_GATE_HOLD_SECONDS=99"]);
+    expect(gate.Env).toEqual(["AIRLOCK_GATE_IDLE_SECONDS=30"]);
+    expect(gate.HostConfig!.AutoRemove).toBe(true);
   });
 });

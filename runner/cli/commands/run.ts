@@ -1,6 +1,7 @@
 import { relative } from "node:path";
 import type { Command } from "commander";
-import { runAgent, type RunEvent } from "../../run/run-agent.js";
+import { setGatePoolSize } from "../../gate/pool.js";
+import { gatesStopped, runAgent, type RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { agentColor, formatDuration, style } from "../style.js";
@@ -28,6 +29,8 @@ Example:
     )
     .action(async (agent: string, opts: { policy: string; output: string; workdir: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean }) => {
       const env = parseEnvPairs(opts.env ?? []);
+      // One run: no gate to keep ready for a next one.
+      setGatePoolSize(0);
       const controller = new AbortController();
       let interrupts = 0;
       const onSignal = () => {
@@ -55,6 +58,7 @@ Example:
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
       else printSummary(result, log);
       process.exitCode = exitCodeFor(result);
+      await gatesStopped();
     });
 }
 

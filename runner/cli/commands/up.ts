@@ -1,8 +1,10 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, relative } from "node:path";
 import type { Command } from "commander";
+import { closeGatePools, setGatePoolSize } from "../../gate/pool.js";
 import { loadRunFile } from "../../group/run-file.js";
 import { runAgents, type GroupResult } from "../../group/run-agents.js";
+import { gatesStopped } from "../../run/run-agent.js";
 import { junitXml } from "../../group/junit.js";
 import { deniedLines, eventPrinter } from "./run.js";
 import { formatDuration, style } from "../style.js";
@@ -27,6 +29,8 @@ Example:
     )
     .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean }) => {
       const spec = await loadRunFile(file);
+      // runAgents starts one gate per gated agent up front; none are needed after the run.
+      setGatePoolSize(0);
       const controller = new AbortController();
       let interrupts = 0;
       const onSignal = () => {
@@ -47,6 +51,7 @@ Example:
       });
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
+      await closeGatePools();
       if (opts.junit) {
         await mkdir(dirname(opts.junit), { recursive: true });
         await writeFile(opts.junit, junitXml(group));
@@ -54,6 +59,7 @@ Example:
       if (opts.json) process.stdout.write(JSON.stringify(group, null, 2) + "\n");
       else out.write(summaryTable(group, out));
       process.exitCode = controller.signal.aborted ? 130 : group.status === "succeeded" ? 0 : 1;
+      await gatesStopped();
     });
 }
 

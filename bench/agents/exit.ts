@@ -1,0 +1,2 @@
+/** Does nothing: measures pure start-up and tear-down. */
+export {};

@@ -1,0 +1,301 @@
+/**
+ * npm run bench: airlock against its baselines, measured side by side in one run on the same image.
+ * Prints a table and writes bench/results.md. Needs the engine, Redis and Kafka (scripts/setup.sh).
+ *
+ *   1. cold start of one agent vs `docker run --rm IMAGE node -e 0`, and time to the agent's first line
+ *   2. 20 agents at once vs 20 concurrent `docker run --rm`
+ *   3. 100,000 messages through the gate (Redis pub/sub, Kafka) vs the same pair with unrestricted
+ *      network; Redis request/reply round trips, gated and not
+ *   4. the runner's memory per concurrent agent, and wall time for 1, 5, 20 and 50 agents
+ */
+import { mkdir, mkdtemp, rm, writeFile, chmod } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { execa } from "execa";
+import type Docker from "dockerode";
+import { definePolicy, dockerClient, ensureImages, runAgent, type Policy } from "../runner/index.js";
+import { ensurePackagesImage } from "../runner/images/images.js";
+import { gatePoolsIdle } from "../runner/gate/pool.js";
+import { gatesStopped } from "../runner/run/run-agent.js";
+import { bundleAgent } from "../runner/run/bundle.js";
+import { packagePath } from "../runner/paths.js";
+import { fmt, percentile, summarize, type Summary } from "./stats.js";
+
+const AGENTS = packagePath("bench", "agents");
+const REPS = Number(process.env.BENCH_REPS ?? 5);
+const N_MESSAGES = Number(process.env.BENCH_MESSAGES ?? 100_000);
+const docker = dockerClient();
+
+interface Row {
+  section: string;
+  metric: string;
+  airlock: string;
+  baseline: string;
+  ratio: number;
+  target?: { op: "<=" | ">="; value: number };
+}
+const rows: Row[] = [];
+const log = (...a: unknown[]) => console.error("[bench]", ...a);
+
+async function tmp(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), "airlock-bench-"));
+  await chmod(d, 0o755);
+  return d;
+}
+
+function addRow(section: string, metric: string, a: Summary, b: Summary, unit: string, ratio: number, target?: Row["target"], digits = 0) {
+  rows.push({ section, metric, airlock: fmt(a, unit, digits), baseline: fmt(b, unit, digits), ratio, ...(target ? { target } : {}) });
+}
+
+// ---------- baselines -------------------------------------------------------------------------
+
+async function plainDockerRun(image: string, script = "0"): Promise<{ ms: number; stdout: string }> {
+  const t = performance.now();
+  const r = await execa("docker", ["run", "--rm", "--entrypoint", "node", image, "-e", script]);
+  return { ms: performance.now() - t, stdout: r.stdout };
+}
+
+/** The same bundled agent in the same image, with unrestricted (host) network: the ungated baseline. */
+async function runUngated(image: string, bundleDir: string, env: Record<string, string>, onLine: (line: string) => void): Promise<void> {
+  const container = await docker.createContainer({
+    Image: image,
+    Cmd: ["/opt/agent/run/agent.mjs"],
+    User: "10001:10001",
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    AttachStdout: true,
+    AttachStderr: true,
+    Labels: { "dev.airlock.bench": "baseline" },
+    HostConfig: { NetworkMode: "host", Binds: [`${bundleDir}:/opt/agent/run:ro`], Init: true },
+  });
+  const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+  const out = new PassThrough();
+  let partial = "";
+  out.on("data", (d: Buffer) => {
+    const text = partial + d.toString();
+    const lines = text.split("\n");
+    partial = lines.pop()!;
+    lines.forEach(onLine);
+  });
+  docker.modem.demuxStream(stream, out, out);
+  const exited = container.wait({ condition: "next-exit" });
+  await container.start();
+  await exited;
+  await container.remove({ force: true });
+}
+
+// ---------- helpers for gated/ungated pairs ---------------------------------------------------
+
+interface Prepared {
+  policy: Policy;
+  image: string;
+  bundles: Record<string, string>;
+}
+
+async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[]): Promise<Prepared> {
+  const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, packages: ["ioredis@5.9.2", "kafkajs@2.2.4"], timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
+  const images = await ensureImages(docker);
+  const image = await ensurePackagesImage(docker, images.agent, policy.packages);
+  const bundles: Record<string, string> = {};
+  for (const a of agents) {
+    const dir = await tmp();
+    await bundleAgent(join(AGENTS, `${a}.ts`), policy, dir);
+    bundles[a] = dir;
+  }
+  return { policy, image, bundles };
+}
+
+function resultOf(lines: string[]): Record<string, number | number[]> {
+  const line = lines.find((l) => l.startsWith("RESULT "));
+  if (!line) throw new Error(`no RESULT line in:\n${lines.slice(-20).join("\n")}`);
+  return JSON.parse(line.slice(7));
+}
+
+/** Run a consumer (until it says READY) then a producer; gated through runAgent or ungated. */
+async function pair(p: Prepared, gated: boolean, consumer: string, producer: string, env: Record<string, string>, waitReady = true) {
+  const lines: Record<string, string[]> = { [consumer]: [], [producer]: [] };
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  const run = (agent: string) => {
+    const onLine = (l: string) => {
+      lines[agent]!.push(l);
+      if (l === "READY") ready();
+    };
+    if (!gated) return runUngated(p.image, p.bundles[agent]!, env, onLine);
+    return runAgent({ agent: join(AGENTS, `${agent}.ts`), policy: p.policy, env, outputDir: join(tmpdir(), "airlock-bench-out", agent), workingDir: AGENTS, onEvent: (e) => e.type === "output" && onLine(e.line) }).then((r) => {
+      if (r.status !== "succeeded") throw new Error(`${agent}: ${r.status} ${r.error ?? ""} ${r.stderr.slice(-500)}`);
+    });
+  };
+  const c = run(consumer);
+  if (waitReady) await isReady;
+  const pr = run(producer);
+  await Promise.all([c, pr]);
+  return { consumer: resultOf(lines[consumer]!), producer: resultOf(lines[producer]!) };
+}
+
+/** Between measurements: let airlock's background work (stopping gates, warming the next) finish, so it neither helps nor hurts the next figure. */
+async function settle(): Promise<void> {
+  await Promise.all([gatesStopped(), gatePoolsIdle()]);
+}
+
+// ---------- 1. cold start ---------------------------------------------------------------------
+
+async function coldStart(agentImage: string) {
+  log("1. cold start");
+  const gatedPolicy = definePolicy({ name: "bench-exit", network: { allowedEndpoints: ["localhost:6379"] } });
+  const closedPolicy = definePolicy({ name: "bench-exit-closed" });
+  const out = await tmp();
+  const plain: number[] = [], gated: number[] = [], closed: number[] = [], firstGated: number[] = [], firstPlain: number[] = [];
+  // Warm-up: images, network, module caches.
+  await runAgent({ agent: join(AGENTS, "exit.ts"), policy: gatedPolicy, outputDir: join(out, "warm"), workingDir: AGENTS });
+  await plainDockerRun(agentImage);
+  for (let i = 0; i < REPS; i++) {
+    await settle();
+    plain.push((await plainDockerRun(agentImage)).ms);
+    let t = performance.now();
+    await runAgent({ agent: join(AGENTS, "exit.ts"), policy: gatedPolicy, outputDir: join(out, `g${i}`), workingDir: AGENTS });
+    gated.push(performance.now() - t);
+    await settle();
+    t = performance.now();
+    await runAgent({ agent: join(AGENTS, "exit.ts"), policy: closedPolicy, outputDir: join(out, `c${i}`), workingDir: AGENTS });
+    closed.push(performance.now() - t);
+    await settle();
+    const t0 = Date.now();
+    const r = await runAgent({ agent: join(AGENTS, "first-line.ts"), policy: gatedPolicy, outputDir: join(out, `f${i}`), workingDir: AGENTS });
+    firstGated.push(Number(/FIRST_LINE (\d+)/.exec(r.stdout)![1]) - t0);
+    await settle();
+    const p0 = Date.now();
+    const p = await plainDockerRun(agentImage, "console.log('FIRST_LINE ' + Date.now())");
+    firstPlain.push(Number(/FIRST_LINE (\d+)/.exec(p.stdout)![1]) - p0);
+  }
+  const base = summarize(plain);
+  addRow("1. cold start", "one agent that only exits, gated (one endpoint)", summarize(gated), base, "ms", summarize(gated).median / base.median, { op: "<=", value: 1.25 });
+  addRow("1. cold start", "one agent that only exits, network disabled", summarize(closed), base, "ms", summarize(closed).median / base.median, { op: "<=", value: 1.25 });
+  addRow("1. cold start", "runAgent() → agent's first line (gated) vs docker run → first line", summarize(firstGated), summarize(firstPlain), "ms", summarize(firstGated).median / summarize(firstPlain).median);
+}
+
+// ---------- 2 & 4. many at once ---------------------------------------------------------------
+
+async function many(agentImage: string, n: number, reps: number, section: string, target?: Row["target"]) {
+  log(`${section}: ${n} agents at once`);
+  const policy = definePolicy({ name: "bench-many", network: { allowedEndpoints: ["localhost:6379"] } });
+  const out = await tmp();
+  const plain: number[] = [], airlock: number[] = [], perAgentMiB: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    await settle();
+    let t = performance.now();
+    await Promise.all(Array.from({ length: n }, () => plainDockerRun(agentImage)));
+    plain.push(performance.now() - t);
+    await settle();
+    global.gc?.();
+    const rssBefore = process.memoryUsage().rss;
+    let peak = rssBefore;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    t = performance.now();
+    const results = await Promise.all(Array.from({ length: n }, (_, k) => runAgent({ name: `m${k}`, agent: join(AGENTS, "exit.ts"), policy, outputDir: join(out, `r${i}-${k}`), workingDir: AGENTS })));
+    airlock.push(performance.now() - t);
+    clearInterval(sampler);
+    const failed = results.filter((r) => r.status !== "succeeded");
+    if (failed.length) throw new Error(`${failed.length} of ${n} agents did not succeed: ${failed[0]!.error ?? failed[0]!.stderr}`);
+    perAgentMiB.push((peak - rssBefore) / 1024 / 1024 / n);
+  }
+  const a = summarize(airlock), b = summarize(plain);
+  addRow(section, `${n} agent${n === 1 ? "" : "s"} at once: wall time`, a, b, "ms", a.median / b.median, target);
+  return { wall: a, plain: b, perAgentMiB: summarize(perAgentMiB) };
+}
+
+// ---------- 3. throughput and latency ---------------------------------------------------------
+
+async function createTopic(topic: string): Promise<void> {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const admin = new Kafka({ clientId: "bench-admin", brokers: ["localhost:9092"], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+  await admin.disconnect();
+}
+
+async function throughput() {
+  log("3. throughput through the gate");
+  const redisEnv = (run: string) => ({ REDIS_URL: "redis://localhost:6379", BENCH_N: String(N_MESSAGES), BENCH_CHANNEL: `bench-${run}` });
+  const redis = await prepare("bench-redis", "localhost:6379", redisEnv("x"), ["redis-sub", "redis-pub", "rr-replier", "rr-requester"]);
+  const kafkaEnv = (run: string) => ({ KAFKA_BROKERS: "localhost:9092", BENCH_N: String(N_MESSAGES), BENCH_TOPIC: `bench-${run}` });
+  const kafka = await prepare("bench-kafka", "localhost:9092", kafkaEnv("x"), ["kafka-cons", "kafka-prod"]);
+  const tput = { redis: { gated: [] as number[], open: [] as number[] }, kafka: { gated: [] as number[], open: [] as number[] } };
+  const rr = { gated: { p50: [] as number[], p99: [] as number[] }, open: { p50: [] as number[], p99: [] as number[] } };
+  const reps = Math.max(3, Math.min(REPS, 5));
+  for (let i = 0; i < reps; i++) {
+    for (const gated of [true, false]) {
+      const key = gated ? "gated" : "open";
+      const id = `${Date.now()}-${i}-${key}`;
+      const r = await pair(redis, gated, "redis-sub", "redis-pub", redisEnv(id));
+      tput.redis[key].push((N_MESSAGES / ((r.consumer.last as number) - (r.producer.started as number))) * 1000);
+      await createTopic(`bench-${id}`);
+      const k = await pair(kafka, gated, "kafka-cons", "kafka-prod", kafkaEnv(id), false);
+      tput.kafka[key].push((N_MESSAGES / ((k.consumer.last as number) - (k.producer.started as number))) * 1000);
+      const q = await pair(redis, gated, "rr-replier", "rr-requester", { ...redisEnv(id), BENCH_N: "2000" });
+      const rtts = q.producer.rtts as number[];
+      rr[key].p50.push(percentile(rtts, 50));
+      rr[key].p99.push(percentile(rtts, 99));
+    }
+    log(`  rep ${i + 1}/${reps}: redis ${tput.redis.gated.at(-1)!.toFixed(0)} vs ${tput.redis.open.at(-1)!.toFixed(0)} msg/s, kafka ${tput.kafka.gated.at(-1)!.toFixed(0)} vs ${tput.kafka.open.at(-1)!.toFixed(0)} msg/s`);
+  }
+  for (const broker of ["redis", "kafka"] as const) {
+    const a = summarize(tput[broker].gated), b = summarize(tput[broker].open);
+    addRow("3. through the gate", `${N_MESSAGES.toLocaleString("en")} messages over ${broker === "redis" ? "Redis pub/sub" : "Kafka"}: throughput`, a, b, "msg/s", a.median / b.median, { op: ">=", value: 0.95 });
+  }
+  for (const p of ["p50", "p99"] as const) {
+    const a = summarize(rr.gated[p]), b = summarize(rr.open[p]);
+    addRow("3. through the gate", `Redis request/reply round trip, ${p === "p50" ? "median" : "p99"}`, a, b, "µs", a.median / b.median);
+  }
+}
+
+// ---------- report ----------------------------------------------------------------------------
+
+function verdict(r: Row): string {
+  if (!r.target) return "";
+  const ok = r.target.op === "<=" ? r.ratio <= r.target.value : r.ratio >= r.target.value;
+  return `${ok ? "✔" : "✖"} target ${r.target.op} ${r.target.value}×`;
+}
+
+function table(markdown: boolean): string {
+  const header = ["", "metric", "airlock (min / median / max)", "baseline (min / median / max)", "ratio", "target"];
+  const body = rows.map((r) => [r.section, r.metric, r.airlock, r.baseline, `${r.ratio.toFixed(2)}×`, verdict(r)]);
+  if (markdown) return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...body.map((b) => `| ${b.join(" | ")} |`)].join("\n");
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  return [header, ...body].map((cells) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
+}
+
+async function main() {
+  const started = Date.now();
+  const images = await ensureImages(docker);
+  const version = await docker.version();
+  await coldStart(images.agent);
+  const twenty = await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.5 });
+  await throughput();
+  const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
+  for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty : await many(images.agent, n, 3, "4. scaling")]);
+  const mem = scaling.map(([n, s]) => `${n}: ${s.perAgentMiB.median.toFixed(1)} MiB`).join(", ");
+  const growth = scaling.map(([n, s]) => `${n}: ${(s.wall.median / 1000).toFixed(2)} s (docker run ${(s.plain.median / 1000).toFixed(2)} s)`).join(", ");
+  const text = table(false);
+  console.log(text);
+  console.log(`\nrunner memory per concurrent agent (median): ${mem}\nwall time by number of agents (median): ${growth}`);
+  const md = [
+    "# airlock benchmark",
+    "",
+    `Measured by \`npm run bench\` on ${new Date().toISOString()} — ${process.env.BENCH_MACHINE ?? "2 cores, 24 GiB"}, Docker ${version.Version}, Node ${process.version}, ${REPS} repetitions (3 for the slower sections), baselines measured in the same run on the same image.`,
+    "",
+    table(true),
+    "",
+    `Runner memory per concurrent agent (peak RSS growth / agents, median): ${mem}.`,
+    "",
+    `Wall time by number of concurrent agents (median): ${growth}.`,
+    "",
+    `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+    "",
+  ].join("\n");
+  await mkdir(packagePath("bench"), { recursive: true });
+  await writeFile(packagePath("bench", "results.md"), md);
+  await rm(join(tmpdir(), "airlock-bench-out"), { recursive: true, force: true });
+}
+
+await main();
