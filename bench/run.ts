@@ -269,11 +269,13 @@ async function main() {
   const started = Date.now();
   const images = await ensureImages(docker);
   const version = await docker.version();
-  await coldStart(images.agent);
-  const twenty = await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.5 });
-  await throughput();
+  // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
+  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4").split(","));
+  if (only.has("1")) await coldStart(images.agent);
+  const twenty = only.has("2") || only.has("4") ? await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.5 }) : undefined;
+  if (only.has("3")) await throughput();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
-  for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty : await many(images.agent, n, 3, "4. scaling")]);
+  if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
   const mem = scaling.map(([n, s]) => `${n}: ${s.perAgentMiB.median.toFixed(1)} MiB`).join(", ");
   const growth = scaling.map(([n, s]) => `${n}: ${(s.wall.median / 1000).toFixed(2)} s (docker run ${(s.plain.median / 1000).toFixed(2)} s)`).join(", ");
   const text = table(false);
@@ -293,6 +295,7 @@ async function main() {
     `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
+  if (only.size < 4) return;
   await mkdir(packagePath("bench"), { recursive: true });
   await writeFile(packagePath("bench", "results.md"), md);
   await rm(join(tmpdir(), "airlock-bench-out"), { recursive: true, force: true });

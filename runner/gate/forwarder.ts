@@ -6,6 +6,8 @@
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
 
+const BUFFER = 1024 * 1024;
+
 export interface ForwarderStats {
   accepted: number;
   rejected: number;
@@ -22,7 +24,8 @@ export class LoopbackForwarder {
 
   private constructor(target: { host: string; port: number }) {
     this.target = target;
-    this.server = createServer({ noDelay: true }, (client) => this.handle(client));
+    // Large buffers: bulk transfers (Kafka fetches, pipelined Redis) move in few big chunks.
+    this.server = createServer({ noDelay: true, highWaterMark: BUFFER }, (client) => this.handle(client));
   }
 
   /** Listen on `address` (the bridge gateway) on a free port. */
@@ -57,7 +60,7 @@ export class LoopbackForwarder {
       return;
     }
     this.stats.accepted++;
-    const upstream = connect({ host: this.target.host, port: this.target.port, noDelay: true });
+    const upstream = connect({ host: this.target.host, port: this.target.port, noDelay: true, highWaterMark: BUFFER } as unknown as import("node:net").NetConnectOpts);
     this.sockets.add(client).add(upstream);
     const done = () => {
       this.sockets.delete(client);
