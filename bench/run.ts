@@ -180,7 +180,7 @@ async function many(agentImage: string, n: number, reps: number, section: string
   log(`${section}: ${n} agents at once`);
   const policy = definePolicy({ name: "bench-many", network: { allowedEndpoints: ["localhost:6379"] } });
   const out = await tmp();
-  const plain: number[] = [], airlock: number[] = [], perAgentMiB: number[] = [];
+  const plain: number[] = [], airlock: number[] = [], peakMiB: number[] = [];
   for (let i = 0; i < reps; i++) {
     await settle();
     let t = performance.now();
@@ -188,8 +188,7 @@ async function many(agentImage: string, n: number, reps: number, section: string
     plain.push(performance.now() - t);
     await settle();
     global.gc?.();
-    const rssBefore = process.memoryUsage().rss;
-    let peak = rssBefore;
+    let peak = process.memoryUsage().rss;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     t = performance.now();
     const results = await Promise.all(Array.from({ length: n }, (_, k) => runAgent({ name: `m${k}`, agent: join(AGENTS, "exit.ts"), policy, outputDir: join(out, `r${i}-${k}`), workingDir: AGENTS })));
@@ -197,11 +196,11 @@ async function many(agentImage: string, n: number, reps: number, section: string
     clearInterval(sampler);
     const failed = results.filter((r) => r.status !== "succeeded");
     if (failed.length) throw new Error(`${failed.length} of ${n} agents did not succeed: ${failed[0]!.error ?? failed[0]!.stderr}`);
-    perAgentMiB.push((peak - rssBefore) / 1024 / 1024 / n);
+    peakMiB.push(peak / 1024 / 1024);
   }
   const a = summarize(airlock), b = summarize(plain);
   addRow(section, `${n} agent${n === 1 ? "" : "s"} at once: wall time`, a, b, "ms", a.median / b.median, target);
-  return { wall: a, plain: b, perAgentMiB: summarize(perAgentMiB) };
+  return { wall: a, plain: b, peakMiB: summarize(peakMiB) };
 }
 
 // ---------- 3. throughput and latency ---------------------------------------------------------
@@ -276,11 +275,14 @@ async function main() {
   if (only.has("3")) await throughput();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
   if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
-  const mem = scaling.map(([n, s]) => `${n}: ${s.perAgentMiB.median.toFixed(1)} MiB`).join(", ");
+  // RSS never shrinks, so per-agent memory is the slope of the peak between the smallest and largest run.
+  const [lo, hi] = [scaling[0], scaling[scaling.length - 1]];
+  const slope = lo && hi && hi[0] > lo[0] ? (hi[1].peakMiB.median - lo[1].peakMiB.median) / (hi[0] - lo[0]) : 0;
+  const mem = `${scaling.map(([n, s]) => `${n}: ${s.peakMiB.median.toFixed(0)} MiB`).join(", ")} peak RSS; ≈ ${Math.max(0, slope).toFixed(2)} MiB per added agent`;
   const growth = scaling.map(([n, s]) => `${n}: ${(s.wall.median / 1000).toFixed(2)} s (docker run ${(s.plain.median / 1000).toFixed(2)} s)`).join(", ");
   const text = table(false);
   console.log(text);
-  console.log(`\nrunner memory per concurrent agent (median): ${mem}\nwall time by number of agents (median): ${growth}`);
+  console.log(`\nrunner memory (median): ${mem}\nwall time by number of agents (median): ${growth}`);
   const md = [
     "# airlock benchmark",
     "",
@@ -288,7 +290,7 @@ async function main() {
     "",
     table(true),
     "",
-    `Runner memory per concurrent agent (peak RSS growth / agents, median): ${mem}.`,
+    `Runner memory by number of concurrent agents (median): ${mem}.`,
     "",
     `Wall time by number of concurrent agents (median): ${growth}.`,
     "",

@@ -17,6 +17,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { PolicyError, type InputIssue } from "../errors.js";
 import { locate, parseYamlFile, zodIssuesToInputIssues, type KeyHints } from "../policy/locate.js";
+import { draft07 } from "../policy/schema.js";
 
 export const WAIT_CONDITIONS = ["started", "ready", "succeeded", "exited"] as const;
 export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
@@ -111,13 +112,7 @@ const HINTS: KeyHints = {
 };
 
 export function runFileJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(runFileSchema, { target: "draft-7", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
-  return {
-    $schema: "http://json-schema.org/draft-07/schema#",
-    $id: "https://airlock.dev/schemas/run.schema.json",
-    title: "airlock run file",
-    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== "$schema")),
-  };
+  return draft07(runFileSchema, "https://airlock.dev/schemas/run.schema.json", "airlock run file");
 }
 
 export async function loadRunFile(file: string): Promise<RunSpec> {

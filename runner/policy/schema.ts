@@ -155,11 +155,16 @@ export type PolicyInput = z.input<typeof policySchema>;
 
 /** Draft-07 JSON Schema for editors (yaml-language-server) and other tools. */
 export function policyJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(policySchema, { target: "draft-7", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  return draft07(policySchema, "https://airlock.dev/schemas/policy.schema.json", "airlock policy");
+}
+
+/** A zod schema as draft-07 JSON Schema, describing what a file may contain (input, not output). */
+export function draft07(schema: z.ZodType, id: string, title: string): Record<string, unknown> {
+  const json = z.toJSONSchema(schema, { target: "draft-7", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
   return {
     $schema: "http://json-schema.org/draft-07/schema#",
-    $id: "https://airlock.dev/schemas/policy.schema.json",
-    title: "airlock policy",
-    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== "$schema")),
+    $id: id,
+    title,
+    ...Object.fromEntries(Object.entries(json).filter(([k]) => k !== "$schema")),
   };
 }

@@ -1,5 +1,6 @@
 import { relative } from "node:path";
 import type { Command } from "commander";
+import { onInterrupt } from "../interrupt.js";
 import { setGatePoolSize } from "../../gate/pool.js";
 import { gatesStopped, runAgent, type RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
@@ -31,17 +32,7 @@ Example:
       const env = parseEnvPairs(opts.env ?? []);
       // One run: no gate to keep ready for a next one.
       setGatePoolSize(0);
-      const controller = new AbortController();
-      let interrupts = 0;
-      const onSignal = () => {
-        interrupts++;
-        if (interrupts === 1) {
-          process.stderr.write(style.yellow("\nstopping the agent (Ctrl-C again to stop waiting)\n", process.stderr));
-          controller.abort();
-        } else process.exit(130);
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
+      const interrupt = onInterrupt("the agent");
       const log = opts.json ? process.stderr : process.stdout;
       const result = await runAgent({
         agent,
@@ -50,11 +41,10 @@ Example:
         workingDir: opts.workdir,
         ...(Object.keys(env).length ? { env } : {}),
         ...(opts.name ? { name: opts.name } : {}),
-        signal: controller.signal,
+        signal: interrupt.signal,
         ...(opts.quiet ? {} : { onEvent: eventPrinter(log) }),
       });
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      interrupt.dispose();
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
       else printSummary(result, log);
       process.exitCode = exitCodeFor(result);

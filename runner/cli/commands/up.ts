@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, relative } from "node:path";
 import type { Command } from "commander";
+import { onInterrupt } from "../interrupt.js";
 import { closeGatePools, setGatePoolSize } from "../../gate/pool.js";
 import { loadRunFile } from "../../group/run-file.js";
 import { runAgents, type GroupResult } from "../../group/run-agents.js";
@@ -31,26 +32,15 @@ Example:
       const spec = await loadRunFile(file);
       // runAgents starts one gate per gated agent up front; none are needed after the run.
       setGatePoolSize(0);
-      const controller = new AbortController();
-      let interrupts = 0;
-      const onSignal = () => {
-        interrupts++;
-        if (interrupts === 1) {
-          process.stderr.write(style.yellow("\nstopping every agent (Ctrl-C again to stop waiting)\n", process.stderr));
-          controller.abort();
-        } else process.exit(130);
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
+      const interrupt = onInterrupt("every agent");
       const out = opts.json ? process.stderr : process.stdout;
       const width = Math.max(...spec.agents.map((a) => a.name.length));
       const group = await runAgents(spec, {
         ...(opts.output ? { outputDir: opts.output } : {}),
-        signal: controller.signal,
+        signal: interrupt.signal,
         ...(opts.quiet ? {} : { onEvent: eventPrinter(out, width) }),
       });
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      interrupt.dispose();
       await closeGatePools();
       if (opts.junit) {
         await mkdir(dirname(opts.junit), { recursive: true });
@@ -58,7 +48,7 @@ Example:
       }
       if (opts.json) process.stdout.write(JSON.stringify(group, null, 2) + "\n");
       else out.write(summaryTable(group, out));
-      process.exitCode = controller.signal.aborted ? 130 : group.status === "succeeded" ? 0 : 1;
+      process.exitCode = interrupt.signal.aborted ? 130 : group.status === "succeeded" ? 0 : 1;
       await gatesStopped();
     });
 }
