@@ -1,10 +1,9 @@
 /**
  * The denied-connection report: what the gate refused, by destination and protocol, read from the
- * kernel's hashlimit tables in the agent's network namespace (see rules.ts). Read through the gate
- * container, not from the agent, so an agent cannot forge or hide entries.
+ * kernel's hashlimit tables in the agent's network namespace (see rules.ts). The gate prints them
+ * when signalled, so an agent cannot forge or hide entries.
  */
-import type Docker from "dockerode";
-import { PassThrough } from "node:stream";
+import type { StartedGate } from "./gate-container.js";
 import { DENY_COUNT_CAP, DENY_TABLES } from "./rules.js";
 
 export interface DeniedConnection {
@@ -40,25 +39,18 @@ const TABLES: [string, DeniedConnection["protocol"], boolean][] = [
   [DENY_TABLES.loopback, "tcp", true],
 ];
 
-export async function readDenied(docker: Docker, gate: Docker.Container): Promise<DeniedConnection[]> {
-  const script = TABLES.map(([t]) => `echo "== ${t}"; cat /proc/net/ipt_hashlimit/${t} 2>/dev/null`).join("; ");
-  const exec = await gate.exec({ Cmd: ["sh", "-c", script], AttachStdout: true, AttachStderr: true, User: "0" });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const out = new PassThrough();
-  let text = "";
-  out.on("data", (d: Buffer) => (text += d.toString()));
-  docker.modem.demuxStream(stream, out, new PassThrough());
-  await new Promise<void>((resolve) => {
-    stream.on("end", resolve);
-    stream.on("close", resolve);
-    stream.on("error", () => resolve());
-  });
-  const sections = text.split(/^== /m).slice(1);
+/** The gate's report (sections "== <table>" followed by the table's lines) as denied connections. */
+export function parseDeniedReport(text: string): DeniedConnection[] {
   const denied: DeniedConnection[] = [];
-  for (const section of sections) {
+  for (const section of text.split(/^== /m).slice(1)) {
     const [name, ...rest] = section.split("\n");
     const table = TABLES.find(([t]) => t === name?.trim());
     if (table) denied.push(...parseHashlimit(rest.join("\n"), table[1], table[2]));
   }
   return denied.sort((a, b) => b.count - a.count || a.destination.localeCompare(b.destination));
+}
+
+/** Ask the gate for its tables (a signal, not an exec: the agent cannot forge or hide entries). */
+export async function readDenied(gate: StartedGate): Promise<DeniedConnection[]> {
+  return parseDeniedReport(await gate.report());
 }

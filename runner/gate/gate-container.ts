@@ -13,6 +13,10 @@ export interface StartedGate {
   id: string;
   /** The agent's address on the airlock bridge. */
   ip: string;
+  /** The gate's denied-connection tables, as it prints them on SIGUSR1 ("" if it does not answer). */
+  report(timeoutMs?: number): Promise<string>;
+  /** Stop listening to the gate. */
+  detach(): void;
 }
 
 interface WarmGate {
@@ -67,8 +71,25 @@ async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise
     }
     if (Date.now() - started > timeoutMs) throw new GateError(`the egress gate did not report ready within ${timeoutMs} ms`, "check the engine's health (docker info)");
   }
-  gate.stream.destroy();
-  return { container: gate.container, id: gate.container.id, ip: gate.ip };
+  const from = gate.output().length;
+  return {
+    container: gate.container,
+    id: gate.container.id,
+    ip: gate.ip,
+    async report(timeoutMs = 3000) {
+      const start = gate.output().length;
+      await gate.container.kill({ signal: "SIGUSR1" }).catch(() => {});
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const text = gate.output().slice(Math.max(start, from));
+        const end = text.indexOf("airlock-gate: end of report");
+        if (end >= 0) return text.slice(0, end);
+        if (Date.now() > deadline) return "";
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    detach: () => gate.stream.destroy(),
+  };
 }
 
 export class GatePool {

@@ -387,7 +387,7 @@ class AgentRun {
     this.phase("collecting", "collecting output");
     const [info] = await Promise.all([
       container.inspect(),
-      this.gate ? readDenied(docker, this.gate.container).then((d) => (this.denied = d)).catch(() => {}) : undefined,
+      this.gate ? readDenied(this.gate).then((d) => (this.denied = d)).catch(() => {}) : undefined,
     ]);
     const status: RunStatus = stopReason ?? (info.State.OOMKilled ? "oom" : exitCode === 0 ? "succeeded" : "failed");
     return { ...this.base, ...this.partial(), status, exitCode, ...(stopError ? { error: stopError.replace(/: stopping$/, "") } : {}) };
@@ -400,7 +400,10 @@ class AgentRun {
     if (docker && this.agentContainer) removals.push(this.agentContainer.remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : e)));
     // The gate is auto-removed by the engine once stopped: killing it is enough, and it spares the
     // run the bridge teardown (~100 ms) even if this process exits right after.
-    if (docker && this.gate) stopGate(this.gate);
+    if (docker && this.gate) {
+      this.gate.detach();
+      stopGate(this.gate);
+    }
     await Promise.all(removals);
     await Promise.all(this.forwarders.map((f) => f.close()));
     if (this.runDir) await rm(this.runDir, { recursive: true, force: true }).catch(() => {});
