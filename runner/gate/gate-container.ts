@@ -6,6 +6,7 @@
  */
 import type Docker from "dockerode";
 import { PassThrough, type Duplex } from "node:stream";
+import { withTimeout } from "../docker/client.js";
 import { GateError } from "../errors.js";
 
 export interface StartedGate {
@@ -78,7 +79,7 @@ async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise
     ip: gate.ip,
     async report(timeoutMs = 3000) {
       const start = gate.output().length;
-      await gate.container.kill({ signal: "SIGUSR1" }).catch(() => {});
+      await withTimeout(gate.container.kill({ signal: "SIGUSR1" }), timeoutMs, "the gate did not take the signal").catch(() => {});
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const text = gate.output().slice(Math.max(start, from));

@@ -154,8 +154,7 @@ const stoppingGates = new Set<Promise<unknown>>();
  * keeps this process alive until the engine has it, and a crash is covered by the orphan reaper.
  */
 function stopGate(gate: StartedGate): void {
-  const done = gate.container
-    .kill({ signal: "SIGKILL" })
+  const done = withTimeout(gate.container.kill({ signal: "SIGKILL" }), 30_000, "the engine did not stop the gate within 30 s")
     .catch(() => gate.container.remove({ force: true }).catch(() => {}))
     .finally(() => stoppingGates.delete(done));
   stoppingGates.add(done);
@@ -385,11 +384,12 @@ class AgentRun {
     this.stderr.end();
 
     this.phase("collecting", "collecting output");
+    // Every engine call after the exit is bounded: a run never hangs on one request.
     const [info] = await Promise.all([
-      container.inspect(),
+      withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined),
       this.gate ? readDenied(this.gate).then((d) => (this.denied = d)).catch(() => {}) : undefined,
     ]);
-    const status: RunStatus = stopReason ?? (info.State.OOMKilled ? "oom" : exitCode === 0 ? "succeeded" : "failed");
+    const status: RunStatus = stopReason ?? (info?.State.OOMKilled ? "oom" : exitCode === 0 ? "succeeded" : "failed");
     return { ...this.base, ...this.partial(), status, exitCode, ...(stopError ? { error: stopError.replace(/: stopping$/, "") } : {}) };
   }
 
@@ -397,7 +397,10 @@ class AgentRun {
     const docker = this.docker;
     const removals: Promise<unknown>[] = [];
     // The agent's container (it holds the output mounts) is removed before runAgent returns.
-    if (docker && this.agentContainer) removals.push(this.agentContainer.remove({ force: true }).catch((e) => (isNotFound(e) ? undefined : e)));
+    if (docker && this.agentContainer) {
+      // Bounded: if the engine does not answer, the orphan reaper removes it later (it is labelled).
+      removals.push(withTimeout(this.agentContainer.remove({ force: true }), 60_000, "the engine did not remove the agent's container within 60 s").catch((e) => (isNotFound(e) ? undefined : e)));
+    }
     // The gate is auto-removed by the engine once stopped: killing it is enough, and it spares the
     // run the bridge teardown (~100 ms) even if this process exits right after.
     if (docker && this.gate) {
