@@ -5,10 +5,7 @@
  */
 export const CONTROL_PREFIX = "\u001eairlock:";
 
-export type ControlMessage =
-  | { type: "ready" }
-  | { type: "result"; value: unknown }
-  | { type: "denied"; destination: string; protocol: string };
+export type ControlMessage = { type: "ready" } | { type: "result"; value: unknown };
 
 export function encodeControl(message: ControlMessage): string {
   return CONTROL_PREFIX + JSON.stringify(message);

@@ -25,6 +25,8 @@ interface WarmGate {
   stream: Duplex;
   output: () => string;
   ended: Promise<void>;
+  /** True once the gate's stream closed (it exited, e.g. after idling, or was removed). */
+  gone: () => boolean;
   ip: string;
 }
 
@@ -42,10 +44,15 @@ async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, ne
     let text = "";
     out.on("data", (chunk: Buffer) => (text += chunk.toString()));
     docker.modem.demuxStream(stream, out, out);
+    let gone = false;
     const ended = new Promise<void>((resolve) => {
-      stream.on("end", resolve);
-      stream.on("close", resolve);
-      stream.on("error", () => resolve());
+      const end = () => {
+        gone = true;
+        resolve();
+      };
+      stream.on("end", end);
+      stream.on("close", end);
+      stream.on("error", end);
     });
     // A warm gate must not keep the runner's process alive.
     (stream as unknown as { unref?: () => void }).unref?.();
@@ -53,7 +60,7 @@ async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, ne
     const info = await container.inspect();
     const ip = info.NetworkSettings.Networks[networkName]?.IPAddress;
     if (!ip) throw new GateError(`the gate container has no address on network ${networkName}`);
-    return { container, stream, output: () => text, ended, ip };
+    return { container, stream, output: () => text, ended, gone: () => gone, ip };
   } catch (err) {
     await container.remove({ force: true }).catch(() => {});
     throw err;
@@ -102,24 +109,29 @@ export class GatePool {
     private readonly spec: () => Docker.ContainerCreateOptions,
     private readonly networkName: string,
     /** Gates kept ready ahead of need. */
-    private size = 1,
+    private readonly size = 1,
   ) {}
 
-  resize(size: number): void {
-    this.size = size;
-  }
 
   /** A gate with `rules` in force, its privileges dropped. */
   async acquire(rules: GateRules, timeoutMs = 30_000): Promise<StartedGate> {
     const pending = this.warm.shift();
     // Start the next gate at once: back to back, runs come faster than a gate starts.
     this.refill();
-    let gate = pending ? await pending : undefined;
-    if (!gate || (await gateGone(gate))) gate = await startWarm(this.docker, this.spec(), this.networkName);
+    const warm = pending ? await pending : undefined;
+    if (warm && !warm.gone()) {
+      try {
+        return await arm(warm, rules, timeoutMs);
+      } catch {
+        // It went away while being armed (idle exit, removed from outside): use a fresh one.
+        await warm.container.remove({ force: true }).catch(() => {});
+      }
+    }
+    const fresh = await startWarm(this.docker, this.spec(), this.networkName);
     try {
-      return await arm(gate, rules, timeoutMs);
+      return await arm(fresh, rules, timeoutMs);
     } catch (err) {
-      await gate.container.remove({ force: true }).catch(() => {});
+      await fresh.container.remove({ force: true }).catch(() => {});
       throw err;
     }
   }
@@ -145,9 +157,4 @@ export class GatePool {
     const gates = await Promise.all(this.warm.splice(0));
     await Promise.all(gates.map((g) => g?.container.remove({ force: true }).catch(() => {})));
   }
-}
-
-async function gateGone(gate: WarmGate): Promise<boolean> {
-  const ended = await Promise.race([gate.ended.then(() => true), Promise.resolve(false)]);
-  return ended;
 }

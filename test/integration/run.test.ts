@@ -216,3 +216,24 @@ describe("reruns", () => {
     expect((await stat(join(out, "mine.txt"))).uid).toBe(process.getuid?.());
   });
 });
+
+describe("gate pool", () => {
+  it("a gate kept ready that has gone away (idle exit) is replaced, and the run succeeds", async () => {
+    const policy = definePolicy({ name: "pooled", network: { allowedEndpoints: ["localhost:6379"] } });
+    const first = await runAgent({ agent: join(AGENTS, "files.ts"), policy, outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    expect(first.exitCode).toBe(3);
+    const docker = dockerClient();
+    // Wait for the gate the first run started for the next one, then make it go away as an idle gate would.
+    let warm: string[] = [];
+    for (let i = 0; i < 50 && warm.length === 0; i++) {
+      warm = (await docker.listContainers({ filters: { name: ["airlock-warm-"] } })).map((c) => c.Id);
+      if (!warm.length) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(warm.length).toBeGreaterThan(0);
+    await Promise.all(warm.map((id) => docker.getContainer(id).kill().catch(() => {})));
+    await new Promise((r) => setTimeout(r, 500));
+    const second = await runAgent({ agent: join(AGENTS, "files.ts"), policy, outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    expect(second.status, second.error).toBe("failed");
+    expect(second.exitCode).toBe(3);
+  });
+});
