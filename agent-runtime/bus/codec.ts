@@ -10,7 +10,8 @@ export interface MessageOptions<T> {
   schema?: Schema<T>;
 }
 
-function check<T>(value: unknown, schema: Schema<T> | undefined, where: string): T {
+/** Validate a message against its schema (when there is one). */
+export function check<T>(value: unknown, schema: Schema<T> | undefined, where: string): T {
   if (!schema) return value as T;
   try {
     return schema.parse(value);

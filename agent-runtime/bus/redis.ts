@@ -3,7 +3,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Redis as RedisClient, RedisOptions } from "ioredis";
-import { decode, encode, type MessageOptions } from "./codec.js";
+import { check, decode, encode, type MessageOptions } from "./codec.js";
 import { connectionError, requireEnv, RequestTimeoutError } from "./errors.js";
 
 export function redisUrl(): string {
@@ -137,10 +137,10 @@ export function requestReply<Req, Res>(
     async request(body, { timeoutMs = 30_000 } = {}) {
       const id = randomUUID();
       const replyTo = `airlock:rpc:${service}:reply:${id}`;
-      const envelope: Envelope<Req> = { id, replyTo, body };
+      const envelope: Envelope<Req> = { id, replyTo, body: check(body, options.request, `request to ${service}`) };
       const blocking = await connectRedis();
       try {
-        await (await client()).lpush(queue, JSON.stringify({ ...envelope, body: JSON.parse(encode(body, options.request, `request to ${service}`)) }));
+        await (await client()).lpush(queue, JSON.stringify(envelope));
         const reply = await blocking.brpop(replyTo, Math.max(timeoutMs / 1000, 0.01));
         if (!reply) throw new RequestTimeoutError(`no reply from ${service} within ${timeoutMs} ms (request ${id})`);
         return decode(reply[1], options.reply, `reply from ${service}`);
@@ -157,7 +157,7 @@ export function requestReply<Req, Res>(
           const item = await blocking.brpop(queue, 1);
           if (!item) continue;
           const envelope = JSON.parse(item[1]) as Envelope<unknown>;
-          const body = decode(JSON.stringify(envelope.body), options.request, `request to ${service}`);
+          const body = check(envelope.body, options.request, `request to ${service}`);
           const result = await handler(body);
           await writer.multi().lpush(envelope.replyTo, encode(result, options.reply, `reply from ${service}`)).expire(envelope.replyTo, 60).exec();
           served++;

@@ -12,7 +12,7 @@ import { gatePool } from "../gate/pool.js";
 import { ensureImages } from "../images/images.js";
 import { loadPolicy } from "../policy/index.js";
 import { runAgent, type RunEvent } from "../run/run-agent.js";
-import type { AgentResult } from "../run/result.js";
+import { emptyResult, type AgentResult } from "../run/result.js";
 import { loadRunFile, type GroupAgent, type RunSpec, type WaitCondition } from "./run-file.js";
 
 export interface RunAgentsOptions {
@@ -91,26 +91,8 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
     const blocked = await waitForDeps(agent);
     const agentOutput = resolve(outputDir, agent.output);
     if (blocked) {
-      const now = new Date().toISOString();
-      const skipped: AgentResult = {
-        name: agent.name,
-        status: "skipped",
-        exitCode: null,
-        durationMs: 0,
-        startedAt: now,
-        finishedAt: now,
-        outputDir: agentOutput,
-        outputFiles: [],
-        outputSkipped: [],
-        outputBytes: 0,
-        stdout: "",
-        stderr: "",
-        error: blocked,
-        ready: false,
-        denied: [],
-        policy: null,
-        resultFile: "",
-      };
+      const skipped: AgentResult = { ...emptyResult(agent.name, agentOutput, "skipped"), error: blocked, resultFile: "" };
+      skipped.finishedAt = skipped.startedAt;
       results.set(agent.name, skipped);
       options.onEvent?.({ type: "finished", agent: agent.name, result: skipped });
       mark(agent.name, "exited");

@@ -4,6 +4,7 @@
  * nothing outside the output directory is read or written.
  */
 import { lstat, mkdir, readdir, lchown, chown, chmod } from "node:fs/promises";
+import type { Dirent } from "node:fs";
 import { join, relative } from "node:path";
 import { RunOptionsError } from "../errors.js";
 
@@ -40,11 +41,12 @@ export async function prepareOutputDir(dir: string, user: AgentUser): Promise<vo
   }
 }
 
-async function walkEntries(dir: string, visit: (full: string) => Promise<unknown>): Promise<void> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+/** Visit every entry below `dir`, depth first, without following links. */
+async function walkEntries(dir: string, visit: (full: string, entry: Dirent) => Promise<unknown>): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[]);
   for (const entry of entries) {
     const full = join(dir, entry.name);
-    await visit(full);
+    await visit(full, entry);
     if (entry.isDirectory()) await walkEntries(full, visit);
   }
 }
@@ -62,7 +64,7 @@ export interface CollectedOutput {
   bytes: number;
 }
 
-function kindOf(entry: import("node:fs").Dirent): SkippedEntry["kind"] {
+function kindOf(entry: Dirent): SkippedEntry["kind"] {
   if (entry.isSymbolicLink()) return "symlink";
   if (entry.isFIFO()) return "fifo";
   if (entry.isSocket()) return "socket";
@@ -73,15 +75,9 @@ function kindOf(entry: import("node:fs").Dirent): SkippedEntry["kind"] {
 /** Total size of the regular files below `dir`, without following links. */
 export async function outputSize(dir: string): Promise<number> {
   let total = 0;
-  const walk = async (current: string): Promise<void> => {
-    const entries = await readdir(current, { withFileTypes: true }).catch(() => []);
-    for (const entry of entries) {
-      const full = join(current, entry.name);
-      if (entry.isDirectory()) await walk(full);
-      else if (entry.isFile()) total += (await lstat(full).catch(() => ({ size: 0 }))).size;
-    }
-  };
-  await walk(dir);
+  await walkEntries(dir, async (full, entry) => {
+    if (entry.isFile()) total += (await lstat(full).catch(() => ({ size: 0 }))).size;
+  });
   return total;
 }
 
@@ -95,24 +91,14 @@ export async function collectOutput(dir: string): Promise<CollectedOutput> {
   const files: string[] = [];
   const skipped: SkippedEntry[] = [];
   let bytes = 0;
-  const walk = async (current: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(current, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const full = join(current, entry.name);
-      if (uid === 0) await lchown(full, 0, gid ?? 0).catch(() => {});
-      if (entry.isDirectory()) await walk(full);
-      else if (entry.isFile()) {
-        files.push(relative(dir, full));
-        bytes += (await lstat(full).catch(() => ({ size: 0 }))).size;
-      } else skipped.push({ path: relative(dir, full), kind: kindOf(entry) });
-    }
-  };
-  await walk(dir);
+  await walkEntries(dir, async (full, entry) => {
+    if (uid === 0) await lchown(full, 0, gid ?? 0).catch(() => {});
+    if (entry.isDirectory()) return;
+    if (entry.isFile()) {
+      files.push(relative(dir, full));
+      bytes += (await lstat(full).catch(() => ({ size: 0 }))).size;
+    } else skipped.push({ path: relative(dir, full), kind: kindOf(entry) });
+  });
   if (uid === 0) await chown(dir, 0, gid ?? 0).catch(() => {});
   return { files: files.sort(), skipped: skipped.sort((a, b) => a.path.localeCompare(b.path)), bytes };
 }

@@ -44,3 +44,25 @@ export function resultFileFor(outputDir: string): string {
 export async function writeResult(result: AgentResult): Promise<void> {
   await writeFile(result.resultFile, JSON.stringify(result, null, 2) + "\n");
 }
+
+/** A result for a run that has not produced anything (yet): the starting point of every result. */
+export function emptyResult(name: string, outputDir: string, status: RunStatus, startedAt = new Date()): AgentResult {
+  return {
+    name,
+    status,
+    exitCode: null,
+    durationMs: 0,
+    startedAt: startedAt.toISOString(),
+    finishedAt: "",
+    outputDir,
+    outputFiles: [],
+    outputSkipped: [],
+    outputBytes: 0,
+    stdout: "",
+    stderr: "",
+    ready: false,
+    denied: [],
+    policy: null,
+    resultFile: resultFileFor(outputDir),
+  };
+}

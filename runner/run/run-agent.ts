@@ -31,7 +31,7 @@ import { agentSpec } from "./container-spec.js";
 import { agentEnvironment, toDockerEnv } from "./env.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { agentUser, collectOutput, outputSize, prepareOutputDir, SANDBOX_UID } from "./output.js";
-import { resultFileFor, writeResult, type AgentResult, type RunStatus } from "./result.js";
+import { emptyResult, writeResult, type AgentResult, type RunStatus } from "./result.js";
 
 export interface RunAgentOptions {
   /** A .ts or .js agent file. Either this or `command`. */
@@ -98,24 +98,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       // a listener's bug must not break the run
     }
   };
-  const base: AgentResult = {
-    name,
-    status: "error",
-    exitCode: null,
-    durationMs: 0,
-    startedAt: new Date(started).toISOString(),
-    finishedAt: "",
-    outputDir,
-    outputFiles: [],
-    outputSkipped: [],
-    outputBytes: 0,
-    stdout: "",
-    stderr: "",
-    ready: false,
-    denied: [],
-    policy: null,
-    resultFile: resultFileFor(outputDir),
-  };
+  const base = emptyResult(name, outputDir, "error", new Date(started));
   const run = new AgentRun(options, name, outputDir, base, emit);
   let result: AgentResult;
   try {

@@ -14,7 +14,7 @@ export function registerValidate(program: Command): void {
     .option("--json", "print the problems as JSON")
     .addHelpText("after", "\nExit code: 0 when every file is valid, 1 otherwise.\n\nExample:\n  airlock validate policies/*.yaml")
     .action(async (files: string[], opts: { json?: boolean }) => {
-      const report: { file: string; ok: boolean; name?: string; issues: ReturnType<typeof issuesOf> }[] = [];
+      const report: { file: string; ok: boolean; name?: string; issues: PolicyError["issues"] }[] = [];
       const check = async (file: string) => {
         try {
           if (await isRunFile(file)) {
@@ -27,7 +27,7 @@ export function registerValidate(program: Command): void {
           }
         } catch (err) {
           if (!(err instanceof PolicyError)) throw err;
-          report.push({ file, ok: false, issues: issuesOf(err) });
+          report.push({ file, ok: false, issues: err.issues });
         }
       };
       for (const file of files) await check(file);
@@ -52,8 +52,4 @@ async function isRunFile(file: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function issuesOf(err: PolicyError) {
-  return err.issues;
 }
