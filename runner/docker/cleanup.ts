@@ -3,6 +3,7 @@
  * and, when asked, every airlock container and the airlock network.
  */
 import type Docker from "dockerode";
+import { removeStaleHostRules } from "../gate/host-loopback.js";
 import { isNotFound } from "./client.js";
 import { isOrphaned, LABEL } from "./labels.js";
 import { forgetNetwork, NETWORK_NAME } from "./network.js";
@@ -33,6 +34,9 @@ export async function cleanup(docker: Docker, options: CleanupOptions = {}): Pro
       }
     }),
   );
+  // Host rules for localhost endpoints belong to a run: they go when none of its containers is left.
+  const runsWithContainers = async () => new Set((await docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } })).map((c) => c.Labels[LABEL.run] ?? ""));
+  await removeStaleHostRules(runsWithContainers).catch(() => 0);
   let networkRemoved = false;
   if (options.network || options.all) networkRemoved = await removeNetworkIfUnused(docker);
   return { containersRemoved: removed.sort(), networkRemoved };

@@ -8,6 +8,7 @@ import { isNotFound } from "./client.js";
 import { LABEL } from "./labels.js";
 
 export const NETWORK_NAME = "airlock";
+export const BRIDGE_INTERFACE = "airlock0";
 
 export interface AirlockNetwork {
   id: string;
@@ -15,6 +16,8 @@ export interface AirlockNetwork {
   /** The host's address on this bridge; loopback endpoints are forwarded from here. */
   gateway: string;
   subnet: string;
+  /** The bridge's interface on the host. */
+  interface: string;
 }
 
 let pending: Promise<AirlockNetwork> | undefined;
@@ -45,7 +48,7 @@ async function createOrFind(docker: Docker): Promise<AirlockNetwork> {
       Labels: { [LABEL.managed]: "true", [LABEL.kind]: "network" },
       Options: {
         "com.docker.network.bridge.enable_icc": "false",
-        "com.docker.network.bridge.name": "airlock0",
+        "com.docker.network.bridge.name": BRIDGE_INTERFACE,
       },
     });
   } catch (err) {
@@ -62,7 +65,8 @@ async function inspect(docker: Docker): Promise<AirlockNetwork | undefined> {
     const info = await docker.getNetwork(NETWORK_NAME).inspect();
     const ipam = (info.IPAM?.Config ?? [])[0] as { Gateway?: string; Subnet?: string } | undefined;
     if (!ipam?.Gateway || !ipam.Subnet) throw new Error(`network ${NETWORK_NAME} has no IPv4 gateway; remove it with airlock cleanup --all`);
-    return { id: info.Id, name: info.Name, gateway: ipam.Gateway, subnet: ipam.Subnet };
+    const iface = (info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"] ?? `br-${info.Id.slice(0, 12)}`;
+    return { id: info.Id, name: info.Name, gateway: ipam.Gateway, subnet: ipam.Subnet, interface: iface };
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;

@@ -59,7 +59,8 @@ export function ipv4Rules(input: RuleInput): string {
     `-A OUTPUT -o lo -d 127.0.0.0/8 -p tcp -m tcp --tcp-flags SYN,ACK,RST SYN ${countInto(DENY_TABLES.loopback, "dstip,dstport")}`,
     "-A OUTPUT -o lo -j ACCEPT",
     "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-    ...input.forwarded.map((f) => `-A OUTPUT -d ${input.gateway}/32 -p tcp -m tcp --dport ${f.forwarderPort} -m conntrack --ctstate NEW -j ACCEPT`),
+    // Only what was DNATed from the agent's own localhost:PORT: a direct connection to the gateway is refused.
+    ...input.forwarded.map((f) => `-A OUTPUT -d ${input.gateway}/32 -p tcp -m tcp --dport ${f.forwarderPort} -m conntrack --ctstate NEW --ctorigdst 127.0.0.1/32 --ctorigdstport ${f.port} -j ACCEPT`),
     ...input.direct.map((d) => `-A OUTPUT -d ${d.ip}/32 -p tcp -m tcp --dport ${d.port} -m conntrack --ctstate NEW -j ACCEPT`),
     `-A OUTPUT -p tcp ${countInto(DENY_TABLES.tcp, "dstip,dstport")}`,
     "-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset",

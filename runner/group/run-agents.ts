@@ -120,7 +120,8 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
     mark(agent.name, "exited");
   };
 
-  // Start one gate per gated agent now, while the agents are being prepared (best effort).
+  // Agents in another image than airlock's are gated by a gate container: start those now, while
+  // the agents are being prepared (best effort). The agent image gates itself.
   void prepareGates(spec, options.docker ?? dockerClient());
   await Promise.all(spec.agents.map(runOne));
   const ordered = spec.agents.map((a) => results.get(a.name)!);
@@ -136,7 +137,8 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
 
 async function prepareGates(spec: RunSpec, docker: Docker): Promise<void> {
   try {
-    const policies = await Promise.all(spec.agents.map((a) => loadPolicy(a.policy)));
+    const foreign = spec.agents.filter((a) => a.image);
+    const policies = await Promise.all(foreign.map((a) => loadPolicy(a.policy)));
     const gated = policies.filter((p) => !p.network.disabled).length;
     if (gated === 0) return;
     const [images, network] = await Promise.all([ensureImages(docker), ensureNetwork(docker)]);

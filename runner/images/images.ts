@@ -130,6 +130,7 @@ async function planImageSet(base: { ref: string; id: string }): Promise<{ gate: 
     await fileEntry("agent-runtime/package-lock.json", packagePath("agent-runtime", "package-lock.json")),
     ...(await directoryEntries("dist/agent-runtime", packagePath("dist", "agent-runtime"))).filter((f) => !f.name.endsWith(".map")),
     ...(await directoryEntries("images/agent/airlock-shim", packagePath("images", "agent", "airlock-shim"))),
+    await fileEntry("images/agent/airlock-init.sh", packagePath("images", "agent", "airlock-init.sh")),
     caFile(settings),
   ];
   return {

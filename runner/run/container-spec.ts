@@ -1,17 +1,46 @@
 /**
- * The Docker create-specs for an agent's two containers. Pure functions: every hardening flag is
- * decided here and checked by unit tests.
+ * The Docker create-specs for an agent's containers. Pure functions: every hardening flag is decided
+ * here and checked by unit tests.
  *
- * gate:  owns the network namespace on the airlock bridge; root with CAP_NET_ADMIN (and the caps to drop
- *        privileges), applies the
- *        rules, then drops every capability and holds the namespace.
- * agent: joins the gate's namespace (or has no network at all); non-root, no capabilities,
- *        no-new-privileges, read-only root filesystem, /workspace read-only, /output read-write.
+ * agent: non-root, no capabilities, no-new-privileges, read-only root filesystem, /workspace
+ *        read-only, /output read-write. Its network is one of:
+ *        - "none" when the policy disables the network;
+ *        - gated in its own namespace on the airlock bridge (the agent image): the container starts
+ *          /opt/airlock/init as root with CAP_NET_ADMIN (and the caps to hand over a plain uid),
+ *          which applies the rules and drops NET_ADMIN before any agent code runs, then runs the
+ *          agent as uid:gid with no capabilities at all (images/agent/airlock-init.sh);
+ *        - joined to a gate container's namespace (any other image: it has no airlock init).
+ * gate:  owns a network namespace on the airlock bridge for an agent in another image; root with
+ *        CAP_NET_ADMIN (and the caps to drop privileges), applies the rules, then drops every
+ *        capability and holds the namespace.
  */
 import type Docker from "dockerode";
 import type { AgentUser } from "./output.js";
 
 export const AGENT_TMPFS = "rw,nosuid,nodev,size=64m,mode=1777";
+
+/** Kernel settings of a gated network namespace. */
+export const GATED_SYSCTLS: Record<string, string> = {
+  // Lets the DNAT of 127.0.0.1:PORT leave through eth0 towards the host.
+  "net.ipv4.conf.all.route_localnet": "1",
+  "net.ipv6.conf.all.disable_ipv6": "1",
+  "net.ipv6.conf.default.disable_ipv6": "1",
+  // No unprivileged ICMP sockets (Docker opens them to every group by default).
+  "net.ipv4.ping_group_range": "1 0",
+};
+
+/** What the in-container init needs, and nothing it keeps once the rules are in force. */
+export const INIT_CAPS = ["NET_ADMIN", "SETUID", "SETGID", "SETPCAP", "KILL"];
+export const AGENT_INIT = "/opt/airlock/init";
+/** The agent runtime's own command line (the agent image's entrypoint). */
+export const RUNTIME_ARGV = ["node", "/opt/airlock/dist/bootstrap.js"];
+
+export type AgentNetwork =
+  | { mode: "none" }
+  /** Own namespace on `network`, gated by the image's init (the agent image and images built from it). */
+  | { mode: "gated"; network: string }
+  /** Join a gate container's namespace. */
+  | { mode: "gate-container"; gateId: string };
 
 export interface GateSpecInput {
   name: string;
@@ -38,14 +67,7 @@ export function gateSpec(input: GateSpecInput): Docker.ContainerCreateOptions {
       SecurityOpt: ["no-new-privileges:true"],
       ReadonlyRootfs: true,
       Tmpfs: { "/run": "rw,nosuid,nodev,noexec,size=1m", "/tmp": "rw,nosuid,nodev,noexec,size=1m" },
-      Sysctls: {
-        // Lets the DNAT of 127.0.0.1:PORT leave through eth0 towards the host forwarder.
-        "net.ipv4.conf.all.route_localnet": "1",
-        "net.ipv6.conf.all.disable_ipv6": "1",
-        "net.ipv6.conf.default.disable_ipv6": "1",
-        // No unprivileged ICMP sockets (Docker opens them to every group by default).
-        "net.ipv4.ping_group_range": "1 0",
-      },
+      Sysctls: GATED_SYSCTLS,
       Memory: 32 * 1024 * 1024,
       MemorySwap: 32 * 1024 * 1024,
       PidsLimit: 16,
@@ -57,13 +79,12 @@ export function gateSpec(input: GateSpecInput): Docker.ContainerCreateOptions {
 export interface AgentSpecInput {
   name: string;
   image: string;
-  /** `container:<gate id>`, or "none" when the policy disables the network. */
-  networkMode: string;
+  network: AgentNetwork;
   user: AgentUser;
   env: string[];
-  cmd: string[];
-  /** Replace the image's entrypoint (to run a command in the agent image, or in another image). */
+  /** Replace the image's entrypoint (undefined: keep it, as `docker run IMAGE CMD` does). */
   entrypoint?: string[];
+  cmd: string[];
   workingDir: string;
   outputDir: string;
   /** Folder with the bundled agent (mounted at /opt/agent/run), or undefined for a command. */
@@ -86,32 +107,41 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
     `${input.resolvConf}:/etc/resolv.conf:ro`,
   ];
   if (input.bundleDir) binds.push(`${input.bundleDir}:/opt/agent/run:ro`);
+  const net = input.network;
+  const gated = net.mode === "gated";
   return {
     name: input.name,
     Image: input.image,
-    Cmd: input.cmd,
-    ...(input.entrypoint ? { Entrypoint: input.entrypoint } : {}),
-    User: `${input.user.uid}:${input.user.gid}`,
+    // The init takes the uid:gid with its rules and drops to it before the command runs.
+    ...(gated
+      ? { Entrypoint: [AGENT_INIT], Cmd: [...(input.entrypoint ?? []), ...input.cmd], User: "0:0" }
+      : { ...(input.entrypoint ? { Entrypoint: input.entrypoint } : {}), Cmd: input.cmd, User: `${input.user.uid}:${input.user.gid}` }),
     Env: input.env,
     WorkingDir: "/workspace",
     Labels: input.labels,
     AttachStdout: true,
     AttachStderr: true,
-    AttachStdin: false,
+    // The init reads its rules on stdin; the agent's stdin is /dev/null.
+    AttachStdin: gated,
+    OpenStdin: gated,
+    StdinOnce: gated,
     Tty: false,
     HostConfig: {
-      NetworkMode: input.networkMode,
+      NetworkMode: net.mode === "none" ? "none" : net.mode === "gated" ? net.network : `container:${net.gateId}`,
       Binds: binds,
       CapDrop: ["ALL"],
+      ...(gated ? { CapAdd: INIT_CAPS, Sysctls: GATED_SYSCTLS } : {}),
       SecurityOpt: ["no-new-privileges:true"],
       ReadonlyRootfs: true,
       Tmpfs: { "/tmp": AGENT_TMPFS },
       Memory: input.memoryBytes,
       MemorySwap: input.memoryBytes,
       NanoCpus: Math.round(input.cpus * 1e9),
-      PidsLimit: input.pids,
+      // The gated init waits for the agent in a process of its own.
+      PidsLimit: input.pids + (gated ? 1 : 0),
       Ulimits: [{ Name: "fsize", Soft: input.maxFileBytes, Hard: input.maxFileBytes }],
-      Init: true,
+      // Docker's init would keep the init's capabilities for the whole run; the gated init brings its own (tini, without NET_ADMIN).
+      Init: !gated,
       IpcMode: "private",
       Privileged: false,
       LogConfig: { Type: "none", Config: {} },

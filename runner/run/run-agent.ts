@@ -12,13 +12,14 @@ import { tmpdir } from "node:os";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
-import { AirlockError, DockerUnavailableError, RunOptionsError } from "../errors.js";
+import { AirlockError, DockerUnavailableError, GateError, RunOptionsError } from "../errors.js";
 import { assertDockerReachable, dockerClient, engineAddress, explainDockerError, isConnectionError, isNotFound, withTimeout } from "../docker/client.js";
 import { reapOrphansOnce } from "../docker/cleanup.js";
-import { runLabels } from "../docker/labels.js";
+import { LABEL, runLabels } from "../docker/labels.js";
 import { ensureNetwork } from "../docker/network.js";
 import { readDenied, type DeniedConnection } from "../gate/denied.js";
-import { LoopbackForwarder } from "../gate/forwarder.js";
+import { loopbackMode, openHostLoopback, type HostLoopback } from "../gate/host-loopback.js";
+import { InitGate } from "../gate/init-gate.js";
 import { type StartedGate } from "../gate/gate-container.js";
 import { gatePool } from "../gate/pool.js";
 import { kafkaPreflight, type DescribeCluster } from "../gate/kafka-preflight.js";
@@ -27,7 +28,7 @@ import { ipv4Rules, ipv6Rules } from "../gate/rules.js";
 import { ensureImages, ensurePackagesImage } from "../images/images.js";
 import { definePolicy, loadPolicy, type Policy, type PolicyInput } from "../policy/index.js";
 import { bundleAgent } from "./bundle.js";
-import { agentSpec } from "./container-spec.js";
+import { agentSpec, RUNTIME_ARGV, type AgentNetwork } from "./container-spec.js";
 import { agentEnvironment, toDockerEnv } from "./env.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { agentUser, collectOutput, outputSize, prepareOutputDir, SANDBOX_UID } from "./output.js";
@@ -154,8 +155,9 @@ class AgentRun {
   private runDir?: string;
   private docker?: Docker;
   private gate?: StartedGate;
+  private initGate?: InitGate;
   private agentContainer?: Docker.Container;
-  private forwarders: LoopbackForwarder[] = [];
+  private loopback?: HostLoopback;
   private policy?: Policy;
   private image?: string;
   private stdout?: LogCapture;
@@ -248,23 +250,35 @@ class AgentRun {
     const resolvPath = join(this.runDir, "resolv.conf");
     await writeFile(resolvPath, RESOLV_CONF, { mode: 0o644 });
 
-    let networkMode = "none";
+    // The agent image (and images built from it) gate themselves: one container, whose init applies
+    // the rules before the agent runs. Any other image gets a gate container whose namespace it joins.
+    const selfGated = !o.image || (await isSelfGating(docker, o.image));
+    let network: AgentNetwork = { mode: "none" };
+    let rules: { v4: string; v6: string } | undefined;
     if (!policy.network.disabled) {
       this.phase("gate", `gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`);
       const plan = await planGate(policy.network.allowedEndpoints, policy.source, o.resolver);
       await writeFile(hostsPath, hostsFile(plan), { mode: 0o644 });
-      const network = await ensureNetwork(docker);
-      this.forwarders = await Promise.all(plan.loopback.map((route) => LoopbackForwarder.listen(network.gateway, route.target)));
-      const rulesV4 = ipv4Rules({
-        gateway: network.gateway,
-        forwarded: plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: this.forwarders[i]!.port })),
-        direct: plan.direct,
-      });
-      this.gate = await gatePool(docker, images.gate, network.name).acquire({ v4: rulesV4, v6: ipv6Rules(), holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000) });
-      // Named after its run from now on (a pooled gate starts with a neutral name).
-      void this.gate.container.rename({ name: `airlock-${this.runId}-gate` }).catch(() => {});
-      for (const f of this.forwarders) f.allow(this.gate.ip);
-      networkMode = `container:${this.gate.id}`;
+      const bridge = await ensureNetwork(docker);
+      const loopback = (this.loopback = await openHostLoopback(loopbackMode(), bridge, plan.loopback, this.runId));
+      rules = {
+        v4: ipv4Rules({
+          gateway: bridge.gateway,
+          forwarded: plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: loopback.gatewayPorts[i]! })),
+          direct: plan.direct,
+        }),
+        v6: ipv6Rules(),
+      };
+      if (selfGated) {
+        this.initGate = new InitGate();
+        network = { mode: "gated", network: bridge.name };
+      } else {
+        this.gate = await gatePool(docker, images.gate, bridge.name).acquire({ ...rules, holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000) });
+        // Named after its run from now on (a pooled gate starts with a neutral name).
+        void this.gate.container.rename({ name: `airlock-${this.runId}-gate` }).catch(() => {});
+        await loopback.allow(this.gate.ip);
+        network = { mode: "gate-container", gateId: this.gate.id };
+      }
     } else {
       await writeFile(hostsPath, "127.0.0.1\tlocalhost\n", { mode: 0o644 });
     }
@@ -278,19 +292,19 @@ class AgentRun {
         this.emit({ type: "ready", agent: this.name });
       } else if (message.type === "result") this.returnValue = message.value;
     };
-    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl);
+    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl, this.initGate?.intercept);
     this.stderr = new LogCapture("stderr", capBytes, onLine, onControl);
 
-    const useAgentImage = !o.image;
     const container = (this.agentContainer = await docker.createContainer(
       agentSpec({
         name: `airlock-${this.runId}`,
         image: this.image,
-        networkMode,
+        network,
         user,
         env: toDockerEnv(env),
+        // In the agent image: the runtime runs the bundled agent, or the command replaces it.
+        ...(selfGated ? { entrypoint: o.command ? [] : RUNTIME_ARGV } : {}),
         cmd: o.command ?? ["/opt/agent/run/agent.mjs"],
-        ...(o.command && useAgentImage ? { entrypoint: [] } : {}),
         workingDir,
         outputDir: this.outputDir,
         ...(bundleDir ? { bundleDir } : {}),
@@ -303,7 +317,7 @@ class AgentRun {
         labels: runLabels(this.runId, "agent", this.name, expiresAt),
       }),
     ));
-    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const stream = (await container.attach({ stream: true, stdout: true, stderr: true, ...(this.initGate ? { stdin: true, hijack: true } : {}) })) as unknown as NodeJS.ReadWriteStream;
     const outPipe = new PassThrough();
     const errPipe = new PassThrough();
     outPipe.pipe(this.stdout.writable());
@@ -318,6 +332,14 @@ class AgentRun {
     // "next-exit": a container that is created but not started yet counts as not running.
     const exited = container.wait({ condition: "next-exit" });
     await container.start();
+    if (this.initGate && rules) {
+      // The agent's address decides who may use the host side of its loopback endpoints; only then
+      // does the init get its rules (and with them, permission to start the agent).
+      const ip = (await container.inspect()).NetworkSettings.Networks[(network as { network: string }).network]?.IPAddress;
+      if (!ip) throw new GateError("the agent's container has no address on the airlock network", "check the engine's health (docker info)");
+      await this.loopback?.allow(ip);
+      stream.write(this.initGate.rulesLine(rules, user));
+    }
     this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
 
     // Stop on timeout or cancel: SIGTERM, then SIGKILL after the grace.
@@ -372,6 +394,11 @@ class AgentRun {
       withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined),
       this.gate ? readDenied(this.gate).then((d) => (this.denied = d)).catch(() => {}) : undefined,
     ]);
+    if (this.initGate) {
+      const failure = InitGate.failure(exitCode, this.stderr.text());
+      if (failure) throw failure;
+      this.denied = this.initGate.denied();
+    }
     const status: RunStatus = stopReason ?? (info?.State.OOMKilled ? "oom" : exitCode === 0 ? "succeeded" : "failed");
     return { ...this.base, ...this.partial(), status, exitCode, ...(stopError ? { error: stopError.replace(/: stopping$/, "") } : {}) };
   }
@@ -391,7 +418,7 @@ class AgentRun {
       stopGate(this.gate);
     }
     await Promise.all(removals);
-    await Promise.all(this.forwarders.map((f) => f.close()));
+    await this.loopback?.close();
     if (this.runDir) await rm(this.runDir, { recursive: true, force: true }).catch(() => {});
   }
 }
@@ -430,6 +457,20 @@ function engineWatchdog(docker: Docker, everyMs = 2000): { gone: Promise<never>;
       clearTimeout(timer);
     },
   };
+}
+
+const selfGatingImages = new Map<string, Promise<boolean>>();
+
+/** Whether `image` is the agent image or built from it (it carries the in-container gate). */
+function isSelfGating(docker: Docker, image: string): Promise<boolean> {
+  let known = selfGatingImages.get(image);
+  if (!known) {
+    known = withTimeout(docker.getImage(image).inspect(), 15_000, "the engine did not answer an image inspect within 15 s")
+      .then((info) => info.Config?.Labels?.[LABEL.selfGating] === "1")
+      .catch(() => false);
+    selfGatingImages.set(image, known);
+  }
+  return known;
 }
 
 async function resolvePolicy(policy: RunAgentOptions["policy"]): Promise<Policy> {

@@ -123,3 +123,32 @@ describe("network disabled", () => {
     expect(outcomes.dns!.outcome).not.toMatch(/^resolved/);
   });
 });
+
+describe("the host side of localhost endpoints", () => {
+  // As root the runner uses kernel DNAT on the airlock bridge (the path every other test here takes);
+  // any other runner uses the user-space forwarder. Both must behave the same.
+  it.each(["kernel", "forwarder"] as const)("%s: the allowed port answers as the host's loopback; the gateway's own port and other ports are refused", async (mode) => {
+    if (mode === "kernel" && process.getuid?.() !== 0) return;
+    const gateway = await bridgeGateway();
+    const decoy = await tcpDecoy(gateway);
+    process.env.AIRLOCK_LOOPBACK = mode;
+    try {
+      const { outcomes } = await probe(
+        [
+          { id: "allowed", kind: "tcp", host: "localhost", port: 6379, send: "PING\r\n" },
+          { id: "gateway-same-port", kind: "tcp", host: gateway, port: 6379 },
+          { id: "gateway-other-port", kind: "tcp", host: gateway, port: decoy.port },
+        ],
+        { allowedEndpoints: ["localhost:6379"] },
+      );
+      // +PONG, not Redis' protected-mode refusal: the broker sees a loopback client either way.
+      expect(outcomes.allowed).toMatchObject({ outcome: "connected", reply: "+PONG" });
+      expect(outcomes["gateway-same-port"]!.outcome).toBe("ECONNREFUSED");
+      expect(outcomes["gateway-other-port"]!.outcome).toBe("ECONNREFUSED");
+      expect(decoy.hits()).toBe(0);
+    } finally {
+      delete process.env.AIRLOCK_LOOPBACK;
+      await decoy.close();
+    }
+  });
+});

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { agentSpec, gateSpec } from "../../runner/run/container-spec.js";
+import { agentSpec, gateSpec, type AgentSpecInput } from "../../runner/run/container-spec.js";
 
-const agent = agentSpec({
+const input: AgentSpecInput = {
   name: "airlock-x",
   image: "airlock/agent:abc",
-  networkMode: "container:gateid",
+  network: { mode: "gate-container", gateId: "gateid" },
   user: { uid: 1000, gid: 1000 },
   env: ["A=1"],
   cmd: ["/opt/agent/run/agent.mjs"],
@@ -18,7 +18,8 @@ const agent = agentSpec({
   pids: 128,
   maxFileBytes: 10 * 1024 * 1024,
   labels: { "dev.airlock.managed": "true" },
-});
+};
+const agent = agentSpec(input);
 
 describe("agent container", () => {
   const host = agent.HostConfig!;
@@ -53,6 +54,39 @@ describe("agent container", () => {
     expect(host.NetworkMode).toBe("container:gateid");
     expect(host.Init).toBe(true);
     expect(agent.Labels).toEqual({ "dev.airlock.managed": "true" });
+  });
+});
+
+describe("self-gated agent container (the agent image)", () => {
+  const gated = agentSpec({ ...input, network: { mode: "gated", network: "airlock" }, entrypoint: ["node", "/opt/airlock/dist/bootstrap.js"] });
+  const host = gated.HostConfig!;
+  it("starts the init as root with only the capabilities it needs to apply the rules and hand over uid:gid", () => {
+    expect(gated.User).toBe("0:0");
+    expect(gated.Entrypoint).toEqual(["/opt/airlock/init"]);
+    expect(gated.Cmd).toEqual(["node", "/opt/airlock/dist/bootstrap.js", "/opt/agent/run/agent.mjs"]);
+    expect(host.CapDrop).toEqual(["ALL"]);
+    expect(host.CapAdd).toEqual(["NET_ADMIN", "SETUID", "SETGID", "SETPCAP", "KILL"]);
+    expect(host.SecurityOpt).toContain("no-new-privileges:true");
+    expect(host.Privileged).toBe(false);
+  });
+
+  it("has its own namespace on the airlock bridge, hardened like a gate's, and takes its rules on stdin", () => {
+    expect(host.NetworkMode).toBe("airlock");
+    expect(host.Init).toBe(false); // its own tini, started without NET_ADMIN
+    expect(host.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.ping_group_range": "1 0" });
+    expect(gated).toMatchObject({ OpenStdin: true, StdinOnce: true, AttachStdin: true });
+    expect(host.ReadonlyRootfs).toBe(true);
+    // The init's own process comes on top of the policy's limit.
+    expect(host.PidsLimit).toBe(129);
+  });
+
+  it("without a network: no init, no capabilities", () => {
+    const none = agentSpec({ ...input, network: { mode: "none" }, entrypoint: [] });
+    expect(none.HostConfig!.NetworkMode).toBe("none");
+    expect(none.HostConfig!.CapAdd).toBeUndefined();
+    expect(none.User).toBe("1000:1000");
+    expect(none.Entrypoint).toEqual([]);
+    expect(none.OpenStdin).toBe(false);
   });
 });
 

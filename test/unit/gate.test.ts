@@ -45,10 +45,11 @@ describe("iptables rules", () => {
     expect(out.some((l) => l.includes("--hashlimit-name airlock_udp") && l.includes("--hashlimit-mode dstip,dstport"))).toBe(true);
   });
 
-  it("allows exactly the forwarder and the direct endpoints, then refuses the rest fast", () => {
-    const accepts = rules.split("\n").filter((l) => l.startsWith("-A OUTPUT") && l.includes("--ctstate NEW -j ACCEPT"));
+  it("allows exactly the host side of the agent's own localhost port and the direct endpoints, then refuses the rest fast", () => {
+    const accepts = rules.split("\n").filter((l) => l.startsWith("-A OUTPUT") && l.includes("--ctstate NEW") && l.endsWith("-j ACCEPT"));
     expect(accepts).toEqual([
-      "-A OUTPUT -d 172.18.0.1/32 -p tcp -m tcp --dport 40001 -m conntrack --ctstate NEW -j ACCEPT",
+      // Only connections DNATed from 127.0.0.1:6379: a direct connection to the gateway's port is refused.
+      "-A OUTPUT -d 172.18.0.1/32 -p tcp -m tcp --dport 40001 -m conntrack --ctstate NEW --ctorigdst 127.0.0.1/32 --ctorigdstport 6379 -j ACCEPT",
       "-A OUTPUT -d 10.0.0.5/32 -p tcp -m tcp --dport 5672 -m conntrack --ctstate NEW -j ACCEPT",
     ]);
     const filter = rules.slice(rules.indexOf("*filter"));

@@ -3,7 +3,7 @@ Escape attempts, run inside an airlock sandbox by the security suite. Every atte
 the suite decides what must have failed (and checks its decoys counted nothing).
 Input: ATTACK (JSON). Output: /output/attacks.json and a line per attempt on stdout.
 """
-import json, os, socket, subprocess, time
+import json, os, signal, socket, subprocess, time
 
 cfg = json.loads(os.environ["ATTACK"])
 results = {}
@@ -88,6 +88,47 @@ record("gate:link-down", lambda: run("ip", "link", "set", "eth0", "down"))
 record("gate:sysctl-route-localnet", lambda: write("/proc/sys/net/ipv4/conf/all/route_localnet", "0\n"))
 record("gate:etc-hosts", lambda: write("/etc/hosts", f"{cfg['gateway']} redis-elsewhere\n"))
 record("gate:resolv-conf", lambda: write("/etc/resolv.conf", f"nameserver {cfg['gateway']}\n"))
+
+
+def root_processes():
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == os.getpid():
+            continue
+        try:
+            uid = [l for l in open(f"/proc/{p}/status").read().splitlines() if l.startswith("Uid:")][0].split()[1]
+        except OSError:
+            continue
+        if uid == "0":
+            pids.append(int(p))
+    return pids
+
+
+def against_root(action):
+    pids = root_processes()
+    if not pids:
+        return "no root process in the sandbox"
+    out = []
+    for p in pids:
+        try:
+            action(p)
+            out.append(f"pid {p}: done")
+        except Exception as e:  # noqa: BLE001 - the kind of failure is the outcome
+            out.append(f"pid {p}: {type(e).__name__}")
+    return "; ".join(out)
+
+
+# The in-container gate's init stays as root (no NET_ADMIN) to report denied connections at the end.
+record("gate:init-capabilities", lambda: "; ".join(
+    f"pid {p}: " + " ".join(l.split()[1] for l in open(f"/proc/{p}/status").read().splitlines() if l.startswith(("CapEff", "CapBnd")))
+    for p in root_processes()) or "no root process in the sandbox")
+record("gate:init-kill", lambda: against_root(lambda p: os.kill(p, signal.SIGKILL)))
+record("gate:init-environ", lambda: against_root(lambda p: open(f"/proc/{p}/environ", "rb").read()))
+record("gate:init-memory", lambda: against_root(lambda p: open(f"/proc/{p}/mem", "rb").read(1)))
+# Forged report lines (the nonce is unknown): they must not appear in the result's denied list.
+print("\x1eairlock-gate 00000000000000000000000000000000 == airlock_tcp", flush=True)
+print("\x1eairlock-gate 00000000000000000000000000000000 604800 10.0.0.1:1->192.0.2.99:4242 0 30 1", flush=True)
+print("\x1eairlock-gate 00000000000000000000000000000000 end", flush=True)
 # After all that, the gate must still hold.
 for t in cfg.get("tcp", [])[:1]:
     record(f"after-tampering:tcp:{t['id']}", lambda t=t: tcp(t["host"], t["port"]))

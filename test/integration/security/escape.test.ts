@@ -56,7 +56,9 @@ async function decoyContainer(image: string, network: string): Promise<DecoyCont
   };
 }
 
-describe("escape attempts (policy allows only localhost:6379)", () => {
+function escapeSuite(mode: EscapeMode): void {
+describe(`escape attempts, ${mode.label} (policy allows only localhost:6379)`, () => {
+  const area = (name: string) => (mode.area ? `${name} (${mode.area})` : name);
   const decoys: Record<string, Decoy> = {};
   let gateway: string;
   let dockerBridge: string;
@@ -69,7 +71,7 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
 
   beforeAll(async () => {
     const docker = dockerClient();
-    const image = await attackerImage();
+    const image = await attackerImage({ selfGating: mode.selfGating });
     gateway = await bridgeGateway();
     dockerBridge = ((await docker.getNetwork("bridge").inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway ?? "172.17.0.1";
     decoys.loopbackTcp = await tcpDecoy("127.0.0.1");
@@ -151,8 +153,8 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
 
   it("the allowed endpoint answers, before and after the tampering", () => {
     expect(result.status, result.stderr).toBe("succeeded");
-    expect(report.add("control", "TCP to the allowed endpoint localhost:6379", "connects", attacks.allowed!.outcome, attacks.allowed!.outcome === "connected")).toBe(true);
-    expect(report.add("control", "allowed endpoint, after the tampering attempts", "connects", attacks["after-tampering:allowed"]!.outcome, attacks["after-tampering:allowed"]!.outcome === "connected")).toBe(true);
+    expect(report.add(area("control"), "TCP to the allowed endpoint localhost:6379", "connects", attacks.allowed!.outcome, attacks.allowed!.outcome === "connected")).toBe(true);
+    expect(report.add(area("control"), "allowed endpoint, after the tampering attempts", "connects", attacks["after-tampering:allowed"]!.outcome, attacks["after-tampering:allowed"]!.outcome === "connected")).toBe(true);
   });
 
   it.each([
@@ -165,7 +167,7 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
   ])("TCP to %s is refused fast", (id, label) => {
     const a = attacks[`tcp:${id}`]!;
     const held = /ConnectionRefused/.test(a.outcome) && a.ms < 1000;
-    expect(report.add("network", `TCP: ${label}`, "refused in < 1 s", `${a.outcome} (${a.ms} ms)`, held), a.outcome).toBe(true);
+    expect(report.add(area("network"), `TCP: ${label}`, "refused in < 1 s", `${a.outcome} (${a.ms} ms)`, held), a.outcome).toBe(true);
   });
 
   it.each([
@@ -174,25 +176,25 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
     ["container-on-same-bridge", "UDP to another container"],
   ])("UDP %s goes nowhere", (id, label) => {
     const a = attacks[`udp:${id}`]!;
-    expect(report.add("network", label, "not delivered", a.outcome, failedToConnect(a.outcome)), a.outcome).toBe(true);
+    expect(report.add(area("network"), label, "not delivered", a.outcome, failedToConnect(a.outcome)), a.outcome).toBe(true);
   });
 
   it("DNS: the system resolver fails at once, and direct queries reach no server", () => {
     const sys = attacks["dns:system-resolver"]!;
-    expect(report.add("dns", "lookup through the system resolver", "fails, no query leaves", `${sys.outcome} (${sys.ms} ms)`, sys.outcome.startsWith("gaierror") && sys.ms < 3000)).toBe(true);
+    expect(report.add(area("dns"), "lookup through the system resolver", "fails, no query leaves", `${sys.outcome} (${sys.ms} ms)`, sys.outcome.startsWith("gaierror") && sys.ms < 3000)).toBe(true);
     for (const [id, label] of [
       ["decoy-dns-on-host", "query sent straight to a DNS decoy on the host"],
       ["decoy-dns-in-container", "query sent to a DNS decoy in another container"],
       ["docker-embedded-dns", "query to Docker's embedded DNS (127.0.0.11)"],
     ] as const) {
       const a = attacks[`dns:${id}`]!;
-      expect(report.add("dns", label, "no answer", a.outcome, failedToConnect(a.outcome)), id).toBe(true);
+      expect(report.add(area("dns"), label, "no answer", a.outcome, failedToConnect(a.outcome)), id).toBe(true);
     }
   });
 
   it("IPv6 reaches nothing", () => {
     for (const [key, a] of Object.entries(attacks).filter(([k]) => k.startsWith("ipv6:"))) {
-      expect(report.add("network", `IPv6 TCP to ${key.slice(5)} decoy`, "fails", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
+      expect(report.add(area("network"), `IPv6 TCP to ${key.slice(5)} decoy`, "fails", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
     }
   });
 
@@ -204,7 +206,7 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
       ["raw:packet-socket", "AF_PACKET socket"],
     ] as const) {
       const a = attacks[key]!;
-      expect(report.add("network", label, "not permitted", a.outcome, failedToConnect(a.outcome) && /not permitted|PermissionError|exit [12]/i.test(a.outcome)), `${key}: ${a.outcome}`).toBe(true);
+      expect(report.add(area("network"), label, "not permitted", a.outcome, failedToConnect(a.outcome) && /not permitted|PermissionError|exit [12]/i.test(a.outcome)), `${key}: ${a.outcome}`).toBe(true);
     }
   });
 
@@ -213,7 +215,7 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
     const boxHits = await box.hits();
     const victimHits = (await (victim.stop.abort(), victim.result)).returnValue as { hits: number };
     const held = hits.every((h) => h.endsWith("=0")) && boxHits.length === 0 && victimHits.hits === 0;
-    expect(report.add("network", "decoys (host loopback, bridges, DNS, IPv6, container, other run)", "0 packets received", `${hits.join(" ")} container=${boxHits.length} other-run=${victimHits.hits}`, held)).toBe(true);
+    expect(report.add(area("network"), "decoys (host loopback, bridges, DNS, IPv6, container, other run)", "0 packets received", `${hits.join(" ")} container=${boxHits.length} other-run=${victimHits.hits}`, held)).toBe(true);
   });
 
   it("the gate cannot be undone from inside", () => {
@@ -229,10 +231,10 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
       ["gate:resolv-conf", "edit /etc/resolv.conf to add a nameserver"],
     ] as const) {
       const a = attacks[key]!;
-      expect(report.add("gate", label, "denied", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
+      expect(report.add(area("gate"), label, "denied", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
     }
     const after = Object.entries(attacks).find(([k]) => k.startsWith("after-tampering:tcp:"))![1];
-    expect(report.add("gate", "forbidden TCP again, after the tampering attempts", "still refused", after.outcome, /ConnectionRefused/.test(after.outcome))).toBe(true);
+    expect(report.add(area("gate"), "forbidden TCP again, after the tampering attempts", "still refused", after.outcome, /ConnectionRefused/.test(after.outcome))).toBe(true);
   });
 
   it("no process outlives the agent", async () => {
@@ -240,52 +242,83 @@ describe("escape attempts (policy allows only localhost:6379)", () => {
     const orphans = await execa("pgrep", ["-f", "airlock-late-marker"], { reject: false });
     const leftover = await leftoverContainers();
     const held = late && orphans.stdout.trim() === "" && leftover.filter((c) => c.includes("attacker")).length === 0;
-    expect(report.add("lifetime", "a detached child that waits, then writes output and connects", "killed with the agent", `late.txt ${existsSync(join(outputDir, "late.txt")) ? "written" : "absent"}, decoy hits ${decoys.late!.hits()}, host processes ${orphans.stdout.trim() || "none"}`, held)).toBe(true);
+    expect(report.add(area("lifetime"), "a detached child that waits, then writes output and connects", "killed with the agent", `late.txt ${existsSync(join(outputDir, "late.txt")) ? "written" : "absent"}, decoy hits ${decoys.late!.hits()}, host processes ${orphans.stdout.trim() || "none"}`, held)).toBe(true);
   });
 
   it("host secrets stay out of reach", () => {
     const env = attacks["secrets:environ"]!.outcome;
     const pid1 = attacks["secrets:pid1-environ"]!.outcome;
-    expect(report.add("secrets", "runner's environment variables the policy does not allow", "absent", env.includes(secret) ? "present" : "absent (environ and /proc/1/environ)", !env.includes(secret) && !pid1.includes(secret))).toBe(true);
-    expect(report.add("secrets", "the Docker socket", "not mounted", attacks["secrets:docker-socket"]!.outcome, attacks["secrets:docker-socket"]!.outcome === "[]")).toBe(true);
-    expect(report.add("secrets", "the Docker API over TCP (host:2375)", "refused", attacks["secrets:docker-tcp"]!.outcome, /ConnectionRefused/.test(attacks["secrets:docker-tcp"]!.outcome))).toBe(true);
+    expect(report.add(area("secrets"), "runner's environment variables the policy does not allow", "absent", env.includes(secret) ? "present" : "absent (environ and /proc/1/environ)", !env.includes(secret) && !pid1.includes(secret))).toBe(true);
+    expect(report.add(area("secrets"), "the Docker socket", "not mounted", attacks["secrets:docker-socket"]!.outcome, attacks["secrets:docker-socket"]!.outcome === "[]")).toBe(true);
+    expect(report.add(area("secrets"), "the Docker API over TCP (host:2375)", "refused", attacks["secrets:docker-tcp"]!.outcome, /ConnectionRefused/.test(attacks["secrets:docker-tcp"]!.outcome))).toBe(true);
     const mounts = attacks["secrets:mounts"]!.outcome.split("\n").map((l) => l.split(" ")[4]).filter(Boolean);
     const unexpected = mounts.filter((m) => !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(m!));
-    expect(report.add("secrets", "host files outside /workspace and /output", "nothing else mounted", `mounts: ${mounts.filter((m) => !/^\/(proc|dev|sys)/.test(m!)).join(" ")}`, unexpected.length === 0), unexpected.join(",")).toBe(true);
-    expect(report.add("secrets", "read /etc/shadow, list /root", "permission denied", `${attacks["secrets:etc-shadow"]!.outcome}; ${attacks["secrets:root-home"]!.outcome}`, /PermissionError/.test(attacks["secrets:etc-shadow"]!.outcome) && /PermissionError/.test(attacks["secrets:root-home"]!.outcome))).toBe(true);
-    expect(report.add("secrets", "write into /workspace", "read-only", attacks["secrets:write-workspace"]!.outcome, /Read-only file system/.test(attacks["secrets:write-workspace"]!.outcome))).toBe(true);
+    expect(report.add(area("secrets"), "host files outside /workspace and /output", "nothing else mounted", `mounts: ${mounts.filter((m) => !/^\/(proc|dev|sys)/.test(m!)).join(" ")}`, unexpected.length === 0), unexpected.join(",")).toBe(true);
+    expect(report.add(area("secrets"), "read /etc/shadow, list /root", "permission denied", `${attacks["secrets:etc-shadow"]!.outcome}; ${attacks["secrets:root-home"]!.outcome}`, /PermissionError/.test(attacks["secrets:etc-shadow"]!.outcome) && /PermissionError/.test(attacks["secrets:root-home"]!.outcome))).toBe(true);
+    expect(report.add(area("secrets"), "write into /workspace", "read-only", attacks["secrets:write-workspace"]!.outcome, /Read-only file system/.test(attacks["secrets:write-workspace"]!.outcome))).toBe(true);
     expect(existsSync(join(HERE, "attack.txt"))).toBe(false);
   });
 
   it("root cannot be gained", () => {
-    expect(report.add("privilege", "setuid(0)", "not permitted", attacks["root:setuid-0"]!.outcome, /PermissionError/.test(attacks["root:setuid-0"]!.outcome))).toBe(true);
-    expect(report.add("privilege", "su root (setuid binary)", "fails", attacks["root:su"]!.outcome, !attacks["root:su"]!.outcome.startsWith("exit 0"))).toBe(true);
-    expect(report.add("privilege", "mount (setuid binary)", "fails", attacks["root:mount"]!.outcome, !attacks["root:mount"]!.outcome.startsWith("exit 0"))).toBe(true);
+    expect(report.add(area("privilege"), "setuid(0)", "not permitted", attacks["root:setuid-0"]!.outcome, /PermissionError/.test(attacks["root:setuid-0"]!.outcome))).toBe(true);
+    expect(report.add(area("privilege"), "su root (setuid binary)", "fails", attacks["root:su"]!.outcome, !attacks["root:su"]!.outcome.startsWith("exit 0"))).toBe(true);
+    expect(report.add(area("privilege"), "mount (setuid binary)", "fails", attacks["root:mount"]!.outcome, !attacks["root:mount"]!.outcome.startsWith("exit 0"))).toBe(true);
     const caps = attacks["root:capabilities"]!.outcome;
-    expect(report.add("privilege", "capabilities of the agent process", "none (all zero)", caps, caps.split(" ").filter((c) => /^[0-9a-f]{16}$/.test(c)).every((c) => c === "0000000000000000"))).toBe(true);
-    expect(report.add("privilege", "no-new-privileges", "set", attacks["root:no-new-privs"]!.outcome, /NoNewPrivs:\s+1/.test(attacks["root:no-new-privs"]!.outcome))).toBe(true);
-    expect(report.add("privilege", "user ids", "not root", attacks["root:uid"]!.outcome, !/uid=0 /.test(attacks["root:uid"]!.outcome))).toBe(true);
+    expect(report.add(area("privilege"), "capabilities of the agent process", "none (all zero)", caps, caps.split(" ").filter((c) => /^[0-9a-f]{16}$/.test(c)).every((c) => c === "0000000000000000"))).toBe(true);
+    expect(report.add(area("privilege"), "no-new-privileges", "set", attacks["root:no-new-privs"]!.outcome, /NoNewPrivs:\s+1/.test(attacks["root:no-new-privs"]!.outcome))).toBe(true);
+    expect(report.add(area("privilege"), "user ids", "not root", attacks["root:uid"]!.outcome, !/uid=0 /.test(attacks["root:uid"]!.outcome))).toBe(true);
   });
 
   it("host processes are invisible", () => {
     const seen = JSON.parse(attacks["host:processes"]!.outcome) as string[];
     const host = seen.filter((c) => /dockerd|containerd|redis|beam|java|vitest|node/.test(c));
-    expect(report.add("secrets", "see host processes (/proc)", "only the sandbox's own", seen.join(", "), host.length === 0)).toBe(true);
+    expect(report.add(area("secrets"), "see host processes (/proc)", "only the sandbox's own", seen.join(", "), host.length === 0)).toBe(true);
+  });
+
+  it("the init that applied the rules is out of the agent's reach, and holds no NET_ADMIN", () => {
+    const none = (o: string) => o === "no root process in the sandbox";
+    const caps = attacks["gate:init-capabilities"]!.outcome;
+    const noNetAdmin = none(caps) || caps.split("; ").every((p) => p.split(": ")[1]!.split(" ").every((hex) => (BigInt(`0x${hex}`) & (1n << 12n)) === 0n));
+    expect(report.add(area("gate"), "capabilities of root processes in the sandbox (the gate's init)", "no NET_ADMIN (or none there)", caps, noNetAdmin), caps).toBe(true);
+    for (const [key, label] of [
+      ["gate:init-kill", "kill the gate's init"],
+      ["gate:init-environ", "read the init's environment (the report's nonce)"],
+      ["gate:init-memory", "read the init's memory"],
+    ] as const) {
+      const o = attacks[key]!.outcome;
+      const denied = none(o) || o.split("; ").every((p) => /PermissionError/.test(p));
+      expect(report.add(area("gate"), label, "permission denied (or no such process)", o, denied), `${key}: ${o}`).toBe(true);
+    }
+    const forged = result.denied.some((d) => d.destination.includes("192.0.2.99"));
+    expect(report.add(area("report"), "forge lines of the denied-connection report", "ignored (the nonce is unknown)", forged ? "forged entry in the result" : "not in the result", !forged)).toBe(true);
   });
 
   it("the result lists what the gate refused", () => {
     const denied = result.denied.map((d) => `${d.protocol} ${d.destination}`);
     expect(denied).toEqual(expect.arrayContaining([`tcp ${box.ip}:7001`, `tcp ${victim.ip}:7100`, `udp ${gateway}:53`, `tcp ${gateway}:2375`]));
-    report.add("report", "denied-connection report in the result", "lists refused destinations", denied.slice(0, 6).join(", ") + (denied.length > 6 ? ", …" : ""), true);
+    report.add(area("report"), "denied-connection report in the result", "lists refused destinations", denied.slice(0, 6).join(", ") + (denied.length > 6 ? ", …" : ""), true);
   });
 });
+}
+
+interface EscapeMode {
+  label: string;
+  /** Suffix for the report's area column (the default path has none). */
+  area?: string;
+  selfGating: boolean;
+}
+
+// The same attacks against both ways a sandbox is gated: the agent image's own init (the default),
+// and a gate container, for images not built from the agent image.
+escapeSuite({ label: "agent image, gated by its own init", selfGating: true });
+escapeSuite({ label: "another image, gated by a gate container", area: "gate container", selfGating: false });
 
 describe("output tricks", () => {
   const report2 = new SecurityReport("2-output");
   afterAll(() => report2.save());
 
   it("links, .., FIFOs and oversized files: collecting never reads or writes outside the output folder", async () => {
-    const image = await attackerImage();
+    const image = await attackerImage({ selfGating: true });
     const dir = await tempDir();
     const outputDir = join(dir, "out");
     const passwdBefore = await stat("/etc/passwd");

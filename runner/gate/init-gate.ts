@@ -1,0 +1,51 @@
+/**
+ * The runner's side of the in-container gate (images/agent/airlock-init.sh): the one line of rules
+ * the init reads on stdin, and its denied-connection report, which it prints after the agent exits
+ * as stdout lines tagged with a nonce only the runner and the init know.
+ */
+import { randomBytes } from "node:crypto";
+import { GateError } from "../errors.js";
+import type { AgentUser } from "../run/output.js";
+import { parseDeniedReport, type DeniedConnection } from "./denied.js";
+
+const REPORT_PREFIX = "\u001eairlock-gate ";
+/** The init's exit code when it could not put the rules in force (the agent never started). */
+export const INIT_FAILED_EXIT = 125;
+
+export class InitGate {
+  private readonly nonce = randomBytes(16).toString("hex");
+  private readonly prefix = `${REPORT_PREFIX}${this.nonce} `;
+  private readonly reportLines: string[] = [];
+  private reportEnded = false;
+
+  /** The line the init reads on stdin. */
+  rulesLine(rules: { v4: string; v6: string }, user: AgentUser): string {
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    return `${b64(rules.v4)} ${b64(rules.v6)} ${user.uid} ${user.gid} ${this.nonce}\n`;
+  }
+
+  /** For LogCapture: takes the init's report lines out of the agent's output. */
+  readonly intercept = (line: string): boolean => {
+    if (!line.startsWith(this.prefix)) return false;
+    const rest = line.slice(this.prefix.length);
+    if (rest === "end") this.reportEnded = true;
+    else if (!this.reportEnded) this.reportLines.push(rest);
+    return true;
+  };
+
+  /** What the gate refused during the run (empty when the agent was killed before the init could report). */
+  denied(): DeniedConnection[] {
+    return parseDeniedReport(this.reportLines.join("\n"));
+  }
+
+  /** The init's own error when it could not apply the rules, or undefined when it did. */
+  static failure(exitCode: number, stderr: string): GateError | undefined {
+    if (exitCode !== INIT_FAILED_EXIT) return undefined;
+    const said = stderr
+      .split("\n")
+      .filter((l) => l.startsWith("airlock-init:") || /iptables|ip6tables|setpriv/i.test(l))
+      .join("; ");
+    if (!said) return undefined;
+    return new GateError(`the egress gate failed before the agent started: ${said}`, "the host kernel must support iptables (nf_tables) inside containers");
+  }
+}
