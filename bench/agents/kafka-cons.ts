@@ -1,10 +1,15 @@
-/** Consumes N messages from the earliest offset and reports when the first and last arrived. */
+/**
+ * Consumes N messages from the earliest offset and reports when the first and last arrived. Says
+ * READY once it has joined its group, so the producer's clock starts on a consumer that is fetching
+ * (the group join is the broker's timing, not the network path being measured).
+ */
 import { Kafka, logLevel } from "kafkajs";
 const n = Number(process.env.BENCH_N ?? 100000);
 const kafka = new Kafka({ clientId: "bench-cons", brokers: process.env.KAFKA_BROKERS!.split(","), logLevel: logLevel.ERROR });
 const consumer = kafka.consumer({ groupId: `${process.env.BENCH_TOPIC}-group` });
 await consumer.connect();
 await consumer.subscribe({ topic: process.env.BENCH_TOPIC!, fromBeginning: true });
+consumer.on(consumer.events.GROUP_JOIN, () => console.log("READY"));
 let count = 0;
 let first = 0;
 await new Promise<void>((resolve) => {
