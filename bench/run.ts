@@ -17,7 +17,7 @@ import type Docker from "dockerode";
 import { definePolicy, dockerClient, ensureImages, runAgent, type Policy } from "../runner/index.js";
 import { ensurePackagesImage } from "../runner/images/images.js";
 import { gatePoolsIdle } from "../runner/gate/pool.js";
-import { gatesStopped } from "../runner/run/run-agent.js";
+import { containersRemoved } from "../runner/run/run-agent.js";
 import { bundleAgent } from "../runner/run/bundle.js";
 import { packagePath } from "../runner/paths.js";
 import { fmt, percentile, summarize, type Summary } from "./stats.js";
@@ -135,7 +135,7 @@ async function pair(p: Prepared, gated: boolean, consumer: string, producer: str
 
 /** Between measurements: let airlock's background work (stopping gates, warming the next) finish, so it neither helps nor hurts the next figure. */
 async function settle(): Promise<void> {
-  await Promise.all([gatesStopped(), gatePoolsIdle()]);
+  await Promise.all([containersRemoved(), gatePoolsIdle()]);
 }
 
 // ---------- 1. cold start ---------------------------------------------------------------------

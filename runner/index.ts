@@ -2,7 +2,7 @@
  * airlock: run AI agents in Docker containers whose egress is locked to the broker endpoints a
  * policy permits. This module is the library; the `airlock` CLI is built on it.
  */
-export { runAgent, agentNameFor, gatesStopped, type RunAgentOptions, type RunEvent } from "./run/run-agent.js";
+export { runAgent, agentNameFor, containersRemoved, type RunAgentOptions, type RunEvent } from "./run/run-agent.js";
 export type { AgentResult, RunStatus } from "./run/result.js";
 export { loadPolicy, parsePolicy, definePolicy, policySchema, policyJsonSchema, parseEndpoint, DEFAULTS, type Policy, type PolicyInput, type Endpoint, type PackageSpec } from "./policy/index.js";
 export { runAgents, type RunAgentsOptions, type GroupResult } from "./group/run-agents.js";

@@ -4,13 +4,14 @@
 # It starts as root with CAP_NET_ADMIN (plus SETUID/SETGID/SETPCAP/KILL, only to hand the agent a
 # plain uid) in the container's own network namespace, and before any agent code exists:
 #   1. reads one line on stdin from the runner: base64 IPv4 rules, base64 IPv6 rules, uid, gid, nonce;
-#   2. applies the rules (default deny);
+#   2. applies the rules (default deny), while the runner sets up the host side for this container;
 #   3. re-executes itself, under tini (pid 1: reaps orphans, passes signals on), without NET_ADMIN or
 #      any capability but SETUID/SETGID/SETPCAP/KILL, and checks that this is so;
-#   4. starts the agent's command as uid:gid with no capabilities at all (empty bounding set,
-#      no-new-privileges is set on the container), stdin from /dev/null;
+#   4. waits for the runner's second line ("go": the host side is ready), then starts the agent's
+#      command as uid:gid with no capabilities at all (empty bounding set, no-new-privileges is set
+#      on the container), stdin from /dev/null;
 #   5. forwards SIGTERM/SIGINT to it, waits, prints the denied-connection tables (kernel files only
-#      uid 0 can read) as lines tagged with the nonce, and exits with the agent's exit code.
+#      uid 0 can read) and the exit code as lines tagged with the nonce, and exits with that code.
 # The agent cannot read the nonce (it never sees this process's memory or environment), so it cannot
 # forge or hide report lines. Everything here uses shell builtins after step 4, so an agent that uses
 # up its process limit cannot stop the report.
@@ -23,6 +24,8 @@ if [ "${1:-}" = "--supervise" ]; then
   while IFS=" 	" read -r key value; do
     case "$key" in CapEff:|CapBnd:) [ "$value" = "00000000000001e0" ] || { echo "airlock-init: unexpected capabilities ($key $value)" >&2; exit 125; } ;; esac
   done </proc/self/status
+  read -r go || { echo "airlock-init: the runner went away before the start" >&2; exit 125; }
+  [ "$go" = go ] || { echo "airlock-init: unexpected start line" >&2; exit 125; }
   setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --bounding-set=-all -- "$@" </dev/null &
   child=$!
   trap 'kill -TERM "$child" 2>/dev/null || true' TERM
@@ -40,19 +43,22 @@ if [ "${1:-}" = "--supervise" ]; then
       while IFS= read -r line; do printf '\036airlock-gate %s %s\n' "$nonce" "$line"; done <"/proc/net/ipt_hashlimit/$table"
     fi
   done
-  printf '\036airlock-gate %s end\n' "$nonce"
+  printf '\036airlock-gate %s end %s\n' "$nonce" "$code"
   exit "$code"
 fi
 
 [ "$(id -u)" = 0 ] || { echo "airlock-init: must start as root to apply the egress rules" >&2; exit 125; }
-line=$(timeout 60 head -n 1) || { echo "airlock-init: no rules arrived" >&2; exit 125; }
+# `read` takes one line and not a byte more: the start line that follows is for the supervisor.
+read -r line || { echo "airlock-init: no rules arrived" >&2; exit 125; }
 parse() {
   [ "$#" -eq 5 ] || { echo "airlock-init: malformed rules" >&2; exit 125; }
   v4=$1 v6=$2 AIRLOCK_INIT_UID=$3 AIRLOCK_INIT_GID=$4 AIRLOCK_INIT_NONCE=$5
 }
 # shellcheck disable=SC2086
 parse $line
-printf '%s' "$v4" | base64 -d | iptables-restore
-printf '%s' "$v6" | base64 -d | ip6tables-restore
+printf '%s' "$v6" | base64 -d | ip6tables-restore &
+v6pid=$!
+printf '%s' "$v4" | base64 -d | iptables-restore || { echo "airlock-init: iptables-restore failed" >&2; exit 125; }
+wait "$v6pid" || { echo "airlock-init: ip6tables-restore failed" >&2; exit 125; }
 export AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_NONCE
 exec setpriv --clear-groups --inh-caps=-all --bounding-set=-all,+setuid,+setgid,+setpcap,+kill -- tini -- "$0" --supervise "$@"

@@ -1,7 +1,8 @@
 /**
- * The runner's side of the in-container gate (images/agent/airlock-init.sh): the one line of rules
- * the init reads on stdin, and its denied-connection report, which it prints after the agent exits
- * as stdout lines tagged with a nonce only the runner and the init know.
+ * The runner's side of the in-container gate (images/agent/airlock-init.sh): the line of rules the
+ * init reads on stdin, the start line once the host side is ready, and what the init prints after
+ * the agent exits (the denied-connection tables and the exit code) as stdout lines tagged with a
+ * nonce only the runner and the init know.
  */
 import { randomBytes } from "node:crypto";
 import { GateError } from "../errors.js";
@@ -17,6 +18,12 @@ export class InitGate {
   private readonly prefix = `${REPORT_PREFIX}${this.nonce} `;
   private readonly reportLines: string[] = [];
   private reportEnded = false;
+  private resolveExit!: (code: number) => void;
+  /** The agent's exit code, as the init reports it once the agent has exited. */
+  readonly exited = new Promise<number>((resolve) => (this.resolveExit = resolve));
+
+  /** The line that lets the init start the agent. */
+  static readonly GO = "go\n";
 
   /** The line the init reads on stdin. */
   rulesLine(rules: { v4: string; v6: string }, user: AgentUser): string {
@@ -28,8 +35,11 @@ export class InitGate {
   readonly intercept = (line: string): boolean => {
     if (!line.startsWith(this.prefix)) return false;
     const rest = line.slice(this.prefix.length);
-    if (rest === "end") this.reportEnded = true;
-    else if (!this.reportEnded) this.reportLines.push(rest);
+    const end = /^end (\d+)$/.exec(rest);
+    if (end && !this.reportEnded) {
+      this.reportEnded = true;
+      this.resolveExit(Number(end[1]));
+    } else if (!this.reportEnded) this.reportLines.push(rest);
     return true;
   };
 

@@ -131,22 +131,26 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   return result;
 }
 
-const stoppingGates = new Set<Promise<unknown>>();
+const removals = new Set<Promise<unknown>>();
 
 /**
- * Gates are auto-removed by the engine once stopped, so a run only has to send the kill; the request
- * keeps this process alive until the engine has it, and a crash is covered by the orphan reaper.
+ * Removing a finished run's containers is left to run on after runAgent() returns: the engine's
+ * network teardown takes tens of milliseconds the result does not need. The pending request keeps
+ * this process alive until the engine has done it, and a crash is covered by the orphan reaper.
  */
-function stopGate(gate: StartedGate): void {
-  const done = withTimeout(gate.container.kill({ signal: "SIGKILL" }), 30_000, "the engine did not stop the gate within 30 s")
-    .catch(() => gate.container.remove({ force: true }).catch(() => {}))
-    .finally(() => stoppingGates.delete(done));
-  stoppingGates.add(done);
+function inBackground(work: Promise<unknown>): void {
+  const done = work.catch(() => {}).finally(() => removals.delete(done));
+  removals.add(done);
 }
 
-/** Resolves when every gate this process stopped is gone (the CLI waits for it before exiting). */
-export async function gatesStopped(): Promise<void> {
-  while (stoppingGates.size) await Promise.all([...stoppingGates]);
+/** Gates are auto-removed by the engine once stopped: sending the kill is enough. */
+function stopGate(gate: StartedGate): void {
+  inBackground(withTimeout(gate.container.kill({ signal: "SIGKILL" }), 30_000, "the engine did not stop the gate within 30 s").catch(() => gate.container.remove({ force: true })));
+}
+
+/** Resolves when the containers of every finished run are gone (the CLI waits for it before exiting). */
+export async function containersRemoved(): Promise<void> {
+  while (removals.size) await Promise.all([...removals]);
 }
 
 /** One run's resources and state; dispose() releases everything, whatever happened. */
@@ -333,12 +337,15 @@ class AgentRun {
     const exited = container.wait({ condition: "next-exit" });
     await container.start();
     if (this.initGate && rules) {
-      // The agent's address decides who may use the host side of its loopback endpoints; only then
-      // does the init get its rules (and with them, permission to start the agent).
-      const ip = (await container.inspect()).NetworkSettings.Networks[(network as { network: string }).network]?.IPAddress;
-      if (!ip) throw new GateError("the agent's container has no address on the airlock network", "check the engine's health (docker info)");
-      await this.loopback?.allow(ip);
+      // The init applies its rules while the host side is set up for this container's address;
+      // it starts the agent only on the second line.
       stream.write(this.initGate.rulesLine(rules, user));
+      if (this.loopback?.gatewayPorts.length) {
+        const ip = (await container.inspect()).NetworkSettings.Networks[(network as { network: string }).network]?.IPAddress;
+        if (!ip) throw new GateError("the agent's container has no address on the airlock network", "check the engine's health (docker info)");
+        await this.loopback.allow(ip);
+      }
+      stream.write(InitGate.GO);
     }
     this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
 
@@ -366,9 +373,17 @@ class AgentRun {
     }, 1000);
 
     let exitCode: number;
+    // A clean exit reported by the gated init is final: no need to wait for the engine to tear the
+    // container's network down (about 50 ms) before the result is ready.
+    let cleanExit = false;
+    exited.catch(() => {});
     const watchdog = engineWatchdog(docker);
     try {
-      const waited = (await Promise.race([exited, watchdog.gone])) as { StatusCode?: unknown } | undefined;
+      const reported = this.initGate?.exited.then((code) => ({ StatusCode: code, byInit: true }));
+      const first = (await Promise.race([exited, watchdog.gone, ...(reported ? [reported] : [])])) as { StatusCode?: unknown; byInit?: boolean } | undefined;
+      cleanExit = first?.byInit === true && first.StatusCode === 0 && !stopReason;
+      // Anything else (a failure, an OOM kill, a stop) is read from the engine, which knows why.
+      const waited = first?.byInit && !cleanExit ? ((await Promise.race([exited, watchdog.gone])) as { StatusCode?: unknown } | undefined) : first;
       if (typeof waited?.StatusCode === "number") exitCode = waited.StatusCode;
       else {
         // The wait ended without an answer (its connection was cut): ask again, or report the engine gone.
@@ -391,7 +406,7 @@ class AgentRun {
     this.phase("collecting", "collecting output");
     // Every engine call after the exit is bounded: a run never hangs on one request.
     const [info] = await Promise.all([
-      withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined),
+      cleanExit ? undefined : withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined),
       this.gate ? readDenied(this.gate).then((d) => (this.denied = d)).catch(() => {}) : undefined,
     ]);
     if (this.initGate) {
@@ -405,11 +420,10 @@ class AgentRun {
 
   async dispose(): Promise<void> {
     const docker = this.docker;
-    const removals: Promise<unknown>[] = [];
-    // The agent's container (it holds the output mounts) is removed before runAgent returns.
+    // The agent's processes are gone (or killed by the forced removal); the container itself is
+    // removed in the background. Bounded: if the engine does not answer, the orphan reaper removes it later.
     if (docker && this.agentContainer) {
-      // Bounded: if the engine does not answer, the orphan reaper removes it later (it is labelled).
-      removals.push(withTimeout(this.agentContainer.remove({ force: true }), 60_000, "the engine did not remove the agent's container within 60 s").catch((e) => (isNotFound(e) ? undefined : e)));
+      inBackground(withTimeout(this.agentContainer.remove({ force: true }), 60_000, "the engine did not remove the agent's container within 60 s"));
     }
     // The gate is auto-removed by the engine once stopped: killing it is enough, and it spares the
     // run the bridge teardown (~100 ms) even if this process exits right after.
@@ -417,7 +431,6 @@ class AgentRun {
       this.gate.detach();
       stopGate(this.gate);
     }
-    await Promise.all(removals);
     await this.loopback?.close();
     if (this.runDir) await rm(this.runDir, { recursive: true, force: true }).catch(() => {});
   }

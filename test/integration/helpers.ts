@@ -7,6 +7,7 @@ import { dockerClient } from "../../runner/index.js";
 import { ensureNetwork } from "../../runner/docker/network.js";
 import { LABEL } from "../../runner/docker/labels.js";
 import { WARM_GATE_PREFIX } from "../../runner/gate/pool.js";
+import { containersRemoved } from "../../runner/run/run-agent.js";
 
 export const AGENTS = join(import.meta.dirname, "agents");
 
@@ -72,6 +73,8 @@ export async function udpDecoy(host: string, port = 0): Promise<Decoy> {
 
 /** airlock containers that still exist for a run id (or for all runs); gates kept ready for the next run are not leftovers. */
 export async function leftoverContainers(runId?: string): Promise<string[]> {
+  // A finished run's containers are removed in the background, right after runAgent() returns.
+  await containersRemoved();
   const filters = { label: [`${LABEL.managed}=true`, ...(runId ? [`${LABEL.run}=${runId}`] : [])] };
   const list = async () => (await dockerClient().listContainers({ all: true, filters })).map((c) => c.Names[0] ?? c.Id).filter((n) => !n.startsWith(`/${WARM_GATE_PREFIX}`));
   // A stopped gate is removed by the engine itself, a moment after the run returns.

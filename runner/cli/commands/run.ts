@@ -2,7 +2,7 @@ import { relative } from "node:path";
 import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
 import { setGatePoolSize } from "../../gate/pool.js";
-import { gatesStopped, runAgent, type RunEvent } from "../../run/run-agent.js";
+import { containersRemoved, runAgent, type RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { agentColor, formatDuration, style } from "../style.js";
@@ -48,7 +48,7 @@ Example:
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
       else printSummary(result, log);
       process.exitCode = exitCodeFor(result);
-      await gatesStopped();
+      await containersRemoved();
     });
 }
 

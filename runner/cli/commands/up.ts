@@ -5,7 +5,7 @@ import { onInterrupt } from "../interrupt.js";
 import { closeGatePools, setGatePoolSize } from "../../gate/pool.js";
 import { loadRunFile } from "../../group/run-file.js";
 import { runAgents, type GroupResult } from "../../group/run-agents.js";
-import { gatesStopped } from "../../run/run-agent.js";
+import { containersRemoved } from "../../run/run-agent.js";
 import { junitXml } from "../../group/junit.js";
 import { deniedLines, eventPrinter } from "./run.js";
 import { formatDuration, style } from "../style.js";
@@ -49,7 +49,7 @@ Example:
       if (opts.json) process.stdout.write(JSON.stringify(group, null, 2) + "\n");
       else out.write(summaryTable(group, out));
       process.exitCode = interrupt.signal.aborted ? 130 : group.status === "succeeded" ? 0 : 1;
-      await gatesStopped();
+      await containersRemoved();
     });
 }
 
