@@ -30,6 +30,8 @@ export const GUARD_CHAIN = "AIRLOCK-LOOPBACK-GUARD";
 const COMMENT_PREFIX = "airlock-run:";
 
 export interface Bridge {
+  /** The network's id: a recreated network is a new interface, set up again. */
+  id: string;
   /** The bridge's interface on the host (airlock0). */
   interface: string;
   gateway: string;
@@ -104,15 +106,19 @@ async function iptables(args: string[]): Promise<boolean> {
   return r.exitCode === 0;
 }
 
-let chains: Promise<void> | undefined;
+const chains = new Map<string, Promise<void>>();
 
-/** Once per process: the chains, their jumps, and route_localnet on the airlock bridge. */
+/** Once per process and network: the chains, their jumps, and route_localnet on the airlock bridge. */
 function ensureHostChains(bridge: Bridge): Promise<void> {
-  chains ??= setUpHostChains(bridge).catch((err) => {
-    chains = undefined;
-    throw err;
-  });
-  return chains;
+  let ready = chains.get(bridge.id);
+  if (!ready) {
+    ready = setUpHostChains(bridge).catch((err) => {
+      chains.delete(bridge.id);
+      throw err;
+    });
+    chains.set(bridge.id, ready);
+  }
+  return ready;
 }
 
 async function setUpHostChains(bridge: Bridge): Promise<void> {

@@ -51,11 +51,10 @@ export class InitGate {
   /** The init's own error when it could not apply the rules, or undefined when it did. */
   static failure(exitCode: number, stderr: string): GateError | undefined {
     if (exitCode !== INIT_FAILED_EXIT) return undefined;
-    const said = stderr
-      .split("\n")
-      .filter((l) => l.startsWith("airlock-init:") || /iptables|ip6tables|setpriv/i.test(l))
-      .join("; ");
-    if (!said) return undefined;
+    const lines = stderr.split("\n");
+    // The init's own words, and what iptables or setpriv said just before them.
+    if (!lines.some((l) => l.startsWith("airlock-init:"))) return undefined;
+    const said = lines.filter((l) => l.startsWith("airlock-init:") || /iptables|ip6tables|setpriv/i.test(l)).join("; ");
     return new GateError(`the egress gate failed before the agent started: ${said}`, "the host kernel must support iptables (nf_tables) inside containers");
   }
 }

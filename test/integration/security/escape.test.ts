@@ -13,6 +13,7 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { definePolicy, dockerClient, ensureImages, runAgent, type AgentResult } from "../../../runner/index.js";
+import { GUARD_CHAIN } from "../../../runner/gate/host-loopback.js";
 import { packagePath } from "../../../runner/paths.js";
 import { AGENTS, bridgeGateway, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";
@@ -312,6 +313,61 @@ interface EscapeMode {
 // and a gate container, for images not built from the agent image.
 escapeSuite({ label: "agent image, gated by its own init", selfGating: true });
 escapeSuite({ label: "another image, gated by a gate container", area: "gate container", selfGating: false });
+
+describe("host side of localhost endpoints (kernel DNAT, runner as root)", () => {
+  const report3 = new SecurityReport("2b-host-side");
+  afterAll(() => report3.save());
+
+  // route_localnet is on for airlock's bridge, so the host would accept packets for 127.0.0.0/8
+  // arriving there (CVE-2020-8558). A container on that bridge that is not an airlock agent, with
+  // NET_ADMIN and NET_RAW in its own namespace, routes 127.0.0.1 out of eth0 to the host and tries a
+  // decoy on the host's loopback. The guard must drop it, and its counter proves the packets came.
+  it("a container on airlock's bridge cannot reach the host's loopback by routing 127.0.0.1 to it", async () => {
+    if (process.getuid?.() !== 0) {
+      report3.add("host", "route 127.0.0.1 to the host from airlock's bridge", "n/a", "runner not root: localhost endpoints use the user-space forwarder, route_localnet stays off", true);
+      return;
+    }
+    const docker = dockerClient();
+    const gateway = await bridgeGateway();
+    const decoy = await tcpDecoy("127.0.0.1");
+    // A gated run first, so the host side (chains, guard, route_localnet) is in place.
+    const warm = await runAgent({ command: ["true"], policy: definePolicy({ name: "warm", network: { allowedEndpoints: ["localhost:6379"] } }), outputDir: join(await tempDir(), "warm"), workingDir: HERE });
+    expect(warm.status).toBe("succeeded");
+    const guardDrops = async () => {
+      const r = await execa("iptables", ["-w", "-t", "filter", "-L", GUARD_CHAIN, "-n", "-v", "-x"]);
+      return r.stdout.split("\n").filter((l) => l.includes("DROP")).reduce((n, l) => n + Number(l.trim().split(/\s+/)[0]), 0);
+    };
+    const before = await guardDrops();
+    const script = `set -e
+ip route del local 127.0.0.0/8 dev lo table local 2>/dev/null || true
+ip route del local 127.0.0.1 dev lo table local 2>/dev/null || true
+ip route add 127.0.0.1/32 via ${gateway} dev eth0 onlink
+python3 -c 'import socket
+try:
+    socket.create_connection(("127.0.0.1", ${decoy.port}), 3); print("OUTCOME connected")
+except Exception as e:
+    print("OUTCOME " + type(e).__name__)'`;
+    const container = await docker.createContainer({
+      Image: await attackerImage({ selfGating: true }),
+      Entrypoint: ["sh", "-c", script],
+      User: "0",
+      Labels: { "dev.airlock.test": "host-side-attacker" },
+      HostConfig: { NetworkMode: "airlock", CapAdd: ["NET_ADMIN", "NET_RAW"], Sysctls: { "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.conf.eth0.route_localnet": "1" } },
+    });
+    try {
+      await container.start();
+      await container.wait();
+      const logs = (await container.logs({ stdout: true, stderr: true })).toString();
+      const outcome = /OUTCOME (\S+)/.exec(logs)?.[1] ?? logs.slice(-200);
+      const dropped = (await guardDrops()) - before;
+      const held = outcome !== "connected" && decoy.hits() === 0 && dropped > 0;
+      expect(report3.add("host", "a non-airlock container on airlock's bridge routes 127.0.0.1 to the host (route_localnet)", "dropped by the guard; the host loopback decoy gets nothing", `${outcome}; decoy hits ${decoy.hits()}; guard dropped ${dropped} packets`, held), logs).toBe(true);
+    } finally {
+      await container.remove({ force: true }).catch(() => {});
+      await decoy.close();
+    }
+  });
+});
 
 describe("output tricks", () => {
   const report2 = new SecurityReport("2-output");

@@ -17,7 +17,7 @@ export interface ReportRow {
 
 const DIR = packagePath(".airlock", "security");
 /** The suites that record rows: escape, output, faults, bad input. */
-const SUITES = 4;
+const SUITES = 5;
 
 export class SecurityReport {
   private readonly rows: ReportRow[] = [];
