@@ -3,10 +3,10 @@
  * and, when asked, every airlock container and the airlock network.
  */
 import type Docker from "dockerode";
-import { removeStaleHostRules } from "../gate/host-loopback.js";
+import { removeHostChains, removeStaleHostRules } from "../gate/host-loopback.js";
 import { isNotFound } from "./client.js";
 import { isOrphaned, LABEL } from "./labels.js";
-import { forgetNetwork, NETWORK_NAME } from "./network.js";
+import { BRIDGE_INTERFACE, forgetNetwork, NETWORK_NAME } from "./network.js";
 
 export interface CleanupReport {
   containersRemoved: string[];
@@ -49,6 +49,7 @@ async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {
     if (Object.keys(info.Containers ?? {}).length > 0) return false;
     await net.remove();
     forgetNetwork();
+    await removeHostChains(BRIDGE_INTERFACE).catch(() => {});
     return true;
   } catch (err) {
     if (isNotFound(err)) return false;

@@ -172,3 +172,21 @@ export async function removeStaleHostRules(runsWithContainers: () => Promise<Set
   if (stale.length) await restore(`*nat\n${stale.map((r) => r.replace(/^-A /, "-D ")).join("\n")}\nCOMMIT\n`).catch(() => {});
   return stale.length;
 }
+
+/** Take everything airlock added to the host's netfilter away (after the airlock network is removed). */
+export async function removeHostChains(bridgeInterface: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const drop = async (table: string, chain: string, jump: string[]) => {
+    while (await iptables(["-t", table, "-D", chain, ...jump])) {
+      // a jump added twice (two runners at once) goes too
+    }
+  };
+  await drop("nat", "PREROUTING", ["-i", bridgeInterface, "-j", NAT_CHAIN]);
+  await drop("nat", "INPUT", ["-i", bridgeInterface, "-d", "127.0.0.0/8", "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", "127.0.0.1"]);
+  await drop("filter", "INPUT", ["-i", bridgeInterface, "-j", GUARD_CHAIN]);
+  for (const [table, chain] of [["nat", NAT_CHAIN], ["filter", GUARD_CHAIN]] as const) {
+    await iptables(["-t", table, "-F", chain]);
+    await iptables(["-t", table, "-X", chain]);
+  }
+  chains.clear();
+}

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { assertDockerReachable, dockerClient } from "../../docker/client.js";
 import { AirlockError } from "../../errors.js";
 import { hostResolver } from "../../gate/plan.js";
+import { loopbackMode } from "../../gate/host-loopback.js";
 import { imageStatus } from "../../images/images.js";
 import { loadPolicy } from "../../policy/index.js";
 import { style } from "../style.js";
@@ -36,6 +37,12 @@ export function registerDoctor(program: Command): void {
           if (s) checks.push({ ok: s.present, label: `${key} image`, detail: s.present ? s.tag : `${s.tag} not built yet`, ...(s.present ? {} : { fix: "the first `airlock run` builds it (about a minute)" }) });
         }
       }
+      const mode = loopbackMode();
+      checks.push({
+        ok: true,
+        label: "localhost endpoints",
+        detail: mode === "kernel" ? "kernel DNAT on the airlock bridge (the runner is root)" : "user-space forwarder in the runner (kernel DNAT needs a root runner)",
+      });
       for (const file of opts.policy ?? []) {
         try {
           const policy = await loadPolicy(file);
