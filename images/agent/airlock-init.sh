@@ -56,9 +56,18 @@ parse() {
 }
 # shellcheck disable=SC2086
 parse $line
-printf '%s' "$v6" | base64 -d | ip6tables-restore &
-v6pid=$!
-printf '%s' "$v4" | base64 -d | iptables-restore || { echo "airlock-init: iptables-restore failed" >&2; exit 125; }
-wait "$v6pid" || { echo "airlock-init: ip6tables-restore failed" >&2; exit 125; }
+# The legacy (x_tables) backend loads these rules in a few milliseconds, the nf_tables one in tens;
+# both are enforced by the same kernel. Where the kernel has no x_tables, nf_tables it is.
+# (Its lock file goes to /tmp: the root filesystem is read-only. Nothing else runs yet to contend.)
+apply() { # apply FAMILY BASE64
+  rules=$(printf '%s' "$2" | base64 -d)
+  printf '%s\n' "$rules" | "$1"-legacy-restore 2>/dev/null || printf '%s\n' "$rules" | "$1"-nft-restore \
+    || { echo "airlock-init: $1-restore failed" >&2; exit 125; }
+}
+export XTABLES_LOCKFILE=/tmp/.airlock-xtables.lock
+apply iptables "$v4"
+apply ip6tables "$v6"
+rm -f "$XTABLES_LOCKFILE"
+unset XTABLES_LOCKFILE
 export AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_NONCE
 exec setpriv --clear-groups --inh-caps=-all --bounding-set=-all,+setuid,+setgid,+setpcap,+kill -- tini -- "$0" --supervise "$@"

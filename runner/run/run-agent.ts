@@ -431,7 +431,8 @@ class AgentRun {
       this.gate.detach();
       stopGate(this.gate);
     }
-    await this.loopback?.close();
+    // The host rule only ever matched this container's address, which is gone: no need to wait.
+    if (this.loopback) inBackground(this.loopback.close());
     if (this.runDir) await rm(this.runDir, { recursive: true, force: true }).catch(() => {});
   }
 }

@@ -65,7 +65,7 @@ describe("self-gated agent container (the agent image)", () => {
     expect(gated.Entrypoint).toEqual(["/opt/airlock/init"]);
     expect(gated.Cmd).toEqual(["node", "/opt/airlock/dist/bootstrap.js", "/opt/agent/run/agent.mjs"]);
     expect(host.CapDrop).toEqual(["ALL"]);
-    expect(host.CapAdd).toEqual(["NET_ADMIN", "SETUID", "SETGID", "SETPCAP", "KILL"]);
+    expect(host.CapAdd).toEqual(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP", "KILL"]);
     expect(host.SecurityOpt).toContain("no-new-privileges:true");
     expect(host.Privileged).toBe(false);
   });
