@@ -113,6 +113,8 @@ function resultOf(lines: string[]): Record<string, number | number[]> {
 
 /** Run a consumer (until it says READY) then a producer; gated through runAgent or ungated. */
 async function pair(p: Prepared, gated: boolean, consumer: string, producer: string, env: Record<string, string>, waitReady = true) {
+  // The previous pair's containers are still being removed in the background: not on this one's clock.
+  await settle();
   const lines: Record<string, string[]> = { [consumer]: [], [producer]: [] };
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));
