@@ -32,7 +32,8 @@ describe("resource exhaustion", () => {
     let peak = before;
     let slowest = 0;
     const run = runAgent({
-      command: ["sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 30"],
+      // `exec sleep`: the agent itself stays stuck even when the bomb has taken every pid (no fork needed).
+      command: ["sh", "-c", "bomb() { bomb | bomb & }; bomb; exec sleep 30"],
       image,
       policy: definePolicy({ name: "forkbomb", resources: { pids: 64 }, timeoutSeconds: 6 }),
       outputDir: join(await tempDir(), "out"),

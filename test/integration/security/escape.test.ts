@@ -6,7 +6,7 @@
  * container on airlock's bridge. Rows go into docs/SECURITY.md.
  */
 import { existsSync } from "node:fs";
-import { readFile, stat, readdir } from "node:fs/promises";
+import { lstat, readFile, stat, readdir } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -412,6 +412,6 @@ t("too-large", big)
     const big = await stat(join(outputDir, "big.bin")).catch(() => undefined);
     expect(report2.add("output", "a 64 MiB file under an 8 MiB output limit", "stops at the limit (EFBIG); the run fails as over the limit", `${r["too-large"]}; file is ${big?.size ?? 0} bytes; ${result.status}: ${result.error ?? ""}`, /Errno 27|File too large/.test(r["too-large"]!) && (big?.size ?? 0) <= 8 * 1024 * 1024)).toBe(true);
     // Everything the collection touched is inside the output folder and belongs to the caller.
-    for (const f of await readdir(outputDir)) expect((await import("node:fs/promises")).lstat(join(outputDir, f)).then((s) => s.uid)).resolves.toBe(process.getuid?.());
+    for (const f of await readdir(outputDir)) expect((await lstat(join(outputDir, f))).uid, f).toBe(process.getuid?.());
   });
 });
