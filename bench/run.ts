@@ -57,7 +57,12 @@ async function plainDockerRun(image: string, script = "0"): Promise<{ ms: number
 }
 
 /** The same bundled agent in the same image, with unrestricted (host) network: the ungated baseline. */
-async function runUngated(image: string, bundleDir: string, env: Record<string, string>, onLine: (line: string) => void): Promise<void> {
+/**
+ * The baseline of a gated pair: the same bundle in the same image, with the policy's memory and cpu
+ * limits (a memory limit alone costs Redis pub/sub about 8% on this machine, gate or no gate), and an
+ * unrestricted network: the host's own, where the agents' localhost endpoints simply work.
+ */
+async function runUngated(image: string, bundleDir: string, env: Record<string, string>, onLine: (line: string) => void, resources: Policy["resources"]): Promise<void> {
   const container = await docker.createContainer({
     Image: image,
     Cmd: ["/opt/agent/run/agent.mjs"],
@@ -66,7 +71,7 @@ async function runUngated(image: string, bundleDir: string, env: Record<string, 
     AttachStdout: true,
     AttachStderr: true,
     Labels: { "dev.airlock.bench": "baseline" },
-    HostConfig: { NetworkMode: "host", Binds: [`${bundleDir}:/opt/agent/run:ro`], Init: true },
+    HostConfig: { NetworkMode: "host", Binds: [`${bundleDir}:/opt/agent/run:ro`], Init: true, Memory: resources.memoryBytes, MemorySwap: resources.memoryBytes, NanoCpus: Math.round(resources.cpus * 1e9) },
   });
   const stream = await container.attach({ stream: true, stdout: true, stderr: true });
   const out = new PassThrough();
@@ -123,7 +128,7 @@ async function pair(p: Prepared, gated: boolean, consumer: string, producer: str
       lines[agent]!.push(l);
       if (l === "READY") ready();
     };
-    if (!gated) return runUngated(p.image, p.bundles[agent]!, env, onLine);
+    if (!gated) return runUngated(p.image, p.bundles[agent]!, env, onLine, p.policy.resources);
     return runAgent({ agent: join(AGENTS, `${agent}.ts`), policy: p.policy, env, outputDir: join(tmpdir(), "airlock-bench-out", agent), workingDir: AGENTS, onEvent: (e) => e.type === "output" && onLine(e.line) }).then((r) => {
       if (r.status !== "succeeded") throw new Error(`${agent}: ${r.status} ${r.error ?? ""} ${r.stderr.slice(-500)}`);
     });
