@@ -33,6 +33,8 @@ interface Row {
   airlock: string;
   baseline: string;
   ratio: number;
+  /** Each repetition's airlock figure over the baseline measured right next to it. */
+  paired: string;
   target?: { op: "<=" | ">="; value: number };
 }
 const rows: Row[] = [];
@@ -44,8 +46,16 @@ async function tmp(): Promise<string> {
   return d;
 }
 
-function addRow(section: string, metric: string, a: Summary, b: Summary, unit: string, ratio: number, target?: Row["target"], digits = 0) {
-  rows.push({ section, metric, airlock: fmt(a, unit, digits), baseline: fmt(b, unit, digits), ratio, ...(target ? { target } : {}) });
+/**
+ * A row: both sides' min / median / max, the ratio of their medians (what the target is checked
+ * against), and the spread of the paired ratios (repetition i of airlock over repetition i of the
+ * baseline, measured back to back), which shows how much of a difference is the machine's noise.
+ */
+function addRow(section: string, metric: string, a: number[], b: number[], unit: string, target?: Row["target"], digits = 0) {
+  const sa = summarize(a), sb = summarize(b);
+  const paired = summarize(a.map((v, i) => v / b[i]!));
+  const f = (v: number) => `${v.toFixed(2)}×`;
+  rows.push({ section, metric, airlock: fmt(sa, unit, digits), baseline: fmt(sb, unit, digits), ratio: sa.median / sb.median, paired: `${f(paired.min)} / ${f(paired.median)} / ${f(paired.max)}`, ...(target ? { target } : {}) });
 }
 
 // ---------- baselines -------------------------------------------------------------------------
@@ -175,10 +185,9 @@ async function coldStart(agentImage: string) {
     const p = await plainDockerRun(agentImage, "console.log('FIRST_LINE ' + Date.now())");
     firstPlain.push(Number(/FIRST_LINE (\d+)/.exec(p.stdout)![1]) - p0);
   }
-  const base = summarize(plain);
-  addRow("1. cold start", "one agent that only exits, gated (one endpoint)", summarize(gated), base, "ms", summarize(gated).median / base.median, { op: "<=", value: 1.25 });
-  addRow("1. cold start", "one agent that only exits, network disabled", summarize(closed), base, "ms", summarize(closed).median / base.median, { op: "<=", value: 1.25 });
-  addRow("1. cold start", "runAgent() → agent's first line (gated) vs docker run → first line", summarize(firstGated), summarize(firstPlain), "ms", summarize(firstGated).median / summarize(firstPlain).median);
+  addRow("1. cold start", "one agent that only exits, gated (one endpoint)", gated, plain, "ms", { op: "<=", value: 1.25 });
+  addRow("1. cold start", "one agent that only exits, network disabled", closed, plain, "ms", { op: "<=", value: 1.25 });
+  addRow("1. cold start", "runAgent() → agent's first line (gated) vs docker run → first line", firstGated, firstPlain, "ms");
 }
 
 // ---------- 2 & 4. many at once ---------------------------------------------------------------
@@ -206,7 +215,7 @@ async function many(agentImage: string, n: number, reps: number, section: string
     peakMiB.push(peak / 1024 / 1024);
   }
   const a = summarize(airlock), b = summarize(plain);
-  addRow(section, `${n} agent${n === 1 ? "" : "s"} at once: wall time`, a, b, "ms", a.median / b.median, target);
+  addRow(section, `${n} agent${n === 1 ? "" : "s"} at once: wall time`, airlock, plain, "ms", target);
   return { wall: a, plain: b, peakMiB: summarize(peakMiB) };
 }
 
@@ -248,12 +257,10 @@ async function throughput() {
     log(`  rep ${i + 1}/${reps}: redis ${tput.redis.gated.at(-1)!.toFixed(0)} vs ${tput.redis.open.at(-1)!.toFixed(0)} msg/s, kafka ${tput.kafka.gated.at(-1)!.toFixed(0)} vs ${tput.kafka.open.at(-1)!.toFixed(0)} msg/s`);
   }
   for (const broker of ["redis", "kafka"] as const) {
-    const a = summarize(tput[broker].gated), b = summarize(tput[broker].open);
-    addRow("3. through the gate", `${N_MESSAGES.toLocaleString("en")} messages over ${broker === "redis" ? "Redis pub/sub" : "Kafka"}: throughput`, a, b, "msg/s", a.median / b.median, { op: ">=", value: 0.95 });
+    addRow("3. through the gate", `${N_MESSAGES.toLocaleString("en")} messages over ${broker === "redis" ? "Redis pub/sub" : "Kafka"}: throughput`, tput[broker].gated, tput[broker].open, "msg/s", { op: ">=", value: 0.95 });
   }
   for (const p of ["p50", "p99"] as const) {
-    const a = summarize(rr.gated[p]), b = summarize(rr.open[p]);
-    addRow("3. through the gate", `Redis request/reply round trip, ${p === "p50" ? "median" : "p99"}`, a, b, "µs", a.median / b.median);
+    addRow("3. through the gate", `Redis request/reply round trip, ${p === "p50" ? "median" : "p99"}`, rr.gated[p], rr.open[p], "µs");
   }
 }
 
@@ -266,8 +273,8 @@ function verdict(r: Row): string {
 }
 
 function table(markdown: boolean): string {
-  const header = ["", "metric", "airlock (min / median / max)", "baseline (min / median / max)", "ratio", "target"];
-  const body = rows.map((r) => [r.section, r.metric, r.airlock, r.baseline, `${r.ratio.toFixed(2)}×`, verdict(r)]);
+  const header = ["", "metric", "airlock (min / median / max)", "baseline (min / median / max)", "ratio", "target", "paired ratios (min / median / max)"];
+  const body = rows.map((r) => [r.section, r.metric, r.airlock, r.baseline, `${r.ratio.toFixed(2)}×`, verdict(r), r.paired]);
   if (markdown) return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...body.map((b) => `| ${b.join(" | ")} |`)].join("\n");
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   return [header, ...body].map((cells) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
@@ -295,7 +302,7 @@ async function main() {
   const md = [
     "# airlock benchmark",
     "",
-    `Measured by \`npm run bench\` on ${new Date().toISOString()} — ${process.env.BENCH_MACHINE ?? "2 cores, 24 GiB"}, Docker ${version.Version}, Node ${process.version}, ${REPS} repetitions (${Math.max(3, Math.min(REPS * 2 - 1, 9))} for the throughput pairs, 3 for the slowest sections), baselines measured in the same run on the same image.`,
+    `Measured by \`npm run bench\` on ${new Date().toISOString()} — ${process.env.BENCH_MACHINE ?? "2 cores, 24 GiB"}, Docker ${version.Version}, Node ${process.version}, ${REPS} repetitions (${Math.max(3, Math.min(REPS * 2 - 1, 9))} for the throughput pairs, 3 for the slowest sections), baselines measured in the same run on the same image, interleaved with airlock's. "ratio" is airlock's median over the baseline's median (the target is checked on it); "paired ratios" are each repetition's airlock figure over the baseline figure measured right next to it, which shows how much of a difference is this machine's noise.`,
     "",
     table(true),
     "",

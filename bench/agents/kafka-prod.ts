@@ -5,6 +5,8 @@ const kafka = new Kafka({ clientId: "bench-prod", brokers: process.env.KAFKA_BRO
 const producer = kafka.producer();
 await producer.connect();
 const value = JSON.stringify({ type: "event", data: "x".repeat(100) });
+// As in redis-pub: the clock starts once the connection is up and the container's start has settled.
+await new Promise((r) => setTimeout(r, 250));
 const started = Date.now();
 for (let i = 0; i < n; i += 1000) {
   await producer.send({ topic: process.env.BENCH_TOPIC!, acks: -1, messages: Array.from({ length: Math.min(1000, n - i) }, () => ({ value })) });
