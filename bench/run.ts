@@ -238,7 +238,7 @@ async function throughput() {
   const tput = { redis: { gated: [] as number[], open: [] as number[] }, kafka: { gated: [] as number[], open: [] as number[] } };
   const rr = { gated: { p50: [] as number[], p99: [] as number[] }, open: { p50: [] as number[], p99: [] as number[] } };
   // Half a second per pair: short enough to be noisy on a small machine, so more pairs than elsewhere.
-  const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
+  const reps = Math.max(3, Math.min(REPS * 3, 15));
   for (let i = 0; i < reps; i++) {
     // Alternate which goes first: the broker's state (JIT, page cache, log segments) must not favour either side.
     for (const gated of i % 2 === 0 ? [true, false] : [false, true]) {
@@ -302,7 +302,7 @@ async function main() {
   const md = [
     "# airlock benchmark",
     "",
-    `Measured by \`npm run bench\` on ${new Date().toISOString()} — ${process.env.BENCH_MACHINE ?? "2 cores, 24 GiB"}, Docker ${version.Version}, Node ${process.version}, ${REPS} repetitions (${Math.max(3, Math.min(REPS * 2 - 1, 9))} for the throughput pairs, 3 for the slowest sections), baselines measured in the same run on the same image, interleaved with airlock's. "ratio" is airlock's median over the baseline's median (the target is checked on it); "paired ratios" are each repetition's airlock figure over the baseline figure measured right next to it, which shows how much of a difference is this machine's noise.`,
+    `Measured by \`npm run bench\` on ${new Date().toISOString()} — ${process.env.BENCH_MACHINE ?? "2 cores, 24 GiB"}, Docker ${version.Version}, Node ${process.version}, ${REPS} repetitions (${Math.max(3, Math.min(REPS * 3, 15))} for the throughput pairs, 3 for the slowest sections), baselines measured in the same run on the same image, interleaved with airlock's. "ratio" is airlock's median over the baseline's median (the target is checked on it); "paired ratios" are each repetition's airlock figure over the baseline figure measured right next to it, which shows how much of a difference is this machine's noise.`,
     "",
     table(true),
     "",
