@@ -15,6 +15,7 @@ import { PassThrough } from "node:stream";
 import { execa } from "execa";
 import type Docker from "dockerode";
 import { definePolicy, dockerClient, ensureImages, runAgent, type Policy } from "../runner/index.js";
+import { ensureNetwork } from "../runner/docker/network.js";
 import { ensurePackagesImage } from "../runner/images/images.js";
 import { gatePoolsIdle } from "../runner/gate/pool.js";
 import { containersRemoved } from "../runner/run/run-agent.js";
@@ -66,13 +67,12 @@ async function plainDockerRun(image: string, script = "0"): Promise<{ ms: number
   return { ms: performance.now() - t, stdout: r.stdout };
 }
 
-/** The same bundled agent in the same image, with unrestricted (host) network: the ungated baseline. */
 /**
  * The baseline of a gated pair: the same bundle in the same image, with the policy's memory and cpu
  * limits (a memory limit alone costs Redis pub/sub about 8% on this machine, gate or no gate), and an
  * unrestricted network: the host's own, where the agents' localhost endpoints simply work.
  */
-async function runUngated(image: string, bundleDir: string, env: Record<string, string>, onLine: (line: string) => void, resources: Policy["resources"]): Promise<void> {
+async function runUngated(image: string, bundleDir: string, env: Record<string, string>, onLine: (line: string) => void, resources: Policy["resources"], network = "host"): Promise<void> {
   const container = await docker.createContainer({
     Image: image,
     Cmd: ["/opt/agent/run/agent.mjs"],
@@ -81,7 +81,7 @@ async function runUngated(image: string, bundleDir: string, env: Record<string, 
     AttachStdout: true,
     AttachStderr: true,
     Labels: { "dev.airlock.bench": "baseline" },
-    HostConfig: { NetworkMode: "host", Binds: [`${bundleDir}:/opt/agent/run:ro`], Init: true, Memory: resources.memoryBytes, MemorySwap: resources.memoryBytes, NanoCpus: Math.round(resources.cpus * 1e9) },
+    HostConfig: { NetworkMode: network, Binds: [`${bundleDir}:/opt/agent/run:ro`], Init: true, Memory: resources.memoryBytes, MemorySwap: resources.memoryBytes, NanoCpus: Math.round(resources.cpus * 1e9) },
   });
   const stream = await container.attach({ stream: true, stdout: true, stderr: true });
   const out = new PassThrough();
@@ -127,7 +127,7 @@ function resultOf(lines: string[]): Record<string, number | number[]> {
 }
 
 /** Run a consumer (until it says READY) then a producer; gated through runAgent or ungated. */
-async function pair(p: Prepared, gated: boolean, consumer: string, producer: string, env: Record<string, string>, waitReady = true) {
+async function pair(p: Prepared, gated: boolean, consumer: string, producer: string, env: Record<string, string>, ungated: { network: string; env?: Record<string, string> } = { network: "host" }) {
   // The previous pair's containers are still being removed in the background: not on this one's clock.
   await settle();
   const lines: Record<string, string[]> = { [consumer]: [], [producer]: [] };
@@ -138,13 +138,13 @@ async function pair(p: Prepared, gated: boolean, consumer: string, producer: str
       lines[agent]!.push(l);
       if (l === "READY") ready();
     };
-    if (!gated) return runUngated(p.image, p.bundles[agent]!, env, onLine, p.policy.resources);
+    if (!gated) return runUngated(p.image, p.bundles[agent]!, { ...env, ...ungated.env }, onLine, p.policy.resources, ungated.network);
     return runAgent({ agent: join(AGENTS, `${agent}.ts`), policy: p.policy, env, outputDir: join(tmpdir(), "airlock-bench-out", agent), workingDir: AGENTS, onEvent: (e) => e.type === "output" && onLine(e.line) }).then((r) => {
       if (r.status !== "succeeded") throw new Error(`${agent}: ${r.status} ${r.error ?? ""} ${r.stderr.slice(-500)}`);
     });
   };
   const c = run(consumer);
-  if (waitReady) await isReady;
+  await isReady;
   const pr = run(producer);
   await Promise.all([c, pr]);
   return { consumer: resultOf(lines[consumer]!), producer: resultOf(lines[producer]!) };
@@ -262,6 +262,51 @@ async function throughput() {
   for (const p of ["p50", "p99"] as const) {
     addRow("3. through the gate", `Redis request/reply round trip, ${p === "p50" ? "median" : "p99"}`, rr.gated[p], rr.open[p], "µs");
   }
+  await bridgeReference(redisEnv);
+}
+
+/**
+ * Where the time goes: the baseline above has no network namespace at all (host network). Here both
+ * sides are containers on airlock's bridge with the same limits, talking to a Redis this bench starts
+ * on the host's loopback and the bridge's gateway: the gated one through its rules and the kernel
+ * DNAT to localhost, the ungated one straight to the gateway. The ratio is the gate's own cost.
+ */
+async function bridgeReference(redisEnv: (run: string) => Record<string, string>): Promise<void> {
+  const gateway = (await ensureNetwork(docker)).gateway;
+  const port = await freePort(gateway);
+  const server = execa("redis-server", ["--port", String(port), "--bind", `127.0.0.1 ${gateway}`, "--protected-mode", "no", "--save", "", "--appendonly", "no"], { reject: false });
+  try {
+    for (let i = 0; (await execa("redis-cli", ["-p", String(port), "ping"], { reject: false })).stdout !== "PONG"; i++) {
+      if (i > 50) throw new Error("the reference Redis did not start");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const env = (run: string) => ({ ...redisEnv(run), REDIS_URL: `redis://localhost:${port}` });
+    const p = await prepare("bench-redis-bridge", `localhost:${port}`, env("x"), ["redis-sub", "redis-pub"]);
+    const gated: number[] = [], open: number[] = [];
+    const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
+    for (let i = 0; i < reps; i++) {
+      for (const g of i % 2 === 0 ? [true, false] : [false, true]) {
+        const id = `${Date.now()}-${i}-bridge-${g}`;
+        const r = await pair(p, g, "redis-sub", "redis-pub", env(id), { network: "airlock", env: { REDIS_URL: `redis://${gateway}:${port}` } });
+        (g ? gated : open).push((N_MESSAGES / ((r.consumer.last as number) - (r.producer.started as number))) * 1000);
+      }
+    }
+    addRow("3. through the gate", "100,000 messages over Redis pub/sub, both on airlock's bridge (the gate's own cost)", gated, open, "msg/s");
+  } finally {
+    server.kill();
+    await server;
+  }
+}
+
+async function freePort(host: string): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = createServer().once("error", reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 // ---------- report ----------------------------------------------------------------------------
