@@ -1,4 +1,5 @@
 /**
+ * Gate containers serve images not built from the agent image (those gate themselves).
  * One gate pool per engine, gate image and network in this process. By default one gate is kept
  * ready for the next run (AIRLOCK_GATE_POOL=0 turns that off; the CLI's single `run` does). A gate
  * nobody takes exits after 30 s and the engine removes it; `closeGatePools()` removes them at once.
