@@ -120,6 +120,11 @@ async function prepare(name: string, endpoint: string, env: Record<string, strin
   return { policy, image, bundles };
 }
 
+/** Messages per second from the producer's first send to the consumer's last message. */
+function msgPerSecond(r: { consumer: Record<string, unknown>; producer: Record<string, unknown> }): number {
+  return (N_MESSAGES / ((r.consumer.last as number) - (r.producer.started as number))) * 1000;
+}
+
 function resultOf(lines: string[]): Record<string, number | number[]> {
   const line = lines.find((l) => l.startsWith("RESULT "));
   if (!line) throw new Error(`no RESULT line in:\n${lines.slice(-20).join("\n")}`);
@@ -245,10 +250,10 @@ async function throughput() {
       const key = gated ? "gated" : "open";
       const id = `${Date.now()}-${i}-${key}`;
       const r = await pair(redis, gated, "redis-sub", "redis-pub", redisEnv(id));
-      tput.redis[key].push((N_MESSAGES / ((r.consumer.last as number) - (r.producer.started as number))) * 1000);
+      tput.redis[key].push(msgPerSecond(r));
       await createTopic(`bench-${id}`);
       const k = await pair(kafka, gated, "kafka-cons", "kafka-prod", kafkaEnv(id));
-      tput.kafka[key].push((N_MESSAGES / ((k.consumer.last as number) - (k.producer.started as number))) * 1000);
+      tput.kafka[key].push(msgPerSecond(k));
       const q = await pair(redis, gated, "rr-replier", "rr-requester", { ...redisEnv(id), BENCH_N: "2000" });
       const rtts = q.producer.rtts as number[];
       rr[key].p50.push(percentile(rtts, 50));
@@ -288,7 +293,7 @@ async function bridgeReference(redisEnv: (run: string) => Record<string, string>
       for (const g of i % 2 === 0 ? [true, false] : [false, true]) {
         const id = `${Date.now()}-${i}-bridge-${g}`;
         const r = await pair(p, g, "redis-sub", "redis-pub", env(id), { network: "airlock", env: { REDIS_URL: `redis://${gateway}:${port}` } });
-        (g ? gated : open).push((N_MESSAGES / ((r.consumer.last as number) - (r.producer.started as number))) * 1000);
+        (g ? gated : open).push(msgPerSecond(r));
       }
     }
     addRow("3. through the gate", "100,000 messages over Redis pub/sub, both on airlock's bridge (the gate's own cost)", gated, open, "msg/s");

@@ -20,8 +20,10 @@ export interface CleanupOptions {
   network?: boolean;
 }
 
+const listManaged = (docker: Docker) => docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
+
 export async function cleanup(docker: Docker, options: CleanupOptions = {}): Promise<CleanupReport> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
+  const containers = await listManaged(docker);
   const doomed = containers.filter((c) => options.all || isOrphaned(c.Labels));
   const removed: string[] = [];
   await Promise.all(
@@ -35,7 +37,8 @@ export async function cleanup(docker: Docker, options: CleanupOptions = {}): Pro
     }),
   );
   // Host rules for localhost endpoints belong to a run: they go when none of its containers is left.
-  const runsWithContainers = async () => new Set((await docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } })).map((c) => c.Labels[LABEL.run] ?? ""));
+  // Listed again, after the rules are read: a run that starts meanwhile keeps its rules.
+  const runsWithContainers = async () => new Set((await listManaged(docker)).map((c) => c.Labels[LABEL.run] ?? ""));
   await removeStaleHostRules(runsWithContainers).catch(() => 0);
   let networkRemoved = false;
   if (options.network || options.all) networkRemoved = await removeNetworkIfUnused(docker);

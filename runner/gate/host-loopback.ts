@@ -19,6 +19,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { execa } from "execa";
+import type { AirlockNetwork } from "../docker/network.js";
 import { GateError } from "../errors.js";
 import { LoopbackForwarder } from "./forwarder.js";
 import type { LoopbackRoute } from "./plan.js";
@@ -29,13 +30,8 @@ export const NAT_CHAIN = "AIRLOCK-LOOPBACK";
 export const GUARD_CHAIN = "AIRLOCK-LOOPBACK-GUARD";
 const COMMENT_PREFIX = "airlock-run:";
 
-export interface Bridge {
-  /** The network's id: a recreated network is a new interface, set up again. */
-  id: string;
-  /** The bridge's interface on the host (airlock0). */
-  interface: string;
-  gateway: string;
-}
+/** The airlock network as the host sees it; a recreated network (new id) is a new interface, set up again. */
+export type Bridge = Pick<AirlockNetwork, "id" | "interface" | "gateway">;
 
 /** What one run uses to reach the host's loopback. */
 export interface HostLoopback {
@@ -83,14 +79,20 @@ class KernelLoopback implements HostLoopback {
       (r) =>
         `-A ${NAT_CHAIN} -s ${ip}/32 -d ${this.bridge.gateway}/32 -i ${this.bridge.interface} -p tcp -m tcp --dport ${r.target.port} -m comment --comment ${COMMENT_PREFIX}${this.runId} -j DNAT --to-destination ${r.target.host}:${r.target.port}`,
     );
-    await restore(`*nat\n${rules.join("\n")}\nCOMMIT\n`);
+    await natRules("add", rules);
     this.rules.push(...rules);
   }
 
   async close(): Promise<void> {
     const rules = this.rules.splice(0);
-    if (rules.length) await restore(`*nat\n${rules.map((r) => r.replace(/^-A /, "-D ")).join("\n")}\nCOMMIT\n`).catch(() => {});
+    if (rules.length) await natRules("delete", rules).catch(() => {});
   }
+}
+
+/** Add or delete rule lines ("-A CHAIN ...") in the host's nat table, in one transaction. */
+function natRules(op: "add" | "delete", lines: string[]): Promise<void> {
+  const body = op === "add" ? lines : lines.map((l) => l.replace(/^-A /, "-D "));
+  return restore(`*nat\n${body.join("\n")}\nCOMMIT\n`);
 }
 
 async function restore(input: string): Promise<void> {
@@ -121,6 +123,18 @@ function ensureHostChains(bridge: Bridge): Promise<void> {
   return ready;
 }
 
+/** The rules airlock puts into the host's own chains (removeHostChains takes them out again). */
+function hostChainRules(iface: string): [table: string, chain: string, rule: string[]][] {
+  return [
+    // Ahead of Docker's own DNAT for published ports, which would otherwise match gateway:PORT first.
+    ["nat", "PREROUTING", ["-i", iface, "-j", NAT_CHAIN]],
+    // The broker sees a loopback client, as with a local process: Redis' protected mode and
+    // RabbitMQ's loopback-only guest user work as they do on the host.
+    ["nat", "INPUT", ["-i", iface, "-d", "127.0.0.0/8", "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", "127.0.0.1"]],
+    ["filter", "INPUT", ["-i", iface, "-j", GUARD_CHAIN]],
+  ];
+}
+
 async function setUpHostChains(bridge: Bridge): Promise<void> {
   const ensureChain = async (table: string, chain: string) => {
     if (!(await iptables(["-t", table, "-n", "-L", chain]))) await iptables(["-t", table, "-N", chain]);
@@ -132,13 +146,8 @@ async function setUpHostChains(bridge: Bridge): Promise<void> {
   };
   await ensureChain("nat", NAT_CHAIN);
   await ensureChain("filter", GUARD_CHAIN);
-  // Ahead of Docker's own DNAT for published ports, which would otherwise match gateway:PORT first.
-  await ensureRule("nat", "PREROUTING", ["-i", bridge.interface, "-j", NAT_CHAIN]);
-  // The broker sees a loopback client, as with a local process: Redis' protected mode and
-  // RabbitMQ's loopback-only guest user work as they do on the host.
-  await ensureRule("nat", "INPUT", ["-i", bridge.interface, "-d", "127.0.0.0/8", "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", "127.0.0.1"]);
   await ensureRule("filter", GUARD_CHAIN, ["-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "DNAT", "-j", "DROP"]);
-  await ensureRule("filter", "INPUT", ["-i", bridge.interface, "-j", GUARD_CHAIN]);
+  for (const [table, chain, rule] of hostChainRules(bridge.interface)) await ensureRule(table, chain, rule);
   try {
     await writeFile(`/proc/sys/net/ipv4/conf/${bridge.interface}/route_localnet`, "1");
   } catch (err) {
@@ -169,21 +178,18 @@ export async function removeStaleHostRules(runsWithContainers: () => Promise<Set
   if (withRules.size === 0) return 0;
   const alive = await runsWithContainers();
   const stale = [...withRules].filter(([runId]) => !alive.has(runId)).flatMap(([, rules]) => rules);
-  if (stale.length) await restore(`*nat\n${stale.map((r) => r.replace(/^-A /, "-D ")).join("\n")}\nCOMMIT\n`).catch(() => {});
+  if (stale.length) await natRules("delete", stale).catch(() => {});
   return stale.length;
 }
 
 /** Take everything airlock added to the host's netfilter away (after the airlock network is removed). */
 export async function removeHostChains(bridgeInterface: string): Promise<void> {
   if (process.getuid?.() !== 0) return;
-  const drop = async (table: string, chain: string, jump: string[]) => {
-    while (await iptables(["-t", table, "-D", chain, ...jump])) {
-      // a jump added twice (two runners at once) goes too
+  for (const [table, chain, rule] of hostChainRules(bridgeInterface)) {
+    while (await iptables(["-t", table, "-D", chain, ...rule])) {
+      // a rule added twice (two runners at once) goes too
     }
-  };
-  await drop("nat", "PREROUTING", ["-i", bridgeInterface, "-j", NAT_CHAIN]);
-  await drop("nat", "INPUT", ["-i", bridgeInterface, "-d", "127.0.0.0/8", "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", "127.0.0.1"]);
-  await drop("filter", "INPUT", ["-i", bridgeInterface, "-j", GUARD_CHAIN]);
+  }
   for (const [table, chain] of [["nat", NAT_CHAIN], ["filter", GUARD_CHAIN]] as const) {
     await iptables(["-t", table, "-F", chain]);
     await iptables(["-t", table, "-X", chain]);

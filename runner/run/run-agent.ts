@@ -13,7 +13,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
 import { AirlockError, DockerUnavailableError, GateError, RunOptionsError } from "../errors.js";
-import { assertDockerReachable, dockerClient, engineAddress, explainDockerError, isConnectionError, isNotFound, withTimeout } from "../docker/client.js";
+import { assertDockerReachable, dockerClient, engineAddress, explainDockerError, isConnectionError, withTimeout } from "../docker/client.js";
 import { reapOrphansOnce } from "../docker/cleanup.js";
 import { LABEL, runLabels } from "../docker/labels.js";
 import { ensureNetwork } from "../docker/network.js";
@@ -336,12 +336,12 @@ class AgentRun {
     // "next-exit": a container that is created but not started yet counts as not running.
     const exited = container.wait({ condition: "next-exit" });
     await container.start();
-    if (this.initGate && rules) {
+    if (this.initGate && rules && network.mode === "gated") {
       // The init applies its rules while the host side is set up for this container's address;
       // it starts the agent only on the second line.
       stream.write(this.initGate.rulesLine(rules, user));
       if (this.loopback?.gatewayPorts.length) {
-        const ip = (await container.inspect()).NetworkSettings.Networks[(network as { network: string }).network]?.IPAddress;
+        const ip = (await container.inspect()).NetworkSettings.Networks[network.network]?.IPAddress;
         if (!ip) throw new GateError("the agent's container has no address on the airlock network", "check the engine's health (docker info)");
         await this.loopback.allow(ip);
       }
