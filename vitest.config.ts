@@ -7,6 +7,9 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
+          // The property tests run thousands of cases: fine on an idle machine in a second, but CI
+          // must not depend on an idle machine.
+          testTimeout: 60_000,
         },
       },
       {

@@ -2,8 +2,10 @@
  * The agent container's entrypoint. By the time this runs the egress gate is already in force
  * (the container joined a network namespace whose rules were applied first) and the process has
  * no capabilities. It loads the agent module; a module that default-exports defineAgent(...) is run
- * with a context, a plain script just runs when imported.
+ * with a context, a plain script just runs when imported. Anything that is not a JavaScript module
+ * (`python3 x.py`, in an image derived from the agent image) is run as a command.
  */
+import { spawn } from "node:child_process";
 import { pathToFileURL } from "node:url";
 import { createBus } from "./bus/index.js";
 import { createLogger, createOutput, signalReady, type AgentContext } from "./context.js";
@@ -26,11 +28,24 @@ function flushAndExit(code: number): void {
   process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
 }
 
+/** Run argv as a command: signals passed on, its exit code (or 128 + signal) is ours. */
+function runCommand(argv: string[]): void {
+  managed = true;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: "inherit" });
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
+  child.on("error", (err) => {
+    console.error(`airlock: cannot run ${argv[0]}: ${err.message}`);
+    flushAndExit(127);
+  });
+  child.on("exit", (code, signal) => flushAndExit(code ?? 128 + (signal ? ({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as Record<string, number>)[signal] ?? 1 : 1)));
+}
+
 async function main(): Promise<void> {
   if (!entry) {
     console.error("airlock: no agent entry given");
     return flushAndExit(2);
   }
+  if (!/\.(m|c)?js$/.test(entry)) return runCommand(process.argv.slice(2));
   const mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
   if (!isAgentDefinition(mod.default)) return; // a plain script: it ran on import
   managed = true;

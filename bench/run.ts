@@ -17,8 +17,7 @@ import type Docker from "dockerode";
 import { definePolicy, dockerClient, ensureImages, runAgent, type Policy } from "../runner/index.js";
 import { ensureNetwork } from "../runner/docker/network.js";
 import { ensurePackagesImage } from "../runner/images/images.js";
-import { gatePoolsIdle } from "../runner/gate/pool.js";
-import { containersRemoved } from "../runner/run/run-agent.js";
+import { defaultRunner } from "../runner/runner.js";
 import { bundleAgent } from "../runner/run/bundle.js";
 import { packagePath } from "../runner/paths.js";
 import { fmt, percentile, summarize, type Summary } from "./stats.js";
@@ -110,7 +109,7 @@ interface Prepared {
 async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[]): Promise<Prepared> {
   const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, packages: ["ioredis@5.9.2", "kafkajs@2.2.4"], timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
   const images = await ensureImages(docker);
-  const image = await ensurePackagesImage(docker, images.agent, policy.packages);
+  const { id: image } = await ensurePackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages);
   const bundles: Record<string, string> = {};
   for (const a of agents) {
     const dir = await tmp();
@@ -157,7 +156,7 @@ async function pair(p: Prepared, gated: boolean, consumer: string, producer: str
 
 /** Between measurements: let airlock's background work (stopping gates, warming the next) finish, so it neither helps nor hurts the next figure. */
 async function settle(): Promise<void> {
-  await Promise.all([containersRemoved(), gatePoolsIdle()]);
+  await Promise.all([defaultRunner().containersRemoved(), defaultRunner().gatesIdle()]);
 }
 
 // ---------- 1. cold start ---------------------------------------------------------------------
@@ -272,12 +271,15 @@ async function throughput() {
 
 /**
  * Where the time goes: the baseline above has no network namespace at all (host network). Here both
- * sides are containers on airlock's bridge with the same limits, talking to a Redis this bench starts
- * on the host's loopback and the bridge's gateway: the gated one through its rules and the kernel
- * DNAT to localhost, the ungated one straight to the gateway. The ratio is the gate's own cost.
+ * sides are containers on a bridge with the same limits, talking to a Redis this bench starts on the
+ * host's loopback and on the gateway of a bridge of its own (the host accepts nothing from airlock's
+ * bridge but what a running agent's policy allows): the gated one through its rules and the kernel
+ * DNAT to localhost, the ungated one straight to its gateway. The ratio is the gate's own cost.
  */
 async function bridgeReference(redisEnv: (run: string) => Record<string, string>): Promise<void> {
-  const gateway = (await ensureNetwork(docker)).gateway;
+  await ensureNetwork(docker);
+  const refNet = await referenceBridge();
+  const gateway = refNet.gateway;
   const port = await freePort(gateway);
   const server = execa("redis-server", ["--port", String(port), "--bind", `127.0.0.1 ${gateway}`, "--protected-mode", "no", "--save", "", "--appendonly", "no"], { reject: false });
   try {
@@ -292,7 +294,7 @@ async function bridgeReference(redisEnv: (run: string) => Record<string, string>
     for (let i = 0; i < reps; i++) {
       for (const g of i % 2 === 0 ? [true, false] : [false, true]) {
         const id = `${Date.now()}-${i}-bridge-${g}`;
-        const r = await pair(p, g, "redis-sub", "redis-pub", env(id), { network: "airlock", env: { REDIS_URL: `redis://${gateway}:${port}` } });
+        const r = await pair(p, g, "redis-sub", "redis-pub", env(id), { network: refNet.name, env: { REDIS_URL: `redis://${gateway}:${port}` } });
         (g ? gated : open).push(msgPerSecond(r));
       }
     }
@@ -301,6 +303,18 @@ async function bridgeReference(redisEnv: (run: string) => Record<string, string>
     server.kill();
     await server;
   }
+}
+
+/** A bridge like airlock's (inter-container traffic off), for the ungated reference pair. */
+async function referenceBridge(): Promise<{ name: string; gateway: string }> {
+  const name = "airlock-bench-reference";
+  const inspect = async () => ((await docker.getNetwork(name).inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway;
+  let gateway = await inspect().catch(() => undefined);
+  if (!gateway) {
+    await docker.createNetwork({ Name: name, Driver: "bridge", Labels: { "dev.airlock.managed": "true", "dev.airlock.kind": "bench-network" }, Options: { "com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.name": "airlockbench0" } });
+    gateway = await inspect();
+  }
+  return { name, gateway: gateway! };
 }
 
 async function freePort(host: string): Promise<number> {

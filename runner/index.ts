@@ -9,8 +9,8 @@ export { runAgents, type RunAgentsOptions, type GroupResult } from "./group/run-
 export { loadRunFile, runFileSchema, runFileJsonSchema, type RunSpec, type GroupAgent, type WaitCondition, type RunFileInput } from "./group/run-file.js";
 export { junitXml } from "./group/junit.js";
 export { kafkaPreflight, KafkaPreflightError } from "./gate/kafka-preflight.js";
-export { closeGatePools, setGatePoolSize } from "./gate/pool.js";
+export { createRunner, defaultRunner, Runner, type RunnerOptions } from "./runner.js";
 export { cleanup, type CleanupReport, type CleanupOptions } from "./docker/cleanup.js";
-export { ensureImages, resolveBaseImage, type ImageSet } from "./images/images.js";
+export { ensureImages, resolveBaseImage, type ImageSet, type BuiltImage } from "./images/images.js";
 export { assertDockerReachable, dockerClient } from "./docker/client.js";
 export * from "./errors.js";

@@ -7,23 +7,29 @@
 #   2. applies the rules (default deny), while the runner sets up the host side for this container;
 #   3. re-executes itself, under tini (pid 1: reaps orphans, passes signals on), without NET_ADMIN or
 #      any capability but SETUID/SETGID/SETPCAP/KILL, and checks that this is so;
-#   4. waits for the runner's second line ("go": the host side is ready), then starts the agent's
-#      command as uid:gid with no capabilities at all (empty bounding set, no-new-privileges is set
-#      on the container), stdin from /dev/null;
+#   4. says "applied" (the runner now reads the rules back from outside the container and compares
+#      them with what it sent), waits for the runner's second line ("go": rules checked, host side
+#      ready), then starts the agent's command as uid:gid with no capabilities at all (empty
+#      bounding set, no-new-privileges is set on the container), stdin from /dev/null;
 #   5. forwards SIGTERM/SIGINT to it, waits, prints the denied-connection tables (kernel files only
-#      uid 0 can read) and the exit code as lines tagged with the nonce, and exits with that code.
-# The agent cannot read the nonce (it never sees this process's memory or environment), so it cannot
-# forge or hide report lines. Everything here uses shell builtins after step 4, so an agent that uses
-# up its process limit cannot stop the report.
+#      uid 0 can read) and the exit code as lines tagged with the nonce, then holds the namespace
+#      until the runner says "done" (a root runner reads the tables itself meanwhile), and exits
+#      with the agent's code.
+# The runner only ever runs this script from images it built itself (it records their IDs), never
+# from an image someone else derived. The agent cannot read the nonce (it never sees this process's
+# memory or environment), so it cannot forge or hide report lines. Everything here uses shell
+# builtins after step 4, so an agent that uses up its process limit cannot stop the report.
+# The line formats and values are shared with runner/gate/protocol.ts (checked by a unit test).
 set -eu
 
 if [ "${1:-}" = "--supervise" ]; then
   shift
   nonce=$AIRLOCK_INIT_NONCE uid=$AIRLOCK_INIT_UID gid=$AIRLOCK_INIT_GID
-  unset AIRLOCK_INIT_NONCE AIRLOCK_INIT_UID AIRLOCK_INIT_GID
   while IFS=" 	" read -r key value; do
     case "$key" in CapEff:|CapBnd:) [ "$value" = "00000000000001e0" ] || { echo "airlock-init: unexpected capabilities ($key $value)" >&2; exit 125; } ;; esac
   done </proc/self/status
+  printf '\036airlock-gate %s applied %s\n' "$nonce" "$AIRLOCK_INIT_BACKEND"
+  unset AIRLOCK_INIT_NONCE AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_BACKEND
   read -r go || { echo "airlock-init: the runner went away before the start" >&2; exit 125; }
   [ "$go" = go ] || { echo "airlock-init: unexpected start line" >&2; exit 125; }
   setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --bounding-set=-all -- "$@" </dev/null &
@@ -44,6 +50,8 @@ if [ "${1:-}" = "--supervise" ]; then
     fi
   done
   printf '\036airlock-gate %s end %s\n' "$nonce" "$code"
+  # Hold the namespace until the runner has read what it needs (or has gone away: end of stdin).
+  read -r _ || true
   exit "$code"
 fi
 
@@ -59,15 +67,17 @@ parse $line
 # The legacy (x_tables) backend loads these rules in a few milliseconds, the nf_tables one in tens;
 # both are enforced by the same kernel. Where the kernel has no x_tables, nf_tables it is.
 # (Its lock file goes to /tmp: the root filesystem is read-only. Nothing else runs yet to contend.)
-apply() { # apply FAMILY BASE64
-  rules=$(printf '%s' "$2" | base64 -d)
-  printf '%s\n' "$rules" | "$1"-legacy-restore 2>/dev/null || printf '%s\n' "$rules" | "$1"-nft-restore \
-    || { echo "airlock-init: $1-restore failed" >&2; exit 125; }
+apply() { # apply FAMILY BASE64 BACKEND
+  printf '%s' "$2" | base64 -d | "$1-$3-restore"
 }
 export XTABLES_LOCKFILE=/tmp/.airlock-xtables.lock
-apply iptables "$v4"
-apply ip6tables "$v6"
+AIRLOCK_INIT_BACKEND=legacy
+if ! apply iptables "$v4" legacy 2>/dev/null; then
+  AIRLOCK_INIT_BACKEND=nft
+  apply iptables "$v4" nft || { echo "airlock-init: iptables-restore failed" >&2; exit 125; }
+fi
+apply ip6tables "$v6" "$AIRLOCK_INIT_BACKEND" || { echo "airlock-init: ip6tables-restore failed" >&2; exit 125; }
 rm -f "$XTABLES_LOCKFILE"
 unset XTABLES_LOCKFILE
-export AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_NONCE
+export AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_NONCE AIRLOCK_INIT_BACKEND
 exec setpriv --clear-groups --inh-caps=-all --bounding-set=-all,+setuid,+setgid,+setpcap,+kill -- tini -- "$0" --supervise "$@"

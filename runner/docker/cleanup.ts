@@ -3,7 +3,7 @@
  * and, when asked, every airlock container and the airlock network.
  */
 import type Docker from "dockerode";
-import { removeHostChains, removeStaleHostRules } from "../gate/host-loopback.js";
+import { removeHostChains, removeStaleHostRules } from "../gate/host-netfilter.js";
 import { isNotFound } from "./client.js";
 import { isOrphaned, LABEL } from "./labels.js";
 import { BRIDGE_INTERFACE, forgetNetwork, NETWORK_NAME } from "./network.js";

@@ -13,8 +13,6 @@ export const LABEL = {
   expires: "dev.airlock.expires",
   kind: "dev.airlock.kind",
   contentHash: "dev.airlock.content-hash",
-  /** On the agent image, and so on every image built FROM it: it has the in-container gate (/opt/airlock/init). */
-  selfGating: "dev.airlock.self-gating",
 } as const;
 
 export type Role = "gate" | "agent";

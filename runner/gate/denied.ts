@@ -1,9 +1,8 @@
 /**
  * The denied-connection report: what the gate refused, by destination and protocol, read from the
- * kernel's hashlimit tables in the agent's network namespace (see rules.ts). The gate prints them
- * when signalled, so an agent cannot forge or hide entries.
+ * kernel's hashlimit tables in the agent's network namespace (see rules.ts): by a root runner from
+ * the host itself, else as the gate prints them, so an agent cannot forge or hide entries.
  */
-import type { StartedGate } from "./gate-container.js";
 import { DENY_COUNT_CAP, DENY_TABLES } from "./rules.js";
 
 export interface DeniedConnection {
@@ -48,9 +47,4 @@ export function parseDeniedReport(text: string): DeniedConnection[] {
     if (table) denied.push(...parseHashlimit(rest.join("\n"), table[1], table[2]));
   }
   return denied.sort((a, b) => b.count - a.count || a.destination.localeCompare(b.destination));
-}
-
-/** Ask the gate for its tables (a signal, not an exec: the agent cannot forge or hide entries). */
-export async function readDenied(gate: StartedGate): Promise<DeniedConnection[]> {
-  return parseDeniedReport(await gate.report());
 }

@@ -1,19 +1,26 @@
 /**
- * Gate containers: started ahead of need (a small pool per runner process) with a fresh network
- * namespace on the airlock bridge, waiting for rules on stdin. Acquiring one sends the rules; the
- * gate applies them, gives up every privilege and reports ready. Starting a container on a bridge is
- * the slowest step of a run, so keeping one gate warm takes it off the critical path.
+ * Gate containers, for images airlock did not build: a container of airlock's gate image owns a
+ * network namespace on the airlock bridge, waits for rules on stdin, applies them, gives up every
+ * privilege and says ready; the agent's container then joins that namespace. Starting a container
+ * on a bridge is the slowest step of a run, so a small pool keeps gates started ahead of need.
+ *
+ * A gate kept ready does not keep the runner's process alive (its stream is unref'd); a gate that a
+ * run holds does.
  */
 import type Docker from "dockerode";
 import { PassThrough, type Duplex } from "node:stream";
 import { withTimeout } from "../docker/client.js";
 import { GateError } from "../errors.js";
+import { GATE_WORDS, gateRulesLine } from "./protocol.js";
 
 export interface StartedGate {
   container: Docker.Container;
   id: string;
-  /** The agent's address on the airlock bridge. */
+  /** The agent's address and MAC on the airlock bridge (the gate's, whose namespace it joins). */
   ip: string;
+  mac: string;
+  /** The gate's process as the host sees it. */
+  pid: number;
   /** The gate's denied-connection tables, as it prints them on SIGUSR1 ("" if it does not answer). */
   report(timeoutMs?: number): Promise<string>;
   /** Stop listening to the gate. */
@@ -22,12 +29,14 @@ export interface StartedGate {
 
 interface WarmGate {
   container: Docker.Container;
-  stream: Duplex;
+  stream: Duplex & { ref?: () => void; unref?: () => void };
   output: () => string;
-  ended: Promise<void>;
-  /** True once the gate's stream closed (it exited, e.g. after idling, or was removed). */
+  /** Resolves when `text` appears in the gate's output, or with false once the gate's stream closed. */
+  waitFor(text: string, from: number): Promise<boolean>;
   gone: () => boolean;
   ip: string;
+  mac: string;
+  pid: number;
 }
 
 export interface GateRules {
@@ -39,28 +48,43 @@ export interface GateRules {
 async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, networkName: string): Promise<WarmGate> {
   const container = await docker.createContainer({ ...spec, OpenStdin: true, StdinOnce: false, AttachStdin: true });
   try {
-    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as WarmGate["stream"];
     const out = new PassThrough();
     let text = "";
-    out.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    const waiters = new Set<() => void>();
+    out.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+      waiters.forEach((w) => w());
+    });
     docker.modem.demuxStream(stream, out, out);
     let gone = false;
-    const ended = new Promise<void>((resolve) => {
-      const end = () => {
-        gone = true;
-        resolve();
-      };
-      stream.on("end", end);
-      stream.on("close", end);
-      stream.on("error", end);
-    });
-    // A warm gate must not keep the runner's process alive.
-    (stream as unknown as { unref?: () => void }).unref?.();
+    const end = () => {
+      gone = true;
+      waiters.forEach((w) => w());
+    };
+    stream.on("end", end);
+    stream.on("close", end);
+    stream.on("error", end);
+    const waitFor = (wanted: string, from: number) =>
+      new Promise<boolean>((resolve) => {
+        const check = () => {
+          if (text.indexOf(wanted, from) >= 0) done(true);
+          else if (gone) done(false);
+        };
+        const done = (v: boolean) => {
+          waiters.delete(check);
+          resolve(v);
+        };
+        waiters.add(check);
+        check();
+      });
+    // A gate kept ready must not keep the runner's process alive; acquire() refs it again.
+    stream.unref?.();
     await container.start();
     const info = await container.inspect();
-    const ip = info.NetworkSettings.Networks[networkName]?.IPAddress;
-    if (!ip) throw new GateError(`the gate container has no address on network ${networkName}`);
-    return { container, stream, output: () => text, ended, gone: () => gone, ip };
+    const net = info.NetworkSettings.Networks[networkName];
+    if (!net?.IPAddress) throw new GateError(`the gate container has no address on network ${networkName}`);
+    return { container, stream, output: () => text, waitFor, gone: () => gone, ip: net.IPAddress, mac: net.MacAddress, pid: info.State.Pid };
   } catch (err) {
     await container.remove({ force: true }).catch(() => {});
     throw err;
@@ -69,32 +93,25 @@ async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, ne
 
 /** Send the rules and wait for "ready"; reject with the gate's own words if it failed. */
 async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise<StartedGate> {
-  const b64 = (s: string) => Buffer.from(s).toString("base64");
-  gate.stream.write(`${b64(rules.v4)} ${b64(rules.v6)} ${rules.holdSeconds}\n`);
-  const started = Date.now();
-  while (!gate.output().includes("airlock-gate: ready")) {
-    const failed = await Promise.race([gate.ended.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5).unref())]);
-    if (failed && !gate.output().includes("airlock-gate: ready")) {
-      throw new GateError(`the egress gate failed before the agent started: ${gate.output().trim() || "no output"}`, "the host kernel must support iptables (nf_tables) inside containers");
-    }
-    if (Date.now() - started > timeoutMs) throw new GateError(`the egress gate did not report ready within ${timeoutMs} ms`, "check the engine's health (docker info)");
-  }
+  gate.stream.ref?.();
+  gate.stream.write(gateRulesLine(rules, rules.holdSeconds));
+  const ready = await withTimeout(gate.waitFor(GATE_WORDS.ready, 0), timeoutMs, "timeout").catch(() => undefined);
+  if (ready === undefined) throw new GateError(`the egress gate did not report ready within ${timeoutMs} ms`, "check the engine's health (docker info)");
+  if (!ready) throw new GateError(`the egress gate failed before the agent started: ${gate.output().trim() || "no output"}`, "the host kernel must support iptables (nf_tables) inside containers");
   const from = gate.output().length;
   return {
     container: gate.container,
     id: gate.container.id,
     ip: gate.ip,
+    mac: gate.mac,
+    pid: gate.pid,
     async report(timeoutMs = 3000) {
-      const start = gate.output().length;
+      const start = Math.max(from, gate.output().length);
       await withTimeout(gate.container.kill({ signal: "SIGUSR1" }), timeoutMs, "the gate did not take the signal").catch(() => {});
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const text = gate.output().slice(Math.max(start, from));
-        const end = text.indexOf("airlock-gate: end of report");
-        if (end >= 0) return text.slice(0, end);
-        if (Date.now() > deadline) return "";
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      const ended = await withTimeout(gate.waitFor(GATE_WORDS.reportEnd, start), timeoutMs, "timeout").catch(() => false);
+      if (!ended) return "";
+      const text = gate.output().slice(start);
+      return text.slice(0, text.indexOf(GATE_WORDS.reportEnd));
     },
     detach: () => gate.stream.destroy(),
   };
@@ -111,7 +128,6 @@ export class GatePool {
     /** Gates kept ready ahead of need. */
     private readonly size = 1,
   ) {}
-
 
   /** A gate with `rules` in force, its privileges dropped. */
   async acquire(rules: GateRules, timeoutMs = 30_000): Promise<StartedGate> {

@@ -1,58 +1,116 @@
 /**
- * The runner's side of the in-container gate (images/agent/airlock-init.sh): the line of rules the
- * init reads on stdin, the start line once the host side is ready, and what the init prints after
- * the agent exits (the denied-connection tables and the exit code) as stdout lines tagged with a
- * nonce only the runner and the init know.
+ * The in-container gate, for images airlock built itself: the container's entrypoint is airlock's
+ * init (images/agent/airlock-init.sh), which reads the rules on stdin, loads them in the container's
+ * own namespace and drops NET_ADMIN. This side sends the rules, opens the host side for the
+ * container's address while the init loads them, reads the rules back from outside once the init
+ * says they are applied, and only then lets the init start the agent. After the agent exits, a root
+ * runner reads the denied tables from the kernel itself; others take the init's report, tagged
+ * with a nonce the agent never sees.
  */
 import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
+import type { EngineContainer } from "../docker/engine.js";
 import { GateError } from "../errors.js";
-import type { AgentUser } from "../run/output.js";
+import type { EgressGate } from "./egress-gate.js";
 import { parseDeniedReport, type DeniedConnection } from "./denied.js";
+import type { HostSide } from "./host-side.js";
+import { canInspectFromHost, hostInterfaceOf, readDeniedTables, type Backend } from "./netns.js";
+import { DONE_LINE, GO_LINE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_WORDS, initRulesLine } from "./protocol.js";
+import type { ExpectedRules, Verifier } from "./verify.js";
 
-const REPORT_PREFIX = "\u001eairlock-gate ";
-/** The init's exit code when it could not put the rules in force (the agent never started). */
-export const INIT_FAILED_EXIT = 125;
+const APPLY_TIMEOUT_MS = 30_000;
 
-export class InitGate {
+export interface InitGateInput {
+  rules: ExpectedRules;
+  user: { uid: number; gid: number };
+  /** The airlock bridge network's name. */
+  networkName: string;
+  hostSide: HostSide;
+  verifier: Verifier;
+}
+
+export class InitEgressGate implements EgressGate {
+  readonly network;
+  readonly usesStdin = true;
+  readonly exited: Promise<number>;
   private readonly nonce = randomBytes(16).toString("hex");
-  private readonly prefix = `${REPORT_PREFIX}${this.nonce} `;
+  private readonly prefix = `${INIT_LINE_PREFIX}${this.nonce} `;
   private readonly reportLines: string[] = [];
   private reportEnded = false;
   private resolveExit!: (code: number) => void;
-  /** The agent's exit code, as the init reports it once the agent has exited. */
-  readonly exited = new Promise<number>((resolve) => (this.resolveExit = resolve));
+  private resolveApplied!: (backend: Backend) => void;
+  private readonly applied = new Promise<Backend>((r) => (this.resolveApplied = r));
+  private stdio?: Duplex;
+  private pid = 0;
 
-  /** The line that lets the init start the agent. */
-  static readonly GO = "go\n";
-
-  /** The line the init reads on stdin. */
-  rulesLine(rules: { v4: string; v6: string }, user: AgentUser): string {
-    const b64 = (s: string) => Buffer.from(s).toString("base64");
-    return `${b64(rules.v4)} ${b64(rules.v6)} ${user.uid} ${user.gid} ${this.nonce}\n`;
+  constructor(private readonly input: InitGateInput) {
+    this.network = { mode: "gated" as const, network: input.networkName };
+    this.exited = new Promise<number>((r) => (this.resolveExit = r));
   }
 
-  /** For LogCapture: takes the init's report lines out of the agent's output. */
   readonly intercept = (line: string): boolean => {
     if (!line.startsWith(this.prefix)) return false;
     const rest = line.slice(this.prefix.length);
-    const end = /^end (\d+)$/.exec(rest);
-    if (end && !this.reportEnded) {
+    const [word, value] = rest.split(" ");
+    if (word === INIT_WORDS.applied) this.resolveApplied(value === "nft" ? "nft" : "legacy");
+    else if (word === INIT_WORDS.end && /^\d+$/.test(value ?? "") && !this.reportEnded) {
       this.reportEnded = true;
-      this.resolveExit(Number(end[1]));
+      this.resolveExit(Number(value));
     } else if (!this.reportEnded) this.reportLines.push(rest);
     return true;
   };
 
-  /** What the gate refused during the run (empty when the agent was killed before the init could report). */
-  denied(): DeniedConnection[] {
-    return parseDeniedReport(this.reportLines.join("\n"));
+  /** The line of rules, for tests. */
+  rulesLine(): string {
+    return initRulesLine(this.input.rules, this.input.user, this.nonce);
+  }
+
+  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>): Promise<void> {
+    this.stdio = stdio;
+    stdio.write(this.rulesLine());
+    const ended = stopped.then(
+      () => "stopped" as const,
+      () => "stopped" as const,
+    );
+    const state = await container.inspect();
+    this.pid = state.pid;
+    const address = state.networks[this.input.networkName];
+    if (!address?.ip) throw new GateError("the agent's container has no address on the airlock network", "check the engine's health (docker info)");
+    const hostInterface = canInspectFromHost() && this.pid ? await hostInterfaceOf(this.pid) : undefined;
+    const checked = (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), APPLY_TIMEOUT_MS)));
+      const backend = await Promise.race([this.applied, ended, timeout]).finally(() => clearTimeout(timer));
+      if (backend === "timeout") throw new GateError(`the gate's init did not load its rules within ${APPLY_TIMEOUT_MS / 1000} s`, "check the engine's health (docker info)");
+      if (backend === "stopped") return false;
+      await this.input.verifier.verify({ pid: this.pid, containerId: container.id, backend }, this.input.rules);
+      return true;
+    })();
+    const [, verified] = await Promise.all([this.input.hostSide.allow({ ip: address.ip, mac: address.mac, ...(hostInterface ? { hostInterface } : {}) }), checked]);
+    // The init exited before it applied its rules: collect() reports its own words.
+    if (verified) stdio.write(GO_LINE);
+  }
+
+  async collect(exit: { code: number; stderr: string }): Promise<DeniedConnection[]> {
+    const failure = InitEgressGate.failure(exit.code, exit.stderr, this.reportEnded);
+    if (failure) throw failure;
+    if (!this.reportEnded) return [];
+    try {
+      const report = canInspectFromHost() && this.pid ? await readDeniedTables(this.pid) : this.reportLines.join("\n");
+      return parseDeniedReport(report);
+    } finally {
+      this.stdio?.write(DONE_LINE);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.input.hostSide.close();
   }
 
   /** The init's own error when it could not apply the rules, or undefined when it did. */
-  static failure(exitCode: number, stderr: string): GateError | undefined {
-    if (exitCode !== INIT_FAILED_EXIT) return undefined;
+  static failure(exitCode: number, stderr: string, agentRan = false): GateError | undefined {
+    if (exitCode !== INIT_FAILED_EXIT || agentRan) return undefined;
     const lines = stderr.split("\n");
-    // The init's own words, and what iptables or setpriv said just before them.
     if (!lines.some((l) => l.startsWith("airlock-init:"))) return undefined;
     const said = lines.filter((l) => l.startsWith("airlock-init:") || /iptables|ip6tables|setpriv/i.test(l)).join("; ");
     return new GateError(`the egress gate failed before the agent started: ${said}`, "the host kernel must support iptables (nf_tables) inside containers");

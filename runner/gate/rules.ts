@@ -8,6 +8,7 @@
  * (UDP, ICMP, ...) is rejected before it leaves. IPv6 is dropped entirely.
  */
 import type { DirectRoute } from "./plan.js";
+import { DENY_TABLES } from "./protocol.js";
 
 export interface ForwardedPort {
   /** Port the agent uses on 127.0.0.1. */
@@ -27,7 +28,7 @@ export interface RuleInput {
  * destination, which the runner reads from /proc/net/ipt_hashlimit/ after the run. At 1/hour, each
  * packet costs one credit and almost none come back, so credits used = attempts, exactly, up to the burst.
  */
-export const DENY_TABLES = { tcp: "airlock_tcp", udp: "airlock_udp", other: "airlock_other", loopback: "airlock_lo" } as const;
+export { DENY_TABLES } from "./protocol.js";
 export const DENY_COUNT_CAP = 30;
 
 function countInto(table: string, mode: "dstip,dstport" | "dstip"): string {

@@ -5,13 +5,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import type Docker from "dockerode";
-import { dockerClient } from "../docker/client.js";
-import { ensureNetwork } from "../docker/network.js";
-import { gatePool } from "../gate/pool.js";
-import { ensureImages } from "../images/images.js";
 import { loadPolicy } from "../policy/index.js";
-import { runAgent, type RunEvent } from "../run/run-agent.js";
+import { defaultRunner, type Runner } from "../runner.js";
+import { type RunEvent } from "../run/run-agent.js";
 import { emptyResult, type AgentResult } from "../run/result.js";
 import { loadRunFile, type GroupAgent, type RunSpec, type WaitCondition } from "./run-file.js";
 
@@ -20,7 +16,8 @@ export interface RunAgentsOptions {
   outputDir?: string;
   signal?: AbortSignal;
   onEvent?: (event: RunEvent) => void;
-  docker?: Docker;
+  /** The runner to run with (default: one per process). */
+  runner?: Runner;
 }
 
 export interface GroupResult {
@@ -37,6 +34,7 @@ type Milestone = "started" | "ready" | "exited";
 
 export async function runAgents(run: string | RunSpec, options: RunAgentsOptions = {}): Promise<GroupResult> {
   const spec = typeof run === "string" ? await loadRunFile(run) : run;
+  const runner = options.runner ?? defaultRunner();
   const started = Date.now();
   const group = { name: spec.name, runId: `${spec.name}-${randomBytes(4).toString("hex")}` };
   const outputDir = resolve(options.outputDir ?? join("out", spec.name));
@@ -98,7 +96,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       mark(agent.name, "exited");
       return;
     }
-    const result = await runAgent({
+    const result = await runner.runAgent({
       name: agent.name,
       ...(agent.agent ? { agent: agent.agent } : {}),
       ...(agent.command ? { command: agent.command } : {}),
@@ -106,10 +104,9 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       policy: agent.policy,
       group,
       outputDir: agentOutput,
-      workingDir: agent.workingDir,
+      ...(agent.workingDir ? { workingDir: agent.workingDir } : {}),
       ...(agent.env ? { env: agent.env } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.docker ? { docker: options.docker } : {}),
       onEvent: (event) => {
         if (event.type === "phase" && event.phase === "running") mark(agent.name, "started");
         if (event.type === "ready") mark(agent.name, "ready");
@@ -120,9 +117,9 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
     mark(agent.name, "exited");
   };
 
-  // Agents in another image than airlock's are gated by a gate container: start those now, while
-  // the agents are being prepared (best effort). The agent image gates itself.
-  void prepareGates(spec, options.docker ?? dockerClient());
+  // Agents in images airlock did not build are gated by a gate container: start those now, while
+  // the agents are being prepared (best effort). airlock's own images gate themselves.
+  void prepareGates(spec, runner);
   await Promise.all(spec.agents.map(runOne));
   const ordered = spec.agents.map((a) => results.get(a.name)!);
   return {
@@ -135,14 +132,11 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   };
 }
 
-async function prepareGates(spec: RunSpec, docker: Docker): Promise<void> {
+async function prepareGates(spec: RunSpec, runner: Runner): Promise<void> {
   try {
-    const foreign = spec.agents.filter((a) => a.image);
-    const policies = await Promise.all(foreign.map((a) => loadPolicy(a.policy)));
-    const gated = policies.filter((p) => !p.network.disabled).length;
-    if (gated === 0) return;
-    const [images, network] = await Promise.all([ensureImages(docker), ensureNetwork(docker)]);
-    gatePool(docker, images.gate, network.name).prepare(gated);
+    const withImage = spec.agents.filter((a) => a.image);
+    const policies = await Promise.all(withImage.map((a) => loadPolicy(a.policy)));
+    await runner.prepareGates(policies.filter((p) => !p.network.disabled).length);
   } catch {
     // The runs themselves report what is wrong.
   }

@@ -30,7 +30,7 @@ const agentEntry = z
     command: z.array(z.string()).min(1).optional().describe("Instead of agent: a command to run in the container."),
     image: z.string().optional().describe("With command: the image to run it in (default: the airlock agent image)."),
     policy: z.string().min(1).describe("The agent's policy file, relative to the run file."),
-    workingDir: z.string().optional().describe("Folder mounted read-only at /workspace, relative to the run file. Default: the run file's folder."),
+    workingDir: z.string().optional().describe("Folder mounted read-only at /workspace (secret-looking files kept out), relative to the run file. Default: nothing is mounted."),
     output: z.string().optional().describe("Output folder, relative to the run's output folder. Default: the agent's name."),
     env: z.record(z.string(), z.string()).optional().describe("Values for variables the agent's policy lists in env.allow."),
     waitFor: z
@@ -94,7 +94,7 @@ export interface GroupAgent {
   command?: string[];
   image?: string;
   policy: string;
-  workingDir: string;
+  workingDir?: string;
   output: string;
   env?: Record<string, string>;
   waitFor: Record<string, WaitCondition>;
@@ -139,7 +139,7 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
     ...(e.command ? { command: e.command } : {}),
     ...(e.image ? { image: e.image } : {}),
     policy: resolve(base, e.policy),
-    workingDir: resolve(base, e.workingDir ?? "."),
+    ...(e.workingDir !== undefined ? { workingDir: resolve(base, e.workingDir) } : {}),
     output: e.output ?? name,
     ...(e.env ? { env: e.env } : {}),
     waitFor: e.waitFor ?? {},

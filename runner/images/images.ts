@@ -15,6 +15,7 @@ import type { PackageSpec } from "../policy/package-spec.js";
 import { buildImage } from "./build.js";
 import { contextHash, directoryEntries, fileEntry, type ContextFile } from "./context.js";
 import { registrySettings, type RegistrySettings } from "./registry-settings.js";
+import { trustedImages } from "./trust.js";
 
 export const OFFICIAL_BASE = "node:20-bookworm-slim";
 export const LOCAL_BASE = "airlock/node-base:20-bookworm-local";
@@ -26,6 +27,14 @@ export interface ImageSet {
   baseSource: "official" | "local" | "custom";
   gate: string;
   agent: string;
+  /** The IDs airlock built and recorded as its own (containers are created from these, not the tags). */
+  ids: { gate: string; agent: string };
+}
+
+/** An image airlock built: its tag, and the ID it recorded. */
+export interface BuiltImage {
+  tag: string;
+  id: string;
 }
 
 async function imageId(docker: Docker, ref: string): Promise<string | undefined> {
@@ -96,10 +105,17 @@ function planImage(repo: string, kind: string, files: ContextFile[], dockerfile:
   return { tag: `${repo}:${contextHash(hashed, [dockerfile, ...hashExtra])}`, kind, files, dockerfile, buildArgs };
 }
 
-async function ensureBuilt(docker: Docker, image: PlannedImage, progress: Progress): Promise<string> {
-  if (await imageId(docker, image.tag)) return image.tag;
+/**
+ * The image, built by airlock. A tag that exists but whose ID airlock did not record (built before
+ * the record existed, or put there by someone else) is built again; the engine's cache makes that
+ * quick when the content is the same, and the tag then points at what airlock built.
+ */
+async function ensureBuilt(docker: Docker, image: PlannedImage, progress: Progress): Promise<BuiltImage> {
+  const trust = trustedImages();
+  const existing = await imageId(docker, image.tag);
+  if (existing && trust.has(existing)) return { tag: image.tag, id: existing };
   progress(`building ${image.tag}`);
-  await buildImage(docker, {
+  const id = await buildImage(docker, {
     tag: image.tag,
     files: image.files,
     dockerfile: image.dockerfile,
@@ -107,7 +123,16 @@ async function ensureBuilt(docker: Docker, image: PlannedImage, progress: Progre
     labels: { [LABEL.managed]: "true", [LABEL.kind]: image.kind },
     onProgress: (line) => progress(`  ${line}`),
   });
-  return image.tag;
+  trust.add(id, image.tag, image.kind);
+  return { tag: image.tag, id };
+}
+
+/**
+ * Build an image as airlock's own (its ID is recorded, so it gates itself with airlock's init), from
+ * files airlock controls. For airlock's images and its test suite; not exported from the package.
+ */
+export function ensureAirlockImage(docker: Docker, spec: { repo: string; kind: string; files: ContextFile[]; dockerfile: string; buildArgs: Record<string, string> }, progress: Progress = () => {}): Promise<BuiltImage> {
+  return ensureBuilt(docker, planImage(spec.repo, spec.kind, spec.files, spec.dockerfile, spec.buildArgs, []), progress);
 }
 
 let pendingImages: Promise<ImageSet> | undefined;
@@ -143,7 +168,7 @@ async function buildImageSet(docker: Docker, progress: Progress): Promise<ImageS
   const base = await resolveBaseImage(docker, progress);
   const planned = await planImageSet(base);
   const [gate, agent] = await Promise.all([ensureBuilt(docker, planned.gate, progress), ensureBuilt(docker, planned.agent, progress)]);
-  return { base: base.ref, baseSource: base.source, gate, agent };
+  return { base: base.ref, baseSource: base.source, gate: gate.tag, agent: agent.tag, ids: { gate: gate.id, agent: agent.id } };
 }
 
 export interface ImageStatus {
@@ -172,13 +197,13 @@ export async function imageStatus(docker: Docker): Promise<ImageStatus> {
   return {};
 }
 
-const packageLayers = new Map<string, Promise<string>>();
+const packageLayers = new Map<string, Promise<BuiltImage>>();
 
 /** The agent image plus a policy's npm packages, as a cached layer keyed by the packages' hash. */
-export function ensurePackagesImage(docker: Docker, agentImage: string, packages: PackageSpec[], progress: Progress = () => {}): Promise<string> {
+export function ensurePackagesImage(docker: Docker, agentImage: BuiltImage, packages: PackageSpec[], progress: Progress = () => {}): Promise<BuiltImage> {
   if (packages.length === 0) return Promise.resolve(agentImage);
   const sorted = [...packages].sort((a, b) => a.name.localeCompare(b.name));
-  const key = `${agentImage}|${sorted.map((p) => p.spec).join(",")}`;
+  const key = `${agentImage.id}|${sorted.map((p) => p.spec).join(",")}`;
   let pending = packageLayers.get(key);
   if (!pending) {
     pending = buildPackagesImage(docker, agentImage, sorted, progress).catch((err) => {
@@ -190,11 +215,12 @@ export function ensurePackagesImage(docker: Docker, agentImage: string, packages
   return pending;
 }
 
-async function buildPackagesImage(docker: Docker, agentImage: string, packages: PackageSpec[], progress: Progress): Promise<string> {
+async function buildPackagesImage(docker: Docker, agentImage: BuiltImage, packages: PackageSpec[], progress: Progress): Promise<BuiltImage> {
   const settings = registrySettings();
   const manifest = { name: "airlock-agent-packages", private: true, dependencies: Object.fromEntries(packages.map((p) => [p.name, p.version])) };
   const dockerfile = [
-    `FROM ${agentImage} AS deps`,
+    // FROM the recorded ID, not the tag: the layer is built on what airlock built.
+    `FROM ${agentImage.id} AS deps`,
     "USER root",
     "WORKDIR /opt/agent",
     "COPY airlock-ca.pem /tmp/airlock-ca.pem",
@@ -203,7 +229,8 @@ async function buildPackagesImage(docker: Docker, agentImage: string, packages: 
     "ENV NPM_CONFIG_UPDATE_NOTIFIER=false",
     "RUN if [ -s /tmp/airlock-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/airlock-ca.pem; fi; \\",
     "    npm install --omit=dev --no-audit --no-fund --no-package-lock --loglevel=error",
-    `FROM ${agentImage}`,
+    `FROM ${agentImage.id}`,
+    // Only the installed packages leave the install stage: nothing an install script did elsewhere.
     "COPY --from=deps /opt/agent/node_modules /opt/agent/node_modules",
     "",
   ].join("\n");

@@ -20,7 +20,8 @@ export interface Policy {
   env: { allow: string[]; set: Record<string, string> };
   packages: PackageSpec[];
   timeoutSeconds: number;
-  resources: { memoryBytes: number; cpus: number; pids: number; outputBytes: number };
+  resources: { memoryBytes: number; cpus: number; pids: number; outputBytes: number; outputFiles: number };
+  workspace: { include: string[] };
 }
 
 /** Keys users bring from the Python Isolated Agents SDK (and other near misses), with their airlock names. */
@@ -45,10 +46,11 @@ const RENAMED: Record<string, string> = {
 
 const HINTS: KeyHints = {
   known: {
-    "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources"],
+    "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources", "workspace"],
+    workspace: ["include"],
     network: ["disabled", "allowedEndpoints"],
     env: ["allow", "set"],
-    resources: ["memory", "cpus", "pids", "output"],
+    resources: ["memory", "cpus", "pids", "output", "outputFiles"],
   },
   renamed: RENAMED,
 };
@@ -104,6 +106,8 @@ function normalize(input: PolicyInput, source: string): Policy {
       cpus: input.resources?.cpus ?? DEFAULTS.cpus,
       pids: input.resources?.pids ?? DEFAULTS.pids,
       outputBytes: parseMemory(input.resources?.output ?? DEFAULTS.output)!,
+      outputFiles: input.resources?.outputFiles ?? DEFAULTS.outputFiles,
     },
+    workspace: { include: [...(input.workspace?.include ?? [])] },
   };
 }

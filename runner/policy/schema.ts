@@ -55,6 +55,7 @@ export const DEFAULTS = {
   cpus: 1,
   pids: 256,
   output: "1g",
+  outputFiles: 10_000,
 } as const;
 
 export const policySchema = z
@@ -114,10 +115,26 @@ export const policySchema = z
           .union([z.string(), z.number().int().positive()])
           .superRefine((v, ctx) => refineWith(() => outputProblem(v))(String(v), ctx))
           .optional()
-          .describe(`Most the agent may write to /output: no single file can grow past it, and the run fails when all files together pass it. Default "${DEFAULTS.output}".`),
+          .describe(`Most the host may spend on what the agent writes to /output (disk blocks of files, folders and links together): no single file can grow past it, and the run fails when everything together passes it. Default "${DEFAULTS.output}".`),
+        outputFiles: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000_000)
+          .optional()
+          .describe(`Most entries (files, folders, links) the agent may create in /output; the run fails past it. Default ${DEFAULTS.outputFiles}.`),
       })
       .optional()
       .describe("Limits for the agent's container."),
+    workspace: z
+      .strictObject({
+        include: z
+          .array(z.string().min(1).refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), { message: "must be a path inside the working directory" }))
+          .optional()
+          .describe("Files in the working directory that look like secrets (.env, *.pem, .npmrc, ...) but may be mounted anyway, as paths relative to it or file names (* matches within a name)."),
+      })
+      .optional()
+      .describe("The working directory mounted read-only at /workspace (when a run asks for one). Secret-looking files are kept out unless listed here."),
   })
   .superRefine((p, ctx) => {
     if (p.network?.disabled === true && p.network.allowedEndpoints?.length) {

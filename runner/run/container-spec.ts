@@ -5,11 +5,12 @@
  * agent: non-root, no capabilities, no-new-privileges, read-only root filesystem, /workspace
  *        read-only, /output read-write. Its network is one of:
  *        - "none" when the policy disables the network;
- *        - gated in its own namespace on the airlock bridge (the agent image): the container starts
+ *        - gated in its own namespace on the airlock bridge (images airlock built): the container starts
  *          /opt/airlock/init as root with CAP_NET_ADMIN (and the caps to hand over a plain uid),
  *          which applies the rules and drops NET_ADMIN before any agent code runs, then runs the
  *          agent as uid:gid with no capabilities at all (images/agent/airlock-init.sh);
- *        - joined to a gate container's namespace (any other image: it has no airlock init).
+ *        - joined to a gate container's namespace (any other image, derived from ours or not: its
+ *          own init, if any, never runs with a capability).
  * gate:  owns a network namespace on the airlock bridge for an agent in another image; root with
  *        CAP_NET_ADMIN (and the caps to drop privileges), applies the rules, then drops every
  *        capability and holds the namespace.
@@ -37,7 +38,7 @@ export const RUNTIME_ARGV = ["node", "/opt/airlock/dist/bootstrap.js"];
 
 export type AgentNetwork =
   | { mode: "none" }
-  /** Own namespace on `network`, gated by the image's init (the agent image and images built from it). */
+  /** Own namespace on `network`, gated by airlock's init (only in images airlock built itself). */
   | { mode: "gated"; network: string }
   /** Join a gate container's namespace. */
   | { mode: "gate-container"; gateId: string };
@@ -85,7 +86,8 @@ export interface AgentSpecInput {
   /** Replace the image's entrypoint (undefined: keep it, as `docker run IMAGE CMD` does). */
   entrypoint?: string[];
   cmd: string[];
-  workingDir: string;
+  /** Binds for /workspace (the folder read-only and its hidden secrets), or none. */
+  workspaceBinds: string[];
   outputDir: string;
   /** Folder with the bundled agent (mounted at /opt/agent/run), or undefined for a command. */
   bundleDir?: string;
@@ -101,7 +103,7 @@ export interface AgentSpecInput {
 
 export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions {
   const binds = [
-    `${input.workingDir}:/workspace:ro`,
+    ...input.workspaceBinds,
     `${input.outputDir}:/output:rw`,
     `${input.hostsFile}:/etc/hosts:ro`,
     `${input.resolvConf}:/etc/resolv.conf:ro`,

@@ -72,13 +72,47 @@ function kindOf(entry: Dirent): SkippedEntry["kind"] {
   return "other";
 }
 
-/** Total size of the regular files below `dir`, without following links. */
-export async function outputSize(dir: string): Promise<number> {
-  let total = 0;
-  await walkEntries(dir, async (full, entry) => {
-    if (entry.isFile()) total += (await lstat(full).catch(() => ({ size: 0 }))).size;
-  });
-  return total;
+export interface OutputUsage {
+  /** What the host really spends: the disk blocks of every entry (files, folders, links). */
+  bytes: number;
+  /** Entries (inodes) below the folder. */
+  entries: number;
+  /** True when the walk stopped early because a limit was passed. */
+  over: boolean;
+}
+
+/**
+ * What the agent's output costs the host, without following links: blocks (not apparent sizes,
+ * so empty files, folders and long links count) and entries. The walk stops as soon as a limit is
+ * passed, so checking a tree that is far over its limit stays cheap.
+ */
+export async function outputUsage(dir: string, limits: { bytes: number; entries: number }): Promise<OutputUsage> {
+  const usage: OutputUsage = { bytes: 0, entries: 0, over: false };
+  const walk = async (at: string): Promise<void> => {
+    const entries = await readdir(at, { withFileTypes: true }).catch(() => [] as Dirent[]);
+    for (const entry of entries) {
+      if (usage.over) return;
+      const full = join(at, entry.name);
+      const info = await lstat(full).catch(() => undefined);
+      usage.entries++;
+      usage.bytes += info ? info.blocks * 512 : 0;
+      if (usage.bytes > limits.bytes || usage.entries > limits.entries) {
+        usage.over = true;
+        return;
+      }
+      if (entry.isDirectory()) await walk(full);
+    }
+  };
+  await walk(dir);
+  return usage;
+}
+
+/** The run's error when the output is over the policy's limits, else undefined. */
+export function outputLimitProblem(usage: OutputUsage, limits: { bytes: number; entries: number }): string | undefined {
+  if (!usage.over) return undefined;
+  const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  if (usage.entries > limits.entries) return `output limit exceeded: more than ${limits.entries} entries in the output folder (resources.outputFiles)`;
+  return `output limit exceeded: more than ${mib(limits.bytes)} on disk in the output folder, counting ${usage.entries} entries so far (resources.output allows ${mib(limits.bytes)})`;
 }
 
 /**

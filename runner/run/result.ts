@@ -32,6 +32,8 @@ export interface AgentResult {
   ready: boolean;
   policy: { name: string; source: string } | null;
   image?: string;
+  /** Entries of the working directory kept out of /workspace because they look like secrets. */
+  workspaceHidden?: string[];
   /** Where this result was written. */
   resultFile: string;
 }

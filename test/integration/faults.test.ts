@@ -8,8 +8,9 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { definePolicy, dockerClient, runAgent, type AgentResult, type RunEvent } from "../../runner/index.js";
+import { createRunner, definePolicy, dockerClient, runAgent, type AgentResult, type RunEvent } from "../../runner/index.js";
 import { LABEL } from "../../runner/docker/labels.js";
+import { containersRemoved } from "../../runner/run/run-agent.js";
 import { packagePath } from "../../runner/paths.js";
 import { AGENTS, leftoverContainers, tempDir } from "./helpers.js";
 import { attackerImage } from "./security/attacker.js";
@@ -27,7 +28,7 @@ describe("resource exhaustion", () => {
   });
 
   it("fork bomb: the pids limit holds and the host stays responsive", async () => {
-    const image = await attackerImage({ selfGating: true });
+    const image = await attackerImage({ airlockBuilt: true });
     const before = Number((await execa("sh", ["-c", "ps -e --no-headers | wc -l"])).stdout);
     let peak = before;
     let slowest = 0;
@@ -149,7 +150,7 @@ describe("stopping and crashing", () => {
       policy: definePolicy({ name: "engine-stops", timeoutSeconds: 60 }),
       outputDir: join(await tempDir(), "out"),
       workingDir: AGENTS,
-      docker: new Docker({ socketPath }),
+      runner: createRunner({ docker: new Docker({ socketPath }) }),
       onEvent: (e) => {
         events.push(e);
         if (e.type === "output" && e.line.includes("now busy")) {
@@ -175,6 +176,8 @@ describe("many agents at once", () => {
     const networks = async () => (await docker.listNetworks()).length;
     // Warm-up so lazily opened handles (docker agent, image cache) are not counted as leaks.
     await runAgent({ agent: join(AGENTS, "files.ts"), policy: definePolicy({ name: "warm", network: { allowedEndpoints: ["localhost:6379"] } }), outputDir: join(await tempDir(), "warm"), workingDir: AGENTS });
+    // Its container and host rules are removed in the background: not part of "before".
+    await containersRemoved();
     const children = async () => new Set((await execa("pgrep", ["-P", String(process.pid)], { reject: false })).stdout.split("\n").filter(Boolean));
     const idleSockets = () => Object.values(globalAgent.freeSockets).flat().length;
     const before = { fds: (await fds()) - idleSockets(), rules: await iptablesLines(), networks: await networks(), children: await children() };
@@ -195,6 +198,7 @@ describe("many agents at once", () => {
     const expected = kinds.map((k) => (k === "timeout" ? "timed_out" : k === "fail" ? "failed" : "succeeded"));
     const right = results.every((r, i) => r.status === expected[i]);
     const redisOk = results.filter((r, i) => kinds[i] === "ok" && i % 2 === 0).every((r) => (r.returnValue as { results: { r: { reply?: string } } }).results.r.reply === "+PONG");
+    await containersRemoved();
     await new Promise((r) => setTimeout(r, 500));
     const after = { fds: (await fds()) - idleSockets(), rules: await iptablesLines(), networks: await networks(), children: await children() };
     const containers = (await leftoverContainers()).filter((c) => c.includes("many-"));

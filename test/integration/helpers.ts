@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { dockerClient } from "../../runner/index.js";
 import { ensureNetwork } from "../../runner/docker/network.js";
 import { LABEL } from "../../runner/docker/labels.js";
-import { WARM_GATE_PREFIX } from "../../runner/gate/pool.js";
+import { WARM_GATE_PREFIX } from "../../runner/runner.js";
 import { containersRemoved } from "../../runner/run/run-agent.js";
 
 export const AGENTS = join(import.meta.dirname, "agents");

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { cleanup, definePolicy, dockerClient, runAgent, type RunEvent } from "../../runner/index.js";
-import { runsWithHostRules } from "../../runner/gate/host-loopback.js";
+import { runsWithHostRules } from "../../runner/gate/host-netfilter.js";
 import { ensureImages } from "../../runner/images/images.js";
 import { packagePath } from "../../runner/paths.js";
 import { AGENTS, leftoverContainers, tempDir } from "./helpers.js";

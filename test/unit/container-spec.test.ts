@@ -8,7 +8,7 @@ const input: AgentSpecInput = {
   user: { uid: 1000, gid: 1000 },
   env: ["A=1"],
   cmd: ["/opt/agent/run/agent.mjs"],
-  workingDir: "/home/me/project",
+  workspaceBinds: ["/home/me/project:/workspace:ro", "/dev/null:/workspace/.env:ro"],
   outputDir: "/home/me/project/out/x",
   bundleDir: "/tmp/airlock-1/bundle",
   hostsFile: "/tmp/airlock-1/hosts",

@@ -137,46 +137,53 @@ describe("denied-connection report", () => {
 });
 
 describe("in-container gate: the runner's side of the init", () => {
+  const hostSide = { gatewayPorts: [], filtered: false, allow: async () => {}, close: async () => {} };
+  const verifier = { verify: async () => {} };
+  const gateFor = async (rules = { v4: "*filter\nCOMMIT\n", v6: "x" }, user = { uid: 1000, gid: 100 }) => {
+    const { InitEgressGate } = await import("../../runner/gate/init-gate.js");
+    return new InitEgressGate({ rules, user, networkName: "airlock", hostSide, verifier });
+  };
+
   it("sends rules, uid:gid and a fresh nonce on one line", async () => {
-    const { InitGate } = await import("../../runner/gate/init-gate.js");
-    const a = new InitGate();
-    const line = a.rulesLine({ v4: "*filter\nCOMMIT\n", v6: "x" }, { uid: 1000, gid: 100 });
+    const line = (await gateFor()).rulesLine();
     const [v4, v6, uid, gid, nonce, ...rest] = line.trimEnd().split(" ");
     expect(Buffer.from(v4!, "base64").toString()).toBe("*filter\nCOMMIT\n");
     expect(Buffer.from(v6!, "base64").toString()).toBe("x");
     expect([uid, gid, rest]).toEqual(["1000", "100", []]);
     expect(nonce).toMatch(/^[0-9a-f]{32}$/);
-    expect(new InitGate().rulesLine({ v4: "", v6: "" }, { uid: 1, gid: 1 })).not.toContain(nonce!);
+    expect((await gateFor()).rulesLine()).not.toContain(nonce!);
   });
 
-  it("takes only lines with its own nonce: the report and the exit code; forged lines stay agent output", async () => {
-    const { InitGate } = await import("../../runner/gate/init-gate.js");
-    const gate = new InitGate();
-    const nonce = gate.rulesLine({ v4: "", v6: "" }, { uid: 1, gid: 1 }).trimEnd().split(" ")[4]!;
+  it("takes only lines with its own nonce: applied, the report and the exit code; forged lines stay agent output", async () => {
+    const gate = await gateFor();
+    const nonce = gate.rulesLine().trimEnd().split(" ")[4]!;
     const cost = 10n, cap = 300n;
     const tag = (s: string) => `\u001eairlock-gate ${nonce} ${s}`;
     const forged = `\u001eairlock-gate ${"0".repeat(32)} 1 0.0.0.0:0->192.0.2.1:1 ${cap - cost} ${cap} ${cost}`;
     expect(gate.intercept(forged)).toBe(false);
     expect(gate.intercept("plain output")).toBe(false);
+    expect(gate.intercept(tag("applied legacy"))).toBe(true);
     for (const l of ["== airlock_tcp", `1 0.0.0.0:0->10.0.0.9:6380 ${cap - 2n * cost} ${cap} ${cost}`, "== airlock_udp", "== airlock_other", "== airlock_lo"]) expect(gate.intercept(tag(l))).toBe(true);
     expect(gate.intercept(tag("end 3"))).toBe(true);
     // Lines after the end cannot add to the report.
     expect(gate.intercept(tag(`1 0.0.0.0:0->10.0.0.9:9999 0 ${cap} ${cost}`))).toBe(true);
-    expect(gate.denied()).toEqual([{ destination: "10.0.0.9:6380", protocol: "tcp", count: 2 }]);
     await expect(gate.exited).resolves.toBe(3);
+    if (process.getuid?.() !== 0) expect(await gate.collect({ code: 3, stderr: "" })).toEqual([{ destination: "10.0.0.9:6380", protocol: "tcp", count: 2 }]);
   });
 
   it("recognises the init's own failure (exit 125 with its words), and nothing else", async () => {
-    const { InitGate } = await import("../../runner/gate/init-gate.js");
-    expect(InitGate.failure(125, "airlock-init: iptables-restore failed\n")?.message).toContain("the egress gate failed before the agent started: airlock-init: iptables-restore failed");
-    expect(InitGate.failure(125, "an agent that exits 125 itself\n")).toBeUndefined();
-    expect(InitGate.failure(1, "airlock-init: something\n")).toBeUndefined();
+    const { InitEgressGate } = await import("../../runner/gate/init-gate.js");
+    expect(InitEgressGate.failure(125, "airlock-init: iptables-restore failed\n")?.message).toContain("the egress gate failed before the agent started: airlock-init: iptables-restore failed");
+    expect(InitEgressGate.failure(125, "an agent that exits 125 itself\n")).toBeUndefined();
+    expect(InitEgressGate.failure(1, "airlock-init: something\n")).toBeUndefined();
+    // Once the init said the agent ran and exited, 125 is the agent's own code.
+    expect(InitEgressGate.failure(125, "airlock-init: something\n", true)).toBeUndefined();
   });
 });
 
 describe("host side of localhost endpoints", () => {
   it("uses kernel DNAT as root on Linux, the forwarder otherwise, and obeys AIRLOCK_LOOPBACK", async () => {
-    const { loopbackMode } = await import("../../runner/gate/host-loopback.js");
+    const { loopbackMode } = await import("../../runner/gate/host-side.js");
     expect(loopbackMode({ AIRLOCK_LOOPBACK: "forwarder" })).toBe("forwarder");
     expect(loopbackMode({ AIRLOCK_LOOPBACK: "kernel" })).toBe("kernel");
     expect(loopbackMode({})).toBe(process.getuid?.() === 0 && process.platform === "linux" ? "kernel" : "forwarder");

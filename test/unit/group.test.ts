@@ -24,8 +24,8 @@ describe("run files", () => {
     const { dir, load } = await runFile("name: pair\nagents:\n  consumer:\n    agent: a.ts\n    policy: p.yaml\n  producer:\n    agent: a.ts\n    policy: p.yaml\n    waitFor: { consumer: ready }\n");
     const spec = await load();
     expect(spec.agents).toEqual([
-      { name: "consumer", agent: join(dir, "a.ts"), policy: join(dir, "p.yaml"), workingDir: dir, output: "consumer", waitFor: {} },
-      { name: "producer", agent: join(dir, "a.ts"), policy: join(dir, "p.yaml"), workingDir: dir, output: "producer", waitFor: { consumer: "ready" } },
+      { name: "consumer", agent: join(dir, "a.ts"), policy: join(dir, "p.yaml"), output: "consumer", waitFor: {} },
+      { name: "producer", agent: join(dir, "a.ts"), policy: join(dir, "p.yaml"), output: "producer", waitFor: { consumer: "ready" } },
     ]);
   });
 

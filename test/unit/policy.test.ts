@@ -27,7 +27,7 @@ describe("valid policies", () => {
     expect(p.env).toEqual({ allow: [], set: {} });
     expect(p.packages).toEqual([]);
     expect(p.timeoutSeconds).toBe(300);
-    expect(p.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256, outputBytes: 1024 ** 3 });
+    expect(p.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256, outputBytes: 1024 ** 3, outputFiles: 10_000 });
   });
 
   it("parses endpoints, env, packages and resources", () => {
@@ -54,7 +54,7 @@ resources: { memory: 2g, cpus: 0.5, pids: 64, output: 10m }
       ["ioredis", "5.9.2"],
       ["@scope/pkg", "^1.2.0"],
     ]);
-    expect(p.resources).toEqual({ memoryBytes: 2 * 1024 ** 3, cpus: 0.5, pids: 64, outputBytes: 10 * 1024 ** 2 });
+    expect(p.resources).toEqual({ memoryBytes: 2 * 1024 ** 3, cpus: 0.5, pids: 64, outputBytes: 10 * 1024 ** 2, outputFiles: 10_000 });
   });
 
   it("validates objects given in code exactly like files", () => {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import { describe, expect, it } from "vitest";
-import { runAgent } from "../../runner/index.js";
+import { createRunner, runAgent } from "../../runner/index.js";
 import { agentEnvironment } from "../../runner/run/env.js";
 import { LogCapture } from "../../runner/run/logs.js";
 import { exitCodeFor } from "../../runner/cli/exit-codes.js";
@@ -76,7 +76,7 @@ describe("runAgent without a usable engine or input", () => {
 
   it("returns status error with a friendly message when Docker is missing, and writes result.json", async () => {
     const dir = await setup();
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), docker: absentDocker });
+    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
     expect(result.status).toBe("error");
     expect(result.errorCode).toBe("DOCKER_UNAVAILABLE");
     expect(result.error).toContain("does not exist (is Docker installed and running?)");
@@ -87,7 +87,7 @@ describe("runAgent without a usable engine or input", () => {
   it("reports a bad policy before touching Docker", async () => {
     const dir = await setup();
     await writeFile(join(dir, "policy.yaml"), "name: unit\ntimeout_seconds: 5\n");
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), docker: absentDocker });
+    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
     expect(result).toMatchObject({ status: "error", errorCode: "POLICY_INVALID" });
     expect(result.error).toContain("did you mean timeoutSeconds?");
   });
@@ -95,7 +95,7 @@ describe("runAgent without a usable engine or input", () => {
   it("reports an agent that does not compile, with its line", async () => {
     const dir = await setup();
     await writeFile(join(dir, "agent.ts"), "const x: number = ;\n");
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), docker: absentDocker });
+    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
     expect(result).toMatchObject({ status: "error", errorCode: "AGENT_SOURCE" });
     expect(result.error).toMatch(/agent\.ts:1:\d+: Unexpected ";"/);
   });
@@ -103,17 +103,17 @@ describe("runAgent without a usable engine or input", () => {
   it("reports an import of a package the policy does not list", async () => {
     const dir = await setup();
     await writeFile(join(dir, "agent.ts"), "import Redis from 'ioredis';\nnew Redis();\n");
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), docker: absentDocker });
+    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
     expect(result.error).toContain('imports "ioredis", which the policy');
     expect(result.error).toContain("add it to packages");
   });
 
   it("reports a missing agent file and an output path that is a file", async () => {
     const dir = await setup();
-    const missing = await runAgent({ agent: join(dir, "nope.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), docker: absentDocker });
+    const missing = await runAgent({ agent: join(dir, "nope.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
     expect(missing.error).toContain("agent file not found");
     await writeFile(join(dir, "file-out"), "precious");
-    const fileOut = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "file-out"), docker: absentDocker });
+    const fileOut = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "file-out"), runner: createRunner({ docker: absentDocker }) });
     expect(fileOut).toMatchObject({ status: "error", errorCode: "RUN_OPTIONS" });
     expect(fileOut.error).toContain("exists and is a file");
     expect(await readFile(join(dir, "file-out"), "utf8")).toBe("precious");

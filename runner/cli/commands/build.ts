@@ -21,7 +21,7 @@ export function registerBuild(program: Command): void {
       process.stdout.write(`base  ${images.base} (${images.baseSource})\ngate  ${images.gate}\nagent ${images.agent}\n`);
       for (const file of opts.policy ?? []) {
         const policy = await loadPolicy(file);
-        const tag = await ensurePackagesImage(docker, images.agent, policy.packages, progress);
+        const { tag } = await ensurePackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages, progress);
         process.stdout.write(`${file}: ${tag}\n`);
       }
     });

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { assertDockerReachable, dockerClient } from "../../docker/client.js";
 import { AirlockError } from "../../errors.js";
 import { hostResolver } from "../../gate/plan.js";
-import { loopbackMode } from "../../gate/host-loopback.js";
+import { loopbackMode } from "../../gate/host-side.js";
 import { imageStatus } from "../../images/images.js";
 import { loadPolicy } from "../../policy/index.js";
 import { style } from "../style.js";

@@ -1,8 +1,8 @@
 import { relative } from "node:path";
 import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
-import { setGatePoolSize } from "../../gate/pool.js";
-import { containersRemoved, runAgent, type RunEvent } from "../../run/run-agent.js";
+import { createRunner } from "../../runner.js";
+import { type RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { agentColor, formatDuration, style } from "../style.js";
@@ -10,11 +10,13 @@ import { agentColor, formatDuration, style } from "../style.js";
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("run one agent in a policy-gated container")
-    .argument("<agent>", "the agent: a .ts or .js file")
+    .description("run one agent (a .ts/.js file, or any command after --) in a policy-gated container")
+    .argument("[agent]", "the agent: a .ts or .js file (or give a command after --)")
+    .argument("[command...]", "after --: the command to run instead, e.g. -- python3 agent.py")
     .requiredOption("-p, --policy <file>", "policy YAML file")
     .requiredOption("-o, --output <dir>", "host folder mounted read-write at /output")
-    .option("-w, --workdir <dir>", "host folder mounted read-only at /workspace", ".")
+    .option("-i, --image <image>", "with a command: the image to run it in (default: airlock's agent image)")
+    .option("-w, --workdir <dir>", "host folder mounted read-only at /workspace (secret-looking files kept out); default: none")
     .option("-e, --env <NAME=VALUE...>", "value for a variable the policy's env.allow lists (repeatable)")
     .option("--name <name>", "name shown in logs and the result")
     .option("--json", "print the result as JSON on stdout (agent output goes to stderr)")
@@ -24,21 +26,27 @@ export function registerRun(program: Command): void {
       `
 Exit code: the agent's own; 124 when it timed out; 130 when cancelled; 125 when airlock could not run it.
 The result is also written beside the output folder, e.g. out/hello.result.json.
+An image airlock did not build (--image) runs behind a gate container, with no capabilities.
 
-Example:
-  airlock run examples/hello/agent.ts --policy policies/hello.yaml --output out/hello`,
+Examples:
+  airlock run examples/hello/agent.ts --policy policies/hello.yaml --output out/hello
+  airlock run --policy policies/hello.yaml --output out/py --workdir examples/hello -- python3 /workspace/agent.py
+  airlock run --policy p.yaml --output out/x --image my/agent:1 -- /app/start`,
     )
-    .action(async (agent: string, opts: { policy: string; output: string; workdir: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean }) => {
+    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean }) => {
+      const { agent, command } = splitTarget(agentArg, rest, process.argv);
+      if (opts.image && !command) throw new UsageError("--image goes with a command: airlock run --policy P --output O --image IMAGE -- COMMAND [ARGS...]");
       const env = parseEnvPairs(opts.env ?? []);
       // One run: no gate to keep ready for a next one.
-      setGatePoolSize(0);
+      const runner = createRunner({ gatePoolSize: 0 });
       const interrupt = onInterrupt("the agent");
       const log = opts.json ? process.stderr : process.stdout;
-      const result = await runAgent({
-        agent,
+      const result = await runner.runAgent({
+        ...(agent ? { agent } : { command: command! }),
+        ...(opts.image ? { image: opts.image } : {}),
         policy: opts.policy,
         outputDir: opts.output,
-        workingDir: opts.workdir,
+        ...(opts.workdir ? { workingDir: opts.workdir } : {}),
         ...(Object.keys(env).length ? { env } : {}),
         ...(opts.name ? { name: opts.name } : {}),
         signal: interrupt.signal,
@@ -48,8 +56,24 @@ Example:
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
       else printSummary(result, log);
       process.exitCode = exitCodeFor(result);
-      await containersRemoved();
+      await runner.close();
     });
+}
+
+/** `airlock run AGENT` or `airlock run [options] -- COMMAND ARGS...` (commander drops the `--` itself). */
+export function splitTarget(agentArg: string | undefined, rest: string[], argv: string[]): { agent?: string; command?: string[] } {
+  const dash = argv.indexOf("--");
+  const operands = [...(agentArg !== undefined ? [agentArg] : []), ...rest];
+  if (dash >= 0) {
+    const command = argv.slice(dash + 1);
+    const before = operands.slice(0, operands.length - command.length);
+    if (command.length === 0) throw new UsageError("nothing after --: give the command to run, e.g. -- python3 agent.py");
+    if (before.length) throw new UsageError(`give either an agent file (${before[0]}) or a command after --, not both`);
+    return { command };
+  }
+  if (operands.length === 0) throw new UsageError("give the agent file (airlock run agent.ts ...), or a command after -- (airlock run ... -- python3 agent.py)");
+  if (operands.length > 1) throw new UsageError(`one agent file at a time (got ${operands.join(" ")}); to run a command, put it after --`);
+  return { agent: operands[0]! };
 }
 
 export function parseEnvPairs(pairs: string[]): Record<string, string> {

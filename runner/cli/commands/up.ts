@@ -2,10 +2,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, relative } from "node:path";
 import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
-import { closeGatePools, setGatePoolSize } from "../../gate/pool.js";
 import { loadRunFile } from "../../group/run-file.js";
 import { runAgents, type GroupResult } from "../../group/run-agents.js";
-import { containersRemoved } from "../../run/run-agent.js";
+import { createRunner } from "../../runner.js";
 import { junitXml } from "../../group/junit.js";
 import { deniedLines, eventPrinter } from "./run.js";
 import { formatDuration, style } from "../style.js";
@@ -30,18 +29,18 @@ Example:
     )
     .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean }) => {
       const spec = await loadRunFile(file);
-      // runAgents starts one gate per gated agent up front; none are needed after the run.
-      setGatePoolSize(0);
+      // runAgents starts one gate per agent that needs one, up front; none are needed after the run.
+      const runner = createRunner({ gatePoolSize: 0 });
       const interrupt = onInterrupt("every agent");
       const out = opts.json ? process.stderr : process.stdout;
       const width = Math.max(...spec.agents.map((a) => a.name.length));
       const group = await runAgents(spec, {
         ...(opts.output ? { outputDir: opts.output } : {}),
         signal: interrupt.signal,
+        runner,
         ...(opts.quiet ? {} : { onEvent: eventPrinter(out, width) }),
       });
       interrupt.dispose();
-      await closeGatePools();
       if (opts.junit) {
         await mkdir(dirname(opts.junit), { recursive: true });
         await writeFile(opts.junit, junitXml(group));
@@ -49,7 +48,7 @@ Example:
       if (opts.json) process.stdout.write(JSON.stringify(group, null, 2) + "\n");
       else out.write(summaryTable(group, out));
       process.exitCode = interrupt.signal.aborted ? 130 : group.status === "succeeded" ? 0 : 1;
-      await containersRemoved();
+      await runner.close();
     });
 }
 

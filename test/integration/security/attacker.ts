@@ -1,32 +1,38 @@
 import { join } from "node:path";
 import { dockerClient, ensureImages } from "../../../runner/index.js";
-import { LABEL } from "../../../runner/docker/labels.js";
 import { buildImage } from "../../../runner/images/build.js";
 import { contextHash, fileEntry } from "../../../runner/images/context.js";
+import { ensureAirlockImage } from "../../../runner/images/images.js";
 
 const HERE = import.meta.dirname;
 
 /**
- * The attacker image, built once per content hash. It is built FROM the agent image, so it gates
- * itself; with selfGating false, the label that says so is cleared and airlock treats it as any
- * other image (a gate container holds its namespace).
+ * The attacker image: the agent image plus python, ping, ip and iptables. With airlockBuilt, airlock
+ * builds it as one of its own images (as it builds packages layers), so airlock's init gates it; without,
+ * the same Dockerfile is built with a plain `docker build`, which makes it an image someone derived
+ * from ours: airlock must treat it as foreign and gate it with a gate container.
  */
-export async function attackerImage(options: { selfGating: boolean }): Promise<string> {
+export async function attackerImage(options: { airlockBuilt: boolean }): Promise<string> {
   const docker = dockerClient();
-  const { agent } = await ensureImages(docker);
+  const { ids } = await ensureImages(docker);
   const files = [await fileEntry("Dockerfile", join(HERE, "attacker.Dockerfile"))];
-  const tag = `airlock-test/attacker:${contextHash(files, [agent])}`;
-  if (!(await exists(tag))) await buildImage(docker, { tag, files, dockerfile: "Dockerfile", buildArgs: { AGENT_IMAGE: agent }, labels: { "dev.airlock.test": "attacker" } });
-  if (options.selfGating) return tag;
-  const foreign = `airlock-test/attacker-foreign:${tag.split(":")[1]}`;
-  if (!(await exists(foreign))) {
-    const dockerfile = { name: "Dockerfile", content: Buffer.from(`FROM ${tag}\nLABEL ${LABEL.selfGating}=""\n`) };
-    await buildImage(docker, { tag: foreign, files: [dockerfile], dockerfile: "Dockerfile", buildArgs: {}, labels: { "dev.airlock.test": "attacker" } });
+  if (options.airlockBuilt) {
+    return (await ensureAirlockImage(docker, { repo: "airlock-test/attacker", kind: "test-attacker", files, dockerfile: "Dockerfile", buildArgs: { AGENT_IMAGE: ids.agent } })).id;
   }
-  return foreign;
+  const tag = `airlock-test/attacker-derived:${contextHash(files, [ids.agent])}`;
+  if (!(await exists(tag))) await buildImage(docker, { tag, files, dockerfile: "Dockerfile", buildArgs: { AGENT_IMAGE: ids.agent }, labels: { "dev.airlock.test": "attacker" } });
+  return tag;
+}
+
+/** An image built by a plain `docker build` (never recorded as airlock's) from a Dockerfile text. */
+export async function derivedImage(name: string, dockerfile: string): Promise<string> {
+  const docker = dockerClient();
+  const file = { name: "Dockerfile", content: Buffer.from(dockerfile) };
+  const tag = `airlock-test/${name}:${contextHash([file], [])}`;
+  if (!(await exists(tag))) await buildImage(docker, { tag, files: [file], dockerfile: "Dockerfile", buildArgs: {}, labels: { "dev.airlock.test": name } });
+  return tag;
 }
 
 async function exists(tag: string): Promise<boolean> {
   return dockerClient().getImage(tag).inspect().then(() => true, () => false);
 }
-

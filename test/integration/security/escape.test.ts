@@ -13,7 +13,7 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { definePolicy, dockerClient, ensureImages, runAgent, type AgentResult } from "../../../runner/index.js";
-import { GUARD_CHAIN } from "../../../runner/gate/host-loopback.js";
+import { GUARD_CHAIN } from "../../../runner/gate/host-netfilter.js";
 import { packagePath } from "../../../runner/paths.js";
 import { AGENTS, bridgeGateway, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";
@@ -72,7 +72,7 @@ describe(`escape attempts, ${mode.label} (policy allows only localhost:6379)`, (
 
   beforeAll(async () => {
     const docker = dockerClient();
-    const image = await attackerImage({ selfGating: mode.selfGating });
+    const image = await attackerImage({ airlockBuilt: mode.airlockBuilt });
     gateway = await bridgeGateway();
     dockerBridge = ((await docker.getNetwork("bridge").inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway ?? "172.17.0.1";
     decoys.loopbackTcp = await tcpDecoy("127.0.0.1");
@@ -306,13 +306,13 @@ interface EscapeMode {
   label: string;
   /** Suffix for the report's area column (the default path has none). */
   area?: string;
-  selfGating: boolean;
+  airlockBuilt: boolean;
 }
 
 // The same attacks against both ways a sandbox is gated: the agent image's own init (the default),
 // and a gate container, for images not built from the agent image.
-escapeSuite({ label: "agent image, gated by its own init", selfGating: true });
-escapeSuite({ label: "another image, gated by a gate container", area: "gate container", selfGating: false });
+escapeSuite({ label: "an image airlock built, gated by its own init", airlockBuilt: true });
+escapeSuite({ label: "an image derived from ours by plain docker build, gated by a gate container", area: "gate container", airlockBuilt: false });
 
 describe("host side of localhost endpoints (kernel DNAT, runner as root)", () => {
   const report3 = new SecurityReport("2b-host-side");
@@ -348,7 +348,7 @@ try:
 except Exception as e:
     print("OUTCOME " + type(e).__name__)'`;
     const container = await docker.createContainer({
-      Image: await attackerImage({ selfGating: true }),
+      Image: await attackerImage({ airlockBuilt: true }),
       Entrypoint: ["sh", "-c", script],
       User: "0",
       Labels: { "dev.airlock.test": "host-side-attacker" },
@@ -374,7 +374,7 @@ describe("output tricks", () => {
   afterAll(() => report2.save());
 
   it("links, .., FIFOs and oversized files: collecting never reads or writes outside the output folder", async () => {
-    const image = await attackerImage({ selfGating: true });
+    const image = await attackerImage({ airlockBuilt: true });
     const dir = await tempDir();
     const outputDir = join(dir, "out");
     const passwdBefore = await stat("/etc/passwd");

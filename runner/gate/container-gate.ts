@@ -1,0 +1,70 @@
+/**
+ * The gate-container implementation of EgressGate, for every image airlock did not build: the
+ * gate (from a pool, gate-container.ts) already has the rules in force when acquired; they are read
+ * back from outside before the agent's container joins its namespace, and the host side is opened
+ * for the gate's address (the agent shares it).
+ */
+import type { EgressGate } from "./egress-gate.js";
+import { parseDeniedReport, type DeniedConnection } from "./denied.js";
+import type { GatePool, StartedGate } from "./gate-container.js";
+import type { HostSide } from "./host-side.js";
+import { canInspectFromHost, hostInterfaceOf, readDeniedTables } from "./netns.js";
+import type { ExpectedRules, Verifier } from "./verify.js";
+
+export interface ContainerGateInput {
+  pool: GatePool;
+  rules: ExpectedRules;
+  holdSeconds: number;
+  hostSide: HostSide;
+  verifier: Verifier;
+  /** The gate's name once it belongs to this run. */
+  name: string;
+  /** Where the gate's removal goes once the run is over (the runner tracks background work). */
+  background: (work: Promise<unknown>) => void;
+}
+
+export class ContainerEgressGate implements EgressGate {
+  readonly usesStdin = false;
+  readonly network;
+
+  private constructor(
+    private readonly gate: StartedGate,
+    private readonly input: ContainerGateInput,
+  ) {
+    this.network = { mode: "gate-container" as const, gateId: gate.id };
+  }
+
+  /** A gate with the rules in force and checked, and the host side open for it. */
+  static async acquire(input: ContainerGateInput): Promise<ContainerEgressGate> {
+    const gate = await input.pool.acquire({ ...input.rules, holdSeconds: input.holdSeconds });
+    const self = new ContainerEgressGate(gate, input);
+    try {
+      void gate.container.rename({ name: input.name }).catch(() => {});
+      await input.verifier.verify({ pid: gate.pid, containerId: gate.id }, input.rules);
+      const hostInterface = canInspectFromHost() ? await hostInterfaceOf(gate.pid) : undefined;
+      await input.hostSide.allow({ ip: gate.ip, mac: gate.mac, ...(hostInterface ? { hostInterface } : {}) });
+      return self;
+    } catch (err) {
+      await self.dispose();
+      throw err;
+    }
+  }
+
+  async open(): Promise<void> {}
+
+  async collect(): Promise<DeniedConnection[]> {
+    const report = canInspectFromHost() ? await readDeniedTables(this.gate.pid) : await this.gate.report();
+    return parseDeniedReport(report);
+  }
+
+  private disposed = false;
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.gate.detach();
+    // Gates are removed by the engine once stopped (AutoRemove): the kill is enough, and it spares
+    // the run the bridge teardown.
+    this.input.background(this.gate.container.kill({ signal: "SIGKILL" }).catch(() => this.gate.container.remove({ force: true })));
+    await this.input.hostSide.close();
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The egress gate of one run, behind one interface. Which implementation a run gets is decided here
+ * and only here, from what airlock built (never from anything an image carries):
+ *
+ * - no network: the policy disables it; the container has no interface at all;
+ * - init gate: images airlock built itself (their IDs are recorded, images/trust.ts) carry airlock's
+ *   init, which loads the rules in the container's own namespace and drops NET_ADMIN before the agent;
+ * - gate container: every other image, derived from ours or not: a container of airlock's gate image
+ *   holds the namespace with the rules in force, and the agent's container joins it with no
+ *   capabilities at all.
+ *
+ * Either way the runner reads the rules back from outside the container and compares them with what
+ * it sent before the agent may start (verify.ts), and a root runner reads the denied-connection
+ * tables itself from the kernel after the agent exits.
+ */
+import type { Duplex } from "node:stream";
+import type { DeniedConnection } from "./denied.js";
+import type { AgentNetwork } from "../run/container-spec.js";
+import type { ContainerState, EngineContainer } from "../docker/engine.js";
+
+export interface EgressGate {
+  /** How the agent's container is attached to the network. */
+  readonly network: AgentNetwork;
+  /** The gate talks to the container's entrypoint on stdin (the init reads its rules there). */
+  readonly usesStdin: boolean;
+  /** Takes the gate's own lines out of the agent's stdout (true: the line was the gate's). */
+  readonly intercept?: (line: string) => boolean;
+  /** The agent's exit code as the gate saw it (faster than the engine's wait), when the gate sees it. */
+  readonly exited?: Promise<number>;
+  /**
+   * After the agent's container started and before any agent code runs: rules in force and checked
+   * from outside, the host side open for this container. Rejects (GateError) if any of it fails.
+   */
+  open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>): Promise<void>;
+  /** After the agent exited: what the gate refused. Throws the gate's own error if it failed before the agent. */
+  collect(exit: { code: number; stderr: string; state?: ContainerState }): Promise<DeniedConnection[]>;
+  /** Release the namespace, the host rules and anything else the gate holds (idempotent, never throws). */
+  dispose(): Promise<void>;
+}
+
+/** No network: nothing to gate. */
+export const noNetworkGate: EgressGate = {
+  network: { mode: "none" },
+  usesStdin: false,
+  open: async () => {},
+  collect: async () => [],
+  dispose: async () => {},
+};

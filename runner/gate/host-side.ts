@@ -1,0 +1,85 @@
+/**
+ * The host side of one gated run. Inside the sandbox, the agent's 127.0.0.1:PORT is DNATed to the
+ * airlock bridge's gateway; on the host, one of two paths takes it on to the host's 127.0.0.1:PORT:
+ *
+ * - kernel (the runner is root): a DNAT rule for this agent's address and port only (like Docker's
+ *   published ports without its userland proxy). Packets never leave the kernel. The runner also
+ *   opens, in the host's filter chains, exactly what this agent's policy allows — its loopback
+ *   ports and its direct endpoints — bound to its own port on the bridge (host-netfilter.ts), so
+ *   the host accepts nothing else from the bridge.
+ * - forwarder (any other runner): a user-space forwarder per endpoint on the gateway, accepting
+ *   only this agent's address. A runner that is not root cannot change the host's netfilter, so
+ *   there is no host-side filter on this path.
+ *
+ * AIRLOCK_LOOPBACK=forwarder|kernel overrides the choice of path for localhost endpoints.
+ */
+import { GateError } from "../errors.js";
+import { LoopbackForwarder } from "./forwarder.js";
+import { AGENTS_FWD_CHAIN, AGENTS_IN_CHAIN, applyRunRules, ensureHostChains, NAT_CHAIN, peerMatch, runComment, type Bridge, type BridgePeer } from "./host-netfilter.js";
+import type { GatePlan } from "./plan.js";
+
+export type LoopbackMode = "kernel" | "forwarder";
+
+/** What one run uses on the host. */
+export interface HostSide {
+  /** For each loopback route (same order): the gateway port the sandbox DNATs the agent's localhost port to. */
+  readonly gatewayPorts: number[];
+  /** Whether the host's filter chains guard this run (root runners). */
+  readonly filtered: boolean;
+  /** Let this agent's traffic through (before the agent can connect). */
+  allow(peer: BridgePeer): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function loopbackMode(env: NodeJS.ProcessEnv = process.env): LoopbackMode {
+  const forced = env.AIRLOCK_LOOPBACK;
+  if (forced === "kernel" || forced === "forwarder") return forced;
+  return hostFilterAvailable() ? "kernel" : "forwarder";
+}
+
+/** Root on Linux: the runner can change the host's netfilter. */
+export function hostFilterAvailable(): boolean {
+  return process.getuid?.() === 0 && process.platform === "linux";
+}
+
+export async function openHostSide(mode: LoopbackMode, bridge: Bridge, plan: Pick<GatePlan, "loopback" | "direct">, runId: string): Promise<HostSide> {
+  if (mode === "kernel" && !hostFilterAvailable()) throw new GateError("AIRLOCK_LOOPBACK=kernel needs a root runner", "unset AIRLOCK_LOOPBACK, or run as root");
+  const filtered = hostFilterAvailable();
+  if (filtered) await ensureHostChains(bridge);
+  const forwarders = mode === "forwarder" ? await Promise.all(plan.loopback.map((r) => LoopbackForwarder.listen(bridge.gateway, r.target))) : [];
+  const gatewayPorts = mode === "forwarder" ? forwarders.map((f) => f.port) : plan.loopback.map((r) => r.target.port);
+  const added: { table: "nat" | "filter"; rule: string[] }[] = [];
+  return {
+    gatewayPorts,
+    filtered,
+    async allow(peer) {
+      forwarders.forEach((f) => f.allow(peer.ip));
+      if (!filtered) return;
+      const from = peerMatch(peer);
+      const tag = runComment(runId);
+      const rules: { table: "nat" | "filter"; rule: string[] }[] = [];
+      plan.loopback.forEach((route, i) => {
+        const port = String(gatewayPorts[i]);
+        if (mode === "kernel") {
+          rules.push({ table: "nat", rule: ["-A", NAT_CHAIN, ...from, "-d", `${bridge.gateway}/32`, "-i", bridge.interface, "-p", "tcp", "-m", "tcp", "--dport", port, ...tag, "-j", "DNAT", "--to-destination", `${route.target.host}:${route.target.port}`] });
+          rules.push({ table: "filter", rule: ["-A", AGENTS_IN_CHAIN, ...from, "-d", `${route.target.host}/32`, "-p", "tcp", "-m", "tcp", "--dport", String(route.target.port), "-m", "conntrack", "--ctstate", "NEW", "--ctorigdst", bridge.gateway, "--ctorigdstport", port, ...tag, "-j", "ACCEPT"] });
+        } else {
+          rules.push({ table: "filter", rule: ["-A", AGENTS_IN_CHAIN, ...from, "-d", `${bridge.gateway}/32`, "-p", "tcp", "-m", "tcp", "--dport", port, "-m", "conntrack", "--ctstate", "NEW", ...tag, "-j", "ACCEPT"] });
+        }
+      });
+      for (const d of plan.direct) {
+        // A direct endpoint may be one of the host's own addresses (INPUT) or beyond it (FORWARD).
+        for (const chain of [AGENTS_IN_CHAIN, AGENTS_FWD_CHAIN]) {
+          rules.push({ table: "filter", rule: ["-A", chain, ...from, "-d", `${d.ip}/32`, "-p", "tcp", "-m", "tcp", "--dport", String(d.port), "-m", "conntrack", "--ctstate", "NEW", ...tag, "-j", "ACCEPT"] });
+        }
+      }
+      await applyRunRules("add", rules);
+      added.push(...rules);
+    },
+    async close() {
+      await Promise.all(forwarders.map((f) => f.close()));
+      const rules = added.splice(0);
+      if (rules.length) await applyRunRules("delete", rules).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Looking into a container's network namespace from the host, without running anything inside the
+ * container: the kernel's own view of the rules (iptables-save run by the host under nsenter), the
+ * denied-connection tables (/proc/<pid>/net/ipt_hashlimit, per namespace), and which host interface
+ * is the container's end of the bridge. Needs a root runner; runners that are not root use a
+ * verifier container from airlock's gate image instead (verify.ts).
+ */
+import { readFile, readdir } from "node:fs/promises";
+import { execa } from "execa";
+import { GateError } from "../errors.js";
+import { DENY_TABLE_NAMES } from "./protocol.js";
+
+export type Backend = "legacy" | "nft";
+
+/** Whether this process can look into other processes' network namespaces (root on Linux). */
+export function canInspectFromHost(): boolean {
+  return process.platform === "linux" && process.getuid?.() === 0;
+}
+
+/** iptables-save output (IPv4, then IPv6) of the namespace of `pid`, as the kernel holds it. */
+export async function saveRules(pid: number, backend: Backend): Promise<{ v4: string; v6: string }> {
+  const save = async (family: "iptables" | "ip6tables") => {
+    const r = await execa("nsenter", [`--net=/proc/${pid}/ns/net`, `${family}-${backend}-save`], { reject: false });
+    if (r.exitCode !== 0) throw new GateError(`could not read the rules in the agent's network namespace (${family}-${backend}-save: ${r.stderr.trim() || `exit ${r.exitCode}`})`, "install iptables on the host (apt-get install iptables)");
+    return r.stdout;
+  };
+  const [v4, v6] = await Promise.all([save("iptables"), save("ip6tables")]);
+  return { v4, v6 };
+}
+
+/** The denied-connection tables of the namespace of `pid`, in the report format ("== table" + lines). */
+export async function readDeniedTables(pid: number): Promise<string> {
+  const parts = await Promise.all(
+    DENY_TABLE_NAMES.map(async (t) => `== ${t}\n${await readFile(`/proc/${pid}/net/ipt_hashlimit/${t}`, "utf8").catch(() => "")}`),
+  );
+  return parts.join("\n");
+}
+
+/** The host-side interface (veth) of the container's eth0. */
+export async function hostInterfaceOf(pid: number): Promise<string | undefined> {
+  // The container's sysfs shows its own namespace: eth0's iflink is the host peer's ifindex.
+  const peer = (await readFile(`/proc/${pid}/root/sys/class/net/eth0/iflink`, "utf8").catch(() => "")).trim();
+  if (!peer) return undefined;
+  for (const name of await readdir("/sys/class/net").catch(() => [] as string[])) {
+    const index = (await readFile(`/sys/class/net/${name}/ifindex`, "utf8").catch(() => "")).trim();
+    if (index === peer) return name;
+  }
+  return undefined;
+}

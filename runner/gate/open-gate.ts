@@ -1,0 +1,77 @@
+/**
+ * Picks and sets up a run's egress gate (egress-gate.ts says which and why): the policy's names
+ * resolved on the host, the /etc/hosts the agent sees, the airlock bridge, the host side, the rules.
+ */
+import { writeFile } from "node:fs/promises";
+import type Docker from "dockerode";
+import { ensureNetwork } from "../docker/network.js";
+import type { Policy } from "../policy/index.js";
+import { ContainerEgressGate } from "./container-gate.js";
+import { noNetworkGate, type EgressGate } from "./egress-gate.js";
+import type { GatePool } from "./gate-container.js";
+import { openHostSide, type LoopbackMode } from "./host-side.js";
+import { InitEgressGate } from "./init-gate.js";
+import { hostsFile, planGate, type Resolver } from "./plan.js";
+import { ipv4Rules, ipv6Rules } from "./rules.js";
+import type { Verifier } from "./verify.js";
+
+export interface GateServices {
+  docker: Docker;
+  loopback: LoopbackMode;
+  gatePool(image: string, network: string): GatePool;
+  verifier(gateImage: string, labels: Record<string, string>): Verifier;
+  background(work: Promise<unknown>): void;
+}
+
+export interface GateRequest {
+  policy: Policy;
+  /** Whether airlock built the agent's image itself (then its own init gates it). */
+  airlockImage: boolean;
+  gateImage: string;
+  user: { uid: number; gid: number };
+  runId: string;
+  /** Where the agent's /etc/hosts is written. */
+  hostsPath: string;
+  /** How long a gate container holds the namespace at most. */
+  holdSeconds: number;
+  labels: Record<string, string>;
+  resolver?: Resolver;
+  onPhase?: (message: string) => void;
+}
+
+export async function openEgressGate(services: GateServices, req: GateRequest): Promise<EgressGate> {
+  const { policy } = req;
+  if (policy.network.disabled) {
+    await writeFile(req.hostsPath, "127.0.0.1\tlocalhost\n", { mode: 0o644 });
+    return noNetworkGate;
+  }
+  req.onPhase?.(`gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}${req.airlockImage ? "" : " (gate container: the image is not one airlock built)"}`);
+  const plan = await planGate(policy.network.allowedEndpoints, policy.source, req.resolver);
+  await writeFile(req.hostsPath, hostsFile(plan), { mode: 0o644 });
+  const bridge = await ensureNetwork(services.docker);
+  const hostSide = await openHostSide(services.loopback, bridge, plan, req.runId);
+  const rules = {
+    v4: ipv4Rules({
+      gateway: bridge.gateway,
+      forwarded: plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: hostSide.gatewayPorts[i]! })),
+      direct: plan.direct,
+    }),
+    v6: ipv6Rules(),
+  };
+  const verifier = services.verifier(req.gateImage, req.labels);
+  if (req.airlockImage) return new InitEgressGate({ rules, user: req.user, networkName: bridge.name, hostSide, verifier });
+  try {
+    return await ContainerEgressGate.acquire({
+      pool: services.gatePool(req.gateImage, bridge.name),
+      rules,
+      holdSeconds: req.holdSeconds,
+      hostSide,
+      verifier,
+      name: `airlock-${req.runId}-gate`,
+      background: (w) => services.background(w),
+    });
+  } catch (err) {
+    await hostSide.close();
+    throw err;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Waiting for an agent to exit, and stopping it when it must: the policy's timeout, the caller's
+ * cancel, or the output folder passing its limits (SIGTERM, then SIGKILL after the grace). While it
+ * runs, the engine is pinged: a request that waits on an engine that went away does not always fail.
+ */
+import { DockerUnavailableError } from "../errors.js";
+import type { ContainerState, Engine, EngineContainer } from "../docker/engine.js";
+import { explainDockerError, withTimeout } from "../docker/client.js";
+import type { RunStatus } from "./result.js";
+
+export interface StopRequest {
+  reason: RunStatus;
+  why?: string;
+}
+
+export interface Stopper {
+  /** Set once the run was asked to stop. */
+  readonly requested: StopRequest | undefined;
+  stop(reason: RunStatus, why?: string): void;
+  dispose(): void;
+}
+
+/** SIGTERM now, SIGKILL after `graceMs`; the first reason wins. */
+export function stopper(container: EngineContainer, graceMs: number, onStop: (request: StopRequest) => void): Stopper {
+  let requested: StopRequest | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+  return {
+    get requested() {
+      return requested;
+    },
+    stop(reason, why) {
+      if (requested) return;
+      requested = { reason, ...(why ? { why } : {}) };
+      onStop(requested);
+      container.kill("SIGTERM").catch(() => {});
+      killTimer = setTimeout(() => container.kill("SIGKILL").catch(() => {}), graceMs);
+    },
+    dispose: () => clearTimeout(killTimer),
+  };
+}
+
+/** Two failed pings in a row reject `gone` with a clear error. */
+export function engineWatchdog(engine: Engine, everyMs = 2000): { gone: Promise<never>; stop: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let stopped = false;
+  const gone = new Promise<never>((_, reject) => {
+    const tick = () => {
+      if (stopped) return;
+      withTimeout(engine.ping(), 3000, "the engine did not answer a ping within 3 s")
+        .then(() => (failures = 0))
+        .catch((err: unknown) => {
+          failures++;
+          if (failures >= 2) {
+            const cause = explainDockerError(err, engine.address);
+            reject(new DockerUnavailableError(`lost the engine while the agent was running (${cause.message.replace(/^Docker engine not reachable: /, "").split("\n")[0]})`, "check that dockerd is running (docker info); once it is back, `airlock cleanup` removes what this run left", err));
+          }
+        })
+        .finally(() => {
+          if (!stopped) timer = setTimeout(tick, everyMs);
+        });
+    };
+    timer = setTimeout(tick, everyMs);
+  });
+  gone.catch(() => {});
+  return {
+    gone,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The exit code from the engine: its wait, or (when the wait's connection was cut) its inspect. */
+export async function engineExitCode(container: EngineContainer, waited: { StatusCode?: number } | undefined, gone: Promise<never>): Promise<{ code: number; state?: ContainerState }> {
+  if (typeof waited?.StatusCode === "number") return { code: waited.StatusCode };
+  const state = await Promise.race([container.inspect(), gone]);
+  if (!state.running) return { code: state.exitCode, state };
+  const again = await Promise.race([container.wait("not-running"), gone]);
+  return { code: again.StatusCode ?? -1 };
+}

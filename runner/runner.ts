@@ -1,0 +1,156 @@
+/**
+ * A runner: the engine it talks to, and everything that outlives one run — gates kept ready, the
+ * verifier of rules, the background removals of finished runs. `createRunner()` gives one with its
+ * own settings; `runAgent()` and `runAgents()` use a default one per process.
+ */
+import { randomBytes } from "node:crypto";
+import type Docker from "dockerode";
+import { dockerClient } from "./docker/client.js";
+import { dockerEngine, type Engine } from "./docker/engine.js";
+import { LABEL, ownerId } from "./docker/labels.js";
+import { ensureNetwork } from "./docker/network.js";
+import { GatePool } from "./gate/gate-container.js";
+import { loopbackMode, type LoopbackMode } from "./gate/host-side.js";
+import { defaultVerifier, type Verifier } from "./gate/verify.js";
+import { ensureImages, type ImageSet } from "./images/images.js";
+import { gateSpec } from "./run/container-spec.js";
+import { runAgentWith, type RunAgentOptions } from "./run/run-agent.js";
+import type { AgentResult } from "./run/result.js";
+
+export const WARM_GATE_PREFIX = "airlock-warm-";
+const GATE_IDLE_SECONDS = 30;
+
+export interface RunnerOptions {
+  /** Docker client (default: DOCKER_HOST or the local socket). */
+  docker?: Docker;
+  /** Engine used for agent containers (default: the Docker engine of `docker`). Unit tests pass a fake. */
+  engine?: Engine;
+  /** Gate containers kept ready for images airlock did not build (default AIRLOCK_GATE_POOL, else 1; 0: none). */
+  gatePoolSize?: number;
+  /** How localhost endpoints reach the host (default: kernel for a root runner, else forwarder; AIRLOCK_LOOPBACK). */
+  loopback?: LoopbackMode;
+  /** Images to use (default: airlock's own, built when missing). */
+  images?: () => Promise<ImageSet>;
+  /** Remove what crashed runners left (containers, host rules) before the first run (default true). */
+  reapOrphans?: boolean;
+}
+
+export class Runner {
+  readonly docker: Docker;
+  readonly engine: Engine;
+  readonly loopback: LoopbackMode;
+  readonly reapOrphans: boolean;
+  private gatePoolSize: number;
+  private readonly pools = new Map<string, GatePool>();
+  private readonly removals = new Set<Promise<unknown>>();
+  private readonly customImages: (() => Promise<ImageSet>) | undefined;
+
+  constructor(options: RunnerOptions = {}) {
+    this.docker = options.docker ?? dockerClient();
+    this.engine = options.engine ?? dockerEngine(this.docker);
+    this.loopback = options.loopback ?? loopbackMode();
+    this.gatePoolSize = options.gatePoolSize ?? Number(process.env.AIRLOCK_GATE_POOL ?? 1);
+    this.customImages = options.images;
+    this.reapOrphans = options.reapOrphans ?? true;
+  }
+
+  /** airlock's images (built when missing). */
+  images(progress?: (line: string) => void): Promise<ImageSet> {
+    return this.customImages ? this.customImages() : ensureImages(this.docker, progress);
+  }
+
+  /** Run one agent with this runner's engine, pools and settings. */
+  runAgent(options: RunAgentOptions): Promise<AgentResult> {
+    return runAgentWith(this, options);
+  }
+
+  /** How many gates to keep ready between runs (0: none). */
+  setGatePoolSize(size: number): void {
+    this.gatePoolSize = size;
+  }
+
+  /** The pool of gate containers for a gate image on a network. */
+  gatePool(image: string, network: string): GatePool {
+    const key = `${image}|${network}`;
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = new GatePool(
+        this.docker,
+        () =>
+          gateSpec({
+            name: `${WARM_GATE_PREFIX}${randomBytes(5).toString("hex")}`,
+            image,
+            network,
+            idleSeconds: GATE_IDLE_SECONDS,
+            labels: {
+              [LABEL.managed]: "true",
+              [LABEL.role]: "gate",
+              [LABEL.run]: "pool",
+              [LABEL.owner]: ownerId(),
+              // The owner's liveness decides orphans; a taken gate holds only as long as its run allows.
+              [LABEL.expires]: String(Date.now() + 7 * 24 * 3600 * 1000),
+            },
+          }),
+        network,
+        this.gatePoolSize,
+      );
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  /** Start `count` gates ahead of need (runAgents does, for agents in images airlock did not build). */
+  async prepareGates(count: number): Promise<void> {
+    if (count <= 0) return;
+    const [images, network] = await Promise.all([this.images(), ensureNetwork(this.docker)]);
+    this.gatePool(images.ids.gate, network.name).prepare(count);
+  }
+
+  /** The check of a sandbox's rules from outside it. */
+  verifier(gateImage: string, labels: Record<string, string>): Verifier {
+    return defaultVerifier(this.docker, gateImage, labels);
+  }
+
+  /**
+   * Work left to run on after a run returned (removing its containers and host rules): the result
+   * does not wait for the engine's network teardown. A crash is covered by the orphan reaper.
+   */
+  background(work: Promise<unknown>): void {
+    const done = work.catch(() => {}).finally(() => this.removals.delete(done));
+    this.removals.add(done);
+  }
+
+  /** Resolves when the containers of every finished run are gone (the CLI waits for it before exiting). */
+  async containersRemoved(): Promise<void> {
+    while (this.removals.size) await Promise.all([...this.removals]);
+  }
+
+  /** Resolves when every pool's gates being started are ready (benchmarks settle on this). */
+  async gatesIdle(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.idle()));
+  }
+
+  /** Remove the gates kept ready and wait for background removals. */
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.close()));
+    await this.containersRemoved();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+export function createRunner(options: RunnerOptions = {}): Runner {
+  return new Runner(options);
+}
+
+let shared: Runner | undefined;
+
+/** The runner runAgent() and runAgents() use when none is given. */
+export function defaultRunner(): Runner {
+  shared ??= new Runner();
+  return shared;
+}

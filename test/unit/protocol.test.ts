@@ -1,0 +1,50 @@
+/**
+ * The runner and the two gate scripts speak one protocol (runner/gate/protocol.ts): this reads the
+ * scripts and checks that every value the runner relies on is the one they use.
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { packagePath } from "../../runner/paths.js";
+import { DENY_TABLE_NAMES, GATE_WORDS, GO_LINE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_SUPERVISOR_CAPS, INIT_WORDS, gateRulesLine, initRulesLine } from "../../runner/gate/protocol.js";
+
+const init = readFileSync(packagePath("images", "agent", "airlock-init.sh"), "utf8");
+const gate = readFileSync(packagePath("images", "gate", "gate.sh"), "utf8");
+const tag = INIT_LINE_PREFIX.replace("\u001e", "\\036");
+
+describe("the init script and the runner agree", () => {
+  it("on the line prefix and the words after it", () => {
+    expect(init).toContain(`printf '${tag}%s applied %s\\n'`);
+    expect(init).toContain(`printf '${tag}%s end %s\\n'`);
+    expect(init).toContain(`printf '${tag}%s == %s\\n'`);
+    expect([INIT_WORDS.applied, INIT_WORDS.end]).toEqual(["applied", "end"]);
+  });
+
+  it("on the exit code of a gate that failed", () => {
+    const exits = [...init.matchAll(/exit (\d+)/g)].map((m) => Number(m[1]));
+    expect(new Set(exits)).toEqual(new Set([INIT_FAILED_EXIT]));
+  });
+
+  it("on the capabilities left once the rules are in force", () => {
+    expect(init).toContain(`[ "$value" = "${INIT_SUPERVISOR_CAPS}" ]`);
+    // setgid 6, setuid 7, setpcap 8, kill 5
+    expect(BigInt(`0x${INIT_SUPERVISOR_CAPS}`)).toBe((1n << 5n) | (1n << 6n) | (1n << 7n) | (1n << 8n));
+    expect(init).toContain("--bounding-set=-all,+setuid,+setgid,+setpcap,+kill");
+  });
+
+  it("on the start line, the tables and the first line's fields", () => {
+    expect(init).toContain(`[ "$go" = ${GO_LINE.trim()} ]`);
+    expect(init).toContain(`for table in ${DENY_TABLE_NAMES.join(" ")}; do`);
+    expect(init).toContain('[ "$#" -eq 5 ]');
+    expect(initRulesLine({ v4: "a", v6: "b" }, { uid: 1, gid: 2 }, "n").trim().split(" ")).toHaveLength(5);
+  });
+});
+
+describe("the gate container's script and the runner agree", () => {
+  it("on ready, the report's end, the tables and the first line's fields", () => {
+    expect(gate).toContain(`echo "${GATE_WORDS.ready}"`);
+    expect(gate).toContain(`echo "${GATE_WORDS.reportEnd}"`);
+    expect(gate).toContain(`for t in ${DENY_TABLE_NAMES.join(" ")}; do`);
+    expect(gate).toContain('[ "$#" -eq 3 ]');
+    expect(gateRulesLine({ v4: "a", v6: "b" }, 10).trim().split(" ")).toHaveLength(3);
+  });
+});
