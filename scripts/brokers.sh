@@ -11,7 +11,8 @@
 #   bash scripts/brokers.sh stop  [...]                        stops only what this script started
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-state="$root/.airlock/brokers"
+# Where the brokers' data, logs and pids go (`airlock brokers` puts them in airlock's state folder).
+state="${AIRLOCK_BROKERS_STATE:-$root/.airlock/brokers}"
 mkdir -p "$state"
 log() { printf '[airlock] %s\n' "$*" >&2; }
 
@@ -91,11 +92,19 @@ start_kafka() {
   wait_for kafka kafka_up 60 "$dir/kafka.log"
 }
 
+# The process this script started and everything below it (rabbitmq-server's wrapper starts the
+# Erlang VM as a child): nothing that this script did not start.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null || true
+}
+
 stop_one() {
   local pidfile="$state/$1.pid"
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     local pid; pid=$(cat "$pidfile")
-    if [ "$1" = rabbitmq ]; then pkill -TERM -f 'beam.*rabbit@localhost' || true; else kill "$pid"; fi
+    kill_tree "$pid"
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     log "stopped $1"
   fi

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { AirlockError } from "../errors.js";
+import { registerBrokers } from "./commands/brokers.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCleanup } from "./commands/cleanup.js";
 import { registerDoctor } from "./commands/doctor.js";
@@ -26,6 +27,7 @@ registerSchema(program);
 registerBuild(program);
 registerCleanup(program);
 registerDoctor(program);
+registerBrokers(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -30,7 +30,7 @@ export function explainDockerError(err: unknown, where = process.env.DOCKER_HOST
   const code = (err as NodeJS.ErrnoException)?.code;
   const message = (err as Error)?.message ?? String(err);
   if (code === "ENOENT") {
-    return new DockerUnavailableError(`${where} does not exist (is Docker installed and running?)`, "install Docker and start it (on Debian: apt-get install docker.io && dockerd &), or run scripts/ensure-docker.sh", err);
+    return new DockerUnavailableError(`${where} does not exist (is Docker installed and running?)`, "install Docker and start it (on Debian: apt-get install docker.io && dockerd &)", err);
   }
   if (code === "ETIMEDOUT") {
     return new DockerUnavailableError(`the engine at ${where} stopped answering`, "check that dockerd is running and healthy (docker info)", err);

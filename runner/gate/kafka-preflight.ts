@@ -51,7 +51,7 @@ export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[]
   } catch (err) {
     throw new KafkaPreflightError(
       `cannot reach Kafka at ${bootstrap.join(", ")} from this host to read its advertised listeners: ${(err as Error).message}`,
-      "start the broker (for the local default: bash scripts/brokers.sh start kafka), or check KAFKA_BROKERS",
+      "start the broker (for the local default: npx airlock brokers start kafka), or check KAFKA_BROKERS",
       err,
     );
   }

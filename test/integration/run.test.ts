@@ -7,7 +7,7 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { cleanup, definePolicy, dockerClient, runAgent, type RunEvent } from "../../runner/index.js";
+import { cleanup, definePolicy, dockerClient, runAgent, type AgentResult, type RunEvent } from "../../runner/index.js";
 import { runsWithHostRules } from "../../runner/gate/host-netfilter.js";
 import { ensureImages } from "../../runner/images/images.js";
 import { packagePath } from "../../runner/paths.js";
@@ -243,5 +243,24 @@ describe("gate pool (a command in another image is gated by a gate container)", 
     const second = await run();
     expect(second.status, second.error).toBe("failed");
     expect(second.exitCode).toBe(3);
+  });
+});
+
+describe("airlock run with a command", () => {
+  it("runs a command after -- (in the agent image, or behind a gate container in another image) with the same exit codes and denied report", async () => {
+    const dir = await tempDir();
+    const policy = join(dir, "p.yaml");
+    await writeFile(policy, "name: cmd\nnetwork:\n  allowedEndpoints: [localhost:6379]\n");
+    const own = await execa("node", [CLI, "run", "--policy", policy, "--output", join(dir, "a"), "--", "sh", "-c", "echo from-command; exit 4"], { reject: false, env: { NO_COLOR: "1" } });
+    expect(own.exitCode, own.stderr).toBe(4);
+    expect(own.stdout).toContain("from-command");
+    const { base } = await ensureImages(dockerClient());
+    const foreign = await execa("node", [CLI, "run", "--policy", policy, "--output", join(dir, "b"), "--image", base, "--json", "--", "node", "-e", "require('net').connect(6380,'127.0.0.1').on('error',()=>process.exit(5))"], { reject: false, env: { NO_COLOR: "1" } });
+    expect(foreign.exitCode, foreign.stderr).toBe(5);
+    const result = JSON.parse(foreign.stdout) as AgentResult;
+    expect(result.denied.map((d) => d.destination)).toContain("127.0.0.1:6380");
+    const both = await execa("node", [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "c"), "--", "sh"], { reject: false });
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toContain("not both");
   });
 });

@@ -82,7 +82,7 @@ async function tryEndpoint(file: string, host: string, port: number, raw: string
       resolve({ ok: true, label, detail: `reachable from this host (${address}:${port}, ${Date.now() - started}ms)` });
     });
     socket.once("error", (err: NodeJS.ErrnoException) => {
-      resolve({ ok: false, label, detail: `${err.code ?? err.message} from ${address}:${port}`, fix: "start the broker (for the local defaults: bash scripts/brokers.sh start)" });
+      resolve({ ok: false, label, detail: `${err.code ?? err.message} from ${address}:${port}`, fix: "start the broker (for the local defaults: npx airlock brokers start)" });
     });
   });
 }

@@ -209,3 +209,57 @@ ${connectTo(gateway, decoy.port)}`;
     }
   });
 });
+
+describe("the workspace keeps secrets out", () => {
+  it("mounts nothing unless asked; a named folder without its .env, keys and credentials unless the policy lists them", async () => {
+    const image = await attackerImage({ airlockBuilt: true });
+    const dir = await tempDir();
+    const { mkdir, writeFile } = await import("node:fs/promises");
+    await writeFile(join(dir, ".env"), "OPENAI_API_KEY=sk-test-secret\n");
+    await writeFile(join(dir, ".env.example"), "OPENAI_API_KEY=\n");
+    await writeFile(join(dir, "config.json"), "{}\n");
+    await mkdir(join(dir, ".ssh"));
+    await writeFile(join(dir, ".ssh", "id_ed25519"), "PRIVATE KEY\n");
+    await writeFile(join(dir, "deploy.pem"), "PRIVATE KEY\n");
+    const script = `import os, json
+def read(p):
+    try: return open(p).read().strip() or "(empty)"
+    except Exception as e: return type(e).__name__
+print("RESULT " + json.dumps({p: read("/workspace/" + p) for p in [".env", ".env.example", "config.json", ".ssh/id_ed25519", "deploy.pem"]} | {"listing": sorted(os.listdir("/workspace"))}))`;
+    const run = async (workingDir: string | undefined, include?: string[]) => {
+      const result = await runAgent({ command: ["python3", "-c", script], image, policy: definePolicy({ name: "ws", ...(include ? { workspace: { include } } : {}) }), outputDir: join(await tempDir(), "out"), ...(workingDir ? { workingDir } : {}) });
+      return { result, seen: JSON.parse(/RESULT (.*)/.exec(result.stdout)?.[1] ?? "{}") as Record<string, string> };
+    };
+    const none = await run(undefined);
+    const named = await run(dir);
+    const listed = await run(dir, ["deploy.pem"]);
+    const held =
+      none.seen.listing?.length === 0 &&
+      named.seen[".env"] === "(empty)" && named.seen[".ssh/id_ed25519"] === "FileNotFoundError" && named.seen["deploy.pem"] === "(empty)" &&
+      named.seen["config.json"] === "{}" && named.seen[".env.example"] === "OPENAI_API_KEY=" &&
+      JSON.stringify(named.result.workspaceHidden) === JSON.stringify([".env", ".ssh", "deploy.pem"]) &&
+      listed.seen["deploy.pem"] === "PRIVATE KEY" && listed.seen[".env"] === "(empty)";
+    expect(
+      report.add("secrets", "read /workspace/.env (an API key), .ssh/ and *.pem of the working directory", "nothing mounted by default; secrets hidden; workspace.include lets a listed one in", `default: ${JSON.stringify(none.seen.listing)}; .env ${named.seen[".env"]}, .ssh/id_ed25519 ${named.seen[".ssh/id_ed25519"]}, deploy.pem ${named.seen["deploy.pem"]} (listed: ${listed.seen["deploy.pem"]?.slice(0, 11)})`, held),
+      JSON.stringify([none.seen, named.seen, listed.seen, named.result.stderr]),
+    ).toBe(true);
+  });
+});
+
+describe("the output limit counts what the host spends", () => {
+  it("20k folders, 20k empty files and long links under resources.output 1m: the run fails and stops early", async () => {
+    const image = await attackerImage({ airlockBuilt: true });
+    const outputDir = join(await tempDir(), "out");
+    const script = `import os
+for i in range(20000):
+    os.mkdir("/output/d%d" % i)
+    open("/output/f%d" % i, "w").close()
+    if i < 2000: os.symlink("x" * 4000, "/output/l%d" % i)
+print("done")`;
+    const result = await runAgent({ command: ["python3", "-c", script], image, policy: definePolicy({ name: "inodes", resources: { output: "1m" }, timeoutSeconds: 120 }), outputDir, stopGraceMs: 1000 });
+    const { readdir } = await import("node:fs/promises");
+    const entries = (await readdir(outputDir)).length;
+    const held = result.status === "failed" && /output limit exceeded/.test(result.error ?? "") && !result.stdout.includes("done") && entries < 40_000;
+    expect(report.add("output", "20k folders, 20k empty files and 2k long symlinks in /output under resources.output: 1m", "the run fails as over the limit and is stopped before it finishes", `${entries} entries left on the host; ${result.status}: ${result.error}`, held), JSON.stringify(result).slice(0, 500)).toBe(true);
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * The package as a user gets it: `npm pack`, the tarball installed into an empty project outside
+ * the repository (no access to the repository's node_modules), then an agent run from there through
+ * the CLI and through runAgent(), and the agent's types checked with tsc. A green run inside the
+ * repository would hide a missing runtime dependency.
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { beforeAll, describe, expect, it } from "vitest";
+import { packagePath } from "../../runner/paths.js";
+import { tempDir } from "./helpers.js";
+
+let project: string;
+
+const AGENT = `import { defineAgent } from "airlock/agent";
+
+export default defineAgent(async (ctx) => {
+  const redis = await ctx.bus.redis();
+  const pong: string = await redis.ping();
+  await ctx.output.write("pong.txt", pong + "\\n");
+  ctx.log("redis said", pong);
+  return { pong };
+});
+`;
+
+const POLICY = `# yaml-language-server: $schema=./node_modules/airlock/policies/policy.schema.json
+name: from-package
+network:
+  allowedEndpoints: [localhost:6379]
+env:
+  set: { REDIS_URL: "redis://localhost:6379" }
+timeoutSeconds: 60
+`;
+
+const SCRIPT = `import { runAgent, containersRemoved } from "airlock";
+const result = await runAgent({ agent: "agent.ts", policy: "policy.yaml", outputDir: "out-script" });
+console.log("STATUS " + result.status + " " + JSON.stringify(result.returnValue));
+console.log("RETURNED " + Date.now());
+`;
+
+const TSCONFIG = JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, types: ["node"], skipLibCheck: false }, include: ["agent.ts", "script.ts"] });
+
+beforeAll(async () => {
+  const packs = await tempDir("airlock-pack-");
+  const packed = await execa("npm", ["pack", "--pack-destination", packs, "--loglevel=error"], { cwd: packagePath() });
+  const tarball = join(packs, packed.stdout.trim().split("\n").pop()!);
+  project = join(tmpdir(), `airlock-user-project-${Date.now()}`);
+  await mkdir(project, { recursive: true });
+  await writeFile(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
+  await execa("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball, "@types/node@20"], { cwd: project });
+  await writeFile(join(project, "agent.ts"), AGENT);
+  await writeFile(join(project, "policy.yaml"), POLICY);
+  await writeFile(join(project, "script.mjs"), SCRIPT);
+  await writeFile(join(project, "script.ts"), `import { runAgent, type AgentResult } from "airlock";\nexport const run: Promise<AgentResult> = runAgent({ agent: "agent.ts", policy: "policy.yaml", outputDir: "o" });\n`);
+  await writeFile(join(project, "tsconfig.json"), TSCONFIG);
+}, 300_000);
+
+describe("the packed package, installed into an empty project", () => {
+  it("runs an agent through npx airlock run", async () => {
+    const run = await execa("npx", ["airlock", "run", "agent.ts", "--policy", "policy.yaml", "--output", "out"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toContain("redis said PONG");
+    expect(await readFile(join(project, "out", "pong.txt"), "utf8")).toBe("PONG\n");
+  });
+
+  it("runs an agent through runAgent(), and the process ends soon after it returns", async () => {
+    const run = await execa("node", ["script.mjs"], { cwd: project, reject: false });
+    const ended = Date.now();
+    expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toContain('STATUS succeeded {"pong":"PONG"}');
+    const returned = Number(/RETURNED (\d+)/.exec(run.stdout)![1]);
+    // Removing the container is all that is left once the result is there.
+    expect(ended - returned).toBeLessThan(1000);
+  });
+
+  it("type-checks an agent and a script against the installed types", async () => {
+    const tsc = await execa("node", [packagePath("node_modules", "typescript", "bin", "tsc"), "-p", "."], { cwd: project, reject: false });
+    expect(tsc.exitCode, tsc.stdout + tsc.stderr).toBe(0);
+  });
+
+  it("ships both JSON Schemas and the local brokers' command", async () => {
+    for (const f of ["policy.schema.json", "run.schema.json"]) expect(JSON.parse(await readFile(join(project, "node_modules", "airlock", "policies", f), "utf8")).$schema).toContain("draft-07");
+    const status = await execa("npx", ["airlock", "brokers", "status", "redis"], { cwd: project, reject: false });
+    expect(status.exitCode, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/redis\s+up/);
+  });
+});
