@@ -7,10 +7,11 @@
 #   2. applies the rules (default deny), while the runner sets up the host side for this container;
 #   3. re-executes itself, under tini (pid 1: reaps orphans, passes signals on), without NET_ADMIN or
 #      any capability but SETUID/SETGID/SETPCAP/KILL, and checks that this is so;
-#   4. says "applied" (the runner now reads the rules back from outside the container and compares
-#      them with what it sent), waits for the runner's second line ("go": rules checked, host side
-#      ready), then starts the agent's command as uid:gid with no capabilities at all (empty
-#      bounding set, no-new-privileges is set on the container), stdin from /dev/null;
+#   4. has said "applied" after step 2 (the runner then reads the rules back from outside the
+#      container and compares them with what it sent), waits for the runner's second line ("go":
+#      rules checked, host side ready), then starts the agent's command as uid:gid with no
+#      capabilities at all (empty bounding set, no-new-privileges is set on the container), stdin
+#      from /dev/null;
 #   5. forwards SIGTERM/SIGINT to it, waits, prints the denied-connection tables (kernel files only
 #      uid 0 can read) and the exit code as lines tagged with the nonce, then holds the namespace
 #      until the runner says "done" (a root runner reads the tables itself meanwhile), and exits
@@ -28,7 +29,6 @@ if [ "${1:-}" = "--supervise" ]; then
   while IFS=" 	" read -r key value; do
     case "$key" in CapEff:|CapBnd:) [ "$value" = "00000000000001e0" ] || { echo "airlock-init: unexpected capabilities ($key $value)" >&2; exit 125; } ;; esac
   done </proc/self/status
-  printf '\036airlock-gate %s applied %s\n' "$nonce" "$AIRLOCK_INIT_BACKEND"
   unset AIRLOCK_INIT_NONCE AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_BACKEND
   read -r go || { echo "airlock-init: the runner went away before the start" >&2; exit 125; }
   [ "$go" = go ] || { echo "airlock-init: unexpected start line" >&2; exit 125; }
@@ -50,6 +50,8 @@ if [ "${1:-}" = "--supervise" ]; then
     fi
   done
   printf '\036airlock-gate %s end %s\n' "$nonce" "$code"
+  # The same mark on stderr: once the runner has both, it has every line the agent wrote.
+  printf '\036airlock-gate %s end %s\n' "$nonce" "$code" >&2
   # Hold the namespace until the runner has read what it needs (or has gone away: end of stdin).
   read -r _ || true
   exit "$code"
@@ -79,5 +81,8 @@ fi
 apply ip6tables "$v6" "$AIRLOCK_INIT_BACKEND" || { echo "airlock-init: ip6tables-restore failed" >&2; exit 125; }
 rm -f "$XTABLES_LOCKFILE"
 unset XTABLES_LOCKFILE
+# The runner reads the rules back from outside while this process drops NET_ADMIN and checks that
+# it is gone; the agent starts only once both are done (the start line is read after the check).
+printf '\036airlock-gate %s applied %s\n' "$AIRLOCK_INIT_NONCE" "$AIRLOCK_INIT_BACKEND"
 export AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_NONCE AIRLOCK_INIT_BACKEND
 exec setpriv --clear-groups --inh-caps=-all --bounding-set=-all,+setuid,+setgid,+setpcap,+kill -- tini -- "$0" --supervise "$@"

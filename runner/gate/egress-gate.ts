@@ -23,10 +23,14 @@ export interface EgressGate {
   readonly network: AgentNetwork;
   /** The gate talks to the container's entrypoint on stdin (the init reads its rules there). */
   readonly usesStdin: boolean;
-  /** Takes the gate's own lines out of the agent's stdout (true: the line was the gate's). */
-  readonly intercept?: (line: string) => boolean;
+  /** Takes the gate's own lines out of the agent's output (true: the line was the gate's). */
+  readonly intercept?: (line: string, stream: "stdout" | "stderr") => boolean;
+  /** Resolves once every line the agent wrote has arrived (the gate marks the end of both streams). */
+  readonly outputComplete?: Promise<void>;
   /** The agent's exit code as the gate saw it (faster than the engine's wait), when the gate sees it. */
   readonly exited?: Promise<number>;
+  /** Before the container starts: what its entrypoint reads first (the init's rules), already in its stdin. */
+  beforeStart?(stdio: Duplex): void;
   /**
    * After the agent's container started and before any agent code runs: rules in force and checked
    * from outside, the host side open for this container. Rejects (GateError) if any of it fails.

@@ -48,10 +48,20 @@ export class InitEgressGate implements EgressGate {
     this.exited = new Promise<number>((r) => (this.resolveExit = r));
   }
 
-  readonly intercept = (line: string): boolean => {
+  private readonly streamsEnded = new Set<string>();
+  private resolveOutput!: () => void;
+  readonly outputComplete = new Promise<void>((r) => (this.resolveOutput = r));
+
+  readonly intercept = (line: string, stream: "stdout" | "stderr" = "stdout"): boolean => {
     if (!line.startsWith(this.prefix)) return false;
     const rest = line.slice(this.prefix.length);
     const [word, value] = rest.split(" ");
+    if (stream === "stderr") {
+      // The init's end mark on stderr: every line the agent wrote there came before it.
+      if (word === INIT_WORDS.end) this.streamEnded("stderr");
+      return true;
+    }
+    if (word === INIT_WORDS.end) this.streamEnded("stdout");
     if (word === INIT_WORDS.applied) this.resolveApplied(value === "nft" ? "nft" : "legacy");
     else if (word === INIT_WORDS.end && /^\d+$/.test(value ?? "") && !this.reportEnded) {
       this.reportEnded = true;
@@ -60,14 +70,23 @@ export class InitEgressGate implements EgressGate {
     return true;
   };
 
+  private streamEnded(stream: string): void {
+    this.streamsEnded.add(stream);
+    if (this.streamsEnded.size === 2) this.resolveOutput();
+  }
+
   /** The line of rules, for tests. */
   rulesLine(): string {
     return initRulesLine(this.input.rules, this.input.user, this.nonce);
   }
 
-  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>): Promise<void> {
+  beforeStart(stdio: Duplex): void {
     this.stdio = stdio;
     stdio.write(this.rulesLine());
+  }
+
+  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>): Promise<void> {
+    if (!this.stdio) this.beforeStart(stdio);
     const ended = stopped.then(
       () => "stopped" as const,
       () => "stopped" as const,

@@ -19,14 +19,14 @@ export function canInspectFromHost(): boolean {
 
 /** iptables-save output (IPv4, then IPv6) of the namespace of `pid`, as the kernel holds it. */
 export async function saveRules(pid: number, backend: Backend): Promise<{ v4: string; v6: string }> {
-  const save = async (family: "iptables" | "ip6tables") => {
-    const r = await execa("nsenter", [`--net=/proc/${pid}/ns/net`, `${family}-${backend}-save`], { reject: false });
-    if (r.exitCode !== 0) throw new GateError(`could not read the rules in the agent's network namespace (${family}-${backend}-save: ${r.stderr.trim() || `exit ${r.exitCode}`})`, "install iptables on the host (apt-get install iptables)");
-    return r.stdout;
-  };
-  const [v4, v6] = await Promise.all([save("iptables"), save("ip6tables")]);
+  // One process for both families: it sits on the agent's start path.
+  const r = await execa("nsenter", [`--net=/proc/${pid}/ns/net`, "sh", "-c", `iptables-${backend}-save && echo ${SPLIT} && ip6tables-${backend}-save`], { reject: false });
+  if (r.exitCode !== 0) throw new GateError(`could not read the rules in the agent's network namespace (iptables-${backend}-save: ${r.stderr.trim() || `exit ${r.exitCode}`})`, "install iptables on the host (apt-get install iptables)");
+  const [v4 = "", v6 = ""] = r.stdout.split(`${SPLIT}\n`);
   return { v4, v6 };
 }
+
+const SPLIT = "@@airlock-ipv6@@";
 
 /** The denied-connection tables of the namespace of `pid`, in the report format ("== table" + lines). */
 export async function readDeniedTables(pid: number): Promise<string> {

@@ -105,7 +105,7 @@ export class AgentRun {
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
     const started = await this.start(prepared, image, gate, expiresAt);
     const exit = await this.waitForExit(prepared.policy, started, gate);
-    return this.finish(prepared.policy, exit);
+    return this.finish(exit);
   }
 
   private async prepare(): Promise<PreparedRun> {
@@ -197,7 +197,7 @@ export class AgentRun {
       } else if (message.type === "result") this.returnValue = message.value;
     };
     this.stdout = new LogCapture("stdout", capBytes, onLine, onControl, gate.intercept);
-    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl);
+    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl, gate.intercept);
 
     const container = (this.container = await this.runner.engine.createContainer(
       agentSpec({
@@ -232,6 +232,7 @@ export class AgentRun {
     // "next-exit": a container that is created but not started yet counts as not running.
     const exited = container.wait("next-exit");
     exited.catch(() => {});
+    gate.beforeStart?.(stream);
     await container.start();
     await gate.open(container, stream, exited);
     return { container, exited, streamEnded };
@@ -275,8 +276,9 @@ export class AgentRun {
       } else {
         ({ code, state } = await engineExitCode(container, first.waited, watchdog.gone));
       }
-      // Let the last lines arrive (bounded: a detached grandchild can keep the stream open).
-      await Promise.race([started.streamEnded, new Promise((r) => setTimeout(r, 2000).unref())]);
+      // Let the last lines arrive: the gate marks the end of the agent's output on both streams;
+      // otherwise the stream ends (bounded: a detached grandchild can keep it open).
+      await Promise.race([started.streamEnded, ...(first.byGate && gate.outputComplete ? [gate.outputComplete] : []), new Promise((r) => setTimeout(r, 2000).unref())]);
       this.stdout!.end();
       this.stderr!.end();
       if (!first.byGate) {
@@ -295,11 +297,10 @@ export class AgentRun {
     }
   }
 
-  private finish(policy: Policy, exit: { code: number; state?: ContainerState; stop?: StopRequest; output?: string }): AgentResult {
+  private finish(exit: { code: number; state?: ContainerState; stop?: StopRequest; output?: string }): AgentResult {
     this.phase("collecting", "collecting output");
     const status: RunStatus = exit.stop?.reason ?? (exit.output ? "failed" : exit.state?.oomKilled ? "oom" : exit.code === 0 ? "succeeded" : "failed");
     const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output;
-    void policy;
     return { ...this.base, ...this.partial(), status, exitCode: exit.code, ...(why ? { error: why } : {}) };
   }
 

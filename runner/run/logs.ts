@@ -23,7 +23,7 @@ export class LogCapture {
     private readonly onLine: (stream: StreamName, line: string) => void,
     private readonly onControl: (message: ControlMessage) => void,
     /** Takes lines that are not the agent's (the gate's report); true when it took the line. */
-    private readonly intercept?: (line: string) => boolean,
+    private readonly intercept?: (line: string, stream: StreamName) => boolean,
   ) {}
 
   writable(): Writable {
@@ -58,7 +58,7 @@ export class LogCapture {
 
   private line(raw: string): void {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (this.intercept?.(line)) return;
+    if (this.intercept?.(line, this.stream)) return;
     if (this.stream === "stdout") {
       const control = decodeControl(line);
       if (control) {

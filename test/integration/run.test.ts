@@ -264,3 +264,25 @@ describe("airlock run with a command", () => {
     expect(both.stderr).toContain("not both");
   });
 });
+
+describe("images airlock did not build, from a script and from a run file", () => {
+  it("runAgent({ command, image }) in a standalone script resolves, and airlock up with such an agent exits 0", async () => {
+    const { base } = await ensureImages(dockerClient());
+    const dir = await tempDir();
+    const script = join(dir, "script.mjs");
+    await writeFile(
+      script,
+      `import { runAgent } from ${JSON.stringify(packagePath("dist", "runner", "index.js"))};
+const r = await runAgent({ command: ["node", "-e", "console.log('from a foreign image')"], image: ${JSON.stringify(base)}, policy: { name: "s", network: { allowedEndpoints: ["localhost:6379"] } }, outputDir: ${JSON.stringify(join(dir, "out"))} });
+console.log("STATUS " + r.status + " " + r.stdout.trim());\n`,
+    );
+    const standalone = await execa("node", [script], { reject: false });
+    expect(standalone.exitCode, standalone.stderr).toBe(0);
+    expect(standalone.stdout).toContain("STATUS succeeded from a foreign image");
+    await writeFile(join(dir, "p.yaml"), "name: p\nnetwork:\n  allowedEndpoints: [localhost:6379]\n");
+    await writeFile(join(dir, "run.yaml"), `name: foreign\nagents:\n  a:\n    command: [node, -e, "console.log('agent a')"]\n    image: ${base}\n    policy: p.yaml\n  b:\n    command: [node, -e, "console.log('agent b')"]\n    image: ${base}\n    policy: p.yaml\n    waitFor: { a: succeeded }\n`);
+    const up = await execa("node", [CLI, "up", join(dir, "run.yaml"), "--output", join(dir, "up")], { reject: false, env: { NO_COLOR: "1" } });
+    expect(up.exitCode, up.stdout + up.stderr).toBe(0);
+    expect(up.stdout).toContain("all 2 agents succeeded");
+  });
+});
