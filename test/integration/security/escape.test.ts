@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { definePolicy, dockerClient, ensureImages, runAgent, type AgentResult } from "../../../runner/index.js";
 import { GUARD_CHAIN } from "../../../runner/gate/host-netfilter.js";
 import { packagePath } from "../../../runner/paths.js";
+import { waitUntil } from "../../../runner/util/wait-until.js";
 import { AGENTS, bridgeGateway, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";
 import { attackerImage } from "./attacker.js";
@@ -44,11 +45,7 @@ async function decoyContainer(image: string, network: string): Promise<DecoyCont
     HostConfig: { NetworkMode: network },
   });
   await container.start();
-  for (let i = 0; i < 50; i++) {
-    const logs = (await container.logs({ stdout: true, stderr: true })).toString();
-    if (logs.includes("decoy up")) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitUntil(async () => (await container.logs({ stdout: true, stderr: true })).toString().includes("decoy up"), { timeoutMs: 10_000, intervalMs: 50 });
   const ip = (await container.inspect()).NetworkSettings.Networks[network]!.IPAddress;
   return {
     ip,

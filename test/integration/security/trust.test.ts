@@ -20,6 +20,7 @@ import { INPUT_CHAIN } from "../../../runner/gate/host-netfilter.js";
 import { canInspectFromHost } from "../../../runner/gate/netns.js";
 import { ipv4Rules, ipv6Rules } from "../../../runner/gate/rules.js";
 import { defaultVerifier } from "../../../runner/gate/verify.js";
+import { waitUntil } from "../../../runner/util/wait-until.js";
 import { AGENTS, tcpDecoy, tempDir, type Decoy } from "../helpers.js";
 import { attackerImage, derivedImage } from "./attacker.js";
 import { SecurityReport } from "./report.js";
@@ -104,7 +105,7 @@ describe("the runner checks the rules from outside before the agent starts", () 
       HostConfig: { NetworkMode: net.name, CapDrop: ["ALL"], CapAdd: ["NET_ADMIN", "NET_RAW"], Tmpfs: { "/run": "rw", "/tmp": "rw" }, Sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } },
     });
     await holder.start();
-    for (let i = 0; i < 50 && !(await holder.logs({ stdout: true })).toString().includes("loaded"); i++) await new Promise((r) => setTimeout(r, 100));
+    await waitUntil(async () => (await holder!.logs({ stdout: true })).toString().includes("loaded"), { timeoutMs: 10_000, intervalMs: 50 });
     const info = await holder.inspect();
     const verifier = defaultVerifier(docker, images.ids.gate, { "dev.airlock.test": "verifier" });
     const target = { pid: info.State.Pid, containerId: info.Id };
