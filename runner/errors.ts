@@ -94,3 +94,10 @@ export class EndpointResolutionError extends AirlockError {
     });
   }
 }
+
+/** A policy grants rights on a broker that the runner cannot enforce (and the policy or caller requires it). */
+export class BusRightsError extends AirlockError {
+  constructor(message: string, fix?: string, cause?: unknown) {
+    super("BUS_RIGHTS", message, { fix, cause });
+  }
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The local brokers airlock's demo, examples and tests use, all on the loopback only:
-#   redis     127.0.0.1:6379   (Debian's redis-server)
-#   rabbitmq  127.0.0.1:5672   (Debian's rabbitmq-server, guest/guest)
+# The local brokers airlock's demo, examples and tests use, all on the loopback only, each locked
+# down so that only credentials get in, with an admin identity for the runner (written to
+# $state/admin.json, mode 0600, where the runner finds it):
+#   redis     127.0.0.1:6379   (Debian's redis-server; the `default` user is off)
+#   rabbitmq  127.0.0.1:5672   (Debian's rabbitmq-server; management API on 127.0.0.1:15672; no guest)
 #   kafka     127.0.0.1:9092   (the real Apache Kafka broker in KRaft mode, jars from Maven Central,
 #                               advertising localhost:9092)
 # A broker that already answers is left alone; a missing one is installed (as root) and started.
@@ -11,18 +13,47 @@
 #   bash scripts/brokers.sh stop  [...]                        stops only what this script started
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# Where the brokers' data, logs and pids go (`airlock brokers` puts them in airlock's state folder).
-state="${AIRLOCK_BROKERS_STATE:-$root/.airlock/brokers}"
+# Where the brokers' data, logs, pids and admin credentials go: airlock's state folder, as the
+# runner computes it (AIRLOCK_STATE_DIR, else /var/lib/airlock for root, else ~/.local/state/airlock).
+if [ -n "${AIRLOCK_BROKERS_STATE:-}" ]; then state=$AIRLOCK_BROKERS_STATE
+elif [ -n "${AIRLOCK_STATE_DIR:-}" ]; then state=$AIRLOCK_STATE_DIR/brokers
+elif [ "$(id -u)" = 0 ] && [ -z "${XDG_STATE_HOME:-}" ]; then state=/var/lib/airlock/brokers
+else state=${XDG_STATE_HOME:-$HOME/.local/state}/airlock/brokers; fi
 mkdir -p "$state"
+chmod 700 "$state"
+
+# The admin credentials, made once: the runner reads them to mint each run's identities.
+admin_file="$state/admin.json"
+# Each broker's entry is added once, with a random password, and kept from then on.
+(umask 077 && node - "$admin_file" <<'JS'
+const fs = require("fs"), { randomBytes } = require("crypto");
+const file = process.argv[2];
+let admin = {};
+try { admin = JSON.parse(fs.readFileSync(file, "utf8")); } catch {}
+const want = {
+  redis: { host: "127.0.0.1", port: 6379, user: "airlock-admin" },
+  rabbitmq: { host: "127.0.0.1", port: 5672, api: "http://127.0.0.1:15672", user: "airlock-admin" },
+  kafka: { host: "127.0.0.1", port: 9092, user: "airlock-admin" },
+};
+let changed = false;
+for (const [k, v] of Object.entries(want)) if (!admin[k]) { admin[k] = { ...v, password: randomBytes(24).toString("base64url") }; changed = true; }
+if (changed) { fs.writeFileSync(file + ".tmp", JSON.stringify(admin, null, 1) + "\n", { mode: 0o600 }); fs.renameSync(file + ".tmp", file); }
+JS
+)
+admin_field() { # broker field
+  node -e 'const a=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); process.stdout.write(String(a[process.argv[2]][process.argv[3]]))' "$admin_file" "$1" "$2"
+}
 log() { printf '[airlock] %s\n' "$*" >&2; }
 
 REDIS_PORT=6379
 AMQP_PORT=5672
+AMQP_API_PORT=15672
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-redis_up() { (exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 && timeout 2 head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
+# Any RESP answer counts (+PONG, or -NOAUTH from a locked-down Redis).
+redis_up() { (exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 && timeout 2 head -c 1 <&3 | grep -q '[-+]') 2>/dev/null; }
 # An AMQP 0-9-1 server answers the protocol header with connection.start (a method frame, type 1).
 rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/$AMQP_PORT && printf 'AMQP\x00\x00\x09\x01' >&3 && timeout 3 head -c 1 <&3 | od -An -tx1 | grep -q 01) 2>/dev/null; }
 kafka_up() { port_open $KAFKA_PORT; }
@@ -45,8 +76,11 @@ apt_install() {
 start_redis() {
   if redis_up; then log "redis already answers on 127.0.0.1:$REDIS_PORT"; return; fi
   if ! command -v redis-server >/dev/null 2>&1; then need_root_to_install redis-server "apt-get install redis-server"; log "installing redis-server"; apt_install redis-server; fi
-  redis-server --bind 127.0.0.1 --port $REDIS_PORT --save '' --appendonly no --daemonize yes \
-    --pidfile "$state/redis.pid" --logfile "$state/redis.log"
+  # No anonymous access: `default` is off; the runner's admin user mints one ACL user per run.
+  (umask 077 && printf '%s\n' "bind 127.0.0.1" "port $REDIS_PORT" 'save ""' "appendonly no" "daemonize yes" \
+    "pidfile $state/redis.pid" "logfile $state/redis.log" "user default off" \
+    "user $(admin_field redis user) on >$(admin_field redis password) ~* &* +@all" > "$state/redis.conf")
+  redis-server "$state/redis.conf"
   wait_for redis redis_up 10 "$state/redis.log"
 }
 
@@ -54,14 +88,49 @@ start_rabbitmq() {
   if rabbitmq_up; then log "rabbitmq already answers on 127.0.0.1:$AMQP_PORT"; return; fi
   if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then need_root_to_install rabbitmq-server "apt-get install rabbitmq-server"; log "installing rabbitmq-server"; apt_install rabbitmq-server; fi
   need_root_to_install "permission to start rabbitmq" "run as root"
-  log "starting rabbitmq on 127.0.0.1:$AMQP_PORT (about 5s)"
+  log "starting rabbitmq on 127.0.0.1:$AMQP_PORT (about 10s)"
+  # The management API (the runner mints each run's user through it), on the loopback only. The
+  # files live where the rabbitmq user can read them.
+  local conf=/var/lib/rabbitmq/airlock
+  mkdir -p "$conf"
+  printf '%s\n' "management.tcp.ip = 127.0.0.1" "management.tcp.port = $AMQP_API_PORT" "loopback_users.guest = true" > "$conf/rabbitmq.conf"
+  printf '[rabbitmq_management].\n' > "$conf/enabled_plugins"
+  chown -R rabbitmq:rabbitmq "$conf"
   # Debian's package runs the node as the rabbitmq user; keep it (and epmd) on the loopback.
   su rabbitmq -s /bin/sh -c "cd /var/lib/rabbitmq && HOME=/var/lib/rabbitmq ERL_EPMD_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_NODENAME=rabbit@localhost \
+    RABBITMQ_CONFIG_FILE=$conf/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$conf/enabled_plugins \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}' \
     nohup /usr/lib/rabbitmq/bin/rabbitmq-server > /var/log/rabbitmq/airlock-startup.log 2>&1 & echo \$! > /tmp/airlock-rabbitmq.pid"
   mv /tmp/airlock-rabbitmq.pid "$state/rabbitmq.pid"
   wait_for rabbitmq rabbitmq_up 60 /var/log/rabbitmq/airlock-startup.log
+  wait_for "rabbitmq management API" rabbitmq_api_up 60 /var/log/rabbitmq/airlock-startup.log
+  lock_down_rabbitmq
+}
+
+rabbitmq_api_up() { port_open $AMQP_API_PORT; }
+
+# The runner's admin user in, guest out: after this, only credentials get in.
+lock_down_rabbitmq() {
+  node - "$admin_file" "$AMQP_API_PORT" <<'JS' || { log "could not lock rabbitmq down"; return 1; }
+const [file, port] = process.argv.slice(2);
+const admin = JSON.parse(require("fs").readFileSync(file, "utf8")).rabbitmq;
+const call = (auth, method, path, body) => fetch(`http://127.0.0.1:${port}/api/${path}`, {
+  method, body: body && JSON.stringify(body),
+  headers: { authorization: "Basic " + Buffer.from(auth).toString("base64"), "content-type": "application/json" },
+});
+(async () => {
+  const me = `${admin.user}:${admin.password}`;
+  if ((await call(me, "GET", "whoami")).status !== 200) {
+    // First start: guest (loopback only) creates the admin user.
+    const put = await call("guest:guest", "PUT", `users/${admin.user}`, { password: admin.password, tags: "administrator" });
+    if (!put.ok) throw new Error(`creating ${admin.user}: ${put.status} ${await put.text()}`);
+    await call("guest:guest", "PUT", `permissions/%2F/${admin.user}`, { configure: ".*", write: ".*", read: ".*" });
+  }
+  const del = await call(me, "DELETE", "users/guest");
+  if (![204, 404].includes(del.status)) throw new Error(`deleting guest: ${del.status}`);
+})().catch((e) => { console.error(e.message); process.exit(1); });
+JS
 }
 
 start_kafka() {

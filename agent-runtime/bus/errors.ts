@@ -25,6 +25,11 @@ export class BusConnectionError extends Error {
   }
 }
 
+/** The broker refused something the agent's identity has no right to (the policy's bus section decides). */
+export class BusPermissionError extends Error {
+  override name = "BusPermissionError";
+}
+
 export class MessageValidationError extends Error {
   override name = "MessageValidationError";
 }

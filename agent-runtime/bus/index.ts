@@ -15,7 +15,7 @@ export type { Schema, MessageOptions } from "./codec.js";
 export type { PubSub, Subscription, RequestReply } from "./redis.js";
 export type { WorkQueue, ConsumeOptions } from "./rabbitmq.js";
 export type { EventStream, StreamConsumeOptions } from "./kafka.js";
-export { BusConnectionError, BusConfigError, MessageValidationError, RequestTimeoutError } from "./errors.js";
+export { BusConnectionError, BusConfigError, BusPermissionError, MessageValidationError, RequestTimeoutError } from "./errors.js";
 
 export interface Bus {
   /** A connected ioredis client (shared; closed when the agent returns). */

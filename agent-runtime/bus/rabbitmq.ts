@@ -4,7 +4,7 @@
  */
 import type { ChannelModel, ConsumeMessage } from "amqplib";
 import { decode, encode, type MessageOptions } from "./codec.js";
-import { connectionError, requireEnv } from "./errors.js";
+import { BusPermissionError, connectionError, requireEnv } from "./errors.js";
 
 export function amqpUrl(): string {
   return requireEnv("AMQP_URL", "rabbitmq", "amqp://guest:guest@localhost:5672");
@@ -54,10 +54,17 @@ export function workQueue<T>(queue: string, connection: () => Promise<ChannelMod
   return {
     async send(task) {
       const channel = await (await connection()).createConfirmChannel();
+      // Under bus rights, the run's own exchange reaches exactly the queues the policy grants.
+      const exchange = process.env.AIRLOCK_AMQP_EXCHANGE;
+      let returned = false;
+      channel.on("return", () => (returned = true));
       try {
         await channel.assertQueue(queue, { durable: true });
-        channel.sendToQueue(queue, Buffer.from(encode(task, options.schema, where)), { persistent: true, contentType: "application/json" });
+        const body = Buffer.from(encode(task, options.schema, where));
+        if (exchange) channel.publish(exchange, queue, body, { persistent: true, contentType: "application/json", mandatory: true });
+        else channel.sendToQueue(queue, body, { persistent: true, contentType: "application/json" });
         await channel.waitForConfirms();
+        if (returned) throw new BusPermissionError(`rabbitmq: the policy does not let this agent publish to queue ${queue}: add it to bus.rabbitmq.queues.publish`);
       } finally {
         await channel.close().catch(() => {});
       }

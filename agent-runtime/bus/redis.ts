@@ -19,7 +19,8 @@ function endpointOf(url: string): string {
 export async function connectRedis(options: RedisOptions = {}): Promise<RedisClient> {
   const url = redisUrl();
   const { Redis } = await import("ioredis");
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5000, retryStrategy: (n) => (n > 3 ? null : 100 * n), ...options });
+  // No ready check: it runs INFO, which an identity with only the rights its policy grants may not.
+  const client = new Redis(url, { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 2, connectTimeout: 5000, retryStrategy: (n) => (n > 3 ? null : 100 * n), ...options });
   // ioredis rejects connect() with a generic error; the socket's own error (with its code) arrives here.
   let socketError: unknown;
   client.on("error", (err) => (socketError ??= err));

@@ -22,7 +22,11 @@ export class LoopbackForwarder {
   readonly stats: ForwarderStats = { accepted: 0, rejected: 0, failed: 0 };
   private closed = false;
 
-  private constructor(target: { host: string; port: number }) {
+  private constructor(
+    target: { host: string; port: number },
+    /** The gateway address: connections to the broker come from it, so no agent looks like a loopback client. */
+    private readonly source: string,
+  ) {
     this.target = target;
     // Large buffers: bulk transfers (Kafka fetches, pipelined Redis) move in few big chunks.
     this.server = createServer({ noDelay: true, highWaterMark: BUFFER }, (client) => this.handle(client));
@@ -30,7 +34,7 @@ export class LoopbackForwarder {
 
   /** Listen on `address` (the bridge gateway) on a free port. */
   static async listen(address: string, target: { host: string; port: number }): Promise<LoopbackForwarder> {
-    const forwarder = new LoopbackForwarder(target);
+    const forwarder = new LoopbackForwarder(target, address);
     await new Promise<void>((resolve, reject) => {
       forwarder.server.once("error", reject);
       forwarder.server.listen({ host: address, port: 0, exclusive: true }, () => {
@@ -60,7 +64,7 @@ export class LoopbackForwarder {
       return;
     }
     this.stats.accepted++;
-    const upstream = connect({ host: this.target.host, port: this.target.port, noDelay: true, highWaterMark: BUFFER } as unknown as import("node:net").NetConnectOpts);
+    const upstream = connect({ host: this.target.host, port: this.target.port, localAddress: this.source, noDelay: true, highWaterMark: BUFFER } as unknown as import("node:net").NetConnectOpts);
     this.sockets.add(client).add(upstream);
     const done = () => {
       this.sockets.delete(client);

@@ -4,7 +4,6 @@
  * and removed later (`airlock cleanup`).
  *
  *   nat    PREROUTING  -i airlock0 → AIRLOCK-LOOPBACK   per run: DNAT gateway:PORT → 127.0.0.1:PORT
- *   nat    INPUT       SNAT to 127.0.0.1 for what was DNATed (the broker sees a loopback client)
  *   filter INPUT       -i airlock0 → AIRLOCK-INPUT       established, the 127/8 guard, AIRLOCK-AGENTS-IN, else DROP
  *   filter DOCKER-USER -i airlock0 → AIRLOCK-FORWARD     established, AIRLOCK-AGENTS-FWD, else DROP
  *
@@ -103,8 +102,6 @@ function hookRules(iface: string, forwardHook: string): [table: string, chain: s
   return [
     // Ahead of Docker's own DNAT for published ports, which would otherwise match gateway:PORT first.
     ["nat", "PREROUTING", ["-i", iface, "-j", NAT_CHAIN]],
-    // The broker sees a loopback client, as with a local process.
-    ["nat", "INPUT", ["-i", iface, "-d", "127.0.0.0/8", "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", "127.0.0.1"]],
     ["filter", "INPUT", ["-i", iface, "-j", INPUT_CHAIN]],
     ["filter", forwardHook, ["-i", iface, "-j", FORWARD_CHAIN]],
   ];
@@ -142,7 +139,25 @@ export function ensureHostChains(bridge: Bridge): Promise<void> {
   return ready;
 }
 
+/**
+ * What airlock 0.1 added and this version must not keep: the SNAT that made every agent a loopback
+ * client of the broker (so "guest only from loopback", protected mode and `local` trust applied to
+ * agents), and the old guard chain.
+ */
+async function removeLegacyRules(iface: string): Promise<void> {
+  const gone = async (table: string, chain: string, rule: string[]) => {
+    while (await iptables(["-t", table, "-D", chain, ...rule])) {
+      // a rule added twice goes too
+    }
+  };
+  await gone("nat", "INPUT", ["-i", iface, "-d", "127.0.0.0/8", "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", "127.0.0.1"]);
+  await gone("filter", "INPUT", ["-i", iface, "-j", "AIRLOCK-LOOPBACK-GUARD"]);
+  await iptables(["-t", "filter", "-F", "AIRLOCK-LOOPBACK-GUARD"]);
+  await iptables(["-t", "filter", "-X", "AIRLOCK-LOOPBACK-GUARD"]);
+}
+
 async function setUpHostChains(bridge: Bridge): Promise<void> {
+  await removeLegacyRules(bridge.interface);
   const fail = (what: string) => new GateError(`could not set up the host's netfilter for airlock's bridge: ${what}`, "run the runner as root with iptables installed, or as a non-root user");
   for (const [table, chain, rules] of chainRules()) {
     if (!(await iptables(["-t", table, "-n", "-L", chain]))) await iptables(["-t", table, "-N", chain]);
@@ -198,6 +213,7 @@ export async function removeStaleHostRules(runsWithContainers: () => Promise<Set
 /** Take everything airlock added to the host's netfilter away (after the airlock network is removed). */
 export async function removeHostChains(bridgeInterface: string): Promise<void> {
   if (process.getuid?.() !== 0) return;
+  await removeLegacyRules(bridgeInterface);
   for (const hook of ["DOCKER-USER", "FORWARD"]) {
     for (const [table, chain, rule] of hookRules(bridgeInterface, hook)) {
       while (await iptables(["-t", table, "-D", chain, ...rule])) {
@@ -208,11 +224,5 @@ export async function removeHostChains(bridgeInterface: string): Promise<void> {
   // Flush first: the fixed chains jump to the per-run ones, which can only go once nothing refers to them.
   for (const [table, chain] of chainRules().reverse()) await iptables(["-t", table, "-F", chain]);
   for (const [table, chain] of chainRules().reverse()) await iptables(["-t", table, "-X", chain]);
-  // The guard chain of airlock 0.1.0's first releases, if a host still has it.
-  while (await iptables(["-t", "filter", "-D", "INPUT", "-i", bridgeInterface, "-j", "AIRLOCK-LOOPBACK-GUARD"])) {
-    // removed
-  }
-  await iptables(["-t", "filter", "-F", "AIRLOCK-LOOPBACK-GUARD"]);
-  await iptables(["-t", "filter", "-X", "AIRLOCK-LOOPBACK-GUARD"]);
   chains.clear();
 }

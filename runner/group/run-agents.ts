@@ -18,6 +18,8 @@ export interface RunAgentsOptions {
   onEvent?: (event: RunEvent) => void;
   /** The runner to run with (default: one per process). */
   runner?: Runner;
+  /** Fail an agent whose bus rights cannot be enforced, instead of warning. */
+  requireBusRights?: boolean;
 }
 
 export interface GroupResult {
@@ -103,6 +105,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       ...(agent.image ? { image: agent.image } : {}),
       policy: agent.policy,
       group,
+      ...(options.requireBusRights ? { requireBusRights: true } : {}),
       outputDir: agentOutput,
       ...(agent.workingDir ? { workingDir: agent.workingDir } : {}),
       ...(agent.env ? { env: agent.env } : {}),

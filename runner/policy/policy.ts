@@ -8,7 +8,18 @@ import { resolve } from "node:path";
 import { PolicyError } from "../errors.js";
 import { parseEndpoint, type Endpoint } from "./endpoint.js";
 import { parsePackage, type PackageSpec } from "./package-spec.js";
-import { DEFAULTS, parseMemory, policySchema, type PolicyInput } from "./schema.js";
+import { busEndpoint, DEFAULTS, parseMemory, policySchema, type PolicyInput } from "./schema.js";
+import { BUS_KINDS, BUS_KIND_NAMES, type BusKindName } from "../bus/registry.js";
+
+/** One broker the policy grants rights on. */
+export interface BusGrant {
+  kind: BusKindName;
+  endpoint: Endpoint;
+  /** The variable that carries the run's credentials. */
+  env: string;
+  /** The section as written (the kind's own fields). */
+  grant: Record<string, unknown>;
+}
 import { parseYamlFile, zodIssuesToInputIssues, type KeyHints, type ParsedYaml } from "./locate.js";
 
 export interface Policy {
@@ -22,6 +33,7 @@ export interface Policy {
   timeoutSeconds: number;
   resources: { memoryBytes: number; cpus: number; pids: number; outputBytes: number; outputFiles: number };
   workspace: { include: string[] };
+  bus: { grants: BusGrant[]; requireRights: boolean };
 }
 
 /** Keys users bring from the Python Isolated Agents SDK (and other near misses), with their airlock names. */
@@ -46,7 +58,13 @@ const RENAMED: Record<string, string> = {
 
 const HINTS: KeyHints = {
   known: {
-    "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources", "workspace"],
+    "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources", "workspace", "bus"],
+    bus: [...BUS_KIND_NAMES, "requireRights"],
+    "bus.redis": ["endpoint", "env", "publish", "subscribe", "keys"],
+    "bus.redis.keys": ["read", "write"],
+    "bus.rabbitmq": ["endpoint", "env", "vhost", "queues", "exchanges"],
+    "bus.rabbitmq.queues": ["consume", "publish"],
+    "bus.rabbitmq.exchanges": ["publish"],
     workspace: ["include"],
     network: ["disabled", "allowedEndpoints"],
     env: ["allow", "set"],
@@ -109,5 +127,14 @@ function normalize(input: PolicyInput, source: string): Policy {
       outputFiles: input.resources?.outputFiles ?? DEFAULTS.outputFiles,
     },
     workspace: { include: [...(input.workspace?.include ?? [])] },
+    bus: {
+      grants: BUS_KIND_NAMES.flatMap((kind) => {
+        const section = input.bus?.[kind] as { endpoint?: string; env?: string } | undefined;
+        if (!section) return [];
+        const raw = busEndpoint(kind, section, input.network?.allowedEndpoints ?? []).endpoint!;
+        return [{ kind, endpoint: parseEndpoint(raw), env: section.env ?? BUS_KINDS[kind].defaultEnv, grant: section as Record<string, unknown> }];
+      }),
+      requireRights: input.bus?.requireRights ?? false,
+    },
   };
 }

@@ -4,8 +4,9 @@
  * Field names are a public contract.
  */
 import { z } from "zod";
-import { endpointProblem } from "./endpoint.js";
+import { endpointProblem, parseEndpoint } from "./endpoint.js";
 import { packageProblem } from "./package-spec.js";
+import { BUS_KINDS, BUS_KIND_NAMES, type BusKindName } from "../bus/registry.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MEMORY = /^(\d+(\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
@@ -126,6 +127,16 @@ export const policySchema = z
       })
       .optional()
       .describe("Limits for the agent's container."),
+    bus: z
+      .strictObject({
+        ...(Object.fromEntries(BUS_KIND_NAMES.map((k) => [k, BUS_KINDS[k].grantSchema.optional()])) as { [K in BusKindName]: z.ZodOptional<(typeof BUS_KINDS)[K]["grantSchema"]> }),
+        requireRights: z
+          .boolean()
+          .optional()
+          .describe("Refuse to run when the runner has no admin access to a broker named here (default: run with the network gate alone, and say that the agent has full client rights there)."),
+      })
+      .optional()
+      .describe("What the agent may do on each broker. The runner gives every run its own broker identity with exactly these rights, passes its credentials in the section's env variable, and deletes it when the run ends."),
     workspace: z
       .strictObject({
         include: z
@@ -153,6 +164,7 @@ export const policySchema = z
         params: { fix: "list the endpoints under network.allowedEndpoints, or set disabled: true" },
       });
     }
+    busProblems(p, ctx);
     const allowed = new Set(p.env?.allow ?? []);
     for (const name of Object.keys(p.env?.set ?? {})) {
       if (allowed.has(name)) {
@@ -166,6 +178,50 @@ export const policySchema = z
     }
   })
   .describe("An airlock policy: what an agent's container may reach, see and use.");
+
+/** The broker a bus section names, as one of network.allowedEndpoints; undefined with the problem when there is none. */
+export function busEndpoint(kind: BusKindName, section: { endpoint?: string | undefined }, allowedEndpoints: string[]): { endpoint?: string; problem?: { message: string; fix: string } } {
+  const valid = allowedEndpoints.filter((e) => !endpointProblem(e)).map(parseEndpoint);
+  const norm = (h: string) => (h === "localhost" ? "127.0.0.1" : h.toLowerCase());
+  const port = BUS_KINDS[kind].defaultPort;
+  if (section.endpoint !== undefined) {
+    const bad = endpointProblem(section.endpoint);
+    if (bad) return { problem: bad };
+    const want = parseEndpoint(section.endpoint);
+    const found = valid.find((e) => e.port === want.port && norm(e.host) === norm(want.host));
+    if (!found) return { problem: { message: `${section.endpoint} is not in network.allowedEndpoints, so the agent could not reach it`, fix: `add ${section.endpoint} to network.allowedEndpoints` } };
+    return { endpoint: found.raw };
+  }
+  const candidates = valid.filter((e) => e.port === port);
+  if (candidates.length === 1) return { endpoint: candidates[0]!.raw };
+  if (candidates.length === 0) return { problem: { message: `names no endpoint, and network.allowedEndpoints has none on port ${port}`, fix: `set bus.${kind}.endpoint to the broker's host:port, and list it in network.allowedEndpoints` } };
+  return { problem: { message: `names no endpoint, and network.allowedEndpoints has ${candidates.length} on port ${port}`, fix: `set bus.${kind}.endpoint to the one it is for` } };
+}
+
+interface BusFields {
+  network?: { allowedEndpoints?: string[] | undefined } | undefined;
+  env?: { allow?: string[] | undefined; set?: Record<string, string> | undefined } | undefined;
+  bus?: { [K in BusKindName]?: { endpoint?: string | undefined; env?: string | undefined } | undefined } | undefined;
+}
+
+function busProblems(p: BusFields, ctx: z.RefinementCtx): void {
+  const allowedEndpoints = p.network?.allowedEndpoints ?? [];
+  const taken = new Map<string, string>();
+  for (const kind of BUS_KIND_NAMES) {
+    const section = p.bus?.[kind];
+    if (!section) continue;
+    const { problem } = busEndpoint(kind, section, allowedEndpoints);
+    if (problem) ctx.addIssue({ code: "custom", path: ["bus", kind, ...(section.endpoint !== undefined ? ["endpoint"] : [])], message: problem.message, params: { fix: problem.fix } });
+    const envName = section.env ?? BUS_KINDS[kind].defaultEnv;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envName)) ctx.addIssue({ code: "custom", path: ["bus", kind, "env"], message: `"${envName}" is not a valid environment variable name`, params: { fix: "use letters, digits and _" } });
+    for (const [field, names] of [["allow", p.env?.allow ?? []], ["set", Object.keys(p.env?.set ?? {})]] as const) {
+      if (names.includes(envName)) ctx.addIssue({ code: "custom", path: ["env", field], message: `${envName} is set by bus.${kind} with the run's own credentials`, params: { fix: `remove ${envName} from env.${field}` } });
+    }
+    const other = taken.get(envName);
+    if (other) ctx.addIssue({ code: "custom", path: ["bus", kind, "env"], message: `${envName} is already used by bus.${other}`, params: { fix: "give each broker its own variable" } });
+    taken.set(envName, kind);
+  }
+}
 
 /** What a policy file contains, as written (optional fields may be absent). */
 export type PolicyInput = z.input<typeof policySchema>;

@@ -29,6 +29,7 @@ import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "./exi
 import { LogCapture, type StreamName } from "./logs.js";
 import { outputLimitProblem, outputUsage } from "./output.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
+import { openBusRights, type BusRights } from "../bus/rights.js";
 import type { AgentResult, RunStatus } from "./result.js";
 import type { RunAgentOptions, RunEvent } from "./run-agent.js";
 
@@ -64,6 +65,8 @@ export class AgentRun {
   private ready = false;
   private returnValue: unknown;
   private denied: DeniedConnection[] = [];
+  private busRights?: BusRights;
+  private readonly secrets: string[] = [];
 
   constructor(
     private readonly runner: Runner,
@@ -85,6 +88,8 @@ export class AgentRun {
       ready: this.ready,
       denied: this.denied,
       ...(this.prepared?.workspace.hidden.length ? { workspaceHidden: this.prepared.workspace.hidden } : {}),
+      ...(this.busRights?.warnings.length ? { warnings: this.busRights.warnings } : {}),
+      ...(this.busRights?.identities.length ? { busIdentities: this.busRights.identities } : {}),
       ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
     };
   }
@@ -99,13 +104,34 @@ export class AgentRun {
 
   async execute(): Promise<AgentResult> {
     const prepared = await this.prepare();
+    const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
+    // Broker identities are minted while the images and the gate are prepared.
+    const rights = this.openRights(prepared, expiresAt);
+    rights.catch(() => {});
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
     const image = await this.chooseImage(prepared.policy, images);
-    const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
+    const bus = await rights;
+    Object.assign(prepared.env, bus.env);
     const started = await this.start(prepared, image, gate, expiresAt);
     const exit = await this.waitForExit(prepared.policy, started, gate);
     return this.finish(exit);
+  }
+
+  private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {
+    if (prepared.policy.bus.grants.length === 0) return (this.busRights = { env: {}, warnings: [], identities: [], revoke: async () => {} });
+    this.phase("preparing", `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`);
+    const rights = (this.busRights = await openBusRights({
+      policy: prepared.policy,
+      runId: this.runId,
+      run: this.options.group?.runId ?? this.runId,
+      expiresAt,
+      ...(this.options.requireBusRights ? { requireRights: true } : {}),
+    }));
+    for (const warning of rights.warnings) this.emit({ type: "warning", agent: this.name, message: warning });
+    // The agent's credentials never show in its captured output.
+    this.secrets.push(...Object.values(rights.env).flatMap((v) => [...v.matchAll(/:([^:@/]{16,})@/g)].map((m) => decodeURIComponent(m[1]!))));
+    return rights;
   }
 
   private async prepare(): Promise<PreparedRun> {
@@ -190,14 +216,15 @@ export class AgentRun {
     await writeFile(resolvPath, RESOLV_CONF, { mode: 0o644 });
     const capBytes = o.logCapBytes ?? DEFAULT_LOG_CAP;
     const onLine = (stream: StreamName, line: string) => this.emit({ type: "output", agent: this.name, stream, line });
+    const redact = (line: string) => this.secrets.reduce((l, s) => l.split(s).join("[redacted]"), line);
     const onControl = (message: { type: string; value?: unknown }) => {
       if (message.type === "ready" && !this.ready) {
         this.ready = true;
         this.emit({ type: "ready", agent: this.name });
       } else if (message.type === "result") this.returnValue = message.value;
     };
-    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl, gate.intercept);
-    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl, gate.intercept);
+    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl, gate.intercept, redact);
+    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl, gate.intercept, redact);
 
     const container = (this.container = await this.runner.engine.createContainer(
       agentSpec({
@@ -310,6 +337,8 @@ export class AgentRun {
     if (this.container) this.runner.background(withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s"));
     // The host rules only ever matched this container's address, which is gone: no need to wait.
     if (this.gate) this.runner.background(this.gate.dispose());
+    // The agent is gone: its broker identities go too (their open connections with them).
+    if (this.busRights) this.runner.background(withTimeout(this.busRights.revoke(), 30_000, "a broker did not answer the revoke within 30 s"));
     if (this.prepared) await rm(this.prepared.runDir, { recursive: true, force: true }).catch(() => {});
   }
 }

@@ -24,6 +24,8 @@ export class LogCapture {
     private readonly onControl: (message: ControlMessage) => void,
     /** Takes lines that are not the agent's (the gate's report); true when it took the line. */
     private readonly intercept?: (line: string, stream: StreamName) => boolean,
+    /** Takes secrets out of a line before anyone sees it. */
+    private readonly redact: (line: string) => string = (l) => l,
   ) {}
 
   writable(): Writable {
@@ -57,7 +59,7 @@ export class LogCapture {
   }
 
   private line(raw: string): void {
-    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    const line = this.redact(raw.endsWith("\r") ? raw.slice(0, -1) : raw);
     if (this.intercept?.(line, this.stream)) return;
     if (this.stream === "stdout") {
       const control = decodeControl(line);

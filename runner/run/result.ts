@@ -32,6 +32,10 @@ export interface AgentResult {
   ready: boolean;
   policy: { name: string; source: string } | null;
   image?: string;
+  /** What the caller should know: brokers where the agent has more rights than its policy grants. */
+  warnings?: string[];
+  /** The broker identities minted for this run (deleted when it ended). */
+  busIdentities?: { kind: string; endpoint: string; name: string }[];
   /** Entries of the working directory kept out of /workspace because they look like secrets. */
   workspaceHidden?: string[];
   /** Where this result was written. */

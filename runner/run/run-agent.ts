@@ -49,6 +49,8 @@ export interface RunAgentOptions {
   resolver?: Resolver;
   /** Set by runAgents(): the group this agent runs in (AIRLOCK_GROUP, AIRLOCK_GROUP_RUN_ID). */
   group?: { name: string; runId: string };
+  /** Fail when a broker in the policy's bus section cannot have its rights enforced (no admin access), instead of warning. */
+  requireBusRights?: boolean;
   /** How the Kafka preflight reads the cluster's advertised brokers (for tests). */
   describeKafka?: DescribeCluster;
 }
@@ -58,6 +60,7 @@ export type RunEvent =
   | { type: "build"; agent: string; line: string }
   | { type: "output"; agent: string; stream: StreamName; line: string }
   | { type: "ready"; agent: string }
+  | { type: "warning"; agent: string; message: string }
   | { type: "finished"; agent: string; result: AgentResult };
 
 export function agentNameFor(options: Pick<RunAgentOptions, "agent" | "name">, policy?: { name: string }): string {

@@ -29,8 +29,8 @@ const POLICY = `# yaml-language-server: $schema=./node_modules/airlock/policies/
 name: from-package
 network:
   allowedEndpoints: [localhost:6379]
-env:
-  set: { REDIS_URL: "redis://localhost:6379" }
+bus:
+  redis: {}                 # REDIS_URL: an identity of this run's own (PING, nothing else)
 timeoutSeconds: 60
 `;
 

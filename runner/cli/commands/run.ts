@@ -19,6 +19,7 @@ export function registerRun(program: Command): void {
     .option("-w, --workdir <dir>", "host folder mounted read-only at /workspace (secret-looking files kept out); default: none")
     .option("-e, --env <NAME=VALUE...>", "value for a variable the policy's env.allow lists (repeatable)")
     .option("--name <name>", "name shown in logs and the result")
+    .option("--require-bus-rights", "fail when a broker in the policy's bus section cannot have its rights enforced, instead of warning")
     .option("--json", "print the result as JSON on stdout (agent output goes to stderr)")
     .option("-q, --quiet", "do not stream the agent's output")
     .addHelpText(
@@ -33,7 +34,7 @@ Examples:
   airlock run --policy policies/hello.yaml --output out/py --workdir examples/hello -- python3 /workspace/agent.py
   airlock run --policy p.yaml --output out/x --image my/agent:1 -- /app/start`,
     )
-    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean }) => {
+    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean }) => {
       const { agent, command } = splitTarget(agentArg, rest, process.argv);
       if (opts.image && !command) throw new UsageError("--image goes with a command: airlock run --policy P --output O --image IMAGE -- COMMAND [ARGS...]");
       const env = parseEnvPairs(opts.env ?? []);
@@ -47,6 +48,7 @@ Examples:
         policy: opts.policy,
         outputDir: opts.output,
         ...(opts.workdir ? { workingDir: opts.workdir } : {}),
+        ...(opts.requireBusRights ? { requireBusRights: true } : {}),
         ...(Object.keys(env).length ? { env } : {}),
         ...(opts.name ? { name: opts.name } : {}),
         signal: interrupt.signal,
@@ -109,6 +111,9 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
       case "ready":
         progress.write(style.dim(`${tag(event.agent, progress)} · ready\n`, progress));
         break;
+      case "warning":
+        progress.write(style.yellow(`${tag(event.agent, progress)} ! ${event.message}\n`, progress));
+        break;
       case "finished":
         break;
     }
@@ -131,6 +136,7 @@ export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): strin
 
 export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void {
   for (const line of deniedLines(result, out)) out.write(line + "\n");
+  for (const w of result.warnings ?? []) out.write(style.yellow(`${result.name}: ${w}`, out) + "\n");
   const ok = result.status === "succeeded";
   const mark = ok ? style.green("✔", out) : style.red("✖", out);
   const files = result.outputFiles.length;

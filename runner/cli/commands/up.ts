@@ -16,6 +16,7 @@ export function registerUp(program: Command): void {
     .argument("<file>", "run file (YAML)")
     .option("-o, --output <dir>", "output folder; each agent writes to <dir>/<agent> (default: out/<run name>)")
     .option("--junit <file>", "also write the results as JUnit XML, for CI systems")
+    .option("--require-bus-rights", "fail an agent whose policy's bus rights cannot be enforced, instead of warning")
     .option("--json", "print the results as JSON on stdout (agent output goes to stderr)")
     .option("-q, --quiet", "do not stream the agents' output")
     .addHelpText(
@@ -27,7 +28,7 @@ Ctrl-C stops every agent (SIGTERM, then SIGKILL) and removes every container.
 Example:
   airlock up examples/redis-pubsub/run.yaml --junit out/junit.xml`,
     )
-    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean }) => {
+    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean }) => {
       const spec = await loadRunFile(file);
       // runAgents starts one gate per agent that needs one, up front; none are needed after the run.
       const runner = createRunner({ gatePoolSize: 0 });
@@ -38,6 +39,7 @@ Example:
         ...(opts.output ? { outputDir: opts.output } : {}),
         signal: interrupt.signal,
         runner,
+        ...(opts.requireBusRights ? { requireBusRights: true } : {}),
         ...(opts.quiet ? {} : { onEvent: eventPrinter(out, width) }),
       });
       interrupt.dispose();
@@ -70,7 +72,7 @@ export function summaryTable(group: GroupResult, out: NodeJS.WriteStream): strin
     return text.slice(0, at) + colour(r[1]!, r[1]!.padEnd(widths[1]!)) + text.slice(at + widths[1]!);
   });
   const errors = group.results.filter((r) => r.error).map((r) => `  ${r.name}: ${r.error!.split("\n").join("\n    ")}`);
-  const denied = group.results.flatMap((r) => deniedLines(r, out));
+  const denied = [...group.results.flatMap((r) => deniedLines(r, out)), ...group.results.flatMap((r) => (r.warnings ?? []).map((w) => style.yellow(`${r.name}: ${w}`, out)))];
   const verdict = group.status === "succeeded" ? style.green(`✔ ${group.name}: all ${group.results.length} agents succeeded`, out) : style.red(`✖ ${group.name}: ${group.results.filter((r) => r.status !== "succeeded").length} of ${group.results.length} agents did not succeed`, out);
   return [
     "",

@@ -16,8 +16,8 @@ export interface ReportRow {
 }
 
 const DIR = packagePath(".airlock", "security");
-/** The suites that record rows: trust, escape, host side, output, faults, bad input. */
-const SUITES = 6;
+/** The suites that record rows: trust, bus, escape, host side, output, faults, bad input. */
+const SUITES = 7;
 
 export class SecurityReport {
   private readonly rows: ReportRow[] = [];

@@ -1,0 +1,76 @@
+/**
+ * One broker kind behind one small interface: the rights a policy may grant on it (a zod schema
+ * for the policy's bus.<kind> section), where the runner's admin access to it comes from, how an
+ * identity with exactly those rights is minted and revoked, and how a crashed runner's leftovers
+ * are swept. A new broker kind is a new file implementing this, listed in registry.ts.
+ */
+import type { z } from "zod";
+import type { Endpoint } from "../policy/endpoint.js";
+
+/** The fields every kind's section has. */
+export interface GrantBase {
+  /** host:port of the broker; must be one of network.allowedEndpoints. Default: the one with the kind's port. */
+  endpoint?: string;
+  /** The variable that carries the credentials into the agent. */
+  env?: string;
+}
+
+export interface BusIdentity {
+  /** airlock-<runId>-<expires, epoch seconds>: a sweep finds a crashed runner's leftovers by name alone. */
+  name: string;
+  password: string;
+  /** What {run} stands for in the policy's names. */
+  run: string;
+  runId: string;
+  expiresAt: number;
+}
+
+export interface Minted {
+  /** Variables for the agent (credentials in them). */
+  env: Record<string, string>;
+  /** Delete the identity; its open connections are closed where the broker allows. */
+  revoke(): Promise<void>;
+}
+
+export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
+  readonly kind: string;
+  readonly label: string;
+  readonly defaultPort: number;
+  /** Default for the section's env field. */
+  readonly defaultEnv: string;
+  readonly grantSchema: z.ZodType<Grant>;
+  /** The runner's admin access to the broker at `endpoint`, if it has any. */
+  admin(endpoint: Endpoint, sources: AdminSources): Admin | undefined;
+  mint(admin: Admin, grant: Grant, identity: BusIdentity, endpoint: Endpoint, envName: string): Promise<Minted>;
+  /** The variable's value where the runner has no admin access: the broker's address, without credentials. */
+  anonymousEnv(endpoint: Endpoint): string;
+  /** Remove identities whose name says they expired before `now`; returns their names. */
+  sweep(admin: Admin, now: number): Promise<string[]>;
+  /** Whether the broker refuses clients without credentials (airlock's local brokers must). */
+  lockedDown?(admin: Admin, endpoint: Endpoint): Promise<boolean>;
+}
+
+/** Where admin access comes from: the runner's environment, and the local brokers' credentials file. */
+export interface AdminSources {
+  env: NodeJS.ProcessEnv;
+  /** What scripts/brokers.sh (airlock brokers) wrote for the brokers it started. */
+  local: Record<string, Record<string, string | number>> | undefined;
+}
+
+export const IDENTITY_PREFIX = "airlock-";
+
+/** The expiry encoded in an identity's name, or undefined when it is not one of airlock's. */
+export function identityExpiry(name: string): number | undefined {
+  const m = /^airlock-.+-(\d{9,11})$/.exec(name);
+  return m ? Number(m[1]) * 1000 : undefined;
+}
+
+export function identityName(runId: string, expiresAt: number): string {
+  return `${IDENTITY_PREFIX}${runId}-${Math.ceil(expiresAt / 1000)}`;
+}
+
+/** localhost and 127.0.0.1 are the same broker. */
+export function sameEndpoint(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  const norm = (h: string) => (h === "localhost" ? "127.0.0.1" : h.toLowerCase());
+  return a.port === b.port && norm(a.host) === norm(b.host);
+}

@@ -1,0 +1,47 @@
+/**
+ * Names in a policy's bus section: an exact name, or a prefix ending in `*`, either of which may
+ * contain `{run}` (the run's id: the group's for agents run together, so a producer and its
+ * consumer share names while parallel runs never do). That is what every broker can express:
+ * Kafka ACLs know only literal and prefixed names. Each broker kind translates them.
+ */
+
+export interface NamePattern {
+  /** As written. */
+  raw: string;
+  /** With {run} replaced, without the trailing `*`. */
+  name: string;
+  prefix: boolean;
+}
+
+export const RUN_PLACEHOLDER = "{run}";
+
+export function patternProblem(raw: string): { message: string; fix: string } | undefined {
+  const body = raw.endsWith("*") ? raw.slice(0, -1) : raw;
+  if (body.includes("*")) return { message: `"${raw}" has a * that is not at the end`, fix: "use an exact name, or a prefix ending in * (e.g. events.{run}.*)" };
+  if (/[?[\]\s]/.test(body)) return { message: `"${raw}" has a wildcard or space airlock does not translate`, fix: "use an exact name, or a prefix ending in *" };
+  if (/\{(?!run\})/.test(body)) return { message: `"${raw}" has a placeholder other than {run}`, fix: "the only placeholder is {run}, the run's id" };
+  if (raw === "*" ) return { message: `"*" grants every name on the broker`, fix: "name the prefix the agent needs, e.g. events.{run}.*" };
+  return undefined;
+}
+
+export function resolvePattern(raw: string, run: string): NamePattern {
+  const prefix = raw.endsWith("*");
+  return { raw, name: (prefix ? raw.slice(0, -1) : raw).split(RUN_PLACEHOLDER).join(run), prefix };
+}
+
+export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** A regular expression that matches the names (RabbitMQ's permissions are regular expressions). */
+export function toRegExpSource(patterns: NamePattern[]): string {
+  if (patterns.length === 0) return "^$";
+  return `^(${patterns.map((p) => escapeRegExp(p.name) + (p.prefix ? ".*" : "")).join("|")})$`;
+}
+
+/** A Redis glob (`?*[]\` in the name escaped). */
+export function toRedisGlob(p: NamePattern): string {
+  return p.name.replace(/[?*[\]\\]/g, "\\$&") + (p.prefix ? "*" : "");
+}
+
+export function matches(p: NamePattern, name: string): boolean {
+  return p.prefix ? name.startsWith(p.name) : name === p.name;
+}

@@ -1,0 +1,135 @@
+/**
+ * Redis rights: one ACL user per run (ACL SETUSER, one round trip), with key patterns (~, %R~, %W~)
+ * and channel patterns (&), and only the commands the granted rights need. Never granted, whatever
+ * the policy says: @admin and @dangerous (MIGRATE, REPLICAOF/SLAVEOF, CONFIG, MODULE, DEBUG,
+ * SHUTDOWN, FLUSHALL, KEYS, CLIENT KILL, ...), FLUSHDB, SCAN and RANDOMKEY (they ignore key patterns),
+ * scripting and functions (`+@write` brings in FUNCTION FLUSH), SELECT and PUBSUB introspection.
+ * Revoked with ACL DELUSER, which closes the user's open connections (`off` would not).
+ *
+ * Redis cannot tell publish from subscribe per channel: the channels of both lists are granted to
+ * both, and PUBLISH is granted only when publish lists something, SUBSCRIBE only when subscribe does.
+ */
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { Endpoint } from "../policy/endpoint.js";
+import { sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import { patternProblem, resolvePattern, toRedisGlob } from "./patterns.js";
+
+const pattern = z.string().min(1).superRefine((v, ctx) => {
+  const p = patternProblem(v);
+  if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
+});
+const patterns = (what: string) => z.array(pattern).optional().describe(what);
+
+export const redisGrant = z
+  .strictObject({
+    endpoint: z.string().optional().describe("The Redis as host:port, one of network.allowedEndpoints. Default: the one on port 6379."),
+    env: z.string().optional().describe("The variable that gets redis://USER:PASSWORD@host:port. Default REDIS_URL."),
+    publish: patterns("Channels the agent may PUBLISH to: exact names or prefixes ending in *, {run} is the run's id."),
+    subscribe: patterns("Channels the agent may SUBSCRIBE (or PSUBSCRIBE with the same pattern) to."),
+    keys: z
+      .strictObject({ read: patterns("Keys it may read."), write: patterns("Keys it may write (and read).") })
+      .optional()
+      .describe("Keys the agent may use; requests for any other key are refused (NOPERM)."),
+  })
+  .describe("Redis: an ACL user of its own for each run.");
+
+export type RedisGrant = z.infer<typeof redisGrant> & GrantBase;
+
+export interface RedisAdmin {
+  /** redis://USER:PASSWORD@HOST:PORT of a user that may run ACL commands. */
+  url: string;
+  source: string;
+}
+
+/** The ACL rules for a grant (the part after `ACL SETUSER name reset on >password`). */
+export function aclRules(grant: RedisGrant, run: string): string[] {
+  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => resolvePattern(p, run));
+  const read = resolve(grant.keys?.read);
+  const write = resolve(grant.keys?.write);
+  const publish = resolve(grant.publish);
+  const subscribe = resolve(grant.subscribe);
+  const rules = ["resetkeys", "resetchannels", "-@all", "+@connection", "-client", "+client|setname", "+client|getname", "+client|id", "+client|info"];
+  for (const p of write) rules.push(`~${toRedisGlob(p)}`);
+  for (const p of read) rules.push(`%R~${toRedisGlob(p)}`);
+  for (const p of [...publish, ...subscribe]) rules.push(`&${toRedisGlob(p)}`);
+  if (read.length || write.length) rules.push("+@read", "+@transaction", "+exists", "+type", "+ttl", "+pttl");
+  if (write.length) rules.push("+@write");
+  if (publish.length) rules.push("+publish");
+  if (subscribe.length) rules.push("+subscribe", "+psubscribe", "+unsubscribe", "+punsubscribe");
+  // Last, so nothing above can bring them back.
+  rules.push("-@admin", "-@dangerous", "-@scripting", "-function", "-flushdb", "-flushall", "-scan", "-keys", "-randomkey", "-select", "-pubsub", "-migrate", "-move", "-swapdb", "-monitor", "-sort", "-sort_ro");
+  return rules;
+}
+
+async function withAdmin<T>(admin: RedisAdmin, work: (redis: import("ioredis").Redis) => Promise<T>): Promise<T> {
+  const { Redis } = await import("ioredis");
+  const redis = new Redis(admin.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableReadyCheck: false, connectTimeout: 3000, retryStrategy: () => null });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    return await work(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
+  kind: "redis",
+  label: "Redis",
+  defaultPort: 6379,
+  defaultEnv: "REDIS_URL",
+  grantSchema: redisGrant,
+
+  admin(endpoint: Endpoint, sources: AdminSources): RedisAdmin | undefined {
+    const fromEnv = sources.env.AIRLOCK_REDIS_ADMIN_URL;
+    if (fromEnv) {
+      const u = new URL(fromEnv);
+      if (sameEndpoint({ host: u.hostname, port: Number(u.port || 6379) }, endpoint)) return { url: fromEnv, source: "AIRLOCK_REDIS_ADMIN_URL" };
+    }
+    const local = sources.local?.redis;
+    if (local && sameEndpoint({ host: String(local.host), port: Number(local.port) }, endpoint)) {
+      return { url: `redis://${encodeURIComponent(String(local.user))}:${encodeURIComponent(String(local.password))}@${local.host}:${local.port}`, source: "airlock's local Redis" };
+    }
+    return undefined;
+  },
+
+  anonymousEnv: (endpoint) => `redis://${endpoint.host}:${endpoint.port}`,
+
+  async mint(admin, grant, identity, endpoint, envName) {
+    await withAdmin(admin, (redis) => redis.call("ACL", "SETUSER", identity.name, "reset", "on", `>${identity.password}`, ...aclRules(grant, identity.run)));
+    return {
+      env: { [envName]: `redis://${encodeURIComponent(identity.name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}` },
+      revoke: () => withAdmin(admin, (redis) => redis.call("ACL", "DELUSER", identity.name)).then(() => {}),
+    };
+  },
+
+  async sweep(admin, now) {
+    const { identityExpiry } = await import("./kind.js");
+    return withAdmin(admin, async (redis) => {
+      const users = (await redis.call("ACL", "USERS")) as string[];
+      const stale = users.filter((u) => (identityExpiry(u) ?? Infinity) < now);
+      if (stale.length) await redis.call("ACL", "DELUSER", ...stale);
+      return stale;
+    });
+  },
+
+  async lockedDown(_admin, endpoint) {
+    // A client without credentials must be refused.
+    const { Redis } = await import("ioredis");
+    const anon = new Redis({ host: endpoint.host, port: endpoint.port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    anon.on("error", () => {});
+    try {
+      await anon.connect();
+      return await anon.ping().then(() => false, (err: Error) => /NOAUTH|NOPERM|DENIED/.test(err.message));
+    } catch {
+      return true;
+    } finally {
+      anon.disconnect();
+    }
+  },
+};
+
+export function newPassword(): string {
+  return randomBytes(24).toString("base64url");
+}

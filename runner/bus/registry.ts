@@ -1,0 +1,15 @@
+/**
+ * The broker kinds a policy's bus section can name. Adding one is adding a file beside this one
+ * and a line here.
+ */
+import type { BusKind } from "./kind.js";
+import { rabbitmqKind } from "./rabbitmq.js";
+import { redisKind } from "./redis.js";
+
+export const BUS_KINDS = {
+  redis: redisKind,
+  rabbitmq: rabbitmqKind,
+} as const satisfies Record<string, BusKind<any, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export type BusKindName = keyof typeof BUS_KINDS;
+export const BUS_KIND_NAMES = Object.keys(BUS_KINDS) as BusKindName[];

@@ -1,0 +1,95 @@
+/**
+ * A run's broker identities: for each broker the policy's bus section names, an identity of its own
+ * with exactly the granted rights, minted before the agent starts and revoked when the run ends.
+ * Where the runner has no admin access to a broker, the run goes on with the network gate alone and
+ * says so (or fails, when the policy or the caller requires rights).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BusRightsError } from "../errors.js";
+import { stateDir } from "../images/trust.js";
+import type { Policy } from "../policy/index.js";
+import { identityName, type AdminSources } from "./kind.js";
+import { newPassword } from "./redis.js";
+import { BUS_KINDS } from "./registry.js";
+
+export interface BusRights {
+  /** Variables for the agent: each section's env variable with its credentials. */
+  env: Record<string, string>;
+  /** What the caller should know (brokers where the agent has full client rights). */
+  warnings: string[];
+  /** Identities minted, by broker (for the result). */
+  identities: { kind: string; endpoint: string; name: string }[];
+  revoke(): Promise<void>;
+}
+
+export interface BusRightsRequest {
+  policy: Policy;
+  runId: string;
+  /** What {run} stands for. */
+  run: string;
+  expiresAt: number;
+  /** Fail instead of warning where rights cannot be enforced (in addition to the policy's bus.requireRights). */
+  requireRights?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The credentials file airlock's local brokers were started with (airlock brokers start). */
+export function localBrokersFile(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.AIRLOCK_BROKERS_STATE ?? join(stateDir(env), "brokers"), "admin.json");
+}
+
+function adminSources(env: NodeJS.ProcessEnv): AdminSources {
+  let local: AdminSources["local"];
+  try {
+    local = JSON.parse(readFileSync(localBrokersFile(env), "utf8")) as AdminSources["local"];
+  } catch {
+    local = undefined;
+  }
+  return { env, local };
+}
+
+const swept = new Map<string, Promise<unknown>>();
+
+export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
+  const env = req.env ?? process.env;
+  const sources = adminSources(env);
+  const result: BusRights = { env: {}, warnings: [], identities: [], revoke: async () => {} };
+  const revokes: (() => Promise<void>)[] = [];
+  const required = req.requireRights || req.policy.bus.requireRights;
+  try {
+    for (const grant of req.policy.bus.grants) {
+      const kind = BUS_KINDS[grant.kind];
+      const where = `${kind.label} at ${grant.endpoint.raw}`;
+      const admin = kind.admin(grant.endpoint, sources);
+      if (!admin) {
+        const fix = `set AIRLOCK_${grant.kind.toUpperCase()}_ADMIN_URL to an admin URL for it, or use airlock's local broker (npx airlock brokers start ${grant.kind})`;
+        if (required) throw new BusRightsError(`${req.policy.source}: bus.${grant.kind}: the runner has no admin access to the ${where}, so it cannot limit the agent's rights there`, `${fix}; or remove bus.requireRights`);
+        result.warnings.push(`the runner has no admin access to the ${where}: the agent gets full client rights there, not only those in bus.${grant.kind} (${fix})`);
+        result.env[grant.env] = kind.anonymousEnv(grant.endpoint);
+        continue;
+      }
+      // Once per process and broker: identities of crashed runners whose time is up.
+      const key = `${grant.kind}|${grant.endpoint.host}:${grant.endpoint.port}`;
+      if (!swept.has(key)) swept.set(key, kind.sweep(admin as never, Date.now()).catch(() => []));
+      await swept.get(key);
+      const identity = { name: identityName(req.runId, req.expiresAt), password: newPassword(), run: req.run, runId: req.runId, expiresAt: req.expiresAt };
+      try {
+        const minted = await kind.mint(admin as never, grant.grant as never, identity, grant.endpoint, grant.env);
+        Object.assign(result.env, minted.env);
+        revokes.push(minted.revoke);
+        result.identities.push({ kind: grant.kind, endpoint: grant.endpoint.raw, name: identity.name });
+      } catch (err) {
+        throw new BusRightsError(`could not create the agent's identity on the ${where}: ${(err as Error).message}`, `check that the broker is running and the admin credentials (${(admin as { source?: string }).source ?? "admin"}) are right`, err);
+      }
+    }
+  } catch (err) {
+    await Promise.all(revokes.map((r) => r().catch(() => {})));
+    throw err;
+  }
+  result.revoke = async () => {
+    const errors = (await Promise.all(revokes.splice(0).map((r) => r().then(() => undefined, (e: unknown) => e)))).filter(Boolean);
+    if (errors.length) throw new BusRightsError(`could not delete ${errors.length} broker identit${errors.length === 1 ? "y" : "ies"} of this run: ${(errors[0] as Error).message}`, "they expire by name: the next run or `airlock cleanup` removes them");
+  };
+  return result;
+}

@@ -1,0 +1,253 @@
+/**
+ * Bus-level rights, attacked: an agent allowed (at L4) to reach airlock's local Redis, with an
+ * identity that may use only its own keys and channels, tries the broker-as-proxy commands, other
+ * agents' keys and channels, admin commands, guessed logins; afterwards the test tries its
+ * credentials again. A decoy the test starts counts what the broker itself sends out. The same
+ * attack runs from an image airlock built and from one derived from it. Rows go into docs/SECURITY.md.
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { definePolicy, runAgent, type AgentResult } from "../../../runner/index.js";
+import { localBrokersFile } from "../../../runner/bus/rights.js";
+import { containersRemoved } from "../../../runner/run/run-agent.js";
+import { tcpDecoy, tempDir, type Decoy } from "../helpers.js";
+import { attackerImage } from "./attacker.js";
+import { SecurityReport } from "./report.js";
+
+const HERE = import.meta.dirname;
+const report = new SecurityReport("0b-bus");
+afterAll(() => report.save());
+
+function adminRedis(): Redis {
+  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
+  const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false, lazyConnect: true });
+  r.on("error", () => {});
+  return r;
+}
+
+const denied = (o: string | undefined) => /NOPERM|WRONGPASS|NOAUTH|not allowed|ConnectionResetError|BrokenPipe/.test(o ?? "");
+
+function redisSuite(label: string, airlockBuilt: boolean) {
+  describe(`Redis rights, attacked from ${label}`, () => {
+    const area = `bus: redis${airlockBuilt ? "" : " (derived image)"}`;
+    const tag = randomBytes(4).toString("hex");
+    const otherKey = `other-agent:${tag}:secret`;
+    const otherChannel = `other-agent:${tag}:events`;
+    let admin: Redis;
+    let bystander: Redis;
+    let decoy: Decoy;
+    let result: AgentResult;
+    let a: Record<string, string>;
+    let creds: { host: string; port: number; user: string; password: string };
+
+    beforeAll(async () => {
+      admin = adminRedis();
+      await admin.connect();
+      await admin.set(otherKey, "the other agent's secret");
+      bystander = adminRedis();
+      await bystander.connect();
+      decoy = await tcpDecoy("127.0.0.1");
+      const image = await attackerImage({ airlockBuilt });
+      const outputDir = join(await tempDir(), "out");
+      const cfg = { redis: { env: "REDIS_URL", otherKey, otherChannel, decoyPort: decoy.port } };
+      result = await runAgent({
+        command: ["python3", "/workspace/bus-attack.py"],
+        image,
+        policy: definePolicy({
+          name: "bus-attacker",
+          network: { allowedEndpoints: ["localhost:6379"] },
+          env: { set: { BUS_ATTACK: JSON.stringify(cfg) } },
+          bus: { redis: { keys: { write: ["mine:{run}:*"] }, publish: ["mine:{run}:events"], subscribe: ["mine:{run}:events"] } },
+          timeoutSeconds: 60,
+        }),
+        outputDir,
+        workingDir: HERE,
+        requireBusRights: true,
+      });
+      a = JSON.parse(await readFile(join(outputDir, "bus-attacks.json"), "utf8").catch(() => "{}"));
+      creds = (JSON.parse(await readFile(join(outputDir, "credentials.json"), "utf8").catch(() => "{}")) as { redis: typeof creds }).redis;
+      await containersRemoved();
+    }, 300_000);
+
+    afterAll(async () => {
+      await admin?.del(otherKey).catch(() => {});
+      admin?.disconnect();
+      bystander?.disconnect();
+      await decoy?.close();
+    });
+
+    it("the agent works within its rights, with an identity of its own", () => {
+      expect(result.status, result.stderr + result.error).toBe("succeeded");
+      const own = a["redis:own-key"] ?? "";
+      const held = /^\['OK', 'mine'\]$/.test(own) && a["redis:auth"] === "OK" && /^airlock-bus-attacker-/.test(a["redis:identity"] ?? "");
+      expect(report.add(area, "its own key, with the identity minted for the run", "allowed", `${a["redis:identity"]}: ${own}`, held), JSON.stringify(a)).toBe(true);
+    });
+
+    it.each([
+      ["redis:migrate", "MIGRATE its key to a decoy port (the broker as a proxy)"],
+      ["redis:replicaof", "REPLICAOF a decoy (the broker connects out)"],
+      ["redis:slaveof", "SLAVEOF a decoy"],
+      ["redis:config-get", "CONFIG GET dir"],
+      ["redis:config-set", "CONFIG SET a non-protected setting"],
+      ["redis:client-list", "CLIENT LIST (every client's address)"],
+      ["redis:client-kill", "CLIENT KILL another client's connection"],
+      ["redis:acl-users", "ACL USERS"],
+      ["redis:acl-setuser", "ACL SETUSER itself +@all ~*"],
+      ["redis:keys", "KEYS * (every agent's keys)"],
+      ["redis:scan", "SCAN (ignores key patterns)"],
+      ["redis:flushdb", "FLUSHDB"],
+      ["redis:flushall", "FLUSHALL"],
+      ["redis:eval", "EVAL a script that reads another agent's key"],
+      ["redis:function-flush", "FUNCTION FLUSH (every tenant's functions)"],
+      ["redis:debug", "DEBUG"],
+      ["redis:module", "MODULE LIST"],
+      ["redis:save", "SAVE (with CONFIG SET dir: write a file on the host)"],
+      ["redis:shutdown", "SHUTDOWN"],
+      ["redis:monitor", "MONITOR (every client's commands)"],
+      ["redis:select", "SELECT another database"],
+      ["redis:other-key-read", "GET another agent's key"],
+      ["redis:other-key-write", "SET another agent's key"],
+      ["redis:other-key-delete", "DEL another agent's key"],
+      ["redis:publish-other", "PUBLISH on another agent's channel"],
+      ["redis:subscribe-other", "SUBSCRIBE to another agent's channel"],
+      ["redis:psubscribe-all", "PSUBSCRIBE * (every channel)"],
+    ])("%s is refused", (key, label) => {
+      expect(report.add(area, label, "refused (NOPERM)", a[key] ?? "not attempted", denied(a[key])), `${key}: ${a[key]}`).toBe(true);
+    });
+
+    it("logins as default, admin or with guessed passwords fail, and so does no login", () => {
+      const logins = Object.entries(a).filter(([k]) => k.startsWith("redis:login:"));
+      const held = logins.length === 5 && logins.every(([, o]) => denied(o)) && denied(a["redis:anonymous"]);
+      expect(report.add(area, "log in as default / airlock-admin / admin with empty or guessed passwords, or not at all", "refused (WRONGPASS / NOAUTH)", logins.map(([k, o]) => `${k.slice(12)}: ${o.slice(0, 20)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+    });
+
+    it("the broker sent nothing out, the other agent's key is intact, and other clients stayed connected", async () => {
+      const value = await admin.get(otherKey);
+      const alive = await bystander.ping().then(() => true, () => false);
+      const held = decoy.hits() === 0 && value === "the other agent's secret" && alive;
+      expect(report.add(area, "after the attempts: the decoy, the planted key, a bystander's connection", "decoy 0, key intact, bystander connected", `decoy ${decoy.hits()}, key ${value === "the other agent's secret" ? "intact" : value}, bystander ${alive ? "connected" : "gone"}`, held)).toBe(true);
+    });
+
+    it("the identity is gone once the run ended: its credentials no longer log in", async () => {
+      const users = (await admin.call("ACL", "USERS")) as string[];
+      const again = new Redis({ host: creds.host === "localhost" ? "127.0.0.1" : creds.host, port: creds.port, lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      again.on("error", () => {});
+      await again.connect();
+      const outcome = await again.call("AUTH", creds.user, creds.password).then(() => "logged in", (e: Error) => e.message);
+      again.disconnect();
+      const held = !users.includes(creds.user) && /WRONGPASS/.test(outcome);
+      expect(report.add(area, "reuse the run's credentials after it ended", "refused: the identity was deleted", `${outcome}; still listed: ${users.includes(creds.user)}`, held)).toBe(true);
+    });
+  });
+}
+
+redisSuite("an image airlock built", true);
+redisSuite("an image derived from ours", false);
+
+interface RabbitAdmin {
+  api: string;
+  user: string;
+  password: string;
+}
+function rabbitAdmin(): RabbitAdmin {
+  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { rabbitmq: RabbitAdmin }).rabbitmq;
+}
+async function rabbitApi(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const a = rabbitAdmin();
+  const res = await fetch(`${a.api}/api/${path}`, { method, headers: { authorization: `Basic ${Buffer.from(`${a.user}:${a.password}`).toString("base64")}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+function rabbitSuite(label: string, airlockBuilt: boolean) {
+  describe(`RabbitMQ rights, attacked from ${label}`, () => {
+    const area = `bus: rabbitmq${airlockBuilt ? "" : " (derived image)"}`;
+    const otherQueue = `other-agent.${randomBytes(4).toString("hex")}.tasks`;
+    let result: AgentResult;
+    let a: Record<string, string>;
+    let creds: { url: string };
+    // What is in the other queue, read as admin and put back (the API's counters lag by seconds).
+    const depth = async () => ((await rabbitApi("POST", `queues/%2F/${encodeURIComponent(otherQueue)}/get`, { count: 10, ackmode: "reject_requeue_true", encoding: "auto" })).json as unknown[] | undefined)?.length;
+
+    beforeAll(async () => {
+      // Another agent's queue with one message in it, planted as admin.
+      await rabbitApi("PUT", `queues/%2F/${encodeURIComponent(otherQueue)}`, { durable: true });
+      await rabbitApi("POST", "exchanges/%2F/amq.default/publish", { properties: {}, routing_key: otherQueue, payload: "the other agent's task", payload_encoding: "string" });
+      const image = await attackerImage({ airlockBuilt });
+      const outputDir = join(await tempDir(), "out");
+      result = await runAgent({
+        command: ["node", "/workspace/bus-attack-amqp.cjs"],
+        image,
+        policy: definePolicy({
+          name: "amqp-attacker",
+          network: { allowedEndpoints: ["localhost:5672"] },
+          env: { set: { AMQP_ATTACK: JSON.stringify({ otherQueue }) } },
+          bus: { rabbitmq: { queues: { publish: ["mine:{run}"], consume: ["mine:{run}"] } } },
+          timeoutSeconds: 60,
+        }),
+        outputDir,
+        workingDir: HERE,
+        requireBusRights: true,
+      });
+      a = JSON.parse(await readFile(join(outputDir, "amqp-attacks.json"), "utf8").catch(() => "{}"));
+      creds = JSON.parse(await readFile(join(outputDir, "amqp-credentials.json"), "utf8").catch(() => "{}"));
+      await containersRemoved();
+    }, 300_000);
+
+    afterAll(async () => {
+      await rabbitApi("DELETE", `queues/%2F/${encodeURIComponent(otherQueue)}`);
+    });
+
+    it("the agent works within its rights, with a user of its own", () => {
+      expect(result.status, result.stderr + result.error).toBe("succeeded");
+      const held = a["own-queue"] === "mine" && /^airlock-amqp-attacker-/.test(a.identity ?? "");
+      expect(report.add(area, "its own queue (publish through the run's exchange, then get)", "allowed", `${a.identity}: ${a["own-queue"]}`, held), JSON.stringify(a)).toBe(true);
+    });
+
+    it.each([
+      ["declare-other", "declare a queue outside its rights"],
+      ["get-other", "basic.get from another agent's queue"],
+      ["consume-other", "consume another agent's queue"],
+      ["publish-default-exchange", "publish into another agent's queue through the default exchange"],
+      ["bind-other", "bind another agent's queue to its own exchange"],
+      ["purge-other", "purge another agent's queue"],
+      ["delete-other", "delete another agent's queue"],
+      ["declare-amq-exchange", "declare an amq.* exchange"],
+      ["publish-amq-topic", "publish to amq.topic"],
+    ])("%s is refused", (key, label) => {
+      const o = a[key] ?? "not attempted";
+      expect(report.add(area, label, "refused (ACCESS_REFUSED)", o, /ACCESS_REFUSED|403|closed/i.test(o)), `${key}: ${o}`).toBe(true);
+    });
+
+    it("its own exchange reaches only the queues it was granted, and the other queue is untouched", async () => {
+      const left = await depth();
+      const held = a["publish-own-exchange-other-key"] === "returned unroutable" && left === 1;
+      expect(report.add(area, "publish to another agent's queue through the run's own exchange", "unroutable (not bound); the other queue still holds its 1 message", `${a["publish-own-exchange-other-key"]}; other queue: ${left} message(s)`, held)).toBe(true);
+    });
+
+    it("guest, admin with guessed passwords and anonymous logins are refused", () => {
+      const logins = Object.entries(a).filter(([k]) => k.startsWith("login:"));
+      const held = logins.length === 5 && logins.every(([, o]) => /ACCESS_REFUSED|403|auth/i.test(o));
+      expect(report.add(area, "log in as guest/guest, airlock-admin with empty or guessed passwords, admin/admin, or anonymously", "refused", logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 24)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+    });
+
+    it("the user is gone once the run ended, and so is its exchange", async () => {
+      const amqp = await import("amqplib");
+      const outcome = await amqp.connect(creds.url).then(
+        async (c) => (await c.close(), "logged in"),
+        (e: Error) => e.message,
+      );
+      const users = ((await rabbitApi("GET", "users")).json as { name: string }[]).map((u) => u.name);
+      const exchanges = ((await rabbitApi("GET", "exchanges/%2F")).json as { name: string }[]).map((e) => e.name).filter((n) => n.includes(a.identity ?? "?"));
+      const held = /ACCESS_REFUSED|403/.test(outcome) && !users.includes(a.identity ?? "") && exchanges.length === 0;
+      expect(report.add(area, "reuse the run's credentials after it ended", "refused: the user (and its exchange) were deleted", `${outcome.slice(0, 60)}; user listed: ${users.includes(a.identity ?? "")}; exchanges left: ${exchanges.length}`, held)).toBe(true);
+    });
+  });
+}
+
+rabbitSuite("an image airlock built", true);
+rabbitSuite("an image derived from ours", false);
