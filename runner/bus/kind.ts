@@ -25,9 +25,23 @@ export interface BusIdentity {
   expiresAt: number;
 }
 
+/** Something the broker refused the run's identity, with the policy line that would allow it. */
+export interface BusDenial {
+  broker: string;
+  /** key, channel, queue, topic, command, ... */
+  what: string;
+  name: string;
+  /** The command or operation that was refused, where the broker says. */
+  command?: string;
+  count: number;
+  fix: string;
+}
+
 export interface Minted {
   /** Variables for the agent (credentials in them). */
   env: Record<string, string>;
+  /** What the broker refused this identity during the run (read before it is revoked), where the broker keeps a record. */
+  denied?(): Promise<BusDenial[]>;
   /** Delete the identity; its open connections are closed where the broker allows. */
   revoke(): Promise<void>;
 }
@@ -39,6 +53,8 @@ export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
   /** Default for the section's env field. */
   readonly defaultEnv: string;
   readonly grantSchema: z.ZodType<Grant>;
+  /** The brokers of this kind the runner has admin access to (for `airlock cleanup`). */
+  adminEndpoints(sources: AdminSources): Endpoint[];
   /** The runner's admin access to the broker at `endpoint`, if it has any. */
   admin(endpoint: Endpoint, sources: AdminSources): Admin | undefined;
   mint(admin: Admin, grant: Grant, identity: BusIdentity, endpoint: Endpoint, envName: string): Promise<Minted>;
@@ -67,6 +83,11 @@ export function identityExpiry(name: string): number | undefined {
 
 export function identityName(runId: string, expiresAt: number): string {
   return `${IDENTITY_PREFIX}${runId}-${Math.ceil(expiresAt / 1000)}`;
+}
+
+/** host:port of an admin URL, or of the local broker's entry, as an Endpoint. */
+export function endpointOf(host: string, port: number): Endpoint {
+  return { raw: `${host}:${port}`, host, port, kind: host === "localhost" || host.startsWith("127.") ? "loopback" : /^[\d.]+$/.test(host) ? "ipv4" : "dns" };
 }
 
 /** localhost and 127.0.0.1 are the same broker. */

@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import { endpointOf, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
 import { patternProblem, resolvePattern, toRegExpSource, escapeRegExp } from "./patterns.js";
 
 const pattern = z.string().min(1).superRefine((v, ctx) => {
@@ -88,6 +88,13 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
   defaultPort: 5672,
   defaultEnv: "AMQP_URL",
   grantSchema: rabbitmqGrant,
+
+  adminEndpoints(sources) {
+    const out: Endpoint[] = [];
+    if (sources.env.AIRLOCK_RABBITMQ_ADMIN_URL) out.push(endpointOf(new URL(sources.env.AIRLOCK_RABBITMQ_ADMIN_URL).hostname, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672)));
+    if (sources.local?.rabbitmq) out.push(endpointOf(String(sources.local.rabbitmq.host), Number(sources.local.rabbitmq.port)));
+    return out;
+  },
 
   admin(endpoint: Endpoint, sources: AdminSources): RabbitmqAdmin | undefined {
     const fromEnv = sources.env.AIRLOCK_RABBITMQ_ADMIN_URL;

@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import { endpointOf, sameEndpoint, type AdminSources, type BusDenial, type BusKind, type GrantBase } from "./kind.js";
 import { patternProblem, resolvePattern, toRedisGlob } from "./patterns.js";
 
 const pattern = z.string().min(1).superRefine((v, ctx) => {
@@ -81,6 +81,16 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
   defaultEnv: "REDIS_URL",
   grantSchema: redisGrant,
 
+  adminEndpoints(sources) {
+    const out: Endpoint[] = [];
+    if (sources.env.AIRLOCK_REDIS_ADMIN_URL) {
+      const u = new URL(sources.env.AIRLOCK_REDIS_ADMIN_URL);
+      out.push(endpointOf(u.hostname, Number(u.port || 6379)));
+    }
+    if (sources.local?.redis) out.push(endpointOf(String(sources.local.redis.host), Number(sources.local.redis.port)));
+    return out;
+  },
+
   admin(endpoint: Endpoint, sources: AdminSources): RedisAdmin | undefined {
     const fromEnv = sources.env.AIRLOCK_REDIS_ADMIN_URL;
     if (fromEnv) {
@@ -100,6 +110,7 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
     await withAdmin(admin, (redis) => redis.call("ACL", "SETUSER", identity.name, "reset", "on", `>${identity.password}`, ...aclRules(grant, identity.run)));
     return {
       env: { [envName]: `redis://${encodeURIComponent(identity.name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}` },
+      denied: () => withAdmin(admin, async (redis) => deniedFromAclLog((await redis.call("ACL", "LOG", "128")) as unknown[], identity.name)),
       revoke: () => withAdmin(admin, (redis) => redis.call("ACL", "DELUSER", identity.name)).then(() => {}),
     };
   },
@@ -132,4 +143,35 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
 
 export function newPassword(): string {
   return randomBytes(24).toString("base64url");
+}
+
+/** Never granted, whatever a policy says: the fix is not a policy line. */
+const NEVER = /^(migrate|replicaof|slaveof|config|module|debug|shutdown|flushall|flushdb|keys|scan|randomkey|select|acl|client|monitor|eval|evalsha|script|function|fcall|save|bgsave|bgrewriteaof|sort|swapdb|move|pubsub|info)/;
+
+/** ACL LOG entries (flat [field, value, ...] lists) of one user, as denials with their fix. */
+export function deniedFromAclLog(log: unknown[], user: string): BusDenial[] {
+  const byKey = new Map<string, BusDenial>();
+  for (const raw of log) {
+    const fields = raw as (string | number)[];
+    const e: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) e[String(fields[i])] = String(fields[i + 1]);
+    if (e.username !== user || e.reason === "auth") continue;
+    const command = /(?:^| )cmd=(\S+)/.exec(e["client-info"] ?? "")?.[1];
+    const what = e.reason === "key" ? "key" : e.reason === "channel" ? "channel" : "command";
+    const name = what === "command" ? (e.object ?? "").toLowerCase() : (e.object ?? "");
+    const fix =
+      what === "key"
+        ? `add a pattern for ${name} to bus.redis.keys.read (or keys.write)`
+        : what === "channel"
+          ? `add ${name} to bus.redis.${command === "publish" ? "publish" : "subscribe"}`
+          : NEVER.test(name)
+            ? "never granted to agents"
+            : "grant keys (read/write), publish or subscribe in bus.redis: commands follow from those";
+    const key = `${what}|${name}|${command ?? ""}`;
+    const prev = byKey.get(key);
+    const count = Number(e.count ?? 1);
+    if (prev) prev.count += count;
+    else byKey.set(key, { broker: "redis", what, name, ...(command ? { command } : {}), count, fix });
+  }
+  return [...byKey.values()];
 }

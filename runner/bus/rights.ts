@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { BusRightsError } from "../errors.js";
 import { stateDir } from "../images/trust.js";
 import type { Policy } from "../policy/index.js";
-import { identityName, type AdminSources } from "./kind.js";
+import { identityName, type AdminSources, type BusDenial } from "./kind.js";
 import { newPassword } from "./redis.js";
 import { BUS_KINDS } from "./registry.js";
 
@@ -20,6 +20,8 @@ export interface BusRights {
   warnings: string[];
   /** Identities minted, by broker (for the result). */
   identities: { kind: string; endpoint: string; name: string }[];
+  /** What the brokers refused the run's identities (call after the agent exited, before revoke). */
+  denied(): Promise<BusDenial[]>;
   revoke(): Promise<void>;
 }
 
@@ -39,7 +41,7 @@ export function localBrokersFile(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.AIRLOCK_BROKERS_STATE ?? join(stateDir(env), "brokers"), "admin.json");
 }
 
-function adminSources(env: NodeJS.ProcessEnv): AdminSources {
+export function adminSources(env: NodeJS.ProcessEnv = process.env): AdminSources {
   let local: AdminSources["local"];
   try {
     local = JSON.parse(readFileSync(localBrokersFile(env), "utf8")) as AdminSources["local"];
@@ -54,8 +56,9 @@ const swept = new Map<string, Promise<unknown>>();
 export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
   const env = req.env ?? process.env;
   const sources = adminSources(env);
-  const result: BusRights = { env: {}, warnings: [], identities: [], revoke: async () => {} };
+  const result: BusRights = { env: {}, warnings: [], identities: [], denied: async () => [], revoke: async () => {} };
   const revokes: (() => Promise<void>)[] = [];
+  const reports: (() => Promise<BusDenial[]>)[] = [];
   const required = req.requireRights || req.policy.bus.requireRights;
   try {
     for (const grant of req.policy.bus.grants) {
@@ -78,6 +81,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         const minted = await kind.mint(admin as never, grant.grant as never, identity, grant.endpoint, grant.env);
         Object.assign(result.env, minted.env);
         revokes.push(minted.revoke);
+        if (minted.denied) reports.push(minted.denied);
         result.identities.push({ kind: grant.kind, endpoint: grant.endpoint.raw, name: identity.name });
       } catch (err) {
         throw new BusRightsError(`could not create the agent's identity on the ${where}: ${(err as Error).message}`, `check that the broker is running and the admin credentials (${(admin as { source?: string }).source ?? "admin"}) are right`, err);
@@ -87,9 +91,34 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
     await Promise.all(revokes.map((r) => r().catch(() => {})));
     throw err;
   }
+  result.denied = async () => (await Promise.all(reports.map((r) => r().catch(() => [] as BusDenial[])))).flat();
   result.revoke = async () => {
     const errors = (await Promise.all(revokes.splice(0).map((r) => r().then(() => undefined, (e: unknown) => e)))).filter(Boolean);
     if (errors.length) throw new BusRightsError(`could not delete ${errors.length} broker identit${errors.length === 1 ? "y" : "ies"} of this run: ${(errors[0] as Error).message}`, "they expire by name: the next run or `airlock cleanup` removes them");
   };
   return result;
+}
+
+/**
+ * Remove the broker identities of runs whose time is up (all of airlock's with `all`), on every
+ * broker the runner has admin access to. For `airlock cleanup`; every runner also does it once per
+ * broker before its first run there.
+ */
+export async function sweepIdentities(options: { all?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ broker: string; removed: string[]; error?: string }[]> {
+  const sources = adminSources(options.env ?? process.env);
+  const now = options.all ? Number.MAX_SAFE_INTEGER : Date.now();
+  const out: { broker: string; removed: string[]; error?: string }[] = [];
+  for (const kind of Object.values(BUS_KINDS)) {
+    for (const endpoint of kind.adminEndpoints(sources)) {
+      const admin = kind.admin(endpoint, sources);
+      if (!admin) continue;
+      const broker = `${kind.label} at ${endpoint.raw}`;
+      try {
+        out.push({ broker, removed: await kind.sweep(admin as never, now) });
+      } catch (err) {
+        out.push({ broker, removed: [], error: (err as Error).message });
+      }
+    }
+  }
+  return out;
 }

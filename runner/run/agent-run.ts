@@ -30,12 +30,15 @@ import { LogCapture, type StreamName } from "./logs.js";
 import { outputLimitProblem, outputUsage } from "./output.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import { openBusRights, type BusRights } from "../bus/rights.js";
+import type { BusDenial } from "../bus/kind.js";
 import type { AgentResult, RunStatus } from "./result.js";
 import type { RunAgentOptions, RunEvent } from "./run-agent.js";
 
 const DEFAULT_GRACE_MS = 5000;
 const DEFAULT_LOG_CAP = 1024 * 1024;
 const OUTPUT_CHECK_MS = 250;
+/** How long a broker identity outlives the run's timeout and grace (the start and the stop). */
+const IDENTITY_MARGIN_MS = 30_000;
 
 interface ChosenImage {
   /** What the container is created from: the image ID (a tag could be moved meanwhile). */
@@ -66,6 +69,7 @@ export class AgentRun {
   private returnValue: unknown;
   private denied: DeniedConnection[] = [];
   private busRights?: BusRights;
+  private busDenied: BusDenial[] = [];
   private readonly secrets: string[] = [];
 
   constructor(
@@ -90,6 +94,7 @@ export class AgentRun {
       ...(this.prepared?.workspace.hidden.length ? { workspaceHidden: this.prepared.workspace.hidden } : {}),
       ...(this.busRights?.warnings.length ? { warnings: this.busRights.warnings } : {}),
       ...(this.busRights?.identities.length ? { busIdentities: this.busRights.identities } : {}),
+      ...(this.busDenied.length ? { busDenied: this.busDenied } : {}),
       ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
     };
   }
@@ -104,12 +109,13 @@ export class AgentRun {
 
   async execute(): Promise<AgentResult> {
     const prepared = await this.prepare();
-    const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
-    // Broker identities are minted while the images and the gate are prepared.
-    const rights = this.openRights(prepared, expiresAt);
-    rights.catch(() => {});
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
     const image = await this.chooseImage(prepared.policy, images);
+    const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
+    // Broker identities are minted while the gate is set up. They live as long as the run can (a
+    // crashed runner's are swept by name once that has passed).
+    const rights = this.openRights(prepared, Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + IDENTITY_MARGIN_MS);
+    rights.catch(() => {});
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
     const bus = await rights;
     Object.assign(prepared.env, bus.env);
@@ -119,7 +125,7 @@ export class AgentRun {
   }
 
   private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {
-    if (prepared.policy.bus.grants.length === 0) return (this.busRights = { env: {}, warnings: [], identities: [], revoke: async () => {} });
+    if (prepared.policy.bus.grants.length === 0) return (this.busRights = { env: {}, warnings: [], identities: [], denied: async () => [], revoke: async () => {} });
     this.phase("preparing", `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`);
     const rights = (this.busRights = await openBusRights({
       policy: prepared.policy,
@@ -312,6 +318,8 @@ export class AgentRun {
         this.denied = await gate.collect({ code, stderr: this.stderr!.text() });
         if (code !== 0 || stops.requested) state ??= await withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined);
       }
+      // What the brokers refused the run's identities, while they still exist.
+      if (this.busRights) this.busDenied = await withTimeout(this.busRights.denied(), 5000, "a broker did not answer within 5 s").catch(() => []);
       // A burst written just before the exit is caught here.
       const output = stops.requested ? undefined : outputLimitProblem(await outputUsage(this.outputDir, limits), limits);
       return { code, ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };

@@ -34,6 +34,8 @@ export interface AgentResult {
   image?: string;
   /** What the caller should know: brokers where the agent has more rights than its policy grants. */
   warnings?: string[];
+  /** What the brokers refused the run's identities (where they keep a record: Redis' ACL LOG), with the policy line to add. */
+  busDenied?: { broker: string; what: string; name: string; command?: string; count: number; fix: string }[];
   /** The broker identities minted for this run (deleted when it ended). */
   busIdentities?: { kind: string; endpoint: string; name: string }[];
   /** Entries of the working directory kept out of /workspace because they look like secrets. */

@@ -73,3 +73,16 @@ describe("airlock up", () => {
     expect(xml).toMatch(/<testcase classname="redis-request-reply" name="requester" time="[\d.]+">/);
   });
 });
+
+describe("example 5: bus rights", () => {
+  it("an agent that steps outside its rights is refused by the broker, and the CLI names the policy line", async () => {
+    const out = await tempDir();
+    const up = await execa("node", [packagePath("dist", "runner", "cli", "main.js"), "up", packagePath("examples", "bus-rights", "run.yaml"), "--output", out], { reject: false, env: { NO_COLOR: "1" } });
+    expect(up.exitCode, up.stdout + up.stderr).toBe(0);
+    expect(up.stdout).toContain("snooper | read billing:secrets: NOPERM");
+    expect(up.stdout).toContain("snooper | CONFIG GET dir: NOPERM");
+    expect(up.stdout).toMatch(/the broker refused 2 things \(rights from bus in .*policies\/bus-rights-snooper\.yaml\)/);
+    expect(up.stdout).toMatch(/redis\s+key billing:secrets \(get\)\s+1×\s+→ add a pattern for billing:secrets to bus\.redis\.keys\.read/);
+    expect(up.stdout).toMatch(/redis\s+command config\|get\s+1×\s+→ never granted to agents/);
+  });
+});

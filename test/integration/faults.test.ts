@@ -189,7 +189,7 @@ describe("many agents at once", () => {
         runAgent({
           name: `many-${i}`,
           agent: join(AGENTS, kind === "timeout" ? "slow.ts" : kind === "fail" ? "fails-fast.ts" : "probe.ts"),
-          policy: definePolicy({ name: `many-${i}`, timeoutSeconds: kind === "timeout" ? 3 : 120, ...(i % 2 === 0 ? { network: { allowedEndpoints: ["localhost:6379"] } } : {}), env: { set: { PROBES: JSON.stringify([{ id: "r", kind: "tcp", host: "127.0.0.1", port: 6379, send: "PING\r\n" }]) } } }),
+          policy: definePolicy({ name: `many-${i}`, timeoutSeconds: kind === "timeout" ? 3 : 120, ...(i % 2 === 0 ? { network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } } : {}), env: { set: { PROBES: JSON.stringify([{ id: "r", kind: "tcp", host: "127.0.0.1", port: 6379, send: "PING\r\n" }]) } } }),
           outputDir: join(dir, `out-${i}`),
           workingDir: AGENTS,
           stopGraceMs: 1000,
@@ -203,17 +203,33 @@ describe("many agents at once", () => {
     await new Promise((r) => setTimeout(r, 500));
     const after = { fds: (await fds()) - idleSockets(), rules: await iptablesLines(), networks: await networks(), children: await children() };
     const containers = (await leftoverContainers()).filter((c) => c.includes("many-"));
+    const identities = (await brokerUsers()).filter((u) => u.startsWith("airlock-many-"));
     const newChildren = [...after.children].filter((c) => !before.children.has(c)).join(" ");
-    const held = right && redisOk && containers.length === 0 && after.rules === before.rules && after.networks === before.networks && after.fds <= before.fds + 2 && newChildren === "";
+    const held = right && redisOk && containers.length === 0 && identities.length === 0 && after.rules === before.rules && after.networks === before.networks && after.fds <= before.fds + 2 && newChildren === "";
     expect(
       report.add(
         "faults",
         "20 agents at once (10 succeed, 5 fail, 5 time out; half gated)",
-        "every status right; no containers, networks, rules, processes or open files left",
-        `statuses ${right ? "all right" : "WRONG"}; containers ${containers.length}; networks ${before.networks}→${after.networks}; host iptables lines ${before.rules}→${after.rules}; runner fds (less idle keep-alive sockets) ${before.fds}→${after.fds}; new child processes ${newChildren || "none"}`,
+        "every status right; no containers, broker identities, networks, rules, processes or open files left",
+        `statuses ${right ? "all right" : "WRONG"}; containers ${containers.length}; broker identities ${identities.length}; networks ${before.networks}→${after.networks}; host iptables lines ${before.rules}→${after.rules}; runner fds (less idle keep-alive sockets) ${before.fds}→${after.fds}; new child processes ${newChildren || "none"}`,
         held,
       ),
       JSON.stringify(results.map((r) => [r.name, r.status, r.error])),
     ).toBe(true);
   });
 });
+
+/** The local Redis' ACL users (the ten gated agents above each had one). */
+async function brokerUsers(): Promise<string[]> {
+  const { readFileSync } = await import("node:fs");
+  const { Redis } = await import("ioredis");
+  const { localBrokersFile } = await import("../../runner/bus/rights.js");
+  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
+  const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false });
+  r.on("error", () => {});
+  try {
+    return (await r.call("ACL", "USERS")) as string[];
+  } finally {
+    r.disconnect();
+  }
+}

@@ -139,7 +139,52 @@ describe("crash cleanup", () => {
     expect(await leftoverContainers()).toEqual([]);
     if (kernel) expect([...(await runsWithHostRules()).keys()]).not.toContain(runId);
   });
+
+  it("a runner killed with SIGKILL leaves a broker identity that expires with its run and is swept by cleanup", async () => {
+    const dir = await tempDir();
+    const script = join(dir, "runner.mjs");
+    await writeFile(
+      script,
+      `import { runAgent, definePolicy } from ${JSON.stringify(packagePath("dist", "runner", "index.js"))};
+       await runAgent({ name: "orphan-bus", agent: ${JSON.stringify(join(AGENTS, "slow.ts"))}, policy: definePolicy({ name: "orphan-bus", timeoutSeconds: 1, network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }),
+         outputDir: ${JSON.stringify(join(dir, "out"))}, stopGraceMs: 100,
+         onEvent: (e) => { if (e.type === "output") console.log(e.line); } });`,
+    );
+    const child = execa("node", [script], { cwd: packagePath(), reject: false, buffer: false });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the orphan agent never started")), 60_000);
+      child.stdout!.on("data", (d: Buffer) => d.toString().includes("now busy") && (clearTimeout(timer), resolve()));
+    });
+    child.kill("SIGKILL");
+    await child;
+    const admin = await localRedisAdmin();
+    const mine = async () => ((await admin.call("ACL", "USERS")) as string[]).filter((u) => u.startsWith("airlock-orphan-bus-"));
+    const left = await mine();
+    expect(left).toHaveLength(1);
+    // Its name says when it expires: the run's timeout and grace, plus a margin.
+    const expires = Number(left[0]!.split("-").pop()) * 1000;
+    expect(expires - Date.now()).toBeLessThan(35_000);
+    const before = await execa("node", [CLI, "cleanup"], { reject: false });
+    expect(before.exitCode).toBe(0);
+    expect(await mine()).toEqual(left); // not expired yet: a run that is still starting keeps its identity
+    await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now() + 500)));
+    const after = await execa("node", [CLI, "cleanup"], { reject: false });
+    expect(after.stdout, after.stderr).toMatch(/removed \d+ broker identit(y|ies) on the Redis at 127\.0\.0\.1:6379: /);
+    expect(after.stdout).toContain(left[0]);
+    expect(await mine()).toEqual([]);
+    admin.disconnect();
+  }, 120_000);
 });
+
+async function localRedisAdmin() {
+  const { readFileSync } = await import("node:fs");
+  const { Redis } = await import("ioredis");
+  const { localBrokersFile } = await import("../../runner/bus/rights.js");
+  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
+  const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false });
+  r.on("error", () => {});
+  return r;
+}
 
 describe("CLI", () => {
   it("airlock run streams prefixed output, summarises, and exits with the agent's code", async () => {

@@ -120,11 +120,18 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
   };
 }
 
-/** "denied by the gate" lines, so a user sees what the policy would need. */
+/** "denied by the gate" and "refused by the broker" lines, so a user sees what the policy would need. */
 export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): string[] {
-  if (!result.denied?.length) return [];
   const policy = result.policy?.source && result.policy.source !== "<inline>" ? relative(process.cwd(), result.policy.source) : "the policy";
+  const bus = result.busDenied?.length
+    ? [
+        style.yellow(`${result.name}: the broker refused ${result.busDenied.length} thing${result.busDenied.length === 1 ? "" : "s"} (rights from bus in ${policy}):`, out),
+        ...result.busDenied.map((d) => `  ${d.broker.padEnd(6)} ${`${d.what} ${d.name}${d.command && d.what !== "command" ? ` (${d.command})` : ""}`.padEnd(36)} ${d.count}×  → ${d.fix}`),
+      ]
+    : [];
+  if (!result.denied?.length) return bus;
   return [
+    ...bus,
     style.yellow(`${result.name}: the gate refused ${result.denied.length} destination${result.denied.length === 1 ? "" : "s"} (add to network.allowedEndpoints in ${policy} if the agent needs ${result.denied.length === 1 ? "it" : "them"}):`, out),
     ...result.denied.map((d) => {
       const times = `${d.countAtLeast ? "≥" : ""}${d.count}×`;

@@ -1,0 +1,24 @@
+/**
+ * An agent that steps outside its bus rights: it may use its own keys (notes:{run}:*), and tries to
+ * read another team's key and to reconfigure the broker. Redis refuses both (NOPERM), and after the
+ * run airlock lists what the broker refused and which policy line would allow it.
+ *
+ *   npx airlock up examples/bus-rights/run.yaml
+ */
+import { defineAgent } from "airlock/agent";
+
+export default defineAgent(async (ctx) => {
+  const redis = await ctx.bus.redis();
+  const mine = `notes:${ctx.env.AIRLOCK_GROUP_RUN_ID}:today`;
+  await redis.set(mine, "written with this run's own identity", "EX", 60);
+  ctx.log(`own key ${mine}: ${await redis.get(mine)}`);
+  const attempts: Record<string, string> = {};
+  for (const [what, call] of [
+    ["read billing:secrets", () => redis.get("billing:secrets")],
+    ["CONFIG GET dir", () => redis.call("CONFIG", "GET", "dir")],
+  ] as const) {
+    attempts[what] = await call().then((v) => `allowed: ${String(v)}`, (e: Error) => e.message.split(".")[0]!);
+    ctx.log(`${what}: ${attempts[what]}`);
+  }
+  return attempts;
+});
