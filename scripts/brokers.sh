@@ -147,18 +147,26 @@ start_kafka() {
       || { tail -n 30 "$dir/maven.log" >&2; exit 1; }
     touch "$lib/.complete"
   fi
-  sed -e "s|@DATA@|$dir/data|" -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-    "$root/brokers/kafka/server.properties" > "$dir/server.properties"
+  local admin_user admin_password
+  admin_user=$(admin_field kafka user)
+  admin_password=$(admin_field kafka password)
+  (umask 077 && sed -e "s|@DATA@|$dir/data|" -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    -e "s|@ADMIN_USER@|$admin_user|g" -e "s|@ADMIN_PASSWORD@|$admin_password|g" \
+    "$root/brokers/kafka/server.properties" > "$dir/server.properties")
   sed -e "s|@LOG@|$dir/kafka.log|" "$root/brokers/kafka/log4j.properties" > "$dir/log4j.properties"
   local java=(java -Xms256m -Xmx512m -XX:+UseG1GC -cp "$lib/*" -Dlog4j.configuration="file:$dir/log4j.properties")
   if [ ! -f "$dir/data/meta.properties" ]; then
     rm -rf "$dir/data"
-    "${java[@]}" kafka.tools.StorageTool format -t "$("${java[@]}" kafka.tools.StorageTool random-uuid | tail -n1)" -c "$dir/server.properties" >/dev/null
+    # The runner's admin user exists from the first start (SCRAM credentials live in the metadata log).
+    "${java[@]}" kafka.tools.StorageTool format -t "$("${java[@]}" kafka.tools.StorageTool random-uuid | tail -n1)" -c "$dir/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=$admin_user,password=$admin_password]" >/dev/null
   fi
   log "starting kafka (KRaft) on 127.0.0.1:$KAFKA_PORT"
   nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
   echo $! > "$state/kafka.pid"
   wait_for kafka kafka_up 60 "$dir/kafka.log"
+  # Tell the runner that this broker takes its admin's SCRAM login (it then mints users with ACLs).
+  node -e 'const fs=require("fs"),f=process.argv[1],a=JSON.parse(fs.readFileSync(f,"utf8")); a.kafka.sasl=true; fs.writeFileSync(f+".tmp",JSON.stringify(a,null,1)+"\n",{mode:0o600}); fs.renameSync(f+".tmp",f)' "$admin_file"
 }
 
 # The process this script started and everything below it (rabbitmq-server's wrapper starts the

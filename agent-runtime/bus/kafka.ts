@@ -19,7 +19,10 @@ const quietLogs: logCreator = () => ({ level, log }) => {
 
 export async function createKafka(clientId: string): Promise<Kafka> {
   const { Kafka, logLevel } = await import("kafkajs");
-  return new Kafka({ clientId, brokers: kafkaBrokers(), connectionTimeout: 5000, retry: { retries: 4, initialRetryTime: 200 }, logLevel: logLevel.WARN, logCreator: quietLogs });
+  // Under bus rights the runner hands the run's own SCRAM credentials in these variables.
+  const { KAFKA_USERNAME: username, KAFKA_PASSWORD: password } = process.env;
+  const sasl = username && password ? { sasl: { mechanism: "scram-sha-512" as const, username, password } } : {};
+  return new Kafka({ clientId, brokers: kafkaBrokers(), ...sasl, connectionTimeout: 5000, retry: { retries: 4, initialRetryTime: 200 }, logLevel: logLevel.WARN, logCreator: quietLogs });
 }
 
 async function connecting<T>(what: Promise<T>): Promise<T> {

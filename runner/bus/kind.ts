@@ -70,7 +70,7 @@ export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
 export interface AdminSources {
   env: NodeJS.ProcessEnv;
   /** What scripts/brokers.sh (airlock brokers) wrote for the brokers it started. */
-  local: Record<string, Record<string, string | number>> | undefined;
+  local: Record<string, Record<string, string | number | boolean>> | undefined;
 }
 
 export const IDENTITY_PREFIX = "airlock-";

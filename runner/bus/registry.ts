@@ -3,12 +3,14 @@
  * and a line here.
  */
 import type { BusKind } from "./kind.js";
+import { kafkaKind } from "./kafka.js";
 import { rabbitmqKind } from "./rabbitmq.js";
 import { redisKind } from "./redis.js";
 
 export const BUS_KINDS = {
   redis: redisKind,
   rabbitmq: rabbitmqKind,
+  kafka: kafkaKind,
 } as const satisfies Record<string, BusKind<any, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export type BusKindName = keyof typeof BUS_KINDS;

@@ -19,11 +19,11 @@ export interface AdvertisedBroker {
   port: number;
 }
 
-export type DescribeCluster = (bootstrap: string[]) => Promise<AdvertisedBroker[]>;
+export type DescribeCluster = (bootstrap: string[], sasl?: { username: string; password: string }) => Promise<AdvertisedBroker[]>;
 
-export const describeWithKafkajs: DescribeCluster = async (bootstrap) => {
+export const describeWithKafkajs: DescribeCluster = async (bootstrap, sasl) => {
   const { Kafka, logLevel } = await import("kafkajs");
-  const kafka = new Kafka({ clientId: "airlock-preflight", brokers: bootstrap, connectionTimeout: 3000, retry: { retries: 1, initialRetryTime: 200 }, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: "airlock-preflight", brokers: bootstrap, ...(sasl ? { sasl: { mechanism: "scram-sha-512" as const, ...sasl } } : {}), connectionTimeout: 3000, retry: { retries: 1, initialRetryTime: 200 }, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -35,7 +35,7 @@ export const describeWithKafkajs: DescribeCluster = async (bootstrap) => {
 
 const normal = (host: string, port: number) => `${host === "127.0.0.1" ? "localhost" : host.toLowerCase()}:${port}`;
 
-export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[], policySource: string, describe: DescribeCluster = describeWithKafkajs): Promise<AdvertisedBroker[]> {
+export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[], policySource: string, describe: DescribeCluster = describeWithKafkajs, sasl?: { username: string; password: string }): Promise<AdvertisedBroker[]> {
   const bootstrap = kafkaBrokers.split(",").map((b) => b.trim()).filter(Boolean);
   const allowed = new Set(endpoints.map((e) => normal(e.host, e.port)));
   const notAllowed = bootstrap.filter((b) => {
@@ -47,7 +47,7 @@ export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[]
   }
   let brokers: AdvertisedBroker[];
   try {
-    brokers = await describe(bootstrap);
+    brokers = await describe(bootstrap, sasl);
   } catch (err) {
     throw new KafkaPreflightError(
       `cannot reach Kafka at ${bootstrap.join(", ")} from this host to read its advertised listeners: ${(err as Error).message}`,

@@ -65,6 +65,8 @@ const HINTS: KeyHints = {
     "bus.rabbitmq": ["endpoint", "env", "vhost", "queues", "exchanges"],
     "bus.rabbitmq.queues": ["consume", "publish"],
     "bus.rabbitmq.exchanges": ["publish"],
+    "bus.kafka": ["endpoint", "env", "topics", "groups"],
+    "bus.kafka.topics": ["produce", "consume", "create"],
     workspace: ["include"],
     network: ["disabled", "allowedEndpoints"],
     env: ["allow", "set"],

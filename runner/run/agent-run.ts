@@ -119,9 +119,19 @@ export class AgentRun {
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
     const bus = await rights;
     Object.assign(prepared.env, bus.env);
+    await this.kafkaPreflight(prepared);
     const started = await this.start(prepared, image, gate, expiresAt);
     const exit = await this.waitForExit(prepared.policy, started, gate);
     return this.finish(exit);
+  }
+
+  /** kafkajs connects to every broker the cluster advertises: all of them must be in the policy. */
+  private async kafkaPreflight(prepared: PreparedRun): Promise<void> {
+    const env = prepared.env;
+    if (!env.KAFKA_BROKERS || prepared.policy.network.disabled) return;
+    this.phase("preparing", "checking the Kafka cluster's advertised listeners against the policy");
+    const sasl = env.KAFKA_USERNAME && env.KAFKA_PASSWORD ? { username: env.KAFKA_USERNAME, password: env.KAFKA_PASSWORD } : undefined;
+    await kafkaPreflight(env.KAFKA_BROKERS, prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.describeKafka, sasl);
   }
 
   private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {
@@ -162,10 +172,6 @@ export class AgentRun {
       (policy) => (this.policy = policy),
     ));
     if (prepared.workspace.hidden.length) this.phase("preparing", `kept out of /workspace (they look like secrets; list them in workspace.include to mount them): ${prepared.workspace.hidden.join(", ")}`);
-    if (prepared.env.KAFKA_BROKERS && !prepared.policy.network.disabled) {
-      this.phase("preparing", "checking the Kafka cluster's advertised listeners against the policy");
-      await kafkaPreflight(prepared.env.KAFKA_BROKERS, prepared.policy.network.allowedEndpoints, prepared.policy.source, o.describeKafka);
-    }
     await assertDockerReachable(this.runner.docker);
     if (this.runner.reapOrphans) await reapOrphansOnce(this.runner.docker);
     this.phase("images", "preparing images");

@@ -251,3 +251,110 @@ function rabbitSuite(label: string, airlockBuilt: boolean) {
 
 rabbitSuite("an image airlock built", true);
 rabbitSuite("an image derived from ours", false);
+
+function kafkaAdminCreds(): { host: string; port: number; user: string; password: string } {
+  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { kafka: { host: string; port: number; user: string; password: string } }).kafka;
+}
+async function kafkaAdmin<T>(work: (admin: import("kafkajs").Admin, kafka: import("kafkajs").Kafka) => Promise<T>): Promise<T> {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const a = kafkaAdminCreds();
+  const kafka = new Kafka({ clientId: "test-admin", brokers: [`${a.host}:${a.port}`], sasl: { mechanism: "scram-sha-512", username: a.user, password: a.password }, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await work(admin, kafka);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function kafkaSuite(label: string, airlockBuilt: boolean) {
+  describe(`Kafka rights, attacked from ${label}`, () => {
+    const area = `bus: kafka${airlockBuilt ? "" : " (derived image)"}`;
+    const tag = randomBytes(4).toString("hex");
+    const otherTopic = `other-agent-${tag}-events`;
+    const otherGroup = `other-agent-${tag}-group`;
+    let result: AgentResult;
+    let a: Record<string, string>;
+    let creds: { user: string; password: string };
+
+    beforeAll(async () => {
+      await kafkaAdmin(async (admin, kafka) => {
+        await admin.createTopics({ topics: [{ topic: otherTopic, numPartitions: 1 }], waitForLeaders: true });
+        const producer = kafka.producer();
+        await producer.connect();
+        await producer.send({ topic: otherTopic, messages: [{ value: "the other agent's event" }] });
+        await producer.disconnect();
+      });
+      const image = await attackerImage({ airlockBuilt });
+      const outputDir = join(await tempDir(), "out");
+      result = await runAgent({
+        command: ["node", "/workspace/bus-attack-kafka.cjs"],
+        image,
+        policy: definePolicy({
+          name: "kafka-attacker",
+          network: { allowedEndpoints: ["localhost:9092"] },
+          env: { set: { KAFKA_ATTACK: JSON.stringify({ otherTopic, otherGroup }) } },
+          bus: { kafka: { topics: { produce: ["mine-{run}"], consume: ["mine-{run}"], create: true }, groups: ["mine-{run}-group"] } },
+          timeoutSeconds: 120,
+        }),
+        outputDir,
+        workingDir: HERE,
+        requireBusRights: true,
+      });
+      a = JSON.parse(await readFile(join(outputDir, "kafka-attacks.json"), "utf8").catch(() => "{}"));
+      creds = JSON.parse(await readFile(join(outputDir, "kafka-credentials.json"), "utf8").catch(() => "{}"));
+      await containersRemoved();
+    }, 300_000);
+
+    afterAll(async () => {
+      await kafkaAdmin((admin) => admin.deleteTopics({ topics: [otherTopic] })).catch(() => {});
+    });
+
+    it("the agent works within its rights, with a SCRAM user of its own", () => {
+      expect(result.status, result.stderr + result.error).toBe("succeeded");
+      const held = a["own-topic"] === "read: mine" && /^airlock-kafka-attacker-/.test(a.identity ?? "");
+      expect(report.add(area, "its own topic and group (create, produce, consume)", "allowed", `${a.identity}: ${a["own-topic"]}`, held), JSON.stringify(a)).toBe(true);
+    });
+
+    it("does not even see other agents' topics", () => {
+      const held = /^sees only: /.test(a["list-topics"] ?? "") && !(a["list-topics"] ?? "").includes(otherTopic);
+      expect(report.add(area, "list topics", "only its own", a["list-topics"] ?? "not attempted", held)).toBe(true);
+    });
+
+    it.each([
+      ["produce-other", "produce to another agent's topic"],
+      ["consume-other", "consume another agent's topic"],
+      ["other-group", "join another agent's consumer group"],
+      ["create-other", "create a topic outside its prefix"],
+      ["delete-other", "delete another agent's topic"],
+      ["delete-own", "delete its own topic (no DELETE granted)"],
+      ["describe-acls", "describe the cluster's ACLs"],
+      ["create-acl", "grant itself READ on another agent's topic"],
+      ["offsets-other", "read another agent's topic offsets"],
+    ])("%s is refused", (key, label) => {
+      const o = a[key] ?? "not attempted";
+      expect(report.add(area, label, "refused (AUTHORIZATION_FAILED)", o, /AUTHORIZATION_FAILED|not authorized|coordinator|does not host|UNKNOWN_TOPIC|not created/i.test(o) && !/^(produced|deleted|created|read:|offsets:)/.test(o)), `${key}: ${o}`).toBe(true);
+    });
+
+    it("admin with guessed passwords and a plaintext client are refused", () => {
+      const logins = Object.entries(a).filter(([k]) => k.startsWith("login:"));
+      const held = logins.length === 4 && logins.every(([, o]) => o !== "logged in");
+      expect(report.add(area, "log in as airlock-admin with empty or guessed passwords, admin/admin, or without SASL", "refused", logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 30)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+    });
+
+    it("the other agent's topic is intact, and the user and its ACLs are gone once the run ended", async () => {
+      const { scramLogin } = await import("../../../runner/bus/kafka-scram.js");
+      const login = await scramLogin("127.0.0.1", 9092, creds.user, creds.password);
+      const { acls, offsets } = await kafkaAdmin(async (admin) => ({
+        acls: (await admin.describeAcls({ resourceType: 1, resourcePatternType: 1, operation: 1, permissionType: 1, principal: `User:${creds.user}` } as never)).resources.length,
+        offsets: await admin.fetchTopicOffsets(otherTopic),
+      }));
+      const held = login !== true && acls === 0 && offsets[0]?.offset === "1";
+      expect(report.add(area, "reuse the run's credentials after it ended; the other agent's topic", "login refused, no ACL left; the other topic still holds exactly its 1 event", `${String(login).slice(0, 60)}; ACLs left ${acls}; other topic offset ${offsets[0]?.offset}`, held)).toBe(true);
+    });
+  });
+}
+
+kafkaSuite("an image airlock built", true);
+kafkaSuite("an image derived from ours", false);

@@ -1,0 +1,285 @@
+/**
+ * Creating and deleting Kafka SCRAM credentials at run time (AlterUserScramCredentials, KIP-554,
+ * API key 51, KRaft since 3.5). kafkajs has no such request, and the Java tool costs a JVM start
+ * (about 1.2 s) per call, so this is a small client of its own: one TCP connection, SASL
+ * SCRAM-SHA-512 login as the runner's admin, then the request. The credential is computed here
+ * (salt, PBKDF2-HMAC-SHA512), as the protocol requires; only node:crypto is used.
+ */
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { connect, type Socket } from "node:net";
+
+const SASL_HANDSHAKE = 17;
+const SASL_AUTHENTICATE = 36;
+const ALTER_USER_SCRAM_CREDENTIALS = 51;
+/** ScramMechanism: 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512. */
+const SCRAM_SHA_512 = 2;
+export const SCRAM_ITERATIONS = 4096;
+
+class Writer {
+  private readonly parts: Buffer[] = [];
+  int8(v: number) {
+    const b = Buffer.alloc(1);
+    b.writeInt8(v);
+    this.parts.push(b);
+    return this;
+  }
+  int16(v: number) {
+    const b = Buffer.alloc(2);
+    b.writeInt16BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  int32(v: number) {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  uvarint(v: number) {
+    const out: number[] = [];
+    while (v > 0x7f) {
+      out.push((v & 0x7f) | 0x80);
+      v >>>= 7;
+    }
+    out.push(v);
+    this.parts.push(Buffer.from(out));
+    return this;
+  }
+  /** Classic string: int16 length. */
+  string(s: string) {
+    const b = Buffer.from(s);
+    return this.int16(b.length).raw(b);
+  }
+  /** Classic bytes: int32 length. */
+  bytes(b: Buffer) {
+    return this.int32(b.length).raw(b);
+  }
+  /** Compact (flexible versions): unsigned varint length + 1. */
+  compactString(s: string) {
+    const b = Buffer.from(s);
+    return this.uvarint(b.length + 1).raw(b);
+  }
+  compactBytes(b: Buffer) {
+    return this.uvarint(b.length + 1).raw(b);
+  }
+  raw(b: Buffer) {
+    this.parts.push(b);
+    return this;
+  }
+  buffer() {
+    return Buffer.concat(this.parts);
+  }
+}
+
+class Reader {
+  constructor(
+    private readonly b: Buffer,
+    private at = 0,
+  ) {}
+  int16() {
+    const v = this.b.readInt16BE(this.at);
+    this.at += 2;
+    return v;
+  }
+  int32() {
+    const v = this.b.readInt32BE(this.at);
+    this.at += 4;
+    return v;
+  }
+  int64() {
+    this.at += 8;
+  }
+  uvarint() {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = this.b[this.at++]!;
+      v |= (byte & 0x7f) << shift;
+      if (!(byte & 0x80)) return v >>> 0;
+      shift += 7;
+    }
+  }
+  nullableString(): string | null {
+    const n = this.int16();
+    if (n < 0) return null;
+    const s = this.b.toString("utf8", this.at, this.at + n);
+    this.at += n;
+    return s;
+  }
+  bytes(): Buffer {
+    const n = this.int32();
+    const s = this.b.subarray(this.at, this.at + Math.max(n, 0));
+    this.at += Math.max(n, 0);
+    return s;
+  }
+  compactNullableString(): string | null {
+    const n = this.uvarint() - 1;
+    if (n < 0) return null;
+    const s = this.b.toString("utf8", this.at, this.at + n);
+    this.at += n;
+    return s;
+  }
+  skipTags() {
+    const n = this.uvarint();
+    for (let i = 0; i < n; i++) {
+      this.uvarint();
+      this.at += this.uvarint();
+    }
+  }
+}
+
+/** One connection to a broker that sends requests and matches responses by correlation id. */
+class Connection {
+  private buffered = Buffer.alloc(0);
+  private readonly waiting = new Map<number, (body: Buffer) => void>();
+  private nextId = 1;
+  private failure: Error | undefined;
+
+  private constructor(private readonly socket: Socket) {
+    socket.on("data", (chunk: Buffer) => {
+      this.buffered = Buffer.concat([this.buffered, chunk]);
+      while (this.buffered.length >= 4) {
+        const size = this.buffered.readInt32BE(0);
+        if (this.buffered.length < 4 + size) break;
+        const frame = this.buffered.subarray(4, 4 + size);
+        this.buffered = this.buffered.subarray(4 + size);
+        const id = frame.readInt32BE(0);
+        this.waiting.get(id)?.(frame.subarray(4));
+        this.waiting.delete(id);
+      }
+    });
+    const fail = (err: Error) => {
+      this.failure = err;
+      for (const w of this.waiting.values()) w(Buffer.alloc(0));
+      this.waiting.clear();
+    };
+    socket.on("error", fail);
+    socket.on("close", () => fail(new Error("the broker closed the connection")));
+  }
+
+  static open(host: string, port: number, timeoutMs = 5000): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port });
+      socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)));
+      socket.once("connect", () => {
+        socket.setTimeout(0);
+        resolve(new Connection(socket));
+      });
+      socket.once("error", reject);
+    });
+  }
+
+  /** Send a request; `flexible` uses request header v2 (with tagged fields) and response header v1. */
+  async request(apiKey: number, apiVersion: number, body: Buffer, flexible = false): Promise<Reader> {
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    const header = new Writer().int16(apiKey).int16(apiVersion).int32(id).string("airlock-runner");
+    if (flexible) header.uvarint(0);
+    const payload = Buffer.concat([header.buffer(), body]);
+    const reply = new Promise<Buffer>((resolve) => this.waiting.set(id, resolve));
+    this.socket.write(Buffer.concat([new Writer().int32(payload.length).buffer(), payload]));
+    const frame = await reply;
+    if (this.failure) throw this.failure;
+    const reader = new Reader(frame);
+    if (flexible) reader.skipTags();
+    return reader;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const saslName = (s: string) => s.replace(/=/g, "=3D").replace(/,/g, "=2C");
+const hmac = (key: Buffer, data: string | Buffer) => createHmac("sha512", key).update(data).digest();
+
+/** The SCRAM-SHA-512 salted password (what the broker stores, with the salt and iterations). */
+export function saltedPassword(password: string, salt: Buffer, iterations = SCRAM_ITERATIONS): Buffer {
+  return pbkdf2Sync(password, salt, iterations, 64, "sha512");
+}
+
+/** Log in with SASL SCRAM-SHA-512 (RFC 5802 over KIP-152's SaslAuthenticate). */
+async function authenticate(conn: Connection, user: string, password: string): Promise<void> {
+  const hs = await conn.request(SASL_HANDSHAKE, 1, new Writer().string("SCRAM-SHA-512").buffer());
+  const hsError = hs.int16();
+  if (hsError !== 0) throw new Error(`the broker does not offer SCRAM-SHA-512 (SaslHandshake error ${hsError})`);
+  const nonce = randomBytes(24).toString("base64");
+  const firstBare = `n=${saslName(user)},r=${nonce}`;
+  const step = async (message: string) => {
+    const r = await conn.request(SASL_AUTHENTICATE, 1, new Writer().bytes(Buffer.from(message)).buffer());
+    const error = r.int16();
+    const text = r.nullableString();
+    const bytes = r.bytes();
+    r.int64();
+    if (error !== 0) throw new Error(`SCRAM login as ${user} refused: ${text ?? `error ${error}`}`);
+    return bytes.toString();
+  };
+  const serverFirst = await step(`n,,${firstBare}`);
+  const attrs = Object.fromEntries(serverFirst.split(",").map((kv) => [kv[0], kv.slice(2)]));
+  if (!attrs.r?.startsWith(nonce)) throw new Error("SCRAM: the broker's nonce does not extend ours");
+  const salted = saltedPassword(password, Buffer.from(attrs.s!, "base64"), Number(attrs.i));
+  const clientKey = hmac(salted, "Client Key");
+  const storedKey = createHash("sha512").update(clientKey).digest();
+  const finalNoProof = `c=biws,r=${attrs.r}`;
+  const authMessage = `${firstBare},${serverFirst},${finalNoProof}`;
+  const signature = hmac(storedKey, authMessage);
+  const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!));
+  const serverFinal = await step(`${finalNoProof},p=${proof.toString("base64")}`);
+  const expected = hmac(hmac(salted, "Server Key"), authMessage);
+  const got = Buffer.from(/v=([^,]+)/.exec(serverFinal)?.[1] ?? "", "base64");
+  if (got.length !== expected.length || !timingSafeEqual(got, expected)) throw new Error("SCRAM: the broker's signature does not verify");
+}
+
+export interface ScramAdmin {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+/** Upsert (password given) or delete (undefined) SCRAM-SHA-512 credentials for users. */
+export async function alterScramCredentials(admin: ScramAdmin, changes: { user: string; password?: string }[]): Promise<void> {
+  const conn = await Connection.open(admin.host, admin.port);
+  try {
+    await authenticate(conn, admin.user, admin.password);
+    const deletions = changes.filter((c) => c.password === undefined);
+    const upsertions = changes.filter((c) => c.password !== undefined);
+    const body = new Writer().uvarint(deletions.length + 1);
+    for (const d of deletions) body.compactString(d.user).int8(SCRAM_SHA_512).uvarint(0);
+    body.uvarint(upsertions.length + 1);
+    for (const u of upsertions) {
+      const salt = randomBytes(32);
+      body.compactString(u.user).int8(SCRAM_SHA_512).int32(SCRAM_ITERATIONS).compactBytes(salt).compactBytes(saltedPassword(u.password!, salt)).uvarint(0);
+    }
+    body.uvarint(0);
+    const r = await conn.request(ALTER_USER_SCRAM_CREDENTIALS, 0, body.buffer(), true);
+    r.int32(); // throttle time
+    const n = r.uvarint() - 1;
+    const failures: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const user = r.compactNullableString();
+      const error = r.int16();
+      const message = r.compactNullableString();
+      r.skipTags();
+      // 91 RESOURCE_NOT_FOUND: deleting a credential that is already gone.
+      if (error !== 0 && error !== 91) failures.push(`${user}: ${message ?? `error ${error}`}`);
+    }
+    if (failures.length) throw new Error(`AlterUserScramCredentials: ${failures.join("; ")}`);
+  } finally {
+    conn.close();
+  }
+}
+
+/** Whether the user can log in with this password (for tests and doctor). */
+export async function scramLogin(host: string, port: number, user: string, password: string): Promise<true | string> {
+  const conn = await Connection.open(host, port).catch((e: Error) => e);
+  if (conn instanceof Error) return conn.message;
+  try {
+    await authenticate(conn, user, password);
+    return true;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    conn.close();
+  }
+}
