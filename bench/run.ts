@@ -14,7 +14,9 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { execa } from "execa";
 import type Docker from "dockerode";
-import { definePolicy, dockerClient, ensureImages, runAgent, type Policy } from "../runner/index.js";
+import { definePolicy, dockerClient, ensureImages, runAgent, type Policy, type PolicyInput } from "../runner/index.js";
+import { localBrokersFile, openBusRights } from "../runner/bus/rights.js";
+import { readFileSync } from "node:fs";
 import { ensureNetwork } from "../runner/docker/network.js";
 import { ensurePackagesImage } from "../runner/images/images.js";
 import { defaultRunner } from "../runner/runner.js";
@@ -106,8 +108,8 @@ interface Prepared {
   bundles: Record<string, string>;
 }
 
-async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[]): Promise<Prepared> {
-  const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, packages: ["ioredis@5.9.2", "kafkajs@2.2.4"], timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
+async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[], bus?: PolicyInput["bus"]): Promise<Prepared> {
+  const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, ...(bus ? { bus } : {}), packages: ["ioredis@5.9.2", "kafkajs@2.2.4"], timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
   const images = await ensureImages(docker);
   const { id: image } = await ensurePackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages);
   const bundles: Record<string, string> = {};
@@ -225,9 +227,16 @@ async function many(agentImage: string, n: number, reps: number, section: string
 
 // ---------- 3. throughput and latency ---------------------------------------------------------
 
+/** The local brokers' admin credentials: the "no rights" side of a pair uses them (a super user, no ACL checks). */
+function brokerAdmins(): { redisUrl: string; kafka: { KAFKA_USERNAME: string; KAFKA_PASSWORD: string } } {
+  const a = JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, { user: string; password: string; host: string; port: number }>;
+  return { redisUrl: `redis://${a.redis!.user}:${encodeURIComponent(a.redis!.password)}@localhost:${a.redis!.port}`, kafka: { KAFKA_USERNAME: a.kafka!.user, KAFKA_PASSWORD: a.kafka!.password } };
+}
+
 async function createTopic(topic: string): Promise<void> {
   const { Kafka, logLevel } = await import("kafkajs");
-  const admin = new Kafka({ clientId: "bench-admin", brokers: ["localhost:9092"], logLevel: logLevel.NOTHING }).admin();
+  const { kafka } = brokerAdmins();
+  const admin = new Kafka({ clientId: "bench-admin", brokers: ["localhost:9092"], sasl: { mechanism: "scram-sha-512", username: kafka.KAFKA_USERNAME, password: kafka.KAFKA_PASSWORD }, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
   await admin.disconnect();
@@ -235,10 +244,16 @@ async function createTopic(topic: string): Promise<void> {
 
 async function throughput() {
   log("3. throughput through the gate");
-  const redisEnv = (run: string) => ({ REDIS_URL: "redis://localhost:6379", BENCH_N: String(N_MESSAGES), BENCH_CHANNEL: `bench-${run}` });
-  const redis = await prepare("bench-redis", "localhost:6379", redisEnv("x"), ["redis-sub", "redis-pub", "rr-replier", "rr-requester"]);
-  const kafkaEnv = (run: string) => ({ KAFKA_BROKERS: "localhost:9092", BENCH_N: String(N_MESSAGES), BENCH_TOPIC: `bench-${run}` });
-  const kafka = await prepare("bench-kafka", "localhost:9092", kafkaEnv("x"), ["kafka-cons", "kafka-prod"]);
+  // Gated pairs get their rights from the bus section (an identity per run); the ungated baseline
+  // uses the broker's admin (no ACL checks at all), so "through the gate" includes the rights' cost.
+  const admins = brokerAdmins();
+  const redisEnv = (run: string) => ({ BENCH_N: String(N_MESSAGES), BENCH_CHANNEL: `bench-${run}` });
+  const redisBus = { redis: { publish: ["bench-*"], subscribe: ["bench-*"], keys: { write: ["bench-*"] } } };
+  const redis = await prepare("bench-redis", "localhost:6379", redisEnv("x"), ["redis-sub", "redis-pub", "rr-replier", "rr-requester"], redisBus);
+  const kafkaEnv = (run: string) => ({ BENCH_N: String(N_MESSAGES), BENCH_TOPIC: `bench-${run}` });
+  const kafka = await prepare("bench-kafka", "localhost:9092", kafkaEnv("x"), ["kafka-cons", "kafka-prod"], { kafka: { topics: { produce: ["bench-*"], consume: ["bench-*"] }, groups: ["bench-*"] } });
+  const openRedis = { network: "host", env: { REDIS_URL: admins.redisUrl } };
+  const openKafka = { network: "host", env: { KAFKA_BROKERS: "localhost:9092", ...admins.kafka } };
   const tput = { redis: { gated: [] as number[], open: [] as number[] }, kafka: { gated: [] as number[], open: [] as number[] } };
   const rr = { gated: { p50: [] as number[], p99: [] as number[] }, open: { p50: [] as number[], p99: [] as number[] } };
   // Half a second per pair: short enough to be noisy on a small machine, so more pairs than elsewhere.
@@ -248,12 +263,12 @@ async function throughput() {
     for (const gated of i % 2 === 0 ? [true, false] : [false, true]) {
       const key = gated ? "gated" : "open";
       const id = `${Date.now()}-${i}-${key}`;
-      const r = await pair(redis, gated, "redis-sub", "redis-pub", redisEnv(id));
+      const r = await pair(redis, gated, "redis-sub", "redis-pub", redisEnv(id), openRedis);
       tput.redis[key].push(msgPerSecond(r));
       await createTopic(`bench-${id}`);
-      const k = await pair(kafka, gated, "kafka-cons", "kafka-prod", kafkaEnv(id));
+      const k = await pair(kafka, gated, "kafka-cons", "kafka-prod", kafkaEnv(id), openKafka);
       tput.kafka[key].push(msgPerSecond(k));
-      const q = await pair(redis, gated, "rr-replier", "rr-requester", { ...redisEnv(id), BENCH_N: "2000" });
+      const q = await pair(redis, gated, "rr-replier", "rr-requester", { ...redisEnv(id), BENCH_N: "2000" }, openRedis);
       const rtts = q.producer.rtts as number[];
       rr[key].p50.push(percentile(rtts, 50));
       rr[key].p99.push(percentile(rtts, 99));
@@ -267,6 +282,70 @@ async function throughput() {
     addRow("3. through the gate", `Redis request/reply round trip, ${p === "p50" ? "median" : "p99"}`, rr.gated[p], rr.open[p], "µs");
   }
   await bridgeReference(redisEnv);
+  await rightsReference(redisEnv, redisBus, admins.redisUrl);
+}
+
+/**
+ * The rights' own cost: the same gated pair, once with an identity that has only the policy's
+ * rights (ACL checks on every command), once with the broker's admin (none).
+ */
+async function rightsReference(redisEnv: (run: string) => Record<string, string>, bus: PolicyInput["bus"], adminUrl: string): Promise<void> {
+  const withRights = await prepare("bench-rights", "localhost:6379", redisEnv("x"), ["redis-sub", "redis-pub"], bus);
+  const asAdmin = await prepare("bench-admin", "localhost:6379", { ...redisEnv("x"), REDIS_URL: adminUrl }, ["redis-sub", "redis-pub"]);
+  const rights: number[] = [], admin: number[] = [];
+  const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
+  for (let i = 0; i < reps; i++) {
+    for (const r of i % 2 === 0 ? [true, false] : [false, true]) {
+      const id = `${Date.now()}-${i}-rights-${r}`;
+      const res = r ? await pair(withRights, true, "redis-sub", "redis-pub", redisEnv(id)) : await pair(asAdmin, true, "redis-sub", "redis-pub", { ...redisEnv(id), REDIS_URL: adminUrl });
+      (r ? rights : admin).push(msgPerSecond(res));
+    }
+  }
+  addRow("5. bus rights", "100,000 messages over Redis pub/sub through the gate: the run's own identity vs the broker's admin", rights, admin, "msg/s", { op: ">=", value: 0.97 });
+}
+
+/** Minting and revoking one identity per broker, and what that adds to a run's start-to-exit time. */
+async function busRights(): Promise<void> {
+  log("5. bus rights");
+  const grants: [string, PolicyInput][] = [
+    ["Redis", { name: "bench-mint-redis", network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { keys: { write: ["bench:{run}:*"] }, publish: ["bench:{run}"] } } }],
+    ["RabbitMQ", { name: "bench-mint-rabbitmq", network: { allowedEndpoints: ["localhost:5672"] }, bus: { rabbitmq: { queues: { publish: ["bench.{run}"], consume: ["bench.{run}"] } } } }],
+    ["Kafka", { name: "bench-mint-kafka", network: { allowedEndpoints: ["localhost:9092"] }, bus: { kafka: { topics: { produce: ["bench-{run}"], consume: ["bench-{run}"] }, groups: ["bench-{run}"] } } }],
+  ];
+  const reps = Math.max(5, REPS * 2);
+  for (const [label, input] of grants) {
+    const policy = definePolicy(input);
+    const mint: number[] = [], revoke: number[] = [];
+    for (let i = 0; i < reps + 1; i++) {
+      const runId = `bench-${i}-${Date.now()}`;
+      let t = performance.now();
+      const rights = await openBusRights({ policy, runId, run: runId, expiresAt: Date.now() + 60_000, requireRights: true });
+      const m = performance.now() - t;
+      t = performance.now();
+      await rights.revoke();
+      if (i > 0) (mint.push(m), revoke.push(performance.now() - t)); // the first pays for connections and the sweep
+    }
+    const s = (xs: number[]) => summarize(xs);
+    rows.push({ section: "5. bus rights", metric: `${label}: mint / revoke one identity`, airlock: fmt(s(mint), "ms", 1), baseline: fmt(s(revoke), "ms", 1), ratio: s(mint).median / Math.max(s(revoke).median, 1e-9), paired: "(baseline column: revoke)" });
+  }
+  const exit = join(AGENTS, "exit.ts");
+  const out = await tmp();
+  for (const [label, input] of [grants[0]!, grants[2]!]) {
+    const withRights = definePolicy(input);
+    const without = definePolicy({ name: `${input.name}-none`, network: input.network! });
+    await runAgent({ agent: exit, policy: withRights, outputDir: join(out, "warm") });
+    const a: number[] = [], b: number[] = [];
+    for (let i = 0; i < REPS; i++) {
+      for (const r of i % 2 === 0 ? [true, false] : [false, true]) {
+        await settle();
+        const t = performance.now();
+        const res = await runAgent({ agent: exit, policy: r ? withRights : without, outputDir: join(out, `${label}-${i}-${r}`) });
+        if (res.status !== "succeeded") throw new Error(`${label}: ${res.status} ${res.error ?? ""}`);
+        (r ? a : b).push(performance.now() - t);
+      }
+    }
+    addRow("5. bus rights", `${label}: one agent's start to exit, with its own identity vs without bus rights (same gate)`, a, b, "ms");
+  }
 }
 
 /**
@@ -349,10 +428,11 @@ async function main() {
   const images = await ensureImages(docker);
   const version = await docker.version();
   // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
-  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4").split(","));
+  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5").split(","));
   if (only.has("1")) await coldStart(images.agent);
   const twenty = only.has("2") || only.has("4") ? await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.5 }) : undefined;
   if (only.has("3")) await throughput();
+  if (only.has("5")) await busRights();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
   if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
   // RSS never shrinks, so per-agent memory is the slope of the peak between the smallest and largest run.
@@ -377,7 +457,7 @@ async function main() {
     `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
-  if (only.size < 4) return;
+  if (only.size < 5) return;
   await mkdir(packagePath("bench"), { recursive: true });
   await writeFile(packagePath("bench", "results.md"), md);
   await rm(join(tmpdir(), "airlock-bench-out"), { recursive: true, force: true });

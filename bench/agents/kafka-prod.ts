@@ -1,7 +1,7 @@
 /** Produces N messages in batches of 1000 (acks from all in-sync replicas). */
 import { Kafka, logLevel } from "kafkajs";
 const n = Number(process.env.BENCH_N ?? 100000);
-const kafka = new Kafka({ clientId: "bench-prod", brokers: process.env.KAFKA_BROKERS!.split(","), logLevel: logLevel.ERROR });
+const kafka = new Kafka({ clientId: "bench-prod", brokers: process.env.KAFKA_BROKERS!.split(","), logLevel: logLevel.ERROR, ...(process.env.KAFKA_USERNAME ? { sasl: { mechanism: "scram-sha-512", username: process.env.KAFKA_USERNAME, password: process.env.KAFKA_PASSWORD! } } : {}) });
 const producer = kafka.producer();
 await producer.connect();
 const value = JSON.stringify({ type: "event", data: "x".repeat(100) });

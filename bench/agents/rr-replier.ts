@@ -1,7 +1,7 @@
 /** Answers requests on a Redis list until told to stop. */
 import { Redis } from "ioredis";
-const redis = new Redis(process.env.REDIS_URL!);
-const replies = new Redis(process.env.REDIS_URL!);
+const redis = new Redis(process.env.REDIS_URL!, { enableReadyCheck: false });
+const replies = new Redis(process.env.REDIS_URL!, { enableReadyCheck: false });
 const queue = `${process.env.BENCH_CHANNEL}:requests`;
 let served = 0;
 console.log("READY");

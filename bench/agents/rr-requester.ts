@@ -1,8 +1,8 @@
 /** Sends N requests one after another and reports every round trip in microseconds. */
 import { Redis } from "ioredis";
 const n = Number(process.env.BENCH_N ?? 2000);
-const redis = new Redis(process.env.REDIS_URL!);
-const blocking = new Redis(process.env.REDIS_URL!);
+const redis = new Redis(process.env.REDIS_URL!, { enableReadyCheck: false });
+const blocking = new Redis(process.env.REDIS_URL!, { enableReadyCheck: false });
 const queue = `${process.env.BENCH_CHANNEL}:requests`;
 const rtts: number[] = [];
 for (let id = 0; id < n; id++) {

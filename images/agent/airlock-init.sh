@@ -30,8 +30,15 @@ if [ "${1:-}" = "--supervise" ]; then
     case "$key" in CapEff:|CapBnd:) [ "$value" = "00000000000001e0" ] || { echo "airlock-init: unexpected capabilities ($key $value)" >&2; exit 125; } ;; esac
   done </proc/self/status
   unset AIRLOCK_INIT_NONCE AIRLOCK_INIT_UID AIRLOCK_INIT_GID AIRLOCK_INIT_BACKEND
-  read -r go || { echo "airlock-init: the runner went away before the start" >&2; exit 125; }
+  read -r go extra || { echo "airlock-init: the runner went away before the start" >&2; exit 125; }
   [ "$go" = go ] || { echo "airlock-init: unexpected start line" >&2; exit 125; }
+  # Variables minted while the container started (the run's broker credentials): NAME=base64.
+  for kv in $extra; do
+    name=${kv%%=*}
+    case "$name" in "" | *[!A-Za-z0-9_]*) echo "airlock-init: bad variable name on the start line" >&2; exit 125 ;; esac
+    value=$(printf '%s' "${kv#*=}" | base64 -d) || { echo "airlock-init: bad variable value on the start line" >&2; exit 125; }
+    export "$name=$value"
+  done
   setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --bounding-set=-all -- "$@" </dev/null &
   child=$!
   trap 'kill -TERM "$child" 2>/dev/null || true' TERM

@@ -15,7 +15,7 @@ import type { EgressGate } from "./egress-gate.js";
 import { parseDeniedReport, type DeniedConnection } from "./denied.js";
 import type { HostSide } from "./host-side.js";
 import { canInspectFromHost, hostInterfaceOf, readDeniedTables, type Backend } from "./netns.js";
-import { DONE_LINE, GO_LINE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_WORDS, initRulesLine } from "./protocol.js";
+import { DONE_LINE, goLine, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_WORDS, initRulesLine } from "./protocol.js";
 import type { ExpectedRules, Verifier } from "./verify.js";
 
 const APPLY_TIMEOUT_MS = 30_000;
@@ -32,6 +32,7 @@ export interface InitGateInput {
 export class InitEgressGate implements EgressGate {
   readonly network;
   readonly usesStdin = true;
+  readonly acceptsLateEnv = true;
   readonly exited: Promise<number>;
   private readonly nonce = randomBytes(16).toString("hex");
   private readonly prefix = `${INIT_LINE_PREFIX}${this.nonce} `;
@@ -85,7 +86,7 @@ export class InitEgressGate implements EgressGate {
     stdio.write(this.rulesLine());
   }
 
-  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>): Promise<void> {
+  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>, lateEnv?: Promise<Record<string, string>>): Promise<void> {
     if (!this.stdio) this.beforeStart(stdio);
     const ended = stopped.then(
       () => "stopped" as const,
@@ -107,7 +108,7 @@ export class InitEgressGate implements EgressGate {
     })();
     const [, verified] = await Promise.all([this.input.hostSide.allow({ ip: address.ip, mac: address.mac, ...(hostInterface ? { hostInterface } : {}) }), checked]);
     // The init exited before it applied its rules: collect() reports its own words.
-    if (verified) stdio.write(GO_LINE);
+    if (verified) stdio.write(goLine(lateEnv ? await lateEnv : {}));
   }
 
   async collect(exit: { code: number; stderr: string }): Promise<DeniedConnection[]> {

@@ -23,7 +23,19 @@ export const INIT_WORDS = {
 } as const;
 
 /** Runner → init, second line: the host side is ready and the rules checked; start the agent. */
-export const GO_LINE = "go\n";
+export const GO_WORD = "go";
+
+/**
+ * The start line, with variables the agent gets on top of its container's environment (the run's
+ * broker credentials, minted while the container started): `go NAME=base64(value) ...`.
+ */
+export function goLine(env: Record<string, string> = {}): string {
+  const pairs = Object.entries(env).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`not a variable name: ${k}`);
+    return ` ${k}=${Buffer.from(v).toString("base64")}`;
+  });
+  return `${GO_WORD}${pairs.join("")}\n`;
+}
 /** Runner → init, last line: the runner has what it needs from the namespace; exit. */
 export const DONE_LINE = "done\n";
 

@@ -114,20 +114,24 @@ export class AgentRun {
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
     // Broker identities are minted while the gate is set up. They live as long as the run can (a
     // crashed runner's are swept by name once that has passed).
-    const rights = this.openRights(prepared, Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + IDENTITY_MARGIN_MS);
+    const rights = this.openRights(prepared, Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + IDENTITY_MARGIN_MS).then(async (bus) => {
+      await this.kafkaPreflight(prepared, bus.env);
+      return bus.env;
+    });
     rights.catch(() => {});
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
-    const bus = await rights;
-    Object.assign(prepared.env, bus.env);
-    await this.kafkaPreflight(prepared);
-    const started = await this.start(prepared, image, gate, expiresAt);
+    // airlock's init takes the credentials with its start line, so minting (Kafka's takes ~100 ms)
+    // overlaps the container's start; any other image gets them when its container is created.
+    const late = gate.acceptsLateEnv ? rights : undefined;
+    if (!late) Object.assign(prepared.env, await rights);
+    const started = await this.start(prepared, image, gate, expiresAt, late);
     const exit = await this.waitForExit(prepared.policy, started, gate);
     return this.finish(exit);
   }
 
   /** kafkajs connects to every broker the cluster advertises: all of them must be in the policy. */
-  private async kafkaPreflight(prepared: PreparedRun): Promise<void> {
-    const env = prepared.env;
+  private async kafkaPreflight(prepared: PreparedRun, busEnv: Record<string, string>): Promise<void> {
+    const env = { ...prepared.env, ...busEnv };
     if (!env.KAFKA_BROKERS || prepared.policy.network.disabled) return;
     this.phase("preparing", "checking the Kafka cluster's advertised listeners against the policy");
     const sasl = env.KAFKA_USERNAME && env.KAFKA_PASSWORD ? { username: env.KAFKA_USERNAME, password: env.KAFKA_PASSWORD } : undefined;
@@ -220,7 +224,7 @@ export class AgentRun {
   }
 
   /** Create the container, attach to it, start it, and let the gate put its rules in force. */
-  private async start(prepared: PreparedRun, image: ChosenImage, gate: EgressGate, expiresAt: number): Promise<Started> {
+  private async start(prepared: PreparedRun, image: ChosenImage, gate: EgressGate, expiresAt: number, lateEnv?: Promise<Record<string, string>>): Promise<Started> {
     const o = this.options;
     const { policy } = prepared;
     this.phase("starting", `starting ${this.name}`);
@@ -273,7 +277,7 @@ export class AgentRun {
     exited.catch(() => {});
     gate.beforeStart?.(stream);
     await container.start();
-    await gate.open(container, stream, exited);
+    await gate.open(container, stream, exited, lateEnv);
     return { container, exited, streamEnded };
   }
 

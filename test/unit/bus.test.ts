@@ -65,3 +65,59 @@ describe("the bus section of a policy", () => {
     expect(problems({ network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { channels: ["x"] } } })[0]).toMatch(/^bus\.redis\.channels: unknown key "channels"/);
   });
 });
+
+describe("RabbitMQ permissions", () => {
+  it("configure the granted queues, write only the run's exchange and named exchanges, read only consumed queues", async () => {
+    const { rabbitmqPermissions } = await import("../../runner/bus/rabbitmq.js");
+    const p = rabbitmqPermissions({ queues: { consume: ["tasks.{run}.*"], publish: ["results.{run}"] }, exchanges: { publish: ["events"] } }, "R1", "airlock.airlock-x-1");
+    expect(p).toEqual({
+      configure: "^(tasks\\.R1\\..*|results\\.R1)$",
+      write: "^(events|airlock\\.airlock-x-1)$",
+      read: "^(tasks\\.R1\\..*)$",
+      publishQueues: ["results.R1"],
+    });
+    // Nothing granted: nothing matches (never the default exchange).
+    const none = rabbitmqPermissions({}, "R1", "airlock.x");
+    expect(none.read).toBe("^$");
+    expect(new RegExp(none.write).test("amq.default")).toBe(false);
+    expect(new RegExp(none.write).test("")).toBe(false);
+  });
+
+  it("queues to publish to are exact names", () => {
+    expect(() => definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:5672"] }, bus: { rabbitmq: { queues: { publish: ["tasks.*"] } } } })).toThrow(/is a prefix; queues to publish to are named exactly/);
+  });
+});
+
+describe("Kafka ACLs", () => {
+  it("grant WRITE/READ and DESCRIBE on the topics, CREATE only when asked, READ/DESCRIBE on the groups, literal or prefixed", async () => {
+    const { kafkaAcls } = await import("../../runner/bus/kafka.js");
+    const acls = kafkaAcls({ topics: { produce: ["events-{run}"], consume: ["events-{run}", "shared.*"] }, groups: ["g-{run}"] }, "R", "User:u");
+    const short = acls.map((a) => `${a.resourceType}:${a.resourceName}:${a.resourcePatternType === 4 ? "prefixed" : "literal"}:${a.operation}`);
+    expect(short).toEqual(["2:events-R:literal:4", "2:events-R:literal:8", "2:events-R:literal:3", "2:shared.:prefixed:3", "2:shared.:prefixed:8", "3:g-R:literal:3", "3:g-R:literal:8"]);
+    expect(acls.every((a) => a.principal === "User:u" && a.host === "*" && a.permissionType === 3)).toBe(true);
+    expect(kafkaAcls({ topics: { produce: ["t"], create: true } }, "R", "User:u").map((a) => a.operation)).toEqual([4, 8, 5]);
+  });
+});
+
+describe("SCRAM credentials", () => {
+  it("are PBKDF2-HMAC-SHA512 over the password and salt (RFC 5802 test shape, 4096 iterations)", async () => {
+    const { saltedPassword } = await import("../../runner/bus/kafka-scram.js");
+    const { pbkdf2Sync } = await import("node:crypto");
+    const salt = Buffer.from("salt");
+    expect(saltedPassword("pencil", salt)).toEqual(pbkdf2Sync("pencil", salt, 4096, 64, "sha512"));
+    expect(saltedPassword("pencil", salt)).toHaveLength(64);
+  });
+});
+
+describe("Redis ACL LOG", () => {
+  it("becomes denials with the policy line to add, for this identity only", async () => {
+    const { deniedFromAclLog } = await import("../../runner/bus/redis.js");
+    const entry = (reason: string, object: string, user: string, cmd: string) => ["count", 2, "reason", reason, "context", "toplevel", "object", object, "username", user, "age-seconds", "1.0", "client-info", `id=1 addr=172.18.0.2:1 cmd=${cmd} user=${user}`];
+    const log = [entry("key", "billing:secrets", "me", "get"), entry("command", "config|get", "me", "config|get"), entry("channel", "other", "me", "publish"), entry("key", "x", "someone-else", "get")];
+    expect(deniedFromAclLog(log, "me")).toEqual([
+      { broker: "redis", what: "key", name: "billing:secrets", command: "get", count: 2, fix: "add a pattern for billing:secrets to bus.redis.keys.read (or keys.write)" },
+      { broker: "redis", what: "command", name: "config|get", command: "config|get", count: 2, fix: "never granted to agents" },
+      { broker: "redis", what: "channel", name: "other", command: "publish", count: 2, fix: "add other to bus.redis.publish" },
+    ]);
+  });
+});

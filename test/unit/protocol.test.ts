@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { packagePath } from "../../runner/paths.js";
-import { DENY_TABLE_NAMES, GATE_WORDS, GO_LINE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_SUPERVISOR_CAPS, INIT_WORDS, gateRulesLine, initRulesLine } from "../../runner/gate/protocol.js";
+import { DENY_TABLE_NAMES, GATE_WORDS, GO_WORD, goLine, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_SUPERVISOR_CAPS, INIT_WORDS, gateRulesLine, initRulesLine } from "../../runner/gate/protocol.js";
 
 const init = readFileSync(packagePath("images", "agent", "airlock-init.sh"), "utf8");
 const gate = readFileSync(packagePath("images", "gate", "gate.sh"), "utf8");
@@ -32,7 +32,10 @@ describe("the init script and the runner agree", () => {
   });
 
   it("on the start line, the tables and the first line's fields", () => {
-    expect(init).toContain(`[ "$go" = ${GO_LINE.trim()} ]`);
+    expect(init).toContain(`[ "$go" = ${GO_WORD} ]`);
+    expect(init).toContain("read -r go extra");
+    expect(goLine({ A_B: "x y", C: "" })).toBe(`go A_B=${Buffer.from("x y").toString("base64")} C=\n`);
+    expect(() => goLine({ "A-B": "x" })).toThrow(/not a variable name/);
     expect(init).toContain(`for table in ${DENY_TABLE_NAMES.join(" ")}; do`);
     expect(init).toContain('[ "$#" -eq 5 ]');
     expect(initRulesLine({ v4: "a", v6: "b" }, { uid: 1, gid: 2 }, "n").trim().split(" ")).toHaveLength(5);

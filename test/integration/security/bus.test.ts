@@ -358,3 +358,31 @@ function kafkaSuite(label: string, airlockBuilt: boolean) {
 
 kafkaSuite("an image airlock built", true);
 kafkaSuite("an image derived from ours", false);
+
+describe("a broker the runner has no admin access to", () => {
+  it("runs with the network gate alone and says so plainly; --require-bus-rights (or bus.requireRights) makes it an error", async () => {
+    const { execa } = await import("execa");
+    const { createServer } = await import("node:net");
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    // The test's own Redis, without airlock's admin: a user's broker airlock knows nothing about.
+    const redis = execa("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no"], { reject: false });
+    try {
+      await new Promise((r) => setTimeout(r, 400));
+      const policy = { name: "unmanaged", network: { allowedEndpoints: [`localhost:${port}`] }, bus: { redis: { endpoint: `localhost:${port}`, keys: { write: ["x:*"] } } } };
+      const script = `const n=require("net");const s=n.connect(${port},"127.0.0.1",()=>s.write("*1\\r\\n$4\\r\\nPING\\r\\n"));s.on("data",d=>{console.log("REPLY "+d.toString().trim()+" "+process.env.REDIS_URL);process.exit(0)})`;
+      const loose = await runAgent({ command: ["node", "-e", script], policy: definePolicy(policy), outputDir: join(await tempDir(), "out") });
+      const strict = await runAgent({ command: ["node", "-e", script], policy: definePolicy({ ...policy, bus: { ...policy.bus, requireRights: true } }), outputDir: join(await tempDir(), "out") });
+      const warned = (loose.warnings ?? []).some((w) => w.includes(`no admin access to the Redis at localhost:${port}: the agent gets full client rights there`));
+      const held = loose.status === "succeeded" && warned && loose.stdout.includes(`REPLY +PONG redis://localhost:${port}`) && strict.status === "error" && strict.errorCode === "BUS_RIGHTS";
+      expect(report.add("bus: no admin access", "a policy's bus section names a broker the runner cannot administer", "runs with the L4 gate alone and warns; requireRights makes it an error", `${loose.status}, warned: ${warned}; with requireRights: ${strict.status} ${strict.errorCode}`, held), JSON.stringify([loose.warnings, loose.stdout, strict.error])).toBe(true);
+    } finally {
+      redis.kill("SIGKILL");
+      await redis;
+    }
+  });
+});
