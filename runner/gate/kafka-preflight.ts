@@ -33,6 +33,25 @@ export const describeWithKafkajs: DescribeCluster = async (bootstrap, sasl) => {
   }
 };
 
+/**
+ * A cluster's advertised listeners change rarely: what the real client saw in the last 30 s is
+ * reused, so back-to-back runs do not each pay for a login and a metadata round trip. (A describe
+ * given by a test is never cached.)
+ */
+const described = new Map<string, { at: number; brokers: Promise<AdvertisedBroker[]> }>();
+const DESCRIBE_TTL_MS = 30_000;
+
+function recentlyDescribed(bootstrap: string[], describe: DescribeCluster, sasl?: { username: string; password: string }): Promise<AdvertisedBroker[]> {
+  if (describe !== describeWithKafkajs) return describe(bootstrap, sasl);
+  const key = bootstrap.join(",");
+  const hit = described.get(key);
+  if (hit && Date.now() - hit.at < DESCRIBE_TTL_MS) return hit.brokers;
+  const brokers = describe(bootstrap, sasl);
+  described.set(key, { at: Date.now(), brokers });
+  brokers.catch(() => described.delete(key));
+  return brokers;
+}
+
 const normal = (host: string, port: number) => `${host === "127.0.0.1" ? "localhost" : host.toLowerCase()}:${port}`;
 
 export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[], policySource: string, describe: DescribeCluster = describeWithKafkajs, sasl?: { username: string; password: string }): Promise<AdvertisedBroker[]> {
@@ -47,7 +66,7 @@ export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[]
   }
   let brokers: AdvertisedBroker[];
   try {
-    brokers = await describe(bootstrap, sasl);
+    brokers = await recentlyDescribed(bootstrap, describe, sasl);
   } catch (err) {
     throw new KafkaPreflightError(
       `cannot reach Kafka at ${bootstrap.join(", ")} from this host to read its advertised listeners: ${(err as Error).message}`,

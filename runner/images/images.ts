@@ -132,7 +132,8 @@ async function ensureBuilt(docker: Docker, image: PlannedImage, progress: Progre
  * files airlock controls. For airlock's images and its test suite; not exported from the package.
  */
 export function ensureAirlockImage(docker: Docker, spec: { repo: string; kind: string; files: ContextFile[]; dockerfile: string; buildArgs: Record<string, string> }, progress: Progress = () => {}): Promise<BuiltImage> {
-  return ensureBuilt(docker, planImage(spec.repo, spec.kind, spec.files, spec.dockerfile, spec.buildArgs, []), progress);
+  // The build arguments (e.g. the ID of the image it is built FROM) are part of what it is.
+  return ensureBuilt(docker, planImage(spec.repo, spec.kind, spec.files, spec.dockerfile, spec.buildArgs, Object.entries(spec.buildArgs).map(([k, v]) => `${k}=${v}`)), progress);
 }
 
 let pendingImages: Promise<ImageSet> | undefined;

@@ -123,6 +123,29 @@ describe("stopping and crashing", () => {
     expect(report.add("faults", "the broker is killed mid-run", "agent fails with a connection error naming the broker", `${result.status} (exit ${result.exitCode}): ${said}`, held)).toBe(true);
   });
 
+  it("airlock's local Redis restarts mid-run: the agent fails with a clear error and no identity is left", async () => {
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => (ready = r));
+    const run = runAgent({
+      name: "restart",
+      agent: join(AGENTS, "bus-subscriber.ts"),
+      policy: definePolicy({ name: "restart", network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { subscribe: ["faults:{run}"] } }, timeoutSeconds: 60 }),
+      outputDir: join(await tempDir(), "out"),
+      onEvent: (e) => e.type === "ready" && ready(),
+    });
+    await isReady;
+    const during = (await brokerUsers()).filter((u) => u.startsWith("airlock-restart-"));
+    // Stop it as its admin, and start it again as `airlock brokers start` does (same config).
+    await brokerUsers("SHUTDOWN");
+    const restarted = await execa("bash", [packagePath("scripts", "brokers.sh"), "start", "redis"], { reject: false });
+    const result = await run;
+    await containersRemoved();
+    const after = (await brokerUsers()).filter((u) => u.startsWith("airlock-restart-"));
+    const said = result.stderr.split("\n").find((l) => /BusConnectionError|WRONGPASS|ECONNREFUSED/.test(l)) ?? result.stderr.slice(-200);
+    const held = restarted.exitCode === 0 && during.length === 1 && result.status === "failed" && after.length === 0 && result.durationMs < 45_000;
+    expect(report.add("faults", "the broker (airlock's local Redis) restarts while an agent with its own identity is subscribed", "the agent fails with a connection error; no identity is left on the broker", `${result.status} (exit ${result.exitCode}): ${said.slice(0, 80)}; identities during ${during.length}, after ${after.length}`, held), `${restarted.stderr}\n${result.stderr}`).toBe(true);
+  });
+
   it("Docker is missing: a clear error, not a stack trace", async () => {
     const dir = await tempDir();
     await writeFile(join(dir, "p.yaml"), "name: nodocker\n");
@@ -219,8 +242,8 @@ describe("many agents at once", () => {
   });
 });
 
-/** The local Redis' ACL users (the ten gated agents above each had one). */
-async function brokerUsers(): Promise<string[]> {
+/** The local Redis' ACL users (the ten gated agents above each had one); or, given a command, that command as its admin. */
+async function brokerUsers(command?: string): Promise<string[]> {
   const { readFileSync } = await import("node:fs");
   const { Redis } = await import("ioredis");
   const { localBrokersFile } = await import("../../runner/bus/rights.js");
@@ -228,6 +251,10 @@ async function brokerUsers(): Promise<string[]> {
   const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false });
   r.on("error", () => {});
   try {
+    if (command) {
+      await r.call(command, "NOSAVE").catch(() => {});
+      return [];
+    }
     return (await r.call("ACL", "USERS")) as string[];
   } finally {
     r.disconnect();
