@@ -7,13 +7,9 @@
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
 import { alterScramCredentials } from "./kafka-scram.js";
-import { endpointOf, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
-import { patternProblem, resolvePattern, type NamePattern } from "./patterns.js";
+import { adminEndpointsFrom, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import { namePattern as pattern, resolvePattern, type NamePattern } from "./patterns.js";
 
-const pattern = z.string().min(1).superRefine((v, ctx) => {
-  const p = patternProblem(v);
-  if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
-});
 
 export const kafkaGrant = z
   .strictObject({
@@ -103,16 +99,7 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
   defaultEnv: "KAFKA_BROKERS",
   grantSchema: kafkaGrant,
 
-  adminEndpoints(sources) {
-    const out: Endpoint[] = [];
-    const env = sources.env.AIRLOCK_KAFKA_ADMIN_URL;
-    if (env) {
-      const u = new URL(env);
-      out.push(endpointOf(u.hostname, Number(u.port || 9092)));
-    }
-    if (sources.local?.kafka) out.push(endpointOf(String(sources.local.kafka.host), Number(sources.local.kafka.port)));
-    return out;
-  },
+  adminEndpoints: (sources) => adminEndpointsFrom(sources, "kafka", 9092),
 
   admin(endpoint: Endpoint, sources: AdminSources): KafkaAdmin | undefined {
     // kafka://USER:PASSWORD@HOST:PORT of a SCRAM-SHA-512 super user.

@@ -90,6 +90,22 @@ export function endpointOf(host: string, port: number): Endpoint {
   return { raw: `${host}:${port}`, host, port, kind: host === "localhost" || host.startsWith("127.") ? "loopback" : /^[\d.]+$/.test(host) ? "ipv4" : "dns" };
 }
 
+/**
+ * The brokers a kind has admin access to: the one its AIRLOCK_<KIND>_ADMIN_URL names (its host, and
+ * the port from the URL, or `brokerPort` where the URL is a separate API), and the local one.
+ */
+export function adminEndpointsFrom(sources: AdminSources, kind: string, defaultPort: number, brokerPort?: number): Endpoint[] {
+  const out: Endpoint[] = [];
+  const url = sources.env[`AIRLOCK_${kind.toUpperCase()}_ADMIN_URL`];
+  if (url) {
+    const u = new URL(url);
+    out.push(endpointOf(u.hostname, brokerPort ?? Number(u.port || defaultPort)));
+  }
+  const local = sources.local?.[kind];
+  if (local) out.push(endpointOf(String(local.host), Number(local.port)));
+  return out;
+}
+
 /** localhost and 127.0.0.1 are the same broker. */
 export function sameEndpoint(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
   const norm = (h: string) => (h === "localhost" ? "127.0.0.1" : h.toLowerCase());

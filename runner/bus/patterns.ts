@@ -4,6 +4,7 @@
  * consumer share names while parallel runs never do). That is what every broker can express:
  * Kafka ACLs know only literal and prefixed names. Each broker kind translates them.
  */
+import { z } from "zod";
 
 export interface NamePattern {
   /** As written. */
@@ -45,3 +46,9 @@ export function toRedisGlob(p: NamePattern): string {
 export function matches(p: NamePattern, name: string): boolean {
   return p.prefix ? name.startsWith(p.name) : name === p.name;
 }
+
+/** A name pattern in a policy, validated with the fix in its error. */
+export const namePattern = z.string().min(1).superRefine((v, ctx) => {
+  const p = patternProblem(v);
+  if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
+});

@@ -10,13 +10,9 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { endpointOf, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
-import { patternProblem, resolvePattern, toRegExpSource, escapeRegExp } from "./patterns.js";
+import { adminEndpointsFrom, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import { namePattern as pattern, patternProblem, resolvePattern, toRegExpSource, escapeRegExp } from "./patterns.js";
 
-const pattern = z.string().min(1).superRefine((v, ctx) => {
-  const p = patternProblem(v);
-  if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
-});
 const exact = z.string().min(1).superRefine((v, ctx) => {
   if (v.endsWith("*")) ctx.addIssue({ code: "custom", message: `"${v}" is a prefix; queues to publish to are named exactly (the runner binds each one)`, params: { fix: "list each queue, e.g. tasks.{run}" } });
   else {
@@ -89,12 +85,7 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
   defaultEnv: "AMQP_URL",
   grantSchema: rabbitmqGrant,
 
-  adminEndpoints(sources) {
-    const out: Endpoint[] = [];
-    if (sources.env.AIRLOCK_RABBITMQ_ADMIN_URL) out.push(endpointOf(new URL(sources.env.AIRLOCK_RABBITMQ_ADMIN_URL).hostname, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672)));
-    if (sources.local?.rabbitmq) out.push(endpointOf(String(sources.local.rabbitmq.host), Number(sources.local.rabbitmq.port)));
-    return out;
-  },
+  adminEndpoints: (sources) => adminEndpointsFrom(sources, "rabbitmq", 15672, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672)),
 
   admin(endpoint: Endpoint, sources: AdminSources): RabbitmqAdmin | undefined {
     const fromEnv = sources.env.AIRLOCK_RABBITMQ_ADMIN_URL;

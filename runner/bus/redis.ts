@@ -12,13 +12,9 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { endpointOf, sameEndpoint, type AdminSources, type BusDenial, type BusKind, type GrantBase } from "./kind.js";
-import { patternProblem, resolvePattern, toRedisGlob } from "./patterns.js";
+import { adminEndpointsFrom, sameEndpoint, type AdminSources, type BusDenial, type BusKind, type GrantBase } from "./kind.js";
+import { namePattern as pattern, resolvePattern, toRedisGlob } from "./patterns.js";
 
-const pattern = z.string().min(1).superRefine((v, ctx) => {
-  const p = patternProblem(v);
-  if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
-});
 const patterns = (what: string) => z.array(pattern).optional().describe(what);
 
 export const redisGrant = z
@@ -81,15 +77,7 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
   defaultEnv: "REDIS_URL",
   grantSchema: redisGrant,
 
-  adminEndpoints(sources) {
-    const out: Endpoint[] = [];
-    if (sources.env.AIRLOCK_REDIS_ADMIN_URL) {
-      const u = new URL(sources.env.AIRLOCK_REDIS_ADMIN_URL);
-      out.push(endpointOf(u.hostname, Number(u.port || 6379)));
-    }
-    if (sources.local?.redis) out.push(endpointOf(String(sources.local.redis.host), Number(sources.local.redis.port)));
-    return out;
-  },
+  adminEndpoints: (sources) => adminEndpointsFrom(sources, "redis", 6379),
 
   admin(endpoint: Endpoint, sources: AdminSources): RedisAdmin | undefined {
     const fromEnv = sources.env.AIRLOCK_REDIS_ADMIN_URL;

@@ -12,7 +12,7 @@ import { createRunner, definePolicy, dockerClient, runAgent, type AgentResult, t
 import { LABEL } from "../../runner/docker/labels.js";
 import { containersRemoved } from "../../runner/run/run-agent.js";
 import { packagePath } from "../../runner/paths.js";
-import { AGENTS, leftoverContainers, tempDir } from "./helpers.js";
+import { AGENTS, leftoverContainers, localRedisAdmin, tempDir } from "./helpers.js";
 import { attackerImage } from "./security/attacker.js";
 import { SecurityReport } from "./security/report.js";
 
@@ -244,12 +244,7 @@ describe("many agents at once", () => {
 
 /** The local Redis' ACL users (the ten gated agents above each had one); or, given a command, that command as its admin. */
 async function brokerUsers(command?: string): Promise<string[]> {
-  const { readFileSync } = await import("node:fs");
-  const { Redis } = await import("ioredis");
-  const { localBrokersFile } = await import("../../runner/bus/rights.js");
-  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
-  const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false });
-  r.on("error", () => {});
+  const r = await localRedisAdmin();
   try {
     if (command) {
       await r.call(command, "NOSAVE").catch(() => {});

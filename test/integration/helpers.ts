@@ -93,3 +93,14 @@ export type Probe =
   | { id: string; kind: "udp"; host: string; port: number }
   | { id: string; kind: "dns-lookup"; name: string }
   | { id: string; kind: "dns-query"; host: string; port: number };
+
+/** An admin connection to airlock's local Redis, with the credentials `airlock brokers start` wrote. */
+export async function localRedisAdmin(): Promise<import("ioredis").Redis> {
+  const { readFileSync } = await import("node:fs");
+  const { Redis } = await import("ioredis");
+  const { localBrokersFile } = await import("../../runner/bus/rights.js");
+  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
+  const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false });
+  r.on("error", () => {});
+  return r;
+}

@@ -11,7 +11,7 @@ import { cleanup, definePolicy, dockerClient, runAgent, type AgentResult, type R
 import { runsWithHostRules } from "../../runner/gate/host-netfilter.js";
 import { ensureImages } from "../../runner/images/images.js";
 import { packagePath } from "../../runner/paths.js";
-import { AGENTS, leftoverContainers, tempDir } from "./helpers.js";
+import { AGENTS, leftoverContainers, localRedisAdmin, tempDir } from "./helpers.js";
 
 const CLI = packagePath("dist", "runner", "cli", "main.js");
 
@@ -110,24 +110,28 @@ describe("packages", () => {
   });
 });
 
+/** A runner in its own process that starts the slow agent with `options`, killed with SIGKILL once the agent is busy. */
+async function killedRunner(options: string): Promise<void> {
+  const dir = await tempDir();
+  const script = join(dir, "runner.mjs");
+  await writeFile(
+    script,
+    `import { runAgent, definePolicy } from ${JSON.stringify(packagePath("dist", "runner", "index.js"))};
+     await runAgent({ agent: ${JSON.stringify(join(AGENTS, "slow.ts"))}, outputDir: ${JSON.stringify(join(dir, "out"))}, ${options},
+       onEvent: (e) => { if (e.type === "output") console.log(e.line); } });`,
+  );
+  const child = execa("node", [script], { cwd: packagePath(), reject: false, buffer: false });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the orphan agent never started")), 60_000);
+    child.stdout!.on("data", (d: Buffer) => d.toString().includes("now busy") && (clearTimeout(timer), resolve()));
+  });
+  child.kill("SIGKILL");
+  await child;
+}
+
 describe("crash cleanup", () => {
   it("removes what a runner killed with SIGKILL left behind", async () => {
-    const dir = await tempDir();
-    const script = join(dir, "runner.mjs");
-    await writeFile(
-      script,
-      `import { runAgent, definePolicy } from ${JSON.stringify(packagePath("dist", "runner", "index.js"))};
-       await runAgent({ agent: ${JSON.stringify(join(AGENTS, "slow.ts"))}, policy: definePolicy({ name: "orphan", timeoutSeconds: 600, network: { allowedEndpoints: ["localhost:6379"] } }),
-         outputDir: ${JSON.stringify(join(dir, "out"))}, workingDir: ${JSON.stringify(AGENTS)},
-         onEvent: (e) => { if (e.type === "output") console.log(e.line); } });`,
-    );
-    const child = execa("node", [script], { cwd: packagePath(), reject: false, buffer: false });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("the orphan agent never started")), 60_000);
-      child.stdout!.on("data", (d: Buffer) => d.toString().includes("now busy") && (clearTimeout(timer), resolve()));
-    });
-    child.kill("SIGKILL");
-    await child;
+    await killedRunner(`name: "orphan", policy: definePolicy({ name: "orphan", timeoutSeconds: 600, network: { allowedEndpoints: ["localhost:6379"] } }), workingDir: ${JSON.stringify(AGENTS)}`);
     const left = await leftoverContainers();
     expect(left.length).toBe(1); // the agent (it gates itself)
     const runId = left[0]!.replace(/^\/?airlock-/, "");
@@ -141,22 +145,7 @@ describe("crash cleanup", () => {
   });
 
   it("a runner killed with SIGKILL leaves a broker identity that expires with its run and is swept by cleanup", async () => {
-    const dir = await tempDir();
-    const script = join(dir, "runner.mjs");
-    await writeFile(
-      script,
-      `import { runAgent, definePolicy } from ${JSON.stringify(packagePath("dist", "runner", "index.js"))};
-       await runAgent({ name: "orphan-bus", agent: ${JSON.stringify(join(AGENTS, "slow.ts"))}, policy: definePolicy({ name: "orphan-bus", timeoutSeconds: 1, network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }),
-         outputDir: ${JSON.stringify(join(dir, "out"))}, stopGraceMs: 100,
-         onEvent: (e) => { if (e.type === "output") console.log(e.line); } });`,
-    );
-    const child = execa("node", [script], { cwd: packagePath(), reject: false, buffer: false });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("the orphan agent never started")), 60_000);
-      child.stdout!.on("data", (d: Buffer) => d.toString().includes("now busy") && (clearTimeout(timer), resolve()));
-    });
-    child.kill("SIGKILL");
-    await child;
+    await killedRunner(`name: "orphan-bus", policy: definePolicy({ name: "orphan-bus", timeoutSeconds: 1, network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }), stopGraceMs: 100`);
     const admin = await localRedisAdmin();
     const mine = async () => ((await admin.call("ACL", "USERS")) as string[]).filter((u) => u.startsWith("airlock-orphan-bus-"));
     const left = await mine();
@@ -176,15 +165,6 @@ describe("crash cleanup", () => {
   }, 120_000);
 });
 
-async function localRedisAdmin() {
-  const { readFileSync } = await import("node:fs");
-  const { Redis } = await import("ioredis");
-  const { localBrokersFile } = await import("../../runner/bus/rights.js");
-  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
-  const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false });
-  r.on("error", () => {});
-  return r;
-}
 
 describe("CLI", () => {
   it("airlock run streams prefixed output, summarises, and exits with the agent's code", async () => {
