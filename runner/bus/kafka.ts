@@ -122,17 +122,17 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
   async mint(admin, grant, identity, endpoint, envName) {
     const principal = `User:${identity.name}`;
     const acls = kafkaAcls(grant, identity.run, principal);
-    await alterScramCredentials(admin, [{ user: identity.name, password: identity.password }]);
+    // The credential and the ACLs are independent records (ACLs may name a principal that cannot log
+    // in yet): both commits go to the controller at once.
     const revoke = async () => {
-      // ACLs first: they are checked on every request, so an open connection loses its rights at once.
-      if (acls.length) await withAdmin(admin, (a) => a.deleteAcls({ filters: acls as never }));
-      await alterScramCredentials(admin, [{ user: identity.name }]);
+      // ACLs are checked on every request, so an open connection loses its rights at once.
+      await Promise.all([acls.length ? withAdmin(admin, (a) => a.deleteAcls({ filters: acls as never })) : undefined, alterScramCredentials(admin, [{ user: identity.name }])]);
     };
-    try {
-      if (acls.length) await withAdmin(admin, (a) => a.createAcls({ acl: acls as never }));
-    } catch (err) {
+    const made = await Promise.allSettled([alterScramCredentials(admin, [{ user: identity.name, password: identity.password }]), acls.length ? withAdmin(admin, (a) => a.createAcls({ acl: acls as never })) : Promise.resolve(true)]);
+    const failed = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
+    if (failed) {
       await revoke().catch(() => {});
-      throw err;
+      throw failed.reason;
     }
     return {
       env: { [envName]: `${endpoint.host}:${endpoint.port}`, KAFKA_USERNAME: identity.name, KAFKA_PASSWORD: identity.password, KAFKA_SASL_MECHANISM: "scram-sha-512" },
