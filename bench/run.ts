@@ -330,7 +330,7 @@ async function busRights(): Promise<void> {
   }
   const exit = join(AGENTS, "exit.ts");
   const out = await tmp();
-  for (const [label, input] of [grants[0]!, grants[2]!]) {
+  for (const [label, input] of grants) {
     const withRights = definePolicy(input);
     const without = definePolicy({ name: `${input.name}-none`, network: input.network! });
     await runAgent({ agent: exit, policy: withRights, outputDir: join(out, "warm") });

@@ -11,6 +11,8 @@ import { connect, type Socket } from "node:net";
 const SASL_HANDSHAKE = 17;
 const SASL_AUTHENTICATE = 36;
 const ALTER_USER_SCRAM_CREDENTIALS = 51;
+const CREATE_ACLS = 30;
+const DELETE_ACLS = 31;
 /** ScramMechanism: 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512. */
 const SCRAM_SHA_512 = 2;
 export const SCRAM_ITERATIONS = 4096;
@@ -76,6 +78,9 @@ class Reader {
     private readonly b: Buffer,
     private at = 0,
   ) {}
+  int8() {
+    return this.b.readInt8(this.at++);
+  }
   int16() {
     const v = this.b.readInt16BE(this.at);
     this.at += 2;
@@ -237,11 +242,99 @@ export interface ScramAdmin {
   password: string;
 }
 
+/** An ACL as Kafka's CreateAcls/DeleteAcls carry it (enum values as in the protocol). */
+export interface AclBinding {
+  resourceType: number;
+  resourceName: string;
+  resourcePatternType: number;
+  principal: string;
+  host: string;
+  operation: number;
+  permissionType: number;
+}
+
+/**
+ * One authenticated admin connection for a run's identity: the SCRAM credential and the ACLs go
+ * out on it together (one login, requests in flight at once).
+ */
+export class KafkaAdminSession {
+  private constructor(private readonly conn: Connection) {}
+
+  static async open(admin: ScramAdmin): Promise<KafkaAdminSession> {
+    const conn = await Connection.open(admin.host, admin.port);
+    try {
+      await authenticate(conn, admin.user, admin.password);
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    return new KafkaAdminSession(conn);
+  }
+
+  /** Upsert (password given) or delete (undefined) SCRAM-SHA-512 credentials for users. */
+  alterScram(changes: { user: string; password?: string }[]): Promise<void> {
+    return alterOn(this.conn, changes);
+  }
+
+  async createAcls(acls: AclBinding[]): Promise<void> {
+    if (!acls.length) return;
+    const body = new Writer().int32(acls.length);
+    for (const a of acls) body.int8(a.resourceType).string(a.resourceName).int8(a.resourcePatternType).string(a.principal).string(a.host).int8(a.operation).int8(a.permissionType);
+    const r = await this.conn.request(CREATE_ACLS, 1, body.buffer());
+    r.int32();
+    const failures: string[] = [];
+    for (let i = 0, n = r.int32(); i < n; i++) {
+      const error = r.int16();
+      const message = r.nullableString();
+      if (error !== 0) failures.push(message ?? `error ${error}`);
+    }
+    if (failures.length) throw new Error(`CreateAcls: ${failures.join("; ")}`);
+  }
+
+  /** Delete exactly these ACLs (each as an exact filter). */
+  async deleteAcls(acls: AclBinding[]): Promise<void> {
+    if (!acls.length) return;
+    const body = new Writer().int32(acls.length);
+    for (const a of acls) body.int8(a.resourceType).string(a.resourceName).int8(a.resourcePatternType).string(a.principal).string(a.host).int8(a.operation).int8(a.permissionType);
+    const r = await this.conn.request(DELETE_ACLS, 1, body.buffer());
+    r.int32();
+    const failures: string[] = [];
+    for (let i = 0, n = r.int32(); i < n; i++) {
+      const error = r.int16();
+      const message = r.nullableString();
+      for (let j = 0, m = r.int32(); j < m; j++) {
+        r.int16();
+        r.nullableString();
+        r.int8();
+        r.nullableString();
+        r.int8();
+        r.nullableString();
+        r.nullableString();
+        r.int8();
+        r.int8();
+      }
+      if (error !== 0) failures.push(message ?? `error ${error}`);
+    }
+    if (failures.length) throw new Error(`DeleteAcls: ${failures.join("; ")}`);
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+}
+
 /** Upsert (password given) or delete (undefined) SCRAM-SHA-512 credentials for users. */
 export async function alterScramCredentials(admin: ScramAdmin, changes: { user: string; password?: string }[]): Promise<void> {
-  const conn = await Connection.open(admin.host, admin.port);
+  const session = await KafkaAdminSession.open(admin);
   try {
-    await authenticate(conn, admin.user, admin.password);
+    await session.alterScram(changes);
+  } finally {
+    session.close();
+  }
+}
+
+async function alterOn(conn: Connection, changes: { user: string; password?: string }[]): Promise<void> {
+  {
     const deletions = changes.filter((c) => c.password === undefined);
     const upsertions = changes.filter((c) => c.password !== undefined);
     const body = new Writer().uvarint(deletions.length + 1);
@@ -265,8 +358,6 @@ export async function alterScramCredentials(admin: ScramAdmin, changes: { user: 
       if (error !== 0 && error !== 91) failures.push(`${user}: ${message ?? `error ${error}`}`);
     }
     if (failures.length) throw new Error(`AlterUserScramCredentials: ${failures.join("; ")}`);
-  } finally {
-    conn.close();
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { alterScramCredentials } from "./kafka-scram.js";
+import { alterScramCredentials, KafkaAdminSession } from "./kafka-scram.js";
 import { adminEndpointsFrom, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
 import { namePattern as pattern, resolvePattern, type NamePattern } from "./patterns.js";
 
@@ -123,16 +123,24 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
     const principal = `User:${identity.name}`;
     const acls = kafkaAcls(grant, identity.run, principal);
     // The credential and the ACLs are independent records (ACLs may name a principal that cannot log
-    // in yet): both commits go to the controller at once.
-    const revoke = async () => {
-      // ACLs are checked on every request, so an open connection loses its rights at once.
-      await Promise.all([acls.length ? withAdmin(admin, (a) => a.deleteAcls({ filters: acls as never })) : undefined, alterScramCredentials(admin, [{ user: identity.name }])]);
+    // in yet): both go to the controller at once, over one admin login.
+    const both = async (scram: { user: string; password?: string }, acl: (s: KafkaAdminSession) => Promise<void>) => {
+      const session = await KafkaAdminSession.open(admin);
+      try {
+        const done = await Promise.allSettled([session.alterScram([scram]), acl(session)]);
+        const failed = done.find((d): d is PromiseRejectedResult => d.status === "rejected");
+        if (failed) throw failed.reason;
+      } finally {
+        session.close();
+      }
     };
-    const made = await Promise.allSettled([alterScramCredentials(admin, [{ user: identity.name, password: identity.password }]), acls.length ? withAdmin(admin, (a) => a.createAcls({ acl: acls as never })) : Promise.resolve(true)]);
-    const failed = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
-    if (failed) {
+    // ACLs are checked on every request, so an open connection loses its rights at once.
+    const revoke = () => both({ user: identity.name }, (s) => s.deleteAcls(acls));
+    try {
+      await both({ user: identity.name, password: identity.password }, (s) => s.createAcls(acls));
+    } catch (err) {
       await revoke().catch(() => {});
-      throw failed.reason;
+      throw err;
     }
     return {
       env: { [envName]: `${endpoint.host}:${endpoint.port}`, KAFKA_USERNAME: identity.name, KAFKA_PASSWORD: identity.password, KAFKA_SASL_MECHANISM: "scram-sha-512" },
