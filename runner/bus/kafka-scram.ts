@@ -253,6 +253,11 @@ export interface AclBinding {
   permissionType: number;
 }
 
+/** An ACL binding as CreateAcls v1 and (as an exact filter) DeleteAcls v1 encode it. */
+function writeAcl(body: Writer, a: AclBinding): void {
+  body.int8(a.resourceType).string(a.resourceName).int8(a.resourcePatternType).string(a.principal).string(a.host).int8(a.operation).int8(a.permissionType);
+}
+
 /**
  * One authenticated admin connection for a run's identity: the SCRAM credential and the ACLs go
  * out on it together (one login, requests in flight at once).
@@ -279,7 +284,7 @@ export class KafkaAdminSession {
   async createAcls(acls: AclBinding[]): Promise<void> {
     if (!acls.length) return;
     const body = new Writer().int32(acls.length);
-    for (const a of acls) body.int8(a.resourceType).string(a.resourceName).int8(a.resourcePatternType).string(a.principal).string(a.host).int8(a.operation).int8(a.permissionType);
+    for (const a of acls) writeAcl(body, a);
     const r = await this.conn.request(CREATE_ACLS, 1, body.buffer());
     r.int32();
     const failures: string[] = [];
@@ -295,7 +300,7 @@ export class KafkaAdminSession {
   async deleteAcls(acls: AclBinding[]): Promise<void> {
     if (!acls.length) return;
     const body = new Writer().int32(acls.length);
-    for (const a of acls) body.int8(a.resourceType).string(a.resourceName).int8(a.resourcePatternType).string(a.principal).string(a.host).int8(a.operation).int8(a.permissionType);
+    for (const a of acls) writeAcl(body, a);
     const r = await this.conn.request(DELETE_ACLS, 1, body.buffer());
     r.int32();
     const failures: string[] = [];

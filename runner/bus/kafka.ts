@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { alterScramCredentials, KafkaAdminSession } from "./kafka-scram.js";
+import { alterScramCredentials, KafkaAdminSession, type AclBinding } from "./kafka-scram.js";
 import { adminEndpointsFrom, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
 import { namePattern as pattern, resolvePattern, type NamePattern } from "./patterns.js";
 
@@ -42,15 +42,7 @@ const PATTERN = { ANY: 1, LITERAL: 3, PREFIXED: 4 } as const;
 const OPERATION = { ANY: 1, READ: 3, WRITE: 4, CREATE: 5, DESCRIBE: 8 } as const;
 const PERMISSION = { ANY: 1, ALLOW: 3 } as const;
 
-export interface KafkaAcl {
-  resourceType: number;
-  resourceName: string;
-  resourcePatternType: number;
-  principal: string;
-  host: string;
-  operation: number;
-  permissionType: number;
-}
+export type KafkaAcl = AclBinding;
 
 /** The ACLs of a grant for one principal. */
 export function kafkaAcls(grant: KafkaGrant, run: string, principal: string): KafkaAcl[] {
