@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
 import { alterScramCredentials, KafkaAdminSession, type AclBinding } from "./kafka-scram.js";
-import { adminEndpointsFrom, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
 import { namePattern as pattern, resolvePattern, type NamePattern } from "./patterns.js";
 
 
@@ -95,18 +95,12 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
 
   admin(endpoint: Endpoint, sources: AdminSources): KafkaAdmin | undefined {
     // kafka://USER:PASSWORD@HOST:PORT of a SCRAM-SHA-512 super user.
-    const env = sources.env.AIRLOCK_KAFKA_ADMIN_URL;
-    if (env) {
-      const u = new URL(env);
-      const port = Number(u.port || 9092);
-      if (sameEndpoint({ host: u.hostname, port }, endpoint)) return { host: u.hostname, port, user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), source: "AIRLOCK_KAFKA_ADMIN_URL" };
-    }
-    const local = sources.local?.kafka;
+    const found = adminSourceFor(sources, "kafka", endpoint, 9092);
+    if (!found) return undefined;
+    if ("url" in found) return { host: found.url.hostname, port: Number(found.url.port || 9092), user: decodeURIComponent(found.url.username), password: decodeURIComponent(found.url.password), source: found.source };
     // Only once airlock's local broker runs with its SASL listener (airlock brokers start kafka).
-    if (local && local.sasl === true && sameEndpoint({ host: String(local.host), port: Number(local.port) }, endpoint)) {
-      return { host: String(local.host), port: Number(local.port), user: String(local.user), password: String(local.password), source: "airlock's local Kafka" };
-    }
-    return undefined;
+    const l = found.local;
+    return l.sasl === true ? { host: String(l.host), port: Number(l.port), user: String(l.user), password: String(l.password), source: found.source } : undefined;
   },
 
   anonymousEnv: (endpoint) => `${endpoint.host}:${endpoint.port}`,

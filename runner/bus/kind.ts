@@ -4,6 +4,7 @@
  * identity with exactly those rights is minted and revoked, and how a crashed runner's leftovers
  * are swept. A new broker kind is a new file implementing this, listed in registry.ts.
  */
+import { randomBytes } from "node:crypto";
 import type { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
 
@@ -62,8 +63,6 @@ export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
   anonymousEnv(endpoint: Endpoint): string;
   /** Remove identities whose name says they expired before `now`; returns their names. */
   sweep(admin: Admin, now: number): Promise<string[]>;
-  /** Whether the broker refuses clients without credentials (airlock's local brokers must). */
-  lockedDown?(admin: Admin, endpoint: Endpoint): Promise<boolean>;
 }
 
 /** Where admin access comes from: the runner's environment, and the local brokers' credentials file. */
@@ -95,15 +94,35 @@ export function endpointOf(host: string, port: number): Endpoint {
  * the port from the URL, or `brokerPort` where the URL is a separate API), and the local one.
  */
 export function adminEndpointsFrom(sources: AdminSources, kind: string, defaultPort: number, brokerPort?: number): Endpoint[] {
-  const out: Endpoint[] = [];
-  const url = sources.env[`AIRLOCK_${kind.toUpperCase()}_ADMIN_URL`];
-  if (url) {
-    const u = new URL(url);
-    out.push(endpointOf(u.hostname, brokerPort ?? Number(u.port || defaultPort)));
-  }
-  const local = sources.local?.[kind];
-  if (local) out.push(endpointOf(String(local.host), Number(local.port)));
-  return out;
+  const { url, local } = adminFor(sources, kind, defaultPort, brokerPort);
+  return [...(url ? [url.broker] : []), ...(local ? [local.broker] : [])];
+}
+
+/** A kind's admin URL and local entry, each with the broker it is for. */
+function adminFor(sources: AdminSources, kind: string, defaultPort: number, brokerPort?: number) {
+  const raw = sources.env[`AIRLOCK_${kind.toUpperCase()}_ADMIN_URL`];
+  const u = raw ? new URL(raw) : undefined;
+  const entry = sources.local?.[kind];
+  return {
+    url: u && { url: u, broker: endpointOf(u.hostname, brokerPort ?? Number(u.port || defaultPort)), source: `AIRLOCK_${kind.toUpperCase()}_ADMIN_URL` },
+    local: entry && { entry, broker: endpointOf(String(entry.host), Number(entry.port)), source: `airlock's local ${kind}` },
+  };
+}
+
+/**
+ * The admin access a kind has to the broker at `endpoint`: its AIRLOCK_<KIND>_ADMIN_URL when that
+ * names this broker, else the local brokers' entry for it; undefined when neither does.
+ */
+export function adminSourceFor(sources: AdminSources, kind: string, endpoint: Endpoint, defaultPort: number, brokerPort?: number): { url: URL; source: string } | { local: Record<string, string | number | boolean>; source: string } | undefined {
+  const { url, local } = adminFor(sources, kind, defaultPort, brokerPort);
+  if (url && sameEndpoint(url.broker, endpoint)) return { url: url.url, source: url.source };
+  if (local && sameEndpoint(local.broker, endpoint)) return { local: local.entry, source: local.source };
+  return undefined;
+}
+
+/** The password of a new identity. */
+export function newPassword(): string {
+  return randomBytes(24).toString("base64url");
 }
 
 /** localhost and 127.0.0.1 are the same broker. */

@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { adminEndpointsFrom, identityExpiry, sameEndpoint, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
 import { namePattern as pattern, patternProblem, resolvePattern, toRegExpSource, escapeRegExp } from "./patterns.js";
 
 const exact = z.string().min(1).superRefine((v, ctx) => {
@@ -88,18 +88,11 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
   adminEndpoints: (sources) => adminEndpointsFrom(sources, "rabbitmq", 15672, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672)),
 
   admin(endpoint: Endpoint, sources: AdminSources): RabbitmqAdmin | undefined {
-    const fromEnv = sources.env.AIRLOCK_RABBITMQ_ADMIN_URL;
-    if (fromEnv) {
-      const u = new URL(fromEnv);
-      // The management API is on its own port; it belongs to the broker on the same host.
-      const amqpPort = Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672);
-      if (sameEndpoint({ host: u.hostname, port: amqpPort }, endpoint)) return { api: `${u.protocol}//${u.host}`, user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), source: "AIRLOCK_RABBITMQ_ADMIN_URL" };
-    }
-    const local = sources.local?.rabbitmq;
-    if (local && sameEndpoint({ host: String(local.host), port: Number(local.port) }, endpoint)) {
-      return { api: String(local.api), user: String(local.user), password: String(local.password), source: "airlock's local RabbitMQ" };
-    }
-    return undefined;
+    // The management API is on its own port; it belongs to the broker on the same host.
+    const found = adminSourceFor(sources, "rabbitmq", endpoint, 15672, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672));
+    if (!found) return undefined;
+    if ("url" in found) return { api: `${found.url.protocol}//${found.url.host}`, user: decodeURIComponent(found.url.username), password: decodeURIComponent(found.url.password), source: found.source };
+    return { api: String(found.local.api), user: String(found.local.user), password: String(found.local.password), source: found.source };
   },
 
   anonymousEnv: (endpoint) => `amqp://${endpoint.host}:${endpoint.port}`,

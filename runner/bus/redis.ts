@@ -9,10 +9,9 @@
  * Redis cannot tell publish from subscribe per channel: the channels of both lists are granted to
  * both, and PUBLISH is granted only when publish lists something, SUBSCRIBE only when subscribe does.
  */
-import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { adminEndpointsFrom, sameEndpoint, type AdminSources, type BusDenial, type BusKind, type GrantBase } from "./kind.js";
+import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusDenial, type BusKind, type GrantBase } from "./kind.js";
 import { namePattern as pattern, resolvePattern, toRedisGlob } from "./patterns.js";
 
 const patterns = (what: string) => z.array(pattern).optional().describe(what);
@@ -80,16 +79,11 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
   adminEndpoints: (sources) => adminEndpointsFrom(sources, "redis", 6379),
 
   admin(endpoint: Endpoint, sources: AdminSources): RedisAdmin | undefined {
-    const fromEnv = sources.env.AIRLOCK_REDIS_ADMIN_URL;
-    if (fromEnv) {
-      const u = new URL(fromEnv);
-      if (sameEndpoint({ host: u.hostname, port: Number(u.port || 6379) }, endpoint)) return { url: fromEnv, source: "AIRLOCK_REDIS_ADMIN_URL" };
-    }
-    const local = sources.local?.redis;
-    if (local && sameEndpoint({ host: String(local.host), port: Number(local.port) }, endpoint)) {
-      return { url: `redis://${encodeURIComponent(String(local.user))}:${encodeURIComponent(String(local.password))}@${local.host}:${local.port}`, source: "airlock's local Redis" };
-    }
-    return undefined;
+    const found = adminSourceFor(sources, "redis", endpoint, 6379);
+    if (!found) return undefined;
+    if ("url" in found) return { url: found.url.href, source: found.source };
+    const l = found.local;
+    return { url: `redis://${encodeURIComponent(String(l.user))}:${encodeURIComponent(String(l.password))}@${l.host}:${l.port}`, source: found.source };
   },
 
   anonymousEnv: (endpoint) => `redis://${endpoint.host}:${endpoint.port}`,
@@ -104,7 +98,6 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
   },
 
   async sweep(admin, now) {
-    const { identityExpiry } = await import("./kind.js");
     return withAdmin(admin, async (redis) => {
       const users = (await redis.call("ACL", "USERS")) as string[];
       const stale = users.filter((u) => (identityExpiry(u) ?? Infinity) < now);
@@ -113,25 +106,7 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
     });
   },
 
-  async lockedDown(_admin, endpoint) {
-    // A client without credentials must be refused.
-    const { Redis } = await import("ioredis");
-    const anon = new Redis({ host: endpoint.host, port: endpoint.port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    anon.on("error", () => {});
-    try {
-      await anon.connect();
-      return await anon.ping().then(() => false, (err: Error) => /NOAUTH|NOPERM|DENIED/.test(err.message));
-    } catch {
-      return true;
-    } finally {
-      anon.disconnect();
-    }
-  },
 };
-
-export function newPassword(): string {
-  return randomBytes(24).toString("base64url");
-}
 
 /** Never granted, whatever a policy says: the fix is not a policy line. */
 const NEVER = /^(migrate|replicaof|slaveof|config|module|debug|shutdown|flushall|flushdb|keys|scan|randomkey|select|acl|client|monitor|eval|evalsha|script|function|fcall|save|bgsave|bgrewriteaof|sort|swapdb|move|pubsub|info)/;

@@ -9,8 +9,7 @@ import { join } from "node:path";
 import { BusRightsError } from "../errors.js";
 import { stateDir } from "../images/trust.js";
 import type { Policy } from "../policy/index.js";
-import { identityName, type AdminSources, type BusDenial } from "./kind.js";
-import { newPassword } from "./redis.js";
+import { identityName, newPassword, type AdminSources, type BusDenial } from "./kind.js";
 import { BUS_KINDS } from "./registry.js";
 
 export interface BusRights {
@@ -18,6 +17,8 @@ export interface BusRights {
   env: Record<string, string>;
   /** What the caller should know (brokers where the agent has full client rights). */
   warnings: string[];
+  /** The minted passwords, to keep out of anything the runner records. */
+  secrets: string[];
   /** Identities minted, by broker (for the result). */
   identities: { kind: string; endpoint: string; name: string }[];
   /** What the brokers refused the run's identities (call after the agent exited, before revoke). */
@@ -54,9 +55,9 @@ export function adminSources(env: NodeJS.ProcessEnv = process.env): AdminSources
 const swept = new Map<string, Promise<unknown>>();
 
 export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
-  const env = req.env ?? process.env;
-  const sources = adminSources(env);
-  const result: BusRights = { env: {}, warnings: [], identities: [], denied: async () => [], revoke: async () => {} };
+  const result: BusRights = { env: {}, warnings: [], secrets: [], identities: [], denied: async () => [], revoke: async () => {} };
+  if (req.policy.bus.grants.length === 0) return result;
+  const sources = adminSources(req.env ?? process.env);
   const revokes: (() => Promise<void>)[] = [];
   const reports: (() => Promise<BusDenial[]>)[] = [];
   const required = req.requireRights || req.policy.bus.requireRights;
@@ -83,6 +84,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         revokes.push(minted.revoke);
         if (minted.denied) reports.push(minted.denied);
         result.identities.push({ kind: grant.kind, endpoint: grant.endpoint.raw, name: identity.name });
+        result.secrets.push(identity.password, encodeURIComponent(identity.password));
       } catch (err) {
         throw new BusRightsError(`could not create the agent's identity on the ${where}: ${(err as Error).message}`, `check that the broker is running and the admin credentials (${(admin as { source?: string }).source ?? "admin"}) are right`, err);
       }

@@ -19,20 +19,20 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_STATE_HOME ?? join(homedir(), ".local", "state"), "airlock");
 }
 
-interface Record_ {
+interface TrustRecord {
   /** image ID → what it is and when airlock built it. */
   images: Record<string, { tag: string; kind: string; builtAt: string }>;
 }
 
 export class TrustedImages {
-  private record: Record_ | undefined;
+  private record: TrustRecord | undefined;
 
   constructor(private readonly file = join(stateDir(), "trusted-images.json")) {}
 
-  private load(): Record_ {
+  private load(): TrustRecord {
     if (!this.record) {
       try {
-        const parsed = JSON.parse(readFileSync(this.file, "utf8")) as Record_;
+        const parsed = JSON.parse(readFileSync(this.file, "utf8")) as TrustRecord;
         this.record = parsed && typeof parsed.images === "object" ? parsed : { images: {} };
       } catch {
         this.record = { images: {} };

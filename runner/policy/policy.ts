@@ -4,6 +4,7 @@
  * or throw a PolicyError that names the file, line, column, field and fix of every problem.
  */
 import { readFile } from "node:fs/promises";
+import { z } from "zod";
 import { resolve } from "node:path";
 import { PolicyError } from "../errors.js";
 import { parseEndpoint, type Endpoint } from "./endpoint.js";
@@ -56,17 +57,20 @@ const RENAMED: Record<string, string> = {
   cpu_limit: "resources.cpus",
 };
 
+/** The keys of a zod object schema and of the objects nested in it, by dotted path. */
+function objectKeys(path: string, schema: unknown): Record<string, string[]> {
+  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
+  if (!(inner instanceof z.ZodObject)) return {};
+  const shape = inner.shape as Record<string, unknown>;
+  return Object.assign({ [path]: Object.keys(shape) }, ...Object.entries(shape).map(([k, v]) => objectKeys(`${path}.${k}`, v)));
+}
+
 const HINTS: KeyHints = {
   known: {
     "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources", "workspace", "bus"],
     bus: [...BUS_KIND_NAMES, "requireRights"],
-    "bus.redis": ["endpoint", "env", "publish", "subscribe", "keys"],
-    "bus.redis.keys": ["read", "write"],
-    "bus.rabbitmq": ["endpoint", "env", "vhost", "queues", "exchanges"],
-    "bus.rabbitmq.queues": ["consume", "publish"],
-    "bus.rabbitmq.exchanges": ["publish"],
-    "bus.kafka": ["endpoint", "env", "topics", "groups"],
-    "bus.kafka.topics": ["produce", "consume", "create"],
+    // Each broker kind's section, as its own schema defines it.
+    ...Object.assign({}, ...BUS_KIND_NAMES.map((k) => objectKeys(`bus.${k}`, BUS_KINDS[k].grantSchema))),
     workspace: ["include"],
     network: ["disabled", "allowedEndpoints"],
     env: ["allow", "set"],

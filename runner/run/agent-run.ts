@@ -139,8 +139,7 @@ export class AgentRun {
   }
 
   private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {
-    if (prepared.policy.bus.grants.length === 0) return (this.busRights = { env: {}, warnings: [], identities: [], denied: async () => [], revoke: async () => {} });
-    this.phase("preparing", `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`);
+    if (prepared.policy.bus.grants.length) this.phase("preparing", `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`);
     const rights = (this.busRights = await openBusRights({
       policy: prepared.policy,
       runId: this.runId,
@@ -150,7 +149,7 @@ export class AgentRun {
     }));
     for (const warning of rights.warnings) this.emit({ type: "warning", agent: this.name, message: warning });
     // The agent's credentials never show in its captured output.
-    this.secrets.push(...Object.values(rights.env).flatMap((v) => [...v.matchAll(/:([^:@/]{16,})@/g)].map((m) => decodeURIComponent(m[1]!))));
+    this.secrets.push(...rights.secrets);
     return rights;
   }
 
