@@ -18,9 +18,10 @@ import { definePolicy, dockerClient, ensureImages, runAgent, type Policy, type P
 import { localBrokersFile, openBusRights } from "../runner/bus/rights.js";
 import { readFileSync } from "node:fs";
 import { ensureNetwork } from "../runner/docker/network.js";
-import { ensurePackagesImage } from "../runner/images/images.js";
+import { ensureNpmPackagesImage } from "../runner/languages/node/packages-image.js";
+import { ensurePythonImage } from "../runner/languages/python/image.js";
 import { defaultRunner } from "../runner/runner.js";
-import { bundleAgent } from "../runner/run/bundle.js";
+import { bundleAgent } from "../runner/languages/node/bundle.js";
 import { packagePath } from "../runner/paths.js";
 import { fmt, percentile, summarize, type Summary } from "./stats.js";
 
@@ -62,9 +63,9 @@ function addRow(section: string, metric: string, a: number[], b: number[], unit:
 
 // ---------- baselines -------------------------------------------------------------------------
 
-async function plainDockerRun(image: string, script = "0"): Promise<{ ms: number; stdout: string }> {
+async function plainDockerRun(image: string, script = "0", interpreter: "node" | "python3" = "node"): Promise<{ ms: number; stdout: string }> {
   const t = performance.now();
-  const r = await execa("docker", ["run", "--rm", "--entrypoint", "node", image, "-e", script]);
+  const r = await execa("docker", ["run", "--rm", "--entrypoint", interpreter, image, interpreter === "node" ? "-e" : "-c", script]);
   return { ms: performance.now() - t, stdout: r.stdout };
 }
 
@@ -111,7 +112,7 @@ interface Prepared {
 async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[], bus?: PolicyInput["bus"]): Promise<Prepared> {
   const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, ...(bus ? { bus } : {}), packages: ["ioredis@5.9.2", "kafkajs@2.2.4"], timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
   const images = await ensureImages(docker);
-  const { id: image } = await ensurePackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages);
+  const { id: image } = await ensureNpmPackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages.npm);
   const bundles: Record<string, string> = {};
   for (const a of agents) {
     const dir = await tmp();
@@ -194,6 +195,33 @@ async function coldStart(agentImage: string) {
   addRow("1. cold start", "one agent that only exits, gated (one endpoint)", gated, plain, "ms", { op: "<=", value: 1.25 });
   addRow("1. cold start", "one agent that only exits, network disabled", closed, plain, "ms", { op: "<=", value: 1.25 });
   addRow("1. cold start", "runAgent() → agent's first line (gated) vs docker run → first line", firstGated, firstPlain, "ms");
+}
+
+/** The same for a Python agent, against `docker run` of the same Python image. */
+async function pythonColdStart(pythonImage: string) {
+  log("1. cold start (Python)");
+  const gatedPolicy = definePolicy({ name: "bench-exit-py", network: { allowedEndpoints: ["localhost:6379"] } });
+  const out = await tmp();
+  const plain: number[] = [], gated: number[] = [], firstGated: number[] = [], firstPlain: number[] = [];
+  await runAgent({ agent: join(AGENTS, "exit.py"), policy: gatedPolicy, outputDir: join(out, "warm") });
+  await plainDockerRun(pythonImage, "0", "python3");
+  for (let i = 0; i < REPS; i++) {
+    await settle();
+    plain.push((await plainDockerRun(pythonImage, "0", "python3")).ms);
+    const t = performance.now();
+    await runAgent({ agent: join(AGENTS, "exit.py"), policy: gatedPolicy, outputDir: join(out, `g${i}`) });
+    gated.push(performance.now() - t);
+    await settle();
+    const t0 = Date.now();
+    const r = await runAgent({ agent: join(AGENTS, "first_line.py"), policy: gatedPolicy, outputDir: join(out, `f${i}`) });
+    firstGated.push(Number(/FIRST_LINE (\d+)/.exec(r.stdout)![1]) - t0);
+    await settle();
+    const p0 = Date.now();
+    const p = await plainDockerRun(pythonImage, "import time; print('FIRST_LINE %d' % (time.time() * 1000))", "python3");
+    firstPlain.push(Number(/FIRST_LINE (\d+)/.exec(p.stdout)![1]) - p0);
+  }
+  addRow("1. cold start", "one Python agent that only exits, gated (one endpoint)", gated, plain, "ms", { op: "<=", value: 1.25 });
+  addRow("1. cold start", "Python: runAgent() → agent's first line (gated) vs docker run → first line", firstGated, firstPlain, "ms");
 }
 
 // ---------- 2 & 4. many at once ---------------------------------------------------------------
@@ -429,7 +457,10 @@ async function main() {
   const version = await docker.version();
   // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
   const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5").split(","));
-  if (only.has("1")) await coldStart(images.agent);
+  if (only.has("1")) {
+    await coldStart(images.agent);
+    await pythonColdStart((await ensurePythonImage(docker, images)).id);
+  }
   const twenty = only.has("2") || only.has("4") ? await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.5 }) : undefined;
   if (only.has("3")) await throughput();
   if (only.has("5")) await busRights();

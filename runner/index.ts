@@ -4,7 +4,7 @@
  */
 export { runAgent, agentNameFor, containersRemoved, type RunAgentOptions, type RunEvent } from "./run/run-agent.js";
 export type { AgentResult, RunStatus } from "./run/result.js";
-export { loadPolicy, parsePolicy, definePolicy, policySchema, policyJsonSchema, parseEndpoint, DEFAULTS, type Policy, type PolicyInput, type Endpoint, type PackageSpec } from "./policy/index.js";
+export { loadPolicy, parsePolicy, definePolicy, policySchema, policyJsonSchema, parseEndpoint, DEFAULTS, type Policy, type PolicyInput, type Endpoint, type PackageSpec, type PipRequirement } from "./policy/index.js";
 export { runAgents, type RunAgentsOptions, type GroupResult } from "./group/run-agents.js";
 export { loadRunFile, runFileSchema, runFileJsonSchema, type RunSpec, type GroupAgent, type WaitCondition, type RunFileInput } from "./group/run-file.js";
 export { junitXml } from "./group/junit.js";
@@ -12,5 +12,7 @@ export { kafkaPreflight, KafkaPreflightError } from "./gate/kafka-preflight.js";
 export { createRunner, defaultRunner, Runner, type RunnerOptions } from "./runner.js";
 export { cleanup, type CleanupReport, type CleanupOptions } from "./docker/cleanup.js";
 export { ensureImages, resolveBaseImage, type ImageSet, type BuiltImage } from "./images/images.js";
+export { ensurePythonImage } from "./languages/python/image.js";
+export { LANGUAGE_NAMES, type LanguageName } from "./languages/names.js";
 export { assertDockerReachable, dockerClient } from "./docker/client.js";
 export * from "./errors.js";

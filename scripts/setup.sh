@@ -18,4 +18,4 @@ chmod +x dist/runner/cli/main.js
 bash scripts/brokers.sh start "$@"
 
 log "preparing images (the first time builds them: about a minute)"
-node dist/runner/cli/main.js build --policy policies/*.yaml >/dev/null
+node dist/runner/cli/main.js build --python --policy policies/*.yaml >/dev/null

@@ -16,6 +16,18 @@ export interface DeniedConnection {
   loopback?: boolean;
 }
 
+/**
+ * Ports the kernel hands out for outgoing connections (ip_local_port_range's default). A loopback
+ * connection to one of them is to a listener inside the sandbox that the agent opened itself (pika and
+ * others emulate socketpair() over 127.0.0.1), not an attempt to reach a service on the host.
+ */
+const EPHEMERAL_PORTS = { from: 32768, to: 60999 };
+
+function isEphemeral(destination: string): boolean {
+  const port = Number(destination.slice(destination.lastIndexOf(":") + 1));
+  return port >= EPHEMERAL_PORTS.from && port <= EPHEMERAL_PORTS.to;
+}
+
 /** Parse /proc/net/ipt_hashlimit/<table>: "expires src:port->dst:port credit credit_cap cost". */
 export function parseHashlimit(text: string, protocol: DeniedConnection["protocol"], loopback = false): DeniedConnection[] {
   const out: DeniedConnection[] = [];
@@ -26,6 +38,7 @@ export function parseHashlimit(text: string, protocol: DeniedConnection["protoco
     const used = (BigInt(cap!) - BigInt(credit!)) / BigInt(cost!);
     const count = Math.max(1, Number(used));
     const destination = dst!.endsWith(":0") && protocol === "other" ? dst!.slice(0, -2) : dst!;
+    if (loopback && isEphemeral(destination)) continue;
     out.push({ destination, protocol, count, ...(count >= DENY_COUNT_CAP ? { countAtLeast: true } : {}), ...(loopback ? { loopback: true } : {}) });
   }
   return out;

@@ -101,6 +101,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
     const result = await runner.runAgent({
       name: agent.name,
       ...(agent.agent ? { agent: agent.agent } : {}),
+      ...(agent.runtime ? { runtime: agent.runtime } : {}),
       ...(agent.command ? { command: agent.command } : {}),
       ...(agent.image ? { image: agent.image } : {}),
       policy: agent.policy,

@@ -18,6 +18,7 @@ import { z } from "zod";
 import { PolicyError, type InputIssue } from "../errors.js";
 import { locate, parseYamlFile, zodIssuesToInputIssues, type KeyHints } from "../policy/locate.js";
 import { draft07 } from "../policy/schema.js";
+import { LANGUAGE_NAMES, type LanguageName } from "../languages/names.js";
 
 export const WAIT_CONDITIONS = ["started", "ready", "succeeded", "exited"] as const;
 export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
@@ -26,9 +27,10 @@ const agentName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { message: "age
 
 const agentEntry = z
   .strictObject({
-    agent: z.string().min(1).optional().describe("The agent's .ts or .js file, relative to the run file."),
+    agent: z.string().min(1).optional().describe("The agent's .ts, .js or .py file, relative to the run file."),
+    runtime: z.enum(LANGUAGE_NAMES).optional().describe("The language the agent is written in: node or python. Default: the policy's runtime, else the file's extension."),
     command: z.array(z.string()).min(1).optional().describe("Instead of agent: a command to run in the container."),
-    image: z.string().optional().describe("With command: the image to run it in (default: the airlock agent image)."),
+    image: z.string().optional().describe("With command: the image to run it in (default: the airlock image of the runtime)."),
     policy: z.string().min(1).describe("The agent's policy file, relative to the run file."),
     workingDir: z.string().optional().describe("Folder mounted read-only at /workspace (secret-looking files kept out), relative to the run file. Default: nothing is mounted."),
     output: z.string().optional().describe("Output folder, relative to the run's output folder. Default: the agent's name."),
@@ -91,6 +93,7 @@ function findCycle(graph: Record<string, string[]>): string[] | undefined {
 export interface GroupAgent {
   name: string;
   agent?: string;
+  runtime?: LanguageName;
   command?: string[];
   image?: string;
   policy: string;
@@ -108,7 +111,7 @@ export interface RunSpec {
 
 const HINTS: KeyHints = {
   known: { "": ["name", "description", "agents"] },
-  renamed: { after: "waitFor", depends_on: "waitFor", dependsOn: "waitFor", wait_for: "waitFor", working_dir: "workingDir", output_dir: "output", outputDir: "output" },
+  renamed: { language: "runtime", after: "waitFor", depends_on: "waitFor", dependsOn: "waitFor", wait_for: "waitFor", working_dir: "workingDir", output_dir: "output", outputDir: "output" },
 };
 
 export function runFileJsonSchema(): Record<string, unknown> {
@@ -127,7 +130,7 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
   if (parsed.issues.length) throw new PolicyError(file, parsed.issues);
   const result = runFileSchema.safeParse(parsed.value, { reportInput: true });
   if (!result.success) {
-    const agentKeys = ["agent", "command", "image", "policy", "workingDir", "output", "env", "waitFor"];
+    const agentKeys = ["agent", "runtime", "command", "image", "policy", "workingDir", "output", "env", "waitFor"];
     const known: Record<string, string[]> = { ...HINTS.known };
     for (const n of Object.keys((parsed.value as { agents?: object })?.agents ?? {})) known[`agents.${n}`] = agentKeys;
     throw new PolicyError(file, zodIssuesToInputIssues(parsed, result.error.issues, { ...HINTS, known }));
@@ -136,6 +139,7 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
   const agents: GroupAgent[] = Object.entries(result.data.agents).map(([name, e]) => ({
     name,
     ...(e.agent ? { agent: resolve(base, e.agent) } : {}),
+    ...(e.runtime ? { runtime: e.runtime } : {}),
     ...(e.command ? { command: e.command } : {}),
     ...(e.image ? { image: e.image } : {}),
     policy: resolve(base, e.policy),

@@ -2,8 +2,10 @@
  * The images an agent run needs, each built once and named by the hash of what went into it:
  * - base: the official node image, or (offline) a local equivalent built from Debian packages;
  * - gate: base + iptables, runs the egress gate;
- * - agent: base + the agent runtime + a non-root user (Dockerfile.agent);
- * - packages: agent + the npm packages a policy lists, cached by their hash.
+ * - agent: base + the agent runtime + a non-root user (Dockerfile.agent).
+ * Each agent language adds its own on top (runner/languages/): the Python image, and the layers with
+ * a policy's packages. They are built with the same plumbing (planImage, ensureBuilt), so every one
+ * of them is recorded as airlock's own.
  */
 import { execa } from "execa";
 import type Docker from "dockerode";
@@ -11,7 +13,6 @@ import { ImageBuildError } from "../errors.js";
 import { isNotFound, withTimeout } from "../docker/client.js";
 import { LABEL } from "../docker/labels.js";
 import { packagePath } from "../paths.js";
-import type { PackageSpec } from "../policy/package-spec.js";
 import { buildImage } from "./build.js";
 import { contextHash, directoryEntries, fileEntry, type ContextFile } from "./context.js";
 import { registrySettings, type RegistrySettings } from "./registry-settings.js";
@@ -37,7 +38,7 @@ export interface BuiltImage {
   id: string;
 }
 
-async function imageId(docker: Docker, ref: string): Promise<string | undefined> {
+export async function imageId(docker: Docker, ref: string): Promise<string | undefined> {
   try {
     return (await docker.getImage(ref).inspect()).Id;
   } catch (err) {
@@ -46,7 +47,7 @@ async function imageId(docker: Docker, ref: string): Promise<string | undefined>
   }
 }
 
-async function tryPull(docker: Docker, ref: string, progress: Progress): Promise<boolean> {
+export async function tryPull(docker: Docker, ref: string, progress: Progress): Promise<boolean> {
   try {
     progress(`pulling ${ref}`);
     const stream = await withTimeout(docker.pull(ref), 30_000, `pull of ${ref} did not start`);
@@ -87,11 +88,11 @@ export async function resolveBaseImage(docker: Docker, progress: Progress = () =
   return { ref: LOCAL_BASE, id: (await imageId(docker, LOCAL_BASE))!, source: "local" };
 }
 
-function caFile(settings: RegistrySettings): ContextFile {
+export function caFile(settings: RegistrySettings): ContextFile {
   return { name: "airlock-ca.pem", content: settings.caBundle };
 }
 
-interface PlannedImage {
+export interface PlannedImage {
   tag: string;
   kind: string;
   files: ContextFile[];
@@ -99,9 +100,12 @@ interface PlannedImage {
   buildArgs: Record<string, string>;
 }
 
-function planImage(repo: string, kind: string, files: ContextFile[], dockerfile: string, buildArgs: Record<string, string>, hashExtra: string[]): PlannedImage {
-  // The CA bundle and proxy settings change how an image is built, not what it is: keep them out of the hash.
-  const hashed = files.filter((f) => f.name !== "airlock-ca.pem");
+/** Files of a build context that say how to reach the registries, not what the image is. */
+const BUILD_SETTINGS_FILES = new Set(["airlock-ca.pem", "airlock-pip.conf"]);
+
+export function planImage(repo: string, kind: string, files: ContextFile[], dockerfile: string, buildArgs: Record<string, string>, hashExtra: string[]): PlannedImage {
+  // The CA bundle, registry settings and proxies change how an image is built, not what it is: keep them out of the hash.
+  const hashed = files.filter((f) => !BUILD_SETTINGS_FILES.has(f.name));
   return { tag: `${repo}:${contextHash(hashed, [dockerfile, ...hashExtra])}`, kind, files, dockerfile, buildArgs };
 }
 
@@ -110,7 +114,7 @@ function planImage(repo: string, kind: string, files: ContextFile[], dockerfile:
  * the record existed, or put there by someone else) is built again; the engine's cache makes that
  * quick when the content is the same, and the tag then points at what airlock built.
  */
-async function ensureBuilt(docker: Docker, image: PlannedImage, progress: Progress): Promise<BuiltImage> {
+export async function ensureBuilt(docker: Docker, image: PlannedImage, progress: Progress): Promise<BuiltImage> {
   const trust = trustedImages();
   const existing = await imageId(docker, image.tag);
   if (existing && trust.has(existing)) return { tag: image.tag, id: existing };
@@ -196,50 +200,4 @@ export async function imageStatus(docker: Docker): Promise<ImageStatus> {
     };
   }
   return {};
-}
-
-const packageLayers = new Map<string, Promise<BuiltImage>>();
-
-/** The agent image plus a policy's npm packages, as a cached layer keyed by the packages' hash. */
-export function ensurePackagesImage(docker: Docker, agentImage: BuiltImage, packages: PackageSpec[], progress: Progress = () => {}): Promise<BuiltImage> {
-  if (packages.length === 0) return Promise.resolve(agentImage);
-  const sorted = [...packages].sort((a, b) => a.name.localeCompare(b.name));
-  const key = `${agentImage.id}|${sorted.map((p) => p.spec).join(",")}`;
-  let pending = packageLayers.get(key);
-  if (!pending) {
-    pending = buildPackagesImage(docker, agentImage, sorted, progress).catch((err) => {
-      packageLayers.delete(key);
-      throw err;
-    });
-    packageLayers.set(key, pending);
-  }
-  return pending;
-}
-
-async function buildPackagesImage(docker: Docker, agentImage: BuiltImage, packages: PackageSpec[], progress: Progress): Promise<BuiltImage> {
-  const settings = registrySettings();
-  const manifest = { name: "airlock-agent-packages", private: true, dependencies: Object.fromEntries(packages.map((p) => [p.name, p.version])) };
-  const dockerfile = [
-    // FROM the recorded ID, not the tag: the layer is built on what airlock built.
-    `FROM ${agentImage.id} AS deps`,
-    "USER root",
-    "WORKDIR /opt/agent",
-    "COPY airlock-ca.pem /tmp/airlock-ca.pem",
-    "COPY package.json ./package.json",
-    `ARG NPM_CONFIG_REGISTRY=${settings.registry}`,
-    "ENV NPM_CONFIG_UPDATE_NOTIFIER=false",
-    "RUN if [ -s /tmp/airlock-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/airlock-ca.pem; fi; \\",
-    "    npm install --omit=dev --no-audit --no-fund --no-package-lock --loglevel=error",
-    `FROM ${agentImage.id}`,
-    // Only the installed packages leave the install stage: nothing an install script did elsewhere.
-    "COPY --from=deps /opt/agent/node_modules /opt/agent/node_modules",
-    "",
-  ].join("\n");
-  const files: ContextFile[] = [
-    { name: "Dockerfile.packages", content: Buffer.from(dockerfile) },
-    { name: "package.json", content: Buffer.from(JSON.stringify(manifest, null, 2)) },
-    caFile(settings),
-  ];
-  const planned = planImage("airlock/agent-packages", "packages-image", files, "Dockerfile.packages", { NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs }, []);
-  return ensureBuilt(docker, planned, (m) => progress(m.startsWith("building") ? `installing ${packages.map((p) => p.spec).join(" ")} into a cached image layer` : m));
 }

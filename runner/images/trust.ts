@@ -21,7 +21,7 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 interface TrustRecord {
   /** image ID → what it is and when airlock built it. */
-  images: Record<string, { tag: string; kind: string; builtAt: string }>;
+  images: Record<string, { tag: string; kind: string; builtAt: string; facts?: Record<string, string> }>;
 }
 
 export class TrustedImages {
@@ -53,6 +53,24 @@ export class TrustedImages {
     this.record = undefined;
     const record = this.load();
     record.images[imageId] = { tag, kind, builtAt: new Date().toISOString() };
+    this.save(record);
+  }
+
+  /** What airlock learned about one of its images once (e.g. its Python version), so later runs need not ask the image again. */
+  fact(imageId: string, key: string): string | undefined {
+    return this.load().images[imageId]?.facts?.[key];
+  }
+
+  setFact(imageId: string, key: string, value: string): void {
+    this.record = undefined;
+    const record = this.load();
+    const entry = record.images[imageId];
+    if (!entry) return;
+    entry.facts = { ...entry.facts, [key]: value };
+    this.save(record);
+  }
+
+  private save(record: TrustRecord): void {
     const dir = join(this.file, "..");
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.${process.pid}.tmp`;

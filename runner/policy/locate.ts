@@ -124,7 +124,9 @@ function issueMessage(issue: z.core.$ZodIssue): string {
   if (issue.code === "too_big" && issue.origin !== "array" && issue.origin !== "string") {
     return `must be ${issue.inclusive ? "at most" : "less than"} ${String(issue.maximum)}`;
   }
-  if (issue.code === "invalid_union") return "must be a size like \"512m\" or a number of bytes";
+  // A field of several forms: the schema's own words for them, and what was found.
+  const input = (issue as { input?: unknown }).input;
+  if (issue.code === "invalid_union" && input !== undefined) return `${issue.message}, not ${describe(input)}`;
   return issue.message;
 }
 

@@ -5,10 +5,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { resolve } from "node:path";
+import { dirname, relative, resolve } from "node:path";
 import { PolicyError } from "../errors.js";
 import { parseEndpoint, type Endpoint } from "./endpoint.js";
 import { parsePackage, type PackageSpec } from "./package-spec.js";
+import { parsePipRequirement, parseRequirementsText, readRequirementsFile, type PipRequirement } from "./pip-spec.js";
+import type { LanguageName } from "../languages/names.js";
 import { busEndpoint, DEFAULTS, parseMemory, policySchema, type PolicyInput } from "./schema.js";
 import { BUS_KINDS, BUS_KIND_NAMES, type BusKindName } from "../bus/registry.js";
 
@@ -21,7 +23,8 @@ export interface BusGrant {
   /** The section as written (the kind's own fields). */
   grant: Record<string, unknown>;
 }
-import { parseYamlFile, zodIssuesToInputIssues, type KeyHints, type ParsedYaml } from "./locate.js";
+import { locate, parseYamlFile, zodIssuesToInputIssues, type KeyHints, type ParsedYaml } from "./locate.js";
+import type { InputIssue } from "../errors.js";
 
 export interface Policy {
   name: string;
@@ -30,7 +33,14 @@ export interface Policy {
   source: string;
   network: { disabled: boolean; allowedEndpoints: Endpoint[] };
   env: { allow: string[]; set: Record<string, string> };
-  packages: PackageSpec[];
+  /** The language the policy says its agent is written in; undefined: decided by the agent file. */
+  runtime?: LanguageName;
+  packages: {
+    npm: PackageSpec[];
+    pip: PipRequirement[];
+    /** The requirements.txt the pip list came from, when the policy names one. */
+    pipFile?: string;
+  };
   timeoutSeconds: number;
   resources: { memoryBytes: number; cpus: number; pids: number; outputBytes: number; outputFiles: number };
   workspace: { include: string[] };
@@ -43,9 +53,11 @@ const RENAMED: Record<string, string> = {
   allowedEndpoints: "network.allowedEndpoints",
   allowed_env_vars: "env.allow",
   allowedEnvVars: "env.allow",
-  pip_packages: "packages (npm packages, as name@version)",
-  pipPackages: "packages (npm packages, as name@version)",
-  npm_packages: "packages",
+  pip_packages: "packages.pip (e.g. packages: { pip: [redis==5.2.1] })",
+  pipPackages: "packages.pip",
+  npm_packages: "packages.npm",
+  requirements: "packages.pip (a list, or the path of a requirements.txt)",
+  language: "runtime (node or python)",
   timeout_seconds: "timeoutSeconds",
   timeout: "timeoutSeconds",
   disabled: "network.disabled",
@@ -67,7 +79,8 @@ function objectKeys(path: string, schema: unknown): Record<string, string[]> {
 
 const HINTS: KeyHints = {
   known: {
-    "": ["name", "description", "network", "env", "packages", "timeoutSeconds", "resources", "workspace", "bus"],
+    "": ["name", "description", "runtime", "network", "env", "packages", "timeoutSeconds", "resources", "workspace", "bus"],
+    packages: ["npm", "pip"],
     bus: [...BUS_KIND_NAMES, "requireRights"],
     // Each broker kind's section, as its own schema defines it.
     ...Object.assign({}, ...BUS_KIND_NAMES.map((k) => objectKeys(`bus.${k}`, BUS_KINDS[k].grantSchema))),
@@ -111,10 +124,35 @@ function validate(parsed: ParsedYaml, source: string): Policy {
   }
   const result = policySchema.safeParse(value, { reportInput: true });
   if (!result.success) throw new PolicyError(parsed.file, zodIssuesToInputIssues(parsed, result.error.issues, HINTS));
-  return normalize(result.data, source);
+  return normalize(result.data, source, pipPackages(result.data, parsed, source));
 }
 
-function normalize(input: PolicyInput, source: string): Policy {
+/**
+ * The policy's Python packages: its list, or the lines of the requirements.txt it names (relative to
+ * the policy file), checked line by line. A problem in the file is reported with the file's line.
+ */
+function pipPackages(input: PolicyInput, parsed: ParsedYaml, source: string): { pip: PipRequirement[]; pipFile?: string } {
+  const pip = Array.isArray(input.packages) ? undefined : input.packages?.pip;
+  if (pip === undefined) return { pip: [] };
+  if (Array.isArray(pip)) return { pip: pip.map(parsePipRequirement) };
+  const base = source.startsWith("<") ? process.cwd() : dirname(source);
+  const file = resolve(base, pip);
+  const shown = relative(process.cwd(), file) || file;
+  let text: string;
+  try {
+    text = readRequirementsFile(file);
+  } catch (err) {
+    throw new PolicyError(parsed.file, [{ file: parsed.file, field: "packages.pip", ...locate(parsed, ["packages", "pip"]), message: `${shown}: ${(err as Error).message}`, fix: `give the path of a requirements.txt relative to ${source.startsWith("<") ? "the current folder" : "the policy file"}, or list the packages (pip: [redis==5.2.1])` }]);
+  }
+  const { requirements, problems } = parseRequirementsText(text);
+  if (problems.length) {
+    const issues: InputIssue[] = problems.map((p) => ({ file: shown, field: `packages.pip (from ${parsed.file})`, line: p.line, column: 1, message: p.message, fix: p.fix }));
+    throw new PolicyError(shown, issues);
+  }
+  return { pip: requirements, pipFile: file };
+}
+
+function normalize(input: PolicyInput, source: string, pip: { pip: PipRequirement[]; pipFile?: string }): Policy {
   const endpoints = (input.network?.allowedEndpoints ?? []).map(parseEndpoint);
   const unique = [...new Map(endpoints.map((e) => [`${e.host}:${e.port}`, e])).values()];
   return {
@@ -123,7 +161,11 @@ function normalize(input: PolicyInput, source: string): Policy {
     source,
     network: { disabled: input.network?.disabled ?? unique.length === 0, allowedEndpoints: unique },
     env: { allow: [...new Set(input.env?.allow ?? [])], set: { ...(input.env?.set ?? {}) } },
-    packages: (input.packages ?? []).map(parsePackage),
+    ...(input.runtime ? { runtime: input.runtime } : {}),
+    packages: {
+      npm: (Array.isArray(input.packages) ? input.packages : (input.packages?.npm ?? [])).map(parsePackage),
+      ...pip,
+    },
     timeoutSeconds: input.timeoutSeconds ?? DEFAULTS.timeoutSeconds,
     resources: {
       memoryBytes: parseMemory(input.resources?.memory ?? DEFAULTS.memory)!,

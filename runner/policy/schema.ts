@@ -6,6 +6,8 @@
 import { z } from "zod";
 import { endpointProblem, parseEndpoint } from "./endpoint.js";
 import { packageProblem } from "./package-spec.js";
+import { pipProblem } from "./pip-spec.js";
+import { LANGUAGE_NAMES } from "../languages/names.js";
 import { BUS_KINDS, BUS_KIND_NAMES, type BusKindName } from "../bus/registry.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -59,6 +61,8 @@ export const DEFAULTS = {
   outputFiles: 10_000,
 } as const;
 
+const npmPackageList = z.array(z.string().superRefine(refineWith(packageProblem))).describe("npm packages, as name@version.");
+
 export const policySchema = z
   .strictObject({
     name: z
@@ -92,10 +96,29 @@ export const policySchema = z
       })
       .optional()
       .describe("Environment. Nothing from the host environment reaches the agent unless listed here."),
-    packages: z
-      .array(z.string().superRefine(refineWith(packageProblem)))
+    runtime: z
+      .enum(LANGUAGE_NAMES)
       .optional()
-      .describe("npm packages the agent imports, as name@version. Installed when the image is built, never at run time."),
+      .describe("The language the agent is written in, which picks its image and runtime: node (TypeScript/JavaScript) or python. Default: from the agent file's extension (.py is python), else node."),
+    packages: z
+      .union(
+        [
+          npmPackageList,
+          z.strictObject({
+            npm: npmPackageList.optional(),
+            pip: z
+              .union([
+                z.array(z.string().superRefine(refineWith(pipProblem))).describe("Requirement specifiers, e.g. redis==5.2.1 (a version is required)."),
+                z.string().min(1).describe("Path of a requirements.txt, relative to the policy file."),
+              ], { error: 'must be a list of requirements (- redis==5.2.1) or the path of a requirements.txt' })
+              .optional()
+              .describe("Python packages for a Python agent: a list of requirements, or the path of a requirements.txt (relative to this file). Installed with the host's pip settings when the image is built, never at run time."),
+          }),
+        ],
+        { error: "must be a list of npm packages (- ioredis@5.9.2), or npm: [...] and pip: [...] for each language" },
+      )
+      .optional()
+      .describe("Packages the agent imports, installed into a cached image layer when the image is built, never at run time: a list of npm packages (name@version), or npm: and pip: lists."),
     timeoutSeconds: z
       .number()
       .int()
@@ -106,14 +129,14 @@ export const policySchema = z
     resources: z
       .strictObject({
         memory: z
-          .union([z.string(), z.number().int().positive()])
+          .union([z.string(), z.number().int().positive()], { error: 'must be a size like "512m" or a number of bytes' })
           .superRefine((v, ctx) => refineWith(() => memoryProblem(v))(String(v), ctx))
           .optional()
           .describe(`Memory limit (no swap), e.g. "512m", "2g". Default "${DEFAULTS.memory}".`),
         cpus: z.number().positive().max(256).optional().describe(`CPU limit in cores, e.g. 0.5. Default ${DEFAULTS.cpus}.`),
         pids: z.number().int().min(16).max(1_000_000).optional().describe(`Maximum number of processes and threads. Default ${DEFAULTS.pids}.`),
         output: z
-          .union([z.string(), z.number().int().positive()])
+          .union([z.string(), z.number().int().positive()], { error: 'must be a size like "100m" or a number of bytes' })
           .superRefine((v, ctx) => refineWith(() => outputProblem(v))(String(v), ctx))
           .optional()
           .describe(`Most the host may spend on what the agent writes to /output (disk blocks of files, folders and links together): no single file can grow past it, and the run fails when everything together passes it. Default "${DEFAULTS.output}".`),

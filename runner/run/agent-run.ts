@@ -19,11 +19,11 @@ import type { DeniedConnection } from "../gate/denied.js";
 import { kafkaPreflight } from "../gate/kafka-preflight.js";
 import { openEgressGate } from "../gate/open-gate.js";
 import { RESOLV_CONF } from "../gate/plan.js";
-import { ensurePackagesImage, type ImageSet } from "../images/images.js";
+import type { ImageSet } from "../images/images.js";
 import { trustedImages } from "../images/trust.js";
 import type { Policy } from "../policy/index.js";
 import type { Runner } from "../runner.js";
-import { agentSpec, RUNTIME_ARGV } from "./container-spec.js";
+import { agentSpec } from "./container-spec.js";
 import { toDockerEnv } from "./env.js";
 import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "./exit-wait.js";
 import { LogCapture, type StreamName } from "./logs.js";
@@ -110,7 +110,7 @@ export class AgentRun {
   async execute(): Promise<AgentResult> {
     const prepared = await this.prepare();
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
-    const image = await this.chooseImage(prepared.policy, images);
+    const image = await this.chooseImage(prepared, images);
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
     // Broker identities are minted while the gate is set up. They live as long as the run can (a
     // crashed runner's are swept by name once that has passed).
@@ -155,7 +155,7 @@ export class AgentRun {
 
   private async prepare(): Promise<PreparedRun> {
     const o = this.options;
-    if (!o.agent === !o.command) throw new RunOptionsError("give either agent (a .ts/.js file) or command (argv), not both or neither");
+    if (!o.agent === !o.command) throw new RunOptionsError("give either agent (a .ts, .js or .py file) or command (argv), not both or neither");
     if (o.image && !o.command) throw new RunOptionsError("image goes with command; an agent file always runs in the airlock agent image");
     if (o.signal?.aborted) throw new RunOptionsError("the run was cancelled before it started");
     this.phase("preparing", "checking policy and agent");
@@ -163,6 +163,7 @@ export class AgentRun {
       {
         policy: o.policy,
         ...(o.agent ? { agent: o.agent } : {}),
+        ...(o.runtime ? { runtime: o.runtime } : {}),
         ...(o.workingDir !== undefined ? { workingDir: o.workingDir } : {}),
         outputDir: this.outputDir,
         ...(o.env ? { env: o.env } : {}),
@@ -181,12 +182,14 @@ export class AgentRun {
     return prepared;
   }
 
-  /** The agent image (with the policy's packages), or the caller's image, and whether airlock built it. */
-  private async chooseImage(policy: Policy, images: ImageSet): Promise<ChosenImage> {
+  /** The language's image (with the policy's packages), or the caller's image, and whether airlock built it. */
+  private async chooseImage(prepared: PreparedRun, images: ImageSet): Promise<ChosenImage> {
     const o = this.options;
     if (!o.image) {
-      const built = await ensurePackagesImage(this.runner.docker, { tag: images.agent, id: images.ids.agent }, policy.packages, (line) => this.emit({ type: "build", agent: this.name, line }));
+      const ctx = { docker: this.runner.docker, images, progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
+      const built = await prepared.language.image(ctx, prepared.policy);
       this.image = built.tag;
+      await prepared.staged?.check?.(ctx, built);
       return { id: built.id, label: built.tag, airlocks: true };
     }
     this.image = o.image;
@@ -250,8 +253,8 @@ export class AgentRun {
         env: toDockerEnv(prepared.env),
         // In airlock's images: the runtime runs the bundled agent, or the command replaces it.
         // Any other image keeps its own entrypoint, as `docker run IMAGE CMD` does.
-        ...(image.airlocks ? { entrypoint: o.command ? [] : RUNTIME_ARGV } : {}),
-        cmd: o.command ?? ["/opt/agent/run/agent.mjs"],
+        ...(image.airlocks ? { entrypoint: o.command ? [] : [...prepared.language.runtimeArgv] } : {}),
+        cmd: o.command ?? [prepared.staged!.entry],
         workspaceBinds: prepared.workspace.binds,
         outputDir: this.outputDir,
         ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
@@ -344,7 +347,8 @@ export class AgentRun {
   private finish(exit: { code: number; state?: ContainerState; stop?: StopRequest; output?: string }): AgentResult {
     this.phase("collecting", "collecting output");
     const status: RunStatus = exit.stop?.reason ?? (exit.output ? "failed" : exit.state?.oomKilled ? "oom" : exit.code === 0 ? "succeeded" : "failed");
-    const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output;
+    const explained = status === "failed" && !exit.output ? this.prepared?.language.explainFailure?.(this.stderr?.text() ?? "", this.prepared.policy) : undefined;
+    const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output ?? explained;
     return { ...this.base, ...this.partial(), status, exitCode: exit.code, ...(why ? { error: why } : {}) };
   }
 

@@ -33,8 +33,6 @@ export const GATED_SYSCTLS: Record<string, string> = {
 /** What the in-container init needs (NET_RAW: the x_tables backend talks to the kernel over a raw socket); it keeps only SETUID/SETGID/SETPCAP/KILL once the rules are in force. */
 export const INIT_CAPS = ["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP", "KILL"];
 export const AGENT_INIT = "/opt/airlock/init";
-/** The agent runtime's own command line (the agent image's entrypoint). */
-export const RUNTIME_ARGV = ["node", "/opt/airlock/dist/bootstrap.js"];
 
 export type AgentNetwork =
   | { mode: "none" }

@@ -1,12 +1,19 @@
 /**
  * The agent's environment: the variables its policy allows (taken from runAgent's `env`, else the
- * caller's environment), the policy's fixed values, and airlock's own AIRLOCK_* variables.
+ * caller's environment), the policy's fixed values, and airlock's own AIRLOCK_* variables, over a
+ * few defaults of airlock's (which the policy may override).
  * Nothing else from the host reaches the agent.
  */
 import { RunOptionsError } from "../errors.js";
 import type { Policy } from "../policy/index.js";
 
-export function agentEnvironment(policy: Policy, given: Record<string, string | undefined> | undefined, hostEnv: NodeJS.ProcessEnv, airlockVars: Record<string, string>): Record<string, string> {
+export function agentEnvironment(
+  policy: Policy,
+  given: Record<string, string | undefined> | undefined,
+  hostEnv: NodeJS.ProcessEnv,
+  defaults: Record<string, string>,
+  airlockVars: Record<string, string>,
+): Record<string, string> {
   const allowed = new Set(policy.env.allow);
   const refused = Object.keys(given ?? {}).filter((k) => !allowed.has(k) && !(k in policy.env.set));
   if (refused.length) {
@@ -15,7 +22,7 @@ export function agentEnvironment(policy: Policy, given: Record<string, string | 
       `add ${refused.join(", ")} to env.allow in ${policy.source}, or stop passing ${refused.length === 1 ? "it" : "them"}`,
     );
   }
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { ...defaults };
   for (const name of policy.env.allow) {
     const value = given && name in given ? given[name] : hostEnv[name];
     if (value !== undefined) env[name] = value;

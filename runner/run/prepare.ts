@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { RunOptionsError } from "../errors.js";
 import { definePolicy, loadPolicy, type Policy, type PolicyInput } from "../policy/index.js";
-import { bundleAgent } from "./bundle.js";
+import type { AgentLanguage, StagedAgent } from "../languages/language.js";
+import type { LanguageName } from "../languages/names.js";
+import { chooseLanguage } from "../languages/registry.js";
 import { agentEnvironment } from "./env.js";
 import { agentUser, prepareOutputDir, SANDBOX_UID, type AgentUser } from "./output.js";
 import { workspaceMounts, type WorkspaceMounts } from "./workspace.js";
@@ -20,12 +22,17 @@ export interface PreparedRun {
   workspace: WorkspaceMounts;
   /** A folder of the runner's own for this run (hosts file, bundle), removed afterwards. */
   runDir: string;
+  /** The language the agent runs in (for a command: whose image it runs in). */
+  language: AgentLanguage;
+  /** The agent file, staged into bundleDir by its language. */
+  staged?: StagedAgent;
   bundleDir?: string;
 }
 
 export interface PrepareInput {
   policy: string | Policy | PolicyInput;
   agent?: string;
+  runtime?: LanguageName;
   workingDir?: string;
   outputDir: string;
   env?: Record<string, string>;
@@ -56,6 +63,7 @@ async function checkWorkingDir(dir: string): Promise<void> {
 export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy) => void): Promise<PreparedRun> {
   const policy = await resolvePolicy(input.policy);
   onPolicy(policy);
+  const language = chooseLanguage({ agent: input.agent, runtime: input.runtime, policy });
   const workingDir = input.workingDir === undefined ? undefined : resolve(input.workingDir);
   if (workingDir) await checkWorkingDir(workingDir);
   const runDir = await mkdtemp(join(tmpdir(), "airlock-"));
@@ -64,19 +72,21 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
   await mkdir(emptyDir, { mode: 0o555 });
   const workspace = await workspaceMounts(workingDir, policy.workspace.include, emptyDir);
   let bundleDir: string | undefined;
+  let staged: StagedAgent | undefined;
   if (input.agent) {
     bundleDir = join(runDir, "bundle");
     await mkdir(bundleDir, { mode: 0o755 });
-    await bundleAgent(input.agent, policy, bundleDir);
+    staged = await language.stage(input.agent, policy, bundleDir);
   }
   const user = agentUser();
   await prepareOutputDir(input.outputDir, user);
-  const env = agentEnvironment(policy, input.env, process.env, {
+  // Python writes its lines as they are printed (not at exit) in any image; a policy may say otherwise.
+  const env = agentEnvironment(policy, input.env, process.env, { PYTHONUNBUFFERED: "1" }, {
     ...input.airlockVars,
     AIRLOCK_OUTPUT_DIR: "/output",
     AIRLOCK_WORKSPACE: "/workspace",
     AIRLOCK_ALLOWED_ENDPOINTS: policy.network.disabled ? "" : policy.network.allowedEndpoints.map((e) => e.raw).join(","),
     HOME: "/tmp",
   });
-  return { policy, user, env, workspace, runDir, ...(bundleDir ? { bundleDir } : {}) };
+  return { policy, user, env, workspace, runDir, language, ...(staged ? { staged } : {}), ...(bundleDir ? { bundleDir } : {}) };
 }

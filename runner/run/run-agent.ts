@@ -9,6 +9,7 @@ import { AirlockError } from "../errors.js";
 import { explainDockerError, isConnectionError } from "../docker/client.js";
 import type { DescribeCluster } from "../gate/kafka-preflight.js";
 import type { Resolver } from "../gate/plan.js";
+import type { LanguageName } from "../languages/names.js";
 import type { Policy, PolicyInput } from "../policy/index.js";
 import { defaultRunner, type Runner } from "../runner.js";
 import { AgentRun } from "./agent-run.js";
@@ -17,8 +18,10 @@ import { collectOutput } from "./output.js";
 import { emptyResult, writeResult, type AgentResult } from "./result.js";
 
 export interface RunAgentOptions {
-  /** A .ts or .js agent file. Either this or `command`. */
+  /** A .ts, .js or .py agent file. Either this or `command`. */
   agent?: string;
+  /** The language it is written in (default: the policy's runtime, else the file's extension). A command runs in that language's image. */
+  runtime?: LanguageName;
   /** Run anything else: argv inside the container (in `image`, default the agent image). */
   command?: string[];
   image?: string;

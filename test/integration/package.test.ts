@@ -34,6 +34,26 @@ bus:
 timeoutSeconds: 60
 `;
 
+const PY_AGENT = `import airlock
+
+@airlock.agent
+def main(ctx: airlock.Context):
+    pong = ctx.bus.redis().ping()
+    ctx.output.write("pong.txt", f"{pong}\\n")
+    ctx.log("python redis said", pong)
+    return {"pong": pong}
+`;
+
+const PY_POLICY = `name: py-from-package
+network:
+  allowedEndpoints: [localhost:6379]
+bus:
+  redis: {}
+packages:
+  pip: requirements.txt
+timeoutSeconds: 60
+`;
+
 const SCRIPT = `import { runAgent, containersRemoved } from "airlock";
 const result = await runAgent({ agent: "agent.ts", policy: "policy.yaml", outputDir: "out-script" });
 console.log("STATUS " + result.status + " " + JSON.stringify(result.returnValue));
@@ -55,6 +75,9 @@ beforeAll(async () => {
   await writeFile(join(project, "script.mjs"), SCRIPT);
   await writeFile(join(project, "script.ts"), `import { runAgent, type AgentResult } from "airlock";\nexport const run: Promise<AgentResult> = runAgent({ agent: "agent.ts", policy: "policy.yaml", outputDir: "o" });\n`);
   await writeFile(join(project, "tsconfig.json"), TSCONFIG);
+  await writeFile(join(project, "agent.py"), PY_AGENT);
+  await writeFile(join(project, "py-policy.yaml"), PY_POLICY);
+  await writeFile(join(project, "requirements.txt"), "six==1.16.0\n");
 }, 300_000);
 
 describe("the packed package, installed into an empty project", () => {
@@ -63,6 +86,13 @@ describe("the packed package, installed into an empty project", () => {
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain("redis said PONG");
     expect(await readFile(join(project, "out", "pong.txt"), "utf8")).toBe("PONG\n");
+  });
+
+  it("runs a Python agent, with its policy's requirements.txt, through npx airlock run", async () => {
+    const run = await execa("npx", ["airlock", "run", "agent.py", "--policy", "py-policy.yaml", "--output", "out-py"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toContain("python redis said True");
+    expect(await readFile(join(project, "out-py", "pong.txt"), "utf8")).toBe("True\n");
   });
 
   it("runs an agent through runAgent(), and the process ends soon after it returns", async () => {

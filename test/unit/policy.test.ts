@@ -25,7 +25,7 @@ describe("valid policies", () => {
     const p = parsePolicy("name: minimal\n");
     expect(p.network).toEqual({ disabled: true, allowedEndpoints: [] });
     expect(p.env).toEqual({ allow: [], set: {} });
-    expect(p.packages).toEqual([]);
+    expect(p.packages).toEqual({ npm: [], pip: [] });
     expect(p.timeoutSeconds).toBe(300);
     expect(p.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256, outputBytes: 1024 ** 3, outputFiles: 10_000 });
   });
@@ -50,7 +50,7 @@ resources: { memory: 2g, cpus: 0.5, pids: 64, output: 10m }
       ["kafka-1.example.com", 9093, "dns"],
     ]);
     expect(p.env).toEqual({ allow: ["REDIS_URL"], set: { MODE: "test" } });
-    expect(p.packages.map((x) => [x.name, x.version])).toEqual([
+    expect(p.packages.npm.map((x) => [x.name, x.version])).toEqual([
       ["ioredis", "5.9.2"],
       ["@scope/pkg", "^1.2.0"],
     ]);
@@ -129,7 +129,7 @@ describe("errors name the file, line, column, field and fix", () => {
 
   it("explains wrong types with what was found", () => {
     expect(only('name: x\ntimeoutSeconds: "60"\n')).toMatchObject({ field: "timeoutSeconds", line: 2, message: 'must be a number, not the text "60"', fix: "write a number without quotes" });
-    expect(only("name: x\npackages: ioredis@5\n").message).toBe('must be an array, not the text "ioredis@5"');
+    expect(only("name: x\npackages: ioredis@5\n").message).toBe('must be a list of npm packages (- ioredis@5.9.2), or npm: [...] and pip: [...] for each language, not the text "ioredis@5"');
     expect(only("name: x\nenv:\n  allow: REDIS_URL\n").field).toBe("env.allow");
   });
 

@@ -51,3 +51,18 @@ describe("the gate container's script and the runner agree", () => {
     expect(gateRulesLine({ v4: "a", v6: "b" }, 10).trim().split(" ")).toHaveLength(3);
   });
 });
+
+describe("the agent runtimes and the runner agree", () => {
+  it("on the control lines (ready, result) and each runtime's command line in its image", async () => {
+    const { CONTROL_PREFIX, decodeControl } = await import("../../agent-runtime/protocol.js");
+    const { pythonLanguage } = await import("../../runner/languages/python/index.js");
+    const py = readFileSync(packagePath("agent-runtime", "python", "airlock", "_protocol.py"), "utf8");
+    expect(py).toContain(`CONTROL_PREFIX = "${CONTROL_PREFIX.replace("\u001e", "\\x1e")}"`);
+    // What the Python runtime writes (json.dumps with compact separators) decodes on the runner's side.
+    expect(decodeControl(`${CONTROL_PREFIX}{"type":"result","value":{"a":[1,2]}}`)).toEqual({ type: "result", value: { a: [1, 2] } });
+    const dockerfile = readFileSync(packagePath("images", "python", "Dockerfile"), "utf8");
+    expect(dockerfile).toContain(`ENTRYPOINT ${JSON.stringify(pythonLanguage.runtimeArgv)}`.replace(/","/g, '", "'));
+    const { nodeLanguage } = await import("../../runner/languages/node/index.js");
+    expect(readFileSync(packagePath("Dockerfile.agent"), "utf8")).toContain(`ENTRYPOINT ${JSON.stringify(nodeLanguage.runtimeArgv)}`.replace(/","/g, '", "'));
+  });
+});

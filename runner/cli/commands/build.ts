@@ -1,28 +1,43 @@
 import type { Command } from "commander";
 import { assertDockerReachable, dockerClient } from "../../docker/client.js";
-import { ensureImages, ensurePackagesImage } from "../../images/images.js";
-import { loadPolicy } from "../../policy/index.js";
+import { ensureImages } from "../../images/images.js";
+import { LANGUAGES } from "../../languages/registry.js";
+import type { LanguageName } from "../../languages/names.js";
+import { definePolicy, loadPolicy, type Policy } from "../../policy/index.js";
 import { style } from "../style.js";
+
+/** The languages a policy's agents may be in: the one it names, else those it lists packages for (Node when none). */
+function languagesOf(policy: Policy): LanguageName[] {
+  if (policy.runtime) return [policy.runtime];
+  const listed = Object.values(LANGUAGES).filter((l) => l.hasPackages(policy)).map((l) => l.name);
+  return listed.length ? listed : ["node"];
+}
 
 export function registerBuild(program: Command): void {
   program
     .command("build")
     .description("build the base, gate and agent images now (and the package layers of the given policies)")
-    .option("-p, --policy <files...>", "also build the cached package layer of these policies")
+    .option("-p, --policy <files...>", "also build the cached package layers of these policies (for each language they are for)")
+    .option("--python", "also build the Python agent image")
     .option("-v, --verbose", "show every line of the image builds")
     .addHelpText("after", "\n`airlock run` builds what is missing by itself; use this to prepare a CI machine ahead of time.")
-    .action(async (opts: { policy?: string[]; verbose?: boolean }) => {
+    .action(async (opts: { policy?: string[]; python?: boolean; verbose?: boolean }) => {
       const docker = dockerClient();
       await assertDockerReachable(docker);
       const progress = (line: string) => {
         if (opts.verbose || /^(building |installing |pulling |no registry)/.test(line)) process.stderr.write(style.dim(`${line}\n`, process.stderr));
       };
       const images = await ensureImages(docker, progress);
-      process.stdout.write(`base  ${images.base} (${images.baseSource})\ngate  ${images.gate}\nagent ${images.agent}\n`);
+      process.stdout.write(`base   ${images.base} (${images.baseSource})\ngate   ${images.gate}\nagent  ${images.agent}\n`);
+      const ctx = { docker, images, progress };
+      if (opts.python) process.stdout.write(`python ${(await LANGUAGES.python.image(ctx, definePolicy({ name: "build" }))).tag}\n`);
       for (const file of opts.policy ?? []) {
         const policy = await loadPolicy(file);
-        const { tag } = await ensurePackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages, progress);
-        process.stdout.write(`${file}: ${tag}\n`);
+        for (const name of languagesOf(policy)) {
+          const { tag } = await LANGUAGES[name].image(ctx, policy);
+          process.stdout.write(`${file} (${name}): ${tag}\n`);
+        }
       }
     });
 }
+

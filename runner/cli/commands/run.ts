@@ -5,17 +5,19 @@ import { createRunner } from "../../runner.js";
 import { type RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
 import { exitCodeFor } from "../exit-codes.js";
+import { LANGUAGE_NAMES, type LanguageName } from "../../languages/names.js";
 import { agentColor, formatDuration, style } from "../style.js";
 
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("run one agent (a .ts/.js file, or any command after --) in a policy-gated container")
-    .argument("[agent]", "the agent: a .ts or .js file (or give a command after --)")
+    .description("run one agent (a .ts, .js or .py file, or any command after --) in a policy-gated container")
+    .argument("[agent]", "the agent: a .ts, .js or .py file (or give a command after --)")
     .argument("[command...]", "after --: the command to run instead, e.g. -- python3 agent.py")
     .requiredOption("-p, --policy <file>", "policy YAML file")
     .requiredOption("-o, --output <dir>", "host folder mounted read-write at /output")
-    .option("-i, --image <image>", "with a command: the image to run it in (default: airlock's agent image)")
+    .option("-r, --runtime <language>", "the language the agent is in, node or python (default: the policy's runtime:, else the file's extension); a command runs in its image")
+    .option("-i, --image <image>", "with a command: the image to run it in (default: airlock's image of the runtime)")
     .option("-w, --workdir <dir>", "host folder mounted read-only at /workspace (secret-looking files kept out); default: none")
     .option("-e, --env <NAME=VALUE...>", "value for a variable the policy's env.allow lists (repeatable)")
     .option("--name <name>", "name shown in logs and the result")
@@ -31,12 +33,14 @@ An image airlock did not build (--image) runs behind a gate container, with no c
 
 Examples:
   airlock run examples/hello/agent.ts --policy policies/hello.yaml --output out/hello
-  airlock run --policy policies/hello.yaml --output out/py --workdir examples/hello -- python3 /workspace/agent.py
+  airlock run examples/python/hello/agent.py --policy policies/hello.yaml --output out/hello-py
+  airlock run --policy policies/hello.yaml --output out/py --runtime python --workdir examples/python/plain -- python3 /workspace/count.py
   airlock run --policy p.yaml --output out/x --image my/agent:1 -- /app/start`,
     )
-    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean }) => {
+    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; runtime?: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean }) => {
       const { agent, command } = splitTarget(agentArg, rest, process.argv);
       if (opts.image && !command) throw new UsageError("--image goes with a command: airlock run --policy P --output O --image IMAGE -- COMMAND [ARGS...]");
+      if (opts.runtime !== undefined && !(LANGUAGE_NAMES as readonly string[]).includes(opts.runtime)) throw new UsageError(`--runtime is node or python, not "${opts.runtime}"`);
       const env = parseEnvPairs(opts.env ?? []);
       // One run: no gate to keep ready for a next one.
       const runner = createRunner({ gatePoolSize: 0 });
@@ -44,6 +48,7 @@ Examples:
       const log = opts.json ? process.stderr : process.stdout;
       const result = await runner.runAgent({
         ...(agent ? { agent } : { command: command! }),
+        ...(opts.runtime ? { runtime: opts.runtime as LanguageName } : {}),
         ...(opts.image ? { image: opts.image } : {}),
         policy: opts.policy,
         outputDir: opts.output,
@@ -149,6 +154,6 @@ export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void
   const files = result.outputFiles.length;
   const where = relative(process.cwd(), result.outputDir) || ".";
   const exit = result.exitCode === null ? "" : ` (exit ${result.exitCode})`;
-  const detail = result.status === "error" ? `: ${result.error}` : "";
+  const detail = result.error && result.status !== "succeeded" ? `: ${result.error}` : "";
   out.write(`${mark} ${style.bold(result.name, out)} ${result.status}${exit} in ${formatDuration(result.durationMs)} · ${files} output file${files === 1 ? "" : "s"} in ${where} · result ${relative(process.cwd(), result.resultFile)}${detail}\n`);
 }

@@ -69,7 +69,7 @@ describe(`escape attempts, ${mode.label} (policy allows only localhost:6379)`, (
 
   beforeAll(async () => {
     const docker = dockerClient();
-    const image = await attackerImage({ airlockBuilt: mode.airlockBuilt });
+    const image = await attackerImage({ airlockBuilt: mode.airlockBuilt, language: mode.language });
     gateway = await bridgeGateway();
     dockerBridge = ((await docker.getNetwork("bridge").inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway ?? "172.17.0.1";
     decoys.loopbackTcp = await tcpDecoy("127.0.0.1");
@@ -128,7 +128,8 @@ describe(`escape attempts, ${mode.label} (policy allows only localhost:6379)`, (
       late: { host: gateway, port: decoys.late.port },
     };
     result = await runAgent({
-      command: ["python3", "/workspace/attack.py"],
+      // A Python agent's process: the Python runtime's bootstrap runs the attack as the agent file.
+      command: mode.language === "python" ? ["python3", "-m", "airlock._bootstrap", "/workspace/attack.py"] : ["python3", "/workspace/attack.py"],
       image,
       policy: definePolicy({ name: "attacker", network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { ATTACK: JSON.stringify(cfg) } }, timeoutSeconds: 120 }),
       outputDir,
@@ -304,12 +305,17 @@ interface EscapeMode {
   /** Suffix for the report's area column (the default path has none). */
   area?: string;
   airlockBuilt: boolean;
+  /** The agent image the attacker's is built on, and (python) whether its runtime runs the attack. */
+  language: "node" | "python";
 }
 
 // The same attacks against both ways a sandbox is gated: the agent image's own init (the default),
-// and a gate container, for images not built from the agent image.
-escapeSuite({ label: "an image airlock built, gated by its own init", airlockBuilt: true });
-escapeSuite({ label: "an image derived from ours by plain docker build, gated by a gate container", area: "gate container", airlockBuilt: false });
+// and a gate container, for images not built from the agent image; from each language's image.
+escapeSuite({ label: "an image airlock built, gated by its own init", airlockBuilt: true, language: "node" });
+escapeSuite({ label: "an image derived from ours by plain docker build, gated by a gate container", area: "gate container", airlockBuilt: false, language: "node" });
+// The same attacks from a Python agent: the Python image, its runtime's bootstrap, its init.
+escapeSuite({ label: "a Python agent in an image airlock built on its Python image, gated by its own init", area: "Python agent", airlockBuilt: true, language: "python" });
+escapeSuite({ label: "a Python agent in an image derived from airlock's Python image by plain docker build, gated by a gate container", area: "Python agent, gate container", airlockBuilt: false, language: "python" });
 
 describe("host side of localhost endpoints (kernel DNAT, runner as root)", () => {
   const report3 = new SecurityReport("2b-host-side");

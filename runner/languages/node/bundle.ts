@@ -5,27 +5,14 @@
  * built-ins stay external; the image provides them.
  */
 import { builtinModules } from "node:module";
-import { stat, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { build, type Message, type Plugin } from "esbuild";
-import { AgentSourceError } from "../errors.js";
-import type { Policy } from "../policy/index.js";
+import { AgentSourceError } from "../../errors.js";
+import type { Policy } from "../../policy/index.js";
+import { checkAgentFile } from "../agent-file.js";
 
-const AGENT_EXTENSIONS = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"];
 const BUILTINS = new Set(builtinModules);
-
-export async function checkAgentFile(file: string): Promise<void> {
-  let info;
-  try {
-    info = await stat(file);
-  } catch {
-    throw new AgentSourceError(file, "agent file not found", "pass the path of a .ts or .js file, relative to the current folder");
-  }
-  if (!info.isFile()) throw new AgentSourceError(file, "is not a file", "pass the agent's .ts or .js file, not a folder");
-  if (!AGENT_EXTENSIONS.some((ext) => file.endsWith(ext))) {
-    throw new AgentSourceError(file, "is not a JavaScript or TypeScript file", "agents are .ts or .js files; to run anything else, pass command: [...] (and image) instead of agent");
-  }
-}
 
 export function packageNameOf(specifier: string): string {
   const parts = specifier.split("/");
@@ -33,7 +20,7 @@ export function packageNameOf(specifier: string): string {
 }
 
 function policyImports(policy: Policy): Plugin {
-  const allowed = new Set(policy.packages.map((p) => p.name));
+  const allowed = new Set(policy.packages.npm.map((p) => p.name));
   return {
     name: "airlock-policy-imports",
     setup(b) {
@@ -46,7 +33,7 @@ function policyImports(policy: Policy): Plugin {
           errors: [
             {
               text: `imports "${name}", which the policy (${policy.source}) does not list in packages`,
-              detail: `add it to packages in ${policy.source}, e.g. - ${name}@<version>`,
+              detail: `add it to packages${policy.packages.pip.length ? ".npm" : ""} in ${policy.source}, e.g. - ${name}@<version>`,
             },
           ],
         };

@@ -1,0 +1,1 @@
+"""Does nothing and exits: what a Python run costs besides the agent's own work."""

@@ -1,0 +1,19 @@
+/** Agents in TypeScript or JavaScript: bundled on the host with esbuild, run by the Node agent runtime. */
+import type { AgentLanguage } from "../language.js";
+import { bundleAgent } from "./bundle.js";
+import { ensureNpmPackagesImage } from "./packages-image.js";
+
+export const NODE_EXTENSIONS = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"] as const;
+
+export const nodeLanguage: AgentLanguage = {
+  name: "node",
+  title: "TypeScript/JavaScript",
+  extensions: NODE_EXTENSIONS,
+  async stage(agentFile, policy, bundleDir) {
+    await bundleAgent(agentFile, policy, bundleDir);
+    return { entry: "/opt/agent/run/agent.mjs" };
+  },
+  image: ({ docker, images, progress }, policy) => ensureNpmPackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages.npm, progress),
+  runtimeArgv: ["node", "/opt/airlock/dist/bootstrap.js"],
+  hasPackages: (policy) => policy.packages.npm.length > 0,
+};

@@ -1,0 +1,23 @@
+/** Agents in Python: copied as source, compiled before the start, run by the Python agent runtime (`import airlock`). */
+import type { AgentLanguage } from "../language.js";
+import { explainPythonFailure } from "./failure.js";
+import { ensurePipPackagesImage, ensurePythonImage } from "./image.js";
+import { stagePython } from "./stage.js";
+import { checkPythonSyntax } from "./syntax.js";
+
+export const pythonLanguage: AgentLanguage = {
+  name: "python",
+  title: "Python",
+  extensions: [".py"],
+  async stage(agentFile, _policy, bundleDir) {
+    const staged = await stagePython(agentFile, bundleDir);
+    return { entry: staged.entry, check: ({ docker }, image) => checkPythonSyntax(docker, image, staged, bundleDir) };
+  },
+  async image({ docker, images, progress }, policy) {
+    const python = await ensurePythonImage(docker, images, progress);
+    return ensurePipPackagesImage(docker, python, policy.packages.pip, policy.source, progress);
+  },
+  runtimeArgv: ["python3", "-m", "airlock._bootstrap"],
+  explainFailure: explainPythonFailure,
+  hasPackages: (policy) => policy.packages.pip.length > 0,
+};

@@ -1,0 +1,107 @@
+/**
+ * A Python agent that does not compile is reported before its container starts, with file, line and
+ * column: compiled (never run) by the host's python3 when it is the image's version, else by the
+ * image's own python3 in a container with nothing (no network, no capabilities).
+ */
+import { execa } from "execa";
+import type Docker from "dockerode";
+import { basename, join, relative } from "node:path";
+import { AgentSourceError } from "../../errors.js";
+import { runOneOff } from "../../docker/one-off.js";
+import type { BuiltImage } from "../../images/images.js";
+import { pythonVersionOf } from "./image.js";
+import type { StagedPython } from "./stage.js";
+
+/**
+ * Compiles the entry (argv[2], under the root argv[1]) and, as far as their imports reach, the local
+ * modules it imports; prints a JSON list of the syntax errors. Nothing is executed.
+ */
+export const COMPILE_CHECK = String.raw`
+import ast, json, os, sys
+root, entry = sys.argv[1], sys.argv[2]
+errors, seen, todo = [], set(), [entry]
+def local(path):
+    for p in (path + ".py", os.path.join(path, "__init__.py")):
+        if os.path.isfile(p):
+            return p
+while todo:
+    path = todo.pop()
+    if path in seen:
+        continue
+    seen.add(path)
+    try:
+        with open(path, "rb") as f:
+            tree = compile(f.read(), path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+            compile(tree, path, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        errors.append({"file": path, "line": e.lineno or 1, "column": e.offset or 1, "message": type(e).__name__ + ": " + str(e.msg), "text": (e.text or "").strip()})
+        continue
+    except ValueError as e:
+        errors.append({"file": path, "line": 1, "column": 1, "message": "cannot compile: " + str(e), "text": ""})
+        continue
+    here = os.path.dirname(path)
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [(root, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = root
+            if node.level:
+                base = here
+                for _ in range(node.level - 1):
+                    base = os.path.dirname(base)
+            mod = node.module or ""
+            names = [(base, mod)] + [(base, (mod + "." if mod else "") + a.name) for a in node.names]
+        for base, name in names:
+            parts = [p for p in name.split(".") if p]
+            for i in range(1, len(parts) + 1):
+                found = local(os.path.join(base, *parts[:i]))
+                if found:
+                    todo.append(found)
+print(json.dumps(errors))
+`;
+
+interface CompileError {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+  text: string;
+}
+
+let hostVersion: Promise<string | undefined> | undefined;
+
+function hostPythonVersion(): Promise<string | undefined> {
+  hostVersion ??= execa("python3", ["-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], { reject: false, timeout: 10_000 }).then(
+    (r) => (r.exitCode === 0 ? r.stdout.trim() : undefined),
+    () => undefined,
+  );
+  return hostVersion;
+}
+
+export async function checkPythonSyntax(docker: Docker, image: BuiltImage, staged: StagedPython, bundleDir: string): Promise<void> {
+  const [imageVersion, host] = await Promise.all([pythonVersionOf(docker, image), hostPythonVersion()]);
+  let errors: CompileError[];
+  if (host === imageVersion) {
+    // The copies in the bundle folder, named back to the user's files.
+    const run = await execa("python3", ["-I", "-c", COMPILE_CHECK, bundleDir, join(bundleDir, basename(staged.entry))], { reject: false, timeout: 30_000 });
+    errors = parse(run.stdout).map((e) => ({ ...e, file: staged.files.find((f) => f.staged === e.file)?.host ?? e.file }));
+  } else {
+    const run = await runOneOff(docker, { image: image.id, cmd: ["python3", "-I", "-c", COMPILE_CHECK, "/opt/agent/run", staged.entry], binds: [`${bundleDir}:/opt/agent/run:ro`] });
+    errors = parse(run.stdout).map((e) => ({ ...e, file: staged.files.find((f) => `/opt/agent/run/${relative(bundleDir, f.staged)}` === e.file)?.host ?? e.file }));
+  }
+  const first = errors[0];
+  if (!first) return;
+  const where = `${relative(process.cwd(), first.file) || first.file}:${first.line}:${first.column}`;
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more file${errors.length > 2 ? "s" : ""} with errors)` : "";
+  throw new AgentSourceError(where, `${first.message}${first.text ? `: ${first.text}` : ""}${more}`, `fix the error above (Python ${imageVersion}, the image's); the agent did not start`);
+}
+
+function parse(stdout: string): CompileError[] {
+  try {
+    const value = JSON.parse(stdout.trim().split("\n").pop() ?? "[]") as CompileError[];
+    return Array.isArray(value) ? value : [];
+  } catch {
+    return [];
+  }
+}
