@@ -43,6 +43,8 @@ const IDENTITY_MARGIN_MS = 30_000;
 interface ChosenImage {
   /** What the container is created from: the image ID (a tag could be moved meanwhile). */
   id: string;
+  /** The language's checks that need the image (a Python agent's compile check): run while the gate is set up, awaited before the container is created. */
+  checked: Promise<void>;
   /** What the result shows. */
   label: string;
   /** airlock built it (its ID is recorded), so its own init gates it. */
@@ -120,6 +122,7 @@ export class AgentRun {
     });
     rights.catch(() => {});
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
+    await image.checked;
     // airlock's init takes the credentials with its start line, so minting (Kafka's takes ~100 ms)
     // overlaps the container's start; any other image gets them when its container is created.
     const late = gate.acceptsLateEnv ? rights : undefined;
@@ -189,15 +192,17 @@ export class AgentRun {
       const ctx = { docker: this.runner.docker, images, progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
       const built = await prepared.language.image(ctx, prepared.policy);
       this.image = built.tag;
-      await prepared.staged?.check?.(ctx, built);
-      return { id: built.id, label: built.tag, airlocks: true };
+      const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
+      // Awaited after the gate is open; until then a failure must not count as unhandled.
+      checked.catch(() => {});
+      return { id: built.id, label: built.tag, airlocks: true, checked };
     }
     this.image = o.image;
     const info = await withTimeout(this.runner.docker.getImage(o.image).inspect(), 15_000, "the engine did not answer an image inspect within 15 s").catch((err: unknown) => {
       if (isNotFound(err)) throw new RunOptionsError(`image ${o.image} is not on this engine`, `build or pull it first (docker pull ${o.image})`);
       throw err;
     });
-    return { id: info.Id, label: o.image, airlocks: trustedImages().has(info.Id) };
+    return { id: info.Id, label: o.image, airlocks: trustedImages().has(info.Id), checked: Promise.resolve() };
   }
 
   private async openGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number): Promise<EgressGate> {

@@ -8,8 +8,6 @@ not a .py file (a command, in an image derived from this one) is executed as it 
 """
 from __future__ import annotations
 
-import asyncio
-import inspect
 import io
 import os
 import runpy
@@ -48,7 +46,10 @@ def _run_agent_function(fn: Callable[[Context], Any]) -> Any:
     ctx = Context()
     try:
         value = fn(ctx)
-        if inspect.isawaitable(value):
+        if hasattr(value, "__await__"):
+            # Only async agents pay for asyncio's import (tens of milliseconds).
+            import asyncio
+
             value = asyncio.run(_awaited(value))
         return value
     finally:

@@ -69,25 +69,29 @@ interface CompileError {
   text: string;
 }
 
-let hostVersion: Promise<string | undefined> | undefined;
+let hostPython: Promise<{ executable: string; version: string } | undefined> | undefined;
 
-function hostPythonVersion(): Promise<string | undefined> {
-  hostVersion ??= execa("python3", ["-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], { reject: false, timeout: 10_000 }).then(
-    (r) => (r.exitCode === 0 ? r.stdout.trim() : undefined),
+/** The host's python3 (the interpreter itself, not a wrapper such as pyenv's shim) and its version; asked once. */
+function hostPythonOnce(): Promise<{ executable: string; version: string } | undefined> {
+  hostPython ??= execa("python3", ["-I", "-c", "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"], { reject: false, timeout: 10_000 }).then(
+    (r) => {
+      const [executable, version] = r.stdout.trim().split("\n");
+      return r.exitCode === 0 && executable && version ? { executable, version } : undefined;
+    },
     () => undefined,
   );
-  return hostVersion;
+  return hostPython;
 }
 
 export async function checkPythonSyntax(docker: Docker, image: BuiltImage, staged: StagedPython, bundleDir: string): Promise<void> {
-  const [imageVersion, host] = await Promise.all([pythonVersionOf(docker, image), hostPythonVersion()]);
+  const [imageVersion, host] = await Promise.all([pythonVersionOf(docker, image), hostPythonOnce()]);
   let errors: CompileError[];
-  if (host === imageVersion) {
-    // The copies in the bundle folder, named back to the user's files.
-    const run = await execa("python3", ["-I", "-c", COMPILE_CHECK, bundleDir, join(bundleDir, basename(staged.entry))], { reject: false, timeout: 30_000 });
+  if (host?.version === imageVersion) {
+    // The copies in the bundle folder, named back to the user's files. -S: the check needs no site-packages (and starts in ~10 ms).
+    const run = await execa(host.executable, ["-I", "-S", "-c", COMPILE_CHECK, bundleDir, join(bundleDir, basename(staged.entry))], { reject: false, timeout: 30_000 });
     errors = parse(run.stdout).map((e) => ({ ...e, file: staged.files.find((f) => f.staged === e.file)?.host ?? e.file }));
   } else {
-    const run = await runOneOff(docker, { image: image.id, cmd: ["python3", "-I", "-c", COMPILE_CHECK, "/opt/agent/run", staged.entry], binds: [`${bundleDir}:/opt/agent/run:ro`] });
+    const run = await runOneOff(docker, { image: image.id, cmd: ["python3", "-I", "-S", "-c", COMPILE_CHECK, "/opt/agent/run", staged.entry], binds: [`${bundleDir}:/opt/agent/run:ro`] });
     errors = parse(run.stdout).map((e) => ({ ...e, file: staged.files.find((f) => `/opt/agent/run/${relative(bundleDir, f.staged)}` === e.file)?.host ?? e.file }));
   }
   const first = errors[0];
