@@ -6,9 +6,12 @@
 #   rabbitmq  127.0.0.1:5672   (Debian's rabbitmq-server; management API on 127.0.0.1:15672; no guest)
 #   kafka     127.0.0.1:9092   (the real Apache Kafka broker in KRaft mode, jars from Maven Central,
 #                               advertising localhost:9092)
+#   nats      127.0.0.1:4222   (Debian's nats-server; users from a runner-owned file, reloaded on
+#                               SIGHUP; monitoring on 127.0.0.1:8222)
+#   mqtt      127.0.0.1:1883   (Debian's mosquitto with its dynamic-security plugin; no anonymous access)
 # A broker that already answers is left alone; a missing one is installed (as root) and started.
 #
-#   bash scripts/brokers.sh start [redis|rabbitmq|kafka ...]   (default: all)
+#   bash scripts/brokers.sh start [redis|rabbitmq|kafka|nats|mqtt ...]   (default: all)
 #   bash scripts/brokers.sh status
 #   bash scripts/brokers.sh stop  [...]                        stops only what this script started
 set -euo pipefail
@@ -34,6 +37,8 @@ const want = {
   redis: { host: "127.0.0.1", port: 6379, user: "airlock-admin" },
   rabbitmq: { host: "127.0.0.1", port: 5672, api: "http://127.0.0.1:15672", user: "airlock-admin" },
   kafka: { host: "127.0.0.1", port: 9092, user: "airlock-admin" },
+  nats: { host: "127.0.0.1", port: 4222, monitor: "http://127.0.0.1:8222", user: "airlock-admin" },
+  mqtt: { host: "127.0.0.1", port: 1883, user: "airlock-admin" },
 };
 let changed = false;
 for (const [k, v] of Object.entries(want)) if (!admin[k]) { admin[k] = { ...v, password: randomBytes(24).toString("base64url") }; changed = true; }
@@ -50,6 +55,9 @@ AMQP_PORT=5672
 AMQP_API_PORT=15672
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
+NATS_PORT=4222
+NATS_MONITOR_PORT=8222
+MQTT_PORT=1883
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Any RESP answer counts (+PONG, or -NOAUTH from a locked-down Redis).
@@ -57,6 +65,10 @@ redis_up() { (exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 &&
 # An AMQP 0-9-1 server answers the protocol header with connection.start (a method frame, type 1).
 rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/$AMQP_PORT && printf 'AMQP\x00\x00\x09\x01' >&3 && timeout 3 head -c 1 <&3 | od -An -tx1 | grep -q 01) 2>/dev/null; }
 kafka_up() { port_open $KAFKA_PORT; }
+# A NATS server greets every connection with an INFO line.
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT && timeout 2 head -c 4 <&3 | grep -q INFO) 2>/dev/null; }
+# An MQTT broker answers CONNECT (v3.1.1, no credentials) with CONNACK (0x20), refusing it here.
+mqtt_up() { (exec 3<>/dev/tcp/127.0.0.1/$MQTT_PORT && printf '\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04test' >&3 && timeout 2 head -c 1 <&3 | od -An -tx1 | grep -q 20) 2>/dev/null; }
 
 wait_for() { # name check seconds logfile
   local i
@@ -169,6 +181,66 @@ start_kafka() {
   node -e 'const fs=require("fs"),f=process.argv[1],a=JSON.parse(fs.readFileSync(f,"utf8")); a.kafka.sasl=true; fs.writeFileSync(f+".tmp",JSON.stringify(a,null,1)+"\n",{mode:0o600}); fs.renameSync(f+".tmp",f)' "$admin_file"
 }
 
+start_nats() {
+  if nats_up; then log "nats already answers on 127.0.0.1:$NATS_PORT"; return; fi
+  if ! command -v nats-server >/dev/null 2>&1; then need_root_to_install nats-server "apt-get install nats-server"; log "installing nats-server"; apt_install nats-server; fi
+  local dir="$state/nats"
+  mkdir -p "$dir"
+  # Users live in users.conf, which the runner rewrites (one entry per live run) and reloads with
+  # SIGHUP. Without an authorization block NATS lets anyone in: this one lets in only those users.
+  (umask 077 && printf '%s\n' "listen: 127.0.0.1:$NATS_PORT" "http: 127.0.0.1:$NATS_MONITOR_PORT" "pid_file: \"$state/nats.pid\"" \
+    "log_file: \"$state/nats.log\"" "authorization {" "  include \"users.conf\"" "}" > "$dir/nats.conf")
+  if [ ! -s "$dir/users.conf" ]; then
+    (umask 077 && printf 'users = [\n  { user: "%s", password: "%s" }\n]\n' "$(admin_field nats user)" "$(admin_field nats password)" > "$dir/users.conf")
+  fi
+  log "starting nats on 127.0.0.1:$NATS_PORT"
+  nohup nats-server -c "$dir/nats.conf" >"$dir/stdout.log" 2>&1 &
+  wait_for nats nats_up 10 "$state/nats.log"
+  # Where the runner finds what it needs to mint users: the file and the server's pid.
+  node -e 'const fs=require("fs"),[f,conf,pid]=process.argv.slice(1),a=JSON.parse(fs.readFileSync(f,"utf8")); Object.assign(a.nats,{users:conf,pid}); fs.writeFileSync(f+".tmp",JSON.stringify(a,null,1)+"\n",{mode:0o600}); fs.renameSync(f+".tmp",f)' "$admin_file" "$dir/users.conf" "$state/nats.pid"
+}
+
+start_mqtt() {
+  if mqtt_up; then log "mqtt already answers on 127.0.0.1:$MQTT_PORT"; return; fi
+  if ! command -v mosquitto >/dev/null 2>&1; then need_root_to_install mosquitto "apt-get install mosquitto"; log "installing mosquitto"; apt_install mosquitto; fi
+  local dir="$state/mosquitto" plugin
+  plugin=$(find /usr/lib /usr/local/lib -name mosquitto_dynamic_security.so 2>/dev/null | head -n1)
+  [ -n "$plugin" ] || { log "mosquitto's dynamic-security plugin (mosquitto_dynamic_security.so) is missing"; exit 1; }
+  mkdir -p "$dir"
+  # The dynamic-security plugin keeps clients and roles in dynsec.json: the admin first, the runner
+  # adds one client and role per run over MQTT ($CONTROL/dynamic-security/v1) and deletes them.
+  if [ ! -s "$dir/dynsec.json" ]; then
+    (umask 077 && node - "$dir/dynsec.json" "$(admin_field mqtt user)" "$(admin_field mqtt password)" <<'JS'
+const fs = require("fs"), { pbkdf2Sync, randomBytes } = require("crypto");
+const [file, user, password] = process.argv.slice(2);
+// mosquitto's own format: PBKDF2-SHA512, 101 iterations, base64 salt and hash (what `mosquitto_ctrl dynsec init` writes).
+const salt = randomBytes(12), iterations = 101;
+const hash = pbkdf2Sync(password, salt, iterations, 64, "sha512");
+const config = {
+  defaultACLAccess: { publishClientSend: false, publishClientReceive: true, subscribe: false, unsubscribe: true },
+  clients: [{ username: user, textName: "airlock runner", password: hash.toString("base64"), salt: salt.toString("base64"), iterations, roles: [{ rolename: "airlock-admin" }] }],
+  groups: [],
+  roles: [{ rolename: "airlock-admin", acls: [
+    { acltype: "publishClientSend", topic: "$CONTROL/dynamic-security/#", allow: true },
+    { acltype: "publishClientReceive", topic: "$CONTROL/dynamic-security/#", allow: true },
+    { acltype: "subscribePattern", topic: "$CONTROL/dynamic-security/#", allow: true },
+    { acltype: "publishClientSend", topic: "#", allow: true },
+    { acltype: "publishClientReceive", topic: "#", allow: true },
+    { acltype: "subscribePattern", topic: "#", allow: true },
+    { acltype: "unsubscribePattern", topic: "#", allow: true } ] }],
+};
+fs.writeFileSync(file, JSON.stringify(config, null, 1) + "\n", { mode: 0o600 });
+JS
+    )
+  fi
+  (umask 077 && printf '%s\n' "per_listener_settings false" "listener $MQTT_PORT 127.0.0.1" "allow_anonymous false" \
+    "plugin $plugin" "plugin_opt_config_file $dir/dynsec.json" "persistence false" "set_tcp_nodelay true" \
+    "user $(id -un)" "pid_file $state/mqtt.pid" "log_dest file $state/mqtt.log" "log_type error" "log_type warning" "log_type notice" > "$dir/mosquitto.conf")
+  log "starting mosquitto on 127.0.0.1:$MQTT_PORT"
+  nohup mosquitto -c "$dir/mosquitto.conf" >"$dir/stdout.log" 2>&1 &
+  wait_for mqtt mqtt_up 10 "$state/mqtt.log"
+}
+
 # The process this script started and everything below it (rabbitmq-server's wrapper starts the
 # Erlang VM as a child): nothing that this script did not start.
 kill_tree() {
@@ -189,9 +261,9 @@ stop_one() {
 }
 
 cmd=${1:-start}; shift || true
-services=${*:-redis rabbitmq kafka}
+services=${*:-redis rabbitmq kafka nats mqtt}
 for s in $services; do
-  case "$s" in redis|rabbitmq|kafka) ;; *) echo "unknown broker: $s (redis, rabbitmq, kafka)" >&2; exit 2 ;; esac
+  case "$s" in redis|rabbitmq|kafka|nats|mqtt) ;; *) echo "unknown broker: $s (redis, rabbitmq, kafka, nats, mqtt)" >&2; exit 2 ;; esac
 done
 case "$cmd" in
   start) for s in $services; do "start_$s"; done ;;
@@ -200,5 +272,5 @@ case "$cmd" in
     for s in $services; do
       if "${s}_up"; then printf '%-9s up\n' "$s"; else printf '%-9s down\n' "$s"; fi
     done ;;
-  *) echo "usage: $0 start|stop|status [redis|rabbitmq|kafka ...]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status [redis|rabbitmq|kafka|nats|mqtt ...]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,8 @@
  */
 import type { BusKind } from "./kind.js";
 import { kafkaKind } from "./kafka.js";
+import { mqttKind } from "./mqtt.js";
+import { natsKind } from "./nats.js";
 import { rabbitmqKind } from "./rabbitmq.js";
 import { redisKind } from "./redis.js";
 
@@ -11,6 +13,8 @@ export const BUS_KINDS = {
   redis: redisKind,
   rabbitmq: rabbitmqKind,
   kafka: kafkaKind,
+  nats: natsKind,
+  mqtt: mqttKind,
 } as const satisfies Record<string, BusKind<any, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export type BusKindName = keyof typeof BUS_KINDS;

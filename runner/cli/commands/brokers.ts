@@ -3,14 +3,16 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { stateDir } from "../../images/trust.js";
 import { packagePath } from "../../paths.js";
+import { BUS_KIND_NAMES } from "../../bus/registry.js";
 import { UsageError } from "./run.js";
 
-const BROKERS = ["redis", "rabbitmq", "kafka"];
+/** Every broker kind a policy can name has a local broker. */
+const BROKERS: readonly string[] = BUS_KIND_NAMES;
 
 export function registerBrokers(program: Command): void {
   program
     .command("brokers")
-    .description("start, stop or check the local brokers on this machine's loopback (Redis, RabbitMQ, Kafka)")
+    .description("start, stop or check the local brokers on this machine's loopback (Redis, RabbitMQ, Kafka, NATS, MQTT)")
     .argument("<action>", "start | stop | status")
     .argument("[brokers...]", `any of ${BROKERS.join(", ")} (default: all)`)
     .addHelpText(

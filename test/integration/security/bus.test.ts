@@ -1,8 +1,9 @@
 /**
- * Bus-level rights, attacked: an agent allowed (at L4) to reach airlock's local Redis, with an
- * identity that may use only its own keys and channels, tries the broker-as-proxy commands, other
- * agents' keys and channels, admin commands, guessed logins; afterwards the test tries its
- * credentials again. A decoy the test starts counts what the broker itself sends out. The same
+ * Bus-level rights, attacked: an agent allowed (at L4) to reach one of airlock's local brokers (Redis,
+ * RabbitMQ, Kafka, NATS, MQTT), with an identity that may use only its own names, tries the
+ * broker-as-proxy commands, other agents' keys, channels, queues, topics and subjects, wildcard
+ * subscriptions, other runs' inboxes and sessions, admin commands, guessed logins; afterwards the
+ * test tries its credentials again. A decoy the test starts counts what the broker itself sends out. The same
  * attack runs from an image airlock built and from one derived from it. Rows go into docs/SECURITY.md.
  */
 import { randomBytes } from "node:crypto";
@@ -358,6 +359,242 @@ function kafkaSuite(label: string, airlockBuilt: boolean) {
 
 kafkaSuite("an image airlock built", true);
 kafkaSuite("an image derived from ours", false);
+
+function localAdmin<T>(kind: string): T {
+  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, T>)[kind]!;
+}
+
+/** Another run's identity on the same broker, as a victim: minted like any run's. */
+async function victimRights(bus: NonNullable<Parameters<typeof definePolicy>[0]["bus"]>, endpoint: string) {
+  const { openBusRights } = await import("../../../runner/bus/rights.js");
+  const policy = definePolicy({ name: "victim", network: { allowedEndpoints: [endpoint] }, bus });
+  return openBusRights({ policy, runId: `victim-${randomBytes(3).toString("hex")}`, run: "victim", expiresAt: Date.now() + 300_000 });
+}
+
+function natsSuite(label: string, airlockBuilt: boolean) {
+  describe(`NATS rights, attacked from ${label}`, () => {
+    const area = `bus: nats${airlockBuilt ? "" : " (derived image)"}`;
+    const tag = randomBytes(4).toString("hex");
+    const other = `other.${tag}`;
+    let result: AgentResult;
+    let a: Record<string, string>;
+    let creds: { user: string; pass: string };
+    let watcherGot: string[] = [];
+    let victimInboxGot = 0;
+
+    beforeAll(async () => {
+      const { connect } = await import("nats");
+      const admin = localAdmin<{ user: string; password: string }>("nats");
+      const watcher = await connect({ servers: "127.0.0.1:4222", user: admin.user, pass: admin.password });
+      const victim = await victimRights({ nats: { subscribe: ["victim.*"] } }, "localhost:4222");
+      const vu = new URL(victim.env.NATS_URL!);
+      const victimConn = await connect({ servers: "127.0.0.1:4222", user: decodeURIComponent(vu.username), pass: decodeURIComponent(vu.password), inboxPrefix: victim.env.AIRLOCK_NATS_INBOX_PREFIX });
+      const inboxSub = victimConn.subscribe(`${victim.env.AIRLOCK_NATS_INBOX_PREFIX}.>`);
+      void (async () => { for await (const _ of inboxSub) victimInboxGot++; })();
+      const seen = watcher.subscribe(`${other}.>`);
+      void (async () => { for await (const m of seen) if (m.string() === "ATTACK") watcherGot.push(m.subject); })();
+      // The other agent's traffic, and answers into the victim's inbox, all through the attack.
+      const traffic = setInterval(() => {
+        watcher.publish(`${other}.x`, "the other agent's message");
+        watcher.publish(`${other}.work`, "the other agent's task");
+        watcher.publish(`${victim.env.AIRLOCK_NATS_INBOX_PREFIX}.reply`, "a reply for the victim");
+      }, 100);
+      try {
+        const image = await attackerImage({ airlockBuilt });
+        const outputDir = join(await tempDir(), "out");
+        result = await runAgent({
+          command: ["node", "/workspace/bus-attack-nats.cjs"],
+          image,
+          policy: definePolicy({
+            name: "nats-attacker",
+            network: { allowedEndpoints: ["localhost:4222"] },
+            env: { set: { NATS_ATTACK: JSON.stringify({ other, otherInbox: victim.env.AIRLOCK_NATS_INBOX_PREFIX }) } },
+            bus: { nats: { publish: ["mine.{run}.*"], subscribe: ["mine.{run}.*"] } },
+            timeoutSeconds: 120,
+          }),
+          outputDir,
+          workingDir: HERE,
+          requireBusRights: true,
+        });
+        a = JSON.parse(await readFile(join(outputDir, "nats-attacks.json"), "utf8").catch(() => "{}"));
+        creds = JSON.parse(await readFile(join(outputDir, "nats-credentials.json"), "utf8").catch(() => "{}"));
+        await containersRemoved();
+      } finally {
+        clearInterval(traffic);
+        await watcher.drain();
+        await victimConn.drain().catch(() => {});
+        await victim.revoke();
+      }
+    }, 300_000);
+
+    it("the agent works within its rights, with a user and an inbox prefix of its own", () => {
+      expect(result.status, result.stderr + result.error).toBe("succeeded");
+      const held = /^received 1 on mine\./.test(a["own-subject"] ?? "") && /^airlock-nats-attacker-/.test(a.identity ?? "") && a.inbox === `_INBOX_${a.identity}`;
+      expect(report.add(area, "its own subjects (publish, subscribe); its own inbox prefix", "allowed", `${a.identity}: ${a["own-subject"]}; inbox ${a.inbox}`, held), JSON.stringify(a)).toBe(true);
+    });
+
+    it.each([
+      ["publish-other", "publish to another agent's subject", "Publish"],
+      ["subscribe-other", "subscribe to another agent's subjects", "Subscription"],
+      ["subscribe-everything", "subscribe to > (everything)", "Subscription"],
+      ["subscribe-all-inboxes", "subscribe to _INBOX.> (every client's replies)", "Subscription"],
+      ["subscribe-other-run-inbox", "subscribe to another run's inbox prefix", "Subscription"],
+      ["system-account", "subscribe to $SYS.> and publish a server request", "Permissions Violation"],
+      ["queue-group-steal", "join a queue group on another agent's work subject", "Subscription"],
+    ])("%s is refused", (key, label, word) => {
+      const o = a[key] ?? "not attempted";
+      expect(report.add(area, label, "Permissions Violation, nothing received", o, o.includes("Permissions Violation") && o.includes(word) && !o.includes("received")), `${key}: ${o}`).toBe(true);
+    });
+
+    it("nothing it published reached the other agent's subjects, and the other run's inbox saw only its own replies", () => {
+      const held = watcherGot.length === 0;
+      expect(report.add(area, "what reached a watcher on the other agent's subjects", "nothing from the attacker", `${watcherGot.length} messages; victim inbox received ${victimInboxGot} of its own replies`, held)).toBe(true);
+    });
+
+    it("admin with guessed passwords and anonymous logins are refused", () => {
+      const logins = Object.entries(a).filter(([k]) => k.startsWith("login:"));
+      const held = logins.length === 4 && logins.every(([, o]) => /Authorization Violation/i.test(o));
+      expect(report.add(area, "log in as airlock-admin with empty or guessed passwords, admin/admin, or with no credentials", "Authorization Violation", logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 30)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+    });
+
+    it("the user is gone once the run ended: its credentials no longer log in", async () => {
+      const { connect } = await import("nats");
+      const again = await connect({ servers: "127.0.0.1:4222", user: creds.user, pass: creds.pass, maxReconnectAttempts: 0, timeout: 3000 }).then(
+        async (c) => (await c.close(), "logged in"),
+        (e: Error) => e.message,
+      );
+      const users = readFileSync(localAdmin<{ users: string }>("nats").users, "utf8");
+      const held = again !== "logged in" && !users.includes(creds.user);
+      expect(report.add(area, "reuse the run's credentials after it ended", "refused; the user is out of the server's file", `${again.slice(0, 60)}; in users file: ${users.includes(creds.user)}`, held)).toBe(true);
+    });
+  });
+}
+
+natsSuite("an image airlock built", true);
+natsSuite("an image derived from ours", false);
+
+function mqttSuite(label: string, airlockBuilt: boolean) {
+  describe(`MQTT rights, attacked from ${label}`, () => {
+    const area = `bus: mqtt${airlockBuilt ? "" : " (derived image)"}`;
+    const tag = randomBytes(4).toString("hex");
+    const other = `other/${tag}`;
+    const card = `cards/${tag}/victim`;
+    const cardText = JSON.stringify({ name: "victim", skills: ["echo"] });
+    let result: AgentResult;
+    let a: Record<string, string>;
+    let creds: { clientId: string; password: string };
+    const watcherGot: string[] = [];
+    let victimStillConnected = false;
+    let cardAfter = "";
+    let intruder = false;
+
+    beforeAll(async () => {
+      const mqtt = await import("mqtt");
+      const { dynsec } = await import("../../../runner/bus/mqtt-dynsec.js");
+      const admin = localAdmin<{ host: string; port: number; user: string; password: string }>("mqtt");
+      const adminUrl = `mqtt://${admin.host}:${admin.port}`;
+      const watcher = await mqtt.connectAsync(adminUrl, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+      await watcher.publishAsync(card, cardText, { qos: 1, retain: true });
+      await watcher.subscribeAsync(`${other}/#`, { qos: 1 });
+      watcher.on("message", (t, m) => m.toString() === "ATTACK" && watcherGot.push(t));
+      const victim = await victimRights({ mqtt: { subscribe: ["victim/*"] } }, "localhost:1883");
+      const victimConn = await mqtt.connectAsync(victim.env.MQTT_URL!, { clientId: victim.env.MQTT_CLIENT_ID!, protocolVersion: 5, reconnectPeriod: 0 });
+      try {
+        const image = await attackerImage({ airlockBuilt });
+        const outputDir = join(await tempDir(), "out");
+        result = await runAgent({
+          command: ["node", "/workspace/bus-attack-mqtt.cjs"],
+          image,
+          policy: definePolicy({
+            name: "mqtt-attacker",
+            network: { allowedEndpoints: ["localhost:1883"] },
+            env: { set: { MQTT_ATTACK: JSON.stringify({ other, card, victimClientId: victim.env.MQTT_CLIENT_ID }) } },
+            bus: { mqtt: { publish: ["mine/{run}/*"], subscribe: ["mine/{run}/*"] } },
+            timeoutSeconds: 120,
+          }),
+          outputDir,
+          workingDir: HERE,
+          requireBusRights: true,
+        });
+        a = JSON.parse(await readFile(join(outputDir, "mqtt-attacks.json"), "utf8").catch(() => "{}"));
+        creds = JSON.parse(await readFile(join(outputDir, "mqtt-credentials.json"), "utf8").catch(() => "{}"));
+        await containersRemoved();
+        victimStillConnected = victimConn.connected;
+        // The retained card, as a new subscriber sees it now.
+        const reader = await mqtt.connectAsync(adminUrl, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+        cardAfter = await new Promise<string>((resolve) => {
+          reader.on("message", (_t, m) => resolve(m.toString()));
+          void reader.subscribeAsync(card, { qos: 1 });
+          setTimeout(() => resolve("(no retained message)"), 2000);
+        });
+        await reader.endAsync();
+        const clients = ((await dynsec({ url: adminUrl, user: admin.user, password: admin.password, source: "test" }, [{ command: "listClients" }]))[0] as { clients: string[] }).clients;
+        intruder = clients.some((c) => c.startsWith("intruder-"));
+      } finally {
+        await watcher.publishAsync(card, "", { qos: 1, retain: true }).catch(() => {});
+        await watcher.endAsync().catch(() => {});
+        await victimConn.endAsync().catch(() => {});
+        await victim.revoke();
+      }
+    }, 300_000);
+
+    it("the agent works within its rights, with a client of its own", () => {
+      expect(result.status, result.stderr + result.error).toBe("succeeded");
+      const held = /^read mine\//.test(a["own-topic"] ?? "") && /^airlock-mqtt-attacker-/.test(a.identity ?? "");
+      expect(report.add(area, "its own topics (publish, subscribe)", "allowed", `${a.identity}: ${a["own-topic"]}`, held), JSON.stringify(a)).toBe(true);
+    });
+
+    it.each([
+      ["publish-other", "publish to another agent's topic"],
+      ["retain-over-other-card", "overwrite another agent's retained discovery card"],
+      ["clear-other-card", "clear another agent's retained discovery card"],
+      ["dynsec-control", "send a dynamic-security command (create a client)"],
+    ])("%s is refused", (key, label) => {
+      const o = a[key] ?? "not attempted";
+      expect(report.add(area, label, "refused (reason 135)", o, /Not authorized.*135|\(135\)/i.test(o)), `${key}: ${o}`).toBe(true);
+    });
+
+    it.each([
+      ["subscribe-other", "subscribe to another agent's topics"],
+      ["subscribe-everything", "subscribe to #"],
+      ["subscribe-plus", "subscribe to +/+/+"],
+      ["subscribe-sys", "subscribe to $SYS/#"],
+      ["subscribe-control", "subscribe to $CONTROL/# (the admin's answers)"],
+    ])("%s is refused", (key, label) => {
+      const o = a[key] ?? "not attempted";
+      expect(report.add(area, label, "SUBACK 135, nothing received", o, /^refused: 135; received 0$/.test(o)), `${key}: ${o}`).toBe(true);
+    });
+
+    it("nothing reached the other agent's topics (not even over MQTT 3.1.1, which drops refusals silently), its card is intact, and no client was created", () => {
+      const held = watcherGot.length === 0 && cardAfter === cardText && !intruder;
+      expect(report.add(area, "what reached a watcher on the other agent's topics; the retained card; the broker's clients", "nothing; the card unchanged; no new client", `${watcherGot.length} messages (3.1.1 publish: ${a["publish-other-v311"]}); card ${cardAfter === cardText ? "unchanged" : cardAfter.slice(0, 40)}; intruder client: ${intruder}`, held)).toBe(true);
+    });
+
+    it("it cannot take over another run's session, and the other run stays connected", () => {
+      const o = a["take-over-other-client-id"] ?? "not attempted";
+      const held = /Not authorized/i.test(o) && victimStillConnected;
+      expect(report.add(area, "connect with another run's client id (session takeover)", "refused; the other run stays connected", `${o}; victim connected: ${victimStillConnected}`, held)).toBe(true);
+    });
+
+    it("admin with guessed passwords and anonymous logins are refused", () => {
+      const logins = [["anonymous", a.anonymous], ...Object.entries(a).filter(([k]) => k.startsWith("login:"))] as [string, string | undefined][];
+      const held = logins.length === 4 && logins.every(([, o]) => /Not authorized|Bad user name or password/i.test(o ?? ""));
+      expect(report.add(area, "log in anonymously, as airlock-admin with empty or guessed passwords, or admin/admin", "refused", logins.map(([k, o]) => `${k.replace("login:", "")}: ${(o ?? "").slice(0, 30)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+    });
+
+    it("the client is gone once the run ended: its credentials no longer log in", async () => {
+      const mqtt = await import("mqtt");
+      const again = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { username: creds.clientId, password: creds.password, clientId: creds.clientId, protocolVersion: 5, reconnectPeriod: 0 }).then(
+        async (c) => (await c.endAsync(), "logged in"),
+        (e: Error) => e.message,
+      );
+      expect(report.add(area, "reuse the run's credentials after it ended", "refused", again, again !== "logged in")).toBe(true);
+    });
+  });
+}
+
+mqttSuite("an image airlock built", true);
+mqttSuite("an image derived from ours", false);
 
 describe("a broker the runner has no admin access to", () => {
   it("runs with the network gate alone and says so plainly; --require-bus-rights (or bus.requireRights) makes it an error", async () => {
