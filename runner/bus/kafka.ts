@@ -45,7 +45,7 @@ const PERMISSION = { ANY: 1, ALLOW: 3 } as const;
 export type KafkaAcl = AclBinding;
 
 /** The ACLs of a grant for one principal. */
-export function kafkaAcls(grant: KafkaGrant, run: string, principal: string): KafkaAcl[] {
+export function kafkaAcls(grant: KafkaGrant, run: string, principal: string, agent?: string): KafkaAcl[] {
   const acl = (resourceType: number, p: NamePattern, operation: number): KafkaAcl => ({
     resourceType,
     resourceName: p.name,
@@ -55,7 +55,7 @@ export function kafkaAcls(grant: KafkaGrant, run: string, principal: string): Ka
     operation,
     permissionType: PERMISSION.ALLOW,
   });
-  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => resolvePattern(p, run));
+  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => resolvePattern(p, run, agent));
   const out: KafkaAcl[] = [];
   const create = grant.topics?.create === true;
   for (const p of resolve(grant.topics?.produce)) out.push(acl(RESOURCE.TOPIC, p, OPERATION.WRITE), acl(RESOURCE.TOPIC, p, OPERATION.DESCRIBE), ...(create ? [acl(RESOURCE.TOPIC, p, OPERATION.CREATE)] : []));
@@ -107,7 +107,7 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
 
   async mint(admin, grant, identity, endpoint, envName) {
     const principal = `User:${identity.name}`;
-    const acls = kafkaAcls(grant, identity.run, principal);
+    const acls = kafkaAcls(grant, identity.run, principal, identity.agent);
     // The credential and the ACLs are independent records (ACLs may name a principal that cannot log
     // in yet): both go to the controller at once, over one admin login.
     const both = async (scram: { user: string; password?: string }, acl: (s: KafkaAdminSession) => Promise<void>) => {

@@ -22,6 +22,8 @@ export interface BusIdentity {
   password: string;
   /** What {run} stands for in the policy's names. */
   run: string;
+  /** What {agent} stands for (busAgentToken of the agent's name). */
+  agent: string;
   runId: string;
   expiresAt: number;
 }

@@ -11,7 +11,7 @@ import type { Endpoint } from "../policy/endpoint.js";
 import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
 import { dynsec, type MqttAdmin } from "./mqtt-dynsec.js";
 import { resolvePattern, type NamePattern } from "./patterns.js";
-import { tokenPatterns } from "./token-patterns.js";
+import { tokenPatterns, toTokenWildcards } from "./token-patterns.js";
 
 const topics = tokenPatterns("/", "MQTT topics", "rooms/{run}/*");
 
@@ -19,20 +19,20 @@ export const mqttGrant = z
   .strictObject({
     endpoint: z.string().optional().describe("The MQTT broker as host:port, one of network.allowedEndpoints. Default: the one on port 1883."),
     env: z.string().optional().describe("The variable that gets mqtt://USER:PASSWORD@host:port. Default MQTT_URL (and MQTT_CLIENT_ID the client id the identity must use)."),
-    publish: topics.optional().describe("Topics the agent may publish to (retained messages too): exact, or a prefix ending in /* ({run} is the run's id)."),
+    publish: topics.optional().describe("Topics the agent may publish to (retained messages too): tokens, where * is one token (or, last, the rest); {run} is the run's id, {agent} the agent's name."),
     subscribe: topics.optional().describe("Topics the agent may subscribe to; a subscription with wildcards must stay inside them."),
   })
   .describe("MQTT: a client and a role of its own for each run (Mosquitto dynamic security).");
 
 export type MqttGrant = z.infer<typeof mqttGrant> & GrantBase;
 
-/** An MQTT topic filter for a name pattern: a prefix `a/b/` becomes `a/b/#`. */
+/** An MQTT topic filter for a name pattern: a prefix `a/b/` becomes `a/b/#`, a `*` token `+`. */
 export function toMqttTopic(p: NamePattern): string {
-  return p.prefix ? `${p.name}#` : p.name;
+  return toTokenWildcards(p.name, p.prefix, "/", "+", "#");
 }
 
-export function mqttAcls(grant: MqttGrant, run: string): { acltype: string; topic: string; allow: boolean }[] {
-  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => toMqttTopic(resolvePattern(p, run)));
+export function mqttAcls(grant: MqttGrant, run: string, agent?: string): { acltype: string; topic: string; allow: boolean }[] {
+  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => toMqttTopic(resolvePattern(p, run, agent)));
   return [
     ...resolve(grant.publish).map((topic) => ({ acltype: "publishClientSend", topic, allow: true })),
     ...resolve(grant.subscribe).flatMap((topic) => [
@@ -65,7 +65,7 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
   async mint(admin, grant, identity, endpoint, envName) {
     const name = identity.name;
     await dynsec(admin, [
-      { command: "createRole", rolename: name, acls: mqttAcls(grant, identity.run) },
+      { command: "createRole", rolename: name, acls: mqttAcls(grant, identity.run, identity.agent) },
       { command: "createClient", username: name, password: identity.password, clientid: name, roles: [{ rolename: name }] },
     ]);
     return {

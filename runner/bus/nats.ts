@@ -11,7 +11,7 @@ import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
 import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
 import { resolvePattern, type NamePattern } from "./patterns.js";
-import { tokenPatterns } from "./token-patterns.js";
+import { tokenPatterns, toTokenWildcards } from "./token-patterns.js";
 import { updateUsersFile, type NatsUserEntry } from "./nats-users.js";
 
 const subjects = tokenPatterns(".", "NATS subjects", "jobs.{run}.*");
@@ -20,7 +20,7 @@ export const natsGrant = z
   .strictObject({
     endpoint: z.string().optional().describe("The NATS server as host:port, one of network.allowedEndpoints. Default: the one on port 4222."),
     env: z.string().optional().describe("The variable that gets nats://USER:PASSWORD@host:port. Default NATS_URL (and AIRLOCK_NATS_INBOX_PREFIX the run's own inbox prefix)."),
-    publish: subjects.optional().describe("Subjects the agent may publish to: exact, or a prefix ending in .* ({run} is the run's id)."),
+    publish: subjects.optional().describe("Subjects the agent may publish to: tokens, where * is one token (or, last, the rest); {run} is the run's id, {agent} the agent's name."),
     subscribe: subjects.optional().describe("Subjects the agent may subscribe to (its own inbox is always granted)."),
     reply: z.boolean().optional().describe("May answer requests it received (one reply to each request's reply subject), without publish rights there."),
   })
@@ -41,9 +41,9 @@ export interface NatsAdmin {
   source: string;
 }
 
-/** A NATS subject for a name pattern: a prefix `a.b.` becomes `a.b.>`. */
+/** A NATS subject for a name pattern: a prefix `a.b.` becomes `a.b.>`, a `*` token stays NATS's own `*`. */
 export function toNatsSubject(p: NamePattern): string {
-  return p.prefix ? `${p.name}>` : p.name;
+  return toTokenWildcards(p.name, p.prefix, ".", "*", ">");
 }
 
 export function inboxPrefix(identity: string): string {
@@ -51,8 +51,8 @@ export function inboxPrefix(identity: string): string {
 }
 
 /** The permissions block of a grant (nothing granted is an explicit deny: an empty allow list would allow everything). */
-export function natsPermissions(grant: NatsGrant, run: string, identity: string): NatsUserEntry["permissions"] {
-  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => toNatsSubject(resolvePattern(p, run)));
+export function natsPermissions(grant: NatsGrant, run: string, identity: string, agent?: string): NatsUserEntry["permissions"] {
+  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => toNatsSubject(resolvePattern(p, run, agent)));
   const publish = resolve(grant.publish);
   const subscribe = [...resolve(grant.subscribe), `${inboxPrefix(identity)}.>`];
   return {
@@ -82,7 +82,7 @@ export const natsKind: BusKind<NatsGrant, NatsAdmin> = {
   anonymousEnv: (endpoint) => `nats://${endpoint.host}:${endpoint.port}`,
 
   async mint(admin, grant, identity, endpoint, envName) {
-    const entry: NatsUserEntry = { user: identity.name, password: identity.password, permissions: natsPermissions(grant, identity.run, identity.name) };
+    const entry: NatsUserEntry = { user: identity.name, password: identity.password, permissions: natsPermissions(grant, identity.run, identity.name, identity.agent) };
     await updateUsersFile(admin, (users) => users.set(identity.name, entry));
     return {
       env: {

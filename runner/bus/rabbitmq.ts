@@ -49,10 +49,10 @@ export interface RabbitmqAdmin {
 }
 
 /** The three permission regexes of a grant, and the queues the runner binds for publishing. */
-export function rabbitmqPermissions(grant: RabbitmqGrant, run: string, exchange: string): { configure: string; write: string; read: string; publishQueues: string[] } {
-  const consume = (grant.queues?.consume ?? []).map((p) => resolvePattern(p, run));
-  const publishQueues = (grant.queues?.publish ?? []).map((p) => resolvePattern(p, run).name);
-  const exchanges = (grant.exchanges?.publish ?? []).map((p) => resolvePattern(p, run));
+export function rabbitmqPermissions(grant: RabbitmqGrant, run: string, exchange: string, agent?: string): { configure: string; write: string; read: string; publishQueues: string[] } {
+  const consume = (grant.queues?.consume ?? []).map((p) => resolvePattern(p, run, agent));
+  const publishQueues = (grant.queues?.publish ?? []).map((p) => resolvePattern(p, run, agent).name);
+  const exchanges = (grant.exchanges?.publish ?? []).map((p) => resolvePattern(p, run, agent));
   const declared = [...consume, ...publishQueues.map((name) => ({ raw: name, name, prefix: false }))];
   const writeNames = [...exchanges.map((e) => escapeRegExp(e.name) + (e.prefix ? ".*" : "")), escapeRegExp(exchange)];
   return {
@@ -100,7 +100,7 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
   async mint(admin, grant, identity, endpoint, envName) {
     const vhost = grant.vhost ?? "/";
     const exchange = `airlock.${identity.name}`;
-    const perms = rabbitmqPermissions(grant, identity.run, exchange);
+    const perms = rabbitmqPermissions(grant, identity.run, exchange, identity.agent);
     await api(admin, "PUT", `users/${enc(identity.name)}`, { password: identity.password, tags: "" });
     const revoke = async () => {
       await api(admin, "DELETE", `users/${enc(identity.name)}`);

@@ -38,8 +38,8 @@ export interface RedisAdmin {
 }
 
 /** The ACL rules for a grant (the part after `ACL SETUSER name reset on >password`). */
-export function aclRules(grant: RedisGrant, run: string): string[] {
-  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => resolvePattern(p, run));
+export function aclRules(grant: RedisGrant, run: string, agent?: string): string[] {
+  const resolve = (list: string[] | undefined) => (list ?? []).map((p) => resolvePattern(p, run, agent));
   const read = resolve(grant.keys?.read);
   const write = resolve(grant.keys?.write);
   const publish = resolve(grant.publish);
@@ -89,7 +89,7 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
   anonymousEnv: (endpoint) => `redis://${endpoint.host}:${endpoint.port}`,
 
   async mint(admin, grant, identity, endpoint, envName) {
-    await withAdmin(admin, (redis) => redis.call("ACL", "SETUSER", identity.name, "reset", "on", `>${identity.password}`, ...aclRules(grant, identity.run)));
+    await withAdmin(admin, (redis) => redis.call("ACL", "SETUSER", identity.name, "reset", "on", `>${identity.password}`, ...aclRules(grant, identity.run, identity.agent)));
     return {
       env: { [envName]: `redis://${encodeURIComponent(identity.name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}` },
       denied: () => withAdmin(admin, async (redis) => deniedFromAclLog((await redis.call("ACL", "LOG", "128")) as unknown[], identity.name)),

@@ -31,6 +31,8 @@ export interface BusRightsRequest {
   runId: string;
   /** What {run} stands for. */
   run: string;
+  /** What {agent} stands for. Default "agent". */
+  agent?: string;
   expiresAt: number;
   /** Fail instead of warning where rights cannot be enforced (in addition to the policy's bus.requireRights). */
   requireRights?: boolean;
@@ -77,7 +79,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
       const key = `${grant.kind}|${grant.endpoint.host}:${grant.endpoint.port}`;
       if (!swept.has(key)) swept.set(key, kind.sweep(admin as never, Date.now()).catch(() => []));
       await swept.get(key);
-      const identity = { name: identityName(req.runId, req.expiresAt), password: newPassword(), run: req.run, runId: req.runId, expiresAt: req.expiresAt };
+      const identity = { name: identityName(req.runId, req.expiresAt), password: newPassword(), run: req.run, agent: req.agent ?? "agent", runId: req.runId, expiresAt: req.expiresAt };
       try {
         const minted = await kind.mint(admin as never, grant.grant as never, identity, grant.endpoint, grant.env);
         Object.assign(result.env, minted.env);

@@ -25,6 +25,8 @@ export interface RunAgentsOptions {
 export interface GroupResult {
   name: string;
   source: string;
+  /** The group's run id: AIRLOCK_GROUP_RUN_ID in its agents, and what {run} stood for in their bus rights. */
+  runId: string;
   status: "succeeded" | "failed";
   durationMs: number;
   outputDir: string;
@@ -38,7 +40,8 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   const spec = typeof run === "string" ? await loadRunFile(run) : run;
   const runner = options.runner ?? defaultRunner();
   const started = Date.now();
-  const group = { name: spec.name, runId: `${spec.name}-${randomBytes(4).toString("hex")}` };
+  // Lower case letters, digits, - and _ only: it becomes part of topic and subject names ({run}), where a "." or "/" would be a separator.
+  const group = { name: spec.name, runId: `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, "-")}-${randomBytes(4).toString("hex")}` };
   const outputDir = resolve(options.outputDir ?? join("out", spec.name));
   const reached = new Map<string, Set<Milestone>>(spec.agents.map((a) => [a.name, new Set()]));
   const results = new Map<string, AgentResult>();
@@ -129,6 +132,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   return {
     name: spec.name,
     source: spec.source,
+    runId: group.runId,
     status: ordered.every((r) => r.status === "succeeded") ? "succeeded" : "failed",
     durationMs: Date.now() - started,
     outputDir,

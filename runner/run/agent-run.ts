@@ -30,6 +30,7 @@ import { LogCapture, type StreamName } from "./logs.js";
 import { outputLimitProblem, outputUsage } from "./output.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import { openBusRights, type BusRights } from "../bus/rights.js";
+import { busAgentToken } from "../bus/patterns.js";
 import type { BusDenial } from "../bus/kind.js";
 import type { AgentResult, RunStatus } from "./result.js";
 import type { RunAgentOptions, RunEvent } from "./run-agent.js";
@@ -82,7 +83,8 @@ export class AgentRun {
     private readonly base: AgentResult,
     private readonly emit: (event: RunEvent) => void,
   ) {
-    this.runId = `${name.toLowerCase().replace(/[^a-z0-9_.-]/g, "-").slice(0, 40)}-${randomBytes(4).toString("hex")}`;
+    // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
+    this.runId = `${name.toLowerCase().replace(/[^a-z0-9_-]/g, "-").slice(0, 40)}-${randomBytes(4).toString("hex")}`;
   }
 
   partial(): Partial<AgentResult> {
@@ -147,6 +149,7 @@ export class AgentRun {
       policy: prepared.policy,
       runId: this.runId,
       run: this.options.group?.runId ?? this.runId,
+      agent: busAgentToken(this.name),
       expiresAt,
       ...(this.options.requireBusRights ? { requireRights: true } : {}),
     }));
@@ -172,6 +175,7 @@ export class AgentRun {
         ...(o.env ? { env: o.env } : {}),
         airlockVars: {
           AIRLOCK_AGENT_NAME: this.name,
+          AIRLOCK_BUS_AGENT: busAgentToken(this.name),
           AIRLOCK_RUN_ID: this.runId,
           ...(o.group ? { AIRLOCK_GROUP: o.group.name, AIRLOCK_GROUP_RUN_ID: o.group.runId } : {}),
         },

@@ -8,6 +8,7 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { runAgents, type GroupResult } from "../../runner/index.js";
 import { packagePath } from "../../runner/paths.js";
+import { localBrokersFile } from "../../runner/bus/rights.js";
 import { leftoverContainers, tempDir } from "./helpers.js";
 
 async function runExample(folder: string, runFile = "run.yaml"): Promise<{ group: GroupResult; read: (agent: string, file: string) => Promise<string> }> {
@@ -104,5 +105,66 @@ describe("example 5: bus rights", () => {
     expect(up.stdout).toMatch(/the broker refused 2 things \(rights from bus in .*policies\/bus-rights-snooper\.yaml\)/);
     expect(up.stdout).toMatch(/redis\s+key billing:secrets \(get\)\s+1×\s+→ add a pattern for billing:secrets to bus\.redis\.keys\.read/);
     expect(up.stdout).toMatch(/redis\s+command config\|get\s+1×\s+→ never granted to agents/);
+  });
+});
+
+describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with bus rights", () => {
+  it("a room of three over MQTT: hello to everyone, replies to it, a whisper only its addressee hears", async () => {
+    const { group, read } = await runExample("mqtt-room");
+    const byName = Object.fromEntries(group.results.map((r) => [r.name, r.returnValue]));
+    expect(byName.alice).toEqual({ replies: ["bob", "carol"], overheard: 0 });
+    expect(byName.bob).toEqual({ received: ["alice→all", "carol→bob (reply)"] });
+    expect(byName.carol).toEqual({ received: ["alice→all", "bob→carol"] });
+    const replies = JSON.parse(await read("alice", "replies.json")) as { from: string; to: string; inReplyTo: string; body: string }[];
+    expect(replies.map((r) => [r.from, r.to, r.body]).sort()).toEqual([["bob", "alice", "hi alice, bob here"], ["carol", "alice", "hi alice, carol here"]]);
+  });
+
+  it("discovery: the client finds the echo agent by its card's skill, the task goes submitted → working → completed, and the card is gone afterwards", async () => {
+    const { group } = await runExample("a2a-discovery");
+    const client = group.results.find((r) => r.name === "client")!;
+    expect(client.returnValue).toEqual({ agent: "echo", statuses: ["submitted", "working", "completed"], output: { text: "hello, agent" } });
+    const mqtt = await import("mqtt");
+    const admin = JSON.parse(await readFile(localBrokersFile(), "utf8")).mqtt as { host: string; port: number; user: string; password: string };
+    const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+    const retained: string[] = [];
+    c.on("message", (t, m) => m.length && retained.push(t));
+    await c.subscribeAsync(`a2a/${group.runId}/cards/+`, { qos: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    await c.endAsync();
+    expect(retained).toEqual([]);
+  });
+
+  it("inboxes over NATS: receipts for each send, a duplicate suppressed, an expired message refused, a request answered", async () => {
+    const { group, read } = await runExample("nats-inbox");
+    const sender = group.results.find((r) => r.name === "sender")!;
+    const receiver = group.results.find((r) => r.name === "receiver")!;
+    expect(sender.returnValue).toEqual({ receipts: ["delivered", "delivered", "delivered", "duplicate", "expired", "delivered"], answer: "SHOUT THIS" });
+    expect(receiver.returnValue).toEqual({ handled: 5, statuses: ["delivered", "delivered", "delivered", "duplicate", "expired", "delivered", "delivered"] });
+    const inbox = JSON.parse(await read("receiver", "inbox.json")) as { handled: string[] };
+    expect(inbox.handled).toEqual(["first", "second", "third", "shout this", "bye"]);
+  });
+
+  it("sealed messages: a coordinator and four workers; replay and tampering refused; the broker carried no plaintext", async () => {
+    const { connect } = await import("nats");
+    const admin = JSON.parse(await readFile(localBrokersFile(), "utf8")).nats as { user: string; password: string };
+    const tap = await connect({ servers: "127.0.0.1:4222", user: admin.user, pass: admin.password });
+    const carried: string[] = [];
+    const sub = tap.subscribe(">");
+    void (async () => {
+      for await (const m of sub) carried.push(`${m.subject} ${new TextDecoder().decode(m.data)}`);
+    })();
+    try {
+      const { group } = await runExample("sealed-workers");
+      const coordinator = group.results.find((r) => r.name === "coordinator")!;
+      expect(coordinator.returnValue).toMatchObject({ workers: ["worker-1", "worker-2", "worker-3", "worker-4"], replay: "replayed", tampered: "bad-signature" });
+      expect(Object.values((coordinator.returnValue as { sums: Record<string, number> }).sums).sort((a, b) => a - b)).toEqual([3, 6, 9, 12]);
+      await tap.flush();
+      const tasks = carried.filter((c) => c.startsWith(`inbox.${group.runId}.`));
+      // Every task and answer went over the broker (the tap saw them), and none in the clear.
+      expect(tasks.length).toBeGreaterThanOrEqual(6);
+      expect(carried.filter((c) => /attack at dawn|ATTACK AT DAWN|"numbers"|"sum"/.test(c))).toEqual([]);
+    } finally {
+      await tap.drain();
+    }
   });
 });

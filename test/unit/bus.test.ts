@@ -10,7 +10,9 @@ describe("bus name patterns", () => {
     expect(patternProblem("jobs")).toBeUndefined();
     expect(patternProblem("a*b")?.message).toMatch(/not at the end/);
     expect(patternProblem("*")?.message).toMatch(/every name/);
-    expect(patternProblem("{agent}.x")?.message).toMatch(/placeholder other than \{run\}/);
+    expect(patternProblem("{agent}.x")).toBeUndefined();
+    expect(patternProblem("{user}.x")?.message).toMatch(/placeholder other than \{run\} and \{agent\}/);
+    expect(resolvePattern("inbox:{agent}:{run}", "r-1", "bob").name).toBe("inbox:bob:r-1");
     const p = resolvePattern("q[1]:{run}:*", "r-1");
     expect(p).toEqual({ raw: "q[1]:{run}:*", name: "q[1]:r-1:", prefix: true });
     expect(toRedisGlob(p)).toBe("q\\[1\\]:r-1:*");
@@ -119,5 +121,53 @@ describe("Redis ACL LOG", () => {
       { broker: "redis", what: "command", name: "config|get", command: "config|get", count: 2, fix: "never granted to agents" },
       { broker: "redis", what: "channel", name: "other", command: "publish", count: 2, fix: "add other to bus.redis.publish" },
     ]);
+  });
+});
+
+describe("NATS permissions", () => {
+  it("grant the subjects as NATS wildcards, the run's own inbox always, and deny publishing outright when nothing is granted", async () => {
+    const { natsPermissions, inboxPrefix } = await import("../../runner/bus/nats.js");
+    expect(natsPermissions({ publish: ["jobs.{run}.*", "inbox.{run}.*.{agent}"], subscribe: ["events"], reply: true }, "r1", "airlock-x-1", "bob")).toEqual({
+      publish: { allow: ["jobs.r1.>", "inbox.r1.*.bob"] },
+      subscribe: { allow: ["events", "_INBOX_airlock-x-1.>"] },
+      allow_responses: { max: 1 },
+    });
+    // An empty allow list would allow everything.
+    expect(natsPermissions({ subscribe: ["a.*"] }, "r1", "airlock-x-1").publish).toEqual({ deny: [">"] });
+    expect(inboxPrefix("airlock-a.b-1")).toBe("_INBOX_airlock-a_b-1");
+  });
+});
+
+describe("MQTT ACLs", () => {
+  it("allow publishing to and subscribing within exactly the topics, as MQTT wildcards", async () => {
+    const { mqttAcls } = await import("../../runner/bus/mqtt.js");
+    expect(mqttAcls({ publish: ["rooms/{run}/*/{agent}"], subscribe: ["cards/*"] }, "r1", "bob")).toEqual([
+      { acltype: "publishClientSend", topic: "rooms/r1/+/bob", allow: true },
+      { acltype: "subscribePattern", topic: "cards/#", allow: true },
+      { acltype: "unsubscribePattern", topic: "cards/#", allow: true },
+    ]);
+  });
+});
+
+describe("subjects and topics in a policy", () => {
+  const issue = (bus: Record<string, unknown>) => {
+    try {
+      definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:4222", "localhost:1883"] }, bus } as never);
+    } catch (e) {
+      return (e as PolicyError).issues[0];
+    }
+    return undefined;
+  };
+  it("take whole-token prefixes only, never the brokers' wildcards, system names or inboxes", () => {
+    expect(issue({ nats: { publish: ["jobs.{run}.*"] }, mqtt: { publish: ["rooms/{run}/*"] } })).toBeUndefined();
+    expect(issue({ nats: { publish: ["inbox.{run}.*.{agent}"] }, mqtt: { subscribe: ["rooms/{run}/*/{agent}"] } })).toBeUndefined();
+    expect(issue({ nats: { publish: ["jobs*"] } })).toMatchObject({ field: "bus.nats.publish[0]", message: '"jobs*": * stands for a whole token, not part of one ("jobs*")' });
+    expect(issue({ nats: { publish: ["*.*"] } })?.message).toMatch(/every name/);
+    expect(issue({ nats: { subscribe: ["jobs.>"] } })?.message).toMatch(/broker's own wildcards/);
+    expect(issue({ nats: { subscribe: ["$SYS.x"] } })?.message).toMatch(/system names/);
+    expect(issue({ nats: { subscribe: ["_INBOX.x"] } })?.message).toMatch(/is an inbox/);
+    expect(issue({ mqtt: { subscribe: ["rooms/+/a"] } })?.message).toMatch(/broker's own wildcards/);
+    expect(issue({ mqtt: { publish: ["$CONTROL/dynamic-security/v1"] } })?.message).toMatch(/system names/);
+    expect(issue({ mqtt: { publish: ["rooms*"] } })?.fix).toBe("write /*/ for one token or end with /* for the rest, e.g. rooms/{run}/*");
   });
 });
