@@ -6,10 +6,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { runAgents, type GroupResult } from "../../runner/index.js";
+import { definePolicy, runAgent, runAgents, type GroupResult } from "../../runner/index.js";
 import { packagePath } from "../../runner/paths.js";
 import { localBrokersFile } from "../../runner/bus/rights.js";
-import { leftoverContainers, tempDir } from "./helpers.js";
+import { AGENTS, leftoverContainers, tempDir } from "./helpers.js";
 
 async function runExample(folder: string, runFile = "run.yaml"): Promise<{ group: GroupResult; read: (agent: string, file: string) => Promise<string> }> {
   const out = await tempDir();
@@ -131,6 +131,32 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
     await c.subscribeAsync(`a2a/${group.runId}/cards/+`, { qos: 1 });
     await new Promise((r) => setTimeout(r, 500));
     await c.endAsync();
+    expect(retained).toEqual([]);
+  });
+
+  it("an agent stopped by its timeout takes its discovery card with it", async () => {
+    let cardWhileRunning = "";
+    const mqtt = await import("mqtt");
+    const admin = JSON.parse(await readFile(localBrokersFile(), "utf8")).mqtt as { host: string; port: number; user: string; password: string };
+    const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+    c.on("message", (_t, m) => (cardWhileRunning ||= m.toString()));
+    const result = await runAgent({
+      agent: join(AGENTS, "card-forever.ts"),
+      policy: definePolicy({ name: "card", network: { allowedEndpoints: ["localhost:1883"] }, bus: { requireRights: true, mqtt: { publish: ["a2a/{run}/cards/{agent}"] } }, timeoutSeconds: 3 }),
+      outputDir: join(await tempDir(), "out"),
+      onEvent: (e) => {
+        if (e.type === "ready") void c.subscribeAsync("a2a/+/cards/card-forever", { qos: 1 });
+      },
+    });
+    expect(result.status).toBe("timed_out");
+    // It was there while the agent ran (the retained card reached a subscriber), and is gone now.
+    expect(JSON.parse(cardWhileRunning)).toMatchObject({ name: "card-forever", description: "waits to be stopped" });
+    const after = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+    const retained: string[] = [];
+    after.on("message", (_t, m) => m.length && retained.push(m.toString()));
+    await after.subscribeAsync("a2a/+/cards/card-forever", { qos: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    await Promise.all([c.endAsync(), after.endAsync()]);
     expect(retained).toEqual([]);
   });
 

@@ -178,6 +178,25 @@ describe("the Python bus helpers, under bus rights", () => {
   });
 });
 
+describe("MQTT and NATS from Python, under bus rights", () => {
+  it("ctx.bus.mqtt() (paho) and await ctx.bus.nats() (nats-py) connect as the run's own identity, with its client id and inbox prefix", async () => {
+    const result = await runAgent({
+      agent: join(PY, "mqtt_nats.py"),
+      policy: definePolicy({
+        name: "py-mqtt-nats",
+        network: { allowedEndpoints: ["localhost:1883", "localhost:4222"] },
+        bus: { requireRights: true, mqtt: { publish: ["py/{run}/{agent}/*"], subscribe: ["py/{run}/{agent}/*"] }, nats: { publish: ["py.{run}.{agent}"], subscribe: ["py.{run}.{agent}"] } },
+      }),
+      outputDir: join(await tempDir(), "out"),
+    });
+    expect(result.status, `${result.error}\n${result.stderr}`).toBe("succeeded");
+    const v = result.returnValue as { mqtt: string[]; mqtt_refused_rc: number; nats: string; inbox: string };
+    expect(v.mqtt).toEqual(["over mqtt"]);
+    expect(v.nats).toBe("over nats");
+    expect(v.inbox).toMatch(/^_INBOX_airlock-mqtt_nats-/);
+  });
+});
+
 describe("airlock run with a .py file", () => {
   it("picks the Python runtime from the extension, and a policy's runtime: that disagrees is refused with the fix", async () => {
     const dir = await tempDir();

@@ -50,14 +50,18 @@ def _run_agent_function(fn: Callable[[Context], Any]) -> Any:
             # Only async agents pay for asyncio's import (tens of milliseconds).
             import asyncio
 
-            value = asyncio.run(_awaited(value))
+            value = asyncio.run(_awaited(value, ctx))
         return value
     finally:
         ctx.bus.close()
 
 
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+async def _awaited(awaitable: Awaitable[Any], ctx: Context) -> Any:
+    try:
+        return await awaitable
+    finally:
+        # Async clients (NATS) are closed in the loop they belong to.
+        await ctx.bus.aclose()
 
 
 def main(argv: list[str]) -> int:

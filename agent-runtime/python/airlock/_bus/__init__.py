@@ -9,14 +9,18 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from ._codec import Schema
 from ._kafka import EventStream, kafka_config
+from ._mqtt import connect_mqtt
+from ._nats import connect_nats
 from ._rabbitmq import WorkQueue, connect_rabbitmq
 from ._redis import PubSub, RequestReply, Subscription, connect_redis
 
 if TYPE_CHECKING:
+    import paho.mqtt.client as paho
     import pika
     import redis
+    from nats.aio.client import Client as NatsClient
 
-__all__ = ["Bus", "PubSub", "Subscription", "RequestReply", "WorkQueue", "EventStream", "Schema", "connect_redis", "connect_rabbitmq", "kafka_config"]
+__all__ = ["connect_mqtt", "connect_nats", "Bus", "PubSub", "Subscription", "RequestReply", "WorkQueue", "EventStream", "Schema", "connect_redis", "connect_rabbitmq", "kafka_config"]
 
 T = TypeVar("T")
 Req = TypeVar("Req")
@@ -30,6 +34,8 @@ class Bus:
         self._name = agent_name
         self._redis: Any = None
         self._rabbit: Any = None
+        self._mqtt: Any = None
+        self._nats: Any = None
         self._streams: list[EventStream[Any]] = []
 
     def redis(self) -> "redis.Redis":
@@ -43,6 +49,28 @@ class Bus:
         if self._rabbit is None or not self._rabbit.is_open:
             self._rabbit = connect_rabbitmq()
         return self._rabbit
+
+    def mqtt(self) -> "paho.Client":
+        """A connected paho-mqtt client (shared; MQTT 5, the run's client id, its loop running)."""
+        if self._mqtt is None or not self._mqtt.is_connected():
+            self._mqtt = connect_mqtt(self._name)
+        return self._mqtt
+
+    async def nats(self) -> "NatsClient":
+        """A connected nats-py client (asyncio; shared within the event loop), with the run's own inbox prefix."""
+        if self._nats is None or self._nats.is_closed:
+            self._nats = await connect_nats(self._name)
+        return self._nats
+
+    async def aclose(self) -> None:
+        """close(), and drain the NATS connection (in its own event loop)."""
+        if self._nats is not None and not self._nats.is_closed:
+            try:
+                await self._nats.drain()
+            except Exception:
+                pass
+        self._nats = None
+        self.close()
 
     def kafka_config(self) -> dict[str, Any]:
         """kwargs for kafka-python clients: KafkaProducer(**ctx.bus.kafka_config())."""
@@ -68,10 +96,16 @@ class Bus:
                 s.close()
             except Exception:
                 pass
+        if self._mqtt is not None:
+            try:
+                self._mqtt.disconnect()
+                self._mqtt.loop_stop()
+            except Exception:
+                pass
         for client in (self._redis, self._rabbit):
             try:
                 if client is not None:
                     client.close()
             except Exception:
                 pass
-        self._redis = self._rabbit = None
+        self._redis = self._rabbit = self._mqtt = None
