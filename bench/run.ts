@@ -109,8 +109,8 @@ interface Prepared {
   bundles: Record<string, string>;
 }
 
-async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[], bus?: PolicyInput["bus"]): Promise<Prepared> {
-  const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, ...(bus ? { bus } : {}), packages: ["ioredis@5.9.2", "kafkajs@2.2.4"], timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
+async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[], bus?: PolicyInput["bus"], packages = ["ioredis@5.9.2", "kafkajs@2.2.4"]): Promise<Prepared> {
+  const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, ...(bus ? { bus } : {}), packages, timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
   const images = await ensureImages(docker);
   const { id: image } = await ensureNpmPackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages.npm);
   const bundles: Record<string, string> = {};
@@ -123,8 +123,8 @@ async function prepare(name: string, endpoint: string, env: Record<string, strin
 }
 
 /** Messages per second from the producer's first send to the consumer's last message. */
-function msgPerSecond(r: { consumer: Record<string, unknown>; producer: Record<string, unknown> }): number {
-  return (N_MESSAGES / ((r.consumer.last as number) - (r.producer.started as number))) * 1000;
+function msgPerSecond(r: { consumer: Record<string, unknown>; producer: Record<string, unknown> }, n = N_MESSAGES): number {
+  return (n / ((r.consumer.last as number) - (r.producer.started as number))) * 1000;
 }
 
 function resultOf(lines: string[]): Record<string, number | number[]> {
@@ -222,6 +222,66 @@ async function pythonColdStart(pythonImage: string) {
   }
   addRow("1. cold start", "one Python agent that only exits, gated (one endpoint)", gated, plain, "ms", { op: "<=", value: 1.25 });
   addRow("1. cold start", "Python: runAgent() → agent's first line (gated) vs docker run → first line", firstGated, firstPlain, "ms");
+}
+
+// ---------- 6. NATS and MQTT, and sealed messages -----------------------------------------------
+
+function localAdmin(kind: string): { host: string; port: number; user: string; password: string } {
+  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, { host: string; port: number; user: string; password: string }>)[kind]!;
+}
+
+async function natsAndMqtt(): Promise<void> {
+  log("6. NATS and MQTT through the gate, sealed messages");
+  const pkgs = ["nats@2.29.3", "mqtt@5.16.0"];
+  const nats = localAdmin("nats");
+  const mqtt = localAdmin("mqtt");
+  const mqttN = Math.min(N_MESSAGES, 20_000);
+  const natsEnv = (id: string) => ({ BENCH_N: String(N_MESSAGES), BENCH_SUBJECT: `bench.${id}` });
+  const mqttEnv = (id: string) => ({ BENCH_N: String(mqttN), BENCH_TOPIC: `bench/${id}` });
+  const np = await prepare("bench-nats", "localhost:4222", natsEnv("x"), ["nats-sub", "nats-pub", "nats-replier", "nats-requester"], { nats: { publish: ["bench.*"], subscribe: ["bench.*"], reply: true } }, pkgs);
+  const mp = await prepare("bench-mqtt", "localhost:1883", mqttEnv("x"), ["mqtt-sub", "mqtt-pub"], { mqtt: { publish: ["bench/*"], subscribe: ["bench/*"] } }, pkgs);
+  const openNats = { network: "host", env: { NATS_URL: `nats://${encodeURIComponent(nats.user)}:${encodeURIComponent(nats.password)}@localhost:${nats.port}` } };
+  const openMqtt = { network: "host", env: { MQTT_URL: `mqtt://${encodeURIComponent(mqtt.user)}:${encodeURIComponent(mqtt.password)}@localhost:${mqtt.port}` } };
+  const t = { nats: { gated: [] as number[], open: [] as number[] }, mqtt: { gated: [] as number[], open: [] as number[] } };
+  const rr = { gated: [] as number[], open: [] as number[] };
+  const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
+  for (let i = 0; i < reps; i++) {
+    for (const gated of i % 2 === 0 ? [true, false] : [false, true]) {
+      const key = gated ? "gated" : "open";
+      const id = `${Date.now()}-${i}-${key}`;
+      t.nats[key].push(msgPerSecond(await pair(np, gated, "nats-sub", "nats-pub", natsEnv(id), openNats)));
+      t.mqtt[key].push(msgPerSecond(await pair(mp, gated, "mqtt-sub", "mqtt-pub", mqttEnv(id), openMqtt), mqttN));
+      const q = await pair(np, gated, "nats-replier", "nats-requester", { ...natsEnv(id), BENCH_N: "2000" }, openNats);
+      rr[key].push(percentile(q.producer.rtts as number[], 50));
+    }
+    log(`  rep ${i + 1}/${reps}: nats ${t.nats.gated.at(-1)!.toFixed(0)} vs ${t.nats.open.at(-1)!.toFixed(0)} msg/s, mqtt ${t.mqtt.gated.at(-1)!.toFixed(0)} vs ${t.mqtt.open.at(-1)!.toFixed(0)} msg/s`);
+  }
+  addRow("6. NATS, MQTT, sealed", `${N_MESSAGES.toLocaleString("en")} messages over NATS (gated, own user) vs ungated (admin): throughput`, t.nats.gated, t.nats.open, "msg/s", { op: ">=", value: 0.95 });
+  addRow("6. NATS, MQTT, sealed", `${mqttN.toLocaleString("en")} messages over MQTT at QoS 1 (gated, own client) vs ungated (admin): throughput`, t.mqtt.gated, t.mqtt.open, "msg/s", { op: ">=", value: 0.95 });
+  addRow("6. NATS, MQTT, sealed", "NATS request/reply round trip, median (gated vs ungated)", rr.gated, rr.open, "µs");
+  // Sealing's own cost, in this process: seal + open of a 100-byte message against JSON encode + decode.
+  const { Keyring } = await import("../agent-runtime/bus/sealed.js");
+  const sealedRate: number[] = [], plainRate: number[] = []; // µs per message
+  const body = { type: "event", data: "x".repeat(100) };
+  for (let r = 0; r < 5; r++) {
+    const a = new Keyring("a"), b = new Keyring("b");
+    a.trust(b.publicKeys());
+    b.trust(a.publicKeys());
+    const n = 2000;
+    let t0 = performance.now();
+    for (let i = 0; i < n; i++) b.open(a.seal("b", body));
+    sealedRate.push(((performance.now() - t0) * 1000) / n);
+    t0 = performance.now();
+    for (let i = 0; i < n * 50; i++) JSON.parse(JSON.stringify(body));
+    plainRate.push(((performance.now() - t0) * 1000) / (n * 50));
+  }
+  addRow("6. NATS, MQTT, sealed", "sealed messages: seal + open of one message (one core) vs plain JSON encode + decode", sealedRate, plainRate, "µs", undefined, 1);
+  const sizes = (() => {
+    const a = new Keyring("a"), b = new Keyring("b");
+    a.trust(b.publicKeys());
+    return { sealed: JSON.stringify(a.seal("b", body)).length, plain: JSON.stringify(body).length };
+  })();
+  rows.push({ section: "6. NATS, MQTT, sealed", metric: "size on the wire of a 100-byte message", airlock: `${sizes.sealed} B sealed`, baseline: `${sizes.plain} B plain`, ratio: sizes.sealed / sizes.plain, paired: "" });
 }
 
 // ---------- 2 & 4. many at once ---------------------------------------------------------------
@@ -456,7 +516,7 @@ async function main() {
   const images = await ensureImages(docker);
   const version = await docker.version();
   // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
-  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5").split(","));
+  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6").split(","));
   if (only.has("1")) {
     await coldStart(images.agent);
     await pythonColdStart((await ensurePythonImage(docker, images)).id);
@@ -464,6 +524,7 @@ async function main() {
   const twenty = only.has("2") || only.has("4") ? await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.5 }) : undefined;
   if (only.has("3")) await throughput();
   if (only.has("5")) await busRights();
+  if (only.has("6")) await natsAndMqtt();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
   if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
   // RSS never shrinks, so per-agent memory is the slope of the peak between the smallest and largest run.

@@ -234,7 +234,7 @@ JS
     )
   fi
   (umask 077 && printf '%s\n' "per_listener_settings false" "listener $MQTT_PORT 127.0.0.1" "allow_anonymous false" \
-    "plugin $plugin" "plugin_opt_config_file $dir/dynsec.json" "persistence false" "set_tcp_nodelay true" \
+    "plugin $plugin" "plugin_opt_config_file $dir/dynsec.json" "persistence false" "set_tcp_nodelay true" "max_queued_messages 100000" \
     "user $(id -un)" "pid_file $state/mqtt.pid" "log_dest file $state/mqtt.log" "log_type error" "log_type warning" "log_type notice" > "$dir/mosquitto.conf")
   log "starting mosquitto on 127.0.0.1:$MQTT_PORT"
   nohup mosquitto -c "$dir/mosquitto.conf" >"$dir/stdout.log" 2>&1 &
