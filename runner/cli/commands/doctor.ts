@@ -5,6 +5,7 @@ import { AirlockError } from "../../errors.js";
 import { hostResolver } from "../../gate/plan.js";
 import { loopbackMode } from "../../gate/host-side.js";
 import { imageStatus } from "../../images/images.js";
+import { pythonImageStatus } from "../../languages/python/image.js";
 import { loadPolicy } from "../../policy/index.js";
 import { style } from "../style.js";
 
@@ -36,6 +37,9 @@ export function registerDoctor(program: Command): void {
           const s = status[key];
           if (s) checks.push({ ok: s.present, label: `${key} image`, detail: s.present ? s.tag : `${s.tag} not built yet`, ...(s.present ? {} : { fix: "the first `airlock run` builds it (about a minute)" }) });
         }
+        // Not needed until a Python agent runs, so not a failure when it is missing.
+        const python = status.base ? await pythonImageStatus(docker, status.base.ref) : undefined;
+        if (python) checks.push({ ok: true, label: "python image", detail: python.present ? python.tag : `${python.tag} not built yet (the first Python agent builds it, or airlock build --python)` });
       }
       const mode = loopbackMode();
       checks.push({

@@ -52,9 +52,7 @@ export function ensurePythonImage(docker: Docker, images: ImageSet, progress: Pr
   return pending;
 }
 
-async function buildPythonImage(docker: Docker, images: ImageSet, progress: Progress): Promise<BuiltImage> {
-  const base = await resolvePythonBase(docker, images, progress);
-  const settings = pipSettings();
+async function planPythonImage(base: { ref: string; id: string }, settings: PipSettings) {
   const files = [
     await fileEntry("Dockerfile.python", packagePath("images", "python", "Dockerfile")),
     await fileEntry("agent-runtime/python/requirements.txt", packagePath("agent-runtime", "python", "requirements.txt")),
@@ -62,7 +60,25 @@ async function buildPythonImage(docker: Docker, images: ImageSet, progress: Prog
     await fileEntry("images/agent/airlock-init.sh", packagePath("images", "agent", "airlock-init.sh")),
     ...settingsFiles(settings),
   ];
-  const planned = planImage("airlock/python-agent", "python-agent-image", files, "Dockerfile.python", { BASE_IMAGE: base.ref, ...settings.proxyArgs }, [base.id]);
+  return planImage("airlock/python-agent", "python-agent-image", files, "Dockerfile.python", { BASE_IMAGE: base.ref, ...settings.proxyArgs }, [base.id]);
+}
+
+/** Whether the Python image is built, without building or pulling anything (for `airlock doctor`). */
+export async function pythonImageStatus(docker: Docker, nodeBase: string): Promise<{ tag: string; present: boolean } | undefined> {
+  const custom = process.env.AIRLOCK_PYTHON_BASE_IMAGE;
+  for (const ref of [...(custom ? [custom] : []), OFFICIAL_PYTHON_BASE, nodeBase]) {
+    const id = await imageId(docker, ref);
+    if (!id) continue;
+    const planned = await planPythonImage({ ref, id }, pipSettings());
+    return { tag: planned.tag, present: (await imageId(docker, planned.tag)) !== undefined };
+  }
+  return undefined;
+}
+
+async function buildPythonImage(docker: Docker, images: ImageSet, progress: Progress): Promise<BuiltImage> {
+  const base = await resolvePythonBase(docker, images, progress);
+  const settings = pipSettings();
+  const planned = await planPythonImage(base, settings);
   if (!(await imageId(docker, planned.tag))) progress(`building the Python agent image on ${base.ref} (once: about a minute)`);
   return ensureBuilt(docker, planned, progress).catch((err: unknown) => {
     throw pipFailure(err, `the Python runtime's clients (agent-runtime/python/requirements.txt) from ${settings.index}`);
