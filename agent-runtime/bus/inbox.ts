@@ -92,21 +92,32 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
       body: check(body, options.schema, `message to ${to}`),
     };
     const data = new TextEncoder().encode(JSON.stringify(envelope));
+    const timeoutMs = o.timeoutMs ?? 2000;
     const attempts = 1 + (o.retries ?? 3);
+    // A recipient that is not listening yet (no responders) is waited for, up to what all the attempts could take.
+    const deadline = Date.now() + attempts * timeoutMs;
     let last: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    let sent = 0;
+    while (sent < attempts) {
+      sent++;
       try {
-        const answer = await nc.request(`inbox.${ns}.${envelope.to}.${me}`, data, { timeout: o.timeoutMs ?? 2000 });
-        return { ...(JSON.parse(new TextDecoder().decode(answer.data)) as Omit<Receipt, "attempts">), attempts: attempt };
+        const answer = await nc.request(`inbox.${ns}.${envelope.to}.${me}`, data, { timeout: timeoutMs });
+        return { ...(JSON.parse(new TextDecoder().decode(answer.data)) as Omit<Receipt, "attempts">), attempts: sent };
       } catch (err) {
         last = err;
         const code = (err as { code?: string }).code;
         if (code === "PERMISSIONS_VIOLATION") throw new BusPermissionError(`nats: the policy does not let this agent send to ${to}'s inbox: add inbox.{run}.*.{agent} to bus.nats.publish`);
-        // 503: nobody listens there (yet); TIMEOUT: the receipt was lost or late. Either way, the same message again.
-        await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 500)));
+        if (code === "503" && Date.now() < deadline) {
+          // Nobody listens there yet: the message was not delivered, so this was not an attempt.
+          sent--;
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        // TIMEOUT: the receipt was lost or late. The same message again (the receiver counts it once).
+        await new Promise((r) => setTimeout(r, Math.min(100 * sent, 500)));
       }
     }
-    throw new RequestTimeoutError(`no receipt from ${to} for message ${id} after ${attempts} attempts (${(last as Error)?.message ?? "timeout"})`);
+    throw new RequestTimeoutError(`no receipt from ${to} for message ${id} after ${sent} attempts (${(last as Error)?.message ?? "timeout"})`);
   };
 
   const self: Inbox<T> = {

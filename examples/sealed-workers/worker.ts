@@ -4,14 +4,20 @@ import { defineAgent, SealedMessageError, type PublicKeys, type SealedMessage } 
 export default defineAgent(async (ctx) => {
   const keys = ctx.bus.keyring();
   const presence = ctx.bus.presence<PublicKeys>();
-  await presence.start(keys.publicKeys());
-  // The coordinator's keys come with its heartbeat.
-  const [coordinator] = (await presence.waitFor(["coordinator"], { timeoutMs: 30_000 })).filter((m) => m.agent === "coordinator");
-  keys.trust(coordinator!.meta!);
   const inbox = ctx.bus.inbox<SealedMessage>();
+  // Listening on the inbox first, then announcing the keys: whoever sees them can send at once.
+  let announced: Promise<void> = Promise.resolve();
+  // A sender's keys come with its heartbeat.
+  const trustSender = async (agent: string) => {
+    if (keys.knows(agent)) return;
+    await announced;
+    const member = (await presence.waitFor([agent], { timeoutMs: 30_000 })).find((m) => m.agent === agent);
+    if (member?.meta) keys.trust(member.meta);
+  };
   const refused: string[] = [];
   await inbox.receive(
-    (m) => {
+    async (m) => {
+      await trustSender(m.from);
       try {
         const task = keys.open<{ secret: string; numbers: number[] }>(m.body);
         ctx.log(`opened a task from ${m.from}: ${task.numbers.length} numbers`);
@@ -23,7 +29,7 @@ export default defineAgent(async (ctx) => {
         return { refused: err.reason };
       }
     },
-    { limit: ctx.name === "worker-1" ? 3 : 1, signal: ctx.signal },
+    { limit: ctx.name === "worker-1" ? 3 : 1, signal: ctx.signal, onReady: () => void (announced = presence.start(keys.publicKeys())) },
   );
   return { refused };
 });

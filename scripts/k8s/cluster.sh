@@ -9,7 +9,8 @@
 #   bash scripts/k8s/cluster.sh status
 #
 # Needs root. Host side effects (undone by down): a bridge k8sbr0 with CNI's iptables chains, cgroups
-# under /k8s1, kube-proxy's chains, and the kubelet's sysctls (restored from what up recorded).
+# under /k8s1, kube-proxy's and the kubelet's KUBE-* chains (KUBE-FIREWALL would drop the host's
+# loopback connections from containers), and the kubelet's sysctls (restored from what up recorded).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 K=${AIRLOCK_K8S_DIR:-$(cd "$here/../.." && pwd)/.cache/k8s}
@@ -21,7 +22,7 @@ NODE=$(hostname | tr '[:upper:]' '[:lower:]')
 NODEIP=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
 [ -n "$NODEIP" ] || NODEIP=$(hostname -I | awk '{print $1}')
 export KUBECONFIG=$R/admin.kubeconfig
-SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables vm.overcommit_memory kernel.panic kernel.panic_on_oops"
+SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.conf.all.route_localnet"
 
 ready() { kubectl get node "$NODE" 2>/dev/null | grep -qw Ready; }
 
@@ -169,11 +170,24 @@ down() {
   stop_one containerd
   for p in $(pgrep -f "containerd-shim-runc-v2 -namespace k8s.io -address $R/containerd/containerd.sock" || true); do kill -9 "$p" 2>/dev/null || true; done
   stop_one etcd
-  grep -o " $R/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $R/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   [ -x "$B/kube-proxy" ] && "$B/kube-proxy" --cleanup >/dev/null 2>&1 || true
   ip link del k8sbr0 2>/dev/null || true
   iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null || true
   for chain in CNI-FORWARD CNI-ADMIN; do iptables -F "$chain" 2>/dev/null || true; iptables -X "$chain" 2>/dev/null || true; done
+  # The kubelet's own chains are not harmless to the rest of the host: KUBE-FIREWALL drops every
+  # connection to 127.0.0.0/8 that does not come from the loopback (and is not DNATed).
+  for ipt in iptables iptables-legacy ip6tables ip6tables-legacy; do
+    command -v "$ipt" >/dev/null 2>&1 || continue
+    for table in filter nat mangle; do
+      "$ipt" -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z-]+ .*-j KUBE-' | sed 's/^-A/-D/' | while read -r rule; do
+        # shellcheck disable=SC2086
+        "$ipt" -t "$table" $rule 2>/dev/null || true
+      done || true
+      for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; done
+      for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done
+    done
+  done
   for h in /sys/fs/cgroup/*/; do [ -d "$h/k8s1" ] && find "$h/k8s1" -depth -type d -exec rmdir {} \; 2>/dev/null; done
   if [ -f "$R/sysctl.before" ]; then
     while IFS='=' read -r key value; do [ "$value" = - ] || sysctl -qw "$key=$value" 2>/dev/null || true; done <"$R/sysctl.before"
