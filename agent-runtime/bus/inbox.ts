@@ -179,6 +179,8 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
         answer(m, receipt, from);
         if (++handled >= limit) break;
       }
+      // The last receipt is on the server before this agent moves on (and may exit).
+      await nc.flush().catch(() => {});
       sub.unsubscribe();
       return handled;
     },

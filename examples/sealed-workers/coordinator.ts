@@ -24,10 +24,10 @@ export default defineAgent(async (ctx) => {
     }),
   );
   // The same sealed task again (a captured copy), and one with a byte changed: both must be refused.
-  const replay = await inbox.request<{ refused?: string }>("worker-1", first!);
+  const replay = await inbox.request<{ refused?: string }>("worker-1", first!, { timeoutMs: 5000 });
   const ct = Buffer.from(first!.ct, "base64");
   ct[3]! ^= 0x40;
-  const tampered = await inbox.request<{ refused?: string }>("worker-1", { ...keys.seal("worker-1", { secret: "x", numbers: [] }), ct: ct.toString("base64") });
+  const tampered = await inbox.request<{ refused?: string }>("worker-1", { ...keys.seal("worker-1", { secret: "x", numbers: [] }), ct: ct.toString("base64") }, { timeoutMs: 5000 });
   await ctx.output.writeJson("results.json", { results, replay, tampered });
   return { workers: Object.keys(results).sort(), sums: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.sum])), replay: replay.refused, tampered: tampered.refused };
 });
