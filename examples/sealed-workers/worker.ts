@@ -15,6 +15,15 @@ export default defineAgent(async (ctx) => {
     if (member?.meta) keys.trust(member.meta);
   };
   const refused: string[] = [];
+  // Serve until the coordinator has left (it says goodbye on presence when it ends): every answer
+  // reaches it while this worker is still there.
+  const leave = new AbortController();
+  let seen = false;
+  const watch = setInterval(() => {
+    const here = presence.online().some((m) => m.agent === "coordinator");
+    if (here) seen = true;
+    else if (seen) leave.abort();
+  }, 100);
   await inbox.receive(
     async (m) => {
       await trustSender(m.from);
@@ -29,7 +38,8 @@ export default defineAgent(async (ctx) => {
         return { refused: err.reason };
       }
     },
-    { limit: ctx.name === "worker-1" ? 3 : 1, signal: ctx.signal, onReady: () => void (announced = presence.start(keys.publicKeys())) },
+    { signal: AbortSignal.any([ctx.signal, leave.signal]), onReady: () => void (announced = presence.start(keys.publicKeys())) },
   );
+  clearInterval(watch);
   return { refused };
 });
