@@ -15,17 +15,14 @@ export default defineAgent(async (ctx) => {
     if (member?.meta) keys.trust(member.meta);
   };
   const refused: string[] = [];
-  // Serve until the coordinator has left (it says goodbye on presence when it ends): every answer
-  // reaches it while this worker is still there.
+  // After its last task, a worker stays a moment before it leaves, so that its last answer is on its
+  // way while it is still there (its broker identity goes when it does).
+  const expected = ctx.name === "worker-1" ? 3 : 1;
   const leave = new AbortController();
-  let seen = false;
-  const watch = setInterval(() => {
-    const here = presence.online().some((m) => m.agent === "coordinator");
-    if (here) seen = true;
-    else if (seen) leave.abort();
-  }, 100);
+  let handled = 0;
   await inbox.receive(
     async (m) => {
+      if (++handled >= expected) setTimeout(() => leave.abort(), 1500);
       await trustSender(m.from);
       try {
         const task = keys.open<{ secret: string; numbers: number[] }>(m.body);
@@ -40,6 +37,5 @@ export default defineAgent(async (ctx) => {
     },
     { signal: AbortSignal.any([ctx.signal, leave.signal]), onReady: () => void (announced = presence.start(keys.publicKeys())) },
   );
-  clearInterval(watch);
   return { refused };
 });
