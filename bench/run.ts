@@ -226,8 +226,11 @@ async function pythonColdStart(pythonImage: string) {
 
 // ---------- 6. NATS and MQTT, and sealed messages -----------------------------------------------
 
-function localAdmin(kind: string): { host: string; port: number; user: string; password: string } {
-  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, { host: string; port: number; user: string; password: string }>)[kind]!;
+type LocalAdmin = { host: string; port: number; user: string; password: string };
+
+/** The admin entry `airlock brokers start` wrote for a local broker. */
+function localAdmin(kind: string): LocalAdmin {
+  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, LocalAdmin>)[kind]!;
 }
 
 async function natsAndMqtt(): Promise<void> {
@@ -321,8 +324,9 @@ async function many(agentImage: string, n: number, reps: number, section: string
 
 /** The local brokers' admin credentials: the "no rights" side of a pair uses them (a super user, no ACL checks). */
 function brokerAdmins(): { redisUrl: string; kafka: { KAFKA_USERNAME: string; KAFKA_PASSWORD: string } } {
-  const a = JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, { user: string; password: string; host: string; port: number }>;
-  return { redisUrl: `redis://${a.redis!.user}:${encodeURIComponent(a.redis!.password)}@localhost:${a.redis!.port}`, kafka: { KAFKA_USERNAME: a.kafka!.user, KAFKA_PASSWORD: a.kafka!.password } };
+  const redis = localAdmin("redis");
+  const kafka = localAdmin("kafka");
+  return { redisUrl: `redis://${redis.user}:${encodeURIComponent(redis.password)}@localhost:${redis.port}`, kafka: { KAFKA_USERNAME: kafka.user, KAFKA_PASSWORD: kafka.password } };
 }
 
 async function createTopic(topic: string): Promise<void> {

@@ -8,8 +8,7 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { definePolicy, runAgent, runAgents, type GroupResult } from "../../runner/index.js";
 import { packagePath } from "../../runner/paths.js";
-import { localBrokersFile } from "../../runner/bus/rights.js";
-import { AGENTS, leftoverContainers, tempDir } from "./helpers.js";
+import { AGENTS, leftoverContainers, localBrokerAdmin, tempDir } from "./helpers.js";
 
 async function runExample(folder: string, runFile = "run.yaml"): Promise<{ group: GroupResult; read: (agent: string, file: string) => Promise<string> }> {
   const out = await tempDir();
@@ -124,7 +123,7 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
     const client = group.results.find((r) => r.name === "client")!;
     expect(client.returnValue).toEqual({ agent: "echo", statuses: ["submitted", "working", "completed"], output: { text: "hello, agent" } });
     const mqtt = await import("mqtt");
-    const admin = JSON.parse(await readFile(localBrokersFile(), "utf8")).mqtt as { host: string; port: number; user: string; password: string };
+    const admin = localBrokerAdmin("mqtt");
     const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
     const retained: string[] = [];
     c.on("message", (t, m) => m.length && retained.push(t));
@@ -137,7 +136,7 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
   it("an agent stopped by its timeout takes its discovery card with it", async () => {
     let cardWhileRunning = "";
     const mqtt = await import("mqtt");
-    const admin = JSON.parse(await readFile(localBrokersFile(), "utf8")).mqtt as { host: string; port: number; user: string; password: string };
+    const admin = localBrokerAdmin("mqtt");
     const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
     c.on("message", (_t, m) => (cardWhileRunning ||= m.toString()));
     const result = await runAgent({
@@ -172,7 +171,7 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
 
   it("sealed messages: a coordinator and four workers; replay and tampering refused; the broker carried no plaintext", async () => {
     const { connect } = await import("nats");
-    const admin = JSON.parse(await readFile(localBrokersFile(), "utf8")).nats as { user: string; password: string };
+    const admin = localBrokerAdmin("nats");
     const tap = await connect({ servers: "127.0.0.1:4222", user: admin.user, pass: admin.password });
     const carried: string[] = [];
     const sub = tap.subscribe(">");

@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { readFileSync } from "node:fs";
 import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { ensureNetwork } from "../../runner/docker/network.js";
 import { LABEL } from "../../runner/docker/labels.js";
 import { WARM_GATE_PREFIX } from "../../runner/runner.js";
 import { containersRemoved } from "../../runner/run/run-agent.js";
+import { localBrokersFile } from "../../runner/bus/rights.js";
 
 export const AGENTS = join(import.meta.dirname, "agents");
 
@@ -96,11 +98,14 @@ export type Probe =
 
 /** An admin connection to airlock's local Redis, with the credentials `airlock brokers start` wrote. */
 export async function localRedisAdmin(): Promise<import("ioredis").Redis> {
-  const { readFileSync } = await import("node:fs");
   const { Redis } = await import("ioredis");
-  const { localBrokersFile } = await import("../../runner/bus/rights.js");
-  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
+  const a = localBrokerAdmin("redis");
   const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false });
   r.on("error", () => {});
   return r;
+}
+
+/** The admin entry `airlock brokers start` wrote for a local broker (admin.json). */
+export function localBrokerAdmin<T = { host: string; port: number; user: string; password: string }>(kind: string): T {
+  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, T>)[kind]!;
 }

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { definePolicy, runAgent, type AgentResult } from "../../../runner/index.js";
 import { localBrokersFile } from "../../../runner/bus/rights.js";
 import { containersRemoved } from "../../../runner/run/run-agent.js";
-import { tcpDecoy, tempDir, type Decoy } from "../helpers.js";
+import { localBrokerAdmin as localAdmin, tcpDecoy, tempDir, type Decoy } from "../helpers.js";
 import { attackerImage } from "./attacker.js";
 import { SecurityReport } from "./report.js";
 
@@ -359,10 +359,6 @@ function kafkaSuite(label: string, airlockBuilt: boolean) {
 
 kafkaSuite("an image airlock built", true);
 kafkaSuite("an image derived from ours", false);
-
-function localAdmin<T>(kind: string): T {
-  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, T>)[kind]!;
-}
 
 /** Another run's identity on the same broker, as a victim: minted like any run's. */
 async function victimRights(bus: NonNullable<Parameters<typeof definePolicy>[0]["bus"]>, endpoint: string) {
