@@ -101,3 +101,10 @@ export class BusRightsError extends AirlockError {
     super("BUS_RIGHTS", message, { fix, cause });
   }
 }
+
+/** The Kubernetes backend could not reach or use the cluster (no kubeconfig, API refused, RBAC, a Pod that cannot run). */
+export class KubernetesError extends AirlockError {
+  constructor(message: string, fix?: string, cause?: unknown) {
+    super("KUBERNETES", message, { ...(fix ? { fix } : {}), cause });
+  }
+}

@@ -15,6 +15,9 @@ import { defaultVerifier, type Verifier } from "./gate/verify.js";
 import { ensureImages, type ImageSet } from "./images/images.js";
 import { gateSpec } from "./run/container-spec.js";
 import { runAgentWith, type RunAgentOptions } from "./run/run-agent.js";
+import type { BackendName, ExecutionBackend } from "./backends/backend.js";
+import { backendFromEnv, createBackend } from "./backends/registry.js";
+import type { KubernetesOptions } from "./backends/kubernetes/config.js";
 import type { AgentResult } from "./run/result.js";
 
 export const WARM_GATE_PREFIX = "airlock-warm-";
@@ -33,6 +36,10 @@ export interface RunnerOptions {
   images?: () => Promise<ImageSet>;
   /** Remove what crashed runners left (containers, host rules) before the first run (default true). */
   reapOrphans?: boolean;
+  /** Where agents run unless a run says otherwise (default AIRLOCK_BACKEND, else "docker"). */
+  backend?: BackendName;
+  /** The cluster the kubernetes backend uses (default: from KUBECONFIG and AIRLOCK_K8S_*). */
+  kubernetes?: KubernetesOptions;
 }
 
 export class Runner {
@@ -44,6 +51,9 @@ export class Runner {
   private readonly pools = new Map<string, GatePool>();
   private readonly removals = new Set<Promise<unknown>>();
   private readonly customImages: (() => Promise<ImageSet>) | undefined;
+  private readonly backends = new Map<BackendName, ExecutionBackend>();
+  private readonly defaultBackend: BackendName | undefined;
+  private readonly kubernetesOptions: KubernetesOptions | undefined;
 
   constructor(options: RunnerOptions = {}) {
     this.docker = options.docker ?? dockerClient();
@@ -52,6 +62,19 @@ export class Runner {
     this.gatePoolSize = options.gatePoolSize ?? Number(process.env.AIRLOCK_GATE_POOL ?? 1);
     this.customImages = options.images;
     this.reapOrphans = options.reapOrphans ?? true;
+    this.defaultBackend = options.backend;
+    this.kubernetesOptions = options.kubernetes;
+  }
+
+  /** The backend a run uses (its own choice, else the runner's, else AIRLOCK_BACKEND, else Docker). */
+  backend(name?: BackendName): ExecutionBackend {
+    const chosen = name ?? this.defaultBackend ?? backendFromEnv() ?? "docker";
+    let backend = this.backends.get(chosen);
+    if (!backend) {
+      backend = createBackend(chosen, this, this.kubernetesOptions);
+      this.backends.set(chosen, backend);
+    }
+    return backend;
   }
 
   /** airlock's images (built when missing). */
@@ -136,6 +159,7 @@ export class Runner {
     this.pools.clear();
     await Promise.all(pools.map((p) => p.close()));
     await this.containersRemoved();
+    await Promise.all([...this.backends.values()].map((b) => b.close()));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

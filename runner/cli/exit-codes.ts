@@ -18,3 +18,6 @@ export function exitCodeFor(result: AgentResult): number {
       return result.exitCode && result.exitCode > 0 ? result.exitCode : 1;
   }
 }
+
+/** A command line that cannot be run as given (the CLI prints it with the usage hint, exit 2). */
+export class UsageError extends Error {}

@@ -3,6 +3,7 @@
  * constraints, with a result per agent. Each agent keeps its own timeout, so one failing or hanging
  * does not hold the others; an agent whose condition can no longer be met is skipped, not left waiting.
  */
+import type { BackendName } from "../backends/backend.js";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { loadPolicy } from "../policy/index.js";
@@ -20,6 +21,8 @@ export interface RunAgentsOptions {
   runner?: Runner;
   /** Fail an agent whose bus rights cannot be enforced, instead of warning. */
   requireBusRights?: boolean;
+  /** Where the agents run (default: the run file's backend, else the runner's). */
+  backend?: BackendName;
 }
 
 export interface GroupResult {
@@ -39,6 +42,7 @@ type Milestone = "started" | "ready" | "exited";
 export async function runAgents(run: string | RunSpec, options: RunAgentsOptions = {}): Promise<GroupResult> {
   const spec = typeof run === "string" ? await loadRunFile(run) : run;
   const runner = options.runner ?? defaultRunner();
+  const backend = options.backend ?? spec.backend;
   const started = Date.now();
   // Lower case letters, digits, - and _ only: it becomes part of topic and subject names ({run}), where a "." or "/" would be a separator.
   const group = { name: spec.name, runId: `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, "-")}-${randomBytes(4).toString("hex")}` };
@@ -109,6 +113,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       ...(agent.image ? { image: agent.image } : {}),
       policy: agent.policy,
       group,
+      ...(backend ? { backend } : {}),
       ...(options.requireBusRights ? { requireBusRights: true } : {}),
       outputDir: agentOutput,
       ...(agent.workingDir ? { workingDir: agent.workingDir } : {}),

@@ -19,6 +19,7 @@ import { PolicyError, type InputIssue } from "../errors.js";
 import { locate, parseYamlFile, zodIssuesToInputIssues, type KeyHints } from "../policy/locate.js";
 import { draft07 } from "../policy/schema.js";
 import { LANGUAGE_NAMES, type LanguageName } from "../languages/names.js";
+import { BACKEND_NAMES, type BackendName } from "../backends/backend.js";
 
 export const WAIT_CONDITIONS = ["started", "ready", "succeeded", "exited"] as const;
 export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
@@ -49,6 +50,7 @@ export const runFileSchema = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { message: "use letters, digits, '.', '_' and '-'" }).describe("Name of the run; the default output folder is out/<name>."),
     description: z.string().optional(),
+    backend: z.enum(BACKEND_NAMES).optional().describe("Where the agents run: docker (default) or kubernetes (each a Pod; the cluster from KUBECONFIG). airlock up --backend overrides it."),
     agents: z.record(agentName, agentEntry).describe("The agents, by name. They start together unless waitFor says otherwise."),
   })
   .superRefine((run, ctx) => {
@@ -106,11 +108,13 @@ export interface GroupAgent {
 export interface RunSpec {
   name: string;
   source: string;
+  /** Where the agents run, when the run file says. */
+  backend?: BackendName;
   agents: GroupAgent[];
 }
 
 const HINTS: KeyHints = {
-  known: { "": ["name", "description", "agents"] },
+  known: { "": ["name", "description", "backend", "agents"] },
   renamed: { language: "runtime", after: "waitFor", depends_on: "waitFor", dependsOn: "waitFor", wait_for: "waitFor", working_dir: "workingDir", output_dir: "output", outputDir: "output" },
 };
 
@@ -161,5 +165,5 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
     }
   }
   if (missing.length) throw new PolicyError(file, missing);
-  return { name: result.data.name, source: path, agents };
+  return { name: result.data.name, source: path, ...(result.data.backend ? { backend: result.data.backend } : {}), agents };
 }

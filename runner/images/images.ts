@@ -153,7 +153,7 @@ export function ensureImages(docker: Docker, progress: Progress = () => {}): Pro
 
 async function planImageSet(base: { ref: string; id: string }): Promise<{ gate: PlannedImage; agent: PlannedImage }> {
   const settings = registrySettings();
-  const gateFiles = [await fileEntry("Dockerfile", packagePath("images", "gate", "Dockerfile")), await fileEntry("gate.sh", packagePath("images", "gate", "gate.sh"))];
+  const gateFiles = [await fileEntry("Dockerfile", packagePath("images", "gate", "Dockerfile")), await fileEntry("gate.sh", packagePath("images", "gate", "gate.sh")), await fileEntry("pod-gate.sh", packagePath("images", "gate", "pod-gate.sh"))];
   const agentFiles = [
     await fileEntry("Dockerfile.agent", packagePath("Dockerfile.agent")),
     await fileEntry("agent-runtime/package.json", packagePath("agent-runtime", "package.json")),

@@ -1,6 +1,6 @@
 /**
- * runAgent(): run one agent in a policy-gated container and collect its result (the stages are in
- * agent-run.ts). Never throws for a run that could not happen (bad policy, Docker missing, build failed): the result
+ * runAgent(): run one agent in a policy-gated container (or Pod) and collect its result (the shared
+ * stages are in run-stages.ts, each backend's own in runner/backends/). Never throws for a run that could not happen (bad policy, Docker missing, build failed): the result
  * has status "error" and the reason. The containers are always removed.
  */
 import { mkdir } from "node:fs/promises";
@@ -12,9 +12,10 @@ import type { Resolver } from "../gate/plan.js";
 import type { LanguageName } from "../languages/names.js";
 import type { Policy, PolicyInput } from "../policy/index.js";
 import { defaultRunner, type Runner } from "../runner.js";
-import { AgentRun } from "./agent-run.js";
+import type { BackendName } from "../backends/backend.js";
 import type { StreamName } from "./logs.js";
 import { collectOutput } from "./output.js";
+import type { BackendRun } from "./run-stages.js";
 import { emptyResult, writeResult, type AgentResult } from "./result.js";
 
 export interface RunAgentOptions {
@@ -56,6 +57,8 @@ export interface RunAgentOptions {
   requireBusRights?: boolean;
   /** How the Kafka preflight reads the cluster's advertised brokers (for tests). */
   describeKafka?: DescribeCluster;
+  /** Where the agent runs: "docker" (default) or "kubernetes" (a Pod; the runner's kubernetes settings say which cluster). */
+  backend?: BackendName;
 }
 
 export type RunEvent =
@@ -97,21 +100,22 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
     }
   };
   const base = emptyResult(name, outputDir, "error", new Date(started));
-  const run = new AgentRun(runner, options, name, outputDir, base, emit);
+  let run: BackendRun | undefined;
   let result: AgentResult;
   try {
+    run = runner.backend(options.backend).createRun({ runner, options, name, outputDir, base, emit });
     result = await run.execute();
   } catch (err) {
     const error = err instanceof AirlockError ? err : isConnectionError(err) ? explainDockerError(err) : err;
     result = {
       ...base,
-      ...run.partial(),
+      ...run?.partial(),
       status: "error",
       error: error instanceof Error ? error.message : String(error),
       errorCode: error instanceof AirlockError ? error.code : "INTERNAL",
     };
   } finally {
-    await run.dispose();
+    await run?.dispose();
   }
   const collected = await collectOutput(outputDir).catch(() => undefined);
   if (collected) {

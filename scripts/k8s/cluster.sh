@@ -22,6 +22,7 @@ NODE=$(hostname | tr '[:upper:]' '[:lower:]')
 NODEIP=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
 [ -n "$NODEIP" ] || NODEIP=$(hostname -I | awk '{print $1}')
 export KUBECONFIG=$R/admin.kubeconfig
+FWD_COMMENT="airlock: runner forwarders to the host loopback"
 SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.conf.all.route_localnet"
 
 ready() { kubectl get node "$NODE" 2>/dev/null | grep -qw Ready; }
@@ -75,6 +76,11 @@ up() {
   {"type": "portmap", "capabilities": {"portMappings": true}},
   {"type": "firewall"}]}
 EOC
+  # The pod bridge with its gateway address now, not at the first Pod: airlock's forwarders for
+  # localhost endpoints listen on it before the Pod that uses them exists.
+  ip link show k8sbr0 >/dev/null 2>&1 || ip link add k8sbr0 type bridge
+  ip -4 addr show k8sbr0 | grep -q 10.244.0.1/ || ip addr add 10.244.0.1/24 dev k8sbr0
+  ip link set k8sbr0 up
   running containerd || bg containerd containerd --config "$R/containerd.toml"
   local ctr="ctr -a $R/containerd/containerd.sock -n k8s.io"
   for _ in $(seq 1 60); do $ctr version >/dev/null 2>&1 && break; sleep 0.5; done
@@ -128,6 +134,8 @@ staticPodPath: ""
 serializeImagePulls: false
 resolvConf: /etc/resolv.conf
 podLogsDir: $R/pod-logs
+# airlock's gate DNATs an agent's 127.0.0.1:PORT to the runner's forwarder (localhost endpoints).
+allowedUnsafeSysctls: ["net.ipv4.conf.all.route_localnet"]
 EOK
   running kubelet || bg kubelet "$B/kubelet" --config="$R/kubelet.yaml" --kubeconfig="$R/kubelet.kubeconfig" \
     --root-dir="$R/kubelet" --hostname-override="$NODE" --node-ip="$NODEIP" --pod-infra-container-image=registry.k8s.io/pause:3.10
@@ -143,6 +151,19 @@ EOK
   for _ in $(seq 1 120); do ready && break; sleep 1; done
   ready || { log "the node did not become Ready; logs in $R/log"; tail -n 20 "$R/log/kubelet.log" >&2; exit 1; }
   log "node $NODE Ready"
+  # airlock's forwarders (localhost endpoints) connect from the pod bridge's address to the host's
+  # 127.0.0.1, which the kubelet's KUBE-FIREWALL drops; let exactly that through, on lo only (after
+  # the kubelet has put its own rules first, or they would come before these).
+  for chain in OUTPUT:-o INPUT:-i; do
+    iptables -C "${chain%%:*}" "${chain##*:}" lo -s 10.244.0.1/32 -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT 2>/dev/null \
+      || iptables -I "${chain%%:*}" 1 "${chain##*:}" lo -s 10.244.0.1/32 -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT
+  done
+  # What airlock's kubernetes backend needs to use this cluster (source it, or pass the values).
+  cat >"$R/airlock.env" <<EOE
+export KUBECONFIG=$KUBECONFIG
+export AIRLOCK_K8S_LOAD_IMAGE='ctr -a $R/containerd/containerd.sock -n k8s.io images ls -q | grep -qx docker.io/{image} || docker save {image} | ctr -a $R/containerd/containerd.sock -n k8s.io images import -'
+export AIRLOCK_K8S_HOST_ADDRESS=10.244.0.1
+EOE
   echo "$KUBECONFIG"
 }
 
@@ -173,6 +194,9 @@ down() {
   { grep -o " $R/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   [ -x "$B/kube-proxy" ] && "$B/kube-proxy" --cleanup >/dev/null 2>&1 || true
   ip link del k8sbr0 2>/dev/null || true
+  for chain in OUTPUT:-o INPUT:-i; do
+    while iptables -D "${chain%%:*}" "${chain##*:}" lo -s 10.244.0.1/32 -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT 2>/dev/null; do :; done
+  done
   iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null || true
   for chain in CNI-FORWARD CNI-ADMIN; do iptables -F "$chain" 2>/dev/null || true; iptables -X "$chain" 2>/dev/null || true; done
   # The kubelet's own chains are not harmless to the rest of the host: KUBE-FIREWALL drops every

@@ -1,3 +1,5 @@
+import { UsageError } from "../exit-codes.js";
+import { addBackendFlags, runnerBackendOptions, type BackendFlags } from "../backend-flag.js";
 import { relative } from "node:path";
 import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
@@ -9,8 +11,7 @@ import { LANGUAGE_NAMES, type LanguageName } from "../../languages/names.js";
 import { agentColor, formatDuration, style } from "../style.js";
 
 export function registerRun(program: Command): void {
-  program
-    .command("run")
+  addBackendFlags(program.command("run"))
     .description("run one agent (a .ts, .js or .py file, or any command after --) in a policy-gated container")
     .argument("[agent]", "the agent: a .ts, .js or .py file (or give a command after --)")
     .argument("[command...]", "after --: the command to run instead, e.g. -- python3 agent.py")
@@ -24,6 +25,7 @@ export function registerRun(program: Command): void {
     .option("--require-bus-rights", "fail when a broker in the policy's bus section cannot have its rights enforced, instead of warning")
     .option("--json", "print the result as JSON on stdout (agent output goes to stderr)")
     .option("-q, --quiet", "do not stream the agent's output")
+
     .addHelpText(
       "after",
       `
@@ -37,13 +39,13 @@ Examples:
   airlock run --policy policies/hello.yaml --output out/py --runtime python --workdir examples/python/plain -- python3 /workspace/count.py
   airlock run --policy p.yaml --output out/x --image my/agent:1 -- /app/start`,
     )
-    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; runtime?: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean }) => {
+    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; runtime?: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean } & BackendFlags) => {
       const { agent, command } = splitTarget(agentArg, rest, process.argv);
       if (opts.image && !command) throw new UsageError("--image goes with a command: airlock run --policy P --output O --image IMAGE -- COMMAND [ARGS...]");
       if (opts.runtime !== undefined && !(LANGUAGE_NAMES as readonly string[]).includes(opts.runtime)) throw new UsageError(`--runtime is node or python, not "${opts.runtime}"`);
       const env = parseEnvPairs(opts.env ?? []);
       // One run: no gate to keep ready for a next one.
-      const runner = createRunner({ gatePoolSize: 0 });
+      const runner = createRunner({ gatePoolSize: 0, ...runnerBackendOptions(opts) });
       const interrupt = onInterrupt("the agent");
       const log = opts.json ? process.stderr : process.stdout;
       const result = await runner.runAgent({
@@ -93,7 +95,7 @@ export function parseEnvPairs(pairs: string[]): Record<string, string> {
   return env;
 }
 
-export class UsageError extends Error {}
+export { UsageError };
 
 /** Streams agent lines prefixed with the agent's name, and airlock's own progress dimmed on stderr. */
 export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEvent) => void {

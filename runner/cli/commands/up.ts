@@ -5,13 +5,13 @@ import { onInterrupt } from "../interrupt.js";
 import { loadRunFile } from "../../group/run-file.js";
 import { runAgents, type GroupResult } from "../../group/run-agents.js";
 import { createRunner } from "../../runner.js";
+import { addBackendFlags, backendFlag, runnerBackendOptions, type BackendFlags } from "../backend-flag.js";
 import { junitXml } from "../../group/junit.js";
 import { deniedLines, eventPrinter } from "./run.js";
 import { formatDuration, style } from "../style.js";
 
 export function registerUp(program: Command): void {
-  program
-    .command("up")
+  addBackendFlags(program.command("up"))
     .description("run the agents of a run file together (e.g. a producer/consumer pair)")
     .argument("<file>", "run file (YAML)")
     .option("-o, --output <dir>", "output folder; each agent writes to <dir>/<agent> (default: out/<run name>)")
@@ -28,17 +28,19 @@ Ctrl-C stops every agent (SIGTERM, then SIGKILL) and removes every container.
 Example:
   airlock up examples/redis-pubsub/run.yaml --junit out/junit.xml`,
     )
-    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean }) => {
+    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean } & BackendFlags) => {
       const spec = await loadRunFile(file);
       // runAgents starts one gate per agent that needs one, up front; none are needed after the run.
-      const runner = createRunner({ gatePoolSize: 0 });
+      const runner = createRunner({ gatePoolSize: 0, ...runnerBackendOptions(opts) });
       const interrupt = onInterrupt("every agent");
+      const backend = backendFlag(opts);
       const out = opts.json ? process.stderr : process.stdout;
       const width = Math.max(...spec.agents.map((a) => a.name.length));
       const group = await runAgents(spec, {
         ...(opts.output ? { outputDir: opts.output } : {}),
         signal: interrupt.signal,
         runner,
+        ...(backend ? { backend } : {}),
         ...(opts.requireBusRights ? { requireBusRights: true } : {}),
         ...(opts.quiet ? {} : { onEvent: eventPrinter(out, width) }),
       });

@@ -1,45 +1,34 @@
 /**
- * One agent run's stages and resources, in the order they happen:
+ * An agent run on Docker, its stages in the order they happen (the shared ones are in
+ * run/run-stages.ts):
  *
- *   prepare (policy, workspace, bundle, env) → image → gate (rules in force, checked) → start → wait → collect
+ *   prepare → image → gate (rules in force, checked) → start → wait → collect
  *
  * Each stage hands the next what it needs; dispose() releases everything, whatever happened.
  */
-import { randomBytes } from "node:crypto";
-import { rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Duplex } from "node:stream";
-import { RunOptionsError } from "../errors.js";
-import { assertDockerReachable, isNotFound, withTimeout } from "../docker/client.js";
-import { reapOrphansOnce } from "../docker/cleanup.js";
-import type { ContainerState, EngineContainer } from "../docker/engine.js";
-import { runLabels } from "../docker/labels.js";
-import type { EgressGate } from "../gate/egress-gate.js";
-import type { DeniedConnection } from "../gate/denied.js";
-import { kafkaPreflight } from "../gate/kafka-preflight.js";
-import { openEgressGate } from "../gate/open-gate.js";
-import { RESOLV_CONF } from "../gate/plan.js";
-import type { ImageSet } from "../images/images.js";
-import { trustedImages } from "../images/trust.js";
-import type { Policy } from "../policy/index.js";
-import type { Runner } from "../runner.js";
-import { agentSpec } from "./container-spec.js";
-import { toDockerEnv } from "./env.js";
-import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "./exit-wait.js";
-import { LogCapture, type StreamName } from "./logs.js";
-import { outputLimitProblem, outputUsage } from "./output.js";
-import { prepareRun, type PreparedRun } from "./prepare.js";
-import { openBusRights, type BusRights } from "../bus/rights.js";
-import { busAgentToken } from "../bus/patterns.js";
-import type { BusDenial } from "../bus/kind.js";
-import type { AgentResult, RunStatus } from "./result.js";
-import type { RunAgentOptions, RunEvent } from "./run-agent.js";
+import { RunOptionsError } from "../../errors.js";
+import { assertDockerReachable, isNotFound, withTimeout } from "../../docker/client.js";
+import { reapOrphansOnce } from "../../docker/cleanup.js";
+import type { ContainerState, EngineContainer } from "../../docker/engine.js";
+import { runLabels } from "../../docker/labels.js";
+import type { EgressGate } from "../../gate/egress-gate.js";
+import { openEgressGate } from "../../gate/open-gate.js";
+import { RESOLV_CONF } from "../../gate/plan.js";
+import type { ImageSet } from "../../images/images.js";
+import { trustedImages } from "../../images/trust.js";
+import type { Policy } from "../../policy/index.js";
+import { agentSpec } from "../../run/container-spec.js";
+import { toDockerEnv } from "../../run/env.js";
+import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "../../run/exit-wait.js";
+import { outputLimitProblem, outputUsage } from "../../run/output.js";
+import type { PreparedRun } from "../../run/prepare.js";
+import type { AgentResult } from "../../run/result.js";
+import { RunStages } from "../../run/run-stages.js";
 
-const DEFAULT_GRACE_MS = 5000;
-const DEFAULT_LOG_CAP = 1024 * 1024;
 const OUTPUT_CHECK_MS = 250;
-/** How long a broker identity outlives the run's timeout and grace (the start and the stop). */
-const IDENTITY_MARGIN_MS = 30_000;
 
 interface ChosenImage {
   /** What the container is created from: the image ID (a tag could be moved meanwhile). */
@@ -58,71 +47,21 @@ interface Started {
   streamEnded: Promise<void>;
 }
 
-/** One run's resources and state; dispose() releases everything, whatever happened. */
-export class AgentRun {
-  private readonly runId: string;
-  private prepared?: PreparedRun;
+/** One Docker run's resources and state; dispose() releases everything, whatever happened. */
+export class DockerRun extends RunStages {
   private gate?: EgressGate;
   private container?: EngineContainer;
-  private policy?: Policy;
-  private image?: string;
-  private stdout?: LogCapture;
-  private stderr?: LogCapture;
-  private ready = false;
-  private returnValue: unknown;
-  private denied: DeniedConnection[] = [];
-  private busRights?: BusRights;
-  private busDenied: BusDenial[] = [];
-  private readonly secrets: string[] = [];
-
-  constructor(
-    private readonly runner: Runner,
-    private readonly options: RunAgentOptions,
-    private readonly name: string,
-    private readonly outputDir: string,
-    private readonly base: AgentResult,
-    private readonly emit: (event: RunEvent) => void,
-  ) {
-    // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
-    this.runId = `${name.toLowerCase().replace(/[^a-z0-9_-]/g, "-").slice(0, 40)}-${randomBytes(4).toString("hex")}`;
-  }
-
-  partial(): Partial<AgentResult> {
-    return {
-      policy: this.policy ? { name: this.policy.name, source: this.policy.source } : null,
-      ...(this.image ? { image: this.image } : {}),
-      stdout: this.stdout?.text() ?? "",
-      stderr: this.stderr?.text() ?? "",
-      ready: this.ready,
-      denied: this.denied,
-      ...(this.prepared?.workspace.hidden.length ? { workspaceHidden: this.prepared.workspace.hidden } : {}),
-      ...(this.busRights?.warnings.length ? { warnings: this.busRights.warnings } : {}),
-      ...(this.busRights?.identities.length ? { busIdentities: this.busRights.identities } : {}),
-      ...(this.busDenied.length ? { busDenied: this.busDenied } : {}),
-      ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
-    };
-  }
-
-  private phase(phase: Extract<RunEvent, { type: "phase" }>["phase"], message: string) {
-    this.emit({ type: "phase", agent: this.name, phase, message });
-  }
-
-  private get graceMs(): number {
-    return this.options.stopGraceMs ?? DEFAULT_GRACE_MS;
-  }
 
   async execute(): Promise<AgentResult> {
-    const prepared = await this.prepare();
+    const prepared = await this.prepare(async () => {
+      await assertDockerReachable(this.runner.docker);
+      if (this.runner.reapOrphans) await reapOrphansOnce(this.runner.docker);
+    });
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
     const image = await this.chooseImage(prepared, images);
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
-    // Broker identities are minted while the gate is set up. They live as long as the run can (a
-    // crashed runner's are swept by name once that has passed).
-    const rights = this.openRights(prepared, Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + IDENTITY_MARGIN_MS).then(async (bus) => {
-      await this.kafkaPreflight(prepared, bus.env);
-      return bus.env;
-    });
-    rights.catch(() => {});
+    // Broker identities are minted while the gate is set up.
+    const rights = this.mintRights(prepared);
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
     await image.checked;
     // airlock's init takes the credentials with its start line, so minting (Kafka's takes ~100 ms)
@@ -131,62 +70,7 @@ export class AgentRun {
     if (!late) Object.assign(prepared.env, await rights);
     const started = await this.start(prepared, image, gate, expiresAt, late);
     const exit = await this.waitForExit(prepared.policy, started, gate);
-    return this.finish(exit);
-  }
-
-  /** kafkajs connects to every broker the cluster advertises: all of them must be in the policy. */
-  private async kafkaPreflight(prepared: PreparedRun, busEnv: Record<string, string>): Promise<void> {
-    const env = { ...prepared.env, ...busEnv };
-    if (!env.KAFKA_BROKERS || prepared.policy.network.disabled) return;
-    this.phase("preparing", "checking the Kafka cluster's advertised listeners against the policy");
-    const sasl = env.KAFKA_USERNAME && env.KAFKA_PASSWORD ? { username: env.KAFKA_USERNAME, password: env.KAFKA_PASSWORD } : undefined;
-    await kafkaPreflight(env.KAFKA_BROKERS, prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.describeKafka, sasl);
-  }
-
-  private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {
-    if (prepared.policy.bus.grants.length) this.phase("preparing", `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`);
-    const rights = (this.busRights = await openBusRights({
-      policy: prepared.policy,
-      runId: this.runId,
-      run: this.options.group?.runId ?? this.runId,
-      agent: busAgentToken(this.name),
-      expiresAt,
-      ...(this.options.requireBusRights ? { requireRights: true } : {}),
-    }));
-    for (const warning of rights.warnings) this.emit({ type: "warning", agent: this.name, message: warning });
-    // The agent's credentials never show in its captured output.
-    this.secrets.push(...rights.secrets);
-    return rights;
-  }
-
-  private async prepare(): Promise<PreparedRun> {
-    const o = this.options;
-    if (!o.agent === !o.command) throw new RunOptionsError("give either agent (a .ts, .js or .py file) or command (argv), not both or neither");
-    if (o.image && !o.command) throw new RunOptionsError("image goes with command; an agent file always runs in the airlock agent image");
-    if (o.signal?.aborted) throw new RunOptionsError("the run was cancelled before it started");
-    this.phase("preparing", "checking policy and agent");
-    const prepared = (this.prepared = await prepareRun(
-      {
-        policy: o.policy,
-        ...(o.agent ? { agent: o.agent } : {}),
-        ...(o.runtime ? { runtime: o.runtime } : {}),
-        ...(o.workingDir !== undefined ? { workingDir: o.workingDir } : {}),
-        outputDir: this.outputDir,
-        ...(o.env ? { env: o.env } : {}),
-        airlockVars: {
-          AIRLOCK_AGENT_NAME: this.name,
-          AIRLOCK_BUS_AGENT: busAgentToken(this.name),
-          AIRLOCK_RUN_ID: this.runId,
-          ...(o.group ? { AIRLOCK_GROUP: o.group.name, AIRLOCK_GROUP_RUN_ID: o.group.runId } : {}),
-        },
-      },
-      (policy) => (this.policy = policy),
-    ));
-    if (prepared.workspace.hidden.length) this.phase("preparing", `kept out of /workspace (they look like secrets; list them in workspace.include to mount them): ${prepared.workspace.hidden.join(", ")}`);
-    await assertDockerReachable(this.runner.docker);
-    if (this.runner.reapOrphans) await reapOrphansOnce(this.runner.docker);
-    this.phase("images", "preparing images");
-    return prepared;
+    return this.finish({ code: exit.code, ...(exit.state?.oomKilled ? { oomKilled: true } : {}), ...(exit.stop ? { stop: exit.stop } : {}), ...(exit.output ? { output: exit.output } : {}) });
   }
 
   /** The language's image (with the policy's packages), or the caller's image, and whether airlock built it. */
@@ -241,17 +125,7 @@ export class AgentRun {
     this.phase("starting", `starting ${this.name}`);
     const resolvPath = join(prepared.runDir, "resolv.conf");
     await writeFile(resolvPath, RESOLV_CONF, { mode: 0o644 });
-    const capBytes = o.logCapBytes ?? DEFAULT_LOG_CAP;
-    const onLine = (stream: StreamName, line: string) => this.emit({ type: "output", agent: this.name, stream, line });
-    const redact = (line: string) => this.secrets.reduce((l, s) => l.split(s).join("[redacted]"), line);
-    const onControl = (message: { type: string; value?: unknown }) => {
-      if (message.type === "ready" && !this.ready) {
-        this.ready = true;
-        this.emit({ type: "ready", agent: this.name });
-      } else if (message.type === "result") this.returnValue = message.value;
-    };
-    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl, gate.intercept, redact);
-    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl, gate.intercept, redact);
+    const { stdout, stderr } = this.openCaptures(gate.intercept);
 
     const container = (this.container = await this.runner.engine.createContainer(
       agentSpec({
@@ -279,8 +153,8 @@ export class AgentRun {
     const stream = await container.attach({ stdin: gate.usesStdin });
     const outPipe = new PassThrough();
     const errPipe = new PassThrough();
-    outPipe.pipe(this.stdout.writable());
-    errPipe.pipe(this.stderr.writable());
+    outPipe.pipe(stdout.writable());
+    errPipe.pipe(stderr.writable());
     this.runner.engine.demux(stream, outPipe, errPipe);
     const streamEnded = streamEnd(stream);
     // "next-exit": a container that is created but not started yet counts as not running.
@@ -339,8 +213,7 @@ export class AgentRun {
         this.denied = await gate.collect({ code, stderr: this.stderr!.text() });
         if (code !== 0 || stops.requested) state ??= await withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined);
       }
-      // What the brokers refused the run's identities, while they still exist.
-      if (this.busRights) this.busDenied = await withTimeout(this.busRights.denied(), 5000, "a broker did not answer within 5 s").catch(() => []);
+      await this.readBusDenials();
       // A burst written just before the exit is caught here.
       const output = stops.requested ? undefined : outputLimitProblem(await outputUsage(this.outputDir, limits), limits);
       return { code, ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };
@@ -353,23 +226,14 @@ export class AgentRun {
     }
   }
 
-  private finish(exit: { code: number; state?: ContainerState; stop?: StopRequest; output?: string }): AgentResult {
-    this.phase("collecting", "collecting output");
-    const status: RunStatus = exit.stop?.reason ?? (exit.output ? "failed" : exit.state?.oomKilled ? "oom" : exit.code === 0 ? "succeeded" : "failed");
-    const explained = status === "failed" && !exit.output ? this.prepared?.language.explainFailure?.(this.stderr?.text() ?? "", this.prepared.policy) : undefined;
-    const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output ?? explained;
-    return { ...this.base, ...this.partial(), status, exitCode: exit.code, ...(why ? { error: why } : {}) };
-  }
-
   async dispose(): Promise<void> {
     // The agent's processes are gone (or killed by the forced removal); the container itself is
     // removed in the background. Bounded: if the engine does not answer, the orphan reaper removes it later.
     if (this.container) this.runner.background(withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s"));
     // The host rules only ever matched this container's address, which is gone: no need to wait.
     if (this.gate) this.runner.background(this.gate.dispose());
-    // The agent is gone: its broker identities go too (their open connections with them).
-    if (this.busRights) this.runner.background(withTimeout(this.busRights.revoke(), 30_000, "a broker did not answer the revoke within 30 s"));
-    if (this.prepared) await rm(this.prepared.runDir, { recursive: true, force: true }).catch(() => {});
+    // The agent is gone: its broker identities go too.
+    await this.releaseShared();
   }
 }
 

@@ -1,0 +1,44 @@
+#!/bin/sh
+# airlock's gate in a Kubernetes Pod (runner/backends/kubernetes/pod-spec.ts). Two roles:
+#
+#   apply SECONDS  the Pod's init container, root with NET_ADMIN/NET_RAW only, in the Pod's network
+#                  namespace before any agent container exists: loads /etc/airlock-gate/v4 and v6
+#                  (the run's rules, from its ConfigMap), says "applied", then waits until the runner
+#                  has read the rules back over exec and created /run/airlock-gate/go. Exits 0 then,
+#                  which lets the kubelet start the agent; gives up (exit 3) after SECONDS.
+#   keep SECONDS   a container beside the agent, uid 0 with no capability: holds the output volume
+#                  and the denied-connection tables (kernel files only uid 0 may read) until the
+#                  runner has read them, at most SECONDS. It ignores SIGTERM, so when the runner stops
+#                  the agent by deleting the Pod it still answers until the Pod's grace runs out.
+set -eu
+role=${1:-}
+seconds=${2:-600}
+case "$role" in
+apply)
+  iptables-restore </etc/airlock-gate/v4
+  ip6tables-restore </etc/airlock-gate/v6
+  if iptables -V 2>/dev/null | grep -q nf_tables; then echo "airlock-gate: applied nft"; else echo "airlock-gate: applied legacy"; fi
+  end=$(( $(date +%s) + seconds ))
+  while [ ! -e /run/airlock-gate/go ]; do
+    [ "$(date +%s)" -lt "$end" ] || { echo "airlock-gate: the runner did not release the gate within ${seconds}s" >&2; exit 3; }
+    sleep 0.05
+  done
+  echo "airlock-gate: released"
+  ;;
+keep)
+  grep -q "^CapEff:[[:space:]]*0000000000000000$" /proc/self/status || { echo "airlock-keeper: capabilities left" >&2; exit 3; }
+  trap '' TERM
+  echo "airlock-keeper: holding"
+  end=$(( $(date +%s) + seconds ))
+  while now=$(date +%s); [ "$now" -lt "$end" ]; do sleep 1; done
+  ;;
+report)
+  # Run over exec in the keeper: the tables in the format of gate.sh's report.
+  for t in airlock_tcp airlock_udp airlock_other airlock_lo; do echo "== $t"; cat "/proc/net/ipt_hashlimit/$t" 2>/dev/null || true; done
+  echo "airlock-gate: end of report"
+  ;;
+*)
+  echo "usage: airlock-pod-gate apply|keep|report SECONDS" >&2
+  exit 2
+  ;;
+esac

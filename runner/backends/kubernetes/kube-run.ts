@@ -1,0 +1,351 @@
+/**
+ * An agent run on Kubernetes, its stages in the order they happen (the shared ones are in
+ * run/run-stages.ts):
+ *
+ *   prepare → images (built by the local engine, loaded into the nodes) → gate plan (the same
+ *   rules as on Docker) → objects (ConfigMap, Secret, NetworkPolicy, Pod) → gate (the init
+ *   container's rules read back over exec and compared, the forwarders opened for the Pod's
+ *   address, then the init released) → agent (logs followed) → exit → output and denied tables
+ *   read from the Pod → the result
+ *
+ * dispose() deletes everything the run created, whatever happened.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { PassThrough } from "node:stream";
+import { GateError, KubernetesError, RunOptionsError } from "../../errors.js";
+import { assertDockerReachable } from "../../docker/client.js";
+import { ownerId } from "../../docker/labels.js";
+import { parseDeniedReport } from "../../gate/denied.js";
+import { LoopbackForwarder } from "../../gate/forwarder.js";
+import { planGate, type GatePlan } from "../../gate/plan.js";
+import { ipv4Rules, ipv6Rules } from "../../gate/rules.js";
+import { compareRulesets } from "../../gate/verify.js";
+import { trustedImages } from "../../images/trust.js";
+import type { PreparedRun } from "../../run/prepare.js";
+import type { AgentResult } from "../../run/result.js";
+import { RunStages, type RunExit } from "../../run/run-stages.js";
+import type { StopRequest } from "../../run/exit-wait.js";
+import type { RunRequest } from "../backend.js";
+import { apiMessage, explainKubeError } from "./client.js";
+import { execIn } from "./exec.js";
+import type { KubernetesBackend } from "./index.js";
+import { outputUnpacker } from "./output-tar.js";
+import { podFiles } from "./pod-files.js";
+import { containerStatus, podStartProblem, PodWatch } from "./pod-watch.js";
+import { AGENT_CONTAINER, configMapSpec, envSecretSpec, GATE_CONTAINER, GATE_RELEASE_FILE, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, REPORT_CONTAINER, type PodSpecInput } from "./pod-spec.js";
+
+/** How long a Pod may take from creation to its gate running (scheduling, a first image on a node). */
+const GATE_START_MS = 120_000;
+/** How long the gate waits for the runner's release (the check takes well under a second). */
+const RELEASE_SECONDS = 60;
+/** After the agent's grace, how long the keepers still answer before the Pod is killed. */
+const COLLECT_MARGIN_S = 3;
+
+interface ChosenImage {
+  tag: string;
+  airlocks: boolean;
+  checked: Promise<void>;
+}
+
+export class KubeRun extends RunStages {
+  private watch?: PodWatch;
+  private podName?: string;
+  private readonly forwarders: LoopbackForwarder[] = [];
+  private readonly created: { kind: "pod" | "configmap" | "secret" | "networkpolicy"; name: string }[] = [];
+  private deleting?: Promise<void>;
+
+  constructor(
+    private readonly backend: KubernetesBackend,
+    r: RunRequest,
+  ) {
+    super(r.runner, r.options, r.name, r.outputDir, r.base, r.emit);
+  }
+
+  private get ns(): string {
+    return this.backend.settings.namespace;
+  }
+
+  async execute(): Promise<AgentResult> {
+    const prepared = await this.prepare(async () => {
+      // Images are still built by the local engine; the cluster runs them.
+      await assertDockerReachable(this.runner.docker);
+      await this.backend.ready();
+    });
+    const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
+    const image = await this.chooseImage(prepared);
+    const rights = this.mintRights(prepared);
+    this.phase("gate", prepared.policy.network.disabled ? "network disabled (the Pod's rules deny all)" : `gating egress to ${prepared.policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`);
+    const plan: GatePlan = prepared.policy.network.disabled ? { loopback: [], direct: [], hosts: [] } : await planGate(prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.resolver);
+    const gateway = this.openForwarders(plan, prepared);
+    const [forwarded] = await Promise.all([gateway, this.backend.loadImages([images.gate, ...(image.airlocks ? [image.tag] : [])]), image.checked]);
+    const env = { ...prepared.env, ...(await rights) };
+    const input = await this.podInput(prepared, image, images.gate, plan, forwarded);
+    const pod = await this.createObjects(input, env);
+    const watch = (this.watch = new PodWatch(this.backend.client, this.ns, pod));
+    await this.openGate(watch, input);
+    const exit = await this.runAgent(watch, prepared);
+    return this.finish(exit);
+  }
+
+  /** The agent's image tag (built and loaded by airlock, or the caller's), and whether airlock built it. */
+  private async chooseImage(prepared: PreparedRun): Promise<ChosenImage> {
+    const o = this.options;
+    if (o.image) {
+      this.image = o.image;
+      const info = await this.runner.docker.getImage(o.image).inspect().catch(() => undefined);
+      return { tag: o.image, airlocks: info ? trustedImages().has(info.Id) : false, checked: Promise.resolve() };
+    }
+    const ctx = { docker: this.runner.docker, images: await this.runner.images(), progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
+    const built = await prepared.language.image(ctx, prepared.policy);
+    this.image = built.tag;
+    const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
+    checked.catch(() => {});
+    return { tag: built.tag, airlocks: true, checked };
+  }
+
+  /** One forwarder per `localhost:PORT` endpoint, on the host address Pods reach; their ports. */
+  private async openForwarders(plan: GatePlan, prepared: PreparedRun): Promise<{ address: string; ports: number[] }> {
+    const address = this.backend.settings.hostAddress;
+    if (!plan.loopback.length) return { address: address ?? "127.0.0.1", ports: [] };
+    if (!address) {
+      throw new RunOptionsError(
+        `${prepared.policy.source}: network.allowedEndpoints has ${plan.loopback.map((r) => r.endpoint.raw).join(", ")}, and on Kubernetes localhost means the runner's host, which this backend does not know how Pods reach`,
+        "set AIRLOCK_K8S_HOST_ADDRESS (kubernetes.hostAddress) to the node's address on the pod network when the runner runs on the node, or name the broker's Service address in the policy instead",
+      );
+    }
+    for (const route of plan.loopback) this.forwarders.push(await LoopbackForwarder.listen(address, route.target));
+    return { address, ports: this.forwarders.map((f) => f.port) };
+  }
+
+  private async podInput(prepared: PreparedRun, image: ChosenImage, gateImage: string, plan: GatePlan, gateway: { address: string; ports: number[] }): Promise<PodSpecInput> {
+    const { policy } = prepared;
+    const o = this.options;
+    const [bundle, workspace] = await Promise.all([
+      prepared.bundleDir ? podFiles(prepared.bundleDir, [], "the agent's bundle") : Promise.resolve([]),
+      o.workingDir ? podFiles(o.workingDir, prepared.workspace.hidden, `working directory ${o.workingDir}`) : Promise.resolve([]),
+    ]);
+    const forwarded = plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: gateway.ports[i]! }));
+    const holdSeconds = policy.timeoutSeconds + Math.ceil(this.graceMs / 1000) + 300;
+    return {
+      runId: this.runId,
+      agentName: this.name,
+      namespace: this.ns,
+      owner: ownerId(),
+      expiresAt: Date.now() + holdSeconds * 1000,
+      gateImage,
+      agentImage: image.tag,
+      pullPolicy: this.backend.pullPolicy,
+      // In airlock's images the runtime runs the bundled agent, or the command replaces it; any other image keeps its entrypoint.
+      ...(image.airlocks ? { command: o.command ?? [...prepared.language.runtimeArgv] } : {}),
+      args: o.command ? (image.airlocks ? [] : o.command) : [prepared.staged!.entry],
+      user: prepared.user,
+      memoryBytes: policy.resources.memoryBytes,
+      cpus: policy.resources.cpus,
+      outputBytes: policy.resources.outputBytes,
+      deadlineSeconds: holdSeconds,
+      holdSeconds,
+      releaseSeconds: RELEASE_SECONDS,
+      rules: { v4: ipv4Rules({ gateway: gateway.address, forwarded, direct: plan.direct }), v6: ipv6Rules() },
+      bundle,
+      workspace,
+      hosts: plan.hosts,
+      loopbackForwarded: forwarded.length > 0,
+      egress: [...forwarded.map((f) => ({ ip: gateway.address, port: f.forwarderPort })), ...plan.direct.map((d) => ({ ip: d.ip, port: d.port }))],
+      networkDisabled: policy.network.disabled,
+    };
+  }
+
+  private async createObjects(input: PodSpecInput, env: Record<string, string>): Promise<string> {
+    const api = this.backend.client;
+    const name = objectName(this.runId);
+    this.phase("starting", `creating Pod ${this.ns}/${name}`);
+    const attempt = async <T>(doing: string, kind: (typeof this.created)[number]["kind"], objectName: string, create: () => Promise<T>) => {
+      try {
+        const made = await create();
+        this.created.push({ kind, name: objectName });
+        return made;
+      } catch (err) {
+        throw explainKubeError(err, api, doing, this.ns);
+      }
+    };
+    await Promise.all([
+      attempt("creating the run's ConfigMap", "configmap", name, () => api.core.createNamespacedConfigMap({ namespace: this.ns, body: configMapSpec(input) })),
+      attempt("creating the run's Secret", "secret", `${name}-env`, () => api.core.createNamespacedSecret({ namespace: this.ns, body: envSecretSpec(input, env) })),
+      attempt("creating the run's NetworkPolicy", "networkpolicy", name, () => api.networking.createNamespacedNetworkPolicy({ namespace: this.ns, body: networkPolicySpec(input) })),
+    ]);
+    await attempt("creating the agent's Pod", "pod", name, () => api.core.createNamespacedPod({ namespace: this.ns, body: podSpec(input) }));
+    this.podName = name;
+    return name;
+  }
+
+  /** The init container's rules, read back over exec and compared with what was sent; then the forwarders accept the Pod and the init is released. */
+  private async openGate(watch: PodWatch, input: PodSpecInput): Promise<void> {
+    const api = this.backend.client;
+    const pod = this.podName!;
+    this.phase("gate", "waiting for the gate's init container");
+    const started = await watch.until((p) => {
+      const problem = podStartProblem(p);
+      if (problem) return { problem };
+      const gate = containerStatus(p, GATE_CONTAINER, true);
+      if (gate?.state?.terminated) return { problem: `the gate exited (${gate.state.terminated.exitCode}) before it was released: ${gate.state.terminated.message ?? gate.state.terminated.reason ?? ""}` };
+      return gate?.state?.running && p.status?.podIP ? { ip: p.status.podIP } : undefined;
+    }, GATE_START_MS, this.stopSignal());
+    if (!started) {
+      if (this.options.signal?.aborted) throw new RunOptionsError("the run was cancelled before the agent started");
+      throw new KubernetesError(`the Pod ${this.ns}/${pod} did not start its gate within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`, "check the node (kubectl -n " + this.ns + " describe pod " + pod + ")");
+    }
+    if ("problem" in started) throw new KubernetesError(`the Pod ${this.ns}/${pod} could not start: ${started.problem}`, fixFor(started.problem ?? ""));
+    // The init says "applied" once both rule sets are loaded; until then iptables-save shows Kubernetes' empty tables.
+    const saved = await this.readRules(pod);
+    for (const [family, expected, actual] of [["IPv4", input.rules.v4, saved.v4], ["IPv6", input.rules.v6, saved.v6]] as const) {
+      const diff = compareRulesets(expected, actual);
+      if (diff) throw new GateError(`the Pod's ${family} rules are not the ones airlock sent: ${diff}`, "the gate image on the node is not airlock's: reload it (AIRLOCK_K8S_LOAD_IMAGE) and retry");
+    }
+    this.forwarders.forEach((f) => f.allow(started.ip));
+    const released = await execIn(api, this.ns, pod, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE], { timeoutMs: 15_000 });
+    if (released.code !== 0) throw new GateError(`could not release the Pod's gate: ${released.stderr.trim()}`);
+  }
+
+  private async readRules(pod: string): Promise<{ v4: string; v6: string }> {
+    const api = this.backend.client;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const logs = await api.core.readNamespacedPodLog({ namespace: this.ns, name: pod, container: GATE_CONTAINER }).catch(() => "");
+      const backend = /airlock-gate: applied (nft|legacy)/.exec(String(logs))?.[1];
+      if (backend) {
+        const save = backend === "nft" ? ["iptables-nft-save", "ip6tables-nft-save"] : ["iptables-legacy-save", "ip6tables-legacy-save"];
+        const [v4, v6] = await Promise.all(save.map((cmd) => execIn(api, this.ns, pod, GATE_CONTAINER, [cmd], { timeoutMs: 15_000 })));
+        if (v4!.code !== 0 || v6!.code !== 0) throw new GateError(`could not read the Pod's rules back: ${(v4!.stderr || v6!.stderr).trim()}`);
+        return { v4: v4!.stdout.toString(), v6: v6!.stdout.toString() };
+      }
+      if (Date.now() > deadline) throw new GateError("the Pod's gate did not load its rules within 30 s", `kubectl -n ${this.ns} logs ${pod} -c ${GATE_CONTAINER}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  private stopSignal(): Promise<void> | undefined {
+    const signal = this.options.signal;
+    if (!signal) return undefined;
+    return new Promise((r) => (signal.aborted ? r() : signal.addEventListener("abort", () => r(), { once: true })));
+  }
+
+  /** The agent from its start to its exit: logs followed, the timeout and cancellation enforced. */
+  private async runAgent(watch: PodWatch, prepared: PreparedRun): Promise<RunExit> {
+    const { policy } = prepared;
+    const api = this.backend.client;
+    const pod = this.podName!;
+    this.phase("starting", `starting ${this.name}`);
+    // One capture gets everything: the log API gives stdout and stderr as one stream.
+    const { stdout } = this.openCaptures();
+    let stop: StopRequest | undefined;
+    const stopNow = (request: StopRequest) => {
+      if (stop) return;
+      stop = request;
+      this.phase("stopping", request.why ?? (request.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping"));
+      // SIGTERM to the agent now and SIGKILL after the grace; the keepers ignore the SIGTERM and answer until then.
+      this.deleting = this.deletePod(Math.ceil(this.graceMs / 1000) + COLLECT_MARGIN_S);
+    };
+    const timer = setTimeout(() => stopNow({ reason: "timed_out" }), policy.timeoutSeconds * 1000);
+    const onAbort = () => stopNow({ reason: "cancelled" });
+    this.options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const running = await watch.until((p) => {
+        const s = containerStatus(p, AGENT_CONTAINER);
+        if (s?.state?.running || s?.state?.terminated) return true;
+        const problem = podStartProblem(p);
+        return problem ? problem : undefined;
+      }, GATE_START_MS);
+      if (typeof running === "string") throw new KubernetesError(`the agent's container could not start: ${running}`, fixFor(running));
+      if (!running) throw new KubernetesError(`the agent's container did not start within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`);
+      this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
+      const pipe = new PassThrough();
+      pipe.pipe(stdout.writable());
+      const logsDone = new Promise<void>((r) => pipe.on("finish", r));
+      const follow = await api.log.log(this.ns, pod, AGENT_CONTAINER, pipe, { follow: true }).catch((err: unknown) => {
+        this.warn(`could not follow the agent's log: ${apiMessage(err)}`);
+        pipe.end();
+        return undefined;
+      });
+      const terminated = await watch.until((p) => containerStatus(p, AGENT_CONTAINER)?.state?.terminated ?? (p.status?.phase === "Failed" ? { exitCode: 137, reason: p.status.reason ?? "Failed", message: p.status.message } : undefined), 24 * 3600_000);
+      await Promise.race([logsDone, new Promise((r) => setTimeout(r, 2000).unref())]);
+      follow?.abort();
+      this.stdout!.end();
+      this.stderr!.end();
+      const evicted = watch.current?.status?.reason === "Evicted" ? `the Pod was evicted: ${watch.current.status.message ?? ""}`.trim() : undefined;
+      await this.collect(pod, policy.resources);
+      await this.readBusDenials();
+      const code = terminated?.exitCode ?? 137;
+      return { code, ...(terminated?.reason === "OOMKilled" ? { oomKilled: true } : {}), ...(stop ? { stop } : {}), ...(evicted ? { output: evicted } : {}), ...(this.outputProblem ? { output: this.outputProblem } : {}) };
+    } finally {
+      clearTimeout(timer);
+      this.options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private outputProblem?: string;
+
+  /** /output from the keeper (as a tar), and the denied-connection tables from the reporter. */
+  private async collect(pod: string, limits: { outputBytes: number; outputFiles: number }): Promise<void> {
+    const api = this.backend.client;
+    const unpack = outputUnpacker(this.outputDir, { bytes: limits.outputBytes, entries: limits.outputFiles });
+    const [tarred, report] = await Promise.all([
+      execIn(api, this.ns, pod, KEEPER_CONTAINER, ["tar", "-C", "/output", "-cf", "-", "."], { sink: unpack.sink, timeoutMs: 120_000 }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
+      execIn(api, this.ns, pod, REPORT_CONTAINER, ["/usr/local/bin/airlock-pod-gate", "report"], { timeoutMs: 15_000 }).catch(() => undefined),
+    ]);
+    unpack.result.catch(() => {});
+    if (tarred.code === -1) {
+      unpack.sink.destroy();
+      this.warn(`the agent's /output could not be copied back: ${tarred.stderr}`);
+    } else {
+      unpack.sink.end();
+      const unpacked = await unpack.result.catch((err: Error) => {
+        this.warn(`the agent's /output could not be unpacked: ${err.message}`);
+        return undefined;
+      });
+      if (unpacked?.problem) this.outputProblem = unpacked.problem;
+      if (unpacked?.skipped.length) this.warn(`not copied from /output: ${unpacked.skipped.map((s) => `${s.path} (${s.reason})`).join(", ")}`);
+    }
+    if (report?.code === 0) this.denied = parseDeniedReport(report.stdout.toString());
+  }
+
+  /** Where a Python traceback or a Node error is: the one log stream. */
+  protected override failureText(): string {
+    return this.stdout?.text() ?? "";
+  }
+
+  private deletePod(graceSeconds: number): Promise<void> {
+    if (!this.podName) return Promise.resolve();
+    return this.backend.client.core
+      .deleteNamespacedPod({ namespace: this.ns, name: this.podName, gracePeriodSeconds: graceSeconds })
+      .then(() => {}, () => {});
+  }
+
+  async dispose(): Promise<void> {
+    this.watch?.close();
+    await Promise.all(this.forwarders.map((f) => f.close()));
+    const api = this.backend.client;
+    const ns = this.ns;
+    const removals = this.created.map(({ kind, name }) => {
+      const args = { namespace: ns, name, gracePeriodSeconds: 0 };
+      if (kind === "pod") return this.deleting ? this.deleting.then(() => api.core.deleteNamespacedPod(args)) : api.core.deleteNamespacedPod(args);
+      if (kind === "configmap") return api.core.deleteNamespacedConfigMap(args);
+      if (kind === "secret") return api.core.deleteNamespacedSecret(args);
+      return api.networking.deleteNamespacedNetworkPolicy(args);
+    });
+    this.runner.background(Promise.allSettled(removals));
+    await this.releaseShared();
+  }
+}
+
+function describeWaiting(pod: V1Pod | undefined): string {
+  const waiting = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])].find((s) => s.state?.waiting)?.state?.waiting;
+  const unscheduled = pod?.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+  if (unscheduled) return ` (not scheduled: ${unscheduled.message ?? unscheduled.reason})`;
+  return waiting ? ` (${waiting.reason}: ${waiting.message ?? ""})` : "";
+}
+
+function fixFor(problem: string): string | undefined {
+  if (/SysctlForbidden|route_localnet/.test(problem)) return "allow the sysctl on the kubelet (allowedUnsafeSysctls: [net.ipv4.conf.all.route_localnet]) for localhost endpoints; scripts/k8s/cluster.sh does";
+  if (/ErrImageNeverPull|ImagePull|ErrImagePull/.test(problem)) return "load airlock's images into the nodes: set AIRLOCK_K8S_LOAD_IMAGE (e.g. kind load docker-image {image})";
+  return undefined;
+}

@@ -1,0 +1,31 @@
+/**
+ * Which backend a run uses: the run's option, else the runner's, else AIRLOCK_BACKEND, else Docker.
+ * The one place that knows every backend; each is created once per runner, when first asked for.
+ */
+import { RunOptionsError } from "../errors.js";
+import { BACKEND_NAMES, type BackendName, type ExecutionBackend } from "./backend.js";
+import { dockerBackend } from "./docker/index.js";
+import { kubernetesBackend } from "./kubernetes/index.js";
+import type { KubernetesOptions } from "./kubernetes/config.js";
+import type { Runner } from "../runner.js";
+
+export function isBackendName(value: unknown): value is BackendName {
+  return typeof value === "string" && (BACKEND_NAMES as readonly string[]).includes(value);
+}
+
+/** The backend named by AIRLOCK_BACKEND, checked. */
+export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | undefined {
+  const value = env.AIRLOCK_BACKEND;
+  if (!value) return undefined;
+  if (!isBackendName(value)) throw new RunOptionsError(`AIRLOCK_BACKEND=${value} is not a backend airlock has`, `use one of ${BACKEND_NAMES.join(", ")}`);
+  return value;
+}
+
+export function createBackend(name: BackendName, runner: Runner, kubernetes: KubernetesOptions | undefined): ExecutionBackend {
+  switch (name) {
+    case "docker":
+      return dockerBackend(runner);
+    case "kubernetes":
+      return kubernetesBackend(kubernetes);
+  }
+}

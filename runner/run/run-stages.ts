@@ -1,0 +1,218 @@
+/**
+ * What every agent run does the same way, whatever executes it (a Docker container, a Kubernetes Pod):
+ *
+ *   prepare (policy, workspace, bundle, env) → broker identities minted → [the backend's image, gate,
+ *   start and wait] → the result, from the exit
+ *
+ * An execution backend (runner/backends/) extends this with its own stages; the run's id, its
+ * captured output, its broker rights and the status a result gets are decided here once.
+ */
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { RunOptionsError } from "../errors.js";
+import { withTimeout } from "../docker/client.js";
+import type { DeniedConnection } from "../gate/denied.js";
+import { kafkaPreflight } from "../gate/kafka-preflight.js";
+import type { Policy } from "../policy/index.js";
+import type { Runner } from "../runner.js";
+import { openBusRights, type BusRights } from "../bus/rights.js";
+import { busAgentToken } from "../bus/patterns.js";
+import type { BusDenial } from "../bus/kind.js";
+import { LogCapture, type StreamName } from "./logs.js";
+import { prepareRun, type PreparedRun } from "./prepare.js";
+import type { StopRequest } from "./exit-wait.js";
+import type { AgentResult, RunStatus } from "./result.js";
+import type { RunAgentOptions, RunEvent } from "./run-agent.js";
+
+export const DEFAULT_GRACE_MS = 5000;
+export const DEFAULT_LOG_CAP = 1024 * 1024;
+/** How long a broker identity outlives the run's timeout and grace (the start and the stop). */
+export const IDENTITY_MARGIN_MS = 30_000;
+
+/** How an agent's run ended, as a backend saw it. */
+export interface RunExit {
+  code: number;
+  oomKilled?: boolean;
+  stop?: StopRequest;
+  /** The output folder went over a policy limit. */
+  output?: string;
+}
+
+/** One run of one agent on some backend: execute() once, then dispose(), whatever happened. */
+export interface BackendRun {
+  execute(): Promise<AgentResult>;
+  /** What is known so far (for a result when execute() threw). */
+  partial(): Partial<AgentResult>;
+  dispose(): Promise<void>;
+}
+
+export abstract class RunStages implements BackendRun {
+  protected readonly runId: string;
+  protected prepared?: PreparedRun;
+  protected policy?: Policy;
+  protected image?: string;
+  protected stdout?: LogCapture;
+  protected stderr?: LogCapture;
+  protected ready = false;
+  protected returnValue: unknown;
+  protected denied: DeniedConnection[] = [];
+  protected busRights?: BusRights;
+  protected busDenied: BusDenial[] = [];
+  protected readonly secrets: string[] = [];
+  protected readonly warnings: string[] = [];
+
+  constructor(
+    protected readonly runner: Runner,
+    protected readonly options: RunAgentOptions,
+    protected readonly name: string,
+    protected readonly outputDir: string,
+    protected readonly base: AgentResult,
+    protected readonly emit: (event: RunEvent) => void,
+  ) {
+    // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
+    this.runId = `${name.toLowerCase().replace(/[^a-z0-9_-]/g, "-").slice(0, 40)}-${randomBytes(4).toString("hex")}`;
+  }
+
+  abstract execute(): Promise<AgentResult>;
+
+  partial(): Partial<AgentResult> {
+    const warnings = [...(this.busRights?.warnings ?? []), ...this.warnings];
+    return {
+      policy: this.policy ? { name: this.policy.name, source: this.policy.source } : null,
+      ...(this.image ? { image: this.image } : {}),
+      stdout: this.stdout?.text() ?? "",
+      stderr: this.stderr?.text() ?? "",
+      ready: this.ready,
+      denied: this.denied,
+      ...(this.prepared?.workspace.hidden.length ? { workspaceHidden: this.prepared.workspace.hidden } : {}),
+      ...(warnings.length ? { warnings } : {}),
+      ...(this.busRights?.identities.length ? { busIdentities: this.busRights.identities } : {}),
+      ...(this.busDenied.length ? { busDenied: this.busDenied } : {}),
+      ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
+    };
+  }
+
+  protected phase(phase: Extract<RunEvent, { type: "phase" }>["phase"], message: string) {
+    this.emit({ type: "phase", agent: this.name, phase, message });
+  }
+
+  protected warn(message: string): void {
+    this.warnings.push(message);
+    this.emit({ type: "warning", agent: this.name, message });
+  }
+
+  protected get graceMs(): number {
+    return this.options.stopGraceMs ?? DEFAULT_GRACE_MS;
+  }
+
+  /** The policy, the workspace, the bundled agent and its environment; then the backend's own checks. */
+  protected async prepare(checkBackend: () => Promise<void>): Promise<PreparedRun> {
+    const o = this.options;
+    if (!o.agent === !o.command) throw new RunOptionsError("give either agent (a .ts, .js or .py file) or command (argv), not both or neither");
+    if (o.image && !o.command) throw new RunOptionsError("image goes with command; an agent file always runs in the airlock agent image");
+    if (o.signal?.aborted) throw new RunOptionsError("the run was cancelled before it started");
+    this.phase("preparing", "checking policy and agent");
+    const prepared = (this.prepared = await prepareRun(
+      {
+        policy: o.policy,
+        ...(o.agent ? { agent: o.agent } : {}),
+        ...(o.runtime ? { runtime: o.runtime } : {}),
+        ...(o.workingDir !== undefined ? { workingDir: o.workingDir } : {}),
+        outputDir: this.outputDir,
+        ...(o.env ? { env: o.env } : {}),
+        airlockVars: {
+          AIRLOCK_AGENT_NAME: this.name,
+          AIRLOCK_BUS_AGENT: busAgentToken(this.name),
+          AIRLOCK_RUN_ID: this.runId,
+          ...(o.group ? { AIRLOCK_GROUP: o.group.name, AIRLOCK_GROUP_RUN_ID: o.group.runId } : {}),
+        },
+      },
+      (policy) => (this.policy = policy),
+    ));
+    if (prepared.workspace.hidden.length) this.phase("preparing", `kept out of /workspace (they look like secrets; list them in workspace.include to mount them): ${prepared.workspace.hidden.join(", ")}`);
+    await checkBackend();
+    this.phase("images", "preparing images");
+    return prepared;
+  }
+
+  /**
+   * The run's broker identities, then the Kafka preflight with them. They live as long as the run can
+   * (a crashed runner's are swept by name once that has passed).
+   */
+  protected mintRights(prepared: PreparedRun): Promise<Record<string, string>> {
+    const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + IDENTITY_MARGIN_MS;
+    const rights = this.openRights(prepared, expiresAt).then(async (bus) => {
+      await this.kafkaPreflight(prepared, bus.env);
+      return bus.env;
+    });
+    rights.catch(() => {});
+    return rights;
+  }
+
+  /** kafkajs connects to every broker the cluster advertises: all of them must be in the policy. */
+  private async kafkaPreflight(prepared: PreparedRun, busEnv: Record<string, string>): Promise<void> {
+    const env = { ...prepared.env, ...busEnv };
+    if (!env.KAFKA_BROKERS || prepared.policy.network.disabled) return;
+    this.phase("preparing", "checking the Kafka cluster's advertised listeners against the policy");
+    const sasl = env.KAFKA_USERNAME && env.KAFKA_PASSWORD ? { username: env.KAFKA_USERNAME, password: env.KAFKA_PASSWORD } : undefined;
+    await kafkaPreflight(env.KAFKA_BROKERS, prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.describeKafka, sasl);
+  }
+
+  private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {
+    if (prepared.policy.bus.grants.length) this.phase("preparing", `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`);
+    const rights = (this.busRights = await openBusRights({
+      policy: prepared.policy,
+      runId: this.runId,
+      run: this.options.group?.runId ?? this.runId,
+      agent: busAgentToken(this.name),
+      expiresAt,
+      ...(this.options.requireBusRights ? { requireRights: true } : {}),
+    }));
+    for (const warning of rights.warnings) this.emit({ type: "warning", agent: this.name, message: warning });
+    // The agent's credentials never show in its captured output.
+    this.secrets.push(...rights.secrets);
+    return rights;
+  }
+
+  /** The agent's stdout and stderr captures: capped, redacted, control lines taken out. */
+  protected openCaptures(intercept?: (line: string, stream: StreamName) => boolean): { stdout: LogCapture; stderr: LogCapture } {
+    const capBytes = this.options.logCapBytes ?? DEFAULT_LOG_CAP;
+    const onLine = (stream: StreamName, line: string) => this.emit({ type: "output", agent: this.name, stream, line });
+    const redact = (line: string) => this.secrets.reduce((l, s) => l.split(s).join("[redacted]"), line);
+    const onControl = (message: { type: string; value?: unknown }) => {
+      if (message.type === "ready" && !this.ready) {
+        this.ready = true;
+        this.emit({ type: "ready", agent: this.name });
+      } else if (message.type === "result") this.returnValue = message.value;
+    };
+    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl, intercept, redact);
+    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl, intercept, redact);
+    return { stdout: this.stdout, stderr: this.stderr };
+  }
+
+  /** What the brokers refused the run's identities, while they still exist. */
+  protected async readBusDenials(): Promise<void> {
+    if (this.busRights) this.busDenied = await withTimeout(this.busRights.denied(), 5000, "a broker did not answer within 5 s").catch(() => []);
+  }
+
+  protected finish(exit: RunExit): AgentResult {
+    this.phase("collecting", "collecting output");
+    const status: RunStatus = exit.stop?.reason ?? (exit.output ? "failed" : exit.oomKilled ? "oom" : exit.code === 0 ? "succeeded" : "failed");
+    const explained = status === "failed" && !exit.output ? this.prepared?.language.explainFailure?.(this.failureText(), this.prepared.policy) : undefined;
+    const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output ?? explained;
+    return { ...this.base, ...this.partial(), status, exitCode: exit.code, ...(why ? { error: why } : {}) };
+  }
+
+  /** Where the agent's error output is (a language explains a failure from it). */
+  protected failureText(): string {
+    return this.stderr?.text() ?? "";
+  }
+
+  abstract dispose(): Promise<void>;
+
+  /** The broker identities (their open connections with them) and the run's own folder. */
+  protected async releaseShared(): Promise<void> {
+    if (this.busRights) this.runner.background(withTimeout(this.busRights.revoke(), 30_000, "a broker did not answer the revoke within 30 s"));
+    if (this.prepared) await rm(this.prepared.runDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
