@@ -23,6 +23,18 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          // A real cluster (scripts/k8s/test.sh brings it up): the examples and the escape suite with
+          // every agent a Pod. Not part of a plain `vitest run`: it is run by name.
+          name: "kubernetes",
+          include: ["test/kubernetes/**/*.test.ts", "test/integration/examples.test.ts"],
+          globalSetup: ["test/kubernetes/global-setup.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

@@ -6,10 +6,14 @@
 #                  (the run's rules, from its ConfigMap), says "applied", then waits until the runner
 #                  has read the rules back over exec and created /run/airlock-gate/go. Exits 0 then,
 #                  which lets the kubelet start the agent; gives up (exit 3) after SECONDS.
-#   keep SECONDS   a container beside the agent, uid 0 with no capability: holds the output volume
-#                  and the denied-connection tables (kernel files only uid 0 may read) until the
-#                  runner has read them, at most SECONDS. It ignores SIGTERM, so when the runner stops
-#                  the agent by deleting the Pod it still answers until the Pod's grace runs out.
+#   keep SECONDS   a container beside the agent with no capability (the keeper, as the agent's uid,
+#                  holding /output; the reporter, as uid 0, for the denied-connection tables that
+#                  only uid 0 may read): answers the runner's exec until the run is over, at most
+#                  SECONDS. It ignores SIGTERM (the runner deletes the Pod when it is done).
+#   signal SIG     over exec in the keeper: sends SIG to every process of the Pod that is not in the
+#                  keeper's own container (its cgroup) and that its uid may signal: the agent's. This
+#                  is how the runner stops the agent (SIGTERM, then SIGKILL after the grace) without
+#                  ending the Pod, so that its output can still be read.
 set -eu
 role=${1:-}
 seconds=${2:-600}
@@ -32,13 +36,23 @@ keep)
   end=$(( $(date +%s) + seconds ))
   while now=$(date +%s); [ "$now" -lt "$end" ]; do sleep 1; done
   ;;
+signal)
+  own=$(cat /proc/self/cgroup)
+  for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
+    [ "$pid" != "$$" ] || continue
+    cg=$(cat "$dir/cgroup" 2>/dev/null) || continue
+    [ "$cg" != "$own" ] || continue
+    kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+  done
+  ;;
 report)
   # Run over exec in the keeper: the tables in the format of gate.sh's report.
   for t in airlock_tcp airlock_udp airlock_other airlock_lo; do echo "== $t"; cat "/proc/net/ipt_hashlimit/$t" 2>/dev/null || true; done
   echo "airlock-gate: end of report"
   ;;
 *)
-  echo "usage: airlock-pod-gate apply|keep|report SECONDS" >&2
+  echo "usage: airlock-pod-gate apply SECONDS | keep SECONDS | signal SIG | report" >&2
   exit 2
   ;;
 esac

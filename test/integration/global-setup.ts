@@ -16,7 +16,8 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-export default async function setup(): Promise<() => void> {
+/** The engine, the brokers and the images are there (the images built once); the engine's version. */
+export async function prerequisites(): Promise<{ version: string }> {
   const engine = await assertDockerReachable(dockerClient()).catch((err: Error) => {
     throw new Error(`integration tests need a Docker engine: ${err.message}\nrun: bash scripts/setup.sh`);
   });
@@ -24,6 +25,11 @@ export default async function setup(): Promise<() => void> {
     if (!(await answers(port))) throw new Error(`integration tests need ${name} on 127.0.0.1:${port}; run: bash scripts/brokers.sh start ${name}`);
   }
   await ensureImages(dockerClient());
+  return engine;
+}
+
+export default async function setup(): Promise<() => void> {
+  const engine = await prerequisites();
   resetReports();
   // After the run: docs/SECURITY.md's table, from what the suites recorded (only when all of them ran).
   return () => {

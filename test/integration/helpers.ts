@@ -73,10 +73,11 @@ export async function udpDecoy(host: string, port = 0): Promise<Decoy> {
   };
 }
 
-/** airlock containers that still exist for a run id (or for all runs); gates kept ready for the next run are not leftovers. */
+/** airlock containers (or, on the kubernetes backend, Pods) that still exist for a run id (or for all runs); gates kept ready for the next run are not leftovers. */
 export async function leftoverContainers(runId?: string): Promise<string[]> {
   // A finished run's containers are removed in the background, right after runAgent() returns.
   await containersRemoved();
+  if (process.env.AIRLOCK_BACKEND === "kubernetes") return leftoverPods(runId);
   const filters = { label: [`${LABEL.managed}=true`, ...(runId ? [`${LABEL.run}=${runId}`] : [])] };
   const list = async () => (await dockerClient().listContainers({ all: true, filters })).map((c) => c.Names[0] ?? c.Id).filter((n) => !n.startsWith(`/${WARM_GATE_PREFIX}`));
   // A stopped gate is removed by the engine itself, a moment after the run returns.
@@ -108,4 +109,13 @@ export async function localRedisAdmin(): Promise<import("ioredis").Redis> {
 /** The admin entry `airlock brokers start` wrote for a local broker (admin.json). */
 export function localBrokerAdmin<T = { host: string; port: number; user: string; password: string }>(kind: string): T {
   return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as Record<string, T>)[kind]!;
+}
+
+/** airlock's Pods that are not being deleted (a deleted Pod stays listed while the kubelet stops it). */
+async function leftoverPods(runId?: string): Promise<string[]> {
+  const { kubernetesBackend } = await import("../../runner/backends/kubernetes/index.js");
+  const backend = kubernetesBackend();
+  const labelSelector = ["dev.airlock.managed=true", ...(runId ? [`dev.airlock.run=${runId}`] : [])].join(",");
+  const pods = await backend.client.core.listNamespacedPod({ namespace: backend.settings.namespace, labelSelector });
+  return pods.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.name!);
 }

@@ -32,18 +32,20 @@ import type { KubernetesBackend } from "./index.js";
 import { outputUnpacker } from "./output-tar.js";
 import { podFiles } from "./pod-files.js";
 import { containerStatus, podStartProblem, PodWatch } from "./pod-watch.js";
-import { AGENT_CONTAINER, configMapSpec, envSecretSpec, GATE_CONTAINER, GATE_RELEASE_FILE, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, REPORT_CONTAINER, type PodSpecInput } from "./pod-spec.js";
+import { AGENT_CONTAINER, configMapSpec, envSecretSpec, GATE_CONTAINER, GATE_RELEASE_FILE, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, POD_GATE, REPORT_CONTAINER, type PodSpecInput } from "./pod-spec.js";
 
 /** How long a Pod may take from creation to its gate running (scheduling, a first image on a node). */
 const GATE_START_MS = 120_000;
 /** How long the gate waits for the runner's release (the check takes well under a second). */
 const RELEASE_SECONDS = 60;
-/** After the agent's grace, how long the keepers still answer before the Pod is killed. */
-const COLLECT_MARGIN_S = 3;
+/** After the SIGKILL, how long the agent may still take to be gone before its Pod is deleted. */
+const KILL_BACKSTOP_MS = 5000;
 
 interface ChosenImage {
   tag: string;
   airlocks: boolean;
+  /** The local engine has it (then the image loader, if any, brings it to the nodes). */
+  local: boolean;
   checked: Promise<void>;
 }
 
@@ -77,7 +79,7 @@ export class KubeRun extends RunStages {
     this.phase("gate", prepared.policy.network.disabled ? "network disabled (the Pod's rules deny all)" : `gating egress to ${prepared.policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`);
     const plan: GatePlan = prepared.policy.network.disabled ? { loopback: [], direct: [], hosts: [] } : await planGate(prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.resolver);
     const gateway = this.openForwarders(plan, prepared);
-    const [forwarded] = await Promise.all([gateway, this.backend.loadImages([images.gate, ...(image.airlocks ? [image.tag] : [])]), image.checked]);
+    const [forwarded] = await Promise.all([gateway, this.backend.loadImages([images.gate, ...(image.local ? [image.tag] : [])]), image.checked]);
     const env = { ...prepared.env, ...(await rights) };
     const input = await this.podInput(prepared, image, images.gate, plan, forwarded);
     const pod = await this.createObjects(input, env);
@@ -93,14 +95,20 @@ export class KubeRun extends RunStages {
     if (o.image) {
       this.image = o.image;
       const info = await this.runner.docker.getImage(o.image).inspect().catch(() => undefined);
-      return { tag: o.image, airlocks: info ? trustedImages().has(info.Id) : false, checked: Promise.resolve() };
+      // A Pod names its image by reference: an image given by its ID runs under one of its tags.
+      let tag = o.image;
+      if (info && /^(sha256:)?[0-9a-f]{12,64}$/.test(o.image)) {
+        tag = info.RepoTags?.find((t) => t !== "<none>:<none>") ?? "";
+        if (!tag) throw new RunOptionsError(`image ${o.image} has no tag, and a Pod names its image by one`, `tag it (docker tag ${o.image.slice(0, 19)} my/agent:1) and pass the tag`);
+      }
+      return { tag, airlocks: info ? trustedImages().has(info.Id) : false, local: Boolean(info), checked: Promise.resolve() };
     }
     const ctx = { docker: this.runner.docker, images: await this.runner.images(), progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
     const built = await prepared.language.image(ctx, prepared.policy);
     this.image = built.tag;
     const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
     checked.catch(() => {});
-    return { tag: built.tag, airlocks: true, checked };
+    return { tag: built.tag, airlocks: true, local: true, checked };
   }
 
   /** One forwarder per `localhost:PORT` endpoint, on the host address Pods reach; their ports. */
@@ -238,12 +246,16 @@ export class KubeRun extends RunStages {
     // One capture gets everything: the log API gives stdout and stderr as one stream.
     const { stdout } = this.openCaptures();
     let stop: StopRequest | undefined;
+    const timers: NodeJS.Timeout[] = [];
     const stopNow = (request: StopRequest) => {
       if (stop) return;
       stop = request;
       this.phase("stopping", request.why ?? (request.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping"));
-      // SIGTERM to the agent now and SIGKILL after the grace; the keepers ignore the SIGTERM and answer until then.
-      this.deleting = this.deletePod(Math.ceil(this.graceMs / 1000) + COLLECT_MARGIN_S);
+      // SIGTERM now and SIGKILL after the grace, sent by the keeper, so that the Pod (and the output) stays.
+      void this.signalAgent(pod, "TERM");
+      timers.push(setTimeout(() => void this.signalAgent(pod, "KILL"), this.graceMs));
+      // If the agent outlives its SIGKILL (it kept the keeper from sending it), the Pod goes, output and all.
+      timers.push(setTimeout(() => (this.deleting = this.deletePod(0)), this.graceMs + KILL_BACKSTOP_MS));
     };
     const timer = setTimeout(() => stopNow({ reason: "timed_out" }), policy.timeoutSeconds * 1000);
     const onAbort = () => stopNow({ reason: "cancelled" });
@@ -278,8 +290,13 @@ export class KubeRun extends RunStages {
       return { code, ...(terminated?.reason === "OOMKilled" ? { oomKilled: true } : {}), ...(stop ? { stop } : {}), ...(evicted ? { output: evicted } : {}), ...(this.outputProblem ? { output: this.outputProblem } : {}) };
     } finally {
       clearTimeout(timer);
+      timers.forEach(clearTimeout);
       this.options.signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  private async signalAgent(pod: string, signal: "TERM" | "KILL"): Promise<void> {
+    await execIn(this.backend.client, this.ns, pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], { timeoutMs: 10_000 }).catch((err: Error) => this.warn(`could not send SIG${signal} to the agent: ${err.message}`));
   }
 
   private outputProblem?: string;
@@ -290,7 +307,7 @@ export class KubeRun extends RunStages {
     const unpack = outputUnpacker(this.outputDir, { bytes: limits.outputBytes, entries: limits.outputFiles });
     const [tarred, report] = await Promise.all([
       execIn(api, this.ns, pod, KEEPER_CONTAINER, ["tar", "-C", "/output", "-cf", "-", "."], { sink: unpack.sink, timeoutMs: 120_000 }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
-      execIn(api, this.ns, pod, REPORT_CONTAINER, ["/usr/local/bin/airlock-pod-gate", "report"], { timeoutMs: 15_000 }).catch(() => undefined),
+      execIn(api, this.ns, pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }).catch(() => undefined),
     ]);
     unpack.result.catch(() => {});
     if (tarred.code === -1) {

@@ -11,10 +11,14 @@
  *                                /output and /tmp writable, the bundle and /workspace read-only.
  *   container airlock-keeper     airlock's gate image as the agent's uid, no capability: holds /output
  *                                (read-only) for the runner to read once the agent has exited (the
- *                                agent's own uid reads every file it wrote, also a 0600 one).
+ *                                agent's own uid reads every file it wrote, also a 0600 one), and
+ *                                signals the agent's processes when the runner stops it (the Pod
+ *                                shares one process namespace, so the agent's main process is not
+ *                                its namespace's init and SIGKILL reaches it).
  *   container airlock-report     airlock's gate image, uid 0 with no capability at all: the
  *                                denied-connection tables are kernel files only uid 0 may read.
- * Both outlive the agent's SIGTERM, and neither shares a process namespace with it.
+ * The agent sees their processes, and can signal the keeper's (its own uid): it can only hurt its own
+ * output that way; if it keeps the keeper from stopping it, the runner deletes the Pod.
  * No service-account token, no service links, no DNS (the policy's names are host aliases), no
  * ingress, egress only to the allowed endpoints (NetworkPolicy, where the cluster enforces it).
  * ConfigMap `airlock-<run>`: the rules and the agent's files. Secret `airlock-<run>-env`: its environment.
@@ -178,6 +182,8 @@ export function podSpec(input: PodSpecInput): V1Pod {
     metadata: metadata(input, "agent"),
     spec: {
       restartPolicy: "Never",
+      // The keeper stops the agent (timeout, cancel) without ending the Pod; see the top of this file.
+      shareProcessNamespace: true,
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       activeDeadlineSeconds: input.deadlineSeconds,

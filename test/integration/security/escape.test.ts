@@ -19,6 +19,7 @@ import { waitUntil } from "../../../runner/util/wait-until.js";
 import { AGENTS, bridgeGateway, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";
 import { attackerImage } from "./attacker.js";
+import { escapeChecks } from "./escape-checks.js";
 
 const HERE = import.meta.dirname;
 const report = new SecurityReport("1-escape");
@@ -148,155 +149,20 @@ describe(`escape attempts, ${mode.label} (policy allows only localhost:6379)`, (
     report.save();
   });
 
-  const failedToConnect = (o: string) => !/^(connected|answered|opened|became root|written)$/.test(o) && !o.startsWith("exit 0");
-
-  it("the allowed endpoint answers, before and after the tampering", () => {
-    expect(result.status, result.stderr).toBe("succeeded");
-    expect(report.add(area("control"), "TCP to the allowed endpoint localhost:6379", "connects", attacks.allowed!.outcome, attacks.allowed!.outcome === "connected")).toBe(true);
-    expect(report.add(area("control"), "allowed endpoint, after the tampering attempts", "connects", attacks["after-tampering:allowed"]!.outcome, attacks["after-tampering:allowed"]!.outcome === "connected")).toBe(true);
-  });
-
-  it.each([
-    ["other-port-on-allowed-host", "another port on the allowed host (host loopback)"],
-    ["allowed-port-on-other-address", "the allowed port on another address (bridge gateway:6379)"],
-    ["host-via-airlock-bridge", "the host's address on airlock's bridge"],
-    ["host-via-docker-bridge", "the host's address on Docker's default bridge"],
-    ["container-on-same-bridge", "another container on the same bridge"],
-    ["container-of-another-airlock-run", "an agent of another airlock run"],
-  ])("TCP to %s is refused fast", (id, label) => {
-    const a = attacks[`tcp:${id}`]!;
-    const held = /ConnectionRefused/.test(a.outcome) && a.ms < 1000;
-    expect(report.add(area("network"), `TCP: ${label}`, "refused in < 1 s", `${a.outcome} (${a.ms} ms)`, held), a.outcome).toBe(true);
-  });
-
-  it.each([
-    ["host-loopback", "UDP to the host's loopback"],
-    ["host-via-airlock-bridge", "UDP to the host on airlock's bridge"],
-    ["container-on-same-bridge", "UDP to another container"],
-  ])("UDP %s goes nowhere", (id, label) => {
-    const a = attacks[`udp:${id}`]!;
-    expect(report.add(area("network"), label, "not delivered", a.outcome, failedToConnect(a.outcome)), a.outcome).toBe(true);
-  });
-
-  it("DNS: the system resolver fails at once, and direct queries reach no server", () => {
-    const sys = attacks["dns:system-resolver"]!;
-    expect(report.add(area("dns"), "lookup through the system resolver", "fails, no query leaves", `${sys.outcome} (${sys.ms} ms)`, sys.outcome.startsWith("gaierror") && sys.ms < 3000)).toBe(true);
-    for (const [id, label] of [
-      ["decoy-dns-on-host", "query sent straight to a DNS decoy on the host"],
-      ["decoy-dns-in-container", "query sent to a DNS decoy in another container"],
-      ["docker-embedded-dns", "query to Docker's embedded DNS (127.0.0.11)"],
-    ] as const) {
-      const a = attacks[`dns:${id}`]!;
-      expect(report.add(area("dns"), label, "no answer", a.outcome, failedToConnect(a.outcome)), id).toBe(true);
-    }
-  });
-
-  it("IPv6 reaches nothing", () => {
-    for (const [key, a] of Object.entries(attacks).filter(([k]) => k.startsWith("ipv6:"))) {
-      expect(report.add(area("network"), `IPv6 TCP to ${key.slice(5)} decoy`, "fails", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
-    }
-  });
-
-  it("ICMP and raw sockets are not available", () => {
-    for (const [key, label] of [
-      ["icmp:ping", "ping (setuid/file-capability binary)"],
-      ["icmp:raw-socket", "raw ICMP socket"],
-      ["icmp:datagram-socket", "unprivileged ICMP socket"],
-      ["raw:packet-socket", "AF_PACKET socket"],
-    ] as const) {
-      const a = attacks[key]!;
-      expect(report.add(area("network"), label, "not permitted", a.outcome, failedToConnect(a.outcome) && /not permitted|PermissionError|exit [12]/i.test(a.outcome)), `${key}: ${a.outcome}`).toBe(true);
-    }
-  });
-
-  it("no decoy received anything", async () => {
-    const hits = Object.entries(decoys).map(([name, d]) => `${name}=${d.hits()}`);
-    const boxHits = await box.hits();
-    const victimHits = (await (victim.stop.abort(), victim.result)).returnValue as { hits: number };
-    const held = hits.every((h) => h.endsWith("=0")) && boxHits.length === 0 && victimHits.hits === 0;
-    expect(report.add(area("network"), "decoys (host loopback, bridges, DNS, IPv6, container, other run)", "0 packets received", `${hits.join(" ")} container=${boxHits.length} other-run=${victimHits.hits}`, held)).toBe(true);
-  });
-
-  it("the gate cannot be undone from inside", () => {
-    for (const [key, label] of [
-      ["gate:iptables-flush", "iptables -F"],
-      ["gate:iptables-policy-accept", "iptables -P OUTPUT ACCEPT"],
-      ["gate:iptables-nat-flush", "iptables -t nat -F"],
-      ["gate:route-add", "ip route add"],
-      ["gate:address-add", "ip addr add"],
-      ["gate:link-down", "ip link set eth0 down"],
-      ["gate:sysctl-route-localnet", "write /proc/sys/net/..."],
-      ["gate:etc-hosts", "edit /etc/hosts to point a name elsewhere"],
-      ["gate:resolv-conf", "edit /etc/resolv.conf to add a nameserver"],
-    ] as const) {
-      const a = attacks[key]!;
-      expect(report.add(area("gate"), label, "denied", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
-    }
-    const after = Object.entries(attacks).find(([k]) => k.startsWith("after-tampering:tcp:"))![1];
-    expect(report.add(area("gate"), "forbidden TCP again, after the tampering attempts", "still refused", after.outcome, /ConnectionRefused/.test(after.outcome))).toBe(true);
-  });
-
-  it("no process outlives the agent", async () => {
-    const late = !existsSync(join(outputDir, "late.txt")) && decoys.late!.hits() === 0;
-    const orphans = await execa("pgrep", ["-f", "airlock-late-marker"], { reject: false });
-    const leftover = await leftoverContainers();
-    const held = late && orphans.stdout.trim() === "" && leftover.filter((c) => c.includes("attacker")).length === 0;
-    expect(report.add(area("lifetime"), "a detached child that waits, then writes output and connects", "killed with the agent", `late.txt ${existsSync(join(outputDir, "late.txt")) ? "written" : "absent"}, decoy hits ${decoys.late!.hits()}, host processes ${orphans.stdout.trim() || "none"}`, held)).toBe(true);
-  });
-
-  it("host secrets stay out of reach", () => {
-    const env = attacks["secrets:environ"]!.outcome;
-    const pid1 = attacks["secrets:pid1-environ"]!.outcome;
-    expect(report.add(area("secrets"), "runner's environment variables the policy does not allow", "absent", env.includes(secret) ? "present" : "absent (environ and /proc/1/environ)", !env.includes(secret) && !pid1.includes(secret))).toBe(true);
-    expect(report.add(area("secrets"), "the Docker socket", "not mounted", attacks["secrets:docker-socket"]!.outcome, attacks["secrets:docker-socket"]!.outcome === "[]")).toBe(true);
-    expect(report.add(area("secrets"), "the Docker API over TCP (host:2375)", "refused", attacks["secrets:docker-tcp"]!.outcome, /ConnectionRefused/.test(attacks["secrets:docker-tcp"]!.outcome))).toBe(true);
-    const mounts = attacks["secrets:mounts"]!.outcome.split("\n").map((l) => l.split(" ")[4]).filter(Boolean);
-    const unexpected = mounts.filter((m) => !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(m!));
-    expect(report.add(area("secrets"), "host files outside /workspace and /output", "nothing else mounted", `mounts: ${mounts.filter((m) => !/^\/(proc|dev|sys)/.test(m!)).join(" ")}`, unexpected.length === 0), unexpected.join(",")).toBe(true);
-    expect(report.add(area("secrets"), "read /etc/shadow, list /root", "permission denied", `${attacks["secrets:etc-shadow"]!.outcome}; ${attacks["secrets:root-home"]!.outcome}`, /PermissionError/.test(attacks["secrets:etc-shadow"]!.outcome) && /PermissionError/.test(attacks["secrets:root-home"]!.outcome))).toBe(true);
-    expect(report.add(area("secrets"), "write into /workspace", "read-only", attacks["secrets:write-workspace"]!.outcome, /Read-only file system/.test(attacks["secrets:write-workspace"]!.outcome))).toBe(true);
-    expect(existsSync(join(HERE, "attack.txt"))).toBe(false);
-  });
-
-  it("root cannot be gained", () => {
-    expect(report.add(area("privilege"), "setuid(0)", "not permitted", attacks["root:setuid-0"]!.outcome, /PermissionError/.test(attacks["root:setuid-0"]!.outcome))).toBe(true);
-    expect(report.add(area("privilege"), "su root (setuid binary)", "fails", attacks["root:su"]!.outcome, !attacks["root:su"]!.outcome.startsWith("exit 0"))).toBe(true);
-    expect(report.add(area("privilege"), "mount (setuid binary)", "fails", attacks["root:mount"]!.outcome, !attacks["root:mount"]!.outcome.startsWith("exit 0"))).toBe(true);
-    const caps = attacks["root:capabilities"]!.outcome;
-    expect(report.add(area("privilege"), "capabilities of the agent process", "none (all zero)", caps, caps.split(" ").filter((c) => /^[0-9a-f]{16}$/.test(c)).every((c) => c === "0000000000000000"))).toBe(true);
-    expect(report.add(area("privilege"), "no-new-privileges", "set", attacks["root:no-new-privs"]!.outcome, /NoNewPrivs:\s+1/.test(attacks["root:no-new-privs"]!.outcome))).toBe(true);
-    expect(report.add(area("privilege"), "user ids", "not root", attacks["root:uid"]!.outcome, !/uid=0 /.test(attacks["root:uid"]!.outcome))).toBe(true);
-  });
-
-  it("host processes are invisible", () => {
-    const seen = JSON.parse(attacks["host:processes"]!.outcome) as string[];
-    const host = seen.filter((c) => /dockerd|containerd|redis|beam|java|vitest|node/.test(c));
-    expect(report.add(area("secrets"), "see host processes (/proc)", "only the sandbox's own", seen.join(", "), host.length === 0)).toBe(true);
-  });
-
-  it("the init that applied the rules is out of the agent's reach, and holds no NET_ADMIN", () => {
-    const none = (o: string) => o === "no root process in the sandbox";
-    const caps = attacks["gate:init-capabilities"]!.outcome;
-    const noNetAdmin = none(caps) || caps.split("; ").every((p) => p.split(": ")[1]!.split(" ").every((hex) => (BigInt(`0x${hex}`) & (1n << 12n)) === 0n));
-    expect(report.add(area("gate"), "capabilities of root processes in the sandbox (the gate's init)", "no NET_ADMIN (or none there)", caps, noNetAdmin), caps).toBe(true);
-    for (const [key, label] of [
-      ["gate:init-kill", "kill the gate's init"],
-      ["gate:init-environ", "read the init's environment (the report's nonce)"],
-      ["gate:init-memory", "read the init's memory"],
-    ] as const) {
-      const o = attacks[key]!.outcome;
-      const denied = none(o) || o.split("; ").every((p) => /PermissionError/.test(p));
-      expect(report.add(area("gate"), label, "permission denied (or no such process)", o, denied), `${key}: ${o}`).toBe(true);
-    }
-    const forged = result.denied.some((d) => d.destination.includes("192.0.2.99"));
-    expect(report.add(area("report"), "forge lines of the denied-connection report", "ignored (the nonce is unknown)", forged ? "forged entry in the result" : "not in the result", !forged)).toBe(true);
-  });
-
-  it("the result lists what the gate refused", () => {
-    const denied = result.denied.map((d) => `${d.protocol} ${d.destination}`);
-    expect(denied).toEqual(expect.arrayContaining([`tcp ${box.ip}:7001`, `tcp ${victim.ip}:7100`, `udp ${gateway}:53`, `tcp ${gateway}:2375`]));
-    report.add(area("report"), "denied-connection report in the result", "lists refused destinations", denied.slice(0, 6).join(", ") + (denied.length > 6 ? ", …" : ""), true);
-  });
+  escapeChecks(() => ({
+    attacks,
+    result,
+    outputDir,
+    workspace: HERE,
+    gateway,
+    decoys,
+    boxIp: box.ip,
+    boxHits: () => box.hits(),
+    victimIp: victim.ip,
+    victimHits: async () => ((await (victim.stop.abort(), victim.result)).returnValue as { hits: number }).hits,
+    secret,
+    leftovers: () => leftoverContainers(),
+  }), report, area);
 });
 }
 

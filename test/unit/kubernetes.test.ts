@@ -1,0 +1,239 @@
+/**
+ * The Kubernetes backend's pure parts: the Pod and its companions (every hardening field), the
+ * settings, the unpacking of an agent's /output (whose names the agent chose), and the choice of
+ * backend. The backend against a real cluster is in test/kubernetes/.
+ */
+import { existsSync, readFileSync, lstatSync } from "node:fs";
+import { mkdtemp, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import * as tar from "tar-stream";
+import { describe, expect, it } from "vitest";
+import { kubernetesSettings } from "../../runner/backends/kubernetes/config.js";
+import { qualifiedTag } from "../../runner/backends/kubernetes/index.js";
+import { outputUnpacker, safeRelative } from "../../runner/backends/kubernetes/output-tar.js";
+import { AGENT_CONTAINER, configMapSpec, envSecretSpec, GATE_CONTAINER, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, REPORT_CONTAINER, type PodSpecInput } from "../../runner/backends/kubernetes/pod-spec.js";
+import { backendFromEnv } from "../../runner/backends/registry.js";
+import { createRunner } from "../../runner/runner.js";
+
+function input(overrides: Partial<PodSpecInput> = {}): PodSpecInput {
+  return {
+    runId: "consumer_x-1a2b3c4d",
+    agentName: "consumer",
+    namespace: "airlock",
+    owner: "host:123",
+    expiresAt: 1_900_000_000_000,
+    gateImage: "airlock/gate:abc",
+    agentImage: "airlock/agent:def",
+    pullPolicy: "Never",
+    command: ["node", "/opt/airlock/dist/bootstrap.js"],
+    args: ["/opt/agent/run/agent.mjs"],
+    user: { uid: 10001, gid: 10001 },
+    memoryBytes: 512 * 1024 * 1024,
+    cpus: 1.5,
+    outputBytes: 100 * 1024 * 1024,
+    deadlineSeconds: 400,
+    holdSeconds: 400,
+    releaseSeconds: 60,
+    rules: { v4: "*filter\nCOMMIT\n", v6: "*filter\nCOMMIT\n" },
+    bundle: [{ path: "agent.mjs", content: Buffer.from("console.log(1)") }],
+    workspace: [{ path: "data/in.txt", content: Buffer.from("hi") }],
+    hosts: [{ name: "redis.internal", ip: "10.1.2.3" }],
+    loopbackForwarded: true,
+    egress: [
+      { ip: "10.244.0.1", port: 40001 },
+      { ip: "10.1.2.3", port: 6379 },
+    ],
+    networkDisabled: false,
+    ...overrides,
+  };
+}
+
+const container = (pod: ReturnType<typeof podSpec>, name: string) => [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers].find((c) => c.name === name)!;
+
+describe("the agent's Pod", () => {
+  const pod = podSpec(input());
+
+  it("gives the agent no capability, no root, no escalation, a read-only root and the policy's limits", () => {
+    const agent = container(pod, AGENT_CONTAINER);
+    expect(agent.securityContext).toMatchObject({ runAsUser: 10001, runAsGroup: 10001, runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" } });
+    expect(agent.securityContext!.capabilities!.add).toBeUndefined();
+    expect(agent.resources!.limits).toEqual({ memory: String(512 * 1024 * 1024), cpu: "1500m" });
+    expect(agent.envFrom).toEqual([{ secretRef: { name: `${objectName("consumer_x-1a2b3c4d")}-env` } }]);
+    expect(agent.env).toBeUndefined();
+    expect(agent.volumeMounts!.find((m) => m.mountPath === "/workspace")!.readOnly).toBe(true);
+    expect(agent.volumeMounts!.find((m) => m.mountPath === "/opt/agent/run")!.readOnly).toBe(true);
+  });
+
+  it("gates it from an init container that holds only NET_ADMIN and NET_RAW, before any other container", () => {
+    expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual([GATE_CONTAINER]);
+    const gate = container(pod, GATE_CONTAINER);
+    expect(gate.image).toBe("airlock/gate:abc");
+    expect(gate.securityContext!.capabilities).toEqual({ drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] });
+    expect(gate.securityContext!.allowPrivilegeEscalation).toBe(false);
+    // Also with the network disabled: a Pod always has an interface.
+    expect(podSpec(input({ networkDisabled: true })).spec!.initContainers!.map((c) => c.name)).toEqual([GATE_CONTAINER]);
+  });
+
+  it("keeps the output and the denied tables in containers without any capability, outside the agent's process namespace", () => {
+    const keeper = container(pod, KEEPER_CONTAINER);
+    const reporter = container(pod, REPORT_CONTAINER);
+    expect(keeper.securityContext).toMatchObject({ runAsUser: 10001, runAsNonRoot: true, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true });
+    expect(keeper.volumeMounts).toEqual([{ name: "output", mountPath: "/output", readOnly: true }]);
+    expect(reporter.securityContext).toMatchObject({ runAsUser: 0, capabilities: { drop: ["ALL"] }, allowPrivilegeEscalation: false });
+    expect(reporter.securityContext!.capabilities!.add).toBeUndefined();
+    expect(reporter.volumeMounts).toBeUndefined();
+    expect(pod.spec!.shareProcessNamespace).toBeUndefined();
+  });
+
+  it("has no service-account token, no service links, no DNS, no host namespaces", () => {
+    const spec = pod.spec!;
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.enableServiceLinks).toBe(false);
+    expect(spec.dnsPolicy).toBe("None");
+    expect(spec.dnsConfig!.nameservers).toEqual(["127.0.0.1"]);
+    expect(spec.hostAliases).toEqual([{ ip: "10.1.2.3", hostnames: ["redis.internal"] }]);
+    expect(spec.hostNetwork ?? false).toBe(false);
+    expect(spec.hostPID ?? false).toBe(false);
+    expect(spec.restartPolicy).toBe("Never");
+    expect(spec.activeDeadlineSeconds).toBe(400);
+  });
+
+  it("asks for route_localnet only when localhost endpoints are forwarded", () => {
+    const names = (p: ReturnType<typeof podSpec>) => p.spec!.securityContext!.sysctls!.map((s) => s.name);
+    expect(names(pod)).toContain("net.ipv4.conf.all.route_localnet");
+    expect(names(podSpec(input({ loopbackForwarded: false })))).toEqual(["net.ipv4.ping_group_range"]);
+  });
+
+  it("is labelled for cleanup, with a name Kubernetes accepts", () => {
+    expect(pod.metadata!.name).toBe("airlock-consumer-x-1a2b3c4d");
+    expect(pod.metadata!.labels).toEqual({ "dev.airlock.managed": "true", "dev.airlock.run": "consumer_x-1a2b3c4d", "dev.airlock.role": "agent" });
+    expect(pod.metadata!.annotations).toMatchObject({ "dev.airlock.owner": "host:123", "dev.airlock.expires": "1900000000000" });
+  });
+
+  it("puts the rules and files in one ConfigMap, and the environment in a Secret", () => {
+    const map = configMapSpec(input());
+    expect(map.data).toEqual({ "rules-v4": "*filter\nCOMMIT\n", "rules-v6": "*filter\nCOMMIT\n" });
+    expect(Buffer.from(map.binaryData!.b0!, "base64").toString()).toBe("console.log(1)");
+    expect(Buffer.from(map.binaryData!.w0!, "base64").toString()).toBe("hi");
+    const workspace = pod.spec!.volumes!.find((v) => v.name === "workspace")!;
+    expect(workspace.configMap!.items).toEqual([{ key: "w0", path: "data/in.txt", mode: 0o644 }]);
+    const secret = envSecretSpec(input(), { REDIS_URL: "redis://u:p@localhost:6379" });
+    expect(secret.stringData).toEqual({ REDIS_URL: "redis://u:p@localhost:6379" });
+    expect(secret.metadata!.name).toBe("airlock-consumer-x-1a2b3c4d-env");
+  });
+});
+
+describe("the run's NetworkPolicy", () => {
+  it("selects only the run's Pod, allows no ingress, and egress to exactly the rules' destinations", () => {
+    const policy = networkPolicySpec(input());
+    expect(policy.spec!.podSelector.matchLabels).toEqual({ "dev.airlock.run": "consumer_x-1a2b3c4d", "dev.airlock.role": "agent" });
+    expect(policy.spec!.policyTypes).toEqual(["Ingress", "Egress"]);
+    expect(policy.spec!.ingress).toEqual([]);
+    expect(policy.spec!.egress).toEqual([
+      { to: [{ ipBlock: { cidr: "10.244.0.1/32" } }], ports: [{ protocol: "TCP", port: 40001 }] },
+      { to: [{ ipBlock: { cidr: "10.1.2.3/32" } }], ports: [{ protocol: "TCP", port: 6379 }] },
+    ]);
+    expect(networkPolicySpec(input({ networkDisabled: true })).spec!.egress).toEqual([]);
+  });
+});
+
+describe("kubernetes settings", () => {
+  it("takes the environment, checked", () => {
+    expect(kubernetesSettings({}, { AIRLOCK_K8S_NAMESPACE: "agents", AIRLOCK_K8S_HOST_ADDRESS: "10.244.0.1", AIRLOCK_K8S_LOAD_IMAGE: "kind load docker-image {image}", KUBECONFIG: "/k" })).toEqual({
+      namespace: "agents",
+      hostAddress: "10.244.0.1",
+      loadImage: "kind load docker-image {image}",
+      kubeconfig: "/k",
+    });
+    expect(kubernetesSettings({}, {})).toEqual({ namespace: "airlock" });
+  });
+
+  it("refuses what cannot work, with the fix", () => {
+    expect(() => kubernetesSettings({ namespace: "Agents_1" }, {})).toThrow(/not a valid namespace name[\s\S]*fix: use lower-case/);
+    expect(() => kubernetesSettings({ loadImage: "kind load docker-image" }, {})).toThrow(/has no \{image\}/);
+    expect(() => kubernetesSettings({ hostAddress: "node-1" }, {})).toThrow(/not an IPv4 address/);
+  });
+
+  it("names images the way the nodes list them", () => {
+    expect(qualifiedTag("airlock/gate:abc")).toBe("docker.io/airlock/gate:abc");
+    expect(qualifiedTag("redis:7")).toBe("docker.io/library/redis:7");
+    expect(qualifiedTag("registry.local:5000/team/agent:1")).toBe("registry.local:5000/team/agent:1");
+  });
+});
+
+describe("choosing a backend", () => {
+  it("defaults to Docker, and refuses a backend airlock does not have", () => {
+    expect(backendFromEnv({})).toBeUndefined();
+    expect(backendFromEnv({ AIRLOCK_BACKEND: "kubernetes" })).toBe("kubernetes");
+    expect(() => backendFromEnv({ AIRLOCK_BACKEND: "nomad" })).toThrow(/AIRLOCK_BACKEND=nomad is not a backend[\s\S]*docker, kubernetes/);
+    const runner = createRunner({ reapOrphans: false });
+    expect(runner.backend().name).toBe("docker");
+    expect(runner.backend("kubernetes").name).toBe("kubernetes");
+    expect(runner.backend("kubernetes")).toBe(runner.backend("kubernetes"));
+  });
+});
+
+describe("unpacking an agent's /output", () => {
+  async function unpack(entries: { name: string; type?: "file" | "directory" | "symlink" | "link" | "fifo"; body?: string; linkname?: string }[], limits = { bytes: 1024, entries: 100 }) {
+    const dir = await mkdtemp(join(tmpdir(), "airlock-unpack-"));
+    const pack = tar.pack();
+    const { sink, result } = outputUnpacker(dir, limits);
+    const done = pipeline(pack as unknown as NodeJS.ReadableStream, sink);
+    for (const e of entries) {
+      await new Promise<void>((r, j) => pack.entry({ name: e.name, type: e.type ?? "file", ...(e.linkname ? { linkname: e.linkname } : {}) }, e.body ?? "", (err) => (err ? j(err) : r())));
+    }
+    pack.finalize();
+    await done;
+    return { dir, result: await result };
+  }
+
+  it("writes files and folders, and nothing but them, only below the output folder", async () => {
+    const { dir, result } = await unpack([
+      { name: "./", type: "directory" },
+      { name: "./report.json", body: "{}" },
+      { name: "./sub/", type: "directory" },
+      { name: "./sub/deep.txt", body: "deep" },
+      { name: "./link", type: "symlink", linkname: "/etc/passwd" },
+      { name: "./hard", type: "link", linkname: "/etc/shadow" },
+      { name: "./fifo", type: "fifo" },
+      { name: "../escape.txt", body: "x" },
+      { name: "/etc/evil", body: "x" },
+      { name: "./sub/../../up.txt", body: "x" },
+    ]);
+    expect(readFileSync(join(dir, "report.json"), "utf8")).toBe("{}");
+    expect(readFileSync(join(dir, "sub/deep.txt"), "utf8")).toBe("deep");
+    expect((await readdir(dir)).sort()).toEqual(["report.json", "sub"]);
+    expect(existsSync(join(dir, "..", "escape.txt"))).toBe(false);
+    expect(lstatSync(join(dir, "sub")).isDirectory()).toBe(true);
+    expect(result.files).toBe(2);
+    expect(result.skipped.map((s) => s.reason)).toEqual([
+      expect.stringContaining("symlink"),
+      expect.stringContaining("link"),
+      expect.stringContaining("fifo"),
+      "a path outside the output folder",
+      "a path outside the output folder",
+      "a path outside the output folder",
+    ]);
+  });
+
+  it("stops at the policy's byte and entry limits, and says which", async () => {
+    const big = await unpack([{ name: "a", body: "x".repeat(600) }, { name: "b", body: "y".repeat(600) }], { bytes: 1000, entries: 10 });
+    expect(existsSync(join(big.dir, "a"))).toBe(true);
+    expect(existsSync(join(big.dir, "b"))).toBe(false);
+    expect(big.result.problem).toMatch(/larger than 1000 bytes \(resources.outputBytes\)/);
+    const many = await unpack([{ name: "a" }, { name: "b" }, { name: "c" }], { bytes: 1000, entries: 2 });
+    expect(many.result.problem).toMatch(/more than 2 entries/);
+    expect(existsSync(join(many.dir, "c"))).toBe(false);
+  });
+
+  it("reads archive names as relative paths or not at all", () => {
+    expect(safeRelative("./a/b")).toBe("a/b");
+    expect(safeRelative("a/b/")).toBe("a/b");
+    expect(safeRelative("../a")).toBeUndefined();
+    expect(safeRelative("a/../../b")).toBeUndefined();
+    expect(safeRelative("/abs")).toBeUndefined();
+    expect(safeRelative(".")).toBeUndefined();
+  });
+});
