@@ -7,6 +7,8 @@
  *   3. 100,000 messages through the gate (Redis pub/sub, Kafka) vs the same pair with unrestricted
  *      network; Redis request/reply round trips, gated and not
  *   4. the runner's memory per concurrent agent, and wall time for 1, 5, 20 and 50 agents
+ *   5./6. bus rights, NATS and MQTT through the gate
+ *   7. agents as Pods on a local Kubernetes cluster against plain Pods (bench/kubernetes.ts)
  */
 import { mkdir, mkdtemp, rm, writeFile, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -24,6 +26,7 @@ import { defaultRunner } from "../runner/runner.js";
 import { bundleAgent } from "../runner/languages/node/bundle.js";
 import { packagePath } from "../runner/paths.js";
 import { fmt, percentile, summarize, type Summary } from "./stats.js";
+import { kubernetesSection } from "./kubernetes.js";
 
 const AGENTS = packagePath("bench", "agents");
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -524,7 +527,7 @@ async function main() {
   const images = await ensureImages(docker);
   const version = await docker.version();
   // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
-  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6").split(","));
+  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6,7").split(","));
   if (only.has("1")) {
     await coldStart(images.agent);
     await pythonColdStart((await ensurePythonImage(docker, images)).id);
@@ -535,6 +538,8 @@ async function main() {
   if (only.has("6")) await natsAndMqtt();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
   if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
+  // Last: a local cluster's kubelet changes the host's netfilter while it runs.
+  if (only.has("7")) await kubernetesSection(images, addRow, log, REPS, await tmp());
   // RSS never shrinks, so per-agent memory is the slope of the peak between the smallest and largest run.
   const [lo, hi] = [scaling[0], scaling[scaling.length - 1]];
   const slope = lo && hi && hi[0] > lo[0] ? (hi[1].peakMiB.median - lo[1].peakMiB.median) / (hi[0] - lo[0]) : 0;
@@ -557,7 +562,7 @@ async function main() {
     `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
-  if (only.size < 5) return;
+  if (only.size < 7) return;
   await mkdir(packagePath("bench"), { recursive: true });
   await writeFile(packagePath("bench", "results.md"), md);
   await rm(join(tmpdir(), "airlock-bench-out"), { recursive: true, force: true });

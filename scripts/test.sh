@@ -1,14 +1,37 @@
 #!/usr/bin/env bash
-# `npm test`: set up what is missing (Docker engine, brokers, images), then the unit and
-# integration suites against the real engine and brokers.
+# `npm test`: set up what is missing (Docker engine, brokers, images), then the unit and integration
+# suites against the real engine and brokers, then the kubernetes suite on a local single-node
+# cluster (scripts/k8s/test.sh: brought up for it and down afterwards; it needs root).
+# With arguments, they go to vitest as they are (and the kubernetes suite runs only if asked for
+# with --project kubernetes). AIRLOCK_SKIP_KUBERNETES=1 leaves the cluster out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node dist/runner/cli/main.js schema --check policies/policy.schema.json
 node dist/runner/cli/main.js schema --run --check policies/run.schema.json
 mkdir -p .airlock
+rm -f .airlock/vitest.json .airlock/vitest-kubernetes.json
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json=.airlock/vitest.json "$@" || status=$?
+if [ "$#" -gt 0 ]; then
+  case " $* " in
+    *" --project kubernetes "*) bash scripts/k8s/test.sh "$@" || status=$? ;;
+    *) npx vitest run --project unit --project integration --reporter=default --reporter=json --outputFile.json=.airlock/vitest.json "$@" || status=$? ;;
+  esac
+else
+  npx vitest run --project unit --project integration --reporter=default --reporter=json --outputFile.json=.airlock/vitest.json || status=$?
+  if [ "${AIRLOCK_SKIP_KUBERNETES:-}" = 1 ]; then
+    echo "[airlock] AIRLOCK_SKIP_KUBERNETES=1: the kubernetes suite did not run" >&2
+  elif [ "$(id -u)" != 0 ]; then
+    echo "[airlock] the kubernetes suite needs root (it runs a local cluster): skipped" >&2
+  else
+    bash scripts/k8s/test.sh || status=$?
+  fi
+fi
 # One plain closing line for CI systems that read it.
-node -e 'const r=JSON.parse(require("fs").readFileSync(".airlock/vitest.json","utf8")); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests+r.numTodoTests} skipped`)' || true
+node -e '
+  const fs = require("fs");
+  const runs = [".airlock/vitest.json", ".airlock/vitest-kubernetes.json"].filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+  const sum = (k) => runs.reduce((n, r) => n + (r[k] || 0), 0);
+  console.log(`tests: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed, ${sum("numPendingTests") + sum("numTodoTests")} skipped`);
+' || true
 exit $status

@@ -51,6 +51,13 @@ EOK
 up() {
   [ "$(id -u)" = 0 ] || { log "the cluster needs root"; exit 1; }
   if ready; then log "cluster already up"; echo "$KUBECONFIG"; return; fi
+  # Another cluster (another clone's, say) holds the ports this one needs.
+  for port in 6443 2379 10250; do
+    if ss -ltnH "sport = :$port" 2>/dev/null | grep -q . && ! running kube-apiserver; then
+      log "port $port is in use by another process (another cluster? bring it down first: bash <its clone>/scripts/k8s/cluster.sh down)"
+      exit 1
+    fi
+  done
   bash "$here/build.sh"
   local missing=""
   command -v etcd >/dev/null || missing="$missing etcd-server"

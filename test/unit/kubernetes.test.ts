@@ -76,7 +76,7 @@ describe("the agent's Pod", () => {
     expect(podSpec(input({ networkDisabled: true })).spec!.initContainers!.map((c) => c.name)).toEqual([GATE_CONTAINER]);
   });
 
-  it("keeps the output and the denied tables in containers without any capability, outside the agent's process namespace", () => {
+  it("keeps the output and the denied tables in containers without any capability; the keeper, as the agent's uid, can stop it", () => {
     const keeper = container(pod, KEEPER_CONTAINER);
     const reporter = container(pod, REPORT_CONTAINER);
     expect(keeper.securityContext).toMatchObject({ runAsUser: 10001, runAsNonRoot: true, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true });
@@ -84,7 +84,8 @@ describe("the agent's Pod", () => {
     expect(reporter.securityContext).toMatchObject({ runAsUser: 0, capabilities: { drop: ["ALL"] }, allowPrivilegeEscalation: false });
     expect(reporter.securityContext!.capabilities!.add).toBeUndefined();
     expect(reporter.volumeMounts).toBeUndefined();
-    expect(pod.spec!.shareProcessNamespace).toBeUndefined();
+    // One process namespace: the keeper signals the agent's processes, and SIGKILL reaches its main one.
+    expect(pod.spec!.shareProcessNamespace).toBe(true);
   });
 
   it("has no service-account token, no service links, no DNS, no host namespaces", () => {
