@@ -35,6 +35,17 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          // A cluster that enforces NetworkPolicy (Cilium; scripts/k8s/netpol.sh): run by name only.
+          name: "netpol",
+          include: ["test/netpol/**/*.test.ts"],
+          globalSetup: ["test/kubernetes/global-setup.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

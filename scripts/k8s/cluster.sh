@@ -8,6 +8,11 @@
 #   bash scripts/k8s/cluster.sh down     stops everything it started and removes what it added to the host
 #   bash scripts/k8s/cluster.sh status
 #
+# AIRLOCK_K8S_CNI=cilium (for scripts/k8s/netpol.sh) runs it with Cilium instead of the bridge plugin
+# and kube-proxy, so that NetworkPolicy is enforced: Cilium built by build-cilium.sh, clang-19 to
+# compile its BPF programs, a private bpffs and a veth pair of its own as its device (nothing is
+# attached to the host's interfaces). One cluster at a time: down before switching.
+#
 # Needs root. Host side effects (undone by down): a bridge k8sbr0 with CNI's iptables chains, cgroups
 # under /k8s1, kube-proxy's and the kubelet's KUBE-* chains (KUBE-FIREWALL would drop the host's
 # loopback connections from containers), and the kubelet's sysctls (restored from what up recorded).
@@ -15,7 +20,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 K=${AIRLOCK_K8S_DIR:-$(cd "$here/../.." && pwd)/.cache/k8s}
 B=$K/bin
-R=$K/run
+CNI=${AIRLOCK_K8S_CNI:-bridge}
+# Each variant has its own run folder (state, certificates, logs, airlock.env).
+if [ "$CNI" = cilium ]; then R=$K/run-cilium; else R=$K/run; fi
 P=$R/pki
 log() { printf '[airlock k8s] %s\n' "$*" >&2; }
 NODE=$(hostname | tr '[:upper:]' '[:lower:]')
@@ -23,6 +30,8 @@ NODEIP=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1
 [ -n "$NODEIP" ] || NODEIP=$(hostname -I | awk '{print $1}')
 export KUBECONFIG=$R/admin.kubeconfig
 FWD_COMMENT="airlock: runner forwarders to the host loopback"
+case "$CNI" in bridge | cilium) ;; *) log "AIRLOCK_K8S_CNI is bridge or cilium, not $CNI"; exit 2 ;; esac
+C=$K/cilium
 SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.conf.all.route_localnet"
 
 ready() { kubectl get node "$NODE" 2>/dev/null | grep -qw Ready; }
@@ -48,6 +57,48 @@ current-context: local
 EOK
 }
 
+# Cilium as plain processes (../shared/design/kubernetes-cluster.md has the recipe and why each flag).
+up_cilium() {
+  mkdir -p "$R/cilium-lib" "$R/bpffs" "$R/clang-bin"
+  local src; src=$(cd "$C/build" && go list -m -f '{{.Dir}}' github.com/cilium/cilium)
+  [ -d "$R/cilium-lib/bpf" ] || { cp -r "$src/bpf" "$R/cilium-lib/bpf"; chmod -R u+w "$R/cilium-lib"; }
+  ln -sf /usr/bin/clang-19 "$R/clang-bin/clang"; ln -sf /usr/lib/llvm-19/bin/llc "$R/clang-bin/llc"
+  grep -q " $R/bpffs " /proc/mounts || mount -t bpf bpf "$R/bpffs"
+  # A veth pair of its own as Cilium's device, so that no BPF program is attached to the host's interfaces.
+  ip link show airlockc0 >/dev/null 2>&1 || { ip link add airlockc0 type veth peer name airlockc1; ip addr add 192.168.251.1/30 dev airlockc0; }
+  ip link set airlockc0 up; ip link set airlockc1 up
+  local cg; cg=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+  running cilium-operator || bg cilium-operator "$C/bin/cilium-operator-generic" --k8s-kubeconfig-path="$R/admin.kubeconfig" --cluster-name=default --ipam=kubernetes \
+    --operator-api-serve-addr=127.0.0.1:29234 --operator-prometheus-serve-addr= --enable-metrics=false --operator-pprof-port=0
+  running cilium-agent || K8S_NODE_NAME=$NODE PATH=$R/clang-bin:$PATH bg cilium-agent "$C/bin/cilium-agent" --k8s-kubeconfig-path="$R/admin.kubeconfig" --cluster-name=default \
+    --ipam=kubernetes --k8s-require-ipv4-pod-cidr=true --enable-ipv6=false --enable-ipv4=true --local-router-ipv4=10.244.0.1 \
+    --routing-mode=native --ipv4-native-routing-cidr=10.244.0.0/16 --auto-direct-node-routes=false \
+    --kube-proxy-replacement=false --enable-l7-proxy=false --enable-hubble=false --enable-envoy-config=false --external-envoy-proxy=false \
+    --enable-health-checking=false --enable-endpoint-health-checking=false --agent-health-port=29879 --prometheus-serve-addr= \
+    --enable-ipv4-masquerade=false --enable-xt-socket-fallback=false --cni-exclusive=false --policy-cidr-match-mode=nodes \
+    --devices=airlockc0 --lib-dir="$R/cilium-lib" --bpf-root="$R/bpffs" --cgroup-root="$cg" \
+    --enable-policy=default --enable-k8s-networkpolicy=true --identity-allocation-mode=crd
+}
+
+down_cilium() {
+  stop_one cilium-agent
+  stop_one cilium-operator
+  ip link del cilium_host 2>/dev/null || true
+  ip link del airlockc0 2>/dev/null || true
+  for ipt in iptables iptables-legacy; do
+    command -v "$ipt" >/dev/null 2>&1 || continue
+    for table in filter nat mangle raw; do
+      "$ipt" -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z_-]+ .*-j CILIUM' | sed 's/^-A/-D/' | while read -r rule; do
+        # shellcheck disable=SC2086
+        "$ipt" -t "$table" $rule 2>/dev/null || true
+      done || true
+      for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N CILIUM/ {print $2}'); do "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done
+    done
+  done
+  umount "$R/bpffs" 2>/dev/null || true
+  rm -rf /var/run/cilium
+}
+
 up() {
   [ "$(id -u)" = 0 ] || { log "the cluster needs root"; exit 1; }
   if ready; then log "cluster already up"; echo "$KUBECONFIG"; return; fi
@@ -64,6 +115,11 @@ up() {
   [ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
   command -v conntrack >/dev/null || missing="$missing conntrack"
   command -v containerd >/dev/null || missing="$missing containerd"
+  if [ "$CNI" = cilium ]; then
+    bash "$here/build-cilium.sh"
+    # Cilium 1.18 compiles its BPF programs with LLVM >= 18.1 (bookworm's default clang-14 is too old).
+    command -v clang-19 >/dev/null || missing="$missing clang-19 llvm-19"
+  fi
   command -v runc >/dev/null || missing="$missing runc"
   if [ -n "$missing" ]; then
     log "installing$missing"
@@ -75,7 +131,15 @@ up() {
   [ -f "$P/ca.crt" ] || sh "$here/gen-certs.sh" "$P" "$NODE" "$NODEIP"
   running etcd || bg etcd etcd --name k8s --data-dir "$R/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster k8s=http://127.0.0.1:2380 --unsafe-no-fsync
-  sed "s#@R@#$R#g" "$here/containerd.toml.tmpl" >"$R/containerd.toml"
+  if [ "$CNI" = cilium ]; then
+    # A CNI folder of its own: loopback and host-local from Debian, and Cilium's plugin.
+    mkdir -p "$R/cni/bin"
+    for p in loopback host-local; do ln -sf "/usr/lib/cni/$p" "$R/cni/bin/$p"; done
+    ln -sf "$C/bin/cilium-cni" "$R/cni/bin/cilium-cni"
+    sed "s#@R@#$R#g; s#@CNIBIN@#$R/cni/bin#g" "$here/containerd.toml.tmpl" >"$R/containerd.toml"
+    printf '{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni", "log-file": "%s/log/cilium-cni.log"}]}\n' "$R" >"$R/cni/net.d/05-cilium.conflist"
+  else
+  sed "s#@R@#$R#g; s#@CNIBIN@#/usr/lib/cni#g" "$here/containerd.toml.tmpl" >"$R/containerd.toml"
   cat >"$R/cni/net.d/10-bridge.conflist" <<'EOC'
 {"cniVersion": "0.4.0", "name": "k8s-pod-net", "plugins": [
   {"type": "bridge", "bridge": "k8sbr0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
@@ -88,6 +152,7 @@ EOC
   ip link show k8sbr0 >/dev/null 2>&1 || ip link add k8sbr0 type bridge
   ip -4 addr show k8sbr0 | grep -q 10.244.0.1/ || ip addr add 10.244.0.1/24 dev k8sbr0
   ip link set k8sbr0 up
+  fi
   running containerd || bg containerd containerd --config "$R/containerd.toml"
   local ctr="ctr -a $R/containerd/containerd.sock -n k8s.io"
   for _ in $(seq 1 60); do $ctr version >/dev/null 2>&1 && break; sleep 0.5; done
@@ -154,7 +219,8 @@ mode: iptables
 clusterCIDR: 10.244.0.0/16
 conntrack: {maxPerCore: 0}
 EOK
-  running kube-proxy || bg kube-proxy "$B/kube-proxy" --config="$R/kube-proxy.yaml" --hostname-override="$NODE"
+  [ "$CNI" = cilium ] && up_cilium
+  [ "$CNI" = cilium ] || running kube-proxy || bg kube-proxy "$B/kube-proxy" --config="$R/kube-proxy.yaml" --hostname-override="$NODE"
   for _ in $(seq 1 120); do ready && break; sleep 1; done
   ready || { log "the node did not become Ready; logs in $R/log"; tail -n 20 "$R/log/kubelet.log" >&2; exit 1; }
   log "node $NODE Ready"
@@ -190,7 +256,9 @@ down() {
     kubectl delete pods --all -A --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
     for _ in $(seq 1 30); do [ -z "$(ctr -a "$R/containerd/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null)" ] && break; sleep 1; done
   fi
-  for c in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver; do stop_one "$c"; done
+  for c in kube-proxy kubelet; do stop_one "$c"; done
+  [ "$CNI" = cilium ] && down_cilium
+  for c in kube-scheduler kube-controller-manager kube-apiserver; do stop_one "$c"; done
   local ctr="ctr -a $R/containerd/containerd.sock -n k8s.io"
   for t in $($ctr tasks ls -q 2>/dev/null); do $ctr tasks kill -s SIGKILL "$t" 2>/dev/null || true; done
   sleep 1

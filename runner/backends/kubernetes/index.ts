@@ -40,8 +40,11 @@ export class KubernetesBackend implements ExecutionBackend {
     return new KubeRun(this, request);
   }
 
-  /** The cluster answers and airlock's namespace exists (created once, when missing). */
-  ready(): Promise<void> {
+  /**
+   * The cluster answers and airlock's namespace exists (created once, when missing); with
+   * `reapOrphans`, what crashed runners left there is removed first (once per runner, as on Docker).
+   */
+  ready(reapOrphans = false): Promise<void> {
     this.namespaceReady ??= (async () => {
       const { core } = this.client;
       const name = this.settings.namespace;
@@ -55,6 +58,7 @@ export class KubernetesBackend implements ExecutionBackend {
             if (!isConflict(e)) throw explainKubeError(e, this.client, `creating namespace ${name}`, name);
           });
       }
+      if (reapOrphans) await this.cleanup({}).catch(() => {});
     })();
     this.namespaceReady.catch(() => (this.namespaceReady = undefined));
     return this.namespaceReady;

@@ -71,7 +71,7 @@ export class KubeRun extends RunStages {
     const prepared = await this.prepare(async () => {
       // Images are still built by the local engine; the cluster runs them.
       await assertDockerReachable(this.runner.docker);
-      await this.backend.ready();
+      await this.backend.ready(this.runner.reapOrphans);
     });
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
     const image = await this.chooseImage(prepared);
