@@ -6,13 +6,13 @@
  *   - runAgent() → the agent's first line, against creating a Pod → its first line
  *   - 20 agents at once (until all have exited), against 20 plain Pods at once
  */
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import type { V1Pod } from "@kubernetes/client-node";
 import { definePolicy, runAgent, type ImageSet } from "../runner/index.js";
 import { kubernetesBackend, type KubernetesBackend } from "../runner/backends/kubernetes/index.js";
 import { PodWatch } from "../runner/backends/kubernetes/pod-watch.js";
+import { loadLocalClusterEnv } from "../runner/backends/kubernetes/local-cluster.js";
 import { packagePath } from "../runner/paths.js";
 
 const NS = "airlock-bench";
@@ -20,15 +20,6 @@ const AGENTS = packagePath("bench", "agents");
 
 export type AddRow = (section: string, metric: string, a: number[], b: number[], unit: string) => void;
 
-/** The variables cluster.sh wrote for its cluster, unless already set. */
-function loadClusterEnv(): void {
-  const file = packagePath(".cache", "k8s", "run", "airlock.env");
-  if (!existsSync(file)) return;
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m && process.env[m[1]!] === undefined) process.env[m[1]!] = m[2]!.replace(/^'(.*)'$/, "$1");
-  }
-}
 
 async function answers(backend: KubernetesBackend): Promise<boolean> {
   return backend.client.core.listNode().then(() => true, () => false);
@@ -69,7 +60,7 @@ async function airlockFirstLine(out: string, i: number): Promise<{ firstLine: nu
 }
 
 export async function kubernetesSection(images: ImageSet, addRow: AddRow, log: (...a: unknown[]) => void, reps: number, out: string): Promise<void> {
-  loadClusterEnv();
+  loadLocalClusterEnv(packagePath(".cache", "k8s", "run", "airlock.env"));
   let backend = kubernetesBackend();
   let broughtUp = false;
   if (!(await answers(backend))) {
@@ -80,7 +71,7 @@ export async function kubernetesSection(images: ImageSet, addRow: AddRow, log: (
     log("7. kubernetes: bringing up the local cluster (scripts/k8s/cluster.sh up)");
     await execa("bash", [packagePath("scripts", "k8s", "cluster.sh"), "up"], { stdio: ["ignore", "ignore", "inherit"] });
     broughtUp = true;
-    loadClusterEnv();
+    loadLocalClusterEnv(packagePath(".cache", "k8s", "run", "airlock.env"));
     backend = kubernetesBackend();
   }
   try {

@@ -16,3 +16,5 @@ export { ensurePythonImage } from "./languages/python/image.js";
 export { LANGUAGE_NAMES, type LanguageName } from "./languages/names.js";
 export { assertDockerReachable, dockerClient } from "./docker/client.js";
 export * from "./errors.js";
+export { BACKEND_NAMES, type BackendName, type ExecutionBackend } from "./backends/backend.js";
+export type { KubernetesOptions } from "./backends/kubernetes/config.js";

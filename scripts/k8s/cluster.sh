@@ -71,7 +71,7 @@ up_cilium() {
   running cilium-operator || bg cilium-operator "$C/bin/cilium-operator-generic" --k8s-kubeconfig-path="$R/admin.kubeconfig" --cluster-name=default --ipam=kubernetes \
     --operator-api-serve-addr=127.0.0.1:29234 --operator-prometheus-serve-addr= --enable-metrics=false --operator-pprof-port=0
   running cilium-agent || K8S_NODE_NAME=$NODE PATH=$R/clang-bin:$PATH bg cilium-agent "$C/bin/cilium-agent" --k8s-kubeconfig-path="$R/admin.kubeconfig" --cluster-name=default \
-    --ipam=kubernetes --k8s-require-ipv4-pod-cidr=true --enable-ipv6=false --enable-ipv4=true --local-router-ipv4=10.244.0.1 \
+    --ipam=kubernetes --k8s-require-ipv4-pod-cidr=true --enable-ipv6=false --enable-ipv4=true \
     --routing-mode=native --ipv4-native-routing-cidr=10.244.0.0/16 --auto-direct-node-routes=false \
     --kube-proxy-replacement=false --enable-l7-proxy=false --enable-hubble=false --enable-envoy-config=false --external-envoy-proxy=false \
     --enable-health-checking=false --enable-endpoint-health-checking=false --agent-health-port=29879 --prometheus-serve-addr= \
@@ -88,9 +88,9 @@ down_cilium() {
   for ipt in iptables iptables-legacy; do
     command -v "$ipt" >/dev/null 2>&1 || continue
     for table in filter nat mangle raw; do
+      # The rules come shell-quoted (their comments have spaces): eval them back into words.
       "$ipt" -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z_-]+ .*-j CILIUM' | sed 's/^-A/-D/' | while read -r rule; do
-        # shellcheck disable=SC2086
-        "$ipt" -t "$table" $rule 2>/dev/null || true
+        eval "\"\$ipt\" -t \"\$table\" $rule" 2>/dev/null || true
       done || true
       for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N CILIUM/ {print $2}'); do "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done
     done
@@ -224,18 +224,28 @@ EOK
   for _ in $(seq 1 120); do ready && break; sleep 1; done
   ready || { log "the node did not become Ready; logs in $R/log"; tail -n 20 "$R/log/kubelet.log" >&2; exit 1; }
   log "node $NODE Ready"
+  # Where Pods reach this host: the bridge's gateway, or Cilium's router address (on cilium_host).
+  HOSTADDR=10.244.0.1
+  if [ "$CNI" = cilium ]; then
+    for _ in $(seq 1 60); do
+      HOSTADDR=$(ip -4 -o addr show cilium_host 2>/dev/null | awk '{print $4}' | cut -d/ -f1 || true)
+      [ -n "$HOSTADDR" ] && break; sleep 0.5
+    done
+    [ -n "$HOSTADDR" ] || { log "cilium_host has no address; logs in $R/log"; exit 1; }
+    echo "$HOSTADDR" >"$R/host-address"
+  fi
   # airlock's forwarders (localhost endpoints) connect from the pod bridge's address to the host's
   # 127.0.0.1, which the kubelet's KUBE-FIREWALL drops; let exactly that through, on lo only (after
   # the kubelet has put its own rules first, or they would come before these).
   for chain in OUTPUT:-o INPUT:-i; do
-    iptables -C "${chain%%:*}" "${chain##*:}" lo -s 10.244.0.1/32 -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT 2>/dev/null \
-      || iptables -I "${chain%%:*}" 1 "${chain##*:}" lo -s 10.244.0.1/32 -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT
+    iptables -C "${chain%%:*}" "${chain##*:}" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT 2>/dev/null \
+      || iptables -I "${chain%%:*}" 1 "${chain##*:}" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT
   done
   # What airlock's kubernetes backend needs to use this cluster (source it, or pass the values).
   cat >"$R/airlock.env" <<EOE
 export KUBECONFIG=$KUBECONFIG
 export AIRLOCK_K8S_LOAD_IMAGE='ctr -a $R/containerd/containerd.sock -n k8s.io images ls -q | grep -qx docker.io/{image} || docker save {image} | ctr -a $R/containerd/containerd.sock -n k8s.io images import -'
-export AIRLOCK_K8S_HOST_ADDRESS=10.244.0.1
+export AIRLOCK_K8S_HOST_ADDRESS=$HOSTADDR
 EOE
   echo "$KUBECONFIG"
 }
@@ -270,7 +280,9 @@ down() {
   [ -x "$B/kube-proxy" ] && "$B/kube-proxy" --cleanup >/dev/null 2>&1 || true
   ip link del k8sbr0 2>/dev/null || true
   for chain in OUTPUT:-o INPUT:-i; do
-    while iptables -D "${chain%%:*}" "${chain##*:}" lo -s 10.244.0.1/32 -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT 2>/dev/null; do :; done
+    for addr in 10.244.0.1 $(cat "$R/host-address" 2>/dev/null); do
+      while iptables -D "${chain%%:*}" "${chain##*:}" lo -s "$addr/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT 2>/dev/null; do :; done
+    done
   done
   iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null || true
   for chain in CNI-FORWARD CNI-ADMIN; do iptables -F "$chain" 2>/dev/null || true; iptables -X "$chain" 2>/dev/null || true; done
@@ -280,8 +292,7 @@ down() {
     command -v "$ipt" >/dev/null 2>&1 || continue
     for table in filter nat mangle; do
       "$ipt" -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z-]+ .*-j KUBE-' | sed 's/^-A/-D/' | while read -r rule; do
-        # shellcheck disable=SC2086
-        "$ipt" -t "$table" $rule 2>/dev/null || true
+        eval "\"\$ipt\" -t \"\$table\" $rule" 2>/dev/null || true
       done || true
       for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; done
       for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done

@@ -39,6 +39,8 @@ export async function tcpDecoy(host: string, port = 0): Promise<Decoy> {
   const server: Server = createServer((s) => {
     hits++;
     sockets.add(s);
+    // A prober that resets its side is not the decoy's problem.
+    s.on("error", () => {});
     s.on("close", () => sockets.delete(s));
     s.end("DECOY\n");
   });

@@ -4,25 +4,16 @@
  * Every run in these tests goes to the kubernetes backend: AIRLOCK_BACKEND is set here, so the same
  * example tests that run on Docker run on the cluster, with the same assertions.
  */
-import { existsSync, readFileSync } from "node:fs";
 import { packagePath } from "../../runner/paths.js";
 import { kubernetesBackend } from "../../runner/backends/kubernetes/index.js";
+import { loadLocalClusterEnv } from "../../runner/backends/kubernetes/local-cluster.js";
 import { prerequisites } from "../integration/global-setup.js";
 import { release } from "node:os";
 import { renderSecurityDoc } from "../integration/security/report.js";
 
-/** The variables cluster.sh wrote for its cluster (`export NAME='value'` lines). */
-function loadClusterEnv(): void {
-  const file = process.env.AIRLOCK_K8S_ENV ?? packagePath(".cache", "k8s", "run", "airlock.env");
-  if (!existsSync(file)) return;
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m && process.env[m[1]!] === undefined) process.env[m[1]!] = m[2]!.replace(/^'(.*)'$/, "$1");
-  }
-}
 
 export default async function setup(): Promise<() => void> {
-  loadClusterEnv();
+  loadLocalClusterEnv(process.env.AIRLOCK_K8S_ENV ?? packagePath(".cache", "k8s", "run", "airlock.env"));
   process.env.AIRLOCK_BACKEND = "kubernetes";
   const backend = kubernetesBackend();
   await backend.client.core.listNode().catch((err: Error) => {

@@ -8,12 +8,13 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePolicy, dockerClient, ensureImages, runAgent } from "../../runner/index.js";
+import { dockerClient, ensureImages, runAgent } from "../../runner/index.js";
+import { packagePath } from "../../runner/paths.js";
 import { kubernetesBackend } from "../../runner/backends/kubernetes/index.js";
 import { execIn } from "../../runner/backends/kubernetes/exec.js";
 import { configMapSpec, envSecretSpec, GATE_CONTAINER, GATE_RELEASE_FILE, networkPolicySpec, objectName, podSpec, type PodSpecInput } from "../../runner/backends/kubernetes/pod-spec.js";
 import { PodWatch } from "../../runner/backends/kubernetes/pod-watch.js";
-import { AGENTS, tcpDecoy, tempDir, type Decoy } from "../integration/helpers.js";
+import { tcpDecoy, tempDir, type Decoy } from "../integration/helpers.js";
 
 const OPEN_RULES = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
 const host = process.env.AIRLOCK_K8S_HOST_ADDRESS ?? "10.244.0.1";
@@ -111,9 +112,9 @@ describe("airlock's NetworkPolicy on a cluster that enforces it (Cilium)", () =>
   });
 
   it("a real run on that cluster gets through its NetworkPolicy to its localhost endpoint, and to nothing else", async () => {
-    const result = await runAgent({ agent: join(AGENTS, "..", "..", "..", "examples", "hello", "agent.ts"), policy: definePolicy({ name: "hello", network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { GREETING: "hello through Cilium" } } }), outputDir: join(await tempDir(), "out"), backend: "kubernetes" });
+    const result = await runAgent({ agent: packagePath("examples", "hello", "agent.ts"), policy: packagePath("policies", "hello.yaml"), outputDir: join(await tempDir(), "out"), backend: "kubernetes" });
     expect(result.status, result.error ?? result.stdout).toBe("succeeded");
-    expect(result.stdout).toContain('PING -> PONG, read back "hello through Cilium"');
+    expect(result.stdout).toContain("PING -> PONG");
     expect(result.stdout).toMatch(/unlisted port \(localhost:6380\): ECONNREFUSED/);
   });
 });
