@@ -3,7 +3,8 @@
 #
 #   apply SECONDS  the Pod's init container, root with NET_ADMIN/NET_RAW only, in the Pod's network
 #                  namespace before any agent container exists: loads /etc/airlock-gate/v4 and v6
-#                  (the run's rules, from its ConfigMap), says "applied", then waits until the runner
+#                  (the run's rules, from its ConfigMap), says "applied" (with the x_tables backend
+#                  and the Pod's address), then waits until the runner
 #                  has read the rules back over exec and created /run/airlock-gate/go. Exits 0 then,
 #                  which lets the kubelet start the agent; gives up (exit 3) after SECONDS.
 #   keep SECONDS   a container beside the agent with no capability (the keeper, as the agent's uid,
@@ -21,7 +22,10 @@ case "$role" in
 apply)
   iptables-restore </etc/airlock-gate/v4
   ip6tables-restore </etc/airlock-gate/v6
-  if iptables -V 2>/dev/null | grep -q nf_tables; then echo "airlock-gate: applied nft"; else echo "airlock-gate: applied legacy"; fi
+  # The x_tables backend (the runner reads the rules back with the same) and the Pod's address.
+  if iptables -V 2>/dev/null | grep -q nf_tables; then backend=nft; else backend=legacy; fi
+  address=$(hostname -I | cut -d' ' -f1)
+  echo "airlock-gate: applied $backend $address"
   end=$(( $(date +%s) + seconds ))
   while [ ! -e /run/airlock-gate/go ]; do
     [ "$(date +%s)" -lt "$end" ] || { echo "airlock-gate: the runner did not release the gate within ${seconds}s" >&2; exit 3; }

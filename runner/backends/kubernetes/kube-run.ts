@@ -186,49 +186,70 @@ export class KubeRun extends RunStages {
     return name;
   }
 
-  /** The init container's rules, read back over exec and compared with what was sent; then the forwarders accept the Pod and the init is released. */
+  /**
+   * The init container's rules, read back over exec and compared with what was sent; then the
+   * forwarders accept the Pod's address and the init is released. The gate's own log line says when
+   * its rules are loaded (and from which address): it is read from the moment the Pod exists, since
+   * the Pod's status reaches the API only on the kubelet's next sync, a second or so later.
+   */
   private async openGate(watch: PodWatch, input: PodSpecInput): Promise<void> {
     const api = this.backend.client;
     const pod = this.podName!;
     this.phase("gate", "waiting for the gate's init container");
-    const started = await watch.until((p) => {
-      const problem = podStartProblem(p);
-      if (problem) return { problem };
-      const gate = containerStatus(p, GATE_CONTAINER, true);
-      if (gate?.state?.terminated) return { problem: `the gate exited (${gate.state.terminated.exitCode}) before it was released: ${gate.state.terminated.message ?? gate.state.terminated.reason ?? ""}` };
-      return gate?.state?.running && p.status?.podIP ? { ip: p.status.podIP } : undefined;
-    }, GATE_START_MS, this.stopSignal());
-    if (!started) {
-      if (this.options.signal?.aborted) throw new RunOptionsError("the run was cancelled before the agent started");
-      throw new KubernetesError(`the Pod ${this.ns}/${pod} did not start its gate within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`, "check the node (kubectl -n " + this.ns + " describe pod " + pod + ")");
+    const stop = new AbortController();
+    const failed = watch
+      .until((p) => {
+        const problem = podStartProblem(p);
+        if (problem) return problem;
+        const gate = containerStatus(p, GATE_CONTAINER, true)?.state?.terminated;
+        return gate ? `the gate exited (${gate.exitCode}) before it was released: ${gate.message ?? gate.reason ?? ""}` : undefined;
+      }, GATE_START_MS, new Promise((r) => stop.signal.addEventListener("abort", r, { once: true })))
+      .then((problem) => {
+        if (problem) throw new KubernetesError(`the Pod ${this.ns}/${pod} could not start: ${problem}`, fixFor(problem));
+      });
+    try {
+      const applied = await Promise.race([this.gateApplied(pod, stop.signal), failed.then(() => undefined)]);
+      if (!applied) {
+        if (this.options.signal?.aborted) throw new RunOptionsError("the run was cancelled before the agent started");
+        throw new KubernetesError(`the Pod ${this.ns}/${pod} did not start its gate within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`, `check the node (kubectl -n ${this.ns} describe pod ${pod})`);
+      }
+      const saved = await this.readRules(pod, applied.backend);
+      for (const [family, expected, actual] of [["IPv4", input.rules.v4, saved.v4], ["IPv6", input.rules.v6, saved.v6]] as const) {
+        const diff = compareRulesets(expected, actual);
+        if (diff) throw new GateError(`the Pod's ${family} rules are not the ones airlock sent: ${diff}`, "the gate image on the node is not airlock's: reload it (AIRLOCK_K8S_LOAD_IMAGE) and retry");
+      }
+      // The address the Pod has, as its gate (airlock's code, before any agent exists) saw it; the API's, once it has one, must agree.
+      const known = watch.current?.status?.podIP;
+      if (known && known !== applied.ip) throw new GateError(`the Pod's gate reports address ${applied.ip}, the API ${known}`);
+      this.forwarders.forEach((f) => f.allow(applied.ip));
+      const released = await execIn(api, this.ns, pod, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE], { timeoutMs: 15_000 });
+      if (released.code !== 0) throw new GateError(`could not release the Pod's gate: ${released.stderr.trim()}`);
+    } finally {
+      stop.abort();
+      failed.catch(() => {});
     }
-    if ("problem" in started) throw new KubernetesError(`the Pod ${this.ns}/${pod} could not start: ${started.problem}`, fixFor(started.problem ?? ""));
-    // The init says "applied" once both rule sets are loaded; until then iptables-save shows Kubernetes' empty tables.
-    const saved = await this.readRules(pod);
-    for (const [family, expected, actual] of [["IPv4", input.rules.v4, saved.v4], ["IPv6", input.rules.v6, saved.v6]] as const) {
-      const diff = compareRulesets(expected, actual);
-      if (diff) throw new GateError(`the Pod's ${family} rules are not the ones airlock sent: ${diff}`, "the gate image on the node is not airlock's: reload it (AIRLOCK_K8S_LOAD_IMAGE) and retry");
-    }
-    this.forwarders.forEach((f) => f.allow(started.ip));
-    const released = await execIn(api, this.ns, pod, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE], { timeoutMs: 15_000 });
-    if (released.code !== 0) throw new GateError(`could not release the Pod's gate: ${released.stderr.trim()}`);
   }
 
-  private async readRules(pod: string): Promise<{ v4: string; v6: string }> {
-    const api = this.backend.client;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const logs = await api.core.readNamespacedPodLog({ namespace: this.ns, name: pod, container: GATE_CONTAINER }).catch(() => "");
-      const backend = /airlock-gate: applied (nft|legacy)/.exec(String(logs))?.[1];
-      if (backend) {
-        const save = backend === "nft" ? ["iptables-nft-save", "ip6tables-nft-save"] : ["iptables-legacy-save", "ip6tables-legacy-save"];
-        const [v4, v6] = await Promise.all(save.map((cmd) => execIn(api, this.ns, pod, GATE_CONTAINER, [cmd], { timeoutMs: 15_000 })));
-        if (v4!.code !== 0 || v6!.code !== 0) throw new GateError(`could not read the Pod's rules back: ${(v4!.stderr || v6!.stderr).trim()}`);
-        return { v4: v4!.stdout.toString(), v6: v6!.stdout.toString() };
-      }
-      if (Date.now() > deadline) throw new GateError("the Pod's gate did not load its rules within 30 s", `kubectl -n ${this.ns} logs ${pod} -c ${GATE_CONTAINER}`);
-      await new Promise((r) => setTimeout(r, 25));
+  /** Polls the gate's log until it says its rules are loaded: their backend and the Pod's address (undefined if cancelled or too late). */
+  private async gateApplied(pod: string, stop: AbortSignal): Promise<{ backend: "nft" | "legacy"; ip: string } | undefined> {
+    const deadline = Date.now() + GATE_START_MS;
+    while (!stop.aborted && !this.options.signal?.aborted && Date.now() < deadline) {
+      const logs = await this.backend.client.core.readNamespacedPodLog({ namespace: this.ns, name: pod, container: GATE_CONTAINER }).catch(() => "");
+      const m = /airlock-gate: applied (nft|legacy) ([0-9.]+)/.exec(String(logs));
+      if (m) return { backend: m[1] as "nft" | "legacy", ip: m[2]! };
+      await new Promise((r) => setTimeout(r, 20));
     }
+    return undefined;
+  }
+
+  /** Both rule sets, read back in one exec (each exec is a round trip through the API server and the kubelet). */
+  private async readRules(pod: string, backend: "nft" | "legacy"): Promise<{ v4: string; v6: string }> {
+    const split = "#airlock-split";
+    const script = backend === "nft" ? `iptables-nft-save && echo '${split}' && ip6tables-nft-save` : `iptables-legacy-save && echo '${split}' && ip6tables-legacy-save`;
+    const saved = await execIn(this.backend.client, this.ns, pod, GATE_CONTAINER, ["sh", "-c", script], { timeoutMs: 15_000 });
+    const [v4, v6] = saved.stdout.toString().split(`${split}\n`);
+    if (saved.code !== 0 || v6 === undefined) throw new GateError(`could not read the Pod's rules back: ${saved.stderr.trim() || "no output"}`);
+    return { v4: v4!, v6 };
   }
 
   private stopSignal(): Promise<void> | undefined {
