@@ -5,21 +5,19 @@
  *   prepare → images (built by the local engine, loaded into the nodes) → gate plan (the same
  *   rules as on Docker) → objects (ConfigMap, Secret, NetworkPolicy, Pod) → gate (the init
  *   container's rules read back over exec and compared, the forwarders opened for the Pod's
- *   address, then the init released) → agent (logs followed) → exit → output and denied tables
+ *   address, then the init released: pod-gate.ts) → agent (logs followed) → exit → output and denied tables
  *   read from the Pod → the result
  *
  * dispose() deletes everything the run created, whatever happened.
  */
-import type { V1Pod } from "@kubernetes/client-node";
 import { PassThrough } from "node:stream";
-import { GateError, KubernetesError, RunOptionsError } from "../../errors.js";
+import { KubernetesError, RunOptionsError } from "../../errors.js";
 import { assertDockerReachable } from "../../docker/client.js";
 import { ownerId } from "../../docker/labels.js";
 import { parseDeniedReport } from "../../gate/denied.js";
 import { LoopbackForwarder } from "../../gate/forwarder.js";
 import { planGate, type GatePlan } from "../../gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../../gate/rules.js";
-import { compareRulesets } from "../../gate/verify.js";
 import { trustedImages } from "../../images/trust.js";
 import type { PreparedRun } from "../../run/prepare.js";
 import type { AgentResult } from "../../run/result.js";
@@ -31,11 +29,10 @@ import { execIn } from "./exec.js";
 import type { KubernetesBackend } from "./index.js";
 import { outputUnpacker } from "./output-tar.js";
 import { podFiles } from "./pod-files.js";
+import { describeWaiting, fixFor, GATE_START_MS, openPodGate } from "./pod-gate.js";
 import { containerStatus, podStartProblem, PodWatch } from "./pod-watch.js";
-import { AGENT_CONTAINER, configMapSpec, envSecretSpec, GATE_CONTAINER, GATE_RELEASE_FILE, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, POD_GATE, REPORT_CONTAINER, type PodSpecInput } from "./pod-spec.js";
+import { AGENT_CONTAINER, configMapSpec, envSecretSpec, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, POD_GATE, REPORT_CONTAINER, type PodSpecInput } from "./pod-spec.js";
 
-/** How long a Pod may take from creation to its gate running (scheduling, a first image on a node). */
-const GATE_START_MS = 120_000;
 /** How long the gate waits for the runner's release (the check takes well under a second). */
 const RELEASE_SECONDS = 60;
 /** After the SIGKILL, how long the agent may still take to be gone before its Pod is deleted. */
@@ -84,7 +81,8 @@ export class KubeRun extends RunStages {
     const input = await this.podInput(prepared, image, images.gate, plan, forwarded);
     const pod = await this.createObjects(input, env);
     const watch = (this.watch = new PodWatch(this.backend.client, this.ns, pod));
-    await this.openGate(watch, input);
+    this.phase("gate", "waiting for the gate's init container");
+    await openPodGate({ client: this.backend.client, namespace: this.ns, pod, watch, rules: input.rules, forwarders: this.forwarders, ...(this.options.signal ? { cancelled: this.options.signal } : {}) });
     const exit = await this.runAgent(watch, prepared);
     return this.finish(exit);
   }
@@ -184,78 +182,6 @@ export class KubeRun extends RunStages {
     await attempt("creating the agent's Pod", "pod", name, () => api.core.createNamespacedPod({ namespace: this.ns, body: podSpec(input) }));
     this.podName = name;
     return name;
-  }
-
-  /**
-   * The init container's rules, read back over exec and compared with what was sent; then the
-   * forwarders accept the Pod's address and the init is released. The gate's own log line says when
-   * its rules are loaded (and from which address): it is read from the moment the Pod exists, since
-   * the Pod's status reaches the API only on the kubelet's next sync, a second or so later.
-   */
-  private async openGate(watch: PodWatch, input: PodSpecInput): Promise<void> {
-    const api = this.backend.client;
-    const pod = this.podName!;
-    this.phase("gate", "waiting for the gate's init container");
-    const stop = new AbortController();
-    const failed = watch
-      .until((p) => {
-        const problem = podStartProblem(p);
-        if (problem) return problem;
-        const gate = containerStatus(p, GATE_CONTAINER, true)?.state?.terminated;
-        return gate ? `the gate exited (${gate.exitCode}) before it was released: ${gate.message ?? gate.reason ?? ""}` : undefined;
-      }, GATE_START_MS, new Promise((r) => stop.signal.addEventListener("abort", r, { once: true })))
-      .then((problem) => {
-        if (problem) throw new KubernetesError(`the Pod ${this.ns}/${pod} could not start: ${problem}`, fixFor(problem));
-      });
-    try {
-      const applied = await Promise.race([this.gateApplied(pod, stop.signal), failed.then(() => undefined)]);
-      if (!applied) {
-        if (this.options.signal?.aborted) throw new RunOptionsError("the run was cancelled before the agent started");
-        throw new KubernetesError(`the Pod ${this.ns}/${pod} did not start its gate within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`, `check the node (kubectl -n ${this.ns} describe pod ${pod})`);
-      }
-      const saved = await this.readRules(pod, applied.backend);
-      for (const [family, expected, actual] of [["IPv4", input.rules.v4, saved.v4], ["IPv6", input.rules.v6, saved.v6]] as const) {
-        const diff = compareRulesets(expected, actual);
-        if (diff) throw new GateError(`the Pod's ${family} rules are not the ones airlock sent: ${diff}`, "the gate image on the node is not airlock's: reload it (AIRLOCK_K8S_LOAD_IMAGE) and retry");
-      }
-      // The address the Pod has, as its gate (airlock's code, before any agent exists) saw it; the API's, once it has one, must agree.
-      const known = watch.current?.status?.podIP;
-      if (known && known !== applied.ip) throw new GateError(`the Pod's gate reports address ${applied.ip}, the API ${known}`);
-      this.forwarders.forEach((f) => f.allow(applied.ip));
-      const released = await execIn(api, this.ns, pod, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE], { timeoutMs: 15_000 });
-      if (released.code !== 0) throw new GateError(`could not release the Pod's gate: ${released.stderr.trim()}`);
-    } finally {
-      stop.abort();
-      failed.catch(() => {});
-    }
-  }
-
-  /** Polls the gate's log until it says its rules are loaded: their backend and the Pod's address (undefined if cancelled or too late). */
-  private async gateApplied(pod: string, stop: AbortSignal): Promise<{ backend: "nft" | "legacy"; ip: string } | undefined> {
-    const deadline = Date.now() + GATE_START_MS;
-    while (!stop.aborted && !this.options.signal?.aborted && Date.now() < deadline) {
-      const logs = await this.backend.client.core.readNamespacedPodLog({ namespace: this.ns, name: pod, container: GATE_CONTAINER }).catch(() => "");
-      const m = /airlock-gate: applied (nft|legacy) ([0-9.]+)/.exec(String(logs));
-      if (m) return { backend: m[1] as "nft" | "legacy", ip: m[2]! };
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return undefined;
-  }
-
-  /** Both rule sets, read back in one exec (each exec is a round trip through the API server and the kubelet). */
-  private async readRules(pod: string, backend: "nft" | "legacy"): Promise<{ v4: string; v6: string }> {
-    const split = "#airlock-split";
-    const script = backend === "nft" ? `iptables-nft-save && echo '${split}' && ip6tables-nft-save` : `iptables-legacy-save && echo '${split}' && ip6tables-legacy-save`;
-    const saved = await execIn(this.backend.client, this.ns, pod, GATE_CONTAINER, ["sh", "-c", script], { timeoutMs: 15_000 });
-    const [v4, v6] = saved.stdout.toString().split(`${split}\n`);
-    if (saved.code !== 0 || v6 === undefined) throw new GateError(`could not read the Pod's rules back: ${saved.stderr.trim() || "no output"}`);
-    return { v4: v4!, v6 };
-  }
-
-  private stopSignal(): Promise<void> | undefined {
-    const signal = this.options.signal;
-    if (!signal) return undefined;
-    return new Promise((r) => (signal.aborted ? r() : signal.addEventListener("abort", () => r(), { once: true })));
   }
 
   /** The agent from its start to its exit: logs followed, the timeout and cancellation enforced. */
@@ -373,17 +299,4 @@ export class KubeRun extends RunStages {
     this.runner.background(Promise.allSettled(removals));
     await this.releaseShared();
   }
-}
-
-function describeWaiting(pod: V1Pod | undefined): string {
-  const waiting = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])].find((s) => s.state?.waiting)?.state?.waiting;
-  const unscheduled = pod?.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
-  if (unscheduled) return ` (not scheduled: ${unscheduled.message ?? unscheduled.reason})`;
-  return waiting ? ` (${waiting.reason}: ${waiting.message ?? ""})` : "";
-}
-
-function fixFor(problem: string): string | undefined {
-  if (/SysctlForbidden|route_localnet/.test(problem)) return "allow the sysctl on the kubelet (allowedUnsafeSysctls: [net.ipv4.conf.all.route_localnet]) for localhost endpoints; scripts/k8s/cluster.sh does";
-  if (/ErrImageNeverPull|ImagePull|ErrImagePull/.test(problem)) return "load airlock's images into the nodes: set AIRLOCK_K8S_LOAD_IMAGE (e.g. kind load docker-image {image})";
-  return undefined;
 }
