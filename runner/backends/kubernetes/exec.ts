@@ -11,6 +11,8 @@ export interface ExecResult {
   code: number;
   stdout: Buffer;
   stderr: string;
+  /** The command did not run to an exit code: the API or the kubelet failed it (its words are in `stderr`). */
+  notRun?: boolean;
 }
 
 export interface ExecOptions {
@@ -21,11 +23,21 @@ export interface ExecOptions {
   sink?: Writable;
 }
 
-function exitCodeOf(status: V1Status): number {
+function exitCodeOf(status: V1Status): number | undefined {
   if (status.status === "Success") return 0;
   const cause = status.details?.causes?.find((c) => c.reason === "ExitCode");
   const code = Number(cause?.message);
-  return Number.isInteger(code) ? code : 1;
+  return Number.isInteger(code) ? code : undefined;
+}
+
+/** execIn, tried again (up to `attempts` times, 200 ms apart) when the API or the kubelet failed the exec itself rather than the command. */
+export async function execRetrying(client: KubeClient, namespace: string, pod: string, container: string, argv: string[], options: ExecOptions & { attempts?: number } = {}): Promise<ExecResult> {
+  const attempts = options.attempts ?? 3;
+  for (let i = 1; ; i++) {
+    const result = await execIn(client, namespace, pod, container, argv, options).catch((err: Error) => ({ code: 1, stdout: Buffer.alloc(0), stderr: err.message, notRun: true }));
+    if (!result.notRun || i >= attempts || options.sink) return result;
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 export async function execIn(client: KubeClient, namespace: string, pod: string, container: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
@@ -63,7 +75,8 @@ export async function execIn(client: KubeClient, namespace: string, pod: string,
     client.exec
       .exec(namespace, pod, container, argv, stdout, errSink, null, false, (status) => {
         // The status arrives before the last frames are flushed into the sinks: let them drain.
-        setImmediate(() => finish(() => resolve({ code: exitCodeOf(status), stdout: Buffer.concat(chunks), stderr })));
+        const code = exitCodeOf(status);
+        setImmediate(() => finish(() => resolve({ code: code ?? 1, stdout: Buffer.concat(chunks), stderr: code === undefined ? `${stderr}${status.message ?? status.reason ?? "the exec failed"}` : stderr, ...(code === undefined ? { notRun: true } : {}) })));
       })
       .then((ws) => {
         socket = ws;

@@ -25,7 +25,7 @@ import { RunStages, type RunExit } from "../../run/run-stages.js";
 import type { StopRequest } from "../../run/exit-wait.js";
 import type { RunRequest } from "../backend.js";
 import { apiMessage, explainKubeError } from "./client.js";
-import { execIn } from "./exec.js";
+import { execIn, execRetrying } from "./exec.js";
 import type { KubernetesBackend } from "./index.js";
 import { outputUnpacker } from "./output-tar.js";
 import { podFiles } from "./pod-files.js";
@@ -243,7 +243,7 @@ export class KubeRun extends RunStages {
   }
 
   private async signalAgent(pod: string, signal: "TERM" | "KILL"): Promise<void> {
-    await execIn(this.backend.client, this.ns, pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], { timeoutMs: 10_000 }).catch((err: Error) => this.warn(`could not send SIG${signal} to the agent: ${err.message}`));
+    await execRetrying(this.backend.client, this.ns, pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], { timeoutMs: 10_000 }).catch((err: Error) => this.warn(`could not send SIG${signal} to the agent: ${err.message}`));
   }
 
   private outputProblem?: string;
@@ -254,7 +254,7 @@ export class KubeRun extends RunStages {
     const unpack = outputUnpacker(this.outputDir, { bytes: limits.outputBytes, entries: limits.outputFiles });
     const [tarred, report] = await Promise.all([
       execIn(api, this.ns, pod, KEEPER_CONTAINER, ["tar", "-C", "/output", "-cf", "-", "."], { sink: unpack.sink, timeoutMs: 120_000 }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
-      execIn(api, this.ns, pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }).catch(() => undefined),
+      execRetrying(api, this.ns, pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }).catch(() => undefined),
     ]);
     unpack.result.catch(() => {});
     if (tarred.code === -1) {

@@ -10,7 +10,7 @@ import { GateError, KubernetesError, RunOptionsError } from "../../errors.js";
 import type { LoopbackForwarder } from "../../gate/forwarder.js";
 import { compareRulesets } from "../../gate/verify.js";
 import type { KubeClient } from "./client.js";
-import { execIn } from "./exec.js";
+import { execRetrying } from "./exec.js";
 import { GATE_CONTAINER, GATE_RELEASE_FILE } from "./pod-spec.js";
 import { containerStatus, podStartProblem, type PodWatch } from "./pod-watch.js";
 
@@ -61,7 +61,7 @@ export async function openPodGate(g: PodGate): Promise<void> {
     const known = watch.current?.status?.podIP;
     if (known && known !== applied.ip) throw new GateError(`the Pod's gate reports address ${applied.ip}, the API ${known}`);
     g.forwarders.forEach((f) => f.allow(applied.ip));
-    const released = await execIn(api, namespace, pod, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE], { timeoutMs: 15_000 });
+    const released = await execRetrying(api, namespace, pod, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE], { timeoutMs: 15_000 });
     if (released.code !== 0) throw new GateError(`could not release the Pod's gate: ${released.stderr.trim()}`);
   } finally {
     stop.abort();
@@ -85,7 +85,7 @@ async function gateApplied(g: PodGate, stop: AbortSignal): Promise<{ backend: "n
 async function readRules(g: PodGate, backend: "nft" | "legacy"): Promise<{ v4: string; v6: string }> {
   const split = "#airlock-split";
   const script = backend === "nft" ? `iptables-nft-save && echo '${split}' && ip6tables-nft-save` : `iptables-legacy-save && echo '${split}' && ip6tables-legacy-save`;
-  const saved = await execIn(g.client, g.namespace, g.pod, GATE_CONTAINER, ["sh", "-c", script], { timeoutMs: 15_000 });
+  const saved = await execRetrying(g.client, g.namespace, g.pod, GATE_CONTAINER, ["sh", "-c", script], { timeoutMs: 15_000 });
   const [v4, v6] = saved.stdout.toString().split(`${split}\n`);
   if (saved.code !== 0 || v6 === undefined) throw new GateError(`could not read the Pod's rules back: ${saved.stderr.trim() || "no output"}`);
   return { v4: v4!, v6 };
