@@ -51,7 +51,7 @@ export class Runner {
   private readonly pools = new Map<string, GatePool>();
   private readonly removals = new Set<Promise<unknown>>();
   private readonly customImages: (() => Promise<ImageSet>) | undefined;
-  private readonly backends = new Map<BackendName, ExecutionBackend>();
+  private readonly backends = new Map<BackendName, Promise<ExecutionBackend>>();
   private readonly defaultBackend: BackendName | undefined;
   private readonly kubernetesOptions: KubernetesOptions | undefined;
 
@@ -67,12 +67,13 @@ export class Runner {
   }
 
   /** The backend a run uses (its own choice, else the runner's, else AIRLOCK_BACKEND, else Docker). */
-  backend(name?: BackendName): ExecutionBackend {
+  async backend(name?: BackendName): Promise<ExecutionBackend> {
     const chosen = name ?? this.defaultBackend ?? backendFromEnv() ?? "docker";
     let backend = this.backends.get(chosen);
     if (!backend) {
       backend = createBackend(chosen, this, this.kubernetesOptions);
       this.backends.set(chosen, backend);
+      backend.catch(() => this.backends.delete(chosen));
     }
     return backend;
   }
@@ -159,7 +160,7 @@ export class Runner {
     this.pools.clear();
     await Promise.all(pools.map((p) => p.close()));
     await this.containersRemoved();
-    await Promise.all([...this.backends.values()].map((b) => b.close()));
+    await Promise.all([...this.backends.values()].map((b) => b.then((backend) => backend.close(), () => {})));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,11 +1,11 @@
 /**
  * Which backend a run uses: the run's option, else the runner's, else AIRLOCK_BACKEND, else Docker.
- * The one place that knows every backend; each is created once per runner, when first asked for.
+ * The one place that knows every backend; each is created once per runner, when first asked for,
+ * and a backend's own dependencies are loaded only then.
  */
 import { RunOptionsError } from "../errors.js";
 import { BACKEND_NAMES, type BackendName, type ExecutionBackend } from "./backend.js";
 import { dockerBackend } from "./docker/index.js";
-import { kubernetesBackend } from "./kubernetes/index.js";
 import type { KubernetesOptions } from "./kubernetes/config.js";
 import type { Runner } from "../runner.js";
 
@@ -21,11 +21,12 @@ export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendNam
   return value;
 }
 
-export function createBackend(name: BackendName, runner: Runner, kubernetes: KubernetesOptions | undefined): ExecutionBackend {
+/** The Kubernetes client is loaded only by runs that use it (importing it costs about a second). */
+export async function createBackend(name: BackendName, runner: Runner, kubernetes: KubernetesOptions | undefined): Promise<ExecutionBackend> {
   switch (name) {
     case "docker":
       return dockerBackend(runner);
     case "kubernetes":
-      return kubernetesBackend(kubernetes);
+      return (await import("./kubernetes/index.js")).kubernetesBackend(kubernetes);
   }
 }

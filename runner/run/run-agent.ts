@@ -103,7 +103,7 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
   let run: BackendRun | undefined;
   let result: AgentResult;
   try {
-    run = runner.backend(options.backend).createRun({ runner, options, name, outputDir, base, emit });
+    run = (await runner.backend(options.backend)).createRun({ runner, options, name, outputDir, base, emit });
     result = await run.execute();
   } catch (err) {
     const error = err instanceof AirlockError ? err : isConnectionError(err) ? explainDockerError(err) : err;

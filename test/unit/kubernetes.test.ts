@@ -165,14 +165,14 @@ describe("kubernetes settings", () => {
 });
 
 describe("choosing a backend", () => {
-  it("defaults to Docker, and refuses a backend airlock does not have", () => {
+  it("defaults to Docker, and refuses a backend airlock does not have", async () => {
     expect(backendFromEnv({})).toBeUndefined();
     expect(backendFromEnv({ AIRLOCK_BACKEND: "kubernetes" })).toBe("kubernetes");
     expect(() => backendFromEnv({ AIRLOCK_BACKEND: "nomad" })).toThrow(/AIRLOCK_BACKEND=nomad is not a backend[\s\S]*docker, kubernetes/);
     const runner = createRunner({ reapOrphans: false });
-    expect(runner.backend().name).toBe("docker");
-    expect(runner.backend("kubernetes").name).toBe("kubernetes");
-    expect(runner.backend("kubernetes")).toBe(runner.backend("kubernetes"));
+    expect((await runner.backend()).name).toBe("docker");
+    expect((await runner.backend("kubernetes")).name).toBe("kubernetes");
+    expect(await runner.backend("kubernetes")).toBe(await runner.backend("kubernetes"));
   });
 });
 

@@ -10,7 +10,7 @@ export function registerCleanup(program: Command): void {
     .option("--all", "remove every airlock container (or Pod) and broker identity, also of runs still going, and the airlock network")
     .action(async (opts: { all?: boolean } & BackendFlags) => {
       const runner = createRunner({ gatePoolSize: 0, reapOrphans: false, ...runnerBackendOptions(opts) });
-      const backend = runner.backend(backendFlag(opts));
+      const backend = await runner.backend(backendFlag(opts));
       if (backend.name === "docker") await assertDockerReachable(runner.docker);
       const report = await backend.cleanup({ all: Boolean(opts.all) });
       const n = report.removed.length;
