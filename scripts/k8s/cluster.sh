@@ -235,11 +235,13 @@ EOK
     echo "$HOSTADDR" >"$R/host-address"
   fi
   # airlock's forwarders (localhost endpoints) connect from the pod bridge's address to the host's
-  # 127.0.0.1, which the kubelet's KUBE-FIREWALL drops; let exactly that through, on lo only (after
-  # the kubelet has put its own rules first, or they would come before these).
-  for chain in OUTPUT:-o INPUT:-i; do
-    iptables -C "${chain%%:*}" "${chain##*:}" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT 2>/dev/null \
-      || iptables -I "${chain%%:*}" 1 "${chain##*:}" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j ACCEPT
+  # 127.0.0.1, which the kubelet's KUBE-FIREWALL drops. Let exactly that through, on lo only, inside
+  # KUBE-FIREWALL itself: kube-proxy and the kubelet prepend their jumps to INPUT and OUTPUT whenever
+  # they sync, so a rule of ours there could end up behind them; the chain's own rules they only append.
+  for _ in $(seq 1 60); do iptables -S KUBE-FIREWALL >/dev/null 2>&1 && break; sleep 0.5; done
+  for dir in -o -i; do
+    iptables -C KUBE-FIREWALL "$dir" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j RETURN 2>/dev/null \
+      || iptables -I KUBE-FIREWALL 1 "$dir" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j RETURN
   done
   # What airlock's kubernetes backend needs to use this cluster (source it, or pass the values).
   cat >"$R/airlock.env" <<EOE
