@@ -235,14 +235,8 @@ EOK
     echo "$HOSTADDR" >"$R/host-address"
   fi
   # airlock's forwarders (localhost endpoints) connect from the pod bridge's address to the host's
-  # 127.0.0.1, which the kubelet's KUBE-FIREWALL drops. Let exactly that through, on lo only, inside
-  # KUBE-FIREWALL itself: kube-proxy and the kubelet prepend their jumps to INPUT and OUTPUT whenever
-  # they sync, so a rule of ours there could end up behind them; the chain's own rules they only append.
-  for _ in $(seq 1 60); do iptables -S KUBE-FIREWALL >/dev/null 2>&1 && break; sleep 0.5; done
-  for dir in -o -i; do
-    iptables -C KUBE-FIREWALL "$dir" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j RETURN 2>/dev/null \
-      || iptables -I KUBE-FIREWALL 1 "$dir" lo -s "$HOSTADDR/32" -d 127.0.0.0/8 -m comment --comment "$FWD_COMMENT" -j RETURN
-  done
+  # 127.0.0.1, which the kubelet's KUBE-FIREWALL drops: a root runner puts one ACCEPT for exactly that
+  # (on lo) at the top of INPUT and OUTPUT before each run (runner/backends/kubernetes/host-loopback.ts).
   # What airlock's kubernetes backend needs to use this cluster (source it, or pass the values).
   cat >"$R/airlock.env" <<EOE
 export KUBECONFIG=$KUBECONFIG

@@ -29,6 +29,7 @@ import { execIn, execRetrying } from "./exec.js";
 import type { KubernetesBackend } from "./index.js";
 import { outputUnpacker } from "./output-tar.js";
 import { podFiles } from "./pod-files.js";
+import { ensureLoopbackExemption } from "./host-loopback.js";
 import { describeWaiting, fixFor, GATE_START_MS, openPodGate } from "./pod-gate.js";
 import { containerStatus, podStartProblem, PodWatch } from "./pod-watch.js";
 import { AGENT_CONTAINER, configMapSpec, envSecretSpec, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, POD_GATE, REPORT_CONTAINER, type PodSpecInput } from "./pod-spec.js";
@@ -119,6 +120,7 @@ export class KubeRun extends RunStages {
         "set AIRLOCK_K8S_HOST_ADDRESS (kubernetes.hostAddress) to the node's address on the pod network when the runner runs on the node, or name the broker's Service address in the policy instead",
       );
     }
+    await ensureLoopbackExemption(address);
     for (const route of plan.loopback) this.forwarders.push(await LoopbackForwarder.listen(address, route.target));
     return { address, ports: this.forwarders.map((f) => f.port) };
   }
