@@ -82,6 +82,15 @@ describe("an agent as a Pod", () => {
     expect(await readFile(join(dir, "out", "flushed.txt"), "utf8")).toBe("flushed on stop\n");
   });
 
+  it("a stop before the keeper that sends it has started still reaches the agent with SIGTERM", async () => {
+    // Timed out 1 s after the gate is released: the agent's container is just starting, the keeper (after it) not yet.
+    const result = await runAgent({ agent: join(AGENTS, "graceful.ts"), policy: definePolicy({ name: "graceful", timeoutSeconds: 1 }), outputDir: join(await tempDir(), "out"), stopGraceMs: 30_000 });
+    expect(result.status).toBe("timed_out");
+    expect(result.warnings ?? []).toEqual([]);
+    // Not killed at the end of its 30 s grace: the SIGTERM arrived.
+    expect(result.durationMs).toBeLessThan(20_000);
+  });
+
   it("is OOM-killed at the policy's memory limit, and says so", async () => {
     const result = await runAgent({ agent: join(AGENTS, "memory-bomb.ts"), policy: definePolicy({ name: "bomb", resources: { memory: "128m" }, timeoutSeconds: 60 }), outputDir: join(await tempDir(), "out") });
     expect(result.status).toBe("oom");

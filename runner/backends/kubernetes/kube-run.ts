@@ -36,6 +36,8 @@ import { AGENT_CONTAINER, configMapSpec, envSecretSpec, KEEPER_CONTAINER, networ
 
 /** How long the gate waits for the runner's release (the check takes well under a second). */
 const RELEASE_SECONDS = 60;
+/** How long a stop waits for the keeper to be running (it starts right after the agent). */
+const KEEPER_START_MS = 10_000;
 /** After the SIGKILL, how long the agent may still take to be gone before its Pod is deleted. */
 const KILL_BACKSTOP_MS = 5000;
 
@@ -244,9 +246,16 @@ export class KubeRun extends RunStages {
     }
   }
 
+  /**
+   * The keeper signals the agent's processes. It starts after the agent (the kubelet starts a Pod's
+   * containers in order), so a stop early in a run waits for it first.
+   */
   private async signalAgent(pod: string, signal: "TERM" | "KILL"): Promise<void> {
-    await execRetrying(this.backend.client, this.ns, pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], { timeoutMs: 10_000 }).catch((err: Error) => this.warn(`could not send SIG${signal} to the agent: ${err.message}`));
+    await this.watch?.until((p) => (containerStatus(p, KEEPER_CONTAINER)?.state?.running ? true : undefined), KEEPER_START_MS);
+    const sent = await execRetrying(this.backend.client, this.ns, pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], { timeoutMs: 10_000 });
+    if (sent.code !== 0) this.warn(`could not send SIG${signal} to the agent: ${sent.stderr.trim() || `exit ${sent.code}`}`);
   }
+
 
   private outputProblem?: string;
 
