@@ -5,16 +5,15 @@
  * another airlock run (also a Pod). Policy: only localhost:6379, which on this backend is forwarded
  * by the runner from the Pod's 127.0.0.1. Every target is a decoy this test started.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe } from "vitest";
-import { definePolicy, dockerClient, ensureImages, runAgent, type AgentResult } from "../../runner/index.js";
+import { dockerClient, ensureImages } from "../../runner/index.js";
 import { kubernetesBackend } from "../../runner/backends/kubernetes/index.js";
 import { waitUntil } from "../../runner/util/wait-until.js";
-import { AGENTS, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../integration/helpers.js";
+import { leftoverContainers, type Decoy } from "../integration/helpers.js";
 import { attackerImage } from "../integration/security/attacker.js";
-import { escapeChecks } from "../integration/security/escape-checks.js";
+import { attackConfig, dockerBridgeGateway, escapeChecks, hostDecoys, runAttacker, startVictim, type Victim } from "../integration/security/escape-checks.js";
 import { SecurityReport } from "../integration/security/report.js";
 
 const SECURITY = join(import.meta.dirname, "..", "integration", "security");
@@ -52,108 +51,31 @@ async function decoyPod(): Promise<{ ip: string; hits(): Promise<string[]>; remo
 function kubernetesEscapeSuite(mode: { label: string; area: string; airlockBuilt: boolean; language: "node" | "python" }): void {
   describe(`escape attempts from a Pod, ${mode.label} (policy allows only localhost:6379)`, () => {
     const area = (name: string) => `${name} (${mode.area})`;
-    const decoys: Record<string, Decoy> = {};
+    let decoys: Record<string, Decoy> = {};
     const gateway = process.env.AIRLOCK_K8S_HOST_ADDRESS ?? "10.244.0.1";
     let box: Awaited<ReturnType<typeof decoyPod>>;
-    let victim: { result: Promise<AgentResult>; stop: AbortController; ip: string };
-    let attacks: Record<string, { outcome: string; ms: number }>;
-    let result: AgentResult;
-    let outputDir: string;
+    let victim: Victim;
+    let attack: Awaited<ReturnType<typeof runAttacker>>;
     const secret = `host-secret-${Date.now()}`;
 
     beforeAll(async () => {
-      const docker = dockerClient();
       const image = await attackerImage({ airlockBuilt: mode.airlockBuilt, language: mode.language });
-      const dockerBridge = ((await docker.getNetwork("bridge").inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway ?? "172.17.0.1";
-      decoys.loopbackTcp = await tcpDecoy("127.0.0.1");
-      decoys.loopbackUdp = await udpDecoy("127.0.0.1");
-      decoys.gatewayTcp = await tcpDecoy(gateway);
-      decoys.gatewayAllowedPort = await tcpDecoy(gateway, 6379);
-      decoys.gatewayUdp = await udpDecoy(gateway);
-      decoys.gatewayDns = await udpDecoy(gateway, 53);
-      decoys.dockerBridgeTcp = await tcpDecoy(dockerBridge);
-      decoys.late = await tcpDecoy(gateway);
-      decoys.ipv6 = await tcpDecoy("::", 0);
+      const dockerBridge = await dockerBridgeGateway();
+      decoys = await hostDecoys(gateway, dockerBridge);
       box = await decoyPod();
-
-      const stop = new AbortController();
-      let announce: (ip: string) => void;
-      const announced = new Promise<string>((r) => (announce = r));
-      const victimResult = runAgent({
-        agent: join(AGENTS, "victim.ts"),
-        policy: definePolicy({ name: "victim", network: { allowedEndpoints: ["localhost:6379"] }, timeoutSeconds: 180 }),
-        outputDir: join(await tempDir(), "victim"),
-        signal: stop.signal,
-        onEvent: (e) => e.type === "output" && e.line.startsWith("LISTENING ") && announce(e.line.split(" ")[1]!.split(":")[0]!),
-      });
-      victimResult.then((r) => announce(`victim ended: ${r.status} ${r.error ?? ""}`));
-      victim = { result: victimResult, stop, ip: await announced };
-
-      process.env.AIRLOCK_TEST_HOST_SECRET = secret;
-      outputDir = join(await tempDir(), "attacker");
-      const cfg = {
-        gateway,
-        allowed: { host: "127.0.0.1", port: 6379 },
-        tcp: [
-          { id: "other-port-on-allowed-host", host: "127.0.0.1", port: decoys.loopbackTcp.port },
-          { id: "allowed-port-on-other-address", host: gateway, port: 6379 },
-          { id: "host-via-airlock-bridge", host: gateway, port: decoys.gatewayTcp.port },
-          { id: "host-via-docker-bridge", host: dockerBridge, port: decoys.dockerBridgeTcp.port },
-          { id: "container-on-same-bridge", host: box.ip, port: 7001 },
-          { id: "container-of-another-airlock-run", host: victim.ip, port: 7100 },
-        ],
-        udp: [
-          { id: "host-loopback", host: "127.0.0.1", port: decoys.loopbackUdp.port },
-          { id: "host-via-airlock-bridge", host: gateway, port: decoys.gatewayUdp.port },
-          { id: "container-on-same-bridge", host: box.ip, port: 7002 },
-        ],
-        dns: [
-          { id: "decoy-dns-on-host", host: gateway, port: 53 },
-          { id: "decoy-dns-in-container", host: box.ip, port: 53 },
-          { id: "docker-embedded-dns", host: "127.0.0.11", port: 53 },
-        ],
-        ipv6: [{ id: "loopback", host: "::1", port: decoys.ipv6.port }],
-        late: { host: gateway, port: decoys.late.port },
-      };
-      result = await runAgent({
-        command: mode.language === "python" ? ["python3", "-m", "airlock._bootstrap", "/workspace/attack.py"] : ["python3", "/workspace/attack.py"],
-        image,
-        policy: definePolicy({ name: "attacker", network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { ATTACK: JSON.stringify(cfg) } }, timeoutSeconds: 120 }),
-        outputDir,
-        workingDir: SECURITY,
-      });
-      attacks = JSON.parse(await readFile(join(outputDir, "attacks.json"), "utf8").catch(() => `{"error": ${JSON.stringify(result.error ?? result.stdout.slice(-500))}}`));
-      await new Promise((r) => setTimeout(r, 5000)); // give the detached child its chance
+      victim = await startVictim();
+      attack = await runAttacker({ image, language: mode.language }, attackConfig({ gateway, dockerBridge, decoys, boxIp: box.ip, victimIp: victim.ip }), SECURITY, secret);
     }, 600_000);
 
     afterAll(async () => {
       delete process.env.AIRLOCK_TEST_HOST_SECRET;
-      victim?.stop.abort();
-      await victim?.result;
+      await victim?.hits().catch(() => 0);
       await box?.remove().catch(() => {});
       await Promise.all(Object.values(decoys).map((d) => d.close()));
       report.save();
     });
 
-    escapeChecks(
-      () => ({
-        attacks,
-        result,
-        outputDir,
-        workspace: SECURITY,
-        gateway,
-        decoys,
-        boxIp: box.ip,
-        boxHits: () => box.hits(),
-        victimIp: victim.ip,
-        victimHits: async () => ((await (victim.stop.abort(), victim.result)).returnValue as { hits: number }).hits,
-        secret,
-        secret,
-    leftovers: () => leftoverContainers(),
-      }),
-      report,
-      area,
-    );
+    escapeChecks(() => ({ ...attack, workspace: SECURITY, gateway, decoys, boxIp: box.ip, boxHits: () => box.hits(), victimIp: victim.ip, victimHits: () => victim.hits(), secret, leftovers: () => leftoverContainers() }), report, area);
   });
 }
 

@@ -113,6 +113,15 @@ describe("an agent as a Pod", () => {
   });
 });
 
+/** `airlock run graceful.ts --backend kubernetes`, once the agent says it is ready. */
+async function gracefulCliRun(dir: string) {
+  const child = execa("node", [CLI, "run", join(AGENTS, "graceful.ts"), "--policy", packagePath("policies", "hello.yaml"), "--output", join(dir, "out"), "--backend", "kubernetes"], { reject: false, env: { NO_COLOR: "1" } });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  await waitUntil(async () => out.includes("ready, waiting to be stopped"), { timeoutMs: 120_000, intervalMs: 100 });
+  return { child, output: () => out };
+}
+
 describe("the CLI on the kubernetes backend", () => {
   it("airlock run --backend kubernetes streams the agent's lines with its name and exits with its code", async () => {
     const dir = await tempDir();
@@ -123,23 +132,17 @@ describe("the CLI on the kubernetes backend", () => {
 
   it("Ctrl-C stops the agent and removes its Pod", async () => {
     const dir = await tempDir();
-    const child = execa("node", [CLI, "run", join(AGENTS, "graceful.ts"), "--policy", packagePath("policies", "hello.yaml"), "--output", join(dir, "out"), "--backend", "kubernetes"], { reject: false, env: { NO_COLOR: "1" } });
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    await waitUntil(async () => out.includes("ready, waiting to be stopped"), { timeoutMs: 120_000, intervalMs: 100 });
+    const { child, output } = await gracefulCliRun(dir);
     child.kill("SIGINT");
     const done = await child;
-    expect(done.exitCode, out + done.stderr).toBe(130);
+    expect(done.exitCode, output() + done.stderr).toBe(130);
     expect(existsSync(join(dir, "out", "flushed.txt"))).toBe(true);
     expect((await airlockPods()).filter((p) => p.name.includes("graceful") && !p.deleting)).toEqual([]);
   });
 
   it("airlock cleanup --backend kubernetes removes the Pod, ConfigMap, Secret and NetworkPolicy of a runner killed with SIGKILL", async () => {
     const dir = await tempDir();
-    const child = execa("node", [CLI, "run", join(AGENTS, "graceful.ts"), "--policy", packagePath("policies", "hello.yaml"), "--output", join(dir, "out"), "--backend", "kubernetes"], { reject: false, env: { NO_COLOR: "1" } });
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    await waitUntil(async () => out.includes("ready, waiting to be stopped"), { timeoutMs: 120_000, intervalMs: 100 });
+    const { child } = await gracefulCliRun(dir);
     child.kill("SIGKILL");
     await child;
     const left = (await airlockPods()).filter((p) => p.name.includes("graceful") && !p.deleting);

@@ -129,7 +129,7 @@ describe("the agent's Pod", () => {
 describe("the run's NetworkPolicy", () => {
   it("selects only the run's Pod, allows no ingress, and egress to exactly the rules' destinations", () => {
     const policy = networkPolicySpec(input());
-    expect(policy.spec!.podSelector.matchLabels).toEqual({ "dev.airlock.run": "consumer_x-1a2b3c4d", "dev.airlock.role": "agent" });
+    expect(policy.spec!.podSelector!.matchLabels).toEqual({ "dev.airlock.run": "consumer_x-1a2b3c4d", "dev.airlock.role": "agent" });
     expect(policy.spec!.policyTypes).toEqual(["Ingress", "Egress"]);
     expect(policy.spec!.ingress).toEqual([]);
     expect(policy.spec!.egress).toEqual([

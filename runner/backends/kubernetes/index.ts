@@ -7,11 +7,10 @@ import { exec as execCallback } from "node:child_process";
 import { promisify } from "node:util";
 import type { ExecutionBackend, CleanupReport, RunRequest } from "../backend.js";
 import { KubernetesError } from "../../errors.js";
-import { isOrphaned } from "../../docker/labels.js";
+import { isOrphaned, LABEL } from "../../docker/labels.js";
 import { kubeClient, explainKubeError, isConflict, isNotFound, type KubeClient } from "./client.js";
 import { kubernetesSettings, type KubernetesOptions, type KubernetesSettings } from "./config.js";
 import { KubeRun } from "./kube-run.js";
-import { K8S_ANNOTATION, K8S_LABEL } from "./pod-spec.js";
 
 const execShell = promisify(execCallback);
 
@@ -53,7 +52,7 @@ export class KubernetesBackend implements ExecutionBackend {
       } catch (err) {
         if (!isNotFound(err)) throw explainKubeError(err, this.client, `reading namespace ${name}`, name);
         await core
-          .createNamespace({ body: { metadata: { name, labels: { [K8S_LABEL.managed]: "true" } } } })
+          .createNamespace({ body: { metadata: { name, labels: { [LABEL.managed]: "true" } } } })
           .catch((e: unknown) => {
             if (!isConflict(e)) throw explainKubeError(e, this.client, `creating namespace ${name}`, name);
           });
@@ -102,8 +101,9 @@ export class KubernetesBackend implements ExecutionBackend {
   async cleanup({ all }: { all?: boolean }): Promise<CleanupReport> {
     const { core, networking } = this.client;
     const namespace = this.settings.namespace;
-    const labelSelector = `${K8S_LABEL.managed}=true`;
-    const doomed = (o: { metadata?: { annotations?: Record<string, string> } }) => all || isOrphaned(o.metadata?.annotations ? { "dev.airlock.owner": o.metadata.annotations[K8S_ANNOTATION.owner] ?? "", "dev.airlock.expires": o.metadata.annotations[K8S_ANNOTATION.expires] ?? "" } : undefined);
+    const labelSelector = `${LABEL.managed}=true`;
+    // The owner and the deadline are annotations, under the same keys as the Docker labels isOrphaned reads.
+    const doomed = (o: { metadata?: { annotations?: Record<string, string> } }) => all || isOrphaned(o.metadata?.annotations);
     const removed: CleanupReport["removed"] = [];
     try {
       const [pods, maps, secrets, policies] = await Promise.all([

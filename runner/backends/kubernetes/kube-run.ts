@@ -20,6 +20,7 @@ import { planGate, type GatePlan } from "../../gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../../gate/rules.js";
 import { trustedImages } from "../../images/trust.js";
 import type { PreparedRun } from "../../run/prepare.js";
+import type { ImageSet } from "../../images/images.js";
 import type { AgentResult } from "../../run/result.js";
 import { RunStages, type RunExit } from "../../run/run-stages.js";
 import type { StopRequest } from "../../run/exit-wait.js";
@@ -74,7 +75,7 @@ export class KubeRun extends RunStages {
       await this.backend.ready(this.runner.reapOrphans);
     });
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
-    const image = await this.chooseImage(prepared);
+    const image = await this.chooseImage(prepared, images);
     const rights = this.mintRights(prepared);
     this.phase("gate", prepared.policy.network.disabled ? "network disabled (the Pod's rules deny all)" : `gating egress to ${prepared.policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`);
     const plan: GatePlan = prepared.policy.network.disabled ? { loopback: [], direct: [], hosts: [] } : await planGate(prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.resolver);
@@ -91,7 +92,7 @@ export class KubeRun extends RunStages {
   }
 
   /** The agent's image tag (built and loaded by airlock, or the caller's), and whether airlock built it. */
-  private async chooseImage(prepared: PreparedRun): Promise<ChosenImage> {
+  private async chooseImage(prepared: PreparedRun, images: ImageSet): Promise<ChosenImage> {
     const o = this.options;
     if (o.image) {
       this.image = o.image;
@@ -104,7 +105,7 @@ export class KubeRun extends RunStages {
       }
       return { tag, airlocks: info ? trustedImages().has(info.Id) : false, local: Boolean(info), checked: Promise.resolve() };
     }
-    const ctx = { docker: this.runner.docker, images: await this.runner.images(), progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
+    const ctx = { docker: this.runner.docker, images, progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
     const built = await prepared.language.image(ctx, prepared.policy);
     this.image = built.tag;
     const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
@@ -235,10 +236,10 @@ export class KubeRun extends RunStages {
       this.stdout!.end();
       this.stderr!.end();
       const evicted = watch.current?.status?.reason === "Evicted" ? `the Pod was evicted: ${watch.current.status.message ?? ""}`.trim() : undefined;
-      await this.collect(pod, policy.resources);
+      const outputProblem = await this.collect(pod, policy.resources);
       await this.readBusDenials();
       const code = terminated?.exitCode ?? 137;
-      return { code, ...(terminated?.reason === "OOMKilled" ? { oomKilled: true } : {}), ...(stop ? { stop } : {}), ...(evicted ? { output: evicted } : {}), ...(this.outputProblem ? { output: this.outputProblem } : {}) };
+      return { code, ...(terminated?.reason === "OOMKilled" ? { oomKilled: true } : {}), ...(stop ? { stop } : {}), ...(evicted ? { output: evicted } : {}), ...(outputProblem ? { output: outputProblem } : {}) };
     } finally {
       clearTimeout(timer);
       timers.forEach(clearTimeout);
@@ -256,18 +257,16 @@ export class KubeRun extends RunStages {
     if (sent.code !== 0) this.warn(`could not send SIG${signal} to the agent: ${sent.stderr.trim() || `exit ${sent.code}`}`);
   }
 
-
-  private outputProblem?: string;
-
-  /** /output from the keeper (as a tar), and the denied-connection tables from the reporter. */
-  private async collect(pod: string, limits: { outputBytes: number; outputFiles: number }): Promise<void> {
+  /** /output from the keeper (as a tar), and the denied-connection tables from the reporter; what over-ran the policy's output limits, if anything. */
+  private async collect(pod: string, limits: { outputBytes: number; outputFiles: number }): Promise<string | undefined> {
     const api = this.backend.client;
     const unpack = outputUnpacker(this.outputDir, { bytes: limits.outputBytes, entries: limits.outputFiles });
     const [tarred, report] = await Promise.all([
       execIn(api, this.ns, pod, KEEPER_CONTAINER, ["tar", "-C", "/output", "-cf", "-", "."], { sink: unpack.sink, timeoutMs: 120_000 }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
-      execRetrying(api, this.ns, pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }).catch(() => undefined),
+      execRetrying(api, this.ns, pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }),
     ]);
     unpack.result.catch(() => {});
+    if (report.code === 0) this.denied = parseDeniedReport(report.stdout.toString());
     if (tarred.code === -1) {
       unpack.sink.destroy();
       this.warn(`the agent's /output could not be copied back: ${tarred.stderr}`);
@@ -277,10 +276,10 @@ export class KubeRun extends RunStages {
         this.warn(`the agent's /output could not be unpacked: ${err.message}`);
         return undefined;
       });
-      if (unpacked?.problem) this.outputProblem = unpacked.problem;
       if (unpacked?.skipped.length) this.warn(`not copied from /output: ${unpacked.skipped.map((s) => `${s.path} (${s.reason})`).join(", ")}`);
+      return unpacked?.problem;
     }
-    if (report?.code === 0) this.denied = parseDeniedReport(report.stdout.toString());
+    return undefined;
   }
 
   /** Where a Python traceback or a Node error is: the one log stream. */

@@ -24,6 +24,7 @@
  * ConfigMap `airlock-<run>`: the rules and the agent's files. Secret `airlock-<run>-env`: its environment.
  */
 import type { V1ConfigMap, V1Container, V1NetworkPolicy, V1Pod, V1Secret } from "@kubernetes/client-node";
+import { LABEL } from "../../docker/labels.js";
 import type { AgentUser } from "../../run/output.js";
 
 export const GATE_CONTAINER = "airlock-gate";
@@ -36,16 +37,6 @@ export const GATE_RELEASE_FILE = "/run/airlock-gate/go";
 /** ConfigMaps hold at most 1 MiB; what a run puts in one stays below that with room for the rules. */
 export const CONFIGMAP_BUDGET = 900 * 1024;
 
-export const K8S_LABEL = {
-  managed: "dev.airlock.managed",
-  run: "dev.airlock.run",
-  role: "dev.airlock.role",
-} as const;
-export const K8S_ANNOTATION = {
-  agent: "dev.airlock.agent",
-  owner: "dev.airlock.owner",
-  expires: "dev.airlock.expires",
-} as const;
 
 /** One file the agent's container sees (its bundle or its workspace). */
 export interface PodFile {
@@ -101,8 +92,10 @@ function metadata(input: PodSpecInput, role: string, suffix = "") {
   return {
     name: objectName(input.runId) + suffix,
     namespace: input.namespace,
-    labels: { [K8S_LABEL.managed]: "true", [K8S_LABEL.run]: input.runId, [K8S_LABEL.role]: role },
-    annotations: { [K8S_ANNOTATION.agent]: input.agentName, [K8S_ANNOTATION.owner]: input.owner, [K8S_ANNOTATION.expires]: String(input.expiresAt) },
+    // The Docker containers' label keys. Names, owners and deadlines are annotations: label values
+    // cannot hold a "host:pid" or an agent's free-form name.
+    labels: { [LABEL.managed]: "true", [LABEL.run]: input.runId, [LABEL.role]: role },
+    annotations: { [LABEL.agent]: input.agentName, [LABEL.owner]: input.owner, [LABEL.expires]: String(input.expiresAt) },
   };
 }
 
@@ -226,7 +219,7 @@ export function networkPolicySpec(input: PodSpecInput): V1NetworkPolicy {
     kind: "NetworkPolicy",
     metadata: metadata(input, "network-policy"),
     spec: {
-      podSelector: { matchLabels: { [K8S_LABEL.run]: input.runId, [K8S_LABEL.role]: "agent" } },
+      podSelector: { matchLabels: { [LABEL.run]: input.runId, [LABEL.role]: "agent" } },
       policyTypes: ["Ingress", "Egress"],
       ingress: [],
       egress: input.networkDisabled ? [] : input.egress.map((e) => ({ to: [{ ipBlock: { cidr: `${e.ip}/32` } }], ports: [{ protocol: "TCP", port: e.port }] })),

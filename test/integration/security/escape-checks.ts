@@ -1,15 +1,111 @@
 /**
- * What must hold after an escape attempt (attack.py), whatever ran the sandbox: the same
- * assertions for a container gated by airlock's init, by a gate container, and for a Kubernetes Pod.
- * Each suite starts its own decoys and runs the attacker, then hands its state to these checks.
+ * The escape suite's parts that do not depend on what ran the sandbox: the decoys on the host, an
+ * agent of another run to aim at, the attacker's run (attack.py) with its targets, and what must hold
+ * afterwards. The same for a container gated by airlock's init, by a gate container, and for a
+ * Kubernetes Pod; each suite adds the decoy next to its sandbox (a container, a Pod).
  */
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { expect, it } from "vitest";
-import type { AgentResult } from "../../../runner/index.js";
-import type { Decoy } from "../helpers.js";
+import { definePolicy, dockerClient, runAgent, type AgentResult } from "../../../runner/index.js";
+import { AGENTS, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
 import type { SecurityReport } from "./report.js";
+
+/** The host's address on Docker's default bridge (a decoy listens there). */
+export async function dockerBridgeGateway(): Promise<string> {
+  const config = (await dockerClient().getNetwork("bridge").inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined;
+  return config?.Gateway ?? "172.17.0.1";
+}
+
+/** Decoys on the host: its loopback, its address as the sandbox sees it (`gateway`), Docker's bridge, IPv6. */
+export async function hostDecoys(gateway: string, dockerBridge: string): Promise<Record<string, Decoy>> {
+  return {
+    loopbackTcp: await tcpDecoy("127.0.0.1"),
+    loopbackUdp: await udpDecoy("127.0.0.1"),
+    gatewayTcp: await tcpDecoy(gateway),
+    gatewayAllowedPort: await tcpDecoy(gateway, 6379),
+    gatewayUdp: await udpDecoy(gateway),
+    gatewayDns: await udpDecoy(gateway, 53),
+    dockerBridgeTcp: await tcpDecoy(dockerBridge),
+    late: await tcpDecoy(gateway),
+    ipv6: await tcpDecoy("::", 0),
+  };
+}
+
+export interface Victim {
+  ip: string;
+  /** Stops it (once) and says how many connections reached it. */
+  hits(): Promise<number>;
+}
+
+/** An agent of another airlock run, listening on 7100 (on the runner's default backend). */
+export async function startVictim(): Promise<Victim> {
+  const stop = new AbortController();
+  let announce: (ip: string) => void;
+  const announced = new Promise<string>((r) => (announce = r));
+  const result = runAgent({
+    agent: join(AGENTS, "victim.ts"),
+    policy: definePolicy({ name: "victim", network: { allowedEndpoints: ["localhost:6379"] }, timeoutSeconds: 180 }),
+    outputDir: join(await tempDir(), "victim"),
+    workingDir: AGENTS,
+    signal: stop.signal,
+    onEvent: (e) => e.type === "output" && e.line.startsWith("LISTENING ") && announce(e.line.split(" ")[1]!.split(":")[0]!),
+  });
+  void result.then((r) => announce(`victim ended: ${r.status} ${r.error ?? ""}`));
+  const ip = await announced;
+  return { ip, hits: async () => ((await (stop.abort(), result)).returnValue as { hits: number }).hits };
+}
+
+/** attack.py's targets: every decoy, the sandbox's neighbour, the other run's agent. */
+export function attackConfig(t: { gateway: string; dockerBridge: string; decoys: Record<string, Decoy>; boxIp: string; victimIp: string; ipv6?: { id: string; host: string; port: number }[] }) {
+  const { gateway, dockerBridge, decoys, boxIp } = t;
+  return {
+    gateway,
+    allowed: { host: "127.0.0.1", port: 6379 },
+    tcp: [
+      { id: "other-port-on-allowed-host", host: "127.0.0.1", port: decoys.loopbackTcp!.port },
+      { id: "allowed-port-on-other-address", host: gateway, port: 6379 },
+      { id: "host-via-airlock-bridge", host: gateway, port: decoys.gatewayTcp!.port },
+      { id: "host-via-docker-bridge", host: dockerBridge, port: decoys.dockerBridgeTcp!.port },
+      { id: "container-on-same-bridge", host: boxIp, port: 7001 },
+      { id: "container-of-another-airlock-run", host: t.victimIp, port: 7100 },
+    ],
+    udp: [
+      { id: "host-loopback", host: "127.0.0.1", port: decoys.loopbackUdp!.port },
+      { id: "host-via-airlock-bridge", host: gateway, port: decoys.gatewayUdp!.port },
+      { id: "container-on-same-bridge", host: boxIp, port: 7002 },
+    ],
+    dns: [
+      { id: "decoy-dns-on-host", host: gateway, port: 53 },
+      { id: "decoy-dns-in-container", host: boxIp, port: 53 },
+      { id: "docker-embedded-dns", host: "127.0.0.11", port: 53 },
+    ],
+    ipv6: [{ id: "loopback", host: "::1", port: decoys.ipv6!.port }, ...(t.ipv6 ?? [])],
+    late: { host: gateway, port: decoys.late!.port },
+  };
+}
+
+/**
+ * attack.py run as the agent (a Python agent's process when `language` is python: the runtime's
+ * bootstrap runs it as the agent file), with `secret` in the runner's environment; then 5 s for its
+ * detached child to try.
+ */
+export async function runAttacker(mode: { image: string; language: "node" | "python" }, cfg: object, workspace: string, secret: string) {
+  process.env.AIRLOCK_TEST_HOST_SECRET = secret;
+  const outputDir = join(await tempDir(), "attacker");
+  const result = await runAgent({
+    command: mode.language === "python" ? ["python3", "-m", "airlock._bootstrap", "/workspace/attack.py"] : ["python3", "/workspace/attack.py"],
+    image: mode.image,
+    policy: definePolicy({ name: "attacker", network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { ATTACK: JSON.stringify(cfg) } }, timeoutSeconds: 120 }),
+    outputDir,
+    workingDir: workspace,
+  });
+  const attacks = JSON.parse(await readFile(join(outputDir, "attacks.json"), "utf8").catch(() => `{"error": ${JSON.stringify(result.error ?? result.stdout.slice(-500))}}`)) as EscapeState["attacks"];
+  await new Promise((r) => setTimeout(r, 5000));
+  return { result, attacks, outputDir };
+}
 
 export interface EscapeState {
   attacks: Record<string, { outcome: string; ms: number }>;

@@ -12,14 +12,13 @@ import { join } from "node:path";
 import { execa } from "execa";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePolicy, dockerClient, ensureImages, runAgent, type AgentResult } from "../../../runner/index.js";
+import { definePolicy, dockerClient, ensureImages, runAgent } from "../../../runner/index.js";
 import { GUARD_CHAIN } from "../../../runner/gate/host-netfilter.js";
-import { packagePath } from "../../../runner/paths.js";
 import { waitUntil } from "../../../runner/util/wait-until.js";
-import { AGENTS, bridgeGateway, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
+import { bridgeGateway, leftoverContainers, tcpDecoy, tempDir, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";
 import { attackerImage } from "./attacker.js";
-import { escapeChecks } from "./escape-checks.js";
+import { attackConfig, dockerBridgeGateway, escapeChecks, hostDecoys, runAttacker, startVictim, type Victim } from "./escape-checks.js";
 
 const HERE = import.meta.dirname;
 const report = new SecurityReport("1-escape");
@@ -58,111 +57,34 @@ async function decoyContainer(image: string, network: string): Promise<DecoyCont
 function escapeSuite(mode: EscapeMode): void {
 describe(`escape attempts, ${mode.label} (policy allows only localhost:6379)`, () => {
   const area = (name: string) => (mode.area ? `${name} (${mode.area})` : name);
-  const decoys: Record<string, Decoy> = {};
+  let decoys: Record<string, Decoy> = {};
   let gateway: string;
-  let dockerBridge: string;
   let box: DecoyContainer;
-  let victim: { result: Promise<AgentResult>; stop: AbortController; ip: string };
-  let attacks: Record<string, { outcome: string; ms: number }>;
-  let result: AgentResult;
-  let outputDir: string;
+  let victim: Victim;
+  let attack: Awaited<ReturnType<typeof runAttacker>>;
   const secret = `host-secret-${Date.now()}`;
 
   beforeAll(async () => {
-    const docker = dockerClient();
     const image = await attackerImage({ airlockBuilt: mode.airlockBuilt, language: mode.language });
     gateway = await bridgeGateway();
-    dockerBridge = ((await docker.getNetwork("bridge").inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway ?? "172.17.0.1";
-    decoys.loopbackTcp = await tcpDecoy("127.0.0.1");
-    decoys.loopbackUdp = await udpDecoy("127.0.0.1");
-    decoys.gatewayTcp = await tcpDecoy(gateway);
-    decoys.gatewayAllowedPort = await tcpDecoy(gateway, 6379);
-    decoys.gatewayUdp = await udpDecoy(gateway);
-    decoys.gatewayDns = await udpDecoy(gateway, 53);
-    decoys.dockerBridgeTcp = await tcpDecoy(dockerBridge);
-    decoys.late = await tcpDecoy(gateway);
+    const dockerBridge = await dockerBridgeGateway();
+    decoys = await hostDecoys(gateway, dockerBridge);
     const linkLocal = Object.entries(networkInterfaces()).find(([n]) => n === "airlock0")?.[1]?.find((i) => i.family === "IPv6" && i.address.startsWith("fe80"));
-    decoys.ipv6 = await tcpDecoy("::", 0);
-    box = await decoyContainer((await ensureImages(docker)).agent, "airlock");
-
-    // An agent of another airlock run, listening.
-    const stop = new AbortController();
-    let announce: (ip: string) => void;
-    const announced = new Promise<string>((r) => (announce = r));
-    const victimResult = runAgent({
-      agent: join(AGENTS, "victim.ts"),
-      policy: definePolicy({ name: "victim", network: { allowedEndpoints: ["localhost:6379"] }, timeoutSeconds: 120 }),
-      outputDir: join(await tempDir(), "victim"),
-      workingDir: AGENTS,
-      signal: stop.signal,
-      onEvent: (e) => e.type === "output" && e.line.startsWith("LISTENING ") && announce(e.line.split(" ")[1]!.split(":")[0]!),
-    });
-    victim = { result: victimResult, stop, ip: await announced };
-
-    process.env.AIRLOCK_TEST_HOST_SECRET = secret;
-    outputDir = join(await tempDir(), "attacker");
-    const cfg = {
-      gateway,
-      allowed: { host: "127.0.0.1", port: 6379 },
-      tcp: [
-        { id: "other-port-on-allowed-host", host: "127.0.0.1", port: decoys.loopbackTcp.port },
-        { id: "allowed-port-on-other-address", host: gateway, port: 6379 },
-        { id: "host-via-airlock-bridge", host: gateway, port: decoys.gatewayTcp.port },
-        { id: "host-via-docker-bridge", host: dockerBridge, port: decoys.dockerBridgeTcp.port },
-        { id: "container-on-same-bridge", host: box.ip, port: 7001 },
-        { id: "container-of-another-airlock-run", host: victim.ip, port: 7100 },
-      ],
-      udp: [
-        { id: "host-loopback", host: "127.0.0.1", port: decoys.loopbackUdp.port },
-        { id: "host-via-airlock-bridge", host: gateway, port: decoys.gatewayUdp.port },
-        { id: "container-on-same-bridge", host: box.ip, port: 7002 },
-      ],
-      dns: [
-        { id: "decoy-dns-on-host", host: gateway, port: 53 },
-        { id: "decoy-dns-in-container", host: box.ip, port: 53 },
-        { id: "docker-embedded-dns", host: "127.0.0.11", port: 53 },
-      ],
-      ipv6: [
-        { id: "loopback", host: "::1", port: decoys.ipv6.port },
-        ...(linkLocal ? [{ id: "host-link-local", host: `${linkLocal.address}%eth0`, port: decoys.ipv6.port }] : []),
-      ],
-      late: { host: gateway, port: decoys.late.port },
-    };
-    result = await runAgent({
-      // A Python agent's process: the Python runtime's bootstrap runs the attack as the agent file.
-      command: mode.language === "python" ? ["python3", "-m", "airlock._bootstrap", "/workspace/attack.py"] : ["python3", "/workspace/attack.py"],
-      image,
-      policy: definePolicy({ name: "attacker", network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { ATTACK: JSON.stringify(cfg) } }, timeoutSeconds: 120 }),
-      outputDir,
-      workingDir: HERE,
-    });
-    attacks = JSON.parse(await readFile(join(outputDir, "attacks.json"), "utf8"));
-    await new Promise((r) => setTimeout(r, 5000)); // give the detached child its chance
+    box = await decoyContainer((await ensureImages(dockerClient())).agent, "airlock");
+    victim = await startVictim();
+    const ipv6 = linkLocal ? [{ id: "host-link-local", host: `${linkLocal.address}%eth0`, port: decoys.ipv6!.port }] : [];
+    attack = await runAttacker({ image, language: mode.language }, attackConfig({ gateway, dockerBridge, decoys, boxIp: box.ip, victimIp: victim.ip, ipv6 }), HERE, secret);
   }, 600_000);
 
   afterAll(async () => {
     delete process.env.AIRLOCK_TEST_HOST_SECRET;
-    victim?.stop.abort();
-    await victim?.result;
+    await victim?.hits().catch(() => 0);
     await box?.container.remove({ force: true }).catch(() => {});
     await Promise.all(Object.values(decoys).map((d) => d.close()));
     report.save();
   });
 
-  escapeChecks(() => ({
-    attacks,
-    result,
-    outputDir,
-    workspace: HERE,
-    gateway,
-    decoys,
-    boxIp: box.ip,
-    boxHits: () => box.hits(),
-    victimIp: victim.ip,
-    victimHits: async () => ((await (victim.stop.abort(), victim.result)).returnValue as { hits: number }).hits,
-    secret,
-    leftovers: () => leftoverContainers(),
-  }), report, area);
+  escapeChecks(() => ({ ...attack, workspace: HERE, gateway, decoys, boxIp: box.ip, boxHits: () => box.hits(), victimIp: victim.ip, victimHits: () => victim.hits(), secret, leftovers: () => leftoverContainers() }), report, area);
 });
 }
 
