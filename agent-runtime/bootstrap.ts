@@ -12,7 +12,6 @@ import { createLogger, createOutput, signalReady, type AgentContext } from "./co
 import { isAgentDefinition } from "./index.js";
 import { encodeControl } from "./protocol.js";
 
-const entry = process.argv[2] ?? process.env.AIRLOCK_AGENT_ENTRY;
 const stop = new AbortController();
 let managed = false;
 
@@ -40,12 +39,14 @@ function runCommand(argv: string[]): void {
   child.on("exit", (code, signal) => flushAndExit(code ?? 128 + (signal ? ({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as Record<string, number>)[signal] ?? 1 : 1)));
 }
 
-async function main(): Promise<void> {
+/** Run the agent (argv: the entry, or a command). The runtime on standby (standby.ts) calls this once its start line came. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  const entry = argv[0] ?? process.env.AIRLOCK_AGENT_ENTRY;
   if (!entry) {
     console.error("airlock: no agent entry given");
     return flushAndExit(2);
   }
-  if (!/\.(m|c)?js$/.test(entry)) return runCommand(process.argv.slice(2));
+  if (!/\.(m|c)?js$/.test(entry)) return runCommand(argv);
   const mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
   if (!isAgentDefinition(mod.default)) return; // a plain script: it ran on import
   managed = true;
@@ -79,7 +80,13 @@ function toJson(value: unknown): unknown {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-  flushAndExit(1);
-});
+/** Run it: as the image's entrypoint, or from the runtime on standby. */
+export function start(argv?: string[]): void {
+  main(argv).catch((err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    flushAndExit(1);
+  });
+}
+
+// The image's entrypoint runs it; the runtime on standby imports it and calls start() itself.
+if (!/\/standby\.js$/.test(process.argv[1] ?? "")) start();

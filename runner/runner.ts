@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
-import { dockerClient } from "./docker/client.js";
+import { assertDockerReachable, dockerClient } from "./docker/client.js";
 import { dockerEngine, type Engine } from "./docker/engine.js";
 import { LABEL, ownerId } from "./docker/labels.js";
 import { ensureNetwork } from "./docker/network.js";
@@ -19,9 +19,15 @@ import type { BackendName, ExecutionBackend } from "./backends/backend.js";
 import { backendFromEnv, createBackend } from "./backends/registry.js";
 import type { KubernetesOptions } from "./backends/kubernetes/config.js";
 import type { AgentResult } from "./run/result.js";
+import { WarmPool, type WarmPoolOptions } from "./backends/docker/sandbox/pool.js";
+import { sandboxShape } from "./backends/docker/sandbox/shape.js";
+import type { AgentLanguage } from "./languages/language.js";
+import type { Policy } from "./policy/index.js";
+import { agentUser } from "./run/output.js";
 
 export const WARM_GATE_PREFIX = "airlock-warm-";
 const GATE_IDLE_SECONDS = 30;
+const ENGINE_CHECK_MS = 5000;
 
 export interface RunnerOptions {
   /** Docker client (default: DOCKER_HOST or the local socket). */
@@ -40,6 +46,12 @@ export interface RunnerOptions {
   backend?: BackendName;
   /** The cluster the kubernetes backend uses (default: from KUBECONFIG and AIRLOCK_K8S_*). */
   kubernetes?: KubernetesOptions;
+  /**
+   * Keep sandboxes started ahead of need, so runs start warm (Docker backend, images airlock built).
+   * Off unless given (or AIRLOCK_POOL=size); `airlock up` turns it on. Each sandbox runs one agent
+   * and is removed; see docs/WARM-POOL.md.
+   */
+  pool?: WarmPoolOptions | false;
 }
 
 export class Runner {
@@ -54,6 +66,8 @@ export class Runner {
   private readonly backends = new Map<BackendName, Promise<ExecutionBackend>>();
   private readonly defaultBackend: BackendName | undefined;
   private readonly kubernetesOptions: KubernetesOptions | undefined;
+  private readonly poolOptions: WarmPoolOptions | undefined;
+  private pool?: WarmPool;
 
   constructor(options: RunnerOptions = {}) {
     this.docker = options.docker ?? dockerClient();
@@ -64,6 +78,15 @@ export class Runner {
     this.reapOrphans = options.reapOrphans ?? true;
     this.defaultBackend = options.backend;
     this.kubernetesOptions = options.kubernetes;
+    const fromEnv = Number(process.env.AIRLOCK_POOL ?? 0);
+    this.poolOptions = options.pool === false ? undefined : (options.pool ?? (fromEnv > 0 ? { size: fromEnv } : undefined));
+  }
+
+  /** The warm pool of sandboxes, when this runner keeps one. */
+  get warmPool(): WarmPool | undefined {
+    if (!this.poolOptions || this.poolOptions.size <= 0) return undefined;
+    this.pool ??= new WarmPool({ engine: this.engine, network: async () => (await ensureNetwork(this.docker)).name }, this.poolOptions);
+    return this.pool;
   }
 
   /** The backend a run uses (its own choice, else the runner's, else AIRLOCK_BACKEND, else Docker). */
@@ -76,6 +99,23 @@ export class Runner {
       backend.catch(() => this.backends.delete(chosen));
     }
     return backend;
+  }
+
+  private engineSeen?: { at: number; check: Promise<unknown> };
+
+  /**
+   * Whether the engine answers (a friendly DockerUnavailableError if not), asked at most every few
+   * seconds: a run that follows closely on another does not wait for the question again. (An engine
+   * that went away meanwhile fails the run's first request, which is explained the same way.)
+   */
+  async engineReachable(): Promise<void> {
+    const now = Date.now();
+    if (!this.engineSeen || now - this.engineSeen.at > ENGINE_CHECK_MS) {
+      const check = assertDockerReachable(this.docker);
+      this.engineSeen = { at: now, check };
+      check.catch(() => (this.engineSeen = undefined));
+    }
+    await this.engineSeen.check;
   }
 
   /** airlock's images (built when missing). */
@@ -123,11 +163,34 @@ export class Runner {
     return pool;
   }
 
+  /**
+   * Have `count` sandboxes started for agents of this policy and language (a group does, for agents
+   * that wait for others: by the time they start, theirs is up). Needs the warm pool; best effort.
+   */
+  async prepareSandboxes(policy: Policy, language: AgentLanguage, count = 1): Promise<void> {
+    const pool = this.warmPool;
+    if (!pool || count <= 0 || policy.network.disabled) return;
+    const images = await this.images();
+    const built = await language.image({ docker: this.docker, images, progress: () => {} }, policy);
+    pool.prepare(sandboxShape(built.id, language, policy, agentUser()), count);
+  }
+
+  /** Keep a gate ready for the next run (after a run that had none), unless this runner keeps none. */
+  keepGateReady(gateImage: string): void {
+    if (this.gatePoolSize <= 0) return;
+    this.background(ensureNetwork(this.docker).then((network) => this.gatePool(gateImage, network.name).refill()));
+  }
+
   /** Start `count` gates ahead of need (runAgents does, for agents in images airlock did not build). */
   async prepareGates(count: number): Promise<void> {
     if (count <= 0) return;
     const [images, network] = await Promise.all([this.images(), ensureNetwork(this.docker)]);
     this.gatePool(images.ids.gate, network.name).prepare(count);
+  }
+
+  /** Whether a gate container is started and waiting on the airlock network right now. */
+  gateReadyNow(): boolean {
+    return [...this.pools.values()].some((p) => p.readyNow());
   }
 
   /** The check of a sandbox's rules from outside it. */
@@ -151,14 +214,14 @@ export class Runner {
 
   /** Resolves when every pool's gates being started are ready (benchmarks settle on this). */
   async gatesIdle(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.idle()));
+    await Promise.all([...[...this.pools.values()].map((p) => p.idle()), this.pool?.idle()]);
   }
 
-  /** Remove the gates kept ready and wait for background removals. */
+  /** Remove the gates and sandboxes kept ready and wait for background removals. */
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.close()));
+    await Promise.all([...pools.map((p) => p.close()), this.pool?.close()]);
     await this.containersRemoved();
     await Promise.all([...this.backends.values()].map((b) => b.then((backend) => backend.close(), () => {})));
   }

@@ -11,8 +11,11 @@ set -eu
 line=$(timeout "${AIRLOCK_GATE_IDLE_SECONDS:-600}" head -n 1) || { echo "airlock-gate: no rules arrived" >&2; exit 2; }
 set -- $line
 [ "$#" -eq 3 ] || { echo "airlock-gate: malformed rules" >&2; exit 2; }
-printf '%s' "$1" | base64 -d | iptables-restore
-printf '%s' "$2" | base64 -d | ip6tables-restore
+# The legacy (x_tables) backend loads rules in a few ms, nf_tables in tens; where the kernel has no
+# x_tables, nf_tables it is. (The runner reads the rules back from both.)
+backend=legacy
+printf '%s' "$1" | base64 -d | iptables-legacy-restore 2>/dev/null || { backend=nft; printf '%s' "$1" | base64 -d | iptables-nft-restore; }
+printf '%s' "$2" | base64 -d | "ip6tables-$backend-restore"
 exec setpriv --clear-groups --inh-caps=-all --bounding-set=-all sh -c '
   grep -q "^CapEff:[[:space:]]*0000000000000000$" /proc/self/status || { echo "airlock-gate: capabilities left" >&2; exit 3; }
   report() {

@@ -7,10 +7,13 @@ import { removeHostChains, removeStaleHostRules } from "../gate/host-netfilter.j
 import { isNotFound } from "./client.js";
 import { isOrphaned, LABEL } from "./labels.js";
 import { BRIDGE_INTERFACE, forgetNetwork, NETWORK_NAME } from "./network.js";
+import { sweepSandboxFolders } from "../backends/docker/sandbox/folder.js";
 
 export interface CleanupReport {
   containersRemoved: string[];
   networkRemoved: boolean;
+  /** Host folders of pooled sandboxes whose runner is gone. */
+  foldersRemoved?: number;
 }
 
 export interface CleanupOptions {
@@ -38,11 +41,14 @@ export async function cleanup(docker: Docker, options: CleanupOptions = {}): Pro
   );
   // Host rules for localhost endpoints belong to a run: they go when none of its containers is left.
   // Listed again, after the rules are read: a run that starts meanwhile keeps its rules.
-  const runsWithContainers = async () => new Set((await listManaged(docker)).map((c) => c.Labels[LABEL.run] ?? ""));
+  // A pooled sandbox is labelled "pool"; once claimed, its name says its run (airlock-<run>).
+  const runOf = (c: Docker.ContainerInfo) => (c.Labels[LABEL.run] === "pool" ? (c.Names[0] ?? "").replace(/^\/?airlock-/, "") : (c.Labels[LABEL.run] ?? ""));
+  const runsWithContainers = async () => new Set((await listManaged(docker)).map(runOf));
   await removeStaleHostRules(runsWithContainers).catch(() => 0);
   let networkRemoved = false;
   if (options.network || options.all) networkRemoved = await removeNetworkIfUnused(docker);
-  return { containersRemoved: removed.sort(), networkRemoved };
+  const foldersRemoved = await sweepSandboxFolders().catch(() => 0);
+  return { containersRemoved: removed.sort(), networkRemoved, ...(foldersRemoved ? { foldersRemoved } : {}) };
 }
 
 async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {

@@ -15,6 +15,13 @@ export interface ContainerState {
   pid: number;
   /** Address and MAC on a network, by network name. */
   networks: Record<string, { ip: string; mac: string }>;
+  paused: boolean;
+  /** When the engine last started it. */
+  startedAt: string;
+  /** Processes run in it with `docker exec` (running or not). */
+  execs: number;
+  /** What the container runs and may do (image, command, environment, mounts, limits, privileges), as one string: equal while nobody changed it. */
+  config: string;
 }
 
 export interface EngineContainer {
@@ -38,6 +45,11 @@ export interface Engine {
   ping(): Promise<void>;
   /** Split a multiplexed attach stream into stdout and stderr. */
   demux(stream: Duplex, stdout: Writable, stderr: Writable): void;
+  /**
+   * What happens to containers with these labels (create, attach, start, exec_create, update, ...),
+   * as the engine reports it, until the returned function is called.
+   */
+  watch?(labels: string[], onEvent: (event: { id: string; action: string }) => void): Promise<() => void>;
 }
 
 export function dockerEngine(docker: Docker): Engine {
@@ -53,7 +65,19 @@ export function dockerEngine(docker: Docker): Engine {
       const info = await c.inspect();
       const networks: ContainerState["networks"] = {};
       for (const [name, n] of Object.entries(info.NetworkSettings.Networks ?? {})) networks[name] = { ip: n.IPAddress, mac: n.MacAddress };
-      return { running: info.State.Running, exitCode: info.State.ExitCode, oomKilled: info.State.OOMKilled, pid: info.State.Pid, networks };
+      const h = info.HostConfig as Docker.HostConfig & { Tmpfs?: unknown; Sysctls?: unknown };
+      const config = JSON.stringify([info.Image, info.Path, info.Args, info.Config.Env, info.Config.User, h.Binds, h.Mounts, h.Tmpfs, h.NetworkMode, h.CapAdd, h.CapDrop, h.Privileged, h.SecurityOpt, h.ReadonlyRootfs, h.Devices, h.Sysctls, h.Memory, h.MemorySwap, h.NanoCpus, h.CpuQuota, h.PidsLimit, h.Ulimits, h.PidMode, h.IpcMode]);
+      return {
+        running: info.State.Running,
+        exitCode: info.State.ExitCode,
+        oomKilled: info.State.OOMKilled,
+        pid: info.State.Pid,
+        networks,
+        paused: info.State.Paused,
+        startedAt: info.State.StartedAt,
+        execs: (info.ExecIDs ?? []).length,
+        config,
+      };
     },
   });
   return {
@@ -62,5 +86,27 @@ export function dockerEngine(docker: Docker): Engine {
     container: (id) => wrap(docker.getContainer(id)),
     ping: async () => void (await docker.ping()),
     demux: (stream, stdout, stderr) => docker.modem.demuxStream(stream, stdout, stderr),
+    watch: async (labels, onEvent) => {
+      const stream = (await docker.getEvents({ filters: { type: ["container"], label: labels } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+      let partial = "";
+      stream.on("data", (chunk: Buffer) => {
+        const lines = (partial + chunk.toString()).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) {
+          try {
+            const e = JSON.parse(line) as { id?: string; Action?: string; Actor?: { ID?: string } };
+            const id = e.Actor?.ID ?? e.id;
+            // exec_create/exec_start carry the command after a colon: "exec_start: sh -c ..."
+            if (id && e.Action) onEvent({ id, action: e.Action.split(":")[0]!.trim() });
+          } catch {
+            // not an event
+          }
+        }
+      });
+      stream.on("error", () => {});
+      // Watching must not keep the runner's process alive.
+      (stream as unknown as { socket?: { unref?: () => void } }).socket?.unref?.();
+      return () => stream.destroy();
+    },
   };
 }

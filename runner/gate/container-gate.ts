@@ -40,9 +40,13 @@ export class ContainerEgressGate implements EgressGate {
     const self = new ContainerEgressGate(gate, input);
     try {
       void gate.container.rename({ name: input.name }).catch(() => {});
-      await input.verifier.verify({ pid: gate.pid, containerId: gate.id }, input.rules);
-      const hostInterface = canInspectFromHost() ? await hostInterfaceOf(gate.pid) : undefined;
-      await input.hostSide.allow({ ip: gate.ip, mac: gate.mac, ...(hostInterface ? { hostInterface } : {}) });
+      // The read-back and the host side at once (no agent is in the namespace until both are done).
+      const allowed = (async () => {
+        const hostInterface = canInspectFromHost() ? await hostInterfaceOf(gate.pid) : undefined;
+        await input.hostSide.allow({ ip: gate.ip, mac: gate.mac, ...(hostInterface ? { hostInterface } : {}) });
+      })();
+      allowed.catch(() => {});
+      await Promise.all([input.verifier.verify({ pid: gate.pid, containerId: gate.id }, input.rules), allowed]);
       return self;
     } catch (err) {
       await self.dispose();

@@ -35,13 +35,19 @@ export interface EgressGate {
    * After the agent's container started and before any agent code runs: rules in force and checked
    * from outside, the host side open for this container. Rejects (GateError) if any of it fails.
    */
-  open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>, lateEnv?: Promise<Record<string, string>>): Promise<void>;
-  /** Variables can still reach the agent after its container was created (with the start line). */
-  readonly acceptsLateEnv?: boolean;
+  open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>, start?: SandboxStart): Promise<void>;
   /** After the agent exited: what the gate refused. Throws the gate's own error if it failed before the agent. */
   collect(exit: { code: number; stderr: string; state?: ContainerState }): Promise<DeniedConnection[]>;
   /** Release the namespace, the host rules and anything else the gate holds (idempotent, never throws). */
   dispose(): Promise<void>;
+}
+
+/** What a sandbox's init gets once its rules are checked (init gate only). */
+export interface SandboxStart {
+  /** The start line: the agent's command line and variables (gate/protocol.ts goLine). */
+  line(): Promise<string>;
+  /** The container's state, when the caller just inspected it (a claimed pooled sandbox). */
+  state?: ContainerState;
 }
 
 /** No network: nothing to gate. */

@@ -132,6 +132,7 @@ export class GatePool {
   /** A gate with `rules` in force, its privileges dropped. */
   async acquire(rules: GateRules, timeoutMs = 30_000): Promise<StartedGate> {
     const pending = this.warm.shift();
+    if (pending) this.ready.delete(pending);
     // Start the next gate at once: back to back, runs come faster than a gate starts.
     this.refill();
     const warm = pending ? await pending : undefined;
@@ -152,9 +153,22 @@ export class GatePool {
     }
   }
 
+  /** Whether a gate is started and waiting right now (a run that can do without one asks first). */
+  readyNow(): boolean {
+    return [...this.ready.values()].some((g) => !g.gone());
+  }
+
+  private readonly ready = new Map<Promise<WarmGate | undefined>, WarmGate>();
+
   /** Keep `count` gates ready (e.g. before a group of agents starts). */
   prepare(count: number): void {
-    while (!this.closed && this.warm.length < count) this.warm.push(startWarm(this.docker, this.spec(), this.networkName).catch(() => undefined));
+    while (!this.closed && this.warm.length < count) {
+      const gate = startWarm(this.docker, this.spec(), this.networkName).catch(() => undefined);
+      void gate.then((g) => {
+        if (g && this.warm.includes(gate)) this.ready.set(gate, g);
+      });
+      this.warm.push(gate);
+    }
   }
 
   /** Top the pool up again. */
@@ -170,6 +184,7 @@ export class GatePool {
   /** Remove the gates kept ready. */
   async close(): Promise<void> {
     this.closed = true;
+    this.ready.clear();
     const gates = await Promise.all(this.warm.splice(0));
     await Promise.all(gates.map((g) => g?.container.remove({ force: true }).catch(() => {})));
   }

@@ -1,9 +1,10 @@
 /**
- * The in-container gate, for images airlock built itself: the container's entrypoint is airlock's
- * init (images/agent/airlock-init.sh), which reads the rules on stdin, loads them in the container's
- * own namespace and drops NET_ADMIN. This side sends the rules, opens the host side for the
- * container's address while the init loads them, reads the rules back from outside once the init
- * says they are applied, and only then lets the init start the agent. After the agent exits, a root
+ * The in-container gate, for images airlock built itself (a sandbox: backends/docker/sandbox/): the
+ * container's entrypoint is airlock's init (images/agent/airlock-init.sh), which reads the rules on
+ * stdin, loads them in the container's own namespace and drops NET_ADMIN. This side sends the rules,
+ * opens the host side for the container's address while the init loads them, reads the rules back
+ * from outside once the init says they are applied, and only then sends the start line (the agent's
+ * command line and variables). After the agent exits, a root
  * runner reads the denied tables from the kernel itself; others take the init's report, tagged
  * with a nonce the agent never sees.
  */
@@ -11,11 +12,11 @@ import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { EngineContainer } from "../docker/engine.js";
 import { GateError } from "../errors.js";
-import type { EgressGate } from "./egress-gate.js";
+import type { EgressGate, SandboxStart } from "./egress-gate.js";
 import { parseDeniedReport, type DeniedConnection } from "./denied.js";
 import type { HostSide } from "./host-side.js";
 import { canInspectFromHost, hostInterfaceOf, readDeniedTables, type Backend } from "./netns.js";
-import { DONE_LINE, goLine, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_WORDS, initRulesLine } from "./protocol.js";
+import { DONE_LINE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_WORDS, initRulesLine } from "./protocol.js";
 import type { ExpectedRules, Verifier } from "./verify.js";
 
 const APPLY_TIMEOUT_MS = 30_000;
@@ -27,12 +28,13 @@ export interface InitGateInput {
   networkName: string;
   hostSide: HostSide;
   verifier: Verifier;
+  /** Startup stages as they end ("applied": the init loaded the rules; "verified": read back and equal). */
+  onMark?: (stage: string) => void;
 }
 
 export class InitEgressGate implements EgressGate {
   readonly network;
   readonly usesStdin = true;
-  readonly acceptsLateEnv = true;
   readonly exited: Promise<number>;
   private readonly nonce = randomBytes(16).toString("hex");
   private readonly prefix = `${INIT_LINE_PREFIX}${this.nonce} `;
@@ -86,13 +88,14 @@ export class InitEgressGate implements EgressGate {
     stdio.write(this.rulesLine());
   }
 
-  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>, lateEnv?: Promise<Record<string, string>>): Promise<void> {
+  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>, start?: SandboxStart): Promise<void> {
+    if (!start) throw new GateError("a sandbox needs its start line", "this is a bug in airlock: report it");
     if (!this.stdio) this.beforeStart(stdio);
     const ended = stopped.then(
       () => "stopped" as const,
       () => "stopped" as const,
     );
-    const state = await container.inspect();
+    const state = start.state ?? (await container.inspect());
     this.pid = state.pid;
     const address = state.networks[this.input.networkName];
     if (!address?.ip) throw new GateError("the agent's container has no address on the airlock network", "check the engine's health (docker info)");
@@ -103,12 +106,14 @@ export class InitEgressGate implements EgressGate {
       const backend = await Promise.race([this.applied, ended, timeout]).finally(() => clearTimeout(timer));
       if (backend === "timeout") throw new GateError(`the gate's init did not load its rules within ${APPLY_TIMEOUT_MS / 1000} s`, "check the engine's health (docker info)");
       if (backend === "stopped") return false;
+      this.input.onMark?.("applied");
       await this.input.verifier.verify({ pid: this.pid, containerId: container.id, backend }, this.input.rules);
+      this.input.onMark?.("verified");
       return true;
     })();
     const [, verified] = await Promise.all([this.input.hostSide.allow({ ip: address.ip, mac: address.mac, ...(hostInterface ? { hostInterface } : {}) }), checked]);
     // The init exited before it applied its rules: collect() reports its own words.
-    if (verified) stdio.write(goLine(lateEnv ? await lateEnv : {}));
+    if (verified) stdio.write(await start.line());
   }
 
   async collect(exit: { code: number; stderr: string }): Promise<DeniedConnection[]> {

@@ -5,6 +5,7 @@
  * is the container's end of the bridge. Needs a root runner; runners that are not root use a
  * verifier container from airlock's gate image instead (verify.ts).
  */
+import { execFile } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
 import { execa } from "execa";
 import { GateError } from "../errors.js";
@@ -19,14 +20,20 @@ export function canInspectFromHost(): boolean {
 
 /** iptables-save output (IPv4, then IPv6) of the namespace of `pid`, as the kernel holds it. */
 export async function saveRules(pid: number, backend: Backend): Promise<{ v4: string; v6: string }> {
-  // One process for both families: it sits on the agent's start path.
-  const r = await execa("nsenter", [`--net=/proc/${pid}/ns/net`, "sh", "-c", `iptables-${backend}-save && echo ${SPLIT} && ip6tables-${backend}-save`], { reject: false });
-  if (r.exitCode !== 0) throw new GateError(`could not read the rules in the agent's network namespace (iptables-${backend}-save: ${r.stderr.trim() || `exit ${r.exitCode}`})`, "install iptables on the host (apt-get install iptables)");
-  const [v4 = "", v6 = ""] = r.stdout.split(`${SPLIT}\n`);
+  // Both families at once: this sits on the agent's start path.
+  const save = async (family: "iptables" | "ip6tables") => {
+    // node's own execFile: a few ms less per process than execa, on the agent's start path.
+    const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile("nsenter", [`--net=/proc/${pid}/ns/net`, `${family}-${backend}-save`], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr: stderr || (err?.message ?? "") }),
+      ),
+    );
+    if (r.code !== 0) throw new GateError(`could not read the rules in the agent's network namespace (${family}-${backend}-save: ${r.stderr.trim() || `exit ${r.code}`})`, "install iptables on the host (apt-get install iptables)");
+    return r.stdout;
+  };
+  const [v4, v6] = await Promise.all([save("iptables"), save("ip6tables")]);
   return { v4, v6 };
 }
-
-const SPLIT = "@@airlock-ipv6@@";
 
 /** The denied-connection tables of the namespace of `pid`, in the report format ("== table" + lines). */
 export async function readDeniedTables(pid: number): Promise<string> {

@@ -25,8 +25,8 @@ export interface GateServices {
 
 export interface GateRequest {
   policy: Policy;
-  /** Whether airlock built the agent's image itself (then its own init gates it). */
-  airlockImage: boolean;
+  /** The agent's container gates itself: a sandbox of an image airlock built (its init), not a gate container. */
+  selfGated: boolean;
   gateImage: string;
   user: { uid: number; gid: number };
   runId: string;
@@ -37,6 +37,8 @@ export interface GateRequest {
   labels: Record<string, string>;
   resolver?: Resolver;
   onPhase?: (message: string) => void;
+  /** Startup stages of the in-container gate, as they end. */
+  onMark?: (stage: string) => void;
 }
 
 export async function openEgressGate(services: GateServices, req: GateRequest): Promise<EgressGate> {
@@ -45,7 +47,7 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
     await writeFile(req.hostsPath, "127.0.0.1\tlocalhost\n", { mode: 0o644 });
     return noNetworkGate;
   }
-  req.onPhase?.(`gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}${req.airlockImage ? "" : " (gate container: the image is not one airlock built)"}`);
+  req.onPhase?.(`gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}${req.selfGated ? "" : " (with a gate container)"}`);
   const plan = await planGate(policy.network.allowedEndpoints, policy.source, req.resolver);
   await writeFile(req.hostsPath, hostsFile(plan), { mode: 0o644 });
   const bridge = await ensureNetwork(services.docker);
@@ -59,7 +61,7 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
     v6: ipv6Rules(),
   };
   const verifier = services.verifier(req.gateImage, req.labels);
-  if (req.airlockImage) return new InitEgressGate({ rules, user: req.user, networkName: bridge.name, hostSide, verifier });
+  if (req.selfGated) return new InitEgressGate({ rules, user: req.user, networkName: bridge.name, hostSide, verifier, ...(req.onMark ? { onMark: req.onMark } : {}) });
   try {
     return await ContainerEgressGate.acquire({
       pool: services.gatePool(req.gateImage, bridge.name),

@@ -26,16 +26,32 @@ export const INIT_WORDS = {
 export const GO_WORD = "go";
 
 /**
- * The start line, with variables the agent gets on top of its container's environment (the run's
- * broker credentials, minted while the container started): `go NAME=base64(value) ...`.
+ * How the init starts the agent: "standby" hands the command line and variables to the language
+ * runtime it started as the sandbox came up (already loaded, so the agent's first line comes in a
+ * few ms); "exec" starts the command line afresh (a command, or variables the runtime reads as it
+ * starts, such as NODE_OPTIONS). A sandbox whose runtime is gone falls back to exec.
  */
-export function goLine(env: Record<string, string> = {}): string {
+export type StartMode = "standby" | "exec";
+
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The start line: `go MODE @base64(arg)... NAME=base64(value)...` — the agent's command line, then
+ * its variables (on top of the image's), in that order.
+ */
+export function goLine(mode: StartMode, argv: readonly string[], env: Record<string, string> = {}): string {
+  if (!argv.length) throw new Error("the start line needs a command line");
+  const args = argv.map((a) => ` @${Buffer.from(a).toString("base64")}`);
   const pairs = Object.entries(env).map(([k, v]) => {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`not a variable name: ${k}`);
+    if (!VARIABLE_NAME.test(k)) throw new Error(`not a variable name: ${k}`);
     return ` ${k}=${Buffer.from(v).toString("base64")}`;
   });
-  return `${GO_WORD}${pairs.join("")}\n`;
+  return `${GO_WORD} ${mode}${args.join("")}${pairs.join("")}\n`;
 }
+
+/** The variable that tells a sandbox's init which uid:gid its runtime and agent run as. */
+export const SLOT_USER_VARIABLE = "AIRLOCK_SLOT_USER";
+
 /** Runner → init, last line: the runner has what it needs from the namespace; exit. */
 export const DONE_LINE = "done\n";
 

@@ -7,6 +7,7 @@ import type { BackendName } from "../backends/backend.js";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { loadPolicy } from "../policy/index.js";
+import { chooseLanguage } from "../languages/registry.js";
 import { defaultRunner, type Runner } from "../runner.js";
 import { type RunEvent } from "../run/run-agent.js";
 import { emptyResult, type AgentResult } from "../run/result.js";
@@ -132,6 +133,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   // Agents in images airlock did not build are gated by a gate container: start those now, while
   // the agents are being prepared (best effort). airlock's own images gate themselves.
   void prepareGates(spec, runner);
+  void prepareSandboxes(spec, runner, options.backend);
   await Promise.all(spec.agents.map(runOne));
   const ordered = spec.agents.map((a) => results.get(a.name)!);
   return {
@@ -143,6 +145,25 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
     outputDir,
     results: ordered,
   };
+}
+
+/**
+ * With a warm pool (airlock up keeps one): agents that wait for others find their sandbox started
+ * by the time they start (those that start at once would only compete with their own start).
+ */
+async function prepareSandboxes(spec: RunSpec, runner: Runner, backend: BackendName | undefined): Promise<void> {
+  if (!runner.warmPool || (backend ?? spec.backend ?? "docker") !== "docker") return;
+  const waiting = spec.agents.filter((a) => a.agent && !a.image && !a.workingDir && Object.keys(a.waitFor).length);
+  await Promise.all(
+    waiting.map(async (a) => {
+      try {
+        const policy = await loadPolicy(a.policy);
+        await runner.prepareSandboxes(policy, chooseLanguage({ agent: a.agent, runtime: a.runtime, policy }));
+      } catch {
+        // The run itself reports what is wrong.
+      }
+    }),
+  );
 }
 
 async function prepareGates(spec: RunSpec, runner: Runner): Promise<void> {

@@ -36,6 +36,12 @@ export interface AgentLanguage {
   image(ctx: LanguageImageContext, policy: Policy): Promise<BuiltImage>;
   /** The runtime's command line in the image; the entry follows it. */
   readonly runtimeArgv: readonly string[];
+  /**
+   * The runtime a sandbox starts on standby, before its agent is known, so the agent's first line
+   * comes a few ms after the claim: its command line in the image, and the variables the runtime
+   * reads as it starts (a run that sets one of them gets a fresh process instead).
+   */
+  readonly standby?: { readonly argv: readonly string[]; readonly startupVariables: RegExp };
   /** What a failed run's stderr means, with the fix (e.g. a module the policy does not install). */
   explainFailure?(stderr: string, policy: Policy): string | undefined;
   /** Whether the policy lists packages for this language. */

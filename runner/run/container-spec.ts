@@ -5,15 +5,17 @@
  * agent: non-root, no capabilities, no-new-privileges, read-only root filesystem, /workspace
  *        read-only, /output read-write. Its network is one of:
  *        - "none" when the policy disables the network;
- *        - gated in its own namespace on the airlock bridge (images airlock built): the container starts
- *          /opt/airlock/init as root with CAP_NET_ADMIN (and the caps to hand over a plain uid),
- *          which applies the rules and drops NET_ADMIN before any agent code runs, then runs the
- *          agent as uid:gid with no capabilities at all (images/agent/airlock-init.sh);
+ *        - gated in its own namespace on the airlock bridge (images airlock built: a "sandbox",
+ *          backends/docker/sandbox/): the container starts /opt/airlock/init as root with
+ *          CAP_NET_ADMIN (and the caps to hand over a plain uid), which denies every packet, starts
+ *          the runtime on standby (`cmd`) as uid:gid, and later applies the run's rules and drops
+ *          NET_ADMIN before any agent code exists; the agent's command line and variables come on
+ *          stdin (images/agent/airlock-init.sh);
  *        - joined to a gate container's namespace (any other image, derived from ours or not: its
  *          own init, if any, never runs with a capability).
- * gate:  owns a network namespace on the airlock bridge for an agent in another image; root with
- *        CAP_NET_ADMIN (and the caps to drop privileges), applies the rules, then drops every
- *        capability and holds the namespace.
+ * gate:  owns a network namespace on the airlock bridge for an agent in another image (or one that
+ *        joins a gate kept ready); root with CAP_NET_ADMIN/NET_RAW (and the caps to drop
+ *        privileges), applies the rules, then drops every capability and holds the namespace.
  */
 import type Docker from "dockerode";
 import type { AgentUser } from "./output.js";
@@ -62,7 +64,8 @@ export function gateSpec(input: GateSpecInput): Docker.ContainerCreateOptions {
       NetworkMode: input.network,
       AutoRemove: true,
       CapDrop: ["ALL"],
-      CapAdd: ["NET_ADMIN", "SETUID", "SETGID", "SETPCAP"],
+      // NET_RAW: the legacy (x_tables) backend, a few ms where nf_tables takes tens. All dropped before "ready".
+      CapAdd: ["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP"],
       SecurityOpt: ["no-new-privileges:true"],
       ReadonlyRootfs: true,
       Tmpfs: { "/run": "rw,nosuid,nodev,noexec,size=1m", "/tmp": "rw,nosuid,nodev,noexec,size=1m" },
@@ -81,8 +84,9 @@ export interface AgentSpecInput {
   network: AgentNetwork;
   user: AgentUser;
   env: string[];
-  /** Replace the image's entrypoint (undefined: keep it, as `docker run IMAGE CMD` does). */
+  /** Replace the image's entrypoint (undefined: keep it, as `docker run IMAGE CMD` does). Not for a gated sandbox. */
   entrypoint?: string[];
+  /** The command; for a gated sandbox, the runtime its init starts on standby (may be empty). */
   cmd: string[];
   /** Binds for /workspace (the folder read-only and its hidden secrets), or none. */
   workspaceBinds: string[];
@@ -112,9 +116,9 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
   return {
     name: input.name,
     Image: input.image,
-    // The init takes the uid:gid with its rules and drops to it before the command runs.
+    // The init takes the uid:gid from its environment and drops to it before the runtime starts.
     ...(gated
-      ? { Entrypoint: [AGENT_INIT], Cmd: [...(input.entrypoint ?? []), ...input.cmd], User: "0:0" }
+      ? { Entrypoint: [AGENT_INIT], Cmd: input.cmd, User: "0:0" }
       : { ...(input.entrypoint ? { Entrypoint: input.entrypoint } : {}), Cmd: input.cmd, User: `${input.user.uid}:${input.user.gid}` }),
     Env: input.env,
     WorkingDir: "/workspace",
@@ -137,8 +141,8 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
       Memory: input.memoryBytes,
       MemorySwap: input.memoryBytes,
       NanoCpus: Math.round(input.cpus * 1e9),
-      // The gated init waits for the agent in a process of its own.
-      PidsLimit: input.pids + (gated ? 1 : 0),
+      // The gated init's tini and supervisor are processes of their own.
+      PidsLimit: input.pids + (gated ? 2 : 0),
       Ulimits: [{ Name: "fsize", Soft: input.maxFileBytes, Hard: input.maxFileBytes }],
       // Docker's init would keep the init's capabilities for the whole run; the gated init brings its own (tini, without NET_ADMIN).
       Init: !gated,

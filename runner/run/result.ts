@@ -4,6 +4,20 @@ import { basename, dirname, join } from "node:path";
 
 export type RunStatus = "succeeded" | "failed" | "timed_out" | "oom" | "cancelled" | "skipped" | "error";
 
+export interface RunStartup {
+  mode: "cold" | "warm";
+  /**
+   * What the agent's container came from: a sandbox from the warm pool; a container created now that
+   * joins a gate namespace the runner kept ready; a sandbox started now; or (other images, no
+   * network) a container created now with a new gate container or none.
+   */
+  how: "pooled sandbox" | "ready gate" | "new sandbox" | "new container";
+  /** Why a run that could have been warm was not (no pooled container fits, a workspace folder, ...). */
+  coldBecause?: string;
+  /** Stage → ms since runAgent() was called, in the order they ended ("released": the agent's code may start). */
+  stages: Record<string, number>;
+}
+
 export interface AgentResult {
   name: string;
   status: RunStatus;
@@ -40,6 +54,8 @@ export interface AgentResult {
   busIdentities?: { kind: string; endpoint: string; name: string }[];
   /** Entries of the working directory kept out of /workspace because they look like secrets. */
   workspaceHidden?: string[];
+  /** Warm (a pooled container) or cold, and when each startup stage ended, in ms since runAgent() was called. */
+  startup?: RunStartup;
   /** Where this result was written. */
   resultFile: string;
 }

@@ -21,7 +21,7 @@ import type { BusDenial } from "../bus/kind.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import type { StopRequest } from "./exit-wait.js";
-import type { AgentResult, RunStatus } from "./result.js";
+import type { AgentResult, RunStartup, RunStatus } from "./result.js";
 import type { RunAgentOptions, RunEvent } from "./run-agent.js";
 
 export const DEFAULT_GRACE_MS = 5000;
@@ -60,6 +60,9 @@ export abstract class RunStages implements BackendRun {
   protected busDenied: BusDenial[] = [];
   protected readonly secrets: string[] = [];
   protected readonly warnings: string[] = [];
+  /** How the agent's sandbox came to be and when each startup stage ended. */
+  protected readonly startup: RunStartup = { mode: "cold", how: "new container", stages: {} };
+  private readonly t0 = performance.now();
 
   constructor(
     protected readonly runner: Runner,
@@ -89,7 +92,13 @@ export abstract class RunStages implements BackendRun {
       ...(this.busRights?.identities.length ? { busIdentities: this.busRights.identities } : {}),
       ...(this.busDenied.length ? { busDenied: this.busDenied } : {}),
       ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
+      ...(Object.keys(this.startup.stages).length ? { startup: { ...this.startup, stages: { ...this.startup.stages } } } : {}),
     };
+  }
+
+  /** A startup stage ended now (ms since the run began). */
+  protected mark(stage: string): void {
+    this.startup.stages[stage] = Math.round(performance.now() - this.t0);
   }
 
   protected phase(phase: Extract<RunEvent, { type: "phase" }>["phase"], message: string) {
@@ -112,6 +121,8 @@ export abstract class RunStages implements BackendRun {
     if (o.image && !o.command) throw new RunOptionsError("image goes with command; an agent file always runs in the airlock agent image");
     if (o.signal?.aborted) throw new RunOptionsError("the run was cancelled before it started");
     this.phase("preparing", "checking policy and agent");
+    // The backend's own check (is the engine there?) runs meanwhile; a bad policy is still reported first.
+    let backendChecked: Promise<void> | undefined;
     const prepared = (this.prepared = await prepareRun(
       {
         policy: o.policy,
@@ -127,10 +138,14 @@ export abstract class RunStages implements BackendRun {
           ...(o.group ? { AIRLOCK_GROUP: o.group.name, AIRLOCK_GROUP_RUN_ID: o.group.runId } : {}),
         },
       },
-      (policy) => (this.policy = policy),
+      (policy) => {
+        this.policy = policy;
+        backendChecked = checkBackend();
+        backendChecked.catch(() => {});
+      },
     ));
     if (prepared.workspace.hidden.length) this.phase("preparing", `kept out of /workspace (they look like secrets; list them in workspace.include to mount them): ${prepared.workspace.hidden.join(", ")}`);
-    await checkBackend();
+    await (backendChecked ?? checkBackend());
     this.phase("images", "preparing images");
     return prepared;
   }

@@ -57,13 +57,15 @@ describe("agent container", () => {
   });
 });
 
-describe("self-gated agent container (the agent image)", () => {
-  const gated = agentSpec({ ...input, network: { mode: "gated", network: "airlock" }, entrypoint: ["node", "/opt/airlock/dist/bootstrap.js"] });
+describe("sandbox: the self-gated agent container (the agent image)", () => {
+  const gated = agentSpec({ ...input, network: { mode: "gated", network: "airlock" }, env: ["AIRLOCK_SLOT_USER=1000:1000"], cmd: ["node", "/opt/airlock/dist/standby.js"] });
   const host = gated.HostConfig!;
-  it("starts the init as root with only the capabilities it needs to apply the rules and hand over uid:gid", () => {
+  it("starts the init as root with only the capabilities it needs to apply the rules and hand over uid:gid, and the runtime on standby", () => {
     expect(gated.User).toBe("0:0");
     expect(gated.Entrypoint).toEqual(["/opt/airlock/init"]);
-    expect(gated.Cmd).toEqual(["node", "/opt/airlock/dist/bootstrap.js", "/opt/agent/run/agent.mjs"]);
+    // The agent's command line comes with the start line; the container only knows the runtime to keep on standby.
+    expect(gated.Cmd).toEqual(["node", "/opt/airlock/dist/standby.js"]);
+    expect(gated.Env).toEqual(["AIRLOCK_SLOT_USER=1000:1000"]);
     expect(host.CapDrop).toEqual(["ALL"]);
     expect(host.CapAdd).toEqual(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP", "KILL"]);
     expect(host.SecurityOpt).toContain("no-new-privileges:true");
@@ -76,8 +78,8 @@ describe("self-gated agent container (the agent image)", () => {
     expect(host.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.ping_group_range": "1 0" });
     expect(gated).toMatchObject({ OpenStdin: true, StdinOnce: true, AttachStdin: true });
     expect(host.ReadonlyRootfs).toBe(true);
-    // The init's own process comes on top of the policy's limit.
-    expect(host.PidsLimit).toBe(129);
+    // The init's tini and supervisor come on top of the policy's limit.
+    expect(host.PidsLimit).toBe(130);
   });
 
   it("without a network: no init, no capabilities", () => {
@@ -94,7 +96,7 @@ describe("gate container", () => {
   const gate = gateSpec({ name: "g", image: "airlock/gate:1", network: "airlock", idleSeconds: 30, labels: { a: "b" } });
   it("gets only what it needs to apply rules and then give up its privileges", () => {
     expect(gate.HostConfig!.CapDrop).toEqual(["ALL"]);
-    expect(gate.HostConfig!.CapAdd).toEqual(["NET_ADMIN", "SETUID", "SETGID", "SETPCAP"]);
+    expect(gate.HostConfig!.CapAdd).toEqual(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP"]);
     expect(gate.HostConfig!.ReadonlyRootfs).toBe(true);
     expect(gate.HostConfig!.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.ping_group_range": "1 0" });
     expect(gate.Env).toEqual(["AIRLOCK_GATE_IDLE_SECONDS=30"]);

@@ -52,7 +52,7 @@ function fakeEngine(program: Program, onSignal?: (signal: string, exit: (code: n
         },
         remove: async () => void removed.push(id),
         rename: async () => {},
-        inspect: async (): Promise<ContainerState> => ({ running: exitCode === undefined, exitCode: exitCode ?? 0, oomKilled: false, pid: 0, networks: {} }),
+        inspect: async (): Promise<ContainerState> => ({ running: exitCode === undefined, exitCode: exitCode ?? 0, oomKilled: false, pid: 0, networks: {}, paused: false, startedAt: "", execs: 0, config: "" }),
       };
       return c;
     },

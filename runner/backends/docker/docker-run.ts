@@ -2,18 +2,25 @@
  * An agent run on Docker, its stages in the order they happen (the shared ones are in
  * run/run-stages.ts):
  *
- *   prepare → image → gate (rules in force, checked) → start → wait → collect
+ *   prepare → image → sandbox (claimed from the warm pool, or started now) ∥ gate → rules in force,
+ *   checked → start line → wait → collect
  *
- * Each stage hands the next what it needs; dispose() releases everything, whatever happened.
+ * An agent in an image airlock built runs in a sandbox (sandbox/): a gated container started before
+ * anything of the run reaches it, so a cold run starts its container while it sets up the gate and
+ * mints broker identities, and a warm run claims one a pool started earlier. Any other image, and a
+ * run with the network disabled, gets its container created for it with a gate container
+ * (gate/container-gate.ts) or no network. Each stage hands the next what it needs; dispose()
+ * releases everything, whatever happened.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Duplex } from "node:stream";
 import { RunOptionsError } from "../../errors.js";
-import { assertDockerReachable, isNotFound, withTimeout } from "../../docker/client.js";
+import { isNotFound, withTimeout } from "../../docker/client.js";
 import { reapOrphansOnce } from "../../docker/cleanup.js";
 import type { ContainerState, EngineContainer } from "../../docker/engine.js";
 import { runLabels } from "../../docker/labels.js";
+import { ensureNetwork } from "../../docker/network.js";
 import type { EgressGate } from "../../gate/egress-gate.js";
 import { openEgressGate } from "../../gate/open-gate.js";
 import { RESOLV_CONF } from "../../gate/plan.js";
@@ -25,8 +32,15 @@ import { toDockerEnv } from "../../run/env.js";
 import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "../../run/exit-wait.js";
 import { outputLimitProblem, outputUsage } from "../../run/output.js";
 import type { PreparedRun } from "../../run/prepare.js";
+import type { LogCapture } from "../../run/logs.js";
 import type { AgentResult } from "../../run/result.js";
 import { RunStages } from "../../run/run-stages.js";
+import { goLine } from "../../gate/protocol.js";
+import { Sandbox, type SandboxShape } from "./sandbox/sandbox.js";
+import { adoptOutput, moveInto, removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";
+import { sandboxEnv, type PooledSandbox } from "./sandbox/pool.js";
+import { startMode } from "./sandbox/start-mode.js";
+import { sandboxShape } from "./sandbox/shape.js";
 
 const OUTPUT_CHECK_MS = 250;
 
@@ -51,26 +65,153 @@ interface Started {
 export class DockerRun extends RunStages {
   private gate?: EgressGate;
   private container?: EngineContainer;
+  private folder?: SandboxFolder;
 
   async execute(): Promise<AgentResult> {
     const prepared = await this.prepare(async () => {
-      await assertDockerReachable(this.runner.docker);
+      await this.runner.engineReachable();
       if (this.runner.reapOrphans) await reapOrphansOnce(this.runner.docker);
     });
+    this.mark("prepared");
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
     const image = await this.chooseImage(prepared, images);
+    this.mark("image");
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
-    // Broker identities are minted while the gate is set up.
+    // Broker identities are minted while the sandbox starts and the gate is set up.
     const rights = this.mintRights(prepared);
-    const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt));
-    await image.checked;
-    // airlock's init takes the credentials with its start line, so minting (Kafka's takes ~100 ms)
-    // overlaps the container's start; any other image gets them when its container is created.
-    const late = gate.acceptsLateEnv ? rights : undefined;
-    if (!late) Object.assign(prepared.env, await rights);
-    const started = await this.start(prepared, image, gate, expiresAt, late);
-    const exit = await this.waitForExit(prepared.policy, started, gate);
+    void rights.then(() => this.mark("rights"), () => {});
+    const started = await this.startAgent(prepared, image, images, expiresAt, rights);
+    const exit = await this.waitForExit(prepared.policy, started, this.gate!);
     return this.finish({ code: exit.code, ...(exit.state?.oomKilled ? { oomKilled: true } : {}), ...(exit.stop ? { stop: exit.stop } : {}), ...(exit.output ? { output: exit.output } : {}) });
+  }
+
+  /**
+   * The fastest safe way to an agent's first line, in order: a sandbox from the warm pool; a
+   * container joined to a gate the runner keeps ready (its namespace exists already: no network to
+   * set up); a sandbox started now. Other images, and runs without network, get a container of their
+   * own with a gate container (or none).
+   */
+  private async startAgent(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>): Promise<Started> {
+    if (!image.airlocks || prepared.policy.network.disabled) return this.startWithGate(prepared, image, images, expiresAt, rights, false);
+    const shape = this.shapeOf(prepared, image);
+    const pooled = await this.claimPooled(shape, prepared, expiresAt);
+    if (pooled) return this.startSandbox(prepared, image, images, expiresAt, rights, shape, pooled);
+    if (this.runner.gateReadyNow()) {
+      this.startup.how = "ready gate";
+      return this.startWithGate(prepared, image, images, expiresAt, rights, true);
+    }
+    const started = await this.startSandbox(prepared, image, images, expiresAt, rights, shape);
+    // The next run finds a gate namespace ready (a container joined to it starts faster than one with a network of its own).
+    this.runner.keepGateReady(images.ids.gate);
+    return started;
+  }
+
+  private shapeOf(prepared: PreparedRun, image: ChosenImage): SandboxShape {
+    return sandboxShape(image.id, prepared.language, prepared.policy, prepared.user);
+  }
+
+  /**
+   * An image airlock built, in a sandbox: the pooled one, or one started now while the gate is set
+   * up; its rules, then the agent's command line and variables (credentials included) go to its init
+   * once the sandbox is up.
+   */
+  private async startSandbox(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, shape: SandboxShape, pooled?: PooledSandbox): Promise<Started> {
+    const { language } = prepared;
+    this.startup.how = pooled ? "pooled sandbox" : "new sandbox";
+    let starting: Promise<Sandbox>;
+    let bundled = Promise.resolve();
+    // The gate, then the sandbox's streams into the run's captures and its rules into its stdin:
+    // for a sandbox started now, before its start (so the init finds them as it comes up).
+    let gate: EgressGate | undefined;
+    const connect = async (sandbox: Sandbox, hostsPath: string) => {
+      gate = this.gate = await this.openGate(prepared, image, images, expiresAt, hostsPath);
+      this.mark("gate");
+      sandbox.claim();
+      const { stdout, stderr } = this.openCaptures(gate.intercept);
+      this.pipeStreams(sandbox.stream, stdout, stderr);
+      gate.beforeStart?.(sandbox.stream);
+    };
+    if (pooled) {
+      const folder = (this.folder = pooled.folder);
+      this.startup.mode = "warm";
+      this.mark("claimed");
+      this.container = pooled.sandbox.container;
+      // The agent's code goes into the sandbox's folder while its rules are put in force (before the start line).
+      bundled = prepared.bundleDir ? moveInto(prepared.bundleDir, folder.bundleDir) : Promise.resolve();
+      bundled.catch(() => {});
+      starting = connect(pooled.sandbox, folder.hostsFile).then(() => pooled.sandbox);
+    } else {
+      this.phase("starting", `starting ${this.name}'s sandbox`);
+      const hostsPath = join(prepared.runDir, "hosts");
+      const resolvPath = join(prepared.runDir, "resolv.conf");
+      // Bind sources must exist when the container is created; the gate writes the hosts file in place.
+      await Promise.all([writeFile(hostsPath, "", { mode: 0o644 }), writeFile(resolvPath, RESOLV_CONF, { mode: 0o644 })]);
+      const network = await ensureNetwork(this.runner.docker);
+      starting = Sandbox.start(
+        this.runner.engine,
+        agentSpec({
+          name: `airlock-${this.runId}`,
+          image: image.id,
+          network: { mode: "gated", network: network.name },
+          user: prepared.user,
+          env: sandboxEnv(prepared.user),
+          cmd: [...shape.standby],
+          workspaceBinds: prepared.workspace.binds,
+          outputDir: this.outputDir,
+          ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
+          hostsFile: hostsPath,
+          resolvConf: resolvPath,
+          memoryBytes: shape.memoryBytes,
+          cpus: shape.cpus,
+          pids: shape.pids,
+          maxFileBytes: shape.maxFileBytes,
+          labels: runLabels(this.runId, "agent", this.name, expiresAt),
+        }),
+        { onCreated: (c) => ((this.container = c), this.mark("created")), beforeStart: (sandbox) => connect(sandbox, hostsPath), onStarted: () => this.mark("started") },
+      );
+      starting.catch(() => {});
+    }
+    const sandbox = await starting;
+    const argv = this.options.command ?? [...language.runtimeArgv, prepared.staged!.entry];
+    const mode = startMode(language, argv, prepared.env);
+    await gate!.open(sandbox.container, sandbox.stream, sandbox.exited, {
+      line: async () => {
+        // The language's checks (a Python agent's compile check) and the agent's code in place, before it may start.
+        await Promise.all([image.checked, bundled]);
+        return goLine(mode, argv, { ...prepared.env, ...(await rights) });
+      },
+      ...(pooled ? { state: pooled.state } : {}),
+    });
+    this.mark("released");
+    return { container: sandbox.container, exited: sandbox.exited, streamEnded: sandbox.streamEnded };
+  }
+
+  /** A pooled sandbox this run can use, with its output folder moved into place; or none (the reason is in the result's startup). */
+  private async claimPooled(shape: SandboxShape, prepared: PreparedRun, expiresAt: number): Promise<PooledSandbox | undefined> {
+    const pool = this.runner.warmPool;
+    if (!pool) return undefined;
+    const cold = (why: string) => void (this.startup.coldBecause = why);
+    // What a pooled sandbox mounts was fixed when it was created.
+    if (prepared.workspace.binds.length) return cold("a working directory is mounted only into a container created for its run");
+    const claim = await pool.claim(shape, expiresAt);
+    if ("cold" in claim) return cold(claim.cold);
+    const problem = await adoptOutput(claim.pooled.folder, this.outputDir);
+    if (problem) {
+      pool.giveBack(shape, claim.pooled);
+      return cold(problem);
+    }
+    // Its name says which run it is now (what `airlock cleanup` reads), in the background.
+    this.runner.background(claim.pooled.sandbox.container.rename(`airlock-${this.runId}`));
+    return claim.pooled;
+  }
+
+  /** Any other image, or no network: the container is created for this run, joined to a gate container's namespace (or none). */
+  private async startWithGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, readyGate: boolean): Promise<Started> {
+    const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, join(prepared.runDir, "hosts"), readyGate));
+    this.mark("gate");
+    await image.checked;
+    Object.assign(prepared.env, await rights);
+    return this.start(prepared, image, gate, expiresAt);
   }
 
   /** The language's image (with the policy's packages), or the caller's image, and whether airlock built it. */
@@ -93,7 +234,8 @@ export class DockerRun extends RunStages {
     return { id: info.Id, label: o.image, airlocks: trustedImages().has(info.Id), checked: Promise.resolve() };
   }
 
-  private async openGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number): Promise<EgressGate> {
+  /** The run's gate: in the sandbox itself (its init), or a gate container (`gateContainer`, or any image airlock did not build). */
+  private async openGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, hostsPath: string, gateContainer = false): Promise<EgressGate> {
     this.phase("gate", prepared.policy.network.disabled ? "network disabled" : "setting up the gate");
     return openEgressGate(
       {
@@ -105,21 +247,22 @@ export class DockerRun extends RunStages {
       },
       {
         policy: prepared.policy,
-        airlockImage: image.airlocks,
+        selfGated: image.airlocks && !gateContainer,
         gateImage: images.ids.gate,
         user: prepared.user,
         runId: this.runId,
-        hostsPath: join(prepared.runDir, "hosts"),
+        hostsPath,
         holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
         labels: runLabels(this.runId, "gate", this.name, expiresAt),
         ...(this.options.resolver ? { resolver: this.options.resolver } : {}),
         onPhase: (m) => this.phase("gate", m),
+        onMark: (stage) => this.mark(stage),
       },
     );
   }
 
   /** Create the container, attach to it, start it, and let the gate put its rules in force. */
-  private async start(prepared: PreparedRun, image: ChosenImage, gate: EgressGate, expiresAt: number, lateEnv?: Promise<Record<string, string>>): Promise<Started> {
+  private async start(prepared: PreparedRun, image: ChosenImage, gate: EgressGate, expiresAt: number): Promise<Started> {
     const o = this.options;
     const { policy } = prepared;
     this.phase("starting", `starting ${this.name}`);
@@ -134,7 +277,7 @@ export class DockerRun extends RunStages {
         network: gate.network,
         user: prepared.user,
         env: toDockerEnv(prepared.env),
-        // In airlock's images: the runtime runs the bundled agent, or the command replaces it.
+        // In airlock's images (network disabled): the runtime runs the bundled agent, or the command replaces it.
         // Any other image keeps its own entrypoint, as `docker run IMAGE CMD` does.
         ...(image.airlocks ? { entrypoint: o.command ? [] : [...prepared.language.runtimeArgv] } : {}),
         cmd: o.command ?? [prepared.staged!.entry],
@@ -150,20 +293,27 @@ export class DockerRun extends RunStages {
         labels: runLabels(this.runId, "agent", this.name, expiresAt),
       }),
     ));
+    this.mark("created");
     const stream = await container.attach({ stdin: gate.usesStdin });
+    this.pipeStreams(stream, stdout, stderr);
+    const streamEnded = streamEnd(stream);
+    // "next-exit": a container that is created but not started yet counts as not running.
+    const exited = container.wait("next-exit");
+    exited.catch(() => {});
+    await container.start();
+    this.mark("started");
+    await gate.open(container, stream, exited);
+    this.mark("released");
+    return { container, exited, streamEnded };
+  }
+
+  /** The container's multiplexed stream into the run's captures. */
+  private pipeStreams(stream: Duplex, stdout: LogCapture, stderr: LogCapture): void {
     const outPipe = new PassThrough();
     const errPipe = new PassThrough();
     outPipe.pipe(stdout.writable());
     errPipe.pipe(stderr.writable());
     this.runner.engine.demux(stream, outPipe, errPipe);
-    const streamEnded = streamEnd(stream);
-    // "next-exit": a container that is created but not started yet counts as not running.
-    const exited = container.wait("next-exit");
-    exited.catch(() => {});
-    gate.beforeStart?.(stream);
-    await container.start();
-    await gate.open(container, stream, exited, lateEnv);
-    return { container, exited, streamEnded };
   }
 
   private async waitForExit(policy: Policy, started: Started, gate: EgressGate): Promise<{ code: number; state?: ContainerState; stop?: StopRequest; output?: string }> {
@@ -232,6 +382,8 @@ export class DockerRun extends RunStages {
     if (this.container) this.runner.background(withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s"));
     // The host rules only ever matched this container's address, which is gone: no need to wait.
     if (this.gate) this.runner.background(this.gate.dispose());
+    // A pooled sandbox's folder (its output folder is the run's now, and stays).
+    if (this.folder) this.runner.background(removeSandboxFolder(this.folder));
     // The agent is gone: its broker identities go too.
     await this.releaseShared();
   }

@@ -19,6 +19,7 @@ export function registerUp(program: Command): void {
     .option("--require-bus-rights", "fail an agent whose policy's bus rights cannot be enforced, instead of warning")
     .option("--json", "print the results as JSON on stdout (agent output goes to stderr)")
     .option("-q, --quiet", "do not stream the agents' output")
+    .option("--no-pool", "start every agent's sandbox when it starts (no warm pool for agents that wait for others)")
     .addHelpText(
       "after",
       `
@@ -28,10 +29,12 @@ Ctrl-C stops every agent (SIGTERM, then SIGKILL) and removes every container.
 Example:
   airlock up examples/redis-pubsub/run.yaml --junit out/junit.xml`,
     )
-    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean } & BackendFlags) => {
+    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean; pool?: boolean } & BackendFlags) => {
       const spec = await loadRunFile(file);
       // runAgents starts one gate per agent that needs one, up front; none are needed after the run.
-      const runner = createRunner({ gatePoolSize: 0, ...runnerBackendOptions(opts) });
+      // The warm pool: agents that wait for others find a sandbox started meanwhile (--no-pool: none).
+      const waiting = spec.agents.filter((a) => Object.keys(a.waitFor).length).length;
+      const runner = createRunner({ gatePoolSize: 0, pool: opts.pool === false || !waiting ? false : { size: waiting }, ...runnerBackendOptions(opts) });
       const interrupt = onInterrupt("every agent");
       const backend = backendFlag(opts);
       const out = opts.json ? process.stderr : process.stdout;

@@ -18,6 +18,7 @@ export const pythonLanguage: AgentLanguage = {
     return ensurePipPackagesImage(docker, python, policy.packages.pip, policy.source, progress);
   },
   runtimeArgv: ["python3", "-m", "airlock._bootstrap"],
+  standby: { argv: ["python3", "-m", "airlock._standby"], startupVariables: /^(PYTHON\w+|LD_\w+|MALLOC_\w+)$/ },
   explainFailure: explainPythonFailure,
   hasPackages: (policy) => policy.packages.pip.length > 0,
 };

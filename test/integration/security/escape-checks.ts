@@ -9,7 +9,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { expect, it } from "vitest";
-import { definePolicy, dockerClient, runAgent, type AgentResult } from "../../../runner/index.js";
+import { definePolicy, dockerClient, runAgent, type AgentResult, type Runner } from "../../../runner/index.js";
+import { waitUntil } from "../../../runner/util/wait-until.js";
 import { AGENTS, tcpDecoy, tempDir, udpDecoy, type Decoy } from "../helpers.js";
 import type { SecurityReport } from "./report.js";
 
@@ -87,23 +88,37 @@ export function attackConfig(t: { gateway: string; dockerBridge: string; decoys:
   };
 }
 
+/** How the attacker's sandbox comes to be (RunStartup.how): each suite checks it got the path it is about. */
+export type AttackPath = "new sandbox" | "pooled sandbox" | "ready gate" | "new container";
+
 /**
  * attack.py run as the agent (a Python agent's process when `language` is python: the runtime's
  * bootstrap runs it as the agent file), with `secret` in the runner's environment; then 5 s for its
- * detached child to try.
+ * detached child to try. `path` says which way its sandbox must have come: a pooled sandbox (the
+ * runner's warm pool has one of its shape ready: a run just before made sure) mounts no working
+ * directory, so attack.py then comes in a variable and runs with `python3 -c`.
  */
-export async function runAttacker(mode: { image: string; language: "node" | "python" }, cfg: object, workspace: string, secret: string) {
+export async function runAttacker(mode: { image: string; language: "node" | "python"; runner?: Runner; path?: AttackPath }, cfg: object, workspace: string, secret: string) {
   process.env.AIRLOCK_TEST_HOST_SECRET = secret;
   const outputDir = join(await tempDir(), "attacker");
-  const result = await runAgent({
-    command: mode.language === "python" ? ["python3", "-m", "airlock._bootstrap", "/workspace/attack.py"] : ["python3", "/workspace/attack.py"],
-    image: mode.image,
-    policy: definePolicy({ name: "attacker", network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { ATTACK: JSON.stringify(cfg) } }, timeoutSeconds: 120 }),
-    outputDir,
-    workingDir: workspace,
-  });
+  const pooled = mode.path === "pooled sandbox";
+  const script = pooled ? await readFile(join(workspace, "attack.py"), "utf8") : "";
+  const run = (options: Parameters<typeof runAgent>[0]) => (mode.runner ? mode.runner.runAgent(options) : runAgent(options));
+  const command = pooled
+    ? ["python3", "-c", "import os; exec(compile(os.environ['ATTACK_SCRIPT'], 'attack.py', 'exec'))"]
+    : mode.language === "python"
+      ? ["python3", "-m", "airlock._bootstrap", "/workspace/attack.py"]
+      : ["python3", "/workspace/attack.py"];
+  const policy = (name: string) => definePolicy({ name, network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { ATTACK: JSON.stringify(cfg), ...(pooled ? { ATTACK_SCRIPT: script } : {}) } }, timeoutSeconds: 120 });
+  if (pooled) {
+    // A run of the same shape first: the pool keeps that shape filled from then on.
+    await run({ command: ["true"], image: mode.image, policy: policy("attacker"), outputDir: join(await tempDir(), "first") });
+    await waitUntil(async () => (mode.runner!.warmPool?.readyCount() ?? 0) > 0, { timeoutMs: 60_000, intervalMs: 100 });
+  }
+  const result = await run({ command, image: mode.image, policy: policy("attacker"), outputDir, ...(pooled ? {} : { workingDir: workspace }) });
   const attacks = JSON.parse(await readFile(join(outputDir, "attacks.json"), "utf8").catch(() => `{"error": ${JSON.stringify(result.error ?? result.stdout.slice(-500))}}`)) as EscapeState["attacks"];
   await new Promise((r) => setTimeout(r, 5000));
+  if (mode.path) expect(result.startup?.how, JSON.stringify(result.startup)).toBe(mode.path);
   return { result, attacks, outputDir };
 }
 
@@ -232,7 +247,8 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
     expect(report.add(area("secrets"), "the Docker socket", "not mounted", s().attacks["secrets:docker-socket"]!.outcome, s().attacks["secrets:docker-socket"]!.outcome === "[]")).toBe(true);
     expect(report.add(area("secrets"), "the Docker API over TCP (host:2375)", "refused", s().attacks["secrets:docker-tcp"]!.outcome, /ConnectionRefused/.test(s().attacks["secrets:docker-tcp"]!.outcome))).toBe(true);
     const mounts = s().attacks["secrets:mounts"]!.outcome.split("\n").map((l) => l.split(" ")[4]).filter(Boolean);
-    const unexpected = mounts.filter((m) => !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(m!));
+    // /opt/agent/run: the agent's own bundle folder, read-only (a sandbox mounts it whether or not it holds a bundle).
+    const unexpected = mounts.filter((m) => !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/opt\/agent\/run|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(m!));
     expect(report.add(area("secrets"), "host files outside /workspace and /output", "nothing else mounted", `mounts: ${mounts.filter((m) => !/^\/(proc|dev|sys)/.test(m!)).join(" ")}`, unexpected.length === 0), unexpected.join(",")).toBe(true);
     expect(report.add(area("secrets"), "read /etc/shadow, list /root", "permission denied", `${s().attacks["secrets:etc-shadow"]!.outcome}; ${s().attacks["secrets:root-home"]!.outcome}`, /PermissionError/.test(s().attacks["secrets:etc-shadow"]!.outcome) && /PermissionError/.test(s().attacks["secrets:root-home"]!.outcome))).toBe(true);
     expect(report.add(area("secrets"), "write into /workspace", "read-only", s().attacks["secrets:write-workspace"]!.outcome, /Read-only file system/.test(s().attacks["secrets:write-workspace"]!.outcome))).toBe(true);

@@ -16,8 +16,8 @@ export interface ReportRow {
 }
 
 const DIR = packagePath(".airlock", "security");
-/** The suites that record rows: trust, bus, escape, host side, output, faults, bad input, and the escape suite on Kubernetes. */
-const SUITES = 8;
+/** The suites that record rows: trust, bus, escape, host side, output, faults, bad input, the escape suite on Kubernetes, and the warm pool. */
+const SUITES = 9;
 
 export class SecurityReport {
   private readonly rows: ReportRow[] = [];
