@@ -550,7 +550,7 @@ async function main() {
   if (only.has("6")) await natsAndMqtt();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
   if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
-  if (only.has("8")) await warmSection(images.agent, { addRow, addFigureRow, log, reps: REPS, tmp, plainDockerRun, settle });
+  const warmLine = only.has("8") ? await warmSection(images.agent, { addRow, addFigureRow, log, reps: REPS, tmp, plainDockerRun, settle }) : "";
   // Last: a local cluster's kubelet changes the host's netfilter while it runs.
   if (only.has("7")) await kubernetesSection(images, addRow, log, REPS, await tmp());
   // RSS never shrinks, so per-agent memory is the slope of the peak between the smallest and largest run.
@@ -571,6 +571,8 @@ async function main() {
     `Runner memory by number of concurrent agents (median): ${mem}.`,
     "",
     `Wall time by number of concurrent agents (median): ${growth}.`,
+    "",
+    warmLine,
     "",
     `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",

@@ -13,6 +13,7 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { createRunner, definePolicy, dockerClient, type AgentResult, type Runner } from "../runner/index.js";
 import { LABEL } from "../runner/docker/labels.js";
+import { NETWORK_NAME } from "../runner/docker/network.js";
 import { packagePath } from "../runner/paths.js";
 import { waitUntil } from "../runner/util/wait-until.js";
 import { percentile, summarize } from "./stats.js";
@@ -41,13 +42,20 @@ async function filled(runner: Runner, count: number): Promise<void> {
   await runner.warmPool?.idle();
 }
 
-async function plainFirstLine(deps: WarmDeps, image: string): Promise<number> {
-  const t0 = Date.now();
-  const p = await deps.plainDockerRun(image, "console.log('FIRST_LINE ' + Date.now())");
-  return Number(/FIRST_LINE (\d+)/.exec(p.stdout)![1]) - t0;
+/** `docker run --rm IMAGE node -e SCRIPT`, on the default bridge or on `network`. */
+async function plainRun(image: string, script: string, network?: string): Promise<string> {
+  const r = await execa("docker", ["run", "--rm", ...(network ? ["--network", network] : []), "--entrypoint", "node", image, "-e", script]);
+  return r.stdout;
 }
 
-export async function warmSection(agentImage: string, deps: WarmDeps): Promise<void> {
+async function plainFirstLine(_deps: WarmDeps, image: string, network?: string): Promise<number> {
+  const t0 = Date.now();
+  const stdout = await plainRun(image, "console.log('FIRST_LINE ' + Date.now())", network);
+  return Number(/FIRST_LINE (\d+)/.exec(stdout)![1]) - t0;
+}
+
+/** Returns a line for bench/results.md: what the runner itself holds per pooled sandbox. */
+export async function warmSection(agentImage: string, deps: WarmDeps): Promise<string> {
   const out = await deps.tmp();
   const n = Math.max(20, deps.reps * 4);
 
@@ -73,19 +81,35 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<v
 
   deps.log("8. warm pool: cold start with nothing ready");
   const bare = createRunner({ gatePoolSize: 0 });
-  const coldFirst: number[] = [], coldPlain: number[] = [];
+  const coldFirst: number[] = [], coldPlain: number[] = [], coldPlainAirlockNet: number[] = [];
   await bare.runAgent({ agent: join(AGENTS, "first-line.ts"), policy, outputDir: join(out, "c-first") });
   for (let i = 0; i < deps.reps; i++) {
     await deps.settle();
     await bare.containersRemoved();
     coldPlain.push(await plainFirstLine(deps, agentImage));
-    await bare.containersRemoved();
+    coldPlainAirlockNet.push(await plainFirstLine(deps, agentImage, NETWORK_NAME));
     const t0 = Date.now();
     const r = await bare.runAgent({ agent: join(AGENTS, "first-line.ts"), policy, outputDir: join(out, `c${i}`) });
     coldFirst.push(firstLine(r, t0));
+    await bare.containersRemoved();
   }
   deps.addRow(SECTION, "cold, nothing ready (a sandbox started for the run): runAgent() → first line", coldFirst, coldPlain, "ms", { op: "<=", value: 1.1 });
+  deps.addRow(SECTION, "the same, against docker run on airlock's own bridge (a user-defined network) → first line", coldFirst, coldPlainAirlockNet, "ms");
+  deps.addRow(SECTION, "Docker alone: docker run → first line on airlock's bridge vs on the default bridge", coldPlainAirlockNet, coldPlain, "ms");
   await bare.close();
+
+  deps.log("8. warm pool: Docker alone, 20 at once on airlock's bridge");
+  const burstAirlockNet: number[] = [], burstDefault: number[] = [];
+  for (let i = 0; i < Math.max(3, Math.min(deps.reps, 5)); i++) {
+    await deps.settle();
+    let t = performance.now();
+    await Promise.all(Array.from({ length: 20 }, () => plainRun(agentImage, "0")));
+    burstDefault.push(performance.now() - t);
+    t = performance.now();
+    await Promise.all(Array.from({ length: 20 }, () => plainRun(agentImage, "0", NETWORK_NAME)));
+    burstAirlockNet.push(performance.now() - t);
+  }
+  deps.addRow(SECTION, "Docker alone: 20 docker run --rm at once on airlock's bridge vs on the default bridge", burstAirlockNet, burstDefault, "ms");
 
   deps.log("8. warm pool: 20 at once, warm");
   const twenty = createRunner({ gatePoolSize: 0, pool: { size: 20 } });
@@ -112,10 +136,11 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<v
   await filled(twenty, 20);
   const docker = dockerClient();
   const pooled = (await docker.listContainers({ filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.run}=pool`] } })).filter((c) => c.Names[0]?.startsWith("/airlock-pool-"));
-  const sandboxMiB = await Promise.all(pooled.map((c) => containerMiB(docker.getContainer(c.Id))));
+  const sample = 5;
+  const sandboxMiB = await Promise.all(pooled.slice(0, sample).map((c) => containerMiB(docker.getContainer(c.Id))));
   // Beside it: an idle Node process in a container of the same image (what the runtime on standby is).
   const idle = await Promise.all(
-    Array.from({ length: 3 }, async () => {
+    Array.from({ length: sample }, async () => {
       const { stdout } = await execa("docker", ["run", "-d", "--rm", "--label", "dev.airlock.bench=idle", "--entrypoint", "node", agentImage, "-e", "setInterval(() => {}, 1 << 30)"]);
       return stdout.trim();
     }),
@@ -123,14 +148,16 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<v
   await new Promise((r) => setTimeout(r, 2000));
   const idleMiB = await Promise.all(idle.map((id) => containerMiB(docker.getContainer(id))));
   await Promise.all(idle.map((id) => docker.getContainer(id).remove({ force: true }).catch(() => {})));
-  deps.addRow(SECTION, `memory of a pooled sandbox while it waits (container's cgroup; ${sandboxMiB.length} sandboxes) vs an idle Node container`, sandboxMiB, idleMiB, "MiB");
+  deps.addRow(SECTION, "memory of a pooled sandbox while it waits (its cgroup, less reclaimable cache) vs an idle Node container of the same image", sandboxMiB, idleMiB, "MiB");
   // What the runner holds per pooled sandbox (its attach stream and state): RSS with 20 ready vs none.
   global.gc?.();
   const withPool = process.memoryUsage().rss;
   await twenty.close();
   global.gc?.();
   const without = process.memoryUsage().rss;
-  deps.log(`runner RSS with 20 pooled sandboxes ${(withPool / 2 ** 20).toFixed(0)} MiB, after closing the pool ${(without / 2 ** 20).toFixed(0)} MiB`);
+  const line = `Runner memory with 20 pooled sandboxes: ${(withPool / 2 ** 20).toFixed(0)} MiB RSS, ${(without / 2 ** 20).toFixed(0)} MiB once the pool is closed (≈ ${((withPool - without) / 20 / 2 ** 20).toFixed(1)} MiB per pooled sandbox, an attach stream and its state).`;
+  deps.log(line);
+  return line;
 }
 
 /** A container's memory as its cgroup counts it, less the page cache it could give back. */

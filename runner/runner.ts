@@ -9,7 +9,7 @@ import { assertDockerReachable, dockerClient } from "./docker/client.js";
 import { dockerEngine, type Engine } from "./docker/engine.js";
 import { LABEL, ownerId } from "./docker/labels.js";
 import { ensureNetwork } from "./docker/network.js";
-import { GatePool } from "./gate/gate-container.js";
+import { GatePool, type TakenGate } from "./gate/gate-container.js";
 import { loopbackMode, type LoopbackMode } from "./gate/host-side.js";
 import { defaultVerifier, type Verifier } from "./gate/verify.js";
 import { ensureImages, type ImageSet } from "./images/images.js";
@@ -175,10 +175,35 @@ export class Runner {
     pool.prepare(sandboxShape(built.id, language, policy, agentUser()), count);
   }
 
-  /** Keep a gate ready for the next run (after a run that had none), unless this runner keeps none. */
+  private startsInFlight = 0;
+  private gateWanted?: string;
+
+  /**
+   * Keep a gate ready for the next run (after a run that used one, or had none), unless this runner
+   * keeps none. Not while other runs are starting: a gate's start would take the engine from theirs
+   * (in a burst, one ready gate helps one run); the last of them to start asks for it.
+   */
   keepGateReady(gateImage: string): void {
     if (this.gatePoolSize <= 0) return;
-    this.background(ensureNetwork(this.docker).then((network) => this.gatePool(gateImage, network.name).refill()));
+    this.gateWanted = gateImage;
+    if (this.startsInFlight === 0) this.refillGate();
+  }
+
+  /** A run's container is being started (until the returned function is called). */
+  startBegan(): () => void {
+    this.startsInFlight++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--this.startsInFlight === 0 && this.gateWanted) this.refillGate();
+    };
+  }
+
+  private refillGate(): void {
+    const image = this.gateWanted!;
+    this.gateWanted = undefined;
+    this.background(ensureNetwork(this.docker).then((network) => this.gatePool(image, network.name).refill()));
   }
 
   /** Start `count` gates ahead of need (runAgents does, for agents in images airlock did not build). */
@@ -188,9 +213,18 @@ export class Runner {
     this.gatePool(images.ids.gate, network.name).prepare(count);
   }
 
-  /** Whether a gate container is started and waiting on the airlock network right now. */
+  /** Whether a gate container is started and waiting right now (tests and diagnostics; a run takes one with takeReadyGate). */
   gateReadyNow(): boolean {
     return [...this.pools.values()].some((p) => p.readyNow());
+  }
+
+  /** A gate container started and waiting right now, taken for one run (no other run counts on it), or undefined. */
+  takeReadyGate(): TakenGate | undefined {
+    for (const pool of this.pools.values()) {
+      const taken = pool.takeReady();
+      if (taken) return taken;
+    }
+    return undefined;
   }
 
   /** The check of a sandbox's rules from outside it. */

@@ -6,7 +6,7 @@
  */
 import type { EgressGate } from "./egress-gate.js";
 import { parseDeniedReport, type DeniedConnection } from "./denied.js";
-import type { GatePool, StartedGate } from "./gate-container.js";
+import type { GatePool, StartedGate, TakenGate } from "./gate-container.js";
 import type { HostSide } from "./host-side.js";
 import { canInspectFromHost, hostInterfaceOf, readDeniedTables } from "./netns.js";
 import type { ExpectedRules, Verifier } from "./verify.js";
@@ -15,6 +15,10 @@ export interface ContainerGateInput {
   pool: GatePool;
   rules: ExpectedRules;
   holdSeconds: number;
+  /** A gate already taken from the pool (it was ready when the run chose this path). */
+  taken?: TakenGate;
+  /** Leave topping the gate pool up to the caller (a run that joined a gate kept ready does, once runs stop starting). */
+  deferRefill?: boolean;
   hostSide: HostSide;
   verifier: Verifier;
   /** The gate's name once it belongs to this run. */
@@ -36,7 +40,7 @@ export class ContainerEgressGate implements EgressGate {
 
   /** A gate with the rules in force and checked, and the host side open for it. */
   static async acquire(input: ContainerGateInput): Promise<ContainerEgressGate> {
-    const gate = await input.pool.acquire({ ...input.rules, holdSeconds: input.holdSeconds });
+    const gate = await input.pool.acquire({ ...input.rules, holdSeconds: input.holdSeconds }, 30_000, !input.deferRefill, input.taken);
     const self = new ContainerEgressGate(gate, input);
     try {
       void gate.container.rename({ name: input.name }).catch(() => {});

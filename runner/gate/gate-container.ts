@@ -27,6 +27,12 @@ export interface StartedGate {
   detach(): void;
 }
 
+/** A gate taken from a pool while it waited ready (GatePool.takeReady), to be armed by acquire(). */
+export interface TakenGate {
+  readonly pool: GatePool;
+  readonly gate: Promise<WarmGate | undefined>;
+}
+
 interface WarmGate {
   container: Docker.Container;
   stream: Duplex & { ref?: () => void; unref?: () => void };
@@ -129,12 +135,12 @@ export class GatePool {
     private readonly size = 1,
   ) {}
 
-  /** A gate with `rules` in force, its privileges dropped. */
-  async acquire(rules: GateRules, timeoutMs = 30_000): Promise<StartedGate> {
-    const pending = this.warm.shift();
+  /** A gate with `rules` in force, its privileges dropped. `refill: false`: the caller tops the pool up itself, later. */
+  async acquire(rules: GateRules, timeoutMs = 30_000, refill = true, taken?: TakenGate): Promise<StartedGate> {
+    const pending = taken?.pool === this ? taken.gate : this.warm.shift();
     if (pending) this.ready.delete(pending);
     // Start the next gate at once: back to back, runs come faster than a gate starts.
-    this.refill();
+    if (refill) this.refill();
     const warm = pending ? await pending : undefined;
     if (warm && !warm.gone()) {
       try {
@@ -153,9 +159,20 @@ export class GatePool {
     }
   }
 
-  /** Whether a gate is started and waiting right now (a run that can do without one asks first). */
+  /** Whether a gate is started and waiting right now. */
   readyNow(): boolean {
     return [...this.ready.values()].some((g) => !g.gone());
+  }
+
+  /** A gate started and waiting right now, taken out of the pool at once (so no other run counts on it), or undefined. */
+  takeReady(): TakenGate | undefined {
+    for (const [pending, gate] of this.ready) {
+      if (gate.gone()) continue;
+      this.ready.delete(pending);
+      this.warm.splice(this.warm.indexOf(pending), 1);
+      return { pool: this, gate: pending };
+    }
+    return undefined;
   }
 
   private readonly ready = new Map<Promise<WarmGate | undefined>, WarmGate>();

@@ -7,7 +7,6 @@
  */
 import { execFile } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
-import { execa } from "execa";
 import { GateError } from "../errors.js";
 import { DENY_TABLE_NAMES } from "./protocol.js";
 

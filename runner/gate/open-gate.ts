@@ -8,7 +8,7 @@ import { ensureNetwork } from "../docker/network.js";
 import type { Policy } from "../policy/index.js";
 import { ContainerEgressGate } from "./container-gate.js";
 import { noNetworkGate, type EgressGate } from "./egress-gate.js";
-import type { GatePool } from "./gate-container.js";
+import type { GatePool, TakenGate } from "./gate-container.js";
 import { openHostSide, type LoopbackMode } from "./host-side.js";
 import { InitEgressGate } from "./init-gate.js";
 import { hostsFile, planGate, type Resolver } from "./plan.js";
@@ -34,6 +34,8 @@ export interface GateRequest {
   hostsPath: string;
   /** How long a gate container holds the namespace at most. */
   holdSeconds: number;
+  /** A gate container the caller took while it was ready; the pool is topped up by the caller, not at once. */
+  readyGate?: TakenGate;
   labels: Record<string, string>;
   resolver?: Resolver;
   onPhase?: (message: string) => void;
@@ -64,9 +66,10 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
   if (req.selfGated) return new InitEgressGate({ rules, user: req.user, networkName: bridge.name, hostSide, verifier, ...(req.onMark ? { onMark: req.onMark } : {}) });
   try {
     return await ContainerEgressGate.acquire({
-      pool: services.gatePool(req.gateImage, bridge.name),
+      pool: req.readyGate?.pool ?? services.gatePool(req.gateImage, bridge.name),
       rules,
       holdSeconds: req.holdSeconds,
+      ...(req.readyGate ? { taken: req.readyGate, deferRefill: true } : {}),
       hostSide,
       verifier,
       name: `airlock-${req.runId}-gate`,

@@ -94,6 +94,32 @@ describe("airlock up", () => {
   });
 });
 
+describe("warm starts", () => {
+  const docker = process.env.AIRLOCK_BACKEND !== "kubernetes";
+
+  it.runIf(docker)("airlock up starts the agent that waits for another from a sandbox its pool started meanwhile", async () => {
+    const out = await tempDir();
+    const run = await execa("node", [packagePath("dist", "runner", "cli", "main.js"), "up", packagePath("examples", "redis-pubsub", "run.yaml"), "--output", out, "--json"], { reject: false, env: { NO_COLOR: "1" } });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const group = JSON.parse(run.stdout) as GroupResult;
+    expect(group.results.map((r) => [r.name, r.startup?.how])).toEqual([
+      ["consumer", "new sandbox"],
+      ["producer", "pooled sandbox"],
+    ]);
+    expect(await leftoverContainers()).toEqual([]);
+  });
+
+  it("the fan-out example: one agent per item, each result pushed to Redis with the run's own identity; after the first, they start warm", async () => {
+    const run = await execa("node", [packagePath("examples", "warm-pool", "fan-out.mjs"), "alpha", "bravo", "charlie", "delta"], { reject: false, env: { NO_COLOR: "1" } });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const rows = run.stdout.split("\n").filter((l) => /^(alpha|bravo|charlie|delta)\s/.test(l));
+    expect(rows).toHaveLength(4);
+    for (const row of rows) expect(row).toMatch(/succeeded \{"item":/);
+    if (docker) expect(rows.filter((r) => /\swarm\s/.test(r)).length).toBeGreaterThanOrEqual(2);
+    expect(await leftoverContainers()).toEqual([]);
+  });
+});
+
 describe("example 5: bus rights", () => {
   it("an agent that steps outside its rights is refused by the broker, and the CLI names the policy line", async () => {
     const out = await tempDir();

@@ -15,51 +15,30 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Duplex } from "node:stream";
-import { RunOptionsError } from "../../errors.js";
-import { isNotFound, withTimeout } from "../../docker/client.js";
+import { withTimeout } from "../../docker/client.js";
 import { reapOrphansOnce } from "../../docker/cleanup.js";
-import type { ContainerState, EngineContainer } from "../../docker/engine.js";
 import { runLabels } from "../../docker/labels.js";
+import type { EngineContainer } from "../../docker/engine.js";
 import { ensureNetwork } from "../../docker/network.js";
 import type { EgressGate } from "../../gate/egress-gate.js";
+import type { TakenGate } from "../../gate/gate-container.js";
 import { openEgressGate } from "../../gate/open-gate.js";
 import { RESOLV_CONF } from "../../gate/plan.js";
 import type { ImageSet } from "../../images/images.js";
-import { trustedImages } from "../../images/trust.js";
-import type { Policy } from "../../policy/index.js";
 import { agentSpec } from "../../run/container-spec.js";
 import { toDockerEnv } from "../../run/env.js";
-import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "../../run/exit-wait.js";
-import { outputLimitProblem, outputUsage } from "../../run/output.js";
 import type { PreparedRun } from "../../run/prepare.js";
 import type { LogCapture } from "../../run/logs.js";
 import type { AgentResult } from "../../run/result.js";
 import { RunStages } from "../../run/run-stages.js";
+import { streamEnd, watchUntilExit, type Started } from "./exit-watch.js";
+import { chooseImage, type ChosenImage } from "./image-choice.js";
 import { goLine } from "../../gate/protocol.js";
 import { Sandbox, type SandboxShape } from "./sandbox/sandbox.js";
 import { adoptOutput, moveInto, removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";
 import { sandboxEnv, type PooledSandbox } from "./sandbox/pool.js";
 import { startMode } from "./sandbox/start-mode.js";
 import { sandboxShape } from "./sandbox/shape.js";
-
-const OUTPUT_CHECK_MS = 250;
-
-interface ChosenImage {
-  /** What the container is created from: the image ID (a tag could be moved meanwhile). */
-  id: string;
-  /** The language's checks that need the image (a Python agent's compile check): run while the gate is set up, awaited before the container is created. */
-  checked: Promise<void>;
-  /** What the result shows. */
-  label: string;
-  /** airlock built it (its ID is recorded), so its own init gates it. */
-  airlocks: boolean;
-}
-
-interface Started {
-  container: EngineContainer;
-  exited: Promise<{ StatusCode?: number }>;
-  streamEnded: Promise<void>;
-}
 
 /** One Docker run's resources and state; dispose() releases everything, whatever happened. */
 export class DockerRun extends RunStages {
@@ -74,14 +53,29 @@ export class DockerRun extends RunStages {
     });
     this.mark("prepared");
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
-    const image = await this.chooseImage(prepared, images);
+    if (this.options.image) this.image = this.options.image;
+    const image = await chooseImage({ docker: this.runner.docker, images, progress: (line) => this.emit({ type: "build", agent: this.name, line }) }, prepared, this.options.image);
+    this.image = image.label;
     this.mark("image");
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
     // Broker identities are minted while the sandbox starts and the gate is set up.
     const rights = this.mintRights(prepared);
     void rights.then(() => this.mark("rights"), () => {});
     const started = await this.startAgent(prepared, image, images, expiresAt, rights);
-    const exit = await this.waitForExit(prepared.policy, started, this.gate!);
+    const exit = await watchUntilExit({
+      engine: this.runner.engine,
+      started,
+      gate: this.gate!,
+      policy: prepared.policy,
+      graceMs: this.graceMs,
+      outputDir: this.outputDir,
+      captures: { stdout: this.stdout!, stderr: this.stderr! },
+      name: this.name,
+      phase: (phase, message) => this.phase(phase, message),
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+    });
+    this.denied = exit.denied;
+    await this.readBusDenials();
     return this.finish({ code: exit.code, ...(exit.state?.oomKilled ? { oomKilled: true } : {}), ...(exit.stop ? { stop: exit.stop } : {}), ...(exit.output ? { output: exit.output } : {}) });
   }
 
@@ -92,18 +86,23 @@ export class DockerRun extends RunStages {
    * own with a gate container (or none).
    */
   private async startAgent(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>): Promise<Started> {
-    if (!image.airlocks || prepared.policy.network.disabled) return this.startWithGate(prepared, image, images, expiresAt, rights, false);
+    if (!image.airlocks || prepared.policy.network.disabled) return this.startWithGate(prepared, image, images, expiresAt, rights);
     const shape = this.shapeOf(prepared, image);
     const pooled = await this.claimPooled(shape, prepared, expiresAt);
     if (pooled) return this.startSandbox(prepared, image, images, expiresAt, rights, shape, pooled);
-    if (this.runner.gateReadyNow()) {
-      this.startup.how = "ready gate";
-      return this.startWithGate(prepared, image, images, expiresAt, rights, true);
+    const ended = this.runner.startBegan();
+    try {
+      const readyGate = this.runner.takeReadyGate();
+      if (readyGate) {
+        this.startup.how = "ready gate";
+        return await this.startWithGate(prepared, image, images, expiresAt, rights, readyGate);
+      }
+      return await this.startSandbox(prepared, image, images, expiresAt, rights, shape);
+    } finally {
+      // The next run finds a gate namespace ready (a container joined to it starts faster than one with a network of its own).
+      this.runner.keepGateReady(images.ids.gate);
+      ended();
     }
-    const started = await this.startSandbox(prepared, image, images, expiresAt, rights, shape);
-    // The next run finds a gate namespace ready (a container joined to it starts faster than one with a network of its own).
-    this.runner.keepGateReady(images.ids.gate);
-    return started;
   }
 
   private shapeOf(prepared: PreparedRun, image: ChosenImage): SandboxShape {
@@ -206,7 +205,7 @@ export class DockerRun extends RunStages {
   }
 
   /** Any other image, or no network: the container is created for this run, joined to a gate container's namespace (or none). */
-  private async startWithGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, readyGate: boolean): Promise<Started> {
+  private async startWithGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, readyGate?: TakenGate): Promise<Started> {
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, join(prepared.runDir, "hosts"), readyGate));
     this.mark("gate");
     await image.checked;
@@ -214,28 +213,8 @@ export class DockerRun extends RunStages {
     return this.start(prepared, image, gate, expiresAt);
   }
 
-  /** The language's image (with the policy's packages), or the caller's image, and whether airlock built it. */
-  private async chooseImage(prepared: PreparedRun, images: ImageSet): Promise<ChosenImage> {
-    const o = this.options;
-    if (!o.image) {
-      const ctx = { docker: this.runner.docker, images, progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
-      const built = await prepared.language.image(ctx, prepared.policy);
-      this.image = built.tag;
-      const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
-      // Awaited after the gate is open; until then a failure must not count as unhandled.
-      checked.catch(() => {});
-      return { id: built.id, label: built.tag, airlocks: true, checked };
-    }
-    this.image = o.image;
-    const info = await withTimeout(this.runner.docker.getImage(o.image).inspect(), 15_000, "the engine did not answer an image inspect within 15 s").catch((err: unknown) => {
-      if (isNotFound(err)) throw new RunOptionsError(`image ${o.image} is not on this engine`, `build or pull it first (docker pull ${o.image})`);
-      throw err;
-    });
-    return { id: info.Id, label: o.image, airlocks: trustedImages().has(info.Id), checked: Promise.resolve() };
-  }
-
-  /** The run's gate: in the sandbox itself (its init), or a gate container (`gateContainer`, or any image airlock did not build). */
-  private async openGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, hostsPath: string, gateContainer = false): Promise<EgressGate> {
+  /** The run's gate: in the sandbox itself (its init), or a gate container (the `readyGate` it took, or any image airlock did not build). */
+  private async openGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, hostsPath: string, readyGate?: TakenGate): Promise<EgressGate> {
     this.phase("gate", prepared.policy.network.disabled ? "network disabled" : "setting up the gate");
     return openEgressGate(
       {
@@ -247,7 +226,9 @@ export class DockerRun extends RunStages {
       },
       {
         policy: prepared.policy,
-        selfGated: image.airlocks && !gateContainer,
+        selfGated: image.airlocks && !readyGate,
+        // A run that joined a gate kept ready: the runner tops its gates up once runs stop starting.
+        ...(readyGate ? { readyGate } : {}),
         gateImage: images.ids.gate,
         user: prepared.user,
         runId: this.runId,
@@ -316,66 +297,6 @@ export class DockerRun extends RunStages {
     this.runner.engine.demux(stream, outPipe, errPipe);
   }
 
-  private async waitForExit(policy: Policy, started: Started, gate: EgressGate): Promise<{ code: number; state?: ContainerState; stop?: StopRequest; output?: string }> {
-    const { container, exited } = started;
-    this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
-    const stops = stopper(container, this.graceMs, (r) => this.phase("stopping", r.why ?? (r.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping")));
-    const timeoutTimer = setTimeout(() => stops.stop("timed_out"), policy.timeoutSeconds * 1000);
-    const onAbort = () => stops.stop("cancelled");
-    this.options.signal?.addEventListener("abort", onAbort, { once: true });
-    // Single files are capped by RLIMIT_FSIZE; what the whole folder costs the host is watched here.
-    const limits = { bytes: policy.resources.outputBytes, entries: policy.resources.outputFiles };
-    let checking = false;
-    const outputWatch = setInterval(() => {
-      if (checking) return;
-      checking = true;
-      void outputUsage(this.outputDir, limits)
-        .then((usage) => {
-          const problem = outputLimitProblem(usage, limits);
-          if (problem) stops.stop("failed", `${problem}: stopping`);
-        })
-        .finally(() => (checking = false));
-    }, OUTPUT_CHECK_MS);
-    const watchdog = engineWatchdog(this.runner.engine);
-    try {
-      const byGate = gate.exited?.then((code) => ({ byGate: true as const, code }));
-      const first = await Promise.race([exited.then((w) => ({ byGate: false as const, waited: w }), () => ({ byGate: false as const, waited: undefined })), watchdog.gone, ...(byGate ? [byGate] : [])]);
-      let code: number;
-      let state: ContainerState | undefined;
-      if (first.byGate) {
-        // The gate saw the agent exit: its report first (it holds the namespace until then).
-        code = first.code;
-        this.denied = await gate.collect({ code, stderr: "" });
-        // A clean exit is final; anything else (a failure, an OOM kill, a stop) is read from the engine, which knows why.
-        if (code !== 0 || stops.requested) {
-          await Promise.race([exited.catch(() => undefined), watchdog.gone]);
-          state = await withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined);
-        }
-      } else {
-        ({ code, state } = await engineExitCode(container, first.waited, watchdog.gone));
-      }
-      // Let the last lines arrive: the gate marks the end of the agent's output on both streams;
-      // otherwise the stream ends (bounded: a detached grandchild can keep it open).
-      await Promise.race([started.streamEnded, ...(first.byGate && gate.outputComplete ? [gate.outputComplete] : []), new Promise((r) => setTimeout(r, 2000).unref())]);
-      this.stdout!.end();
-      this.stderr!.end();
-      if (!first.byGate) {
-        this.denied = await gate.collect({ code, stderr: this.stderr!.text() });
-        if (code !== 0 || stops.requested) state ??= await withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined);
-      }
-      await this.readBusDenials();
-      // A burst written just before the exit is caught here.
-      const output = stops.requested ? undefined : outputLimitProblem(await outputUsage(this.outputDir, limits), limits);
-      return { code, ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };
-    } finally {
-      watchdog.stop();
-      stops.dispose();
-      clearTimeout(timeoutTimer);
-      clearInterval(outputWatch);
-      this.options.signal?.removeEventListener("abort", onAbort);
-    }
-  }
-
   async dispose(): Promise<void> {
     // The agent's processes are gone (or killed by the forced removal); the container itself is
     // removed in the background. Bounded: if the engine does not answer, the orphan reaper removes it later.
@@ -387,12 +308,4 @@ export class DockerRun extends RunStages {
     // The agent is gone: its broker identities go too.
     await this.releaseShared();
   }
-}
-
-function streamEnd(stream: Duplex): Promise<void> {
-  return new Promise<void>((res) => {
-    stream.on("end", res);
-    stream.on("close", res);
-    stream.on("error", () => res());
-  });
 }

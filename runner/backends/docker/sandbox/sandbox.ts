@@ -13,6 +13,7 @@ import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import { withTimeout } from "../../../docker/client.js";
 import type { ContainerState, Engine, EngineContainer } from "../../../docker/engine.js";
+import { streamEnd } from "../exit-watch.js";
 
 /** Engine events that only read a container. */
 const READ_ONLY_ACTIONS = new Set(["top", "archive-path", "export", "health_status"]);
@@ -139,12 +140,4 @@ export class Sandbox {
     this.stream.destroy();
     return withTimeout(this.container.remove(), 60_000, "the engine did not remove a sandbox within 60 s").catch(() => {});
   }
-}
-
-function streamEnd(stream: Duplex): Promise<void> {
-  return new Promise<void>((res) => {
-    stream.on("end", res);
-    stream.on("close", res);
-    stream.on("error", () => res());
-  });
 }
