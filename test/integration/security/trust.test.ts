@@ -193,8 +193,10 @@ except Exception as e:
     });
     try {
       const ip = await announced;
-      const containers = await docker.listContainers({ filters: { label: ["dev.airlock.agent=victim"] } });
-      const mac = containers.map((c) => Object.values(c.NetworkSettings.Networks).find((n) => n.IPAddress === ip)?.MacAddress).find(Boolean)!;
+      // Whichever container owns the victim's namespace on the bridge (its sandbox, or the gate it joined).
+      const onBridge = Object.values((await docker.getNetwork("airlock").inspect()).Containers ?? {}) as { IPv4Address: string; MacAddress: string }[];
+      const mac = onBridge.find((c) => c.IPv4Address.split("/")[0] === ip)?.MacAddress;
+      expect(mac, `no container on airlock's bridge has ${ip}`).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
       const script = `set -e
 ip link set eth0 down; ip link set eth0 address ${mac}; ip link set eth0 up
 ip addr flush dev eth0; ip addr add ${ip}/${prefix} dev eth0; ip route add default via ${gateway}
