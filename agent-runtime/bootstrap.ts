@@ -88,5 +88,5 @@ export function start(argv?: string[]): void {
   });
 }
 
-// The image's entrypoint runs it; the runtime on standby imports it and calls start() itself.
-if (!/\/standby\.js$/.test(process.argv[1] ?? "")) start();
+// Run as the image's entrypoint (the main module); the runtime on standby imports it and calls start() itself.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) start();

@@ -10,6 +10,7 @@
 import { closeSync, readSync } from "node:fs";
 // The bootstrap and what it imports (the bus clients among them), loaded now rather than after the claim.
 import { start } from "./bootstrap.js";
+import { parseStartTokens } from "./start-line.js";
 
 const START_FD = 3;
 const BOOTSTRAP = /\/bootstrap\.js$/;
@@ -35,22 +36,6 @@ function readStartLine(): string {
   return Buffer.concat(chunks).toString();
 }
 
-/** The start line's tokens: the command line, then the variables. */
-export function parseStartTokens(line: string): { argv: string[]; env: Record<string, string> } {
-  const argv: string[] = [];
-  const env: Record<string, string> = {};
-  for (const token of line.split(" ").filter(Boolean)) {
-    if (token.startsWith("@")) argv.push(Buffer.from(token.slice(1), "base64").toString());
-    else {
-      const at = token.indexOf("=");
-      const name = token.slice(0, at);
-      if (at < 1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`not a variable on the start line: ${token.slice(0, 40)}`);
-      env[name] = Buffer.from(token.slice(at + 1), "base64").toString();
-    }
-  }
-  return { argv, env };
-}
-
 function main(): void {
   const { argv, env } = parseStartTokens(readStartLine());
   if (!BOOTSTRAP.test(argv[1] ?? "")) throw new Error(`airlock: the runtime on standby starts the bootstrap, not ${argv.join(" ")}`);
@@ -59,12 +44,9 @@ function main(): void {
   start(argv.slice(2));
 }
 
-// Run as the standby entry (not when a test imports parseStartTokens).
-if (process.argv[1] && /\/standby\.js$/.test(process.argv[1])) {
-  try {
-    main();
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    process.exit(125);
-  }
+try {
+  main();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(125);
 }

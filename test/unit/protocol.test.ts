@@ -72,7 +72,7 @@ describe("the agent runtimes and the runner agree", () => {
   });
 
   it("on the start line: both runtimes on standby read back the command line and variables the runner sends", async () => {
-    const { parseStartTokens } = await import("../../agent-runtime/standby.js");
+    const { parseStartTokens } = await import("../../agent-runtime/start-line.js");
     const { nodeLanguage } = await import("../../runner/languages/node/index.js");
     const { pythonLanguage } = await import("../../runner/languages/python/index.js");
     const env = { A: "x y=z", EMPTY: "", UNICODE: "é ✓" };

@@ -96,7 +96,7 @@ export class WarmPool {
   /** The engine's reports on pooled sandboxes (what they are for: Sandbox.noteEvent). */
   private watching?: Promise<(() => void) | undefined>;
   private readonly byId = new Map<string, Sandbox>();
-  /** The last reason a sandbox could not be started (for `airlock doctor` and tests). */
+  /** The last reason a sandbox could not be started (a cold run's `coldBecause` says it). */
   lastError?: string;
 
   constructor(
@@ -139,7 +139,10 @@ export class WarmPool {
     try {
       for (;;) {
         const entry = state.ready.shift();
-        if (!entry) return { cold: state.starting ? "every pooled sandbox of this shape is taken (more are starting)" : "no pooled sandbox of this shape was ready" };
+        if (!entry) {
+          const failed = this.lastError ? ` (the pool's last start failed: ${this.lastError})` : "";
+          return { cold: state.starting ? "every pooled sandbox of this shape is taken (more are starting)" : `no pooled sandbox of this shape was ready${failed}` };
+        }
         if (entry.expiresAt < needUntil) {
           state.ready.unshift(entry);
           return { cold: "the run's timeout is longer than a pooled sandbox may live" };
