@@ -34,6 +34,8 @@ export interface ConsumeOptions {
   limit?: number;
   /** Stop when no message arrived for this long (ms). */
   idleTimeoutMs?: number;
+  /** Before the first message, wait this long instead (a publisher may start well after its consumers). Default: idleTimeoutMs. */
+  firstMessageTimeoutMs?: number;
   signal?: AbortSignal;
   /** Called once the consumer is registered (e.g. ctx.ready). */
   onReady?: () => void;
@@ -69,7 +71,7 @@ export function workQueue<T>(queue: string, connection: () => Promise<ChannelMod
         await channel.close().catch(() => {});
       }
     },
-    async consume(handler, { prefetch = 1, limit = Infinity, idleTimeoutMs, signal, onReady } = {}) {
+    async consume(handler, { prefetch = 1, limit = Infinity, idleTimeoutMs, firstMessageTimeoutMs, signal, onReady } = {}) {
       const channel = await (await connection()).createChannel();
       await channel.assertQueue(queue, { durable: true });
       await channel.prefetch(prefetch);
@@ -91,9 +93,10 @@ export function workQueue<T>(queue: string, connection: () => Promise<ChannelMod
         };
         const onAbort = () => finish();
         const armIdle = () => {
-          if (idleTimeoutMs === undefined) return;
+          const wait = acked === 0 ? (firstMessageTimeoutMs ?? idleTimeoutMs) : idleTimeoutMs;
+          if (wait === undefined) return;
           clearTimeout(idle);
-          idle = setTimeout(() => finish(), idleTimeoutMs);
+          idle = setTimeout(() => finish(), wait);
         };
         signal?.addEventListener("abort", onAbort, { once: true });
         channel.on("close", () => finish(finished ? undefined : new Error(`${where}: the channel closed`)));

@@ -1,4 +1,4 @@
-/** Takes tasks one at a time (prefetch 1), acknowledges each after processing it, stops when idle. */
+/** Takes tasks one at a time (prefetch 1), acknowledges each after processing it, stops when idle (4 s after a task; up to a minute for the first). */
 import { defineAgent } from "airlock/agent";
 
 interface Task {
@@ -16,7 +16,7 @@ export default defineAgent(async (ctx) => {
       await new Promise((r) => setTimeout(r, 150)); // the "work"
       processed.push(task);
     },
-    { prefetch: 1, idleTimeoutMs: 4000, signal: ctx.signal, onReady: () => (ctx.log(`waiting for tasks on ${queue}`), ctx.ready()) },
+    { prefetch: 1, idleTimeoutMs: 4000, firstMessageTimeoutMs: 60_000, signal: ctx.signal, onReady: () => (ctx.log(`waiting for tasks on ${queue}`), ctx.ready()) },
   );
   await ctx.output.writeJson("results.json", { worker: ctx.name, tasks: processed.map((t) => t.id) });
   await ctx.output.write("summary.txt", `Processed ${count} tasks\n`);
