@@ -108,10 +108,6 @@ export class WarmPool {
     this.root = options.dir ?? defaultSandboxRoot();
   }
 
-  get size(): number {
-    return this.options.size;
-  }
-
   /** Sandboxes ready now, per shape key (for tests and the benchmark). */
   readyCount(shape?: SandboxShape): number {
     if (shape) return this.shapes.get(shapeKey(shape))?.ready.length ?? 0;
@@ -315,9 +311,12 @@ export class WarmPool {
   }
 }
 
-/** What every sandbox's init and runtime start with: nothing of any run. */
+/** The variables a sandbox's runtime on standby starts with (besides the image's): nothing of any run. */
+export const STANDBY_ENV: Readonly<Record<string, string>> = { PYTHONUNBUFFERED: "1" };
+
+/** What every sandbox's init and runtime start with: the agent's uid:gid, and STANDBY_ENV. */
 export function sandboxEnv(user: { uid: number; gid: number }): string[] {
-  return [`${SLOT_USER_VARIABLE}=${user.uid}:${user.gid}`, "PYTHONUNBUFFERED=1"];
+  return [`${SLOT_USER_VARIABLE}=${user.uid}:${user.gid}`, ...Object.entries(STANDBY_ENV).map(([k, v]) => `${k}=${v}`)];
 }
 
 export function poolLabels(expiresAt: number): Record<string, string> {

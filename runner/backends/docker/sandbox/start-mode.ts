@@ -5,14 +5,13 @@
  */
 import type { StartMode } from "../../../gate/protocol.js";
 import type { AgentLanguage } from "../../../languages/language.js";
-import { sandboxEnv } from "./pool.js";
+import { STANDBY_ENV } from "./pool.js";
 
-export function startMode(language: AgentLanguage, argv: readonly string[], env: Record<string, string>, user = { uid: 0, gid: 0 }): StartMode {
+export function startMode(language: AgentLanguage, argv: readonly string[], env: Record<string, string>): StartMode {
   const standby = language.standby;
   if (!standby) return "exec";
   const runtime = language.runtimeArgv;
   if (argv.length !== runtime.length + 1 || runtime.some((word, i) => argv[i] !== word)) return "exec";
-  const startedWith = new Map(sandboxEnv(user).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-  const fresh = Object.entries(env).some(([name, value]) => standby.startupVariables.test(name) && startedWith.get(name) !== value);
+  const fresh = Object.entries(env).some(([name, value]) => standby.startupVariables.test(name) && STANDBY_ENV[name] !== value);
   return fresh ? "exec" : "standby";
 }
