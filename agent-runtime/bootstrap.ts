@@ -7,6 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { pathToFileURL } from "node:url";
+import { whenAborted } from "./abort.js";
 import { createBus } from "./bus/index.js";
 import { createLogger, createOutput, signalReady, type AgentContext } from "./context.js";
 import { isAgentDefinition } from "./index.js";
@@ -60,6 +61,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     output: createOutput(env.AIRLOCK_OUTPUT_DIR ?? "/output"),
     log: createLogger(),
     signal: stop.signal,
+    stopped: () => whenAborted(stop.signal),
     ready: signalReady,
   };
   // A pending promise does not keep Node alive: an agent that only awaits ctx.signal must not exit early.

@@ -31,6 +31,11 @@ export interface AgentContext {
   readonly log: AgentLogger;
   /** Aborted when the runner stops the agent (timeout, cancel): flush and return before the grace ends. */
   readonly signal: AbortSignal;
+  /**
+   * Resolves when the runner stops the agent, at once if it already has: `await ctx.stopped()` is
+   * the way to serve until then. (A listener added to `signal` after it aborted is never called.)
+   */
+  stopped(): Promise<void>;
   /** Tell the runner this agent is ready (e.g. a consumer that has subscribed). */
   ready(): void;
   /** The agent's name, as the runner knows it. */

@@ -12,6 +12,7 @@
  * an agent that was killed outright disappears by itself.
  */
 import type { MqttClient } from "mqtt";
+import { onAbort } from "../abort.js";
 import { BusPermissionError, RequestTimeoutError } from "./errors.js";
 import { busAgent, messageId, runNamespace, token } from "./names.js";
 import type { PublicKeys } from "./sealed.js";
@@ -172,13 +173,14 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
       }
     },
     async serveTasks<I, O>(handler: (task: Task<I>) => O | Promise<O>, { limit = Infinity, signal, onReady }: { limit?: number; signal?: AbortSignal; onReady?: () => void } = {}) {
+      // A stopped agent takes no new tasks.
+      if (signal?.aborted) return 0;
       let served = 0;
-      let stop: (() => Promise<void>) | undefined;
+      let listening: Promise<() => Promise<void>> | undefined;
       try {
         await new Promise<void>((resolve, reject) => {
-          if (signal?.aborted) return resolve();
-          signal?.addEventListener("abort", () => resolve(), { once: true });
-          void listen(`${base}/tasks/${me}/+`, (topic, value) => {
+          onAbort(signal, () => resolve());
+          listening = listen(`${base}/tasks/${me}/+`, (topic, value) => {
             const task = { ...(value as Task<I>), from: topic.split("/")[4]! };
             const answer = (u: Omit<TaskUpdate<O>, "taskId" | "from">) => publish(`${base}/results/${task.from}/${me}`, { taskId: task.id, from: me, ...u });
             void (async () => {
@@ -190,9 +192,12 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
               }
               if (++served >= limit) resolve();
             })().catch(reject);
-          }).then((s) => ((stop = s), onReady?.()), reject);
+          });
+          listening.then(() => onReady?.(), reject);
         });
       } finally {
+        // Also when the stop came while the subscription was still being made.
+        const stop = await listening?.catch(() => undefined);
         await stop?.();
       }
       return served;

@@ -11,6 +11,7 @@
  * (reply: true lets the receiver answer on the sender's own inbox prefix with the receipt.)
  */
 import type { Msg, NatsConnection } from "nats";
+import { onAbort } from "../abort.js";
 import { check, type Schema } from "./codec.js";
 import { BusPermissionError, RequestTimeoutError } from "./errors.js";
 import { busAgent, messageId, runNamespace, token } from "./names.js";
@@ -130,11 +131,14 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
       return receipt.reply as R;
     },
     async receive<R>(handler: (message: Envelope<T>) => R | Promise<R>, { limit = Infinity, signal, onReady }: { limit?: number; signal?: AbortSignal; onReady?: () => void } = {}) {
+      // A stopped agent takes no new messages.
+      if (signal?.aborted) return 0;
       const nc = await client();
       const sub = nc.subscribe(`inbox.${ns}.${me}.*`);
       await nc.flush();
       onReady?.();
-      signal?.addEventListener("abort", () => sub.unsubscribe(), { once: true });
+      // Also a stop that came while the subscription was being made.
+      onAbort(signal, () => sub.unsubscribe());
       let handled = 0;
       const answer = (m: Msg, r: Omit<Receipt, "attempts">, from: string) => {
         log.push({ id: r.id, from, status: r.status, ...(r.reason ? { reason: r.reason } : {}) });

@@ -2,6 +2,7 @@
  * Kafka: a kafkajs client, and event streaming (produce; consume in a consumer group from earliest).
  */
 import type { Kafka, logCreator } from "kafkajs";
+import { onAbort } from "../abort.js";
 import { decode, encode, type MessageOptions } from "./codec.js";
 import { connectionError, requireEnv } from "./errors.js";
 
@@ -78,6 +79,8 @@ export function eventStream<T>(topic: string, kafka: () => Promise<Kafka>, defau
       await producer.send({ topic, acks: -1, messages: list.map((e) => ({ value: encode(e, options.schema, where) })) });
     },
     async consume(handler, { groupId = defaultGroup, fromBeginning = true, limit = Infinity, idleTimeoutMs, signal, onReady } = {}) {
+      // A stopped agent takes no new work (and does not join the group only to leave it).
+      if (signal?.aborted) return 0;
       await ensureTopic();
       const consumer = (await kafka()).consumer({ groupId, allowAutoTopicCreation: false });
       await connecting(consumer.connect());
@@ -91,7 +94,8 @@ export function eventStream<T>(topic: string, kafka: () => Promise<Kafka>, defau
             clearTimeout(idle);
             idle = setTimeout(resolve, idleTimeoutMs);
           };
-          signal?.addEventListener("abort", () => resolve(), { once: true });
+          // Also a stop that came while the consumer was connecting.
+          onAbort(signal, () => resolve());
           consumer.on(consumer.events.GROUP_JOIN, () => {
             armIdle();
             onReady?.();

@@ -3,6 +3,7 @@
  * prefetch, acknowledgement after the handler succeeds).
  */
 import type { ChannelModel, ConsumeMessage } from "amqplib";
+import { onAbort } from "../abort.js";
 import { decode, encode, type MessageOptions } from "./codec.js";
 import { BusPermissionError, connectionError, requireEnv } from "./errors.js";
 
@@ -72,6 +73,8 @@ export function workQueue<T>(queue: string, connection: () => Promise<ChannelMod
       }
     },
     async consume(handler, { prefetch = 1, limit = Infinity, idleTimeoutMs, firstMessageTimeoutMs, signal, onReady } = {}) {
+      // A stopped agent takes no new work.
+      if (signal?.aborted) return 0;
       const channel = await (await connection()).createChannel();
       await channel.assertQueue(queue, { durable: true });
       await channel.prefetch(prefetch);
@@ -84,21 +87,21 @@ export function workQueue<T>(queue: string, connection: () => Promise<ChannelMod
           if (finished) return;
           finished = true;
           clearTimeout(idle);
-          signal?.removeEventListener("abort", onAbort);
+          stopListening();
           const close = async () => {
             if (tag) await channel.cancel(tag).catch(() => {});
             await channel.close().catch(() => {});
           };
           void close().then(() => (err ? reject(err) : resolve(acked)));
         };
-        const onAbort = () => finish();
         const armIdle = () => {
           const wait = acked === 0 ? (firstMessageTimeoutMs ?? idleTimeoutMs) : idleTimeoutMs;
           if (wait === undefined) return;
           clearTimeout(idle);
           idle = setTimeout(() => finish(), wait);
         };
-        signal?.addEventListener("abort", onAbort, { once: true });
+        // Also a stop that came while the channel was being opened.
+        const stopListening = onAbort(signal, () => finish());
         channel.on("close", () => finish(finished ? undefined : new Error(`${where}: the channel closed`)));
         const onMessage = async (msg: ConsumeMessage | null) => {
           if (!msg) return finish(new Error(`${where}: the broker cancelled the consumer`));

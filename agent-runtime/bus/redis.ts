@@ -150,6 +150,8 @@ export function requestReply<Req, Res>(
       }
     },
     async serve(handler, { limit = Infinity, signal } = {}) {
+      // A stopped agent takes no new requests.
+      if (signal?.aborted) return 0;
       const blocking = await connectRedis();
       const writer = await client();
       let served = 0;

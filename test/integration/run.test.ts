@@ -95,6 +95,37 @@ describe("stopping agents", () => {
     expect(events.map((e) => e.type)).toContain("ready");
     expect(await leftoverContainers()).toEqual([]);
   });
+
+  it("a stop that comes while the agent is still starting its consumers ends them all at once: it returns by itself, before the SIGKILL", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const result = await runAgent({
+      agent: join(AGENTS, "stopped-while-starting.ts"),
+      policy: definePolicy({
+        name: "stopped-early",
+        network: { allowedEndpoints: ["localhost:5672", "localhost:9092", "localhost:4222", "localhost:1883"] },
+        bus: {
+          requireRights: true,
+          rabbitmq: { queues: { consume: ["stop-{run}"] } },
+          kafka: { topics: { consume: ["stop-{run}"], create: true }, groups: ["stop-{run}"] },
+          nats: { subscribe: ["inbox.{run}.{agent}.*"] },
+          mqtt: { subscribe: ["a2a/{run}/tasks/{agent}/*"] },
+        },
+        timeoutSeconds: 120,
+      }),
+      outputDir: join(await tempDir(), "out"),
+      workingDir: AGENTS,
+      signal: controller.signal,
+      stopGraceMs: 30_000,
+      onEvent: (e) => e.type === "ready" && controller.abort(),
+    });
+    expect(result, result.stderr).toMatchObject({ status: "cancelled", exitCode: 0 });
+    const took = result.returnValue as Record<string, number>;
+    expect(Object.keys(took).sort()).toEqual(["after inbox", "after stopped", "after stream", "after tasks", "after workQueue", "during inbox", "during stopped", "during stream", "during tasks", "during workQueue"]);
+    // Started after the stop, nothing even connects; started before it, each ends once it has connected.
+    for (const [name, ms] of Object.entries(took)) expect(ms, name).toBeLessThan(name.startsWith("after") ? 1000 : 15_000);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
 });
 
 describe("packages", () => {

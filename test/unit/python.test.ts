@@ -198,3 +198,25 @@ describe("the loopback report", () => {
     expect(parseHashlimit(table, "tcp", true).map((d) => d.destination)).toEqual(["127.0.0.1:8080"]);
   });
 });
+
+describe("the Python runtime's stop", () => {
+  it("calls an on_stop callback registered after the stop came at once, and each callback only once", async () => {
+    // The runtime's own module, with the host's python3: a callback, the stop, then a late callback.
+    const script = [
+      "import os, signal, airlock",
+      "calls = []",
+      "airlock.install_stop_handler()",
+      "airlock.on_stop(lambda: calls.append('early'))",
+      "try:",
+      "    os.kill(os.getpid(), signal.SIGTERM)",
+      "    signal.pause()",
+      "except airlock.Stopped:",
+      "    calls.append('stopped')",
+      "airlock.on_stop(lambda: calls.append('late'))",
+      "os.kill(os.getpid(), signal.SIGTERM)  # a second stop raises nothing and calls nothing again",
+      "print(calls, airlock.stopping.is_set())",
+    ].join("\n");
+    const { stdout } = await execa("python3", ["-c", script], { env: { PYTHONPATH: join(import.meta.dirname, "../../agent-runtime/python") }, timeout: 20_000 });
+    expect(stdout.trim()).toBe("['early', 'stopped', 'late'] True");
+  });
+});

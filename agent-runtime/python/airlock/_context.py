@@ -96,9 +96,19 @@ _stop_callbacks: list[Callable[[], None]] = []
 
 
 def on_stop(callback: Callable[[], None]) -> Callable[[], None]:
-    """Call `callback` (in the main thread, from the signal handler) when the runner stops the agent.
-    Usable as a decorator."""
-    _stop_callbacks.append(callback)
+    """Call `callback` (in the main thread, from the signal handler) when the runner stops the agent;
+    at once if it already has (a stop can come while the agent is still starting). Usable as a decorator."""
+    called = False
+
+    def once() -> None:
+        nonlocal called
+        if not called:
+            called = True
+            callback()
+
+    _stop_callbacks.append(once)
+    if stopping.is_set():
+        once()
     return callback
 
 

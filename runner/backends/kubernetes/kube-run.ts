@@ -209,7 +209,7 @@ export class KubeRun extends RunStages {
       // If the agent outlives its SIGKILL (it kept the keeper from sending it), the Pod goes, output and all.
       timers.push(setTimeout(() => (this.deleting = this.deletePod(0)), this.graceMs + KILL_BACKSTOP_MS));
     };
-    const timer = setTimeout(() => stopNow({ reason: "timed_out" }), policy.timeoutSeconds * 1000);
+    let timer: NodeJS.Timeout | undefined;
     const onAbort = () => stopNow({ reason: "cancelled" });
     this.options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -221,6 +221,8 @@ export class KubeRun extends RunStages {
       }, GATE_START_MS);
       if (typeof running === "string") throw new KubernetesError(`the agent's container could not start: ${running}`, fixFor(running));
       if (!running) throw new KubernetesError(`the agent's container did not start within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`);
+      // The timeout counts from the agent's start, as on Docker: a slow Pod start is not the agent's time.
+      timer = setTimeout(() => stopNow({ reason: "timed_out" }), policy.timeoutSeconds * 1000);
       this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
       const pipe = new PassThrough();
       pipe.pipe(stdout.writable());

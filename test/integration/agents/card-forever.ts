@@ -4,5 +4,5 @@ import { defineAgent } from "airlock/agent";
 export default defineAgent(async (ctx) => {
   await ctx.bus.discovery().publishCard({ description: "waits to be stopped", skills: [{ id: "wait" }] });
   ctx.ready();
-  await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+  await ctx.stopped();
 });

@@ -4,7 +4,7 @@ import { defineAgent } from "airlock/agent";
 export default defineAgent(async (ctx) => {
   ctx.ready();
   ctx.log("ready, waiting to be stopped");
-  await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve()));
+  await ctx.stopped();
   await ctx.output.write("flushed.txt", "flushed on stop\n");
   ctx.log("flushed");
   return { stoppedCleanly: true };

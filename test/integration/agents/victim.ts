@@ -13,7 +13,7 @@ export default defineAgent(async (ctx) => {
   const ip = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address;
   ctx.log(`LISTENING ${ip}:7100`);
   ctx.ready();
-  await new Promise<void>((r) => ctx.signal.addEventListener("abort", () => r()));
+  await ctx.stopped();
   server.close();
   return { hits };
 });
