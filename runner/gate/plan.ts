@@ -72,7 +72,7 @@ export async function planGate(endpoints: Endpoint[], policyFile: string, resolv
 }
 
 /** /etc/hosts for the agent: localhost, plus the policy's names pinned to the addresses resolved on the host. */
-export function hostsFile(plan: GatePlan): string {
+export function hostsFile(plan: Pick<GatePlan, "hosts">): string {
   const lines = ["127.0.0.1\tlocalhost", "# names from the policy, resolved by the airlock runner"];
   for (const h of plan.hosts) lines.push(`${h.ip}\t${h.name}`);
   return lines.join("\n") + "\n";

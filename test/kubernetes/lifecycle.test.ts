@@ -57,6 +57,15 @@ describe("an agent as a Pod", () => {
     }
   });
 
+  it("gets the run's own /etc/hosts, not the kubelet's (which is not always there): localhost resolves without DNS", async () => {
+    // As the Python RabbitMQ publisher does (pika): getaddrinfo("localhost"). The Pod has no DNS, so
+    // this holds only if /etc/hosts is the run's, and the kubelet's is not always mounted.
+    const script = "import socket\nprint(open('/etc/hosts').read().splitlines()[0])\nprint(sorted({a[4][0] for a in socket.getaddrinfo('localhost', 6379, 0, socket.SOCK_STREAM)}))";
+    const result = await runAgent({ command: ["python3", "-c", script], runtime: "python", policy: definePolicy({ name: "hosts", network: { allowedEndpoints: ["localhost:6379"] } }), outputDir: join(await tempDir(), "out") });
+    expect(result.status, result.stdout).toBe("succeeded");
+    expect(result.stdout).toBe("127.0.0.1\tlocalhost\n['127.0.0.1']\n");
+  });
+
   it("is stopped at its timeout (SIGTERM, then SIGKILL), and what it wrote before comes back", async () => {
     const dir = await tempDir();
     const started = Date.now();

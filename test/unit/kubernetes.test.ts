@@ -94,7 +94,13 @@ describe("the agent's Pod", () => {
     expect(spec.enableServiceLinks).toBe(false);
     expect(spec.dnsPolicy).toBe("None");
     expect(spec.dnsConfig!.nameservers).toEqual(["127.0.0.1"]);
-    expect(spec.hostAliases).toEqual([{ ip: "10.1.2.3", hostnames: ["redis.internal"] }]);
+    // Names come from the run's own /etc/hosts, never from a kubelet file that may not be there.
+    expect(spec.hostAliases).toBeUndefined();
+    const agent = spec.containers.find((c) => c.name === AGENT_CONTAINER)!;
+    const hosts = agent.volumeMounts!.find((m) => m.mountPath === "/etc/hosts")!;
+    expect(hosts).toMatchObject({ subPath: "hosts", readOnly: true });
+    expect(spec.volumes!.find((v) => v.name === hosts.name)!.configMap!.items).toEqual([{ key: "hosts", path: "hosts" }]);
+    expect(configMapSpec(input({})).data!.hosts).toBe("127.0.0.1\tlocalhost\n# names from the policy, resolved by the airlock runner\n10.1.2.3\tredis.internal\n");
     expect(spec.hostNetwork ?? false).toBe(false);
     expect(spec.hostPID ?? false).toBe(false);
     expect(spec.restartPolicy).toBe("Never");
@@ -115,7 +121,7 @@ describe("the agent's Pod", () => {
 
   it("puts the rules and files in one ConfigMap, and the environment in a Secret", () => {
     const map = configMapSpec(input());
-    expect(map.data).toEqual({ "rules-v4": "*filter\nCOMMIT\n", "rules-v6": "*filter\nCOMMIT\n" });
+    expect(map.data).toEqual({ "rules-v4": "*filter\nCOMMIT\n", "rules-v6": "*filter\nCOMMIT\n", hosts: expect.stringContaining("127.0.0.1\tlocalhost\n") });
     expect(Buffer.from(map.binaryData!.b0!, "base64").toString()).toBe("console.log(1)");
     expect(Buffer.from(map.binaryData!.w0!, "base64").toString()).toBe("hi");
     const workspace = pod.spec!.volumes!.find((v) => v.name === "workspace")!;

@@ -19,12 +19,13 @@
  *                                denied-connection tables are kernel files only uid 0 may read.
  * The agent sees their processes, and can signal the keeper's (its own uid): it can only hurt its own
  * output that way; if it keeps the keeper from stopping it, the runner deletes the Pod.
- * No service-account token, no service links, no DNS (the policy's names are host aliases), no
- * ingress, egress only to the allowed endpoints (NetworkPolicy, where the cluster enforces it).
- * ConfigMap `airlock-<run>`: the rules and the agent's files. Secret `airlock-<run>-env`: its environment.
+ * No service-account token, no service links, no DNS (the policy's names are in the run's own
+ * /etc/hosts), no ingress, egress only to the allowed endpoints (NetworkPolicy, where the cluster enforces it).
+ * ConfigMap `airlock-<run>`: the rules, the agent's /etc/hosts and its files. Secret `airlock-<run>-env`: its environment.
  */
 import type { V1ConfigMap, V1Container, V1NetworkPolicy, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { LABEL } from "../../docker/labels.js";
+import { hostsFile } from "../../gate/plan.js";
 import type { AgentUser } from "../../run/output.js";
 
 export const GATE_CONTAINER = "airlock-gate";
@@ -106,7 +107,7 @@ function fileKeys(prefix: string, files: PodFile[]) {
 export function configMapSpec(input: PodSpecInput): V1ConfigMap {
   const binaryData: Record<string, string> = {};
   for (const f of [...fileKeys("b", input.bundle), ...fileKeys("w", input.workspace)]) binaryData[f.key] = f.content.toString("base64");
-  return { apiVersion: "v1", kind: "ConfigMap", metadata: metadata(input, "files"), data: { "rules-v4": input.rules.v4, "rules-v6": input.rules.v6 }, binaryData };
+  return { apiVersion: "v1", kind: "ConfigMap", metadata: metadata(input, "files"), data: { "rules-v4": input.rules.v4, "rules-v6": input.rules.v6, hosts: hostsFile(input) }, binaryData };
 }
 
 export function envSecretSpec(input: PodSpecInput, env: Record<string, string>): V1Secret {
@@ -149,6 +150,10 @@ export function podSpec(input: PodSpecInput): V1Pod {
       { name: "tmp", mountPath: "/tmp" },
       { name: "workspace", mountPath: "/workspace", readOnly: true },
       ...(input.bundle.length ? [{ name: "bundle", mountPath: "/opt/agent/run", readOnly: true }] : []),
+      // The run's own /etc/hosts, as on Docker. The kubelet's would hold the policy's names as host
+      // aliases, but it mounts one only when it knows the Pod's IP as the container is created, and
+      // without one `localhost` falls through to the DNS that the Pod does not have.
+      { name: "files", mountPath: "/etc/hosts", subPath: "hosts", readOnly: true },
     ],
   };
   const keeper: V1Container = {
@@ -184,7 +189,6 @@ export function podSpec(input: PodSpecInput): V1Pod {
       terminationGracePeriodSeconds: 5,
       dnsPolicy: "None",
       dnsConfig: { nameservers: ["127.0.0.1"], options: [{ name: "timeout", value: "1" }, { name: "attempts", value: "1" }] },
-      ...(input.hosts.length ? { hostAliases: input.hosts.map((h) => ({ ip: h.ip, hostnames: [h.name] })) } : {}),
       securityContext: {
         seccompProfile: { type: "RuntimeDefault" },
         sysctls: [
@@ -202,6 +206,7 @@ export function podSpec(input: PodSpecInput): V1Pod {
         { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
         { name: "gate-run", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
         { name: "rules", configMap: { name, items: [{ key: "rules-v4", path: "v4" }, { key: "rules-v6", path: "v6" }] } },
+        { name: "files", configMap: { name, items: [{ key: "hosts", path: "hosts" }] } },
         input.workspace.length ? { name: "workspace", configMap: { name, items: items("w", input.workspace) } } : { name: "workspace", emptyDir: { sizeLimit: "1Mi" } },
         ...(input.bundle.length ? [{ name: "bundle", configMap: { name, items: items("b", input.bundle) } }] : []),
       ],
