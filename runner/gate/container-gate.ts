@@ -15,10 +15,8 @@ export interface ContainerGateInput {
   pool: GatePool;
   rules: ExpectedRules;
   holdSeconds: number;
-  /** A gate already taken from the pool (it was ready when the run chose this path). */
+  /** A gate already taken from the pool (it was ready when the run chose this path); its taker tops the pool up, once runs stop starting. */
   taken?: TakenGate;
-  /** Leave topping the gate pool up to the caller (a run that joined a gate kept ready does, once runs stop starting). */
-  deferRefill?: boolean;
   hostSide: HostSide;
   verifier: Verifier;
   /** The gate's name once it belongs to this run. */
@@ -40,7 +38,7 @@ export class ContainerEgressGate implements EgressGate {
 
   /** A gate with the rules in force and checked, and the host side open for it. */
   static async acquire(input: ContainerGateInput): Promise<ContainerEgressGate> {
-    const gate = await input.pool.acquire({ ...input.rules, holdSeconds: input.holdSeconds }, 30_000, !input.deferRefill, input.taken);
+    const gate = await input.pool.acquire({ ...input.rules, holdSeconds: input.holdSeconds }, input.taken);
     const self = new ContainerEgressGate(gate, input);
     try {
       void gate.container.rename({ name: input.name }).catch(() => {});

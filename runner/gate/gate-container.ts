@@ -123,8 +123,13 @@ async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise
   };
 }
 
+/** How long a gate may take to put a run's rules in force. */
+const ARM_TIMEOUT_MS = 30_000;
+
 export class GatePool {
   private readonly warm: Promise<WarmGate | undefined>[] = [];
+  /** The gates of `warm` that are started and waiting, by their promise. */
+  private readonly ready = new Map<Promise<WarmGate | undefined>, WarmGate>();
   private closed = false;
 
   constructor(
@@ -135,16 +140,19 @@ export class GatePool {
     private readonly size = 1,
   ) {}
 
-  /** A gate with `rules` in force, its privileges dropped. `refill: false`: the caller tops the pool up itself, later. */
-  async acquire(rules: GateRules, timeoutMs = 30_000, refill = true, taken?: TakenGate): Promise<StartedGate> {
+  /**
+   * A gate with `rules` in force, its privileges dropped: the one `taken` earlier (takeReady), whose
+   * taker tops the pool up itself once runs stop starting, or the next in the pool.
+   */
+  async acquire(rules: GateRules, taken?: TakenGate): Promise<StartedGate> {
     const pending = taken?.pool === this ? taken.gate : this.warm.shift();
     if (pending) this.ready.delete(pending);
     // Start the next gate at once: back to back, runs come faster than a gate starts.
-    if (refill) this.refill();
+    if (!taken) this.refill();
     const warm = pending ? await pending : undefined;
     if (warm && !warm.gone()) {
       try {
-        return await arm(warm, rules, timeoutMs);
+        return await arm(warm, rules, ARM_TIMEOUT_MS);
       } catch {
         // It went away while being armed (idle exit, removed from outside): use a fresh one.
         await warm.container.remove({ force: true }).catch(() => {});
@@ -152,7 +160,7 @@ export class GatePool {
     }
     const fresh = await startWarm(this.docker, this.spec(), this.networkName);
     try {
-      return await arm(fresh, rules, timeoutMs);
+      return await arm(fresh, rules, ARM_TIMEOUT_MS);
     } catch (err) {
       await fresh.container.remove({ force: true }).catch(() => {});
       throw err;
@@ -174,8 +182,6 @@ export class GatePool {
     }
     return undefined;
   }
-
-  private readonly ready = new Map<Promise<WarmGate | undefined>, WarmGate>();
 
   /** Keep `count` gates ready (e.g. before a group of agents starts). */
   prepare(count: number): void {

@@ -69,7 +69,7 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
       pool: req.readyGate?.pool ?? services.gatePool(req.gateImage, bridge.name),
       rules,
       holdSeconds: req.holdSeconds,
-      ...(req.readyGate ? { taken: req.readyGate, deferRefill: true } : {}),
+      ...(req.readyGate ? { taken: req.readyGate } : {}),
       hostSide,
       verifier,
       name: `airlock-${req.runId}-gate`,

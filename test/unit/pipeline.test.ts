@@ -11,6 +11,7 @@ import type Docker from "dockerode";
 import { describe, expect, it } from "vitest";
 import { createRunner, type ImageSet } from "../../runner/index.js";
 import type { ContainerState, Engine, EngineContainer } from "../../runner/docker/engine.js";
+import { fakeEngineWith } from "./fake-engine.js";
 
 type Program = (io: { out: (line: string) => void; exit: (code: number) => void; signals: string[] }) => void;
 
@@ -20,43 +21,35 @@ function fakeEngine(program: Program, onSignal?: (signal: string, exit: (code: n
   const removed: string[] = [];
   const signals: string[] = [];
   let n = 0;
-  const engine: Engine = {
-    address: "fake",
-    ping: async () => {},
-    demux: (stream, stdout) => void stream.pipe(stdout),
-    container: () => {
-      throw new Error("not used");
-    },
-    createContainer: async (spec) => {
-      created.push(spec);
-      const id = `c${++n}`;
-      const stream = new PassThrough() as unknown as Duplex;
-      let exitCode: number | undefined;
-      let resolveExit!: (v: { StatusCode: number }) => void;
-      const exited = new Promise<{ StatusCode: number }>((r) => (resolveExit = r));
-      const exit = (code: number) => {
-        if (exitCode !== undefined) return;
-        exitCode = code;
-        stream.end();
-        resolveExit({ StatusCode: code });
-      };
-      const c: EngineContainer = {
-        id,
-        attach: async () => stream,
-        start: async () => void setImmediate(() => program({ out: (l) => stream.write(`${l}\n`), exit, signals })),
-        wait: () => exited,
-        kill: async (signal) => {
-          signals.push(signal);
-          if (onSignal) onSignal(signal, exit);
-          else if (signal === "SIGKILL") exit(137);
-        },
-        remove: async () => void removed.push(id),
-        rename: async () => {},
-        inspect: async (): Promise<ContainerState> => ({ running: exitCode === undefined, exitCode: exitCode ?? 0, oomKilled: false, pid: 0, networks: {}, paused: false, startedAt: "", execs: 0, config: "" }),
-      };
-      return c;
-    },
-  };
+  const engine: Engine = fakeEngineWith(async (spec) => {
+    created.push(spec);
+    const id = `c${++n}`;
+    const stream = new PassThrough() as unknown as Duplex;
+    let exitCode: number | undefined;
+    let resolveExit!: (v: { StatusCode: number }) => void;
+    const exited = new Promise<{ StatusCode: number }>((r) => (resolveExit = r));
+    const exit = (code: number) => {
+      if (exitCode !== undefined) return;
+      exitCode = code;
+      stream.end();
+      resolveExit({ StatusCode: code });
+    };
+    const c: EngineContainer = {
+      id,
+      attach: async () => stream,
+      start: async () => void setImmediate(() => program({ out: (l) => stream.write(`${l}\n`), exit, signals })),
+      wait: () => exited,
+      kill: async (signal) => {
+        signals.push(signal);
+        if (onSignal) onSignal(signal, exit);
+        else if (signal === "SIGKILL") exit(137);
+      },
+      remove: async () => void removed.push(id),
+      rename: async () => {},
+      inspect: async (): Promise<ContainerState> => ({ running: exitCode === undefined, exitCode: exitCode ?? 0, oomKilled: false, pid: 0, networks: {}, paused: false, startedAt: "", execs: 0, config: "" }),
+    };
+    return c;
+  });
   return { engine, created, removed, signals };
 }
 

@@ -15,6 +15,7 @@ import { LABEL } from "../../runner/docker/labels.js";
 import { WarmPool, type PoolClock } from "../../runner/backends/docker/sandbox/pool.js";
 import type { SandboxShape } from "../../runner/backends/docker/sandbox/sandbox.js";
 import { adoptOutput, createSandboxFolder } from "../../runner/backends/docker/sandbox/folder.js";
+import { fakeEngineWith } from "./fake-engine.js";
 
 interface FakeSandbox {
   id: string;
@@ -29,18 +30,8 @@ function fakeEngine() {
   const containers: FakeSandbox[] = [];
   const watchers = new Set<(e: { id: string; action: string }) => void>();
   const report = (id: string, action: string) => watchers.forEach((w) => w({ id, action }));
-  const engine: Engine = {
-    watch: async (_labels, onEvent) => {
-      watchers.add(onEvent);
-      return () => watchers.delete(onEvent);
-    },
-    address: "fake",
-    ping: async () => {},
-    demux: (stream, stdout) => void stream.pipe(stdout),
-    container: () => {
-      throw new Error("not used");
-    },
-    createContainer: async (spec) => {
+  const engine: Engine = fakeEngineWith(
+    async (spec) => {
       const stream = new PassThrough();
       let resolveExit!: (v: { StatusCode: number }) => void;
       const exited = new Promise<{ StatusCode: number }>((r) => (resolveExit = r));
@@ -71,7 +62,13 @@ function fakeEngine() {
       };
       return c;
     },
-  };
+    {
+      watch: async (_labels, onEvent) => {
+        watchers.add(onEvent);
+        return () => watchers.delete(onEvent);
+      },
+    },
+  );
   return { engine, containers, report };
 }
 

@@ -36,9 +36,9 @@ import { chooseImage, type ChosenImage } from "./image-choice.js";
 import { goLine } from "../../gate/protocol.js";
 import { Sandbox, type SandboxShape } from "./sandbox/sandbox.js";
 import { adoptOutput, moveInto, removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";
-import { sandboxEnv, type PooledSandbox } from "./sandbox/pool.js";
+import type { PooledSandbox } from "./sandbox/pool.js";
 import { startMode } from "./sandbox/start-mode.js";
-import { sandboxShape } from "./sandbox/shape.js";
+import { sandboxShape, sandboxSpec } from "./sandbox/shape.js";
 
 /** One Docker run's resources and state; dispose() releases everything, whatever happened. */
 export class DockerRun extends RunStages {
@@ -87,7 +87,7 @@ export class DockerRun extends RunStages {
    */
   private async startAgent(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>): Promise<Started> {
     if (!image.airlocks || prepared.policy.network.disabled) return this.startWithGate(prepared, image, images, expiresAt, rights);
-    const shape = this.shapeOf(prepared, image);
+    const shape = sandboxShape(image.id, prepared.language, prepared.policy, prepared.user);
     const pooled = await this.claimPooled(shape, prepared, expiresAt);
     if (pooled) return this.startSandbox(prepared, image, images, expiresAt, rights, shape, pooled);
     const ended = this.runner.startBegan();
@@ -103,10 +103,6 @@ export class DockerRun extends RunStages {
       this.runner.keepGateReady(images.ids.gate);
       ended();
     }
-  }
-
-  private shapeOf(prepared: PreparedRun, image: ChosenImage): SandboxShape {
-    return sandboxShape(image.id, prepared.language, prepared.policy, prepared.user);
   }
 
   /**
@@ -141,29 +137,20 @@ export class DockerRun extends RunStages {
       starting = connect(pooled.sandbox, folder.hostsFile).then(() => pooled.sandbox);
     } else {
       this.phase("starting", `starting ${this.name}'s sandbox`);
-      const hostsPath = join(prepared.runDir, "hosts");
-      const resolvPath = join(prepared.runDir, "resolv.conf");
       // Bind sources must exist when the container is created; the gate writes the hosts file in place.
-      await Promise.all([writeFile(hostsPath, "", { mode: 0o644 }), writeFile(resolvPath, RESOLV_CONF, { mode: 0o644 })]);
+      const { hostsPath, resolvPath } = networkFiles(prepared);
+      await Promise.all([writeFile(hostsPath, "", { mode: 0o644 }), writeResolvConf(resolvPath)]);
       const network = await ensureNetwork(this.runner.docker);
       starting = Sandbox.start(
         this.runner.engine,
-        agentSpec({
+        sandboxSpec(shape, {
           name: `airlock-${this.runId}`,
-          image: image.id,
-          network: { mode: "gated", network: network.name },
-          user: prepared.user,
-          env: sandboxEnv(prepared.user),
-          cmd: [...shape.standby],
+          network: network.name,
           workspaceBinds: prepared.workspace.binds,
           outputDir: this.outputDir,
           ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
           hostsFile: hostsPath,
           resolvConf: resolvPath,
-          memoryBytes: shape.memoryBytes,
-          cpus: shape.cpus,
-          pids: shape.pids,
-          maxFileBytes: shape.maxFileBytes,
           labels: runLabels(this.runId, "agent", this.name, expiresAt),
         }),
         { onCreated: (c) => ((this.container = c), this.mark("created")), beforeStart: (sandbox) => connect(sandbox, hostsPath), onStarted: () => this.mark("started") },
@@ -206,7 +193,7 @@ export class DockerRun extends RunStages {
 
   /** Any other image, or no network: the container is created for this run, joined to a gate container's namespace (or none). */
   private async startWithGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, readyGate?: TakenGate): Promise<Started> {
-    const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, join(prepared.runDir, "hosts"), readyGate));
+    const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, networkFiles(prepared).hostsPath, readyGate));
     this.mark("gate");
     await image.checked;
     Object.assign(prepared.env, await rights);
@@ -247,8 +234,8 @@ export class DockerRun extends RunStages {
     const o = this.options;
     const { policy } = prepared;
     this.phase("starting", `starting ${this.name}`);
-    const resolvPath = join(prepared.runDir, "resolv.conf");
-    await writeFile(resolvPath, RESOLV_CONF, { mode: 0o644 });
+    const { hostsPath, resolvPath } = networkFiles(prepared);
+    await writeResolvConf(resolvPath);
     const { stdout, stderr } = this.openCaptures(gate.intercept);
 
     const container = (this.container = await this.runner.engine.createContainer(
@@ -265,7 +252,7 @@ export class DockerRun extends RunStages {
         workspaceBinds: prepared.workspace.binds,
         outputDir: this.outputDir,
         ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
-        hostsFile: join(prepared.runDir, "hosts"),
+        hostsFile: hostsPath,
         resolvConf: resolvPath,
         memoryBytes: policy.resources.memoryBytes,
         cpus: policy.resources.cpus,
@@ -309,3 +296,10 @@ export class DockerRun extends RunStages {
     await this.releaseShared();
   }
 }
+
+/** Where the run's /etc/hosts (the gate writes it) and /etc/resolv.conf are on the host. */
+function networkFiles(prepared: PreparedRun): { hostsPath: string; resolvPath: string } {
+  return { hostsPath: join(prepared.runDir, "hosts"), resolvPath: join(prepared.runDir, "resolv.conf") };
+}
+
+const writeResolvConf = (path: string) => writeFile(path, RESOLV_CONF, { mode: 0o644 });

@@ -8,13 +8,11 @@
  * runner's labels, so a runner that dies leaves nothing the next cleanup does not remove.
  */
 import { randomBytes } from "node:crypto";
-import type { Engine } from "../../../docker/engine.js";
+import type { ContainerState, Engine } from "../../../docker/engine.js";
 import { LABEL, ownerId } from "../../../docker/labels.js";
-import { agentSpec } from "../../../run/container-spec.js";
-import { SLOT_USER_VARIABLE } from "../../../gate/protocol.js";
-import type { ContainerState } from "../../../docker/engine.js";
 import { createSandboxFolder, defaultSandboxRoot, folderUntouched, removeSandboxFolder, type SandboxFolder } from "./folder.js";
 import { Sandbox, shapeKey, type SandboxShape } from "./sandbox.js";
+import { sandboxSpec } from "./shape.js";
 
 export interface WarmPoolOptions {
   /** Sandboxes kept ready per shape (image, runtime, user, resources). */
@@ -55,11 +53,8 @@ export interface PooledSandbox {
   expiresAt: number;
 }
 
-interface Entry {
-  sandbox: Sandbox;
-  folder: SandboxFolder;
-  /** Its labelled deadline: no run that could outlive it is given this sandbox. */
-  expiresAt: number;
+/** A sandbox waiting in the pool: no run that could outlive its deadline is given it. */
+interface Entry extends Omit<PooledSandbox, "state"> {
   cancelRetire: () => void;
 }
 
@@ -232,22 +227,14 @@ export class WarmPool {
       const expiresAt = this.clock.now() + this.idleMs + CLAIMED_LIFETIME_MS;
       sandbox = await Sandbox.start(
         this.services.engine,
-        agentSpec({
+        sandboxSpec(shape, {
           name: `airlock-pool-${randomBytes(5).toString("hex")}`,
-          image: shape.image,
-          network: { mode: "gated", network },
-          user: shape.user,
-          env: sandboxEnv(shape.user),
-          cmd: [...shape.standby],
+          network,
           workspaceBinds: [],
           outputDir: folder.outputDir,
           bundleDir: folder.bundleDir,
           hostsFile: folder.hostsFile,
           resolvConf: folder.resolvConf,
-          memoryBytes: shape.memoryBytes,
-          cpus: shape.cpus,
-          pids: shape.pids,
-          maxFileBytes: shape.maxFileBytes,
           labels: poolLabels(expiresAt),
         }),
       );
@@ -309,14 +296,6 @@ export class WarmPool {
     this.removals.add(done);
     void done.finally(() => this.removals.delete(done));
   }
-}
-
-/** The variables a sandbox's runtime on standby starts with (besides the image's): nothing of any run. */
-export const STANDBY_ENV: Readonly<Record<string, string>> = { PYTHONUNBUFFERED: "1" };
-
-/** What every sandbox's init and runtime start with: the agent's uid:gid, and STANDBY_ENV. */
-export function sandboxEnv(user: { uid: number; gid: number }): string[] {
-  return [`${SLOT_USER_VARIABLE}=${user.uid}:${user.gid}`, ...Object.entries(STANDBY_ENV).map(([k, v]) => `${k}=${v}`)];
 }
 
 export function poolLabels(expiresAt: number): Record<string, string> {

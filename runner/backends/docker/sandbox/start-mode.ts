@@ -5,7 +5,7 @@
  */
 import type { StartMode } from "../../../gate/protocol.js";
 import type { AgentLanguage } from "../../../languages/language.js";
-import { STANDBY_ENV } from "./pool.js";
+import { STANDBY_ENV } from "./shape.js";
 
 export function startMode(language: AgentLanguage, argv: readonly string[], env: Record<string, string>): StartMode {
   const standby = language.standby;
