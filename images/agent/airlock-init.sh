@@ -21,7 +21,8 @@
 #      either hands them to the runtime on standby, or (mode exec, or the runtime is gone) starts the
 #      command itself as uid:gid with no capabilities (empty bounding set, no-new-privileges is set
 #      on the container), stdin from /dev/null;
-#   7. forwards SIGTERM/SIGINT to it, waits, prints the denied-connection tables (kernel files only
+#   7. forwards SIGTERM/SIGINT to it (SIGUSR2 kills every process of the agent at once), waits,
+#      kills whatever the agent left running, prints the denied-connection tables (kernel files only
 #      uid 0 can read) and the exit code as lines tagged with the nonce, then holds the namespace
 #      until the runner says "done" (a root runner reads the tables itself meanwhile), and exits
 #      with the agent's code.
@@ -60,6 +61,9 @@ case "${1:-}" in
   trap '[ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true' TERM
   trap '[ -z "$child" ] || kill -INT "$child" 2>/dev/null || true' INT
   trap '[ -z "$child" ] || kill -HUP "$child" 2>/dev/null || true' HUP
+  # The runner's hard stop (the grace is over): every process but this one and tini, at once. The
+  # container (and its /output) stays for the runner to copy out.
+  trap 'kill -9 -1 2>/dev/null || true' USR2
   standby=
   if [ "$#" -gt 0 ]; then
     # The runtime on standby reads its start line on fd 3 (the only pipe it holds).
@@ -112,6 +116,8 @@ case "${1:-}" in
     code=$?
     kill -0 "$child" 2>/dev/null || break
   done
+  # The agent's run is over: whatever it left running goes before /output is copied out.
+  kill -9 -1 2>/dev/null || true
   for table in airlock_tcp airlock_udp airlock_other airlock_lo; do
     printf '\036airlock-gate %s == %s\n' "$nonce" "$table"
     if [ -r "/proc/net/ipt_hashlimit/$table" ]; then

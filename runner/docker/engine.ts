@@ -31,8 +31,11 @@ export interface EngineContainer {
   start(): Promise<void>;
   /** Resolves with the exit code once the container exits ("next-exit" also counts a container not started yet as running). */
   wait(condition: "next-exit" | "not-running"): Promise<{ StatusCode?: number }>;
-  kill(signal: "SIGTERM" | "SIGKILL" | "SIGUSR1"): Promise<void>;
+  kill(signal: "SIGTERM" | "SIGKILL" | "SIGUSR1" | "SIGUSR2"): Promise<void>;
+  /** Remove it (forced), with its anonymous volumes (its /output). */
   remove(): Promise<void>;
+  /** A tar of `path` in the container (a running one sees its volumes). */
+  archive(path: string): Promise<NodeJS.ReadableStream>;
   inspect(): Promise<ContainerState>;
   rename(name: string): Promise<void>;
 }
@@ -59,7 +62,8 @@ export function dockerEngine(docker: Docker): Engine {
     start: async () => void (await c.start()),
     wait: (condition) => c.wait({ condition }) as Promise<{ StatusCode?: number }>,
     kill: async (signal) => void (await c.kill({ signal })),
-    remove: async () => void (await c.remove({ force: true })),
+    remove: async () => void (await c.remove({ force: true, v: true })),
+    archive: (path) => c.getArchive({ path }),
     rename: async (name) => void (await c.rename({ name })),
     inspect: async () => {
       const info = await c.inspect();

@@ -15,7 +15,7 @@ export const LABEL = {
   contentHash: "dev.airlock.content-hash",
 } as const;
 
-export type Role = "gate" | "agent" | "check";
+export type Role = "gate" | "agent" | "check" | "output";
 
 /** `host:pid` of this runner process. */
 export function ownerId(): string {

@@ -3,7 +3,9 @@
  * here and checked by unit tests.
  *
  * agent: non-root, no capabilities, no-new-privileges, read-only root filesystem, /workspace
- *        read-only, /output read-write. Its network is one of:
+ *        read-only, /output a tmpfs volume of the policy's size and entry count (run/output-volume.ts):
+ *        its own, when its container outlives the agent (a sandbox's init holds it until the runner
+ *        copied /output out), else the output keeper's. Its network is one of:
  *        - "none" when the policy disables the network;
  *        - gated in its own namespace on the airlock bridge (images airlock built: a "sandbox",
  *          backends/docker/sandbox/): the container starts /opt/airlock/init as root with
@@ -19,6 +21,7 @@
  */
 import type Docker from "dockerode";
 import type { AgentUser } from "./output.js";
+import { agentMemoryBytes, outputVolumeMount, type OutputLimits } from "./output-volume.js";
 
 export const AGENT_TMPFS = "rw,nosuid,nodev,size=64m,mode=1777";
 
@@ -90,7 +93,8 @@ export interface AgentSpecInput {
   cmd: string[];
   /** Binds for /workspace (the folder read-only and its hidden secrets), or none. */
   workspaceBinds: string[];
-  outputDir: string;
+  /** /output: a tmpfs volume of the container's own, or the output keeper's (by container name or ID). */
+  output: { limits: OutputLimits; keeper?: string };
   /** Folder with the bundled agent (mounted at /opt/agent/run), or undefined for a command. */
   bundleDir?: string;
   hostsFile: string;
@@ -106,7 +110,6 @@ export interface AgentSpecInput {
 export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions {
   const binds = [
     ...input.workspaceBinds,
-    `${input.outputDir}:/output:rw`,
     `${input.hostsFile}:/etc/hosts:ro`,
     `${input.resolvConf}:/etc/resolv.conf:ro`,
   ];
@@ -133,13 +136,15 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
     HostConfig: {
       NetworkMode: net.mode === "none" ? "none" : net.mode === "gated" ? net.network : `container:${net.gateId}`,
       Binds: binds,
+      ...(input.output.keeper ? { VolumesFrom: [`${input.output.keeper}:rw`] } : { Mounts: [outputVolumeMount(input.output.limits, input.user, input.labels)] }),
       CapDrop: ["ALL"],
       ...(gated ? { CapAdd: INIT_CAPS, Sysctls: GATED_SYSCTLS } : {}),
       SecurityOpt: ["no-new-privileges:true"],
       ReadonlyRootfs: true,
       Tmpfs: { "/tmp": AGENT_TMPFS },
-      Memory: input.memoryBytes,
-      MemorySwap: input.memoryBytes,
+      // What /output holds is in memory, charged to this container: on top of the policy's memory.
+      Memory: agentMemoryBytes(input.memoryBytes, input.output.limits),
+      MemorySwap: agentMemoryBytes(input.memoryBytes, input.output.limits),
       NanoCpus: Math.round(input.cpus * 1e9),
       // The gated init's tini and supervisor are processes of their own.
       PidsLimit: input.pids + (gated ? 2 : 0),
@@ -148,6 +153,44 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
       Init: !gated,
       IpcMode: "private",
       Privileged: false,
+      LogConfig: { Type: "none", Config: {} },
+    } as Docker.HostConfig,
+  };
+}
+
+export interface KeeperSpecInput {
+  name: string;
+  /** airlock's gate image (it has `sleep`). */
+  image: string;
+  user: AgentUser;
+  limits: OutputLimits;
+  holdSeconds: number;
+  labels: Record<string, string>;
+}
+
+/**
+ * The output keeper: for an agent whose container ends with it (any image airlock did not build, or
+ * a run without network), a container that owns the run's /output volume and holds it mounted until
+ * the runner copied it out. No network, no capability, no writable root, nothing but `sleep`.
+ */
+export function keeperSpec(input: KeeperSpecInput): Docker.ContainerCreateOptions {
+  return {
+    name: input.name,
+    Image: input.image,
+    Entrypoint: ["sleep"],
+    Cmd: [String(Math.max(1, input.holdSeconds))],
+    User: `${input.user.uid}:${input.user.gid}`,
+    Labels: input.labels,
+    HostConfig: {
+      NetworkMode: "none",
+      Mounts: [outputVolumeMount(input.limits, input.user, input.labels)],
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges:true"],
+      ReadonlyRootfs: true,
+      Memory: 16 * 1024 * 1024,
+      MemorySwap: 16 * 1024 * 1024,
+      PidsLimit: 4,
+      IpcMode: "private",
       LogConfig: { Type: "none", Config: {} },
     } as Docker.HostConfig,
   };

@@ -1,6 +1,6 @@
 /**
- * Waiting for an agent to exit, and stopping it when it must: the policy's timeout, the caller's
- * cancel, or the output folder passing its limits (SIGTERM, then SIGKILL after the grace). While it
+ * Waiting for an agent to exit, and stopping it when it must: the policy's timeout or the caller's
+ * cancel (SIGTERM, then a hard kill after the grace). While it
  * runs, the engine is pinged: a request that waits on an engine that went away does not always fail.
  */
 import { DockerUnavailableError } from "../errors.js";
@@ -20,8 +20,15 @@ export interface Stopper {
   dispose(): void;
 }
 
-/** SIGTERM now, SIGKILL after `graceMs`; the first reason wins. */
-export function stopper(container: EngineContainer, graceMs: number, onStop: (request: StopRequest) => void): Stopper {
+/** After a sandbox's hard kill, how long its init has to report before the container itself is killed. */
+export const HARD_KILL_REPORT_MS = 5000;
+
+/**
+ * SIGTERM now, a hard kill after `graceMs`; the first reason wins. The hard kill is SIGKILL to the
+ * container, or (`hardKill: "SIGUSR2"`, a sandbox whose init holds /output) the init's signal to
+ * kill every agent process at once while the container stays, then SIGKILL if it did not end.
+ */
+export function stopper(container: EngineContainer, graceMs: number, onStop: (request: StopRequest) => void, hardKill: "SIGKILL" | "SIGUSR2" = "SIGKILL"): Stopper {
   let requested: StopRequest | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   return {
@@ -33,7 +40,10 @@ export function stopper(container: EngineContainer, graceMs: number, onStop: (re
       requested = { reason, ...(why ? { why } : {}) };
       onStop(requested);
       container.kill("SIGTERM").catch(() => {});
-      killTimer = setTimeout(() => container.kill("SIGKILL").catch(() => {}), graceMs);
+      killTimer = setTimeout(() => {
+        container.kill(hardKill).catch(() => {});
+        if (hardKill !== "SIGKILL") killTimer = setTimeout(() => container.kill("SIGKILL").catch(() => {}), HARD_KILL_REPORT_MS);
+      }, graceMs);
     },
     dispose: () => clearTimeout(killTimer),
   };

@@ -1,9 +1,9 @@
 /**
- * The host side of /output: prepared before the run so the agent's user can write it, and
- * collected after, without following links, so files end up owned by the calling user and
- * nothing outside the output directory is read or written.
+ * The host side of /output: the caller's output folder, checked and made before the run (the agent
+ * never sees it: its /output is a volume of its own, run/output-volume.ts, copied in after the run),
+ * and listed after, without following links, with every entry given to the calling user.
  */
-import { lstat, mkdir, readdir, lchown, chown, chmod } from "node:fs/promises";
+import { lstat, mkdir, readdir, lchown, chown } from "node:fs/promises";
 import type { Dirent } from "node:fs";
 import { join, relative } from "node:path";
 import { RunOptionsError } from "../errors.js";
@@ -22,7 +22,7 @@ export function agentUser(): AgentUser {
   return uid === 0 ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : { uid, gid };
 }
 
-export async function prepareOutputDir(dir: string, user: AgentUser): Promise<void> {
+export async function prepareOutputDir(dir: string): Promise<void> {
   try {
     const info = await lstat(dir);
     if (!info.isDirectory()) {
@@ -31,13 +31,6 @@ export async function prepareOutputDir(dir: string, user: AgentUser): Promise<vo
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     await mkdir(dir, { recursive: true });
-  }
-  // Root runs the agent as an unprivileged uid: hand it the folder, and what an earlier run left in it,
-  // for the run (given back afterwards). Links are changed themselves, never followed.
-  if (process.getuid?.() === 0) {
-    await chown(dir, user.uid, user.gid);
-    await chmod(dir, 0o755);
-    await walkEntries(dir, (full) => lchown(full, user.uid, user.gid).catch(() => {}));
   }
 }
 
@@ -70,49 +63,6 @@ function kindOf(entry: Dirent): SkippedEntry["kind"] {
   if (entry.isSocket()) return "socket";
   if (entry.isBlockDevice() || entry.isCharacterDevice()) return "device";
   return "other";
-}
-
-export interface OutputUsage {
-  /** What the host really spends: the disk blocks of every entry (files, folders, links). */
-  bytes: number;
-  /** Entries (inodes) below the folder. */
-  entries: number;
-  /** True when the walk stopped early because a limit was passed. */
-  over: boolean;
-}
-
-/**
- * What the agent's output costs the host, without following links: blocks (not apparent sizes,
- * so empty files, folders and long links count) and entries. The walk stops as soon as a limit is
- * passed, so checking a tree that is far over its limit stays cheap.
- */
-export async function outputUsage(dir: string, limits: { bytes: number; entries: number }): Promise<OutputUsage> {
-  const usage: OutputUsage = { bytes: 0, entries: 0, over: false };
-  const walk = async (at: string): Promise<void> => {
-    const entries = await readdir(at, { withFileTypes: true }).catch(() => [] as Dirent[]);
-    for (const entry of entries) {
-      if (usage.over) return;
-      const full = join(at, entry.name);
-      const info = await lstat(full).catch(() => undefined);
-      usage.entries++;
-      usage.bytes += info ? info.blocks * 512 : 0;
-      if (usage.bytes > limits.bytes || usage.entries > limits.entries) {
-        usage.over = true;
-        return;
-      }
-      if (entry.isDirectory()) await walk(full);
-    }
-  };
-  await walk(dir);
-  return usage;
-}
-
-/** The run's error when the output is over the policy's limits, else undefined. */
-export function outputLimitProblem(usage: OutputUsage, limits: { bytes: number; entries: number }): string | undefined {
-  if (!usage.over) return undefined;
-  const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-  if (usage.entries > limits.entries) return `output limit exceeded: more than ${limits.entries} entries in the output folder (resources.outputFiles)`;
-  return `output limit exceeded: more than ${mib(limits.bytes)} on disk in the output folder, counting ${usage.entries} entries so far (resources.output allows ${mib(limits.bytes)})`;
 }
 
 /**

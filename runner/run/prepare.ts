@@ -79,7 +79,7 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
     staged = await language.stage(input.agent, policy, bundleDir);
   }
   const user = agentUser();
-  await prepareOutputDir(input.outputDir, user);
+  await prepareOutputDir(input.outputDir);
   // Python writes its lines as they are printed (not at exit) in any image; a policy may say otherwise.
   const env = agentEnvironment(policy, input.env, process.env, { PYTHONUNBUFFERED: "1" }, {
     ...input.airlockVars,

@@ -9,7 +9,7 @@ const input: AgentSpecInput = {
   env: ["A=1"],
   cmd: ["/opt/agent/run/agent.mjs"],
   workspaceBinds: ["/home/me/project:/workspace:ro", "/dev/null:/workspace/.env:ro"],
-  outputDir: "/home/me/project/out/x",
+  output: { limits: { bytes: 64 * 1024 * 1024, entries: 1000 }, keeper: "keeperid" },
   bundleDir: "/tmp/airlock-1/bundle",
   hostsFile: "/tmp/airlock-1/hosts",
   resolvConf: "/tmp/airlock-1/resolv.conf",
@@ -34,16 +34,18 @@ describe("agent container", () => {
   it("has a read-only root, a small /tmp, and the policy's limits without swap", () => {
     expect(host.ReadonlyRootfs).toBe(true);
     expect(host.Tmpfs).toEqual({ "/tmp": expect.stringContaining("size=64m") });
-    expect(host.Memory).toBe(256 * 1024 * 1024);
+    // /output's tmpfs is charged to the agent: its size on top of the policy's memory.
+    expect(host.Memory).toBe(256 * 1024 * 1024 + 64 * 1024 * 1024);
     expect(host.MemorySwap).toBe(host.Memory);
     expect(host.NanoCpus).toBe(5e8);
     expect(host.PidsLimit).toBe(128);
     expect(host.Ulimits).toEqual([{ Name: "fsize", Soft: 10 * 1024 * 1024, Hard: 10 * 1024 * 1024 }]);
   });
 
-  it("mounts the workspace read-only, the output read-write, and never the Docker socket", () => {
+  it("mounts the workspace read-only, the keeper's /output volume read-write, no host folder for /output, and never the Docker socket", () => {
     expect(host.Binds).toContain("/home/me/project:/workspace:ro");
-    expect(host.Binds).toContain("/home/me/project/out/x:/output:rw");
+    expect(host.VolumesFrom).toEqual(["keeperid:rw"]);
+    expect((host.Binds ?? []).some((b) => b.endsWith(":/output:rw"))).toBe(false);
     expect(host.Binds).toContain("/tmp/airlock-1/bundle:/opt/agent/run:ro");
     expect(host.Binds).toContain("/tmp/airlock-1/hosts:/etc/hosts:ro");
     expect(host.Binds).toContain("/tmp/airlock-1/resolv.conf:/etc/resolv.conf:ro");

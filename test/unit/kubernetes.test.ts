@@ -3,7 +3,7 @@
  * settings, the unpacking of an agent's /output (whose names the agent chose), and the choice of
  * backend. The backend against a real cluster is in test/kubernetes/.
  */
-import { existsSync, readFileSync, lstatSync } from "node:fs";
+import { existsSync, readFileSync, lstatSync, symlinkSync } from "node:fs";
 import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +12,7 @@ import * as tar from "tar-stream";
 import { describe, expect, it } from "vitest";
 import { kubernetesSettings } from "../../runner/backends/kubernetes/config.js";
 import { qualifiedTag } from "../../runner/backends/kubernetes/index.js";
-import { outputUnpacker, safeRelative } from "../../runner/backends/kubernetes/output-tar.js";
+import { outputUnpacker, safeRelative } from "../../runner/run/output-tar.js";
 import { AGENT_CONTAINER, configMapSpec, envSecretSpec, GATE_CONTAINER, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, REPORT_CONTAINER, type PodSpecInput } from "../../runner/backends/kubernetes/pod-spec.js";
 import { backendFromEnv } from "../../runner/backends/registry.js";
 import { createRunner } from "../../runner/runner.js";
@@ -59,7 +59,9 @@ describe("the agent's Pod", () => {
     const agent = container(pod, AGENT_CONTAINER);
     expect(agent.securityContext).toMatchObject({ runAsUser: 10001, runAsGroup: 10001, runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" } });
     expect(agent.securityContext!.capabilities!.add).toBeUndefined();
-    expect(agent.resources!.limits).toEqual({ memory: String(512 * 1024 * 1024), cpu: "1500m" });
+    // /output is a memory-backed emptyDir of the policy's size, charged to the agent: on top of its memory.
+    expect(agent.resources!.limits).toEqual({ memory: String(612 * 1024 * 1024), cpu: "1500m" });
+    expect(pod.spec!.volumes!.find((v) => v.name === "output")!.emptyDir).toEqual({ medium: "Memory", sizeLimit: String(100 * 1024 * 1024) });
     expect(agent.envFrom).toEqual([{ secretRef: { name: `${objectName("consumer_x-1a2b3c4d")}-env` } }]);
     expect(agent.env).toBeUndefined();
     expect(agent.volumeMounts!.find((m) => m.mountPath === "/workspace")!.readOnly).toBe(true);
@@ -182,65 +184,3 @@ describe("choosing a backend", () => {
   });
 });
 
-describe("unpacking an agent's /output", () => {
-  async function unpack(entries: { name: string; type?: "file" | "directory" | "symlink" | "link" | "fifo"; body?: string; linkname?: string }[], limits = { bytes: 1024, entries: 100 }) {
-    const dir = await mkdtemp(join(tmpdir(), "airlock-unpack-"));
-    const pack = tar.pack();
-    const { sink, result } = outputUnpacker(dir, limits);
-    const done = pipeline(pack as unknown as NodeJS.ReadableStream, sink);
-    for (const e of entries) {
-      await new Promise<void>((r, j) => pack.entry({ name: e.name, type: e.type ?? "file", ...(e.linkname ? { linkname: e.linkname } : {}) }, e.body ?? "", (err) => (err ? j(err) : r())));
-    }
-    pack.finalize();
-    await done;
-    return { dir, result: await result };
-  }
-
-  it("writes files and folders, and nothing but them, only below the output folder", async () => {
-    const { dir, result } = await unpack([
-      { name: "./", type: "directory" },
-      { name: "./report.json", body: "{}" },
-      { name: "./sub/", type: "directory" },
-      { name: "./sub/deep.txt", body: "deep" },
-      { name: "./link", type: "symlink", linkname: "/etc/passwd" },
-      { name: "./hard", type: "link", linkname: "/etc/shadow" },
-      { name: "./fifo", type: "fifo" },
-      { name: "../escape.txt", body: "x" },
-      { name: "/etc/evil", body: "x" },
-      { name: "./sub/../../up.txt", body: "x" },
-    ]);
-    expect(readFileSync(join(dir, "report.json"), "utf8")).toBe("{}");
-    expect(readFileSync(join(dir, "sub/deep.txt"), "utf8")).toBe("deep");
-    expect((await readdir(dir)).sort()).toEqual(["report.json", "sub"]);
-    expect(existsSync(join(dir, "..", "escape.txt"))).toBe(false);
-    expect(lstatSync(join(dir, "sub")).isDirectory()).toBe(true);
-    expect(result.files).toBe(2);
-    expect(result.skipped.map((s) => s.reason)).toEqual([
-      expect.stringContaining("symlink"),
-      expect.stringContaining("link"),
-      expect.stringContaining("fifo"),
-      "a path outside the output folder",
-      "a path outside the output folder",
-      "a path outside the output folder",
-    ]);
-  });
-
-  it("stops at the policy's byte and entry limits, and says which", async () => {
-    const big = await unpack([{ name: "a", body: "x".repeat(600) }, { name: "b", body: "y".repeat(600) }], { bytes: 1000, entries: 10 });
-    expect(existsSync(join(big.dir, "a"))).toBe(true);
-    expect(existsSync(join(big.dir, "b"))).toBe(false);
-    expect(big.result.problem).toMatch(/larger than 1000 bytes \(resources.outputBytes\)/);
-    const many = await unpack([{ name: "a" }, { name: "b" }, { name: "c" }], { bytes: 1000, entries: 2 });
-    expect(many.result.problem).toMatch(/more than 2 entries/);
-    expect(existsSync(join(many.dir, "c"))).toBe(false);
-  });
-
-  it("reads archive names as relative paths or not at all", () => {
-    expect(safeRelative("./a/b")).toBe("a/b");
-    expect(safeRelative("a/b/")).toBe("a/b");
-    expect(safeRelative("../a")).toBeUndefined();
-    expect(safeRelative("a/../../b")).toBeUndefined();
-    expect(safeRelative("/abs")).toBeUndefined();
-    expect(safeRelative(".")).toBeUndefined();
-  });
-});

@@ -11,7 +11,7 @@ import type Docker from "dockerode";
 import { describe, expect, it } from "vitest";
 import { createRunner, type ImageSet } from "../../runner/index.js";
 import type { ContainerState, Engine, EngineContainer } from "../../runner/docker/engine.js";
-import { fakeEngineWith } from "./fake-engine.js";
+import { emptyArchive, fakeEngineWith } from "./fake-engine.js";
 
 type Program = (io: { out: (line: string) => void; exit: (code: number) => void; signals: string[] }) => void;
 
@@ -37,7 +37,8 @@ function fakeEngine(program: Program, onSignal?: (signal: string, exit: (code: n
     const c: EngineContainer = {
       id,
       attach: async () => stream,
-      start: async () => void setImmediate(() => program({ out: (l) => stream.write(`${l}\n`), exit, signals })),
+      // The output keeper only sleeps; the agent's container runs the program.
+      start: async () => void (spec.Entrypoint?.[0] !== "sleep" && setImmediate(() => program({ out: (l) => stream.write(`${l}\n`), exit, signals }))),
       wait: () => exited,
       kill: async (signal) => {
         signals.push(signal);
@@ -46,6 +47,7 @@ function fakeEngine(program: Program, onSignal?: (signal: string, exit: (code: n
       },
       remove: async () => void removed.push(id),
       rename: async () => {},
+      archive: emptyArchive,
       inspect: async (): Promise<ContainerState> => ({ running: exitCode === undefined, exitCode: exitCode ?? 0, oomKilled: false, pid: 0, networks: {}, paused: false, startedAt: "", execs: 0, config: "" }),
     };
     return c;
@@ -76,13 +78,15 @@ describe("the run pipeline, on a fake engine", () => {
     expect(result).toMatchObject({ status: "failed", exitCode: 3, image: "airlock/agent:x" });
     expect(lines).toEqual(["first line", "second line"]);
     expect(result.stdout).toBe("first line\nsecond line\n");
-    expect(fake.created).toHaveLength(1);
-    const spec = fake.created[0]!;
+    // The output keeper (it holds /output until it is copied out), then the agent's container.
+    expect(fake.created).toHaveLength(2);
+    const [keeper, spec] = fake.created as [Docker.ContainerCreateOptions, Docker.ContainerCreateOptions];
+    expect(keeper).toMatchObject({ Image: "sha256:gate", Entrypoint: ["sleep"], HostConfig: { NetworkMode: "none", CapDrop: ["ALL"] } });
     expect(spec.Image).toBe("sha256:agent");
-    expect(spec.HostConfig).toMatchObject({ NetworkMode: "none", CapDrop: ["ALL"], ReadonlyRootfs: true });
+    expect(spec.HostConfig).toMatchObject({ NetworkMode: "none", CapDrop: ["ALL"], ReadonlyRootfs: true, VolumesFrom: ["c1:rw"] });
     expect(spec.HostConfig!.Binds!.some((b) => b.endsWith(":/workspace:ro"))).toBe(false);
     await runner.close();
-    expect(fake.removed).toEqual(["c1"]);
+    expect(fake.removed).toEqual(["c2", "c1"]);
   });
 
   it("stops an agent at its timeout: SIGTERM, then SIGKILL after the grace", async () => {

@@ -14,8 +14,7 @@ import type { ContainerState, Engine, EngineContainer } from "../../runner/docke
 import { LABEL } from "../../runner/docker/labels.js";
 import { WarmPool, type PoolClock } from "../../runner/backends/docker/sandbox/pool.js";
 import type { SandboxShape } from "../../runner/backends/docker/sandbox/sandbox.js";
-import { adoptOutput, createSandboxFolder } from "../../runner/backends/docker/sandbox/folder.js";
-import { fakeEngineWith } from "./fake-engine.js";
+import { emptyArchive, fakeEngineWith } from "./fake-engine.js";
 
 interface FakeSandbox {
   id: string;
@@ -58,6 +57,7 @@ function fakeEngine() {
           fake.exit(137);
         },
         rename: async () => {},
+        archive: emptyArchive,
         inspect: async () => ({ ...fake.state }),
       };
       return c;
@@ -92,7 +92,7 @@ function fakeClock(): PoolClock & { advance(ms: number): void } {
   };
 }
 
-const shape: SandboxShape = { image: "sha256:agent", standby: ["node", "/opt/airlock/dist/standby.js"], user: { uid: 10001, gid: 10001 }, memoryBytes: 512 << 20, cpus: 1, pids: 256, maxFileBytes: 1 << 30 };
+const shape: SandboxShape = { image: "sha256:agent", standby: ["node", "/opt/airlock/dist/standby.js"], user: { uid: 10001, gid: 10001 }, memoryBytes: 512 << 20, cpus: 1, pids: 256, output: { bytes: 1 << 30, entries: 10_000 } };
 const far = () => Date.now();
 
 async function setup(size = 2, idleSeconds = 60) {
@@ -117,7 +117,7 @@ describe("the warm pool", () => {
       expect(c.spec.Cmd).toEqual(shape.standby);
       expect(c.spec.Env).toEqual(["AIRLOCK_SLOT_USER=10001:10001", "PYTHONUNBUFFERED=1"]);
       expect(c.spec.Labels).toMatchObject({ [LABEL.managed]: "true", [LABEL.role]: "sandbox", [LABEL.run]: "pool" });
-      expect(c.spec.HostConfig?.Memory).toBe(shape.memoryBytes);
+      expect(c.spec.HostConfig?.Memory).toBe(shape.memoryBytes + shape.output.bytes);
     }
     const first = await pool.claim(shape, far());
     const second = await pool.claim(shape, far());
@@ -226,21 +226,5 @@ describe("the warm pool", () => {
     expect(live(containers)).toHaveLength(0);
     expect(await readdir(dir)).toEqual([]);
     expect(await pool.claim(shape, far())).toEqual({ cold: "the pool is closed" });
-  });
-});
-
-describe("a pooled sandbox's output folder", () => {
-  it("becomes the run's output folder with what was in it, and refuses what it cannot replace", async () => {
-    const root = await mkdtemp(join(tmpdir(), "airlock-adopt-"));
-    const folder = await createSandboxFolder(join(root, "pool"), { uid: 10001, gid: 10001 });
-    const target = join(root, "out", "agent");
-    await mkdir(target, { recursive: true });
-    await writeFile(join(target, "earlier.txt"), "from an earlier run");
-    expect(await adoptOutput(folder, target)).toBeUndefined();
-    expect(await readdir(target)).toEqual(["earlier.txt"]);
-    const file = join(root, "a-file");
-    await writeFile(file, "x");
-    const other = await createSandboxFolder(join(root, "pool"), { uid: 10001, gid: 10001 });
-    expect(await adoptOutput(other, file)).toMatch(/is not a folder/);
   });
 });

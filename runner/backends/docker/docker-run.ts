@@ -25,7 +25,7 @@ import type { TakenGate } from "../../gate/gate-container.js";
 import { openEgressGate } from "../../gate/open-gate.js";
 import { RESOLV_CONF } from "../../gate/plan.js";
 import type { ImageSet } from "../../images/images.js";
-import { agentSpec } from "../../run/container-spec.js";
+import { agentSpec, keeperSpec } from "../../run/container-spec.js";
 import { toDockerEnv } from "../../run/env.js";
 import type { PreparedRun } from "../../run/prepare.js";
 import type { LogCapture } from "../../run/logs.js";
@@ -35,7 +35,7 @@ import { streamEnd, watchUntilExit, type Started } from "./exit-watch.js";
 import { chooseImage, type ChosenImage } from "./image-choice.js";
 import { goLine } from "../../gate/protocol.js";
 import { Sandbox, type SandboxShape } from "./sandbox/sandbox.js";
-import { adoptOutput, moveInto, removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";
+import { moveInto, removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";
 import type { PooledSandbox } from "./sandbox/pool.js";
 import { startMode } from "./sandbox/start-mode.js";
 import { sandboxShape, sandboxSpec } from "./sandbox/shape.js";
@@ -44,6 +44,8 @@ import { sandboxShape, sandboxSpec } from "./sandbox/shape.js";
 export class DockerRun extends RunStages {
   private gate?: EgressGate;
   private container?: EngineContainer;
+  /** The output keeper (runs whose container ends with the agent): it holds /output until copied out. */
+  private keeper?: EngineContainer;
   private folder?: SandboxFolder;
 
   async execute(): Promise<AgentResult> {
@@ -68,13 +70,14 @@ export class DockerRun extends RunStages {
       gate: this.gate!,
       policy: prepared.policy,
       graceMs: this.graceMs,
-      outputDir: this.outputDir,
+      output: { dir: this.outputDir, limits: outputLimits(prepared), holder: this.keeper ?? "sandbox" },
       captures: { stdout: this.stdout!, stderr: this.stderr! },
       name: this.name,
       phase: (phase, message) => this.phase(phase, message),
       ...(this.options.signal ? { signal: this.options.signal } : {}),
     });
     this.denied = exit.denied;
+    for (const note of exit.outputNotes) this.warn(note);
     await this.readBusDenials();
     return this.finish({ code: exit.code, ...(exit.state?.oomKilled ? { oomKilled: true } : {}), ...(exit.stop ? { stop: exit.stop } : {}), ...(exit.output ? { output: exit.output } : {}) });
   }
@@ -147,7 +150,6 @@ export class DockerRun extends RunStages {
           name: `airlock-${this.runId}`,
           network: network.name,
           workspaceBinds: prepared.workspace.binds,
-          outputDir: this.outputDir,
           ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
           hostsFile: hostsPath,
           resolvConf: resolvPath,
@@ -181,11 +183,6 @@ export class DockerRun extends RunStages {
     if (prepared.workspace.binds.length) return cold("a working directory is mounted only into a container created for its run");
     const claim = await pool.claim(shape, expiresAt);
     if ("cold" in claim) return cold(claim.cold);
-    const problem = await adoptOutput(claim.pooled.folder, this.outputDir);
-    if (problem) {
-      pool.giveBack(shape, claim.pooled);
-      return cold(problem);
-    }
     // Its name says which run it is now (what `airlock cleanup` reads), in the background.
     this.runner.background(claim.pooled.sandbox.container.rename(`airlock-${this.runId}`));
     return claim.pooled;
@@ -193,8 +190,12 @@ export class DockerRun extends RunStages {
 
   /** Any other image, or no network: the container is created for this run, joined to a gate container's namespace (or none). */
   private async startWithGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, readyGate?: TakenGate): Promise<Started> {
+    // The output keeper starts while the gate is set up.
+    const keeper = this.startKeeper(prepared, images, expiresAt);
+    keeper.catch(() => {});
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, networkFiles(prepared).hostsPath, readyGate));
     this.mark("gate");
+    await keeper;
     await image.checked;
     Object.assign(prepared.env, await rights);
     return this.start(prepared, image, gate, expiresAt);
@@ -229,6 +230,22 @@ export class DockerRun extends RunStages {
     );
   }
 
+  /** The container that owns this run's /output volume and holds it until the runner copied it out. */
+  private async startKeeper(prepared: PreparedRun, images: ImageSet, expiresAt: number): Promise<void> {
+    const keeper = await this.runner.engine.createContainer(
+      keeperSpec({
+        name: `airlock-${this.runId}-output`,
+        image: images.ids.gate,
+        user: prepared.user,
+        limits: outputLimits(prepared),
+        holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
+        labels: runLabels(this.runId, "output", this.name, expiresAt),
+      }),
+    );
+    this.keeper = keeper;
+    await keeper.start();
+  }
+
   /** Create the container, attach to it, start it, and let the gate put its rules in force. */
   private async start(prepared: PreparedRun, image: ChosenImage, gate: EgressGate, expiresAt: number): Promise<Started> {
     const o = this.options;
@@ -250,7 +267,7 @@ export class DockerRun extends RunStages {
         ...(image.airlocks ? { entrypoint: o.command ? [] : [...prepared.language.runtimeArgv] } : {}),
         cmd: o.command ?? [prepared.staged!.entry],
         workspaceBinds: prepared.workspace.binds,
-        outputDir: this.outputDir,
+        output: { limits: outputLimits(prepared), keeper: this.keeper!.id },
         ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
         hostsFile: hostsPath,
         resolvConf: resolvPath,
@@ -287,10 +304,14 @@ export class DockerRun extends RunStages {
   async dispose(): Promise<void> {
     // The agent's processes are gone (or killed by the forced removal); the container itself is
     // removed in the background. Bounded: if the engine does not answer, the orphan reaper removes it later.
-    if (this.container) this.runner.background(withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s"));
+    const agentGone = this.container ? withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s") : Promise.resolve();
+    this.runner.background(agentGone);
+    // The keeper after the agent's container, which uses its volume (removed with the keeper).
+    const keeper = this.keeper;
+    if (keeper) this.runner.background(agentGone.catch(() => {}).then(() => withTimeout(keeper.remove(), 60_000, "the engine did not remove the output keeper within 60 s")));
     // The host rules only ever matched this container's address, which is gone: no need to wait.
     if (this.gate) this.runner.background(this.gate.dispose());
-    // A pooled sandbox's folder (its output folder is the run's now, and stays).
+    // A pooled sandbox's folder.
     if (this.folder) this.runner.background(removeSandboxFolder(this.folder));
     // The agent is gone: its broker identities go too.
     await this.releaseShared();
@@ -303,3 +324,5 @@ function networkFiles(prepared: PreparedRun): { hostsPath: string; resolvPath: s
 }
 
 const writeResolvConf = (path: string) => writeFile(path, RESOLV_CONF, { mode: 0o644 });
+
+const outputLimits = (prepared: PreparedRun) => ({ bytes: prepared.policy.resources.outputBytes, entries: prepared.policy.resources.outputFiles });

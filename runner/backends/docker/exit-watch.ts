@@ -1,9 +1,10 @@
 /**
  * Watching a started agent's container until it exits, and stopping it when it must (the policy's
- * timeout, the caller's cancel, the output folder over its limits); then its exit code and state, its
- * last lines, and what the gate refused. The init gate reports the exit before the engine does (and
- * marks the end of the agent's output on both streams), so a clean exit does not wait for the
- * engine's network teardown.
+ * timeout, the caller's cancel); then its /output copied out of the container that holds it, its exit
+ * code and state, its last lines, and what the gate refused. The init gate reports the exit before
+ * the engine does (and marks the end of the agent's output on both streams), so a clean exit does not
+ * wait for the engine's network teardown. The output limits need no watching: /output is a
+ * filesystem of the policy's size and entry count (run/output-volume.ts).
  */
 import type { Duplex } from "node:stream";
 import { withTimeout } from "../../docker/client.js";
@@ -13,9 +14,9 @@ import type { EgressGate } from "../../gate/egress-gate.js";
 import type { Policy } from "../../policy/index.js";
 import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "../../run/exit-wait.js";
 import type { LogCapture } from "../../run/logs.js";
-import { outputLimitProblem, outputUsage } from "../../run/output.js";
-
-const OUTPUT_CHECK_MS = 250;
+import type { OutputLimits } from "../../run/output-volume.js";
+import { copyOutputOut, type CopiedOutput } from "./output-copy.js";
+import { skippedNote } from "../../run/output-tar.js";
 
 /** A started agent's container. */
 export interface Started {
@@ -31,7 +32,11 @@ export interface WatchInput {
   policy: Policy;
   graceMs: number;
   signal?: AbortSignal;
-  outputDir: string;
+  /**
+   * Where /output goes, and which container holds its volume: the sandbox itself (its init holds it
+   * after the agent's exit until the gate's collect says done) or the run's output keeper.
+   */
+  output: { dir: string; limits: OutputLimits; holder: "sandbox" | EngineContainer };
   captures: { stdout: LogCapture; stderr: LogCapture };
   name: string;
   phase(phase: "running" | "stopping", message: string): void;
@@ -41,8 +46,10 @@ export interface WatchedExit {
   code: number;
   state?: ContainerState;
   stop?: StopRequest;
-  /** The output folder went over a policy limit. */
+  /** The output went over a policy limit. */
   output?: string;
+  /** What the copy of /output skipped or could not do. */
+  outputNotes: string[];
   denied: DeniedConnection[];
 }
 
@@ -50,23 +57,13 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
   const { started, gate, policy } = input;
   const { container, exited } = started;
   input.phase("running", `${input.name} is running (timeout ${policy.timeoutSeconds}s)`);
-  const stops = stopper(container, input.graceMs, (r) => input.phase("stopping", r.why ?? (r.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping")));
+  const ownOutput = input.output.holder === "sandbox";
+  const stops = stopper(container, input.graceMs, (r) => input.phase("stopping", r.why ?? (r.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping")), ownOutput ? "SIGUSR2" : "SIGKILL");
   const timeoutTimer = setTimeout(() => stops.stop("timed_out"), policy.timeoutSeconds * 1000);
   const onAbort = () => stops.stop("cancelled");
   input.signal?.addEventListener("abort", onAbort, { once: true });
-  // Single files are capped by RLIMIT_FSIZE; what the whole folder costs the host is watched here.
-  const limits = { bytes: policy.resources.outputBytes, entries: policy.resources.outputFiles };
-  let checking = false;
-  const outputWatch = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    void outputUsage(input.outputDir, limits)
-      .then((usage) => {
-        const problem = outputLimitProblem(usage, limits);
-        if (problem) stops.stop("failed", `${problem}: stopping`);
-      })
-      .finally(() => (checking = false));
-  }, OUTPUT_CHECK_MS);
+  let copied: CopiedOutput | undefined;
+  const copyOut = async (holder: EngineContainer) => (copied ??= await copyOutputOut(holder, input.output.dir, input.output.limits));
   const watchdog = engineWatchdog(input.engine);
   const { stdout, stderr } = input.captures;
   try {
@@ -77,8 +74,9 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
     let denied: DeniedConnection[] = [];
     const inspect = () => withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined);
     if (first.byGate) {
-      // The gate saw the agent exit: its report first (it holds the namespace until then).
+      // The gate saw the agent exit: /output and its report first (it holds the container until then).
       code = first.code;
+      if (ownOutput) await copyOut(container);
       denied = await gate.collect({ code, stderr: "" });
       // A clean exit is final; anything else (a failure, an OOM kill, a stop) is read from the engine, which knows why.
       if (code !== 0 || stops.requested) {
@@ -97,14 +95,18 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
       denied = await gate.collect({ code, stderr: stderr.text() });
       if (code !== 0 || stops.requested) state ??= await inspect();
     }
-    // A burst written just before the exit is caught here.
-    const output = stops.requested ? undefined : outputLimitProblem(await outputUsage(input.outputDir, limits), limits);
-    return { code, denied, ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };
+    const holder = input.output.holder;
+    if (holder !== "sandbox") await copyOut(holder);
+    const outputNotes: string[] = [];
+    if (!copied) outputNotes.push("the agent's /output was lost: its sandbox ended before it could be copied out");
+    if (copied?.error) outputNotes.push(copied.error);
+    if (copied?.skipped?.length) outputNotes.push(skippedNote(copied.skipped));
+    const output = copied?.problem;
+    return { code, denied, outputNotes, ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };
   } finally {
     watchdog.stop();
     stops.dispose();
     clearTimeout(timeoutTimer);
-    clearInterval(outputWatch);
     input.signal?.removeEventListener("abort", onAbort);
   }
 }

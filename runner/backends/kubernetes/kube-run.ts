@@ -28,7 +28,7 @@ import type { RunRequest } from "../backend.js";
 import { apiMessage, explainKubeError } from "./client.js";
 import { execIn, execRetrying } from "./exec.js";
 import type { KubernetesBackend } from "./index.js";
-import { outputUnpacker } from "./output-tar.js";
+import { outputUnpacker, skippedNote } from "../../run/output-tar.js";
 import { podFiles } from "./pod-files.js";
 import { ensureLoopbackExemption } from "./host-loopback.js";
 import { describeWaiting, fixFor, GATE_START_MS, openPodGate } from "./pod-gate.js";
@@ -278,7 +278,7 @@ export class KubeRun extends RunStages {
         this.warn(`the agent's /output could not be unpacked: ${err.message}`);
         return undefined;
       });
-      if (unpacked?.skipped.length) this.warn(`not copied from /output: ${unpacked.skipped.map((s) => `${s.path} (${s.reason})`).join(", ")}`);
+      if (unpacked?.skipped.length) this.warn(skippedNote(unpacked.skipped));
       return unpacked?.problem;
     }
     return undefined;

@@ -27,6 +27,7 @@ import type { V1ConfigMap, V1Container, V1NetworkPolicy, V1Pod, V1Secret } from 
 import { LABEL } from "../../docker/labels.js";
 import { hostsFile } from "../../gate/plan.js";
 import type { AgentUser } from "../../run/output.js";
+import { agentMemoryBytes, outputQuotaBytes } from "../../run/output-volume.js";
 
 export const GATE_CONTAINER = "airlock-gate";
 export const AGENT_CONTAINER = "agent";
@@ -141,7 +142,8 @@ export function podSpec(input: PodSpecInput): V1Pod {
     envFrom: [{ secretRef: { name: `${name}-env` } }],
     securityContext: { ...NO_PRIVILEGE, runAsUser: input.user.uid, runAsGroup: input.user.gid, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
     resources: {
-      limits: { memory: String(input.memoryBytes), cpu: `${Math.max(1, Math.round(input.cpus * 1000))}m` },
+      // /output is in memory (below), charged to the agent's container: on top of the policy's memory.
+      limits: { memory: String(agentMemoryBytes(input.memoryBytes, { bytes: input.outputBytes, entries: 0 })), cpu: `${Math.max(1, Math.round(input.cpus * 1000))}m` },
       // Scheduled by what an agent usually uses, limited by what the policy allows.
       requests: { memory: String(Math.min(input.memoryBytes, 64 * 1024 * 1024)), cpu: "10m" },
     },
@@ -202,7 +204,9 @@ export function podSpec(input: PodSpecInput): V1Pod {
       initContainers: [gate],
       containers: [agent, keeper, reporter],
       volumes: [
-        { name: "output", emptyDir: { sizeLimit: String(input.outputBytes) } },
+        // A tmpfs of the policy's size (the kubelet sizes memory-backed volumes by their limit): a
+        // quota at every write, where a disk-backed emptyDir's sizeLimit is an eviction after the fact.
+        { name: "output", emptyDir: { medium: "Memory", sizeLimit: String(outputQuotaBytes({ bytes: input.outputBytes, entries: 0 })) } },
         { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
         { name: "gate-run", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
         { name: "rules", configMap: { name, items: [{ key: "rules-v4", path: "v4" }, { key: "rules-v6", path: "v6" }] } },

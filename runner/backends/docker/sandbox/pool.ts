@@ -19,7 +19,7 @@ export interface WarmPoolOptions {
   size: number;
   /** A sandbox not claimed within this many seconds is removed; it is replaced only while runs of its shape keep coming. Default 300. */
   idleSeconds?: number;
-  /** Where pooled sandboxes' folders go (default ~/.cache/airlock/sandboxes). A run whose output folder is on another filesystem starts cold. */
+  /** Where pooled sandboxes' folders go (default ~/.cache/airlock/sandboxes). */
   dir?: string;
 }
 
@@ -222,7 +222,7 @@ export class WarmPool {
     const { shape } = state;
     try {
       await this.watchEngine();
-      folder = await createSandboxFolder(this.root, shape.user);
+      folder = await createSandboxFolder(this.root);
       const network = await this.services.network();
       const expiresAt = this.clock.now() + this.idleMs + CLAIMED_LIFETIME_MS;
       sandbox = await Sandbox.start(
@@ -231,7 +231,6 @@ export class WarmPool {
           name: `airlock-pool-${randomBytes(5).toString("hex")}`,
           network,
           workspaceBinds: [],
-          outputDir: folder.outputDir,
           bundleDir: folder.bundleDir,
           hostsFile: folder.hostsFile,
           resolvConf: folder.resolvConf,

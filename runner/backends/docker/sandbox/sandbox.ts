@@ -28,12 +28,12 @@ export interface SandboxShape {
   memoryBytes: number;
   cpus: number;
   pids: number;
-  /** Largest file the agent may write (RLIMIT_FSIZE). */
-  maxFileBytes: number;
+  /** The size and entry count of its /output (a tmpfs volume of its own; no file larger than the size: RLIMIT_FSIZE). */
+  output: { bytes: number; entries: number };
 }
 
 export function shapeKey(shape: SandboxShape): string {
-  return JSON.stringify([shape.image, shape.standby, shape.user.uid, shape.user.gid, shape.memoryBytes, shape.cpus, shape.pids, shape.maxFileBytes]);
+  return JSON.stringify([shape.image, shape.standby, shape.user.uid, shape.user.gid, shape.memoryBytes, shape.cpus, shape.pids, shape.output.bytes, shape.output.entries]);
 }
 
 export class Sandbox {

@@ -20,7 +20,7 @@ export function sandboxShape(imageId: string, language: AgentLanguage, policy: P
     memoryBytes: policy.resources.memoryBytes,
     cpus: policy.resources.cpus,
     pids: policy.resources.pids,
-    maxFileBytes: policy.resources.outputBytes,
+    output: { bytes: policy.resources.outputBytes, entries: policy.resources.outputFiles },
   };
 }
 
@@ -34,7 +34,6 @@ export interface SandboxPlace {
   network: string;
   /** Binds for /workspace (only a sandbox created for its run has any). */
   workspaceBinds: string[];
-  outputDir: string;
   bundleDir?: string;
   hostsFile: string;
   resolvConf: string;
@@ -56,6 +55,8 @@ export function sandboxSpec(shape: SandboxShape, place: SandboxPlace): Docker.Co
     memoryBytes: shape.memoryBytes,
     cpus: shape.cpus,
     pids: shape.pids,
-    maxFileBytes: shape.maxFileBytes,
+    maxFileBytes: shape.output.bytes,
+    // Its own /output volume, which its init holds after the agent's exit until the runner copied it out.
+    output: { limits: shape.output },
   });
 }
