@@ -2,7 +2,7 @@
  * RabbitMQ: a connected amqplib connection, and a work queue (durable queue, persistent messages,
  * prefetch, acknowledgement after the handler succeeds).
  */
-import type { ChannelModel, ConsumeMessage } from "amqplib";
+import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { onAbort } from "../abort.js";
 import { decode, encode, type MessageOptions } from "./codec.js";
 import { BusPermissionError, connectionError, requireEnv } from "./errors.js";
@@ -52,17 +52,36 @@ export interface WorkQueue<T> {
   consume(handler: (task: T) => unknown, options?: ConsumeOptions): Promise<number>;
 }
 
+/**
+ * The queue, there before use: under bus rights (AIRLOCK_AMQP_EXCHANGE) the runner declared every
+ * queue the policy names exactly and the agent may not configure them, so they are only checked
+ * (passively, on a channel of its own: a failed check closes it); a queue in a consume prefix the
+ * agent owns is declared if missing. Without bus rights, declared as always.
+ */
+async function ensureQueue(connection: ChannelModel, channel: Channel, queue: string): Promise<void> {
+  if (!process.env.AIRLOCK_AMQP_EXCHANGE) {
+    await channel.assertQueue(queue, { durable: true });
+    return;
+  }
+  const probe = await connection.createChannel();
+  probe.on("error", () => {});
+  const there = await probe.checkQueue(queue).then(() => true, () => false);
+  await probe.close().catch(() => {});
+  if (!there) await channel.assertQueue(queue, { durable: true });
+}
+
 export function workQueue<T>(queue: string, connection: () => Promise<ChannelModel>, options: MessageOptions<T> = {}): WorkQueue<T> {
   const where = `rabbitmq queue ${queue}`;
   return {
     async send(task) {
-      const channel = await (await connection()).createConfirmChannel();
+      const conn = await connection();
+      const channel = await conn.createConfirmChannel();
       // Under bus rights, the run's own exchange reaches exactly the queues the policy grants.
       const exchange = process.env.AIRLOCK_AMQP_EXCHANGE;
       let returned = false;
       channel.on("return", () => (returned = true));
       try {
-        await channel.assertQueue(queue, { durable: true });
+        await ensureQueue(conn, channel, queue);
         const body = Buffer.from(encode(task, options.schema, where));
         if (exchange) channel.publish(exchange, queue, body, { persistent: true, contentType: "application/json", mandatory: true });
         else channel.sendToQueue(queue, body, { persistent: true, contentType: "application/json" });
@@ -75,8 +94,9 @@ export function workQueue<T>(queue: string, connection: () => Promise<ChannelMod
     async consume(handler, { prefetch = 1, limit = Infinity, idleTimeoutMs, firstMessageTimeoutMs, signal, onReady } = {}) {
       // A stopped agent takes no new work.
       if (signal?.aborted) return 0;
-      const channel = await (await connection()).createChannel();
-      await channel.assertQueue(queue, { durable: true });
+      const conn = await connection();
+      const channel = await conn.createChannel();
+      await ensureQueue(conn, channel, queue);
       await channel.prefetch(prefetch);
       let acked = 0;
       let idle: NodeJS.Timeout | undefined;

@@ -45,8 +45,13 @@ export interface Minted {
   env: Record<string, string>;
   /** What the broker refused this identity during the run (read before it is revoked), where the broker keeps a record. */
   denied?(): Promise<BusDenial[]>;
-  /** Delete the identity; its open connections are closed where the broker allows. */
+  /**
+   * Disable the identity: no login, no right, its open connections closed where the broker allows.
+   * Awaited before the run's result is returned.
+   */
   revoke(): Promise<void>;
+  /** What may follow in the background once the identity is disabled (the run's own broker objects). */
+  cleanup?(): Promise<void>;
 }
 
 export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {

@@ -7,6 +7,12 @@
  * permission on the default exchange would reach every queue on the vhost. The agent runtime's
  * work queue publishes there (AIRLOCK_AMQP_EXCHANGE). Revoked by deleting the user, which closes its
  * connections at once (clearing permissions would not reach open channels).
+ *
+ * No right comes along with another: configure (declare, delete, redefine) covers only the prefixes
+ * the agent may consume from, its own namespace. A queue named exactly — to publish to, or to
+ * consume from, which others feed — is declared by the runner and never configurable by the agent,
+ * so a publisher cannot delete or redeclare what it only publishes to, and a consumer cannot
+ * redefine a queue others feed (it can take every message from it, which is what consuming is).
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
@@ -49,17 +55,19 @@ export interface RabbitmqAdmin {
 }
 
 /** The three permission regexes of a grant, and the queues the runner binds for publishing. */
-export function rabbitmqPermissions(grant: RabbitmqGrant, run: string, exchange: string, agent?: string): { configure: string; write: string; read: string; publishQueues: string[] } {
+export function rabbitmqPermissions(grant: RabbitmqGrant, run: string, exchange: string, agent?: string): { configure: string; write: string; read: string; publishQueues: string[]; consumeQueues: string[] } {
   const consume = (grant.queues?.consume ?? []).map((p) => resolvePattern(p, run, agent));
   const publishQueues = (grant.queues?.publish ?? []).map((p) => resolvePattern(p, run, agent).name);
   const exchanges = (grant.exchanges?.publish ?? []).map((p) => resolvePattern(p, run, agent));
-  const declared = [...consume, ...publishQueues.map((name) => ({ raw: name, name, prefix: false }))];
   const writeNames = [...exchanges.map((e) => escapeRegExp(e.name) + (e.prefix ? ".*" : "")), escapeRegExp(exchange)];
   return {
-    configure: toRegExpSource(declared),
+    // Only the agent's own namespaces (consume prefixes); never a queue named exactly.
+    configure: toRegExpSource(consume.filter((c) => c.prefix)),
     write: `^(${writeNames.join("|")})$`,
     read: toRegExpSource(consume),
     publishQueues,
+    // Declared by the runner, so that the agent needs no configure on them.
+    consumeQueues: consume.filter((c) => !c.prefix).map((c) => c.name),
   };
 }
 
@@ -102,19 +110,18 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
     const exchange = `airlock.${identity.name}`;
     const perms = rabbitmqPermissions(grant, identity.run, exchange, identity.agent);
     await api(admin, "PUT", `users/${enc(identity.name)}`, { password: identity.password, tags: "" });
-    const revoke = async () => {
-      await api(admin, "DELETE", `users/${enc(identity.name)}`);
-      await api(admin, "DELETE", `exchanges/${enc(vhost)}/${enc(exchange)}`);
-    };
+    // Deleting the user disables it (and closes its connections); its exchange can go afterwards.
+    const revoke = async () => void (await api(admin, "DELETE", `users/${enc(identity.name)}`));
+    const cleanup = async () => void (await api(admin, "DELETE", `exchanges/${enc(vhost)}/${enc(exchange)}`));
     try {
       await api(admin, "PUT", `exchanges/${enc(vhost)}/${enc(exchange)}`, { type: "direct", durable: true, auto_delete: false });
-      for (const queue of perms.publishQueues) {
-        await api(admin, "PUT", `queues/${enc(vhost)}/${enc(queue)}`, { durable: true });
-        await api(admin, "POST", `bindings/${enc(vhost)}/e/${enc(exchange)}/q/${enc(queue)}`, { routing_key: queue });
-      }
+      // The queues named exactly, as the agent runtime declares them (durable), before the agent can.
+      for (const queue of new Set([...perms.publishQueues, ...perms.consumeQueues])) await api(admin, "PUT", `queues/${enc(vhost)}/${enc(queue)}`, { durable: true });
+      for (const queue of perms.publishQueues) await api(admin, "POST", `bindings/${enc(vhost)}/e/${enc(exchange)}/q/${enc(queue)}`, { routing_key: queue });
       await api(admin, "PUT", `permissions/${enc(vhost)}/${enc(identity.name)}`, { configure: perms.configure, write: perms.write, read: perms.read });
     } catch (err) {
       await revoke().catch(() => {});
+      await cleanup().catch(() => {});
       throw err;
     }
     return {
@@ -123,6 +130,7 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
         AIRLOCK_AMQP_EXCHANGE: exchange,
       },
       revoke,
+      cleanup,
     };
   },
 

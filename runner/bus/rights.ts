@@ -23,7 +23,10 @@ export interface BusRights {
   identities: { kind: string; endpoint: string; name: string }[];
   /** What the brokers refused the run's identities (call after the agent exited, before revoke). */
   denied(): Promise<BusDenial[]>;
+  /** Disable every identity of the run (no login, no right); awaited before the run's result is returned. */
   revoke(): Promise<void>;
+  /** What may follow in the background once they are disabled. */
+  cleanup(): Promise<void>;
 }
 
 export interface BusRightsRequest {
@@ -57,10 +60,11 @@ export function adminSources(env: NodeJS.ProcessEnv = process.env): AdminSources
 const swept = new Map<string, Promise<unknown>>();
 
 export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
-  const result: BusRights = { env: {}, warnings: [], secrets: [], identities: [], denied: async () => [], revoke: async () => {} };
+  const result: BusRights = { env: {}, warnings: [], secrets: [], identities: [], denied: async () => [], revoke: async () => {}, cleanup: async () => {} };
   if (req.policy.bus.grants.length === 0) return result;
   const sources = adminSources(req.env ?? process.env);
   const revokes: (() => Promise<void>)[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   const reports: (() => Promise<BusDenial[]>)[] = [];
   const required = req.requireRights || req.policy.bus.requireRights;
   try {
@@ -84,6 +88,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         const minted = await kind.mint(admin as never, grant.grant as never, identity, grant.endpoint, grant.env);
         Object.assign(result.env, minted.env);
         revokes.push(minted.revoke);
+        if (minted.cleanup) cleanups.push(minted.cleanup);
         if (minted.denied) reports.push(minted.denied);
         result.identities.push({ kind: grant.kind, endpoint: grant.endpoint.raw, name: identity.name });
         result.secrets.push(identity.password, encodeURIComponent(identity.password));
@@ -93,6 +98,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
     }
   } catch (err) {
     await Promise.all(revokes.map((r) => r().catch(() => {})));
+    await Promise.all(cleanups.map((c) => c().catch(() => {})));
     throw err;
   }
   result.denied = async () => (await Promise.all(reports.map((r) => r().catch(() => [] as BusDenial[])))).flat();
@@ -100,6 +106,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
     const errors = (await Promise.all(revokes.splice(0).map((r) => r().then(() => undefined, (e: unknown) => e)))).filter(Boolean);
     if (errors.length) throw new BusRightsError(`could not delete ${errors.length} broker identit${errors.length === 1 ? "y" : "ies"} of this run: ${(errors[0] as Error).message}`, "they expire by name: the next run or `airlock cleanup` removes them");
   };
+  result.cleanup = async () => void (await Promise.all(cleanups.splice(0).map((c) => c().catch(() => {}))));
   return result;
 }
 

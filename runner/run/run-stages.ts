@@ -227,7 +227,13 @@ export abstract class RunStages implements BackendRun {
 
   /** The broker identities (their open connections with them) and the run's own folder. */
   protected async releaseShared(): Promise<void> {
-    if (this.busRights) this.runner.background(withTimeout(this.busRights.revoke(), 30_000, "a broker did not answer the revoke within 30 s"));
+    // No identity of the run may log in once its result is out: disabled before dispose() returns
+    // (bounded; one the broker did not disable expires by name), the rest in the background.
+    const rights = this.busRights;
+    if (rights) {
+      await withTimeout(rights.revoke(), 15_000, "a broker did not answer the revoke within 15 s").catch(() => {});
+      this.runner.background(withTimeout(rights.cleanup(), 30_000, "a broker did not answer the cleanup within 30 s"));
+    }
     if (this.prepared) await rm(this.prepared.runDir, { recursive: true, force: true }).catch(() => {});
   }
 }

@@ -69,15 +69,19 @@ describe("the bus section of a policy", () => {
 });
 
 describe("RabbitMQ permissions", () => {
-  it("configure the granted queues, write only the run's exchange and named exchanges, read only consumed queues", async () => {
+  it("configure only consume prefixes (never a queue named exactly), write only the run's exchange and named exchanges, read only consumed queues", async () => {
     const { rabbitmqPermissions } = await import("../../runner/bus/rabbitmq.js");
-    const p = rabbitmqPermissions({ queues: { consume: ["tasks.{run}.*"], publish: ["results.{run}"] }, exchanges: { publish: ["events"] } }, "R1", "airlock.airlock-x-1");
+    const p = rabbitmqPermissions({ queues: { consume: ["tasks.{run}.*", "jobs.{run}"], publish: ["results.{run}"] }, exchanges: { publish: ["events"] } }, "R1", "airlock.airlock-x-1");
     expect(p).toEqual({
-      configure: "^(tasks\\.R1\\..*|results\\.R1)$",
+      configure: "^(tasks\\.R1\\..*)$",
       write: "^(events|airlock\\.airlock-x-1)$",
-      read: "^(tasks\\.R1\\..*)$",
+      read: "^(tasks\\.R1\\..*|jobs\\.R1)$",
       publishQueues: ["results.R1"],
+      consumeQueues: ["jobs.R1"],
     });
+    // A publisher gets no configure at all on what it publishes to.
+    expect(new RegExp(p.configure).test("results.R1")).toBe(false);
+    expect(new RegExp(p.configure).test("jobs.R1")).toBe(false);
     // Nothing granted: nothing matches (never the default exchange).
     const none = rabbitmqPermissions({}, "R1", "airlock.x");
     expect(none.read).toBe("^$");

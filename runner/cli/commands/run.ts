@@ -8,7 +8,7 @@ import { type RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { LANGUAGE_NAMES, type LanguageName } from "../../languages/names.js";
-import { agentColor, formatDuration, style } from "../style.js";
+import { agentColor, formatDuration, printable, style } from "../style.js";
 
 export function registerRun(program: Command): void {
   addBackendFlags(program.command("run"))
@@ -104,22 +104,22 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
     const tag = (name: string, stream: NodeJS.WriteStream) => agentColor(name, stream)(`${name.padEnd(width)} |`);
     switch (event.type) {
       case "output":
-        out.write(`${tag(event.agent, out)} ${event.stream === "stderr" ? style.red(event.line, out) : event.line}\n`);
+        out.write(`${tag(event.agent, out)} ${event.stream === "stderr" ? style.red(printable(event.line), out) : printable(event.line)}\n`);
         break;
       case "phase":
-        progress.write(style.dim(`${tag(event.agent, progress)} · ${event.message}\n`, progress));
+        progress.write(style.dim(`${tag(event.agent, progress)} · ${printable(event.message)}\n`, progress));
         break;
       case "build":
         // Show the steps, not every line docker prints.
         if (/^\s*(Step \d+\/\d+|building |installing |pulling |no registry|Successfully tagged)/.test(event.line)) {
-          progress.write(style.dim(`${tag(event.agent, progress)}   ${event.line.trim().slice(0, 160)}\n`, progress));
+          progress.write(style.dim(`${tag(event.agent, progress)}   ${printable(event.line.trim().slice(0, 160))}\n`, progress));
         }
         break;
       case "ready":
         progress.write(style.dim(`${tag(event.agent, progress)} · ready\n`, progress));
         break;
       case "warning":
-        progress.write(style.yellow(`${tag(event.agent, progress)} ! ${event.message}\n`, progress));
+        progress.write(style.yellow(`${tag(event.agent, progress)} ! ${printable(event.message)}\n`, progress));
         break;
       case "finished":
         break;
@@ -133,7 +133,7 @@ export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): strin
   const bus = result.busDenied?.length
     ? [
         style.yellow(`${result.name}: the broker refused ${result.busDenied.length} thing${result.busDenied.length === 1 ? "" : "s"} (rights from bus in ${policy}):`, out),
-        ...result.busDenied.map((d) => `  ${d.broker.padEnd(6)} ${`${d.what} ${d.name}${d.command && d.what !== "command" ? ` (${d.command})` : ""}`.padEnd(36)} ${d.count}×  → ${d.fix}`),
+        ...result.busDenied.map((d) => `  ${d.broker.padEnd(6)} ${printable(`${d.what} ${d.name}${d.command && d.what !== "command" ? ` (${d.command})` : ""}`).padEnd(36)} ${d.count}×  → ${printable(d.fix)}`),
       ]
     : [];
   if (!result.denied?.length) return bus;
@@ -143,19 +143,19 @@ export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): strin
     ...result.denied.map((d) => {
       const times = `${d.countAtLeast ? "≥" : ""}${d.count}×`;
       const what = d.loopback ? `localhost:${d.destination.split(":")[1]} (not forwarded to the host)` : d.destination;
-      return `  ${d.protocol.padEnd(5)} ${what.padEnd(28)} ${times}`;
+      return `  ${d.protocol.padEnd(5)} ${printable(what).padEnd(28)} ${times}`;
     }),
   ];
 }
 
 export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void {
   for (const line of deniedLines(result, out)) out.write(line + "\n");
-  for (const w of result.warnings ?? []) out.write(style.yellow(`${result.name}: ${w}`, out) + "\n");
+  for (const w of result.warnings ?? []) out.write(style.yellow(`${result.name}: ${printable(w)}`, out) + "\n");
   const ok = result.status === "succeeded";
   const mark = ok ? style.green("✔", out) : style.red("✖", out);
   const files = result.outputFiles.length;
   const where = relative(process.cwd(), result.outputDir) || ".";
   const exit = result.exitCode === null ? "" : ` (exit ${result.exitCode})`;
-  const detail = result.error && result.status !== "succeeded" ? `: ${result.error}` : "";
+  const detail = result.error && result.status !== "succeeded" ? `: ${result.error.split("\n").map(printable).join("\n")}` : "";
   out.write(`${mark} ${style.bold(result.name, out)} ${result.status}${exit} in ${formatDuration(result.durationMs)} · ${files} output file${files === 1 ? "" : "s"} in ${where} · result ${relative(process.cwd(), result.resultFile)}${detail}\n`);
 }

@@ -10,6 +10,8 @@ const cfg = JSON.parse(process.env.AMQP_ATTACK);
 const url = new URL(process.env.AMQP_URL);
 const base = `amqp://${url.hostname}:${url.port || 5672}`;
 const own = `mine:${process.env.AIRLOCK_RUN_ID}`;
+// A queue the policy lets it only publish to.
+const feed = `feed:${process.env.AIRLOCK_RUN_ID}`;
 const exchange = process.env.AIRLOCK_AMQP_EXCHANGE;
 const results = { identity: decodeURIComponent(url.username) };
 const save = () => fs.writeFileSync("/output/amqp-attacks.json", JSON.stringify(results));
@@ -33,7 +35,8 @@ async function attempt(key, fn) {
   };
   await attempt("own-queue", async () => {
     const ch = await channel();
-    await ch.assertQueue(own, { durable: true });
+    // Declared by the runner: checked, never configured.
+    await ch.checkQueue(own);
     ch.publish(exchange, own, Buffer.from("mine"), { mandatory: true });
     await ch.waitForConfirms();
     const got = await ch.get(own, { noAck: true });
@@ -62,6 +65,11 @@ async function attempt(key, fn) {
   await attempt("bind-other", async () => (await channel()).bindQueue(cfg.otherQueue, exchange, cfg.otherQueue).then(() => "bound"));
   await attempt("purge-other", async () => (await channel()).purgeQueue(cfg.otherQueue).then(() => "purged"));
   await attempt("delete-other", async () => (await channel()).deleteQueue(cfg.otherQueue).then(() => "deleted"));
+  // Rights that would come along with another: configure on what it only publishes to, or consumes.
+  await attempt("delete-publish-only", async () => (await channel()).deleteQueue(feed).then(() => "deleted"));
+  await attempt("redeclare-publish-only", async () => (await channel()).assertQueue(feed, { durable: true, arguments: { "x-max-length": 0 } }).then(() => "redeclared"));
+  await attempt("delete-consumed", async () => (await channel()).deleteQueue(own).then(() => "deleted"));
+  await attempt("redeclare-consumed", async () => (await channel()).assertQueue(own, { durable: false, arguments: { "x-message-ttl": 1 } }).then(() => "redeclared"));
   await attempt("declare-amq-exchange", async () => (await channel()).assertExchange("amq.airlock-test", "topic").then(() => "declared"));
   await attempt("publish-amq-topic", async () => {
     const ch = await channel();

@@ -35,6 +35,26 @@ def connect_rabbitmq() -> "pika.BlockingConnection":
         raise BusConnectionError("rabbitmq", [_endpoint(url, 5672)], err) from err
 
 
+def _ensure_queue(connection: "pika.BlockingConnection", channel: Any, queue: str) -> None:
+    """The queue, there before use. Under bus rights (AIRLOCK_AMQP_EXCHANGE) the runner declared every
+    queue the policy names exactly and the agent may not configure them: they are only checked
+    (passively, on a channel of its own, since a failed check closes it); a queue in a consume prefix
+    the agent owns is declared if missing. Without bus rights, declared as always."""
+    import pika.exceptions
+
+    if not os.environ.get("AIRLOCK_AMQP_EXCHANGE"):
+        channel.queue_declare(queue=queue, durable=True)
+        return
+    probe = connection.channel()
+    try:
+        probe.queue_declare(queue=queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker:
+        channel.queue_declare(queue=queue, durable=True)
+        return
+    if probe.is_open:
+        probe.close()
+
+
 class WorkQueue(Generic[T]):
     """RabbitMQ work queue: durable queue, persistent messages, prefetch, acknowledged after the handler returns."""
 
@@ -49,10 +69,11 @@ class WorkQueue(Generic[T]):
         import pika
         import pika.exceptions
 
-        channel = self._connection().channel()
+        connection = self._connection()
+        channel = connection.channel()
         try:
             channel.confirm_delivery()
-            channel.queue_declare(queue=self.queue, durable=True)
+            _ensure_queue(connection, channel, self.queue)
             # Under bus rights, the run's own exchange reaches exactly the queues the policy grants.
             exchange = os.environ.get("AIRLOCK_AMQP_EXCHANGE", "")
             body = _encode(task, self._schema, self._where).encode("utf-8")
@@ -73,10 +94,11 @@ class WorkQueue(Generic[T]):
         or when the agent is stopped. Returns the number acknowledged."""
         import pika.exceptions
 
-        channel = self._connection().channel()
+        connection = self._connection()
+        channel = connection.channel()
         acked = 0
         try:
-            channel.queue_declare(queue=self.queue, durable=True)
+            _ensure_queue(connection, channel, self.queue)
             channel.basic_qos(prefetch_count=prefetch)
             idle_since = time.monotonic()
             started = False
