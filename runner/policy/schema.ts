@@ -139,14 +139,14 @@ export const policySchema = z
           .union([z.string(), z.number().int().positive()], { error: 'must be a size like "100m" or a number of bytes' })
           .superRefine((v, ctx) => refineWith(() => outputProblem(v))(String(v), ctx))
           .optional()
-          .describe(`Most the host may spend on what the agent writes to /output (disk blocks of files, folders and links together): no single file can grow past it, and the run fails when everything together passes it. Default "${DEFAULTS.output}".`),
+          .describe(`Most the agent may write to /output, a filesystem of exactly this size: writes past it fail (ENOSPC) and the run fails with "output limit reached". /output is in memory until the run ends (counted in the container's memory, on top of resources.memory) and copied to the output folder after. Default "${DEFAULTS.output}".`),
         outputFiles: z
           .number()
           .int()
           .min(1)
           .max(10_000_000)
           .optional()
-          .describe(`Most entries (files, folders, links) the agent may create in /output; the run fails past it. Default ${DEFAULTS.outputFiles}.`),
+          .describe(`Most entries (files, folders, links) /output holds: its filesystem has this many inodes, so creating more fails, and the run fails with "output limit reached". Default ${DEFAULTS.outputFiles}.`),
       })
       .optional()
       .describe("Limits for the agent's container."),
