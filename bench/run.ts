@@ -11,6 +11,7 @@
  *   7. agents as Pods on a local Kubernetes cluster against plain Pods (bench/kubernetes.ts)
  *   8. warm starts from the warm pool, a cold start with nothing ready, 20 at once warm, and the
  *      memory a pooled sandbox holds (bench/warm.ts)
+ *   9. writing into /output (a tmpfs volume, copied out) vs a bind-mounted folder (bench/output.ts)
  */
 import { mkdir, mkdtemp, rm, writeFile, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -30,6 +31,7 @@ import { packagePath } from "../runner/paths.js";
 import { fmt, percentile, summarize, type Summary } from "./stats.js";
 import { kubernetesSection } from "./kubernetes.js";
 import { warmSection } from "./warm.js";
+import { outputSection } from "./output.js";
 
 const AGENTS = packagePath("bench", "agents");
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -539,7 +541,7 @@ async function main() {
   const images = await ensureImages(docker);
   const version = await docker.version();
   // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
-  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6,7,8").split(","));
+  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6,7,8,9").split(","));
   if (only.has("1")) {
     await coldStart(images.agent);
     await pythonColdStart((await ensurePythonImage(docker, images)).id);
@@ -550,6 +552,7 @@ async function main() {
   if (only.has("6")) await natsAndMqtt();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
   if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
+  if (only.has("9")) await outputSection(images.agent, { addRow, log, reps: REPS, tmp, settle });
   const warmLine = only.has("8") ? await warmSection(images.agent, { addRow, addFigureRow, log, reps: REPS, tmp, plainDockerRun, settle }) : "";
   // Last: a local cluster's kubelet changes the host's netfilter while it runs.
   if (only.has("7")) await kubernetesSection(images, addRow, log, REPS, await tmp());
@@ -577,7 +580,7 @@ async function main() {
     `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
-  if (only.size < 8) return;
+  if (only.size < 9) return;
   await mkdir(packagePath("bench"), { recursive: true });
   await writeFile(packagePath("bench", "results.md"), md);
   await rm(join(tmpdir(), "airlock-bench-out"), { recursive: true, force: true });

@@ -250,7 +250,7 @@ print("RESULT " + json.dumps({p: read("/workspace/" + p) for p in [".env", ".env
 });
 
 describe("the output limit counts what the host spends", () => {
-  it("20k folders, 20k empty files and long links under resources.output 1m: the run fails and stops early", async () => {
+  it("20k folders, 20k empty files and long links under resources.output 1m: refused at the limit, and the run fails", async () => {
     const image = await attackerImage({ airlockBuilt: true });
     const outputDir = join(await tempDir(), "out");
     const script = `import os
@@ -262,7 +262,8 @@ print("done")`;
     const result = await runAgent({ command: ["python3", "-c", script], image, policy: definePolicy({ name: "inodes", resources: { output: "1m" }, timeoutSeconds: 120 }), outputDir, stopGraceMs: 1000 });
     const { readdir } = await import("node:fs/promises");
     const entries = (await readdir(outputDir)).length;
-    const held = result.status === "failed" && /output limit exceeded/.test(result.error ?? "") && !result.stdout.includes("done") && entries < 40_000;
-    expect(report.add("output", "20k folders, 20k empty files and 2k long symlinks in /output under resources.output: 1m", "the run fails as over the limit and is stopped before it finishes", `${entries} entries left on the host; ${result.status}: ${result.error}`, held), JSON.stringify(result).slice(0, 500)).toBe(true);
+    // /output has 10,000 inodes (resources.outputFiles) and 1 MiB: the kernel refuses the rest.
+    const held = result.status === "failed" && /output limit (reached|exceeded)/.test(result.error ?? "") && !result.stdout.includes("done") && entries <= 10_000;
+    expect(report.add("output", "20k folders, 20k empty files and 2k long symlinks in /output under resources.output: 1m", "refused by /output's own filesystem at the limit; the run fails; no more than the limit reaches the host", `${entries} entries on the host; ${result.status}: ${result.error?.slice(0, 60)}`, held), JSON.stringify(result).slice(0, 500)).toBe(true);
   });
 });
