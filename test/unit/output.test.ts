@@ -84,10 +84,10 @@ describe("unpacking an agent's /output", () => {
 
   it("stops at the policy's byte and entry limits, and says which", async () => {
     // Counted as the host's disk spends it: whole 4 KiB blocks per file.
-    const big = await unpack([{ name: "a", body: "x".repeat(5000) }, { name: "b", body: "y".repeat(600) }], { bytes: 9000, entries: 10 });
+    const big = await unpack([{ name: "a", body: "x".repeat(5000) }, { name: "b", body: "y".repeat(600) }], { bytes: 8192, entries: 10 });
     expect(existsSync(join(big.dir, "a"))).toBe(true);
     expect(existsSync(join(big.dir, "b"))).toBe(false);
-    expect(big.result.problem).toMatch(/more than 9000 bytes on the host.s disk \(resources.output\)/);
+    expect(big.result.problem).toMatch(/more than 8192 bytes on the host.s disk \(resources.output\)/);
     const many = await unpack([{ name: "a" }, { name: "b" }, { name: "c" }], { bytes: 8192, entries: 2 });
     expect(many.result.problem).toMatch(/more than 2 entries/);
     expect(existsSync(join(many.dir, "c"))).toBe(false);

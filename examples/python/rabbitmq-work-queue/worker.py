@@ -18,7 +18,9 @@ def worker_agent(ctx: airlock.Context):
     channel = connection.channel()
 
     queue_name = f"task-queue:{os.environ.get('AIRLOCK_GROUP_RUN_ID', 'default')}"
-    channel.queue_declare(queue=queue_name, durable=True)
+    # Under bus rights the runner has declared the queue, and the run's user may use it but not
+    # (re)declare it (that is configure, which would also let it delete the queue): check it passively.
+    channel.queue_declare(queue=queue_name, durable=True, passive=bool(os.environ.get("AIRLOCK_AMQP_EXCHANGE")))
     channel.basic_qos(prefetch_count=1)
     output_dir = Path("/output")
 
