@@ -71,7 +71,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     await bus.close();
   });
   if (value !== undefined) process.stdout.write(encodeControl({ type: "result", value: toJson(value) }) + "\n");
-  flushAndExit(0);
+  // An agent that set process.exitCode (as a plain Node program would) exits with it.
+  flushAndExit(typeof process.exitCode === "number" ? process.exitCode : Number(process.exitCode ?? 0) || 0);
 }
 
 function toJson(value: unknown): unknown {

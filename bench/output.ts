@@ -5,6 +5,7 @@
  * Two figures: the agent's own write throughput (256 MiB in 1 MiB writes, synced), and the whole
  * run's wall time, which for airlock includes copying the 256 MiB out to the host.
  */
+import { chmod, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { definePolicy, runAgent } from "../runner/index.js";
@@ -40,7 +41,9 @@ export async function outputSection(agentImage: string, t: Tools): Promise<void>
     if (r.status !== "succeeded" || !r.outputFiles.includes("data.bin")) throw new Error(`the output bench agent did not write its file: ${r.error ?? r.stderr}`);
     await t.settle();
     const dir = join(out, `p${i}`);
-    await execa("mkdir", ["-p", dir]);
+    // The image's unprivileged user writes it, as the agent does.
+    await mkdir(dir, { recursive: true, mode: 0o777 });
+    await chmod(dir, 0o777);
     started = performance.now();
     const p = await execa("docker", ["run", "--rm", "-v", `${dir}:/output`, "--entrypoint", "node", agentImage, "-e", SCRIPT]);
     const pWall = performance.now() - started;

@@ -14,6 +14,7 @@ import { loopbackMode, type LoopbackMode } from "./gate/host-side.js";
 import { defaultVerifier, type Verifier } from "./gate/verify.js";
 import { ensureImages, type ImageSet } from "./images/images.js";
 import { gateSpec } from "./run/container-spec.js";
+import { DEFAULT_OUTPUT_LIMITS } from "./run/output-volume.js";
 import { runAgentWith, type RunAgentOptions } from "./run/run-agent.js";
 import type { BackendName, ExecutionBackend } from "./backends/backend.js";
 import { backendFromEnv, createBackend } from "./backends/registry.js";
@@ -146,6 +147,7 @@ export class Runner {
             image,
             network,
             idleSeconds: GATE_IDLE_SECONDS,
+            output: { limits: DEFAULT_OUTPUT_LIMITS, user: agentUser() },
             labels: {
               [LABEL.managed]: "true",
               [LABEL.role]: "gate",

@@ -17,7 +17,8 @@
  *          own init, if any, never runs with a capability).
  * gate:  owns a network namespace on the airlock bridge for an agent in another image (or one that
  *        joins a gate kept ready); root with CAP_NET_ADMIN/NET_RAW (and the caps to drop
- *        privileges), applies the rules, then drops every capability and holds the namespace.
+ *        privileges), applies the rules, then drops every capability and holds the namespace — and an
+ *        /output volume of the default limits, which a run with those limits uses (VolumesFrom).
  */
 import type Docker from "dockerode";
 import type { AgentUser } from "./output.js";
@@ -53,6 +54,12 @@ export interface GateSpecInput {
   /** A gate that gets no rules within this many seconds exits (and is removed by the engine). */
   idleSeconds: number;
   labels: Record<string, string>;
+  /**
+   * An /output volume the gate holds for the agent that joins it (the agent's container ends with the
+   * agent; the gate outlives it until the runner copied /output out): sized for the policy's default
+   * limits, so that most runs need no output keeper of their own.
+   */
+  output: { limits: OutputLimits; user: AgentUser };
 }
 
 export function gateSpec(input: GateSpecInput): Docker.ContainerCreateOptions {
@@ -66,6 +73,7 @@ export function gateSpec(input: GateSpecInput): Docker.ContainerCreateOptions {
     HostConfig: {
       NetworkMode: input.network,
       AutoRemove: true,
+      Mounts: [outputVolumeMount(input.output.limits, input.output.user, input.labels)],
       CapDrop: ["ALL"],
       // NET_RAW: the legacy (x_tables) backend, a few ms where nf_tables takes tens. All dropped before "ready".
       CapAdd: ["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP"],

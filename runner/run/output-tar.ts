@@ -18,6 +18,10 @@ import { OUTPUT_BLOCK, outputQuotaBytes } from "./output-volume.js";
 export interface UnpackResult {
   files: number;
   bytes: number;
+  /** The files written, relative to the output folder (this run's output: nothing an earlier run left). */
+  written: string[];
+  /** Entries of the agent's that are not files or folders (links, FIFOs, ...): named, never written. */
+  special: { path: string; kind: string }[];
   /** Entries not written, with why (the first 100). */
   skipped: { path: string; reason: string }[];
   /** The output went over a policy limit (what the result's error says). */
@@ -67,7 +71,7 @@ async function ensureFolders(dir: string, parts: string[]): Promise<string | und
  */
 export function outputUnpacker(dir: string, limits: UnpackLimits, options: { strip?: string } = {}): { sink: Writable; result: Promise<UnpackResult> } {
   const extract = tar.extract();
-  const out: UnpackResult = { files: 0, bytes: 0, skipped: [] };
+  const out: UnpackResult = { files: 0, bytes: 0, written: [], special: [], skipped: [] };
   let entries = 0;
   // What the host's disk spends on data, counted as it would be: whole blocks per file, a block per
   // folder (limited to the policy's bytes). Each entry's inode and name come on top: bounded by the
@@ -118,7 +122,10 @@ export function outputUnpacker(dir: string, limits: UnpackLimits, options: { str
         .then(() => next());
       return;
     }
-    if (header.type !== "file") return skip(`a ${header.type ?? "special"} entry (only files and folders are copied)`);
+    if (header.type !== "file") {
+      out.special.push({ path: rel, kind: header.type === "symlink" ? "symlink" : header.type === "fifo" ? "fifo" : header.type === "character-device" || header.type === "block-device" ? "device" : "other" });
+      return skip(`a ${header.type ?? "special"} entry (only files and folders are copied)`);
+    }
     const size = header.size ?? 0;
     const cost = Math.ceil(size / OUTPUT_BLOCK) * OUTPUT_BLOCK;
     if (blocks + cost > outputQuotaBytes(limits)) {
@@ -134,6 +141,7 @@ export function outputUnpacker(dir: string, limits: UnpackLimits, options: { str
       if (there && !there.isFile()) return skip(`${there.isSymbolicLink() ? "a link" : "a folder or special file"} in the way in the host's output folder`);
       await pipeline(stream, createWriteStream(target, { flags: WRITE_FLAGS as unknown as string, mode: 0o644 }));
       out.files++;
+      out.written.push(rel);
       next();
     })().catch((err: Error) => {
       out.skipped.push({ path: header.name, reason: `could not be written: ${err.message}` });

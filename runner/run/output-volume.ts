@@ -11,6 +11,7 @@
  * its container), Kubernetes as a memory-backed emptyDir of the same size.
  */
 import type Docker from "dockerode";
+import { DEFAULTS, parseMemory } from "../policy/schema.js";
 import type { AgentUser } from "./output.js";
 
 /** The page (and host block) size every output entry is counted in. */
@@ -19,6 +20,13 @@ export const OUTPUT_BLOCK = 4096;
 export interface OutputLimits {
   bytes: number;
   entries: number;
+}
+
+/** The policy's default limits: what a gate container's own /output volume is sized for. */
+export const DEFAULT_OUTPUT_LIMITS: Readonly<OutputLimits> = { bytes: parseMemory(DEFAULTS.output)!, entries: DEFAULTS.outputFiles };
+
+export function sameOutputLimits(a: OutputLimits, b: OutputLimits): boolean {
+  return outputQuotaBytes(a) === outputQuotaBytes(b) && a.entries === b.entries;
 }
 
 /** The limit rounded up to whole pages (what a tmpfs can hold). */

@@ -27,11 +27,11 @@ export interface AgentResult {
   startedAt: string;
   finishedAt: string;
   outputDir: string;
-  /** Regular files in the output directory, relative to it. */
+  /** The files this run wrote to /output, as copied into the output directory (relative to it); never what an earlier run left there. */
   outputFiles: string[];
-  /** Output entries that are not regular files (symlinks, FIFOs, ...): listed, never followed or read. */
+  /** Entries the agent left in /output that are not files or folders (symlinks, FIFOs, ...): named, never copied or followed. */
   outputSkipped: { path: string; kind: string }[];
-  /** Bytes in the output files. */
+  /** Bytes in this run's output files. */
   outputBytes: number;
   stdout: string;
   stderr: string;

@@ -117,12 +117,13 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
   } finally {
     await run?.dispose();
   }
-  const collected = await collectOutput(outputDir).catch(() => undefined);
-  if (collected) {
-    result.outputFiles = collected.files;
-    result.outputSkipped = collected.skipped;
-    result.outputBytes = collected.bytes;
-  }
+  // The folder's entries go to the calling user; the result lists what this run brought back, never
+  // what an earlier run left there (which stays, unless this run wrote a file of the same name).
+  await collectOutput(outputDir).catch(() => undefined);
+  const copied = run?.copiedOutput();
+  result.outputFiles = [...(copied?.files ?? [])].sort();
+  result.outputSkipped = [...(copied?.special ?? [])].sort((a, b) => a.path.localeCompare(b.path));
+  result.outputBytes = copied?.bytes ?? 0;
   result.finishedAt = new Date().toISOString();
   result.durationMs = Date.now() - started;
   await mkdir(dirname(result.resultFile), { recursive: true })

@@ -43,7 +43,16 @@ export interface BackendRun {
   execute(): Promise<AgentResult>;
   /** What is known so far (for a result when execute() threw). */
   partial(): Partial<AgentResult>;
+  /** What this run copied into the output folder (undefined: nothing came back, e.g. it never started). */
+  copiedOutput(): CopiedFiles | undefined;
   dispose(): Promise<void>;
+}
+
+/** The files a run's /output brought back, and its entries that were not files or folders. */
+export interface CopiedFiles {
+  files: string[];
+  bytes: number;
+  special: { path: string; kind: string }[];
 }
 
 export abstract class RunStages implements BackendRun {
@@ -60,6 +69,7 @@ export abstract class RunStages implements BackendRun {
   protected busDenied: BusDenial[] = [];
   protected readonly secrets: string[] = [];
   protected readonly warnings: string[] = [];
+  protected copied?: CopiedFiles;
   /** How the agent's sandbox came to be and when each startup stage ended. */
   protected readonly startup: RunStartup = { mode: "cold", how: "new container", stages: {} };
   private readonly t0 = performance.now();
@@ -77,6 +87,10 @@ export abstract class RunStages implements BackendRun {
   }
 
   abstract execute(): Promise<AgentResult>;
+
+  copiedOutput(): CopiedFiles | undefined {
+    return this.copied;
+  }
 
   partial(): Partial<AgentResult> {
     const warnings = [...(this.busRights?.warnings ?? []), ...this.warnings];

@@ -265,8 +265,15 @@ describe("bad input on a real engine", () => {
   });
 });
 
+describe("exit codes", () => {
+  it("a defineAgent agent that sets process.exitCode exits with it (and its return value is kept)", async () => {
+    const result = await runAgent({ agent: join(AGENTS, "exit-code.ts"), policy: definePolicy({ name: "exit-code" }), outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    expect(result).toMatchObject({ status: "failed", exitCode: 3, returnValue: { done: true } });
+  });
+});
+
 describe("reruns", () => {
-  it("a second run into the same output folder can overwrite what the first left, and nothing else is lost", async () => {
+  it("a second run into the same output folder replaces the files it writes again, keeps everything else, and lists only its own", async () => {
     const dir = await tempDir();
     const out = join(dir, "out");
     const policy = definePolicy({ name: "files" });
@@ -275,8 +282,12 @@ describe("reruns", () => {
     const second = await runAgent({ agent: join(AGENTS, "files.ts"), policy, outputDir: out, workingDir: AGENTS });
     expect(second.status, second.stderr).toBe("failed"); // files.ts exits 3 after writing
     expect(second.stderr).not.toContain("EACCES");
-    expect(second.outputFiles).toEqual(["mine.txt", "nested/data.json", "report.txt"]);
+    // The result says what this run wrote; the user's file stays, untouched and unlisted.
+    expect(second.outputFiles).toEqual(["nested/data.json", "report.txt"]);
     expect(await readFile(join(out, "mine.txt"), "utf8")).toBe("the user's own file\n");
+    // A run that fails before it starts lists nothing, whatever the folder holds.
+    const early = await runAgent({ agent: join(AGENTS, "nope.ts"), policy, outputDir: out, workingDir: AGENTS });
+    expect(early).toMatchObject({ status: "error", outputFiles: [], outputBytes: 0 });
     expect((await stat(join(out, "mine.txt"))).uid).toBe(process.getuid?.());
   });
 });

@@ -4,8 +4,8 @@
  * failed exit), a derived image is gated like any other, the CLI streams with the agent's name, and
  * what a killed runner left is removed by `airlock cleanup --backend kubernetes`.
  */
-import { existsSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readdir, readFile, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
@@ -98,6 +98,41 @@ describe("an agent as a Pod", () => {
     expect(result.warnings ?? []).toEqual([]);
     // Not killed at the end of its 30 s grace: the SIGTERM arrived.
     expect(result.durationMs).toBeLessThan(20_000);
+  });
+
+  it("holds /output to its quota against a flood (4 threads of 1 MiB files, SIGTERM ignored): never more than the limit on the node or the host", async () => {
+    const dir = await tempDir();
+    const script = `import signal, threading, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def w(k):
+    for i in range(10**6):
+        try:
+            open("/output/w%d-%d" % (k, i), "wb").write(b"x" * (1 << 20))
+        except OSError:
+            time.sleep(0.001)
+for k in range(4): threading.Thread(target=w, args=(k,), daemon=True).start()
+time.sleep(600)`;
+    // The Pod's /output is a memory-backed emptyDir the kubelet mounts on this node (the local cluster).
+    let nodePeak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const line of readFileSync("/proc/mounts", "utf8").split("\n").filter((l) => l.includes("empty-dir/output"))) {
+          const s = await statfs(line.split(" ")[1]!).catch(() => undefined);
+          if (s) nodePeak = Math.max(nodePeak, (s.blocks - s.bfree) * s.bsize);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const result = await runAgent({ command: ["python3", "-c", script], runtime: "python", policy: definePolicy({ name: "flood", timeoutSeconds: 8, resources: { output: "1m", outputFiles: 2000 } }), outputDir: join(dir, "out"), stopGraceMs: 1000 }).finally(() => (sampling = false));
+    await sampler;
+    const files = await readdir(join(dir, "out"));
+    let bytes = 0;
+    for (const f of files) bytes += (await stat(join(dir, "out", f))).size;
+    const seen = `node tmpfs peak ${(nodePeak / 1048576).toFixed(2)} MiB; host ${(bytes / 1048576).toFixed(2)} MiB in ${files.length} files; ${result.status}: ${result.error}`;
+    await mkdir(packagePath(".airlock"), { recursive: true });
+    await writeFile(packagePath(".airlock", "k8s-output-flood.txt"), seen + "\n");
+    expect(nodePeak <= 1048576 && bytes <= 1048576 && /output limit (reached|exceeded)/.test(result.error ?? ""), seen).toBe(true);
   });
 
   it("is OOM-killed at the policy's memory limit, and says so", async () => {

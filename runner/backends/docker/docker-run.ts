@@ -26,6 +26,8 @@ import { openEgressGate } from "../../gate/open-gate.js";
 import { RESOLV_CONF } from "../../gate/plan.js";
 import type { ImageSet } from "../../images/images.js";
 import { agentSpec, keeperSpec } from "../../run/container-spec.js";
+import { agentUser } from "../../run/output.js";
+import { DEFAULT_OUTPUT_LIMITS, sameOutputLimits } from "../../run/output-volume.js";
 import { toDockerEnv } from "../../run/env.js";
 import type { PreparedRun } from "../../run/prepare.js";
 import type { LogCapture } from "../../run/logs.js";
@@ -46,6 +48,8 @@ export class DockerRun extends RunStages {
   private container?: EngineContainer;
   /** The output keeper (runs whose container ends with the agent): it holds /output until copied out. */
   private keeper?: EngineContainer;
+  /** The gate container, when it holds this run's /output (runs with the default output limits). */
+  private outputHolder?: EngineContainer;
   private folder?: SandboxFolder;
 
   async execute(): Promise<AgentResult> {
@@ -70,7 +74,7 @@ export class DockerRun extends RunStages {
       gate: this.gate!,
       policy: prepared.policy,
       graceMs: this.graceMs,
-      output: { dir: this.outputDir, limits: outputLimits(prepared), holder: this.keeper ?? "sandbox" },
+      output: { dir: this.outputDir, limits: outputLimits(prepared), holder: this.keeper ?? this.outputHolder ?? "sandbox" },
       captures: { stdout: this.stdout!, stderr: this.stderr! },
       name: this.name,
       phase: (phase, message) => this.phase(phase, message),
@@ -78,6 +82,7 @@ export class DockerRun extends RunStages {
     });
     this.denied = exit.denied;
     for (const note of exit.outputNotes) this.warn(note);
+    if (exit.copied?.written) this.copied = { files: exit.copied.written, bytes: exit.copied.bytes ?? 0, special: exit.copied.special ?? [] };
     await this.readBusDenials();
     return this.finish({ code: exit.code, ...(exit.state?.oomKilled ? { oomKilled: true } : {}), ...(exit.stop ? { stop: exit.stop } : {}), ...(exit.output ? { output: exit.output } : {}) });
   }
@@ -190,12 +195,17 @@ export class DockerRun extends RunStages {
 
   /** Any other image, or no network: the container is created for this run, joined to a gate container's namespace (or none). */
   private async startWithGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, readyGate?: TakenGate): Promise<Started> {
-    // The output keeper starts while the gate is set up.
-    const keeper = this.startKeeper(prepared, images, expiresAt);
+    // A gate container holds an /output volume of the default limits (and the runner's agent user);
+    // any other run gets an output keeper, started while the gate is set up.
+    const user = agentUser();
+    const gateHolds = !prepared.policy.network.disabled && sameOutputLimits(outputLimits(prepared), DEFAULT_OUTPUT_LIMITS) && prepared.user.uid === user.uid && prepared.user.gid === user.gid;
+    const keeper = gateHolds ? Promise.resolve() : this.startKeeper(prepared, images, expiresAt);
     keeper.catch(() => {});
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, networkFiles(prepared).hostsPath, readyGate));
     this.mark("gate");
     await keeper;
+    if (gateHolds && gate.network.mode === "gate-container") this.outputHolder = this.runner.engine.container(gate.network.gateId);
+    else if (gateHolds) await this.startKeeper(prepared, images, expiresAt);
     await image.checked;
     Object.assign(prepared.env, await rights);
     return this.start(prepared, image, gate, expiresAt);
@@ -267,7 +277,7 @@ export class DockerRun extends RunStages {
         ...(image.airlocks ? { entrypoint: o.command ? [] : [...prepared.language.runtimeArgv] } : {}),
         cmd: o.command ?? [prepared.staged!.entry],
         workspaceBinds: prepared.workspace.binds,
-        output: { limits: outputLimits(prepared), keeper: this.keeper!.id },
+        output: { limits: outputLimits(prepared), keeper: (this.keeper ?? this.outputHolder)!.id },
         ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
         hostsFile: hostsPath,
         resolvConf: resolvPath,

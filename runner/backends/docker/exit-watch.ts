@@ -50,6 +50,8 @@ export interface WatchedExit {
   output?: string;
   /** What the copy of /output skipped or could not do. */
   outputNotes: string[];
+  /** What it brought back. */
+  copied?: CopiedOutput;
   denied: DeniedConnection[];
 }
 
@@ -102,7 +104,7 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
     if (copied?.error) outputNotes.push(copied.error);
     if (copied?.skipped?.length) outputNotes.push(skippedNote(copied.skipped));
     const output = copied?.problem;
-    return { code, denied, outputNotes, ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };
+    return { code, denied, outputNotes, ...(copied ? { copied } : {}), ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };
   } finally {
     watchdog.stop();
     stops.dispose();

@@ -279,6 +279,7 @@ export class KubeRun extends RunStages {
         return undefined;
       });
       if (unpacked?.skipped.length) this.warn(skippedNote(unpacked.skipped));
+      if (unpacked) this.copied = { files: unpacked.written, bytes: unpacked.bytes, special: unpacked.special };
       return unpacked?.problem;
     }
     return undefined;
