@@ -22,6 +22,7 @@ import type { KubernetesOptions } from "./backends/kubernetes/config.js";
 import type { AgentResult } from "./run/result.js";
 import { WarmPool, type WarmPoolOptions } from "./backends/docker/sandbox/pool.js";
 import { sandboxShape } from "./backends/docker/sandbox/shape.js";
+import { OutputKeepers } from "./backends/docker/output-keepers.js";
 import type { AgentLanguage } from "./languages/language.js";
 import type { Policy } from "./policy/index.js";
 import { agentUser } from "./run/output.js";
@@ -248,16 +249,23 @@ export class Runner {
     while (this.removals.size) await Promise.all([...this.removals]);
   }
 
-  /** Resolves when every pool's gates being started are ready (benchmarks settle on this). */
+  /** Resolves when every pool's gates (and output keepers) being started are ready (benchmarks settle on this). */
   async gatesIdle(): Promise<void> {
-    await Promise.all([...[...this.pools.values()].map((p) => p.idle()), this.pool?.idle()]);
+    await Promise.all([...[...this.pools.values()].map((p) => p.idle()), this.pool?.idle(), this.keepers?.idle()]);
   }
 
-  /** Remove the gates and sandboxes kept ready and wait for background removals. */
+  /** Output keepers kept ready for runs whose /output no gate holds (created on first use). */
+  get outputKeepers(): OutputKeepers {
+    this.keepers ??= new OutputKeepers(this.engine, (w) => this.background(w));
+    return this.keepers;
+  }
+  private keepers?: OutputKeepers;
+
+  /** Remove the gates, sandboxes and output keepers kept ready and wait for background removals. */
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all([...pools.map((p) => p.close()), this.pool?.close()]);
+    await Promise.all([...pools.map((p) => p.close()), this.pool?.close(), this.keepers?.close()]);
     await this.containersRemoved();
     await Promise.all([...this.backends.values()].map((b) => b.then((backend) => backend.close(), () => {})));
   }

@@ -78,15 +78,20 @@ describe("the run pipeline, on a fake engine", () => {
     expect(result).toMatchObject({ status: "failed", exitCode: 3, image: "airlock/agent:x" });
     expect(lines).toEqual(["first line", "second line"]);
     expect(result.stdout).toBe("first line\nsecond line\n");
-    // The output keeper (it holds /output until it is copied out), then the agent's container.
-    expect(fake.created).toHaveLength(2);
-    const [keeper, spec] = fake.created as [Docker.ContainerCreateOptions, Docker.ContainerCreateOptions];
+    // The output keeper (it holds /output until it is copied out), the agent's container, then a
+    // keeper kept ready for the next run of this kind.
+    expect(fake.created).toHaveLength(3);
+    const [keeper, spec, ready] = fake.created as [Docker.ContainerCreateOptions, Docker.ContainerCreateOptions, Docker.ContainerCreateOptions];
     expect(keeper).toMatchObject({ Image: "sha256:gate", Entrypoint: ["sleep"], HostConfig: { NetworkMode: "none", CapDrop: ["ALL"] } });
     expect(spec.Image).toBe("sha256:agent");
     expect(spec.HostConfig).toMatchObject({ NetworkMode: "none", CapDrop: ["ALL"], ReadonlyRootfs: true, VolumesFrom: ["c1:rw"] });
     expect(spec.HostConfig!.Binds!.some((b) => b.endsWith(":/workspace:ro"))).toBe(false);
+    expect(ready.name).toMatch(/^airlock-keeper-/);
+    // The next run takes the ready keeper: only its own container is created on its path.
+    await runner.runAgent({ agent: join(dir, "agent.ts"), policy: { name: "p" }, outputDir: join(dir, "out2") });
+    expect(fake.created[3]!.HostConfig).toMatchObject({ VolumesFrom: ["c3:rw"] });
     await runner.close();
-    expect(fake.removed).toEqual(["c2", "c1"]);
+    expect([...fake.removed].sort()).toEqual(["c1", "c2", "c3", "c4", "c5"]);
   });
 
   it("stops an agent at its timeout: SIGTERM, then SIGKILL after the grace", async () => {

@@ -40,6 +40,7 @@ import { Sandbox, type SandboxShape } from "./sandbox/sandbox.js";
 import { moveInto, removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";
 import type { PooledSandbox } from "./sandbox/pool.js";
 import { startMode } from "./sandbox/start-mode.js";
+import type { KeeperKind } from "./output-keepers.js";
 import { sandboxShape, sandboxSpec } from "./sandbox/shape.js";
 
 /** One Docker run's resources and state; dispose() releases everything, whatever happened. */
@@ -48,6 +49,7 @@ export class DockerRun extends RunStages {
   private container?: EngineContainer;
   /** The output keeper (runs whose container ends with the agent): it holds /output until copied out. */
   private keeper?: EngineContainer;
+  private keeperKind?: KeeperKind;
   /** The gate container, when it holds this run's /output (runs with the default output limits). */
   private outputHolder?: EngineContainer;
   private folder?: SandboxFolder;
@@ -240,20 +242,25 @@ export class DockerRun extends RunStages {
     );
   }
 
-  /** The container that owns this run's /output volume and holds it until the runner copied it out. */
+  /** The container that owns this run's /output volume and holds it until the runner copied it out: one kept ready, or one started now. */
   private async startKeeper(prepared: PreparedRun, images: ImageSet, expiresAt: number): Promise<void> {
-    const keeper = await this.runner.engine.createContainer(
-      keeperSpec({
-        name: `airlock-${this.runId}-output`,
-        image: images.ids.gate,
-        user: prepared.user,
-        limits: outputLimits(prepared),
-        holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
-        labels: runLabels(this.runId, "output", this.name, expiresAt),
-      }),
-    );
+    this.keeperKind = { image: images.ids.gate, user: prepared.user, limits: outputLimits(prepared) };
+    const { keeper } = await this.runner.outputKeepers.take(this.keeperKind, expiresAt, async () => {
+      const fresh = await this.runner.engine.createContainer(
+        keeperSpec({
+          name: `airlock-${this.runId}-output`,
+          image: images.ids.gate,
+          user: prepared.user,
+          limits: outputLimits(prepared),
+          holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
+          labels: runLabels(this.runId, "output", this.name, expiresAt),
+        }),
+      );
+      this.keeper = fresh;
+      await fresh.start();
+      return fresh;
+    });
     this.keeper = keeper;
-    await keeper.start();
   }
 
   /** Create the container, attach to it, start it, and let the gate put its rules in force. */
@@ -299,6 +306,8 @@ export class DockerRun extends RunStages {
     this.mark("started");
     await gate.open(container, stream, exited);
     this.mark("released");
+    // The next run of this kind finds its output keeper started.
+    if (this.keeperKind) this.runner.outputKeepers.refill(this.keeperKind);
     return { container, exited, streamEnded };
   }
 

@@ -1,0 +1,97 @@
+/**
+ * Output keepers kept ready: a run whose container ends with its agent and that has no gate
+ * container to hold its /output (a run without network, or limits other than the defaults) needs an
+ * output keeper (run/container-spec.ts keeperSpec), and starting one is a container start on the
+ * run's path. The runner (its owner) keeps one started per kind of keeper after the first run that
+ * needed it, the way it keeps a gate ready; a run takes it and the next is started once that run's
+ * own container is up. A keeper kept ready holds an empty volume and nothing of any run.
+ */
+import { randomBytes } from "node:crypto";
+import type { Engine, EngineContainer } from "../../docker/engine.js";
+import { LABEL, ownerId } from "../../docker/labels.js";
+import { keeperSpec } from "../../run/container-spec.js";
+import type { AgentUser } from "../../run/output.js";
+import type { OutputLimits } from "../../run/output-volume.js";
+
+/** How long a ready keeper holds at most: a run that needs longer gets one of its own. */
+const READY_HOLD_SECONDS = 24 * 3600;
+
+export interface KeeperKind {
+  image: string;
+  user: AgentUser;
+  limits: OutputLimits;
+}
+
+interface Ready {
+  keeper: Promise<EngineContainer | undefined>;
+  holdsUntil: number;
+}
+
+export class OutputKeepers {
+  private readonly ready = new Map<string, Ready>();
+  private closed = false;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly background: (work: Promise<unknown>) => void,
+  ) {}
+
+  /** A started keeper of `kind` that holds until `needUntil`: the one kept ready, else one started now with `fresh`. */
+  async take(kind: KeeperKind, needUntil: number, fresh: () => Promise<EngineContainer>): Promise<{ keeper: EngineContainer; ready: boolean }> {
+    const key = keyOf(kind);
+    const waiting = this.ready.get(key);
+    this.ready.delete(key);
+    let kept = waiting && waiting.holdsUntil > needUntil ? await waiting.keeper : undefined;
+    // Only one still running holds its volume (a stopped one's would be mounted afresh, empty).
+    if (kept && !(await kept.inspect().then((s) => s.running && !s.paused, () => false))) kept = undefined;
+    if (!kept && waiting) this.background(waiting.keeper.then((k) => k?.remove()));
+    return kept ? { keeper: kept, ready: true } : { keeper: await fresh(), ready: false };
+  }
+
+  /** Start the next keeper of `kind` (after a run took one, once its own container is up). */
+  refill(kind: KeeperKind): void {
+    const key = keyOf(kind);
+    if (this.closed || this.ready.has(key)) return;
+    const holdsUntil = Date.now() + READY_HOLD_SECONDS * 1000;
+    const keeper = this.start(kind).then(
+      (k) => k,
+      () => undefined,
+    );
+    this.ready.set(key, { keeper, holdsUntil });
+  }
+
+  private async start(kind: KeeperKind): Promise<EngineContainer> {
+    const keeper = await this.engine.createContainer(
+      keeperSpec({
+        name: `airlock-keeper-${randomBytes(5).toString("hex")}`,
+        image: kind.image,
+        user: kind.user,
+        limits: kind.limits,
+        holdSeconds: READY_HOLD_SECONDS,
+        labels: { [LABEL.managed]: "true", [LABEL.role]: "output", [LABEL.run]: "pool", [LABEL.owner]: ownerId(), [LABEL.expires]: String(Date.now() + (READY_HOLD_SECONDS + 3600) * 1000) },
+      }),
+    );
+    try {
+      await keeper.start();
+    } catch (err) {
+      await keeper.remove().catch(() => {});
+      throw err;
+    }
+    return keeper;
+  }
+
+  /** Resolves when every keeper being started is ready. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.ready.values()].map((r) => r.keeper));
+  }
+
+  /** Remove the keepers kept ready (idempotent). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const ready = [...this.ready.values()];
+    this.ready.clear();
+    await Promise.all(ready.map((r) => r.keeper.then((k) => k?.remove()).catch(() => {})));
+  }
+}
+
+const keyOf = (k: KeeperKind) => JSON.stringify([k.image, k.user.uid, k.user.gid, k.limits.bytes, k.limits.entries]);
