@@ -3,6 +3,8 @@
  * constraints, with a result per agent. Each agent keeps its own timeout, so one failing or hanging
  * does not hold the others; an agent whose condition can no longer be met is skipped, not left waiting.
  */
+import { RunOptionsError } from "../errors.js";
+import { lstat } from "node:fs/promises";
 import type { BackendName } from "../backends/backend.js";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
@@ -48,6 +50,9 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   // Lower case letters, digits, - and _ only: it becomes part of topic and subject names ({run}), where a "." or "/" would be a separator.
   const group = { name: spec.name, runId: `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, "-")}-${randomBytes(4).toString("hex")}` };
   const outputDir = resolve(options.outputDir ?? join("out", spec.name));
+  // Each agent's folder goes below it: a file (or a link) there is a mistake to name now, not an ENOTDIR later.
+  const there = await lstat(outputDir).catch(() => undefined);
+  if (there && !there.isDirectory()) throw new RunOptionsError(`the output folder ${outputDir} exists and is ${there.isSymbolicLink() ? "a symbolic link" : "a file"}`, "choose another --output folder (each agent writes to <folder>/<agent>), or move that file away");
   const reached = new Map<string, Set<Milestone>>(spec.agents.map((a) => [a.name, new Set()]));
   const results = new Map<string, AgentResult>();
   const listeners = new Set<() => void>();

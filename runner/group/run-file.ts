@@ -24,7 +24,11 @@ import { BACKEND_NAMES, type BackendName } from "../backends/backend.js";
 export const WAIT_CONDITIONS = ["started", "ready", "succeeded", "exited"] as const;
 export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
 
-const agentName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { message: "agent names use lower-case letters, digits, '-' and '_' (at most 40)" });
+// Agent names become part of topic and subject names: lower-case letters, digits, '-' and '_'. Checked
+// in the run's superRefine (a record's key schema would only say "Invalid key in record", and hide
+// every other error of that agent).
+const AGENT_NAME = /^[a-z0-9][a-z0-9_-]{0,39}$/;
+const suggestedName = (name: string) => name.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 40) || "agent";
 
 const agentEntry = z
   .strictObject({
@@ -37,7 +41,7 @@ const agentEntry = z
     output: z.string().optional().describe("Output folder, relative to the run's output folder. Default: the agent's name."),
     env: z.record(z.string(), z.string()).optional().describe("Values for variables the agent's policy lists in env.allow."),
     waitFor: z
-      .record(agentName, z.enum(WAIT_CONDITIONS))
+      .record(z.string(), z.enum(WAIT_CONDITIONS, { message: `a condition is one of: ${WAIT_CONDITIONS.join(", ")}` }))
       .optional()
       .describe("Start this agent only when these agents reach a condition: started, ready (called ctx.ready()), succeeded, or exited."),
   })
@@ -51,8 +55,19 @@ export const runFileSchema = z
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { message: "use letters, digits, '.', '_' and '-'" }).describe("Name of the run; the default output folder is out/<name>."),
     description: z.string().optional(),
     backend: z.enum(BACKEND_NAMES).optional().describe("Where the agents run: docker (default) or kubernetes (each a Pod; the cluster from KUBECONFIG). airlock up --backend overrides it."),
-    agents: z.record(agentName, agentEntry).describe("The agents, by name. They start together unless waitFor says otherwise."),
+    agents: z.record(z.string(), agentEntry).describe("The agents, by name. They start together unless waitFor says otherwise."),
   })
+  // Names are checked even when an agent's entry has errors of its own (all of them are reported together).
+  .superRefine(
+    (run, ctx) => {
+      const agents = (run as { agents?: unknown }).agents;
+      if (!agents || typeof agents !== "object") return;
+      for (const name of Object.keys(agents)) {
+        if (!AGENT_NAME.test(name)) ctx.addIssue({ code: "custom", path: ["agents", name], message: `"${name}" is not an agent name: lower-case letters, digits, '-' and '_' (at most 40), starting with a letter or digit`, params: { fix: `rename it to "${suggestedName(name)}" (and in every waitFor that names it)` } });
+      }
+    },
+    { when: () => true },
+  )
   .superRefine((run, ctx) => {
     const names = Object.keys(run.agents);
     if (names.length === 0) ctx.addIssue({ code: "custom", path: ["agents"], message: "lists no agents", params: { fix: "add at least one agent" } });

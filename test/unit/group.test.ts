@@ -38,6 +38,14 @@ describe("run files", () => {
     expect((await problems("name: r\nagents: {}\n"))[0]!.message).toBe("lists no agents");
   });
 
+  it("names a bad agent name with the rename to make, a bad condition with the conditions, and every other error beside them", async () => {
+    const found = await problems("name: r\nagents:\n  Producer:\n    agent: a.ts\n    policy: p.yaml\n    waitFor: { consumer: running }\n  consumer:\n    agent: a.ts\n    polcy: p.yaml\n");
+    expect(found.map((p) => p.field)).toEqual(expect.arrayContaining(["agents.Producer", "agents.Producer.waitFor.consumer", "agents.consumer.policy", "agents.consumer.polcy"]));
+    expect(found.find((p) => p.field === "agents.Producer")).toMatchObject({ line: 4, fix: expect.stringContaining('rename it to "producer"') });
+    expect(found.find((p) => p.field === "agents.Producer.waitFor.consumer")!.message).toBe("a condition is one of: started, ready, succeeded, exited");
+    expect(found.every((p) => !/Invalid key in record/.test(p.message))).toBe(true);
+  });
+
   it("publishes a draft-07 schema", () => {
     expect(runFileJsonSchema().$schema).toBe("http://json-schema.org/draft-07/schema#");
   });
