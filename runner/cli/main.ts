@@ -8,6 +8,7 @@ import { registerBrokers } from "./commands/brokers.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCleanup } from "./commands/cleanup.js";
 import { registerDoctor } from "./commands/doctor.js";
+import { registerInit } from "./commands/init.js";
 import { registerRun, UsageError } from "./commands/run.js";
 import { registerSchema } from "./commands/schema.js";
 import { registerUp } from "./commands/up.js";
@@ -20,6 +21,7 @@ const program = new Command("airlock")
   .showHelpAfterError()
   .exitOverride();
 
+registerInit(program);
 registerRun(program);
 registerUp(program);
 registerValidate(program);

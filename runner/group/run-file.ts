@@ -15,6 +15,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
+import { parse as parseYaml } from "yaml";
 import { PolicyError, type InputIssue } from "../errors.js";
 import { locate, parseYamlFile, zodIssuesToInputIssues, type KeyHints } from "../policy/locate.js";
 import { draft07 } from "../policy/schema.js";
@@ -143,7 +144,7 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
   try {
     text = await readFile(path, "utf8");
   } catch {
-    throw new PolicyError(file, [{ file, field: "", message: "file not found", fix: "pass the path of a run file, e.g. examples/redis-pubsub/run.yaml" }]);
+    throw new PolicyError(file, [{ file, field: "", message: "file not found", fix: "pass the path of a run file; npx airlock init writes one to start from (redis-pubsub/run.yaml)" }]);
   }
   const parsed = parseYamlFile(text, file);
   if (parsed.issues.length) throw new PolicyError(file, parsed.issues);
@@ -181,4 +182,14 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
   }
   if (missing.length) throw new PolicyError(file, missing);
   return { name: result.data.name, source: path, ...(result.data.backend ? { backend: result.data.backend } : {}), agents };
+}
+
+/** Whether a YAML file is a run file (it has agents:) rather than a policy; false when it cannot be read or parsed. */
+export async function isRunFile(file: string): Promise<boolean> {
+  try {
+    const value = parseYaml(await readFile(file, "utf8")) as unknown;
+    return typeof value === "object" && value !== null && "agents" in value;
+  } catch {
+    return false;
+  }
 }

@@ -110,6 +110,24 @@ describe("the packed package, installed into an empty project", () => {
     expect(tsc.exitCode, tsc.stdout + tsc.stderr).toBe(0);
   });
 
+  it("npx airlock init writes a working pair that npx airlock up runs, with schema lines that resolve, and never overwrites", async () => {
+    const init = await execa("npx", ["airlock", "init", "redis-pubsub"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(init.exitCode, init.stderr).toBe(0);
+    expect(init.stdout).toContain("npx airlock up redis-pubsub/run.yaml");
+    const runFile = await readFile(join(project, "redis-pubsub", "run.yaml"), "utf8");
+    expect(runFile).toContain("$schema=../node_modules/airlock/policies/run.schema.json");
+    const up = await execa("npx", ["airlock", "up", "redis-pubsub/run.yaml"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(up.exitCode, `${up.stdout}\n${up.stderr}`).toBe(0);
+    expect(up.stdout).toMatch(/all 2 agents succeeded/);
+    const again = await execa("npx", ["airlock", "init", "redis-pubsub"], { cwd: project, reject: false });
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(/already exist: nothing was written[\s\S]*--dir/);
+    const py = await execa("npx", ["airlock", "init", "python-redis-pubsub", "--dir", "py-pair"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(py.exitCode, py.stderr).toBe(0);
+    const pyUp = await execa("npx", ["airlock", "up", "py-pair/run.yaml"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(pyUp.exitCode, `${pyUp.stdout}\n${pyUp.stderr}`).toBe(0);
+  }, 300_000);
+
   it("ships both JSON Schemas and the local brokers' command", async () => {
     for (const f of ["policy.schema.json", "run.schema.json"]) expect(JSON.parse(await readFile(join(project, "node_modules", "airlock", "policies", f), "utf8")).$schema).toContain("draft-07");
     const status = await execa("npx", ["airlock", "brokers", "status", "redis"], { cwd: project, reject: false });

@@ -142,7 +142,9 @@ export class DockerRun extends RunStages {
       this.mark("claimed");
       this.container = pooled.sandbox.container;
       // The agent's code goes into the sandbox's folder while its rules are put in force (before the start line).
-      bundled = prepared.bundleDir ? moveInto(prepared.bundleDir, folder.bundleDir) : Promise.resolve();
+      // After the language's check, which reads the bundle where it was staged.
+      const bundleDir = prepared.bundleDir;
+      bundled = bundleDir ? image.checked.then(() => moveInto(bundleDir, folder.bundleDir)) : Promise.resolve();
       bundled.catch(() => {});
       starting = connect(pooled.sandbox, folder.hostsFile).then(() => pooled.sandbox);
     } else {

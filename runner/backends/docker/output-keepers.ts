@@ -4,7 +4,9 @@
  * output keeper (run/container-spec.ts keeperSpec), and starting one is a container start on the
  * run's path. The runner (its owner) keeps one started per kind of keeper after the first run that
  * needed it, the way it keeps a gate ready; a run takes it and the next is started once that run's
- * own container is up. A keeper kept ready holds an empty volume and nothing of any run.
+ * own container is up. One not taken within 30 s is removed, and close() removes them all; a runner
+ * that died leaves them to the orphan reaper (their owner label). A keeper kept ready holds an empty
+ * volume and nothing of any run.
  */
 import { randomBytes } from "node:crypto";
 import type { Engine, EngineContainer } from "../../docker/engine.js";
@@ -15,6 +17,10 @@ import type { OutputLimits } from "../../run/output-volume.js";
 
 /** How long a ready keeper holds at most: a run that needs longer gets one of its own. */
 const READY_HOLD_SECONDS = 24 * 3600;
+/** A keeper kept ready and not taken for this long is removed (as an idle gate exits). */
+const READY_IDLE_MS = 30_000;
+/** The name of a keeper kept ready (one taken for a run keeps it). */
+export const READY_KEEPER_PREFIX = "airlock-keeper-";
 
 export interface KeeperKind {
   image: string;
@@ -25,6 +31,7 @@ export interface KeeperKind {
 interface Ready {
   keeper: Promise<EngineContainer | undefined>;
   holdsUntil: number;
+  idle: NodeJS.Timeout;
 }
 
 export class OutputKeepers {
@@ -41,6 +48,7 @@ export class OutputKeepers {
     const key = keyOf(kind);
     const waiting = this.ready.get(key);
     this.ready.delete(key);
+    if (waiting) clearTimeout(waiting.idle);
     let kept = waiting && waiting.holdsUntil > needUntil ? await waiting.keeper : undefined;
     // Only one still running holds its volume (a stopped one's would be mounted afresh, empty).
     if (kept && !(await kept.inspect().then((s) => s.running && !s.paused, () => false))) kept = undefined;
@@ -57,13 +65,20 @@ export class OutputKeepers {
       (k) => k,
       () => undefined,
     );
-    this.ready.set(key, { keeper, holdsUntil });
+    // Not taken within the idle lifetime: removed (the timer does not keep the process alive).
+    const idle = setTimeout(() => {
+      if (this.ready.get(key)?.keeper !== keeper) return;
+      this.ready.delete(key);
+      this.background(keeper.then((k) => k?.remove()));
+    }, READY_IDLE_MS);
+    idle.unref();
+    this.ready.set(key, { keeper, holdsUntil, idle });
   }
 
   private async start(kind: KeeperKind): Promise<EngineContainer> {
     const keeper = await this.engine.createContainer(
       keeperSpec({
-        name: `airlock-keeper-${randomBytes(5).toString("hex")}`,
+        name: `${READY_KEEPER_PREFIX}${randomBytes(5).toString("hex")}`,
         image: kind.image,
         user: kind.user,
         limits: kind.limits,
@@ -90,6 +105,7 @@ export class OutputKeepers {
     this.closed = true;
     const ready = [...this.ready.values()];
     this.ready.clear();
+    for (const r of ready) clearTimeout(r.idle);
     await Promise.all(ready.map((r) => r.keeper.then((k) => k?.remove()).catch(() => {})));
   }
 }

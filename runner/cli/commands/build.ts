@@ -4,6 +4,7 @@ import { ensureImages } from "../../images/images.js";
 import { LANGUAGES } from "../../languages/registry.js";
 import type { LanguageName } from "../../languages/names.js";
 import { definePolicy, loadPolicy, type Policy } from "../../policy/index.js";
+import { isRunFile, loadRunFile } from "../../group/run-file.js";
 import { style } from "../style.js";
 
 /** The languages a policy's agents may be in: the one it names, else those it lists packages for (Node when none). */
@@ -17,7 +18,7 @@ export function registerBuild(program: Command): void {
   program
     .command("build")
     .description("build the base, gate and agent images now (and the package layers of the given policies)")
-    .option("-p, --policy <files...>", "also build the cached package layers of these policies (for each language they are for)")
+    .option("-p, --policy <files...>", "also build the cached package layers of these policies (for each language they are for); a run file given here stands for its agents' policies")
     .option("--python", "also build the Python agent image")
     .option("-v, --verbose", "show every line of the image builds")
     .addHelpText("after", "\n`airlock run` builds what is missing by itself; use this to prepare a CI machine ahead of time.")
@@ -31,7 +32,7 @@ export function registerBuild(program: Command): void {
       process.stdout.write(`base   ${images.base} (${images.baseSource})\ngate   ${images.gate}\nagent  ${images.agent}\n`);
       const ctx = { docker, images, progress };
       if (opts.python) process.stdout.write(`python ${(await LANGUAGES.python.image(ctx, definePolicy({ name: "build" }))).tag}\n`);
-      for (const file of opts.policy ?? []) {
+      for (const file of await policyFiles(opts.policy ?? [])) {
         const policy = await loadPolicy(file);
         for (const name of languagesOf(policy)) {
           const { tag } = await LANGUAGES[name].image(ctx, policy);
@@ -41,3 +42,13 @@ export function registerBuild(program: Command): void {
     });
 }
 
+
+/** The policy files named: a run file among them (a glob such as *.yaml catches those too) stands for its agents' policies. */
+async function policyFiles(files: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const file of files) {
+    if (await isRunFile(file)) out.push(...(await loadRunFile(file)).agents.map((a) => a.policy));
+    else out.push(file);
+  }
+  return [...new Set(out)];
+}

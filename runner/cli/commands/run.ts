@@ -33,10 +33,9 @@ Exit code: the agent's own; 124 when it timed out; 130 when cancelled; 125 when 
 The result is also written beside the output folder, e.g. out/hello.result.json.
 An image airlock did not build (--image) runs behind a gate container, with no capabilities.
 
-Examples:
-  airlock run examples/hello/agent.ts --policy policies/hello.yaml --output out/hello
-  airlock run examples/python/hello/agent.py --policy policies/hello.yaml --output out/hello-py
-  airlock run --policy policies/hello.yaml --output out/py --runtime python --workdir examples/python/plain -- python3 /workspace/count.py
+Examples (npx airlock init hello writes hello/agent.ts and hello/policy.yaml):
+  airlock run hello/agent.ts --policy hello/policy.yaml --output out/hello
+  airlock run --policy hello/policy.yaml --output out/py --runtime python -- python3 -c "print('hi')"
   airlock run --policy p.yaml --output out/x --image my/agent:1 -- /app/start`,
     )
     .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; runtime?: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean } & BackendFlags) => {

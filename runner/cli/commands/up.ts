@@ -26,8 +26,8 @@ export function registerUp(program: Command): void {
 Exit code: 0 when every agent succeeded, 1 otherwise, 130 when interrupted.
 Ctrl-C stops every agent (SIGTERM, then SIGKILL) and removes every container.
 
-Example:
-  airlock up examples/redis-pubsub/run.yaml --junit out/junit.xml`,
+Example (npx airlock init writes redis-pubsub/, a producer and a consumer over Redis):
+  airlock up redis-pubsub/run.yaml --junit out/junit.xml`,
     )
     .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean; pool?: boolean } & BackendFlags) => {
       const spec = await loadRunFile(file);

@@ -1,8 +1,6 @@
 import type { Command } from "commander";
 import { PolicyError, formatIssue } from "../../errors.js";
-import { readFile } from "node:fs/promises";
-import { parse } from "yaml";
-import { loadRunFile } from "../../group/run-file.js";
+import { isRunFile, loadRunFile } from "../../group/run-file.js";
 import { loadPolicy } from "../../policy/index.js";
 import { style } from "../style.js";
 
@@ -45,11 +43,4 @@ export function registerValidate(program: Command): void {
     });
 }
 
-async function isRunFile(file: string): Promise<boolean> {
-  try {
-    const value = parse(await readFile(file, "utf8")) as unknown;
-    return typeof value === "object" && value !== null && "agents" in value;
-  } catch {
-    return false;
-  }
-}
+
