@@ -61,8 +61,9 @@ const swept = new Map<string, Promise<unknown>>();
 
 export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
   const result: BusRights = { env: {}, warnings: [], secrets: [], identities: [], denied: async () => [], revoke: async () => {}, cleanup: async () => {} };
-  if (req.policy.bus.grants.length === 0) return result;
   const sources = adminSources(req.env ?? process.env);
+  result.warnings.push(...loginWarnings(req.policy, sources));
+  if (req.policy.bus.grants.length === 0) return result;
   const revokes: (() => Promise<void>)[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   const reports: (() => Promise<BusDenial[]>)[] = [];
@@ -108,6 +109,24 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
   };
   result.cleanup = async () => void (await Promise.all(cleanups.splice(0).map((c) => c().catch(() => {}))));
   return result;
+}
+
+/**
+ * Brokers the policy reaches that are airlock's own local ones (which accept only identities airlock
+ * mints) but that it grants no rights on: the agent will not be able to log in. Said before the start,
+ * with the policy lines to add.
+ */
+export function loginWarnings(policy: Policy, sources: AdminSources): string[] {
+  const out: string[] = [];
+  for (const kind of Object.values(BUS_KINDS)) {
+    if (policy.bus.grants.some((g) => g.kind === kind.kind)) continue;
+    for (const endpoint of policy.network.allowedEndpoints) {
+      const admin = kind.admin(endpoint, sources) as { source?: string } | undefined;
+      if (!admin?.source?.startsWith("airlock's local")) continue;
+      out.push(`${policy.source} reaches ${admin.source} at ${endpoint.raw}, which accepts only the identities airlock mints for a run, and grants no rights there: the agent will not be able to log in. Add bus: { ${kind.kind}: {} } (and what it may use there: README "Bus rights") and connect with the variable it sets (${kind.defaultEnv}); passing a URL through env gives no credentials`);
+    }
+  }
+  return out;
 }
 
 /**

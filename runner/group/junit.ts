@@ -20,14 +20,23 @@ function tail(text: string): string {
   return text.length > MAX_LOG ? `[… ${text.length - MAX_LOG} earlier characters]\n` + text.slice(-MAX_LOG) : text;
 }
 
+/** The agent's last lines (stderr, else stdout), for a failure's body. */
+export function lastLines(r: AgentResult, n = 10): string[] {
+  const text = (r.stderr.trim() ? r.stderr : r.stdout).trimEnd();
+  if (!text) return [];
+  return ["last lines:", ...text.split("\n").slice(-n).map((l) => `  ${l.slice(0, 500)}`)];
+}
+
 function testcase(run: string, r: AgentResult): string {
   const seconds = (r.durationMs / 1000).toFixed(3);
   const open = `    <testcase classname="${escape(run)}" name="${escape(r.name)}" time="${seconds}">`;
   const detail = `status ${r.status}${r.exitCode === null ? "" : `, exit code ${r.exitCode}`}${r.error ? `: ${r.error}` : ""}`;
+  // The body says why, with the agent's last lines (CI systems show it where they show the failure).
+  const body = escape([detail, ...lastLines(r)].join("\n"));
   let verdict = "";
   if (r.status === "skipped") verdict = `\n      <skipped message="${escape(detail)}"/>`;
-  else if (r.status === "error") verdict = `\n      <error message="${escape(detail)}" type="${escape(r.errorCode ?? "error")}"/>`;
-  else if (r.status !== "succeeded") verdict = `\n      <failure message="${escape(detail)}" type="${r.status}"/>`;
+  else if (r.status === "error") verdict = `\n      <error message="${escape(detail)}" type="${escape(r.errorCode ?? "error")}">${body}</error>`;
+  else if (r.status !== "succeeded") verdict = `\n      <failure message="${escape(detail)}" type="${r.status}">${body}</failure>`;
   const out = r.stdout ? `\n      <system-out>${escape(tail(r.stdout))}</system-out>` : "";
   const err = r.stderr ? `\n      <system-err>${escape(tail(r.stderr))}</system-err>` : "";
   return `${open}${verdict}${out}${err}\n    </testcase>`;

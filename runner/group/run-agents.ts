@@ -15,6 +15,9 @@ import { type RunEvent } from "../run/run-agent.js";
 import { emptyResult, type AgentResult } from "../run/result.js";
 import { loadRunFile, type GroupAgent, type RunSpec, type WaitCondition } from "./run-file.js";
 
+/** How often a waiting agent says it still waits. */
+const WAIT_NOTICE_MS = 10_000;
+
 export interface RunAgentsOptions {
   /** Root output folder; each agent writes to <outputDir>/<agent>. Default: out/<run name>. */
   outputDir?: string;
@@ -100,8 +103,27 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       check();
     });
 
+  /** What `agent` still waits for, in words ("consumer to be ready (running), …"). */
+  const pendingText = (agent: GroupAgent): string =>
+    Object.entries(agent.waitFor)
+      .filter(([dep, condition]) => conditionState(dep, condition) === undefined)
+      .map(([dep, condition]) => `${dep} to ${condition === "exited" || condition === "succeeded" ? `have ${condition}` : `be ${condition}`} (${reached.get(dep)!.has("started") ? "running" : "not started yet"})`)
+      .join(", ");
+
   const runOne = async (agent: GroupAgent): Promise<void> => {
-    const blocked = await waitForDeps(agent);
+    // Say who waits for what, and again while it lasts: a wait is never silent.
+    let announce: NodeJS.Timeout | undefined;
+    if (Object.keys(agent.waitFor).length) {
+      const since = Date.now();
+      const say = (prefix: string) => {
+        const pending = pendingText(agent);
+        if (pending) options.onEvent?.({ type: "phase", agent: agent.name, phase: "waiting", message: `${prefix} ${pending}` });
+      };
+      say("waiting for");
+      announce = setInterval(() => say(`still waiting (${Math.round((Date.now() - since) / 1000)} s) for`), WAIT_NOTICE_MS);
+      announce.unref();
+    }
+    const blocked = await waitForDeps(agent).finally(() => clearInterval(announce));
     const agentOutput = resolve(outputDir, agent.output);
     if (blocked) {
       const skipped: AgentResult = { ...emptyResult(agent.name, agentOutput, "skipped"), error: blocked, resultFile: "" };

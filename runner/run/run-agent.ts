@@ -62,7 +62,7 @@ export interface RunAgentOptions {
 }
 
 export type RunEvent =
-  | { type: "phase"; agent: string; phase: "preparing" | "images" | "gate" | "starting" | "running" | "stopping" | "collecting"; message: string }
+  | { type: "phase"; agent: string; phase: "waiting" | "preparing" | "images" | "gate" | "starting" | "running" | "stopping" | "collecting"; message: string }
   | { type: "build"; agent: string; line: string }
   | { type: "output"; agent: string; stream: StreamName; line: string }
   | { type: "ready"; agent: string }

@@ -79,8 +79,10 @@ agents:
     const run = await execa("node", [packagePath("dist", "runner", "cli", "main.js"), "up", file, "--output", join(dir, "out"), "--junit", join(dir, "j.xml")], { reject: false, env: { NO_COLOR: "1" } });
     expect(run.exitCode).toBe(1);
     expect(run.stdout).toMatch(/✖ junit: 1 of 1 agents did not succeed/);
+    // Under the table: each agent that failed, and why.
+    expect(run.stdout).toMatch(/^ {2}bad: failed \(exit 2\); last line: giving up at once$/m);
     const xml = await readFile(join(dir, "j.xml"), "utf8");
-    expect(xml).toContain('<failure message="status failed, exit code 2" type="failed"/>');
+    expect(xml).toContain('<failure message="status failed, exit code 2" type="failed">status failed, exit code 2\nlast lines:\n  giving up at once</failure>');
     expect(xml).toContain("<system-err>giving up at once\n</system-err>");
   });
 

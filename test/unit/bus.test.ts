@@ -175,3 +175,16 @@ describe("subjects and topics in a policy", () => {
     expect(issue({ mqtt: { publish: ["rooms*"] } })?.fix).toBe("write /*/ for one token or end with /* for the rest, e.g. rooms/{run}/*");
   });
 });
+
+describe("a broker the agent cannot log in to", () => {
+  it("is said before the start: airlock's local Redis reached without bus.redis, with the lines to add; not with a grant, not for a broker it does not run", async () => {
+    const { loginWarnings } = await import("../../runner/bus/rights.js");
+    const sources = { env: {}, local: { redis: { host: "127.0.0.1", port: 6379, user: "airlock-admin", password: "x" } } };
+    const bare = definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:6379"] }, env: { allow: ["REDIS_URL"] } });
+    const [warning, ...rest] = loginWarnings(bare, sources);
+    expect(rest).toEqual([]);
+    expect(warning).toMatch(/airlock's local redis at localhost:6379, .* will not be able to log in\. Add bus: \{ redis: \{\} \}.*REDIS_URL/);
+    expect(loginWarnings(definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }), sources)).toEqual([]);
+    expect(loginWarnings(definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:7000"] } }), sources)).toEqual([]);
+  });
+});

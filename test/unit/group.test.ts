@@ -62,15 +62,16 @@ describe("JUnit XML", () => {
       outputDir: "out",
       results: [
         { ...base, name: "ok", status: "succeeded", stdout: "<done> & \u0007" },
-        { ...base, name: "bad", status: "failed", exitCode: 3 },
+        { ...base, name: "bad", status: "failed", exitCode: 3, stderr: "starting\nError: cannot reach <queue>\n" },
         { ...base, name: "broken", status: "error", exitCode: null, error: 'policy "x" invalid', errorCode: "POLICY_INVALID" },
         { ...base, name: "later", status: "skipped", exitCode: null, error: "not started" },
       ],
     });
     expect(xml).toContain('<testsuite name="pair" tests="4" failures="1" errors="1" skipped="1" time="2.000">');
     expect(xml).toContain("<system-out>&lt;done&gt; &amp; </system-out>");
-    expect(xml).toContain('<failure message="status failed, exit code 3" type="failed"/>');
-    expect(xml).toContain('<error message="status error: policy &quot;x&quot; invalid" type="POLICY_INVALID"/>');
+    // The body: why, and the agent's last lines.
+    expect(xml).toContain('<failure message="status failed, exit code 3" type="failed">status failed, exit code 3\nlast lines:\n  starting\n  Error: cannot reach &lt;queue&gt;</failure>');
+    expect(xml).toContain('<error message="status error: policy &quot;x&quot; invalid" type="POLICY_INVALID">status error: policy &quot;x&quot; invalid</error>');
     expect(xml).toContain('<skipped message="status skipped: not started"/>');
   });
 });

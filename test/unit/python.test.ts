@@ -188,6 +188,27 @@ describe("a missing module", () => {
     expect(explainPythonFailure(stderr, definePolicy({ name: "p" }))).toBe('the agent imports "kafka", which is not installed in its image: add kafka-python==<version> to packages.pip in <inline>');
     expect(explainPythonFailure("ValueError: x\n", definePolicy({ name: "p" }))).toBeUndefined();
   });
+
+  it("the Isolated Agents SDK's own module points at import airlock, not at packages.pip", () => {
+    const hint = explainPythonFailure("ModuleNotFoundError: No module named 'isolated_agents_sdk'\n", definePolicy({ name: "p" }))!;
+    expect(hint).toMatch(/import airlock/);
+    expect(hint).not.toMatch(/packages\.pip/);
+  });
+});
+
+describe("a broker that refused a Python agent", () => {
+  const redisPolicy = definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:6379"] }, env: { allow: ["REDIS_URL"] } });
+  it("redis-py's AuthenticationError without bus rights: add bus.redis, REDIS_URL through env gives no credentials", () => {
+    expect(explainPythonFailure("redis.exceptions.AuthenticationError: Authentication required.\n", redisPolicy)).toMatch(/add bus: \{ redis: \{\} \}/);
+  });
+  it("pika's ACCESS_REFUSED on amq.default: publish through the run's exchange", () => {
+    const stderr = `pika.exceptions.ChannelClosedByBroker: (403, "ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'airlock-x'")\n`;
+    expect(explainPythonFailure(stderr, definePolicy({ name: "p" }))).toMatch(/AIRLOCK_AMQP_EXCHANGE/);
+  });
+  it("pika's ACCESS_REFUSED on a queue declare: check it passively", () => {
+    const stderr = `pika.exceptions.ChannelClosedByBroker: (403, "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused for user 'airlock-x'")\n`;
+    expect(explainPythonFailure(stderr, definePolicy({ name: "p" }))).toMatch(/passive=True/);
+  });
 });
 
 describe("the loopback report", () => {

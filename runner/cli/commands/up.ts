@@ -9,6 +9,7 @@ import { addBackendFlags, backendFlag, runnerBackendOptions, type BackendFlags }
 import { junitXml } from "../../group/junit.js";
 import { deniedLines, eventPrinter } from "./run.js";
 import { formatDuration, printable, style } from "../style.js";
+import { lastLines } from "../../group/junit.js";
 
 export function registerUp(program: Command): void {
   addBackendFlags(program.command("up"))
@@ -76,7 +77,13 @@ export function summaryTable(group: GroupResult, out: NodeJS.WriteStream): strin
     const at = text.indexOf(r[1]!, r[0]!.length);
     return text.slice(0, at) + colour(r[1]!, r[1]!.padEnd(widths[1]!)) + text.slice(at + widths[1]!);
   });
-  const errors = group.results.filter((r) => r.error).map((r) => `  ${r.name}: ${r.error!.split("\n").map(printable).join("\n    ")}`);
+  // Each agent that did not succeed, and why: its error, else its exit and its last line.
+  const errors = group.results
+    .filter((r) => r.status !== "succeeded")
+    .map((r) => {
+      const why = r.error ?? `${r.status}${r.exitCode === null ? "" : ` (exit ${r.exitCode})`}${lastLines(r, 1)[1] ? `; last line: ${lastLines(r, 1)[1]!.trim()}` : ""}`;
+      return `  ${r.name}: ${why.split("\n").map(printable).join("\n    ")}`;
+    });
   const denied = [...group.results.flatMap((r) => deniedLines(r, out)), ...group.results.flatMap((r) => (r.warnings ?? []).map((w) => style.yellow(`${r.name}: ${printable(w)}`, out)))];
   const verdict = group.status === "succeeded" ? style.green(`✔ ${group.name}: all ${group.results.length} agents succeeded`, out) : style.red(`✖ ${group.name}: ${group.results.filter((r) => r.status !== "succeeded").length} of ${group.results.length} agents did not succeed`, out);
   return [
