@@ -128,6 +128,20 @@ describe("the packed package, installed into an empty project", () => {
     expect(pyUp.exitCode, `${pyUp.stdout}\n${pyUp.stderr}`).toBe(0);
   }, 300_000);
 
+  it("runs the README's package-user commands (Using it) as written, in a fresh folder of the project", async () => {
+    const readme = await readFile(packagePath("README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Using it"));
+    const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    const commands = block.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter(Boolean);
+    expect(commands.length).toBeGreaterThanOrEqual(5);
+    const here = join(project, "readme-user");
+    await mkdir(here, { recursive: true });
+    for (const command of commands) {
+      const run = await execa(command, { cwd: here, shell: true, reject: false, env: { NO_COLOR: "1" } });
+      expect(run.exitCode, `${command}\n${run.stdout}\n${run.stderr}`).toBe(0);
+    }
+  }, 300_000);
+
   it("ships both JSON Schemas and the local brokers' command", async () => {
     for (const f of ["policy.schema.json", "run.schema.json"]) expect(JSON.parse(await readFile(join(project, "node_modules", "airlock", "policies", f), "utf8")).$schema).toContain("draft-07");
     const status = await execa("npx", ["airlock", "brokers", "status", "redis"], { cwd: project, reject: false });
