@@ -274,37 +274,51 @@ export class DockerRun extends RunStages {
     await writeResolvConf(resolvPath);
     const { stdout, stderr } = this.openCaptures(gate.intercept);
 
-    const container = (this.container = await this.runner.engine.createContainer(
-      agentSpec({
-        name: `airlock-${this.runId}`,
-        image: image.id,
-        network: gate.network,
-        user: prepared.user,
-        env: toDockerEnv(prepared.env),
-        // In airlock's images (network disabled): the runtime runs the bundled agent, or the command replaces it.
-        // Any other image keeps its own entrypoint, as `docker run IMAGE CMD` does.
-        ...(image.airlocks ? { entrypoint: o.command ? [] : [...prepared.language.runtimeArgv] } : {}),
-        cmd: o.command ?? [prepared.staged!.entry],
-        workspaceBinds: prepared.workspace.binds,
-        output: { limits: outputLimits(prepared), keeper: (this.keeper ?? this.outputHolder)!.id },
-        ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
-        hostsFile: hostsPath,
-        resolvConf: resolvPath,
-        memoryBytes: policy.resources.memoryBytes,
-        cpus: policy.resources.cpus,
-        pids: policy.resources.pids,
-        maxFileBytes: policy.resources.outputBytes,
-        labels: runLabels(this.runId, "agent", this.name, expiresAt),
-      }),
-    ));
-    this.mark("created");
-    const stream = await container.attach({ stdin: gate.usesStdin });
+    const spec = agentSpec({
+      name: `airlock-${this.runId}`,
+      image: image.id,
+      network: gate.network,
+      user: prepared.user,
+      env: toDockerEnv(prepared.env),
+      // In airlock's images (network disabled): the runtime runs the bundled agent, or the command replaces it.
+      // Any other image keeps its own entrypoint, as `docker run IMAGE CMD` does.
+      ...(image.airlocks ? { entrypoint: o.command ? [] : [...prepared.language.runtimeArgv] } : {}),
+      cmd: o.command ?? [prepared.staged!.entry],
+      workspaceBinds: prepared.workspace.binds,
+      output: { limits: outputLimits(prepared), keeper: (this.keeper ?? this.outputHolder)!.id },
+      ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
+      hostsFile: hostsPath,
+      resolvConf: resolvPath,
+      memoryBytes: policy.resources.memoryBytes,
+      cpus: policy.resources.cpus,
+      pids: policy.resources.pids,
+      maxFileBytes: policy.resources.outputBytes,
+      labels: runLabels(this.runId, "agent", this.name, expiresAt),
+    });
+    // The engine now and then loses a container's process between its create and its start ("cannot
+    // start a stopped process"): such a container is replaced once. Its stream is read only once it
+    // started (what it wrote meanwhile waits in the stream), so the captures see one container.
+    let container: EngineContainer;
+    let stream: Duplex;
+    let exited: Promise<{ StatusCode?: number }>;
+    for (let attempt = 1; ; attempt++) {
+      container = this.container = await this.runner.engine.createContainer(spec);
+      this.mark("created");
+      stream = await container.attach({ stdin: gate.usesStdin });
+      // "next-exit": a container that is created but not started yet counts as not running.
+      exited = container.wait("next-exit");
+      exited.catch(() => {});
+      try {
+        await container.start();
+        break;
+      } catch (err) {
+        if (attempt > 1 || !/cannot start a stopped process/.test(String((err as Error).message))) throw err;
+        stream.destroy();
+        await container.remove().catch(() => {});
+      }
+    }
     this.pipeStreams(stream, stdout, stderr);
     const streamEnded = streamEnd(stream);
-    // "next-exit": a container that is created but not started yet counts as not running.
-    const exited = container.wait("next-exit");
-    exited.catch(() => {});
-    await container.start();
     this.mark("started");
     await gate.open(container, stream, exited);
     this.mark("released");
