@@ -4,7 +4,6 @@
  * command the broker refuses (a name that exists, a role that does not) fails the whole call with
  * the broker's own words.
  */
-import { connectAsync } from "mqtt";
 
 export interface MqttAdmin {
   /** mqtt://host:port */
@@ -24,6 +23,8 @@ interface DynsecResponse {
 
 /** Run the commands in order; resolves with each one's data. */
 export async function dynsec(admin: MqttAdmin, commands: Record<string, unknown>[]): Promise<unknown[]> {
+  // Loaded when first needed: the mqtt client is a large import the CLI's other commands never use.
+  const { connectAsync } = await import("mqtt");
   const client = await connectAsync(admin.url, { username: admin.user, password: admin.password, protocolVersion: 5, connectTimeout: 5000, reconnectPeriod: 0, clean: true });
   try {
     await client.subscribeAsync(`${CONTROL}/response`, { qos: 1 });

@@ -1,16 +1,23 @@
 /**
  * Connecting to the Docker engine, with an error a person can act on when it is not there.
  */
-import Docker from "dockerode";
+import { createRequire } from "node:module";
+import type Docker from "dockerode";
 import { DockerUnavailableError } from "../errors.js";
 
 export type DockerClient = Docker;
 
 let shared: Docker | undefined;
 
-/** The engine named by DOCKER_HOST, or the local socket. One client per process. */
+/**
+ * The engine named by DOCKER_HOST, or the local socket. One client per process. dockerode is loaded
+ * on first use (a quarter of the CLI's start-up otherwise, for commands that never reach the engine).
+ */
 export function dockerClient(): Docker {
-  shared ??= new Docker();
+  if (!shared) {
+    const DockerCtor = createRequire(import.meta.url)("dockerode") as typeof Docker;
+    shared = new DockerCtor();
+  }
   return shared;
 }
 

@@ -7,7 +7,7 @@
 import { builtinModules } from "node:module";
 import { writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { build, type Message, type Plugin } from "esbuild";
+import type { Message, Plugin } from "esbuild";
 import { AgentSourceError } from "../../errors.js";
 import type { Policy } from "../../policy/index.js";
 import { checkAgentFile } from "../agent-file.js";
@@ -47,6 +47,8 @@ export async function bundleAgent(agentFile: string, policy: Policy, outDir: str
   await checkAgentFile(agentFile);
   const outfile = join(outDir, "agent.mjs");
   try {
+    // Loaded when first needed (the CLI's other commands never bundle).
+    const { build } = await import("esbuild");
     const result = await build({
       entryPoints: [agentFile],
       outfile,
