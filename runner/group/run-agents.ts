@@ -131,6 +131,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       results.set(agent.name, skipped);
       options.onEvent?.({ type: "finished", agent: agent.name, result: skipped });
       mark(agent.name, "exited");
+      releaseServed(agent);
       return;
     }
     const result = await runner.runAgent({
@@ -146,15 +147,40 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       outputDir: agentOutput,
       ...(agent.workingDir ? { workingDir: agent.workingDir } : {}),
       ...(agent.env ? { env: agent.env } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
+      signal: stoppers.get(agent.name)!.signal,
       onEvent: (event) => {
         if (event.type === "phase" && event.phase === "running") mark(agent.name, "started");
         if (event.type === "ready") mark(agent.name, "ready");
         options.onEvent?.(event);
       },
     });
+    const why = stopReasons.get(agent.name);
+    if (why && result.status === "cancelled") result.error ??= why;
     results.set(agent.name, result);
     mark(agent.name, "exited");
+    releaseServed(agent);
+  };
+
+  // An agent that others wait for (a consumer, a worker) serves them. Once every agent that waited
+  // for it has ended and one of them did not succeed (a producer that failed at once), it is told to
+  // stop (its ctx.signal, then SIGTERM) rather than left to wait for work until its timeout.
+  const stoppers = new Map(spec.agents.map((a) => [a.name, new AbortController()]));
+  const stopReasons = new Map<string, string>();
+  options.signal?.addEventListener("abort", () => stoppers.forEach((c) => c.abort(options.signal!.reason)), { once: true });
+  if (options.signal?.aborted) stoppers.forEach((c) => c.abort(options.signal!.reason));
+  const dependents = (name: string) => spec.agents.filter((a) => name in a.waitFor);
+  const releaseServed = (ended: GroupAgent) => {
+    for (const served of Object.keys(ended.waitFor)) {
+      if (results.has(served) || !reached.get(served)!.has("started")) continue;
+      const waiters = dependents(served);
+      if (!waiters.every((w) => results.has(w.name))) continue;
+      const failed = waiters.filter((w) => results.get(w.name)!.status !== "succeeded");
+      if (!failed.length) continue;
+      const why = `stopped: ${failed.map((w) => `${w.name} ${results.get(w.name)!.status}`).join(", ")}, and no agent it serves is left`;
+      stopReasons.set(served, why);
+      options.onEvent?.({ type: "phase", agent: served, phase: "stopping", message: why });
+      stoppers.get(served)!.abort(new Error(why));
+    }
   };
 
   // Agents in images airlock did not build are gated by a gate container: start those now, while

@@ -86,6 +86,18 @@ agents:
     expect(xml).toContain("<system-err>giving up at once\n</system-err>");
   });
 
+  it("stops an agent that serves others once they have all ended and one failed, instead of leaving it to wait out its timeout", async () => {
+    const dir = await tempDir();
+    const file = await writeRun(dir, `name: served\nagents:\n  worker:\n    agent: AGENTS/graceful.ts\n    policy: none.yaml\n  publisher:\n    agent: AGENTS/fails-fast.ts\n    policy: none.yaml\n    waitFor: { worker: ready }\n`);
+    const started = Date.now();
+    const group = await runAgents(file, { outputDir: join(dir, "out") });
+    const worker = group.results.find((r) => r.name === "worker")!;
+    expect(group.results.find((r) => r.name === "publisher")).toMatchObject({ status: "failed", exitCode: 2 });
+    // Told (its ctx.signal), so it flushed and ended well before its 20 s timeout.
+    expect(worker).toMatchObject({ status: "cancelled", returnValue: { stoppedCleanly: true }, error: expect.stringContaining("publisher failed") });
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
   it("reports a bad run file with its line before starting anything", async () => {
     const dir = await tempDir();
     const file = await writeRun(dir, `name: bad\nagents:\n  a:\n    agent: AGENTS/files.ts\n    policy: none.yaml\n    after: { b: ready }\n`);
