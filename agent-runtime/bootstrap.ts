@@ -13,6 +13,10 @@ import { createLogger, createOutput, signalReady, type AgentContext } from "./co
 import { isAgentDefinition } from "./index.js";
 import { encodeControl } from "./protocol.js";
 
+// The bundled agent carries an inline source map: its stack traces name the user's files and lines
+// (/opt/agent/run/producer.ts:7:9), not the bundle's.
+process.setSourceMapsEnabled(true);
+
 const stop = new AbortController();
 let managed = false;
 

@@ -19,6 +19,8 @@ import { loadRunFile, type GroupAgent, type RunSpec, type WaitCondition } from "
 const WAIT_NOTICE_MS = 10_000;
 
 export interface RunAgentsOptions {
+  /** Type-check every TypeScript agent with the project's own TypeScript before it starts. */
+  typecheck?: boolean;
   /** Root output folder; each agent writes to <outputDir>/<agent>. Default: out/<run name>. */
   outputDir?: string;
   signal?: AbortSignal;
@@ -147,6 +149,7 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       outputDir: agentOutput,
       ...(agent.workingDir ? { workingDir: agent.workingDir } : {}),
       ...(agent.env ? { env: agent.env } : {}),
+      ...(agent.typecheck || options.typecheck ? { typecheck: true } : {}),
       signal: stoppers.get(agent.name)!.signal,
       onEvent: (event) => {
         if (event.type === "phase" && event.phase === "running") mark(agent.name, "started");

@@ -41,6 +41,7 @@ const agentEntry = z
     workingDir: z.string().optional().describe("Folder mounted read-only at /workspace (secret-looking files kept out), relative to the run file. Default: nothing is mounted."),
     output: z.string().optional().describe("Output folder, relative to the run's output folder. Default: the agent's name."),
     env: z.record(z.string(), z.string()).optional().describe("Values for variables the agent's policy lists in env.allow."),
+    typecheck: z.boolean().optional().describe("Type-check a TypeScript agent with the project's own TypeScript before it starts (airlock up --typecheck does it for every agent)."),
     waitFor: z
       .record(z.string(), z.enum(WAIT_CONDITIONS, { message: `a condition is one of: ${WAIT_CONDITIONS.join(", ")}` }))
       .optional()
@@ -119,6 +120,7 @@ export interface GroupAgent {
   output: string;
   env?: Record<string, string>;
   waitFor: Record<string, WaitCondition>;
+  typecheck?: boolean;
 }
 
 export interface RunSpec {
@@ -150,7 +152,7 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
   if (parsed.issues.length) throw new PolicyError(file, parsed.issues);
   const result = runFileSchema.safeParse(parsed.value, { reportInput: true });
   if (!result.success) {
-    const agentKeys = ["agent", "runtime", "command", "image", "policy", "workingDir", "output", "env", "waitFor"];
+    const agentKeys = ["agent", "runtime", "command", "image", "policy", "workingDir", "output", "env", "waitFor", "typecheck"];
     const known: Record<string, string[]> = { ...HINTS.known };
     for (const n of Object.keys((parsed.value as { agents?: object })?.agents ?? {})) known[`agents.${n}`] = agentKeys;
     throw new PolicyError(file, zodIssuesToInputIssues(parsed, result.error.issues, { ...HINTS, known }));
@@ -167,6 +169,7 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
     output: e.output ?? name,
     ...(e.env ? { env: e.env } : {}),
     waitFor: e.waitFor ?? {},
+    ...(e.typecheck ? { typecheck: true } : {}),
   }));
   // Files that must exist, reported at the line that names them.
   const missing: InputIssue[] = [];

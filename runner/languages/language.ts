@@ -31,7 +31,7 @@ export interface AgentLanguage {
   /** Agent files of this language end with one of these. */
   readonly extensions: readonly string[];
   /** Check the agent and put what runs into `bundleDir` (mounted at /opt/agent/run). */
-  stage(agentFile: string, policy: Policy, bundleDir: string): Promise<StagedAgent>;
+  stage(agentFile: string, policy: Policy, bundleDir: string, options?: { typecheck?: boolean }): Promise<StagedAgent>;
   /** The language's image with the policy's packages for it (built once, cached by their hash). */
   image(ctx: LanguageImageContext, policy: Policy): Promise<BuiltImage>;
   /** The runtime's command line in the image; the entry follows it. */

@@ -37,6 +37,8 @@ export interface PrepareInput {
   outputDir: string;
   env?: Record<string, string>;
   airlockVars: Record<string, string>;
+  /** Type-check a TypeScript agent with the project's own TypeScript first. */
+  typecheck?: boolean;
 }
 
 export async function resolvePolicy(policy: PrepareInput["policy"]): Promise<Policy> {
@@ -76,7 +78,7 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
   if (input.agent) {
     bundleDir = join(runDir, "bundle");
     await mkdir(bundleDir, { mode: 0o755 });
-    staged = await language.stage(input.agent, policy, bundleDir);
+    staged = await language.stage(input.agent, policy, bundleDir, { ...(input.typecheck ? { typecheck: true } : {}) });
   }
   const user = agentUser();
   await prepareOutputDir(input.outputDir);

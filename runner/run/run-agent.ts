@@ -28,8 +28,10 @@ export interface RunAgentOptions {
   image?: string;
   /** A policy file, a loaded Policy, or a policy object (validated like a file). */
   policy: string | Policy | PolicyInput;
-  /** Host folder mounted read-write at /output. Created if missing. */
+  /** Host folder the agent's /output is copied into after it exits. Created if missing. */
   outputDir: string;
+  /** Type-check a TypeScript agent with its project's own TypeScript before anything starts (errors name file, line and column). */
+  typecheck?: boolean;
   /**
    * Host folder mounted read-only at /workspace, with its secret-looking files (.env, keys, ...)
    * kept out unless the policy's workspace.include names them. Default: nothing is mounted.

@@ -145,6 +145,7 @@ export abstract class RunStages implements BackendRun {
         ...(o.workingDir !== undefined ? { workingDir: o.workingDir } : {}),
         outputDir: this.outputDir,
         ...(o.env ? { env: o.env } : {}),
+        ...(o.typecheck ? { typecheck: true } : {}),
         airlockVars: {
           AIRLOCK_AGENT_NAME: this.name,
           AIRLOCK_BUS_AGENT: busAgentToken(this.name),

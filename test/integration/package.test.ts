@@ -4,7 +4,7 @@
  * the CLI and through runAgent(), and the agent's types checked with tsc. A green run inside the
  * repository would hide a missing runtime dependency.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -140,6 +140,20 @@ describe("the packed package, installed into an empty project", () => {
       const run = await execa(command, { cwd: here, shell: true, reject: false, env: { NO_COLOR: "1" } });
       expect(run.exitCode, `${command}\n${run.stdout}\n${run.stderr}`).toBe(0);
     }
+  }, 300_000);
+
+  it("--typecheck uses the project's own TypeScript: without it says how to get it; with it names file, line and column before anything starts", async () => {
+    await writeFile(join(project, "bad.ts"), 'import { defineAgent } from "airlock/agent";\nexport default defineAgent(async (ctx) => {\n  const n: number = "seven";\n  ctx.log(String(n));\n});\n');
+    const without = await execa("npx", ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc", "--typecheck"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(without.exitCode).toBe(125);
+    expect(without.stdout + without.stderr).toMatch(/needs TypeScript in its project[\s\S]*npm install --save-dev typescript/);
+    // As if installed (npm i -D typescript): the repository's copy.
+    await symlink(packagePath("node_modules", "typescript"), join(project, "node_modules", "typescript"));
+    const checked = await execa("npx", ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc", "--typecheck"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(checked.exitCode).toBe(125);
+    expect(checked.stdout + checked.stderr).toMatch(/bad\.ts:3:9: TS2322: Type 'string' is not assignable to type 'number'/);
+    const plain = await execa("npx", ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(plain.exitCode, plain.stdout + plain.stderr).toBe(0);
   }, 300_000);
 
   it("ships both JSON Schemas and the local brokers' command", async () => {

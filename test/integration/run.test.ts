@@ -266,6 +266,13 @@ describe("bad input on a real engine", () => {
 });
 
 describe("exit codes", () => {
+  it("a stack trace names the agent's own file and line (source maps), not the bundle", async () => {
+    const result = await runAgent({ agent: join(AGENTS, "throws.ts"), policy: definePolicy({ name: "throws" }), outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    expect(result.status).toBe("failed");
+    expect(result.stderr).toMatch(/\/opt\/agent\/run\/throws\.ts:5:\d+/);
+    expect(result.stderr).not.toMatch(/agent\.mjs:\d+/);
+  });
+
   it("a defineAgent agent that sets process.exitCode exits with it (and its return value is kept)", async () => {
     const result = await runAgent({ agent: join(AGENTS, "exit-code.ts"), policy: definePolicy({ name: "exit-code" }), outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
     expect(result).toMatchObject({ status: "failed", exitCode: 3, returnValue: { done: true } });

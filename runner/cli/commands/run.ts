@@ -22,6 +22,7 @@ export function registerRun(program: Command): void {
     .option("-w, --workdir <dir>", "host folder mounted read-only at /workspace (secret-looking files kept out); default: none")
     .option("-e, --env <NAME=VALUE...>", "value for a variable the policy's env.allow lists (repeatable)")
     .option("--name <name>", "name shown in logs and the result")
+    .option("--typecheck", "type-check a TypeScript agent with your project's TypeScript before it starts")
     .option("--require-bus-rights", "fail when a broker in the policy's bus section cannot have its rights enforced, instead of warning")
     .option("--json", "print the result as JSON on stdout (agent output goes to stderr)")
     .option("-q, --quiet", "do not stream the agent's output")
@@ -38,7 +39,7 @@ Examples (npx airlock init hello writes hello/agent.ts and hello/policy.yaml):
   airlock run --policy hello/policy.yaml --output out/py --runtime python -- python3 -c "print('hi')"
   airlock run --policy p.yaml --output out/x --image my/agent:1 -- /app/start`,
     )
-    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; runtime?: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean } & BackendFlags) => {
+    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; runtime?: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean; typecheck?: boolean } & BackendFlags) => {
       const { agent, command } = splitTarget(agentArg, rest, process.argv);
       if (opts.image && !command) throw new UsageError("--image goes with a command: airlock run --policy P --output O --image IMAGE -- COMMAND [ARGS...]");
       if (opts.runtime !== undefined && !(LANGUAGE_NAMES as readonly string[]).includes(opts.runtime)) throw new UsageError(`--runtime is node or python, not "${opts.runtime}"`);
@@ -55,6 +56,7 @@ Examples (npx airlock init hello writes hello/agent.ts and hello/policy.yaml):
         outputDir: opts.output,
         ...(opts.workdir ? { workingDir: opts.workdir } : {}),
         ...(opts.requireBusRights ? { requireBusRights: true } : {}),
+        ...(opts.typecheck ? { typecheck: true } : {}),
         ...(Object.keys(env).length ? { env } : {}),
         ...(opts.name ? { name: opts.name } : {}),
         signal: interrupt.signal,

@@ -18,6 +18,7 @@ export function registerUp(program: Command): void {
     .option("-o, --output <dir>", "output folder; each agent writes to <dir>/<agent> (default: out/<run name>)")
     .option("--junit <file>", "also write the results as JUnit XML, for CI systems")
     .option("--require-bus-rights", "fail an agent whose policy's bus rights cannot be enforced, instead of warning")
+    .option("--typecheck", "type-check every TypeScript agent with your project's TypeScript before it starts (typecheck: true does it for one)")
     .option("--json", "print the results as JSON on stdout (agent output goes to stderr)")
     .option("-q, --quiet", "do not stream the agents' output")
     .option("--no-pool", "start every agent's sandbox when it starts (no warm pool for agents that wait for others)")
@@ -30,7 +31,7 @@ Ctrl-C stops every agent (SIGTERM, then SIGKILL) and removes every container.
 Example (npx airlock init writes redis-pubsub/, a producer and a consumer over Redis):
   airlock up redis-pubsub/run.yaml --junit out/junit.xml`,
     )
-    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean; pool?: boolean } & BackendFlags) => {
+    .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean; pool?: boolean; typecheck?: boolean } & BackendFlags) => {
       const spec = await loadRunFile(file);
       // runAgents starts one gate per agent that needs one, up front; none are needed after the run.
       // The warm pool: agents that wait for others find a sandbox started meanwhile (--no-pool: none).
@@ -42,6 +43,7 @@ Example (npx airlock init writes redis-pubsub/, a producer and a consumer over R
       const width = Math.max(...spec.agents.map((a) => a.name.length));
       const group = await runAgents(spec, {
         ...(opts.output ? { outputDir: opts.output } : {}),
+        ...(opts.typecheck ? { typecheck: true } : {}),
         signal: interrupt.signal,
         runner,
         ...(backend ? { backend } : {}),

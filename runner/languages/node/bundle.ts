@@ -6,7 +6,7 @@
  */
 import { builtinModules } from "node:module";
 import { writeFile } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import type { Message, Plugin } from "esbuild";
 import { AgentSourceError } from "../../errors.js";
 import type { Policy } from "../../policy/index.js";
@@ -51,7 +51,10 @@ export async function bundleAgent(agentFile: string, policy: Policy, outDir: str
     const { build } = await import("esbuild");
     const result = await build({
       entryPoints: [agentFile],
-      outfile,
+      // Named as if beside the agent (nothing is written there: write is off), so that the source
+      // map names the user's files relative to the agent's folder ("producer.ts", "lib/x.ts"), and a
+      // stack trace in the container reads /opt/agent/run/producer.ts:7:9, never the host's paths.
+      outfile: join(dirname(resolve(agentFile)), "agent.mjs"),
       bundle: true,
       platform: "node",
       format: "esm",

@@ -1,6 +1,7 @@
 /** Agents in TypeScript or JavaScript: bundled on the host with esbuild, run by the Node agent runtime. */
 import type { AgentLanguage } from "../language.js";
 import { bundleAgent } from "./bundle.js";
+import { typecheckAgent } from "./typecheck.js";
 import { ensureNpmPackagesImage } from "./packages-image.js";
 
 export const NODE_EXTENSIONS = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"] as const;
@@ -9,8 +10,9 @@ export const nodeLanguage: AgentLanguage = {
   name: "node",
   title: "TypeScript/JavaScript",
   extensions: NODE_EXTENSIONS,
-  async stage(agentFile, policy, bundleDir) {
-    await bundleAgent(agentFile, policy, bundleDir);
+  async stage(agentFile, policy, bundleDir, options) {
+    // The type check (when asked for) beside the bundling; either failing stops the run before its start.
+    await Promise.all([bundleAgent(agentFile, policy, bundleDir), options?.typecheck && /\.[mc]?ts$/.test(agentFile) ? typecheckAgent(agentFile) : undefined]);
     return { entry: "/opt/agent/run/agent.mjs" };
   },
   image: ({ docker, images, progress }, policy) => ensureNpmPackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages.npm, progress),
