@@ -9,6 +9,7 @@ import type { AgentResult } from "../../run/result.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { LANGUAGE_NAMES, type LanguageName } from "../../languages/names.js";
 import { agentColor, formatDuration, printable, style } from "../style.js";
+import { buildProgress } from "../build-progress.js";
 
 export function registerRun(program: Command): void {
   addBackendFlags(program.command("run"))
@@ -101,26 +102,27 @@ export { UsageError };
 /** Streams agent lines prefixed with the agent's name, and airlock's own progress dimmed on stderr. */
 export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEvent) => void {
   const progress = process.stderr;
+  const builds = buildProgress(progress);
+  const tag = (name: string, stream: NodeJS.WriteStream) => agentColor(name, stream)(`${name.padEnd(width)} |`);
+  const print = (stream: NodeJS.WriteStream, text: string) => builds.around(() => stream.write(text));
   return (event) => {
-    const tag = (name: string, stream: NodeJS.WriteStream) => agentColor(name, stream)(`${name.padEnd(width)} |`);
     switch (event.type) {
       case "output":
-        out.write(`${tag(event.agent, out)} ${event.stream === "stderr" ? style.red(printable(event.line), out) : printable(event.line)}\n`);
+        print(out, `${tag(event.agent, out)} ${event.stream === "stderr" ? style.red(printable(event.line), out) : printable(event.line)}\n`);
         break;
       case "phase":
-        progress.write(style.dim(`${tag(event.agent, progress)} · ${printable(event.message)}\n`, progress));
+        if (!["preparing", "images", "waiting"].includes(event.phase)) builds.done(tag(event.agent, progress));
+        print(progress, style.dim(`${tag(event.agent, progress)} · ${printable(event.message)}\n`, progress));
         break;
       case "build":
-        // Show the steps, not every line docker prints.
-        if (/^\s*(Step \d+\/\d+|building |installing |pulling |no registry|Successfully tagged)/.test(event.line)) {
-          progress.write(style.dim(`${tag(event.agent, progress)}   ${printable(event.line.trim().slice(0, 160))}\n`, progress));
-        }
+        // One line per build (redrawn in place on a terminal), not every line the engine prints.
+        builds.line(tag(event.agent, progress), printable(event.line));
         break;
       case "ready":
-        progress.write(style.dim(`${tag(event.agent, progress)} · ready\n`, progress));
+        print(progress, style.dim(`${tag(event.agent, progress)} · ready\n`, progress));
         break;
       case "warning":
-        progress.write(style.yellow(`${tag(event.agent, progress)} ! ${printable(event.message)}\n`, progress));
+        print(progress, style.yellow(`${tag(event.agent, progress)} ! ${printable(event.message)}\n`, progress));
         break;
       case "finished":
         break;
