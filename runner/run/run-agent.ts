@@ -14,7 +14,6 @@ import type { Policy, PolicyInput } from "../policy/index.js";
 import { defaultRunner, type Runner } from "../runner.js";
 import type { BackendName } from "../backends/backend.js";
 import type { StreamName } from "./logs.js";
-import { collectOutput } from "./output.js";
 import type { BackendRun } from "./run-stages.js";
 import { emptyResult, writeResult, type AgentResult } from "./result.js";
 
@@ -119,9 +118,8 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
   } finally {
     await run?.dispose();
   }
-  // The folder's entries go to the calling user; the result lists what this run brought back, never
-  // what an earlier run left there (which stays, unless this run wrote a file of the same name).
-  await collectOutput(outputDir).catch(() => undefined);
+  // What this run brought back (the runner wrote it: the caller's own), never what an earlier run
+  // left there (which stays, unless this run wrote a file of the same name).
   const copied = run?.copiedOutput();
   result.outputFiles = [...(copied?.files ?? [])].sort();
   result.outputSkipped = [...(copied?.special ?? [])].sort((a, b) => a.path.localeCompare(b.path));
