@@ -14,6 +14,8 @@ export interface CleanupReport {
   networkRemoved: boolean;
   /** Host folders of pooled sandboxes whose runner is gone. */
   foldersRemoved?: number;
+  /** /output volumes nothing uses whose runner is gone. */
+  volumesRemoved?: number;
 }
 
 export interface CleanupOptions {
@@ -48,7 +50,26 @@ export async function cleanup(docker: Docker, options: CleanupOptions = {}): Pro
   let networkRemoved = false;
   if (options.network || options.all) networkRemoved = await removeNetworkIfUnused(docker);
   const foldersRemoved = await sweepSandboxFolders().catch(() => 0);
-  return { containersRemoved: removed.sort(), networkRemoved, ...(foldersRemoved ? { foldersRemoved } : {}) };
+  const volumesRemoved = await sweepVolumes(docker, options.all === true).catch(() => 0);
+  return { containersRemoved: removed.sort(), networkRemoved, ...(foldersRemoved ? { foldersRemoved } : {}), ...(volumesRemoved ? { volumesRemoved } : {}) };
+}
+
+/**
+ * /output volumes (labelled like their containers) that no container uses any more and whose runner
+ * is gone or whose time is up (all of airlock's unused ones with `all`): what a crash, an engine
+ * restart or a removal race left. A volume in use is never touched (the engine refuses, 409).
+ */
+async function sweepVolumes(docker: Docker, all: boolean): Promise<number> {
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABEL.managed}=true`], dangling: ["true"] } });
+  let removed = 0;
+  for (const v of Volumes ?? []) {
+    if (!all && !isOrphaned(v.Labels ?? undefined)) continue;
+    await docker
+      .getVolume(v.Name)
+      .remove()
+      .then(() => removed++, () => {});
+  }
+  return removed;
 }
 
 async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {

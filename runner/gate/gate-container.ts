@@ -92,7 +92,7 @@ async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, ne
     if (!net?.IPAddress) throw new GateError(`the gate container has no address on network ${networkName}`);
     return { container, stream, output: () => text, waitFor, gone: () => gone, ip: net.IPAddress, mac: net.MacAddress, pid: info.State.Pid };
   } catch (err) {
-    await container.remove({ force: true }).catch(() => {});
+    await container.remove({ force: true, v: true }).catch(() => {});
     throw err;
   }
 }
@@ -155,14 +155,14 @@ export class GatePool {
         return await arm(warm, rules, ARM_TIMEOUT_MS);
       } catch {
         // It went away while being armed (idle exit, removed from outside): use a fresh one.
-        await warm.container.remove({ force: true }).catch(() => {});
+        await warm.container.remove({ force: true, v: true }).catch(() => {});
       }
     }
     const fresh = await startWarm(this.docker, this.spec(), this.networkName);
     try {
       return await arm(fresh, rules, ARM_TIMEOUT_MS);
     } catch (err) {
-      await fresh.container.remove({ force: true }).catch(() => {});
+      await fresh.container.remove({ force: true, v: true }).catch(() => {});
       throw err;
     }
   }
@@ -209,6 +209,6 @@ export class GatePool {
     this.closed = true;
     this.ready.clear();
     const gates = await Promise.all(this.warm.splice(0));
-    await Promise.all(gates.map((g) => g?.container.remove({ force: true }).catch(() => {})));
+    await Promise.all(gates.map((g) => g?.container.remove({ force: true, v: true }).catch(() => {})));
   }
 }

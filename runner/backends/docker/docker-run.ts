@@ -344,8 +344,11 @@ export class DockerRun extends RunStages {
     // The keeper after the agent's container, which uses its volume (removed with the keeper).
     const keeper = this.keeper;
     if (keeper) this.runner.background(agentGone.catch(() => {}).then(() => withTimeout(keeper.remove(), 60_000, "the engine did not remove the output keeper within 60 s")));
-    // The host rules only ever matched this container's address, which is gone: no need to wait.
-    if (this.gate) this.runner.background(this.gate.dispose());
+    // The host rules only ever matched this container's address, which is gone: no need to wait. A
+    // gate that holds this run's /output goes after the agent's container, which uses its volume (a
+    // volume still in use stays behind when its container is removed).
+    const gate = this.gate;
+    if (gate) this.runner.background(this.outputHolder ? agentGone.catch(() => {}).then(() => gate.dispose()) : gate.dispose());
     // A pooled sandbox's folder.
     if (this.folder) this.runner.background(removeSandboxFolder(this.folder));
     // The agent is gone: its broker identities go too.

@@ -158,7 +158,8 @@ describe("the host-side Python check, attacked by the agent's sources", () => {
 });
 
 describe("a burst of runs while a gate is kept ready", () => {
-  it("every run gets a namespace, an address and a host name of its own", async () => {
+  it("every run gets a namespace, an address and a host name of its own, and leaves no /output volume behind", async () => {
+    const before = new Set(await volumes());
     const runner = createRunner();
     try {
       await runner.prepareGates(1);
@@ -178,5 +179,8 @@ describe("a burst of runs while a gate is kept ready", () => {
     } finally {
       await runner.close();
     }
+    // The gate that held a run's /output goes after the agent's container that used it.
+    await leftoverContainers();
+    expect((await volumes()).filter((v) => !before.has(v))).toEqual([]);
   }, 300_000);
 });
