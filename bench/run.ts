@@ -32,6 +32,7 @@ import { fmt, percentile, summarize, type Summary } from "./stats.js";
 import { kubernetesSection } from "./kubernetes.js";
 import { warmSection } from "./warm.js";
 import { outputSection } from "./output.js";
+import { cliSection } from "./cli.js";
 
 const AGENTS = packagePath("bench", "agents");
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -541,7 +542,7 @@ async function main() {
   const images = await ensureImages(docker);
   const version = await docker.version();
   // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
-  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6,7,8,9").split(","));
+  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6,7,8,9,10").split(","));
   if (only.has("1")) {
     await coldStart(images.agent);
     await pythonColdStart((await ensurePythonImage(docker, images)).id);
@@ -552,6 +553,7 @@ async function main() {
   if (only.has("6")) await natsAndMqtt();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
   if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
+  if (only.has("10")) await cliSection({ addRow, log, reps: REPS });
   if (only.has("9")) await outputSection(images.agent, { addRow, log, reps: REPS, tmp, settle });
   const warmLine = only.has("8") ? await warmSection(images.agent, { addRow, addFigureRow, log, reps: REPS, tmp, plainDockerRun, settle }) : "";
   // Last: a local cluster's kubelet changes the host's netfilter while it runs.
@@ -580,7 +582,7 @@ async function main() {
     `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
-  if (only.size < 9) return;
+  if (only.size < 10) return;
   await mkdir(packagePath("bench"), { recursive: true });
   await writeFile(packagePath("bench", "results.md"), md);
   await rm(join(tmpdir(), "airlock-bench-out"), { recursive: true, force: true });

@@ -11,6 +11,10 @@ import type { RunAgentOptions, RunEvent } from "../run/run-agent.js";
 export const BACKEND_NAMES = ["docker", "kubernetes"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
+export function isBackendName(value: unknown): value is BackendName {
+  return typeof value === "string" && (BACKEND_NAMES as readonly string[]).includes(value);
+}
+
 /** What a backend needs to create one run. */
 export interface RunRequest {
   runner: Runner;

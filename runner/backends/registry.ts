@@ -4,14 +4,12 @@
  * and a backend's own dependencies are loaded only then.
  */
 import { RunOptionsError } from "../errors.js";
-import { BACKEND_NAMES, type BackendName, type ExecutionBackend } from "./backend.js";
+import { BACKEND_NAMES, isBackendName, type BackendName, type ExecutionBackend } from "./backend.js";
 import { dockerBackend } from "./docker/index.js";
 import type { KubernetesOptions } from "./kubernetes/config.js";
 import type { Runner } from "../runner.js";
 
-export function isBackendName(value: unknown): value is BackendName {
-  return typeof value === "string" && (BACKEND_NAMES as readonly string[]).includes(value);
-}
+export { isBackendName };
 
 /** The backend named by AIRLOCK_BACKEND, checked. */
 export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | undefined {

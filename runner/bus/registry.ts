@@ -3,6 +3,7 @@
  * and a line here.
  */
 import type { BusKind } from "./kind.js";
+import { BUS_KIND_NAMES, type BusKindName } from "./names.js";
 import { kafkaKind } from "./kafka.js";
 import { mqttKind } from "./mqtt.js";
 import { natsKind } from "./nats.js";
@@ -15,7 +16,6 @@ export const BUS_KINDS = {
   kafka: kafkaKind,
   nats: natsKind,
   mqtt: mqttKind,
-} as const satisfies Record<string, BusKind<any, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+} as const satisfies Record<BusKindName, BusKind<any, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export type BusKindName = keyof typeof BUS_KINDS;
-export const BUS_KIND_NAMES = Object.keys(BUS_KINDS) as BusKindName[];
+export { BUS_KIND_NAMES, type BusKindName };

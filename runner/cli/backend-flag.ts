@@ -3,8 +3,7 @@
  * up after them: checked here once, with the same words everywhere.
  */
 import type { Command } from "commander";
-import { BACKEND_NAMES, type BackendName } from "../backends/backend.js";
-import { isBackendName } from "../backends/registry.js";
+import { BACKEND_NAMES, isBackendName, type BackendName } from "../backends/backend.js";
 import type { RunnerOptions } from "../runner.js";
 import { UsageError } from "./exit-codes.js";
 

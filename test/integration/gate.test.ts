@@ -133,7 +133,7 @@ describe("the host side of localhost endpoints", () => {
     const decoy = await tcpDecoy(gateway);
     const runner = createRunner({ loopback: mode });
     try {
-      const { outcomes } = await probe(
+      const { outcomes, result } = await probe(
         [
           { id: "allowed", kind: "tcp", host: "localhost", port: 6379, send: "PING\r\n" },
           { id: "gateway-same-port", kind: "tcp", host: gateway, port: 6379 },
@@ -144,7 +144,7 @@ describe("the host side of localhost endpoints", () => {
         runner,
       );
       // The real (locked-down) Redis answers: NOAUTH, as to any client without credentials.
-      expect(outcomes.allowed).toMatchObject({ outcome: "connected", reply: expect.stringMatching(/^-NOAUTH/) });
+      expect(outcomes.allowed, JSON.stringify({ outcomes, denied: result.denied, startup: result.startup })).toMatchObject({ outcome: "connected", reply: expect.stringMatching(/^-NOAUTH/) });
       expect(outcomes["gateway-same-port"]!.outcome).toBe("ECONNREFUSED");
       expect(outcomes["gateway-other-port"]!.outcome).toBe("ECONNREFUSED");
       expect(decoy.hits()).toBe(0);

@@ -62,6 +62,8 @@ console.log("RETURNED " + Date.now());
 
 const TSCONFIG = JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, types: ["node"], skipLibCheck: false }, include: ["agent.ts", "script.ts"] });
 
+let installLog = "";
+
 beforeAll(async () => {
   const packs = await tempDir("airlock-pack-");
   const packed = await execa("npm", ["pack", "--pack-destination", packs, "--loglevel=error"], { cwd: packagePath() });
@@ -69,7 +71,8 @@ beforeAll(async () => {
   project = join(tmpdir(), `airlock-user-project-${Date.now()}`);
   await mkdir(project, { recursive: true });
   await writeFile(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
-  await execa("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball, "@types/node@20"], { cwd: project });
+  const installed = await execa("npm", ["install", "--no-audit", "--no-fund", tarball, "@types/node@20"], { cwd: project, all: true });
+  installLog = installed.all ?? "";
   await writeFile(join(project, "agent.ts"), AGENT);
   await writeFile(join(project, "policy.yaml"), POLICY);
   await writeFile(join(project, "script.mjs"), SCRIPT);
@@ -81,6 +84,27 @@ beforeAll(async () => {
 }, 300_000);
 
 describe("the packed package, installed into an empty project", () => {
+  it("has no install-time script of its own, so npm names nothing of airlock's to approve", async () => {
+    const manifest = JSON.parse(await readFile(join(project, "node_modules", "airlock", "package.json"), "utf8")) as { scripts?: Record<string, string> };
+    for (const hook of ["preinstall", "install", "postinstall", "prepare"]) expect(manifest.scripts?.[hook], hook).toBeUndefined();
+    expect(installLog).not.toMatch(/airlock@[\d.]+ \(/);
+  });
+
+  it("starts its CLI without loading the engine client, the broker clients or the validator when a command does not need them", async () => {
+    // A loader hook records every module the CLI loads; --help and --version need commander and nothing else.
+    const hook = `import { appendFileSync } from "node:fs";\nexport async function load(url, context, next) { appendFileSync(process.env.LOADED_LOG, url + "\\n"); return next(url, context); }\n`;
+    await writeFile(join(project, "loaded-hook.mjs"), hook);
+    await writeFile(join(project, "loaded-register.mjs"), `import { register } from "node:module";\nregister("./loaded-hook.mjs", import.meta.url);\n`);
+    for (const args of [["--help"], ["--version"], ["run", "--help"], ["up", "--help"]]) {
+      const log = join(project, `loaded-${args.join("")}.txt`);
+      const run = await execa("node", ["--import", "./loaded-register.mjs", join("node_modules", ".bin", "airlock"), ...args], { cwd: project, env: { LOADED_LOG: log }, reject: false });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const packages = new Set((await readFile(log, "utf8")).split("\n").filter((u) => u.includes("/node_modules/")).map((u) => u.split("/node_modules/").pop()!.split("/")[0]));
+      packages.delete("airlock");
+      expect([...packages], args.join(" ")).toEqual(["commander"]);
+    }
+  });
+
   it("runs an agent through npx airlock run", async () => {
     const run = await execa("npx", ["airlock", "run", "agent.ts", "--policy", "policy.yaml", "--output", "out"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);

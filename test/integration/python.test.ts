@@ -51,8 +51,10 @@ describe("the Python agent runtime", () => {
   it("stops on the runner's SIGTERM: the stop flag is set, on_stop callbacks and finally blocks run before the grace ends", async () => {
     const dir = await tempDir();
     const result = await runAgent({ agent: join(PY, "stops.py"), policy: definePolicy({ name: "py-stops", timeoutSeconds: 2 }), outputDir: join(dir, "out"), stopGraceMs: 5000 });
-    expect(result.status).toBe("timed_out");
-    expect(result.ready).toBe(true);
+    const seen = JSON.stringify({ status: result.status, exitCode: result.exitCode, outputFiles: result.outputFiles, warnings: result.warnings, error: result.error, startup: result.startup, stderr: result.stderr, ms: result.durationMs });
+    expect(result.status, seen).toBe("timed_out");
+    expect(result.ready, seen).toBe(true);
+    expect(result.outputFiles, seen).toEqual(["finally.txt", "on-stop.txt"]);
     expect(await readFile(join(dir, "out", "on-stop.txt"), "utf8")).toBe("flushed\n");
     expect(await readFile(join(dir, "out", "finally.txt"), "utf8")).toBe("stopping=True\n");
     // It ended on SIGTERM, well before SIGKILL would have come.

@@ -1,9 +1,8 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { stateDir } from "../../images/trust.js";
 import { packagePath } from "../../paths.js";
-import { BUS_KIND_NAMES } from "../../bus/registry.js";
+import { BUS_KIND_NAMES } from "../../bus/names.js";
 import { UsageError } from "./run.js";
 
 /** Every broker kind a policy can name has a local broker. */
@@ -29,6 +28,7 @@ Example:
       if (!["start", "stop", "status"].includes(action)) throw new UsageError(`brokers ${action}: use start, stop or status`);
       const unknown = brokers.filter((b) => !BROKERS.includes(b));
       if (unknown.length) throw new UsageError(`unknown broker ${unknown.join(", ")}: use ${BROKERS.join(", ")}`);
+      const { stateDir } = await import("../../images/trust.js");
       const child = spawn("bash", [packagePath("scripts", "brokers.sh"), action, ...brokers], {
         stdio: "inherit",
         env: { ...process.env, AIRLOCK_BROKERS_STATE: process.env.AIRLOCK_BROKERS_STATE ?? join(stateDir(), "brokers") },

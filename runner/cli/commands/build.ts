@@ -1,14 +1,10 @@
 import type { Command } from "commander";
-import { assertDockerReachable, dockerClient } from "../../docker/client.js";
-import { ensureImages } from "../../images/images.js";
-import { LANGUAGES } from "../../languages/registry.js";
 import type { LanguageName } from "../../languages/names.js";
-import { definePolicy, loadPolicy, type Policy } from "../../policy/index.js";
-import { isRunFile, loadRunFile } from "../../group/run-file.js";
+import type { Policy } from "../../policy/index.js";
 import { style } from "../style.js";
 
 /** The languages a policy's agents may be in: the one it names, else those it lists packages for (Node when none). */
-function languagesOf(policy: Policy): LanguageName[] {
+function languagesOf(policy: Policy, LANGUAGES: typeof import("../../languages/registry.js").LANGUAGES): LanguageName[] {
   if (policy.runtime) return [policy.runtime];
   const listed = Object.values(LANGUAGES).filter((l) => l.hasPackages(policy)).map((l) => l.name);
   return listed.length ? listed : ["node"];
@@ -23,6 +19,8 @@ export function registerBuild(program: Command): void {
     .option("-v, --verbose", "show every line of the image builds")
     .addHelpText("after", "\n`airlock run` builds what is missing by itself; use this to prepare a CI machine ahead of time.")
     .action(async (opts: { policy?: string[]; python?: boolean; verbose?: boolean }) => {
+      // Loaded here, not at the top: `airlock --help` should not pay for the engine client.
+      const [{ assertDockerReachable, dockerClient }, { ensureImages }, { LANGUAGES }, { definePolicy, loadPolicy }] = await Promise.all([import("../../docker/client.js"), import("../../images/images.js"), import("../../languages/registry.js"), import("../../policy/index.js")]);
       const docker = dockerClient();
       await assertDockerReachable(docker);
       const progress = (line: string) => {
@@ -34,7 +32,7 @@ export function registerBuild(program: Command): void {
       if (opts.python) process.stdout.write(`python ${(await LANGUAGES.python.image(ctx, definePolicy({ name: "build" }))).tag}\n`);
       for (const file of await policyFiles(opts.policy ?? [])) {
         const policy = await loadPolicy(file);
-        for (const name of languagesOf(policy)) {
+        for (const name of languagesOf(policy, LANGUAGES)) {
           const { tag } = await LANGUAGES[name].image(ctx, policy);
           process.stdout.write(`${file} (${name}): ${tag}\n`);
         }
@@ -45,6 +43,7 @@ export function registerBuild(program: Command): void {
 
 /** The policy files named: a run file among them (a glob such as *.yaml catches those too) stands for its agents' policies. */
 async function policyFiles(files: string[]): Promise<string[]> {
+  const { isRunFile, loadRunFile } = await import("../../group/run-file.js");
   const out: string[] = [];
   for (const file of files) {
     if (await isRunFile(file)) out.push(...(await loadRunFile(file)).agents.map((a) => a.policy));

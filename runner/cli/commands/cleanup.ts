@@ -1,7 +1,4 @@
 import type { Command } from "commander";
-import { assertDockerReachable } from "../../docker/client.js";
-import { sweepIdentities } from "../../bus/rights.js";
-import { createRunner } from "../../runner.js";
 import { addBackendFlags, backendFlag, runnerBackendOptions, type BackendFlags } from "../backend-flag.js";
 
 export function registerCleanup(program: Command): void {
@@ -9,6 +6,7 @@ export function registerCleanup(program: Command): void {
     .description("remove containers (or Pods), host rules and broker identities left behind by airlock runs whose runner died")
     .option("--all", "remove every airlock container (or Pod) and broker identity, also of runs still going, and the airlock network")
     .action(async (opts: { all?: boolean } & BackendFlags) => {
+      const [{ assertDockerReachable }, { sweepIdentities }, { createRunner }] = await Promise.all([import("../../docker/client.js"), import("../../bus/rights.js"), import("../../runner.js")]);
       const runner = createRunner({ gatePoolSize: 0, reapOrphans: false, ...runnerBackendOptions(opts) });
       const backend = await runner.backend(backendFlag(opts));
       if (backend.name === "docker") await assertDockerReachable(runner.docker);

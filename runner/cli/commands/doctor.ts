@@ -1,12 +1,6 @@
 import { connect } from "node:net";
 import type { Command } from "commander";
-import { assertDockerReachable, dockerClient } from "../../docker/client.js";
 import { AirlockError } from "../../errors.js";
-import { hostResolver } from "../../gate/plan.js";
-import { loopbackMode } from "../../gate/host-side.js";
-import { imageStatus } from "../../images/images.js";
-import { pythonImageStatus } from "../../languages/python/image.js";
-import { loadPolicy } from "../../policy/index.js";
 import { style } from "../style.js";
 
 type Check = { ok: boolean; label: string; detail: string; fix?: string };
@@ -18,6 +12,14 @@ export function registerDoctor(program: Command): void {
     .option("-p, --policy <files...>", "policy files whose endpoints to try from this host")
     .addHelpText("after", "\nExit code: 0 when every check passes, 1 otherwise.\n\nExample:\n  airlock doctor --policy policies/hello.yaml")
     .action(async (opts: { policy?: string[] }) => {
+      // Loaded here, not at the top: `airlock --help` should not pay for the engine client.
+      const [{ assertDockerReachable, dockerClient }, { loopbackMode }, { imageStatus }, { pythonImageStatus }, { loadPolicy }] = await Promise.all([
+        import("../../docker/client.js"),
+        import("../../gate/host-side.js"),
+        import("../../images/images.js"),
+        import("../../languages/python/image.js"),
+        import("../../policy/index.js"),
+      ]);
       const checks: Check[] = [];
       const docker = dockerClient();
       let engineUp = false;
@@ -69,6 +71,7 @@ async function tryEndpoint(file: string, host: string, port: number, raw: string
   let address = host === "localhost" ? "127.0.0.1" : host;
   if (!/^[\d.]+$/.test(address)) {
     try {
+      const { hostResolver } = await import("../../gate/plan.js");
       address = (await hostResolver(host))[0]!;
     } catch {
       return { ok: false, label, detail: `${host} does not resolve on this host`, fix: "check the name, or use the broker's IPv4 address" };

@@ -1,6 +1,5 @@
 /** `airlock init`: a working starting point (a run file, its agents and policies) in the user's project. */
 import type { Command } from "commander";
-import { initTemplate, listTemplates } from "../../init/templates.js";
 import { style } from "../style.js";
 
 export function registerInit(program: Command): void {
@@ -13,6 +12,7 @@ export function registerInit(program: Command): void {
     .option("--list", "list the templates")
     .addHelpText("after", "\nExamples:\n  npx airlock init                      # redis-pubsub/: a producer and a consumer over Redis\n  npx airlock init python-redis-pubsub  # the same pair in Python\n  npx airlock init hello --dir agents   # one agent and its policy\n\nThe brokers the examples use: npx airlock brokers start")
     .action(async (name: string, opts: { dir?: string; force?: boolean; list?: boolean }) => {
+      const { initTemplate, listTemplates } = await import("../../init/templates.js");
       if (opts.list) {
         const templates = await listTemplates();
         const width = Math.max(...templates.map((t) => t.name.length));

@@ -3,8 +3,7 @@ import { addBackendFlags, runnerBackendOptions, type BackendFlags } from "../bac
 import { relative } from "node:path";
 import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
-import { createRunner } from "../../runner.js";
-import { type RunEvent } from "../../run/run-agent.js";
+import type { RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { LANGUAGE_NAMES, type LanguageName } from "../../languages/names.js";
@@ -46,6 +45,7 @@ Examples (npx airlock init hello writes hello/agent.ts and hello/policy.yaml):
       if (opts.runtime !== undefined && !(LANGUAGE_NAMES as readonly string[]).includes(opts.runtime)) throw new UsageError(`--runtime is node or python, not "${opts.runtime}"`);
       const env = parseEnvPairs(opts.env ?? []);
       // One run: no gate to keep ready for a next one.
+      const { createRunner } = await import("../../runner.js");
       const runner = createRunner({ gatePoolSize: 0, ...runnerBackendOptions(opts) });
       const interrupt = onInterrupt("the agent");
       const log = opts.json ? process.stderr : process.stdout;

@@ -1,10 +1,9 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { runFileJsonSchema } from "../../group/run-file.js";
-import { policyJsonSchema } from "../../policy/index.js";
 
-export function schemaText(kind: "policy" | "run" = "policy"): string {
-  return JSON.stringify(kind === "run" ? runFileJsonSchema() : policyJsonSchema(), null, 2) + "\n";
+export async function schemaText(kind: "policy" | "run" = "policy"): Promise<string> {
+  const schema = kind === "run" ? (await import("../../group/run-file.js")).runFileJsonSchema() : (await import("../../policy/index.js")).policyJsonSchema();
+  return JSON.stringify(schema, null, 2) + "\n";
 }
 
 export function registerSchema(program: Command): void {
@@ -16,7 +15,7 @@ export function registerSchema(program: Command): void {
     .option("--check <file>", "exit 1 if the file differs from the generated schema (drift check for CI)")
     .addHelpText("after", "\nPoint editors at it with a first line in each policy:\n  # yaml-language-server: $schema=./policy.schema.json")
     .action(async (opts: { write?: string; check?: string; run?: boolean }) => {
-      const text = schemaText(opts.run ? "run" : "policy");
+      const text = await schemaText(opts.run ? "run" : "policy");
       if (opts.check) {
         const current = await readFile(opts.check, "utf8").catch(() => "");
         if (current !== text) {

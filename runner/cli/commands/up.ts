@@ -2,14 +2,11 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, relative } from "node:path";
 import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
-import { loadRunFile } from "../../group/run-file.js";
-import { runAgents, type GroupResult } from "../../group/run-agents.js";
-import { createRunner } from "../../runner.js";
+import type { GroupResult } from "../../group/run-agents.js";
 import { addBackendFlags, backendFlag, runnerBackendOptions, type BackendFlags } from "../backend-flag.js";
-import { junitXml } from "../../group/junit.js";
 import { deniedLines, eventPrinter } from "./run.js";
 import { formatDuration, printable, style } from "../style.js";
-import { lastLines } from "../../group/junit.js";
+import { junitXml, lastLines } from "../../group/junit.js";
 
 export function registerUp(program: Command): void {
   addBackendFlags(program.command("up"))
@@ -32,6 +29,7 @@ Example (npx airlock init writes redis-pubsub/, a producer and a consumer over R
   airlock up redis-pubsub/run.yaml --junit out/junit.xml`,
     )
     .action(async (file: string, opts: { output?: string; junit?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean; pool?: boolean; typecheck?: boolean } & BackendFlags) => {
+      const [{ loadRunFile }, { runAgents }, { createRunner }] = await Promise.all([import("../../group/run-file.js"), import("../../group/run-agents.js"), import("../../runner.js")]);
       const spec = await loadRunFile(file);
       // runAgents starts one gate per agent that needs one, up front; none are needed after the run.
       // The warm pool: agents that wait for others find a sandbox started meanwhile (--no-pool: none).

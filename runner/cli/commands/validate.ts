@@ -1,7 +1,5 @@
 import type { Command } from "commander";
 import { PolicyError, formatIssue } from "../../errors.js";
-import { isRunFile, loadRunFile } from "../../group/run-file.js";
-import { loadPolicy } from "../../policy/index.js";
 import { style } from "../style.js";
 
 export function registerValidate(program: Command): void {
@@ -12,6 +10,7 @@ export function registerValidate(program: Command): void {
     .option("--json", "print the problems as JSON")
     .addHelpText("after", "\nExit code: 0 when every file is valid, 1 otherwise.\n\nExample:\n  airlock validate policies/*.yaml")
     .action(async (files: string[], opts: { json?: boolean }) => {
+      const [{ isRunFile, loadRunFile }, { loadPolicy }] = await Promise.all([import("../../group/run-file.js"), import("../../policy/index.js")]);
       const report: { file: string; ok: boolean; name?: string; issues: PolicyError["issues"] }[] = [];
       const check = async (file: string) => {
         try {
