@@ -5,7 +5,6 @@
  */
 import { RunOptionsError } from "../errors.js";
 import { BACKEND_NAMES, isBackendName, type BackendName, type ExecutionBackend } from "./backend.js";
-import { dockerBackend } from "./docker/index.js";
 import type { KubernetesOptions } from "./kubernetes/config.js";
 import type { Runner } from "../runner.js";
 
@@ -23,7 +22,7 @@ export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendNam
 export async function createBackend(name: BackendName, runner: Runner, kubernetes: KubernetesOptions | undefined): Promise<ExecutionBackend> {
   switch (name) {
     case "docker":
-      return dockerBackend(runner);
+      return runner.dockerBackend;
     case "kubernetes":
       return (await import("./kubernetes/index.js")).kubernetesBackend(kubernetes);
   }

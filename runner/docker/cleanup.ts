@@ -6,7 +6,7 @@ import type Docker from "dockerode";
 import { removeHostChains, removeStaleHostRules } from "../gate/host-netfilter.js";
 import { isNotFound } from "./client.js";
 import { isOrphaned, LABEL } from "./labels.js";
-import { BRIDGE_INTERFACE, forgetNetwork, NETWORK_NAME } from "./network.js";
+import { BRIDGE_INTERFACE, NETWORK_NAME } from "./network.js";
 import { sweepSandboxFolders } from "../backends/docker/sandbox/folder.js";
 
 export interface CleanupReport {
@@ -78,8 +78,8 @@ async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {
     const info = await net.inspect();
     if (Object.keys(info.Containers ?? {}).length > 0) return false;
     await net.remove();
-    forgetNetwork();
-    await removeHostChains(BRIDGE_INTERFACE).catch(() => {});
+    // Best effort: rules hooked to a bridge that is gone match nothing; the next setup checks them again.
+    await removeHostChains((info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"] ?? BRIDGE_INTERFACE).catch(() => {});
     return true;
   } catch (err) {
     if (isNotFound(err)) return false;
@@ -87,12 +87,4 @@ async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {
     if ([403, 409].includes((err as { statusCode?: number }).statusCode ?? 0)) return false;
     throw err;
   }
-}
-
-let reaped: Promise<CleanupReport> | undefined;
-
-/** Once per process, before the first run: remove what crashed runners left behind. */
-export function reapOrphansOnce(docker: Docker): Promise<CleanupReport> {
-  reaped ??= cleanup(docker).catch(() => ({ containersRemoved: [], networkRemoved: false }));
-  return reaped;
 }

@@ -3,12 +3,22 @@
  * disabled (enable_icc=false): containers on it cannot talk to each other even before their gates
  * apply, and a single network scales to many concurrent agents without exhausting address pools.
  */
+import { existsSync } from "node:fs";
 import type Docker from "dockerode";
 import { isNotFound } from "./client.js";
 import { LABEL } from "./labels.js";
 
 export const NETWORK_NAME = "airlock";
+/** The bridge's name on the host: airlock0, or (a second engine on this host has that one) the next free airlockN. */
 export const BRIDGE_INTERFACE = "airlock0";
+
+function freeBridgeName(): string {
+  for (let i = 0; i < 64; i++) {
+    const name = `airlock${i}`;
+    if (!existsSync(`/sys/class/net/${name}`)) return name;
+  }
+  throw new Error("no free bridge name airlock0..airlock63 on this host; remove unused airlock networks (airlock cleanup --all on each engine)");
+}
 
 export interface AirlockNetwork {
   id: string;
@@ -20,19 +30,12 @@ export interface AirlockNetwork {
   interface: string;
 }
 
-let pending: Promise<AirlockNetwork> | undefined;
-
+/**
+ * The airlock network on this engine, created when missing. Not cached here: the Docker backend
+ * that owns an engine's state keeps the answer (one per engine).
+ */
 export function ensureNetwork(docker: Docker): Promise<AirlockNetwork> {
-  pending ??= createOrFind(docker).catch((err) => {
-    pending = undefined;
-    throw err;
-  });
-  return pending;
-}
-
-/** Forget the cached network (after `airlock cleanup` removed it). */
-export function forgetNetwork(): void {
-  pending = undefined;
+  return createOrFind(docker);
 }
 
 async function createOrFind(docker: Docker): Promise<AirlockNetwork> {
@@ -48,7 +51,7 @@ async function createOrFind(docker: Docker): Promise<AirlockNetwork> {
       Labels: { [LABEL.managed]: "true", [LABEL.kind]: "network" },
       Options: {
         "com.docker.network.bridge.enable_icc": "false",
-        "com.docker.network.bridge.name": BRIDGE_INTERFACE,
+        "com.docker.network.bridge.name": freeBridgeName(),
       },
     });
   } catch (err) {

@@ -221,8 +221,11 @@ export async function removeHostChains(bridgeInterface: string): Promise<void> {
       }
     }
   }
+  chains.clear();
+  // Another airlock bridge on this host (a second engine's) still jumps to the chains: they stay, rules and all.
+  const input = await execa("iptables", ["--wait", "10", "-t", "filter", "-S", "INPUT"], { reject: false });
+  if (input.stdout.split("\n").some((line) => line.endsWith(`-j ${INPUT_CHAIN}`))) return;
   // Flush first: the fixed chains jump to the per-run ones, which can only go once nothing refers to them.
   for (const [table, chain] of chainRules().reverse()) await iptables(["-t", table, "-F", chain]);
   for (const [table, chain] of chainRules().reverse()) await iptables(["-t", table, "-X", chain]);
-  chains.clear();
 }

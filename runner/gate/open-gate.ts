@@ -3,8 +3,7 @@
  * resolved on the host, the /etc/hosts the agent sees, the airlock bridge, the host side, the rules.
  */
 import { writeFile } from "node:fs/promises";
-import type Docker from "dockerode";
-import { ensureNetwork } from "../docker/network.js";
+import type { AirlockNetwork } from "../docker/network.js";
 import type { Policy } from "../policy/index.js";
 import { ContainerEgressGate } from "./container-gate.js";
 import { noNetworkGate, type EgressGate } from "./egress-gate.js";
@@ -16,7 +15,8 @@ import { ipv4Rules, ipv6Rules } from "./rules.js";
 import type { Verifier } from "./verify.js";
 
 export interface GateServices {
-  docker: Docker;
+  /** The airlock bridge agents attach to. */
+  network(): Promise<AirlockNetwork>;
   loopback: LoopbackMode;
   gatePool(image: string, network: string): GatePool;
   verifier(gateImage: string, labels: Record<string, string>): Verifier;
@@ -52,7 +52,7 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
   req.onPhase?.(`gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}${req.selfGated ? "" : " (with a gate container)"}`);
   const plan = await planGate(policy.network.allowedEndpoints, policy.source, req.resolver);
   await writeFile(req.hostsPath, hostsFile(plan), { mode: 0o644 });
-  const bridge = await ensureNetwork(services.docker);
+  const bridge = await services.network();
   const hostSide = await openHostSide(services.loopback, bridge, plan, req.runId);
   const rules = {
     v4: ipv4Rules({

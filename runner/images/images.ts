@@ -140,15 +140,12 @@ export function ensureAirlockImage(docker: Docker, spec: { repo: string; kind: s
   return ensureBuilt(docker, planImage(spec.repo, spec.kind, spec.files, spec.dockerfile, spec.buildArgs, Object.entries(spec.buildArgs).map(([k, v]) => `${k}=${v}`)), progress);
 }
 
-let pendingImages: Promise<ImageSet> | undefined;
-
-/** Base, gate and agent images, built if missing. Once per process. */
+/**
+ * Base, gate and agent images on this engine, built if missing. Not cached here: the Docker backend
+ * that owns an engine's state keeps the answer (one per engine).
+ */
 export function ensureImages(docker: Docker, progress: Progress = () => {}): Promise<ImageSet> {
-  pendingImages ??= buildImageSet(docker, progress).catch((err) => {
-    pendingImages = undefined;
-    throw err;
-  });
-  return pendingImages;
+  return buildImageSet(docker, progress);
 }
 
 async function planImageSet(base: { ref: string; id: string }): Promise<{ gate: PlannedImage; agent: PlannedImage }> {

@@ -6,6 +6,7 @@
  */
 import type Docker from "dockerode";
 import type { ContextFile } from "./context.js";
+import { built, type ImageBuilds } from "./builds.js";
 import { ensureBuilt, planImage, type BuiltImage, type Progress } from "./images.js";
 
 export interface PackagesLayer {
@@ -24,19 +25,10 @@ export interface PackagesLayer {
   onFailure?: (err: unknown) => never;
 }
 
-const layers = new Map<string, Promise<BuiltImage>>();
-
-export function ensurePackagesLayer(docker: Docker, image: BuiltImage, layer: PackagesLayer, progress: Progress = () => {}): Promise<BuiltImage> {
-  const key = `${layer.repo}|${image.id}|${layer.key}`;
-  let pending = layers.get(key);
-  if (!pending) {
+export function ensurePackagesLayer(docker: Docker, image: BuiltImage, layer: PackagesLayer, progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
+  return built(builds, `${layer.repo}|${image.id}|${layer.key}`, () => {
     // The Dockerfile names the image ID, so the hash covers it.
     const planned = planImage(layer.repo, layer.kind, layer.files, layer.dockerfile, layer.buildArgs, []);
-    pending = ensureBuilt(docker, planned, (m) => progress(m.startsWith("building") ? `installing ${layer.describe} into a cached image layer` : m)).catch((err: unknown) => {
-      layers.delete(key);
-      return layer.onFailure ? layer.onFailure(err) : Promise.reject(err);
-    });
-    layers.set(key, pending);
-  }
-  return pending;
+    return ensureBuilt(docker, planned, (m) => progress(m.startsWith("building") ? `installing ${layer.describe} into a cached image layer` : m)).catch((err: unknown) => (layer.onFailure ? layer.onFailure(err) : Promise.reject(err)));
+  });
 }

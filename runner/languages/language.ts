@@ -5,6 +5,7 @@
  * these in order; nothing else in the run depends on the language.
  */
 import type Docker from "dockerode";
+import type { ImageBuilds } from "../images/builds.js";
 import type { BuiltImage, ImageSet, Progress } from "../images/images.js";
 import type { Policy } from "../policy/index.js";
 import type { LanguageName } from "./names.js";
@@ -14,6 +15,8 @@ export interface LanguageImageContext {
   /** airlock's base, gate and Node agent images (already built). */
   images: ImageSet;
   progress: Progress;
+  /** The engine's images asked for so far (its Docker backend's): each is looked up once. */
+  builds?: ImageBuilds;
 }
 
 /** An agent put into its bundle folder: where it starts, and what is left to check once the image is there. */

@@ -16,10 +16,8 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Duplex } from "node:stream";
 import { withTimeout } from "../../docker/client.js";
-import { reapOrphansOnce } from "../../docker/cleanup.js";
 import { runLabels } from "../../docker/labels.js";
 import type { EngineContainer } from "../../docker/engine.js";
-import { ensureNetwork } from "../../docker/network.js";
 import type { EgressGate } from "../../gate/egress-gate.js";
 import type { TakenGate } from "../../gate/gate-container.js";
 import { openEgressGate } from "../../gate/open-gate.js";
@@ -42,6 +40,8 @@ import type { PooledSandbox } from "./sandbox/pool.js";
 import { startMode } from "./sandbox/start-mode.js";
 import type { KeeperKind } from "./output-keepers.js";
 import { sandboxShape, sandboxSpec } from "./sandbox/shape.js";
+import type { DockerBackend } from "./docker-backend.js";
+import type { RunRequest } from "../backend.js";
 
 /** One Docker run's resources and state; dispose() releases everything, whatever happened. */
 export class DockerRun extends RunStages {
@@ -54,15 +54,23 @@ export class DockerRun extends RunStages {
   private outputHolder?: EngineContainer;
   private folder?: SandboxFolder;
 
+  constructor(
+    /** The engine's state this run uses: network, images, ready gates and sandboxes, output keepers. */
+    private readonly docker: DockerBackend,
+    r: RunRequest,
+  ) {
+    super(r.runner, r.options, r.name, r.outputDir, r.base, r.emit);
+  }
+
   async execute(): Promise<AgentResult> {
     const prepared = await this.prepare(async () => {
-      await this.runner.engineReachable();
-      if (this.runner.reapOrphans) await reapOrphansOnce(this.runner.docker);
+      await this.docker.engineReachable();
+      if (this.docker.reapOrphans) await this.docker.reapOrphansOnce();
     });
     this.mark("prepared");
-    const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
+    const images = await this.docker.images((line) => this.emit({ type: "build", agent: this.name, line }));
     if (this.options.image) this.image = this.options.image;
-    const image = await chooseImage({ docker: this.runner.docker, images, progress: (line) => this.emit({ type: "build", agent: this.name, line }) }, prepared, this.options.image);
+    const image = await chooseImage({ docker: this.docker.docker, images, progress: (line) => this.emit({ type: "build", agent: this.name, line }), builds: this.docker.builds }, prepared, this.options.image);
     this.image = image.label;
     this.mark("image");
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
@@ -71,7 +79,7 @@ export class DockerRun extends RunStages {
     void rights.then(() => this.mark("rights"), () => {});
     const started = await this.startAgent(prepared, image, images, expiresAt, rights);
     const exit = await watchUntilExit({
-      engine: this.runner.engine,
+      engine: this.docker.engine,
       started,
       gate: this.gate!,
       policy: prepared.policy,
@@ -100,9 +108,9 @@ export class DockerRun extends RunStages {
     const shape = sandboxShape(image.id, prepared.language, prepared.policy, prepared.user);
     const pooled = await this.claimPooled(shape, prepared, expiresAt);
     if (pooled) return this.startSandbox(prepared, image, images, expiresAt, rights, shape, pooled);
-    const ended = this.runner.startBegan();
+    const ended = this.docker.startBegan();
     try {
-      const readyGate = this.runner.takeReadyGate();
+      const readyGate = this.docker.takeReadyGate();
       if (readyGate) {
         this.startup.how = "ready gate";
         return await this.startWithGate(prepared, image, images, expiresAt, rights, readyGate);
@@ -110,7 +118,7 @@ export class DockerRun extends RunStages {
       return await this.startSandbox(prepared, image, images, expiresAt, rights, shape);
     } finally {
       // The next run finds a gate namespace ready (a container joined to it starts faster than one with a network of its own).
-      this.runner.keepGateReady(images.ids.gate);
+      this.docker.keepGateReady(images.ids.gate);
       ended();
     }
   }
@@ -152,9 +160,9 @@ export class DockerRun extends RunStages {
       // Bind sources must exist when the container is created; the gate writes the hosts file in place.
       const { hostsPath, resolvPath } = networkFiles(prepared);
       await Promise.all([writeFile(hostsPath, "", { mode: 0o644 }), writeResolvConf(resolvPath)]);
-      const network = await ensureNetwork(this.runner.docker);
+      const network = await this.docker.network();
       starting = Sandbox.start(
-        this.runner.engine,
+        this.docker.engine,
         sandboxSpec(shape, {
           name: `airlock-${this.runId}`,
           network: network.name,
@@ -185,7 +193,7 @@ export class DockerRun extends RunStages {
 
   /** A pooled sandbox this run can use, with its output folder moved into place; or none (the reason is in the result's startup). */
   private async claimPooled(shape: SandboxShape, prepared: PreparedRun, expiresAt: number): Promise<PooledSandbox | undefined> {
-    const pool = this.runner.warmPool;
+    const pool = this.docker.warmPool;
     if (!pool) return undefined;
     const cold = (why: string) => void (this.startup.coldBecause = why);
     // What a pooled sandbox mounts was fixed when it was created.
@@ -193,7 +201,7 @@ export class DockerRun extends RunStages {
     const claim = await pool.claim(shape, expiresAt);
     if ("cold" in claim) return cold(claim.cold);
     // Its name says which run it is now (what `airlock cleanup` reads), in the background.
-    this.runner.background(claim.pooled.sandbox.container.rename(`airlock-${this.runId}`));
+    this.docker.background(claim.pooled.sandbox.container.rename(`airlock-${this.runId}`));
     return claim.pooled;
   }
 
@@ -208,7 +216,7 @@ export class DockerRun extends RunStages {
     const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, networkFiles(prepared).hostsPath, readyGate));
     this.mark("gate");
     await keeper;
-    if (gateHolds && gate.network.mode === "gate-container") this.outputHolder = this.runner.engine.container(gate.network.gateId);
+    if (gateHolds && gate.network.mode === "gate-container") this.outputHolder = this.docker.engine.container(gate.network.gateId);
     else if (gateHolds) await this.startKeeper(prepared, images, expiresAt);
     await image.checked;
     Object.assign(prepared.env, await rights);
@@ -220,11 +228,11 @@ export class DockerRun extends RunStages {
     this.phase("gate", prepared.policy.network.disabled ? "network disabled" : "setting up the gate");
     return openEgressGate(
       {
-        docker: this.runner.docker,
-        loopback: this.runner.loopback,
-        gatePool: (img, net) => this.runner.gatePool(img, net),
-        verifier: (img, labels) => this.runner.verifier(img, labels),
-        background: (w) => this.runner.background(w),
+        network: () => this.docker.network(),
+        loopback: this.docker.loopback,
+        gatePool: (img, net) => this.docker.gatePool(img, net),
+        verifier: (img, labels) => this.docker.verifier(img, labels),
+        background: (w) => this.docker.background(w),
       },
       {
         policy: prepared.policy,
@@ -247,8 +255,8 @@ export class DockerRun extends RunStages {
   /** The container that owns this run's /output volume and holds it until the runner copied it out: one kept ready, or one started now. */
   private async startKeeper(prepared: PreparedRun, images: ImageSet, expiresAt: number): Promise<void> {
     this.keeperKind = { image: images.ids.gate, user: prepared.user, limits: outputLimits(prepared) };
-    const { keeper } = await this.runner.outputKeepers.take(this.keeperKind, expiresAt, async () => {
-      const fresh = await this.runner.engine.createContainer(
+    const { keeper } = await this.docker.outputKeepers.take(this.keeperKind, expiresAt, async () => {
+      const fresh = await this.docker.engine.createContainer(
         keeperSpec({
           name: `airlock-${this.runId}-output`,
           image: images.ids.gate,
@@ -302,7 +310,7 @@ export class DockerRun extends RunStages {
     let stream: Duplex;
     let exited: Promise<{ StatusCode?: number }>;
     for (let attempt = 1; ; attempt++) {
-      container = this.container = await this.runner.engine.createContainer(spec);
+      container = this.container = await this.docker.engine.createContainer(spec);
       this.mark("created");
       stream = await container.attach({ stdin: gate.usesStdin });
       // "next-exit": a container that is created but not started yet counts as not running.
@@ -323,7 +331,7 @@ export class DockerRun extends RunStages {
     await gate.open(container, stream, exited);
     this.mark("released");
     // The next run of this kind finds its output keeper started.
-    if (this.keeperKind) this.runner.outputKeepers.refill(this.keeperKind);
+    if (this.keeperKind) this.docker.outputKeepers.refill(this.keeperKind);
     return { container, exited, streamEnded };
   }
 
@@ -333,24 +341,24 @@ export class DockerRun extends RunStages {
     const errPipe = new PassThrough();
     outPipe.pipe(stdout.writable());
     errPipe.pipe(stderr.writable());
-    this.runner.engine.demux(stream, outPipe, errPipe);
+    this.docker.engine.demux(stream, outPipe, errPipe);
   }
 
   async dispose(): Promise<void> {
     // The agent's processes are gone (or killed by the forced removal); the container itself is
     // removed in the background. Bounded: if the engine does not answer, the orphan reaper removes it later.
     const agentGone = this.container ? withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s") : Promise.resolve();
-    this.runner.background(agentGone);
+    this.docker.background(agentGone);
     // The keeper after the agent's container, which uses its volume (removed with the keeper).
     const keeper = this.keeper;
-    if (keeper) this.runner.background(agentGone.catch(() => {}).then(() => withTimeout(keeper.remove(), 60_000, "the engine did not remove the output keeper within 60 s")));
+    if (keeper) this.docker.background(agentGone.catch(() => {}).then(() => withTimeout(keeper.remove(), 60_000, "the engine did not remove the output keeper within 60 s")));
     // The host rules only ever matched this container's address, which is gone: no need to wait. A
     // gate that holds this run's /output goes after the agent's container, which uses its volume (a
     // volume still in use stays behind when its container is removed).
     const gate = this.gate;
-    if (gate) this.runner.background(this.outputHolder ? agentGone.catch(() => {}).then(() => gate.dispose()) : gate.dispose());
+    if (gate) this.docker.background(this.outputHolder ? agentGone.catch(() => {}).then(() => gate.dispose()) : gate.dispose());
     // A pooled sandbox's folder.
-    if (this.folder) this.runner.background(removeSandboxFolder(this.folder));
+    if (this.folder) this.docker.background(removeSandboxFolder(this.folder));
     // The agent is gone: its broker identities go too.
     await this.releaseShared();
   }

@@ -105,7 +105,7 @@ export class KubeRun extends RunStages {
       }
       return { tag, airlocks: info ? trustedImages().has(info.Id) : false, local: Boolean(info), checked: Promise.resolve() };
     }
-    const ctx = { docker: this.runner.docker, images, progress: (line: string) => this.emit({ type: "build", agent: this.name, line }) };
+    const ctx = { docker: this.runner.docker, images, progress: (line: string) => this.emit({ type: "build", agent: this.name, line }), builds: this.runner.dockerBackend.builds };
     const built = await prepared.language.image(ctx, prepared.policy);
     this.image = built.tag;
     const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();

@@ -15,7 +15,7 @@ export const nodeLanguage: AgentLanguage = {
     await Promise.all([bundleAgent(agentFile, policy, bundleDir), options?.typecheck && /\.[mc]?ts$/.test(agentFile) ? typecheckAgent(agentFile) : undefined]);
     return { entry: "/opt/agent/run/agent.mjs" };
   },
-  image: ({ docker, images, progress }, policy) => ensureNpmPackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages.npm, progress),
+  image: ({ docker, images, progress, builds }, policy) => ensureNpmPackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages.npm, progress, builds),
   runtimeArgv: ["node", "/opt/airlock/dist/bootstrap.js"],
   // NODE_ENV is read when the agent runs; the others (NODE_OPTIONS, ...) as Node starts.
   standby: { argv: ["node", "/opt/airlock/dist/standby.js"], startupVariables: /^(NODE_(?!ENV$)\w+|UV_\w+|LD_\w+|MALLOC_\w+|OPENSSL_\w+)$/ },

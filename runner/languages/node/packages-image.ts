@@ -2,11 +2,12 @@
 import type Docker from "dockerode";
 import type { ContextFile } from "../../images/context.js";
 import { caFile, type BuiltImage, type Progress } from "../../images/images.js";
+import type { ImageBuilds } from "../../images/builds.js";
 import { ensurePackagesLayer } from "../../images/packages-layer.js";
 import { registrySettings } from "../../images/registry-settings.js";
 import type { PackageSpec } from "../../policy/package-spec.js";
 
-export function ensureNpmPackagesImage(docker: Docker, agentImage: BuiltImage, packages: PackageSpec[], progress: Progress = () => {}): Promise<BuiltImage> {
+export function ensureNpmPackagesImage(docker: Docker, agentImage: BuiltImage, packages: PackageSpec[], progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
   if (packages.length === 0) return Promise.resolve(agentImage);
   const sorted = [...packages].sort((a, b) => a.name.localeCompare(b.name));
   const settings = registrySettings();
@@ -45,5 +46,6 @@ export function ensureNpmPackagesImage(docker: Docker, agentImage: BuiltImage, p
       describe: sorted.map((p) => p.spec).join(" "),
     },
     progress,
+    builds,
   );
 }

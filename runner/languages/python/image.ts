@@ -6,6 +6,7 @@
  * every airlock image.
  */
 import type Docker from "dockerode";
+import { built, type ImageBuilds } from "../../images/builds.js";
 import { ImageBuildError } from "../../errors.js";
 import { runOneOff } from "../../docker/one-off.js";
 import { directoryEntries, fileEntry, type ContextFile } from "../../images/context.js";
@@ -41,15 +42,9 @@ function settingsFiles(settings: PipSettings): ContextFile[] {
   ];
 }
 
-let pending: Promise<BuiltImage> | undefined;
-
-/** The Python agent image, built if missing. Once per process. */
-export function ensurePythonImage(docker: Docker, images: ImageSet, progress: Progress = () => {}): Promise<BuiltImage> {
-  pending ??= buildPythonImage(docker, images, progress).catch((err) => {
-    pending = undefined;
-    throw err;
-  });
-  return pending;
+/** The Python agent image, built if missing (looked up once per `builds`, the engine's). */
+export function ensurePythonImage(docker: Docker, images: ImageSet, progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
+  return built(builds, `python|${images.base}`, () => buildPythonImage(docker, images, progress));
 }
 
 async function planPythonImage(base: { ref: string; id: string }, settings: PipSettings) {
@@ -100,7 +95,7 @@ export async function pythonVersionOf(docker: Docker, image: BuiltImage): Promis
 }
 
 /** The Python image plus the policy's pip packages (/opt/agent/python), as a cached layer. */
-export function ensurePipPackagesImage(docker: Docker, pythonImage: BuiltImage, packages: PipRequirement[], policySource: string, progress: Progress = () => {}): Promise<BuiltImage> {
+export function ensurePipPackagesImage(docker: Docker, pythonImage: BuiltImage, packages: PipRequirement[], policySource: string, progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
   if (packages.length === 0) return Promise.resolve(pythonImage);
   const sorted = [...packages].sort((a, b) => a.key.localeCompare(b.key) || a.spec.localeCompare(b.spec));
   const settings = pipSettings();
@@ -135,6 +130,7 @@ export function ensurePipPackagesImage(docker: Docker, pythonImage: BuiltImage, 
       },
     },
     progress,
+    builds,
   );
 }
 

@@ -13,9 +13,9 @@ export const pythonLanguage: AgentLanguage = {
     const staged = await stagePython(agentFile, bundleDir);
     return { entry: staged.entry, check: ({ docker }, image) => checkPythonSyntax(docker, image, staged, bundleDir) };
   },
-  async image({ docker, images, progress }, policy) {
-    const python = await ensurePythonImage(docker, images, progress);
-    return ensurePipPackagesImage(docker, python, policy.packages.pip, policy.source, progress);
+  async image({ docker, images, progress, builds }, policy) {
+    const python = await ensurePythonImage(docker, images, progress, builds);
+    return ensurePipPackagesImage(docker, python, policy.packages.pip, policy.source, progress, builds);
   },
   runtimeArgv: ["python3", "-m", "airlock._bootstrap"],
   standby: { argv: ["python3", "-m", "airlock._standby"], startupVariables: /^(PYTHON\w+|LD_\w+|MALLOC_\w+)$/ },
