@@ -22,7 +22,7 @@ import type Docker from "dockerode";
 import { definePolicy, dockerClient, ensureImages, runAgent, type Policy, type PolicyInput } from "../runner/index.js";
 import { localBrokersFile, openBusRights } from "../runner/bus/rights.js";
 import { readFileSync } from "node:fs";
-import { ensureNetwork } from "../runner/docker/network.js";
+import { ensureNetwork } from "../runner/backends/docker/network.js";
 import { ensureNpmPackagesImage } from "../runner/languages/node/packages-image.js";
 import { ensurePythonImage } from "../runner/languages/python/image.js";
 import { defaultRunner } from "../runner/runner.js";

@@ -13,7 +13,7 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { createRunner, definePolicy, dockerClient, type AgentResult, type Runner } from "../runner/index.js";
 import { LABEL } from "../runner/docker/labels.js";
-import { NETWORK_NAME } from "../runner/docker/network.js";
+import { NETWORK_NAME } from "../runner/backends/docker/network.js";
 import { packagePath } from "../runner/paths.js";
 import { waitUntil } from "../runner/util/wait-until.js";
 import { percentile, summarize } from "./stats.js";

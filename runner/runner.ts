@@ -8,7 +8,7 @@
 import type Docker from "dockerode";
 import { dockerClient } from "./docker/client.js";
 import { dockerEngine, type Engine } from "./docker/engine.js";
-import { loopbackMode, type LoopbackMode } from "./gate/host-side.js";
+import { loopbackMode, type LoopbackMode } from "./backends/docker/gate/host-side.js";
 import type { ImageSet } from "./images/images.js";
 import { runAgentWith, type RunAgentOptions } from "./run/run-agent.js";
 import type { BackendName, ExecutionBackend } from "./backends/backend.js";
@@ -153,6 +153,16 @@ export class Runner {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Run one agent: with `options.runner`, else the default runner of this process. */
+export function runAgent(options: RunAgentOptions): Promise<AgentResult> {
+  return runAgentWith(options.runner ?? defaultRunner(), options);
+}
+
+/** Resolves when the containers of every finished run of the default runner are gone. */
+export function containersRemoved(): Promise<void> {
+  return defaultRunner().containersRemoved();
 }
 
 export function createRunner(options: RunnerOptions = {}): Runner {

@@ -7,11 +7,11 @@ import { mkdir } from "node:fs/promises";
 import { basename, dirname, extname, resolve } from "node:path";
 import { AirlockError } from "../errors.js";
 import { explainDockerError, isConnectionError } from "../docker/client.js";
-import type { DescribeCluster } from "../gate/kafka-preflight.js";
+import type { DescribeCluster } from "../bus/kafka-preflight.js";
 import type { Resolver } from "../gate/plan.js";
 import type { LanguageName } from "../languages/names.js";
 import type { Policy, PolicyInput } from "../policy/index.js";
-import { defaultRunner, type Runner } from "../runner.js";
+import type { Runner } from "../runner.js";
 import type { BackendName } from "../backends/backend.js";
 import type { StreamName } from "./logs.js";
 import type { BackendRun } from "./run-stages.js";
@@ -78,15 +78,6 @@ export function agentNameFor(options: Pick<RunAgentOptions, "agent" | "name">, p
     return (generic ? basename(dirname(resolve(options.agent))) : stem) || "agent";
   }
   return policy?.name ?? "agent";
-}
-
-export function runAgent(options: RunAgentOptions): Promise<AgentResult> {
-  return runAgentWith(options.runner ?? defaultRunner(), options);
-}
-
-/** Resolves when the containers of every finished run of the default runner are gone. */
-export function containersRemoved(): Promise<void> {
-  return defaultRunner().containersRemoved();
 }
 
 export async function runAgentWith(runner: Runner, options: RunAgentOptions): Promise<AgentResult> {

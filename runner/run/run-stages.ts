@@ -12,7 +12,7 @@ import { rm } from "node:fs/promises";
 import { RunOptionsError } from "../errors.js";
 import { withTimeout } from "../docker/client.js";
 import type { DeniedConnection } from "../gate/denied.js";
-import { kafkaPreflight } from "../gate/kafka-preflight.js";
+import { kafkaPreflight } from "../bus/kafka-preflight.js";
 import type { Policy } from "../policy/index.js";
 import type { Runner } from "../runner.js";
 import { openBusRights, type BusRights } from "../bus/rights.js";

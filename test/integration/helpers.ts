@@ -6,10 +6,10 @@ import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerClient } from "../../runner/index.js";
-import { ensureNetwork } from "../../runner/docker/network.js";
+import { ensureNetwork } from "../../runner/backends/docker/network.js";
 import { LABEL } from "../../runner/docker/labels.js";
 import { WARM_GATE_PREFIX } from "../../runner/runner.js";
-import { containersRemoved } from "../../runner/run/run-agent.js";
+import { containersRemoved } from "../../runner/runner.js";
 import { localBrokersFile } from "../../runner/bus/rights.js";
 
 export const AGENTS = join(import.meta.dirname, "agents");

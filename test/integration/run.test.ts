@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { cleanup, definePolicy, dockerClient, runAgent, type AgentResult, type RunEvent } from "../../runner/index.js";
-import { runsWithHostRules } from "../../runner/gate/host-netfilter.js";
+import { runsWithHostRules } from "../../runner/backends/docker/gate/host-netfilter.js";
 import { WARM_GATE_PREFIX } from "../../runner/runner.js";
 import { ensureImages } from "../../runner/images/images.js";
 import { packagePath } from "../../runner/paths.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { agentSpec, gateSpec, type AgentSpecInput } from "../../runner/run/container-spec.js";
+import { agentSpec, gateSpec, type AgentSpecInput } from "../../runner/backends/docker/container-spec.js";
 
 const input: AgentSpecInput = {
   name: "airlock-x",

@@ -1,6 +1,6 @@
 import { createServer, connect, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { LoopbackForwarder } from "../../runner/gate/forwarder.js";
+import { LoopbackForwarder } from "../../runner/run/loopback-forwarder.js";
 import { hostsFile, planGate, RESOLV_CONF } from "../../runner/gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../../runner/gate/rules.js";
 import { parseEndpoint } from "../../runner/policy/endpoint.js";
@@ -140,7 +140,7 @@ describe("in-container gate: the runner's side of the init", () => {
   const hostSide = { gatewayPorts: [], filtered: false, allow: async () => {}, close: async () => {} };
   const verifier = { verify: async () => {} };
   const gateFor = async (rules = { v4: "*filter\nCOMMIT\n", v6: "x" }, user = { uid: 1000, gid: 100 }) => {
-    const { InitEgressGate } = await import("../../runner/gate/init-gate.js");
+    const { InitEgressGate } = await import("../../runner/backends/docker/gate/init-gate.js");
     return new InitEgressGate({ rules, user, networkName: "airlock", hostSide, verifier });
   };
 
@@ -172,7 +172,7 @@ describe("in-container gate: the runner's side of the init", () => {
   });
 
   it("recognises the init's own failure (exit 125 with its words), and nothing else", async () => {
-    const { InitEgressGate } = await import("../../runner/gate/init-gate.js");
+    const { InitEgressGate } = await import("../../runner/backends/docker/gate/init-gate.js");
     expect(InitEgressGate.failure(125, "airlock-init: iptables-restore failed\n")?.message).toContain("the egress gate failed before the agent started: airlock-init: iptables-restore failed");
     expect(InitEgressGate.failure(125, "an agent that exits 125 itself\n")).toBeUndefined();
     expect(InitEgressGate.failure(1, "airlock-init: something\n")).toBeUndefined();
@@ -183,7 +183,7 @@ describe("in-container gate: the runner's side of the init", () => {
 
 describe("host side of localhost endpoints", () => {
   it("uses kernel DNAT as root on Linux, the forwarder otherwise, and obeys AIRLOCK_LOOPBACK", async () => {
-    const { loopbackMode } = await import("../../runner/gate/host-side.js");
+    const { loopbackMode } = await import("../../runner/backends/docker/gate/host-side.js");
     expect(loopbackMode({ AIRLOCK_LOOPBACK: "forwarder" })).toBe("forwarder");
     expect(loopbackMode({ AIRLOCK_LOOPBACK: "kernel" })).toBe("kernel");
     expect(loopbackMode({})).toBe(process.getuid?.() === 0 && process.platform === "linux" ? "kernel" : "forwarder");

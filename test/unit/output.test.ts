@@ -7,7 +7,7 @@ import * as tar from "tar-stream";
 import { describe, expect, it } from "vitest";
 import { outputUnpacker, safeRelative } from "../../runner/run/output-tar.js";
 import { agentMemoryBytes, outputQuotaBytes, outputTmpfsOptions, outputVolumeMount } from "../../runner/run/output-volume.js";
-import { agentSpec, keeperSpec } from "../../runner/run/container-spec.js";
+import { agentSpec, keeperSpec } from "../../runner/backends/docker/container-spec.js";
 
 describe("/output as a filesystem of its own", () => {
   const user = { uid: 10001, gid: 10001 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compareRulesets, normalizeRuleset } from "../../runner/gate/verify.js";
+import { compareRulesets, normalizeRuleset } from "../../runner/gate/compare-rules.js";
 import { ipv4Rules, ipv6Rules } from "../../runner/gate/rules.js";
 
 const sent = ipv4Rules({ gateway: "172.18.0.1", forwarded: [{ port: 6379, forwarderPort: 6379 }], direct: [] });

@@ -1,6 +1,6 @@
 /**
  * The Docker backend: each agent in its own container on one Docker engine, gated by airlock's init
- * or a gate container (runner/gate/). It owns everything that outlives a run on that engine — the
+ * or a gate container (gate/ here). It owns everything that outlives a run on that engine — the
  * airlock network, the images, the one-time sweep of what crashed runners left, gate containers and
  * sandboxes kept ready, output keepers, the engine check — so two runners on two engines share
  * nothing. One per runner (Runner.dockerBackend), created on first use; close() releases it all.
@@ -9,18 +9,18 @@ import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
 import type { CleanupReport as BackendCleanupReport, ExecutionBackend, RunRequest } from "../backend.js";
 import { assertDockerReachable } from "../../docker/client.js";
-import { cleanup, type CleanupReport } from "../../docker/cleanup.js";
+import { cleanup, type CleanupReport } from "./cleanup.js";
 import type { Engine } from "../../docker/engine.js";
 import { LABEL, ownerId } from "../../docker/labels.js";
-import { ensureNetwork, type AirlockNetwork } from "../../docker/network.js";
-import { GatePool, type TakenGate } from "../../gate/gate-container.js";
-import type { LoopbackMode } from "../../gate/host-side.js";
-import { defaultVerifier, type Verifier } from "../../gate/verify.js";
+import { ensureNetwork, type AirlockNetwork } from "./network.js";
+import { GatePool, type TakenGate } from "./gate/gate-container.js";
+import type { LoopbackMode } from "./gate/host-side.js";
+import { defaultVerifier, type Verifier } from "./gate/verify.js";
 import { ImageBuilds } from "../../images/builds.js";
 import { ensureImages, type ImageSet } from "../../images/images.js";
 import type { AgentLanguage } from "../../languages/language.js";
 import type { Policy } from "../../policy/index.js";
-import { gateSpec } from "../../run/container-spec.js";
+import { gateSpec } from "./container-spec.js";
 import { agentUser } from "../../run/output.js";
 import { DEFAULT_OUTPUT_LIMITS } from "../../run/output-volume.js";
 import { DockerRun } from "./docker-run.js";

@@ -10,7 +10,7 @@ import type { Duplex } from "node:stream";
 import { withTimeout } from "../../docker/client.js";
 import type { ContainerState, Engine, EngineContainer } from "../../docker/engine.js";
 import type { DeniedConnection } from "../../gate/denied.js";
-import type { EgressGate } from "../../gate/egress-gate.js";
+import type { EgressGate } from "./gate/egress-gate.js";
 import type { Policy } from "../../policy/index.js";
 import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "../../run/exit-wait.js";
 import type { LogCapture } from "../../run/logs.js";

@@ -1,7 +1,7 @@
 /**
  * Output keepers kept ready: a run whose container ends with its agent and that has no gate
  * container to hold its /output (a run without network, or limits other than the defaults) needs an
- * output keeper (run/container-spec.ts keeperSpec), and starting one is a container start on the
+ * output keeper (container-spec.ts keeperSpec), and starting one is a container start on the
  * run's path. The runner (its owner) keeps one started per kind of keeper after the first run that
  * needed it, the way it keeps a gate ready; a run takes it and the next is started once that run's
  * own container is up. One not taken within 30 s is removed, and close() removes them all; a runner
@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import type { Engine, EngineContainer } from "../../docker/engine.js";
 import { LABEL, ownerId } from "../../docker/labels.js";
-import { keeperSpec } from "../../run/container-spec.js";
+import { keeperSpec } from "./container-spec.js";
 import type { AgentUser } from "../../run/output.js";
 import type { OutputLimits } from "../../run/output-volume.js";
 

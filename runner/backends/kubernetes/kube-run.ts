@@ -15,7 +15,7 @@ import { KubernetesError, RunOptionsError } from "../../errors.js";
 import { assertDockerReachable } from "../../docker/client.js";
 import { ownerId } from "../../docker/labels.js";
 import { parseDeniedReport } from "../../gate/denied.js";
-import { LoopbackForwarder } from "../../gate/forwarder.js";
+import { LoopbackForwarder } from "../../run/loopback-forwarder.js";
 import { planGate, type GatePlan } from "../../gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../../gate/rules.js";
 import { trustedImages } from "../../images/trust.js";

@@ -7,8 +7,8 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { GateError, KubernetesError, RunOptionsError } from "../../errors.js";
-import type { LoopbackForwarder } from "../../gate/forwarder.js";
-import { compareRulesets } from "../../gate/verify.js";
+import type { LoopbackForwarder } from "../../run/loopback-forwarder.js";
+import { compareRulesets } from "../../gate/compare-rules.js";
 import type { KubeClient } from "./client.js";
 import { execRetrying } from "./exec.js";
 import { GATE_CONTAINER, GATE_RELEASE_FILE } from "./pod-spec.js";

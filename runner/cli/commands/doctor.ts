@@ -15,7 +15,7 @@ export function registerDoctor(program: Command): void {
       // Loaded here, not at the top: `airlock --help` should not pay for the engine client.
       const [{ assertDockerReachable, dockerClient }, { loopbackMode }, { imageStatus }, { pythonImageStatus }, { loadPolicy }] = await Promise.all([
         import("../../docker/client.js"),
-        import("../../gate/host-side.js"),
+        import("../../backends/docker/gate/host-side.js"),
         import("../../images/images.js"),
         import("../../languages/python/image.js"),
         import("../../policy/index.js"),

@@ -14,7 +14,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { definePolicy, runAgent, type AgentResult } from "../../../runner/index.js";
 import { localBrokersFile } from "../../../runner/bus/rights.js";
-import { containersRemoved } from "../../../runner/run/run-agent.js";
+import { containersRemoved } from "../../../runner/runner.js";
 import { localBrokerAdmin as localAdmin, tcpDecoy, tempDir, type Decoy } from "../helpers.js";
 import { attackerImage } from "./attacker.js";
 import { SecurityReport } from "./report.js";

@@ -13,7 +13,7 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRunner, definePolicy, dockerClient, ensureImages, runAgent } from "../../../runner/index.js";
-import { GUARD_CHAIN } from "../../../runner/gate/host-netfilter.js";
+import { GUARD_CHAIN } from "../../../runner/backends/docker/gate/host-netfilter.js";
 import { waitUntil } from "../../../runner/util/wait-until.js";
 import { bridgeGateway, leftoverContainers, tcpDecoy, tempDir, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";

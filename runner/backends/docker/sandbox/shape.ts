@@ -7,7 +7,7 @@
 import type Docker from "dockerode";
 import { SLOT_USER_VARIABLE } from "../../../gate/protocol.js";
 import type { AgentLanguage } from "../../../languages/language.js";
-import { agentSpec } from "../../../run/container-spec.js";
+import { agentSpec } from "../container-spec.js";
 import type { Policy } from "../../../policy/index.js";
 import type { AgentUser } from "../../../run/output.js";
 import type { SandboxShape } from "./sandbox.js";

@@ -7,8 +7,8 @@
  */
 import { execFile } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
-import { GateError } from "../errors.js";
-import { DENY_TABLE_NAMES } from "./protocol.js";
+import { GateError } from "../../../errors.js";
+import { DENY_TABLE_NAMES } from "../../../gate/protocol.js";
 
 export type Backend = "legacy" | "nft";
 

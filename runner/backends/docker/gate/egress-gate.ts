@@ -14,9 +14,9 @@
  * tables itself from the kernel after the agent exits.
  */
 import type { Duplex } from "node:stream";
-import type { DeniedConnection } from "./denied.js";
-import type { AgentNetwork } from "../run/container-spec.js";
-import type { ContainerState, EngineContainer } from "../docker/engine.js";
+import type { DeniedConnection } from "../../../gate/denied.js";
+import type { AgentNetwork } from "../container-spec.js";
+import type { ContainerState, EngineContainer } from "../../../docker/engine.js";
 
 export interface EgressGate {
   /** How the agent's container is attached to the network. */

@@ -16,8 +16,8 @@
 import { writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { execa } from "execa";
-import type { AirlockNetwork } from "../docker/network.js";
-import { GateError } from "../errors.js";
+import type { AirlockNetwork } from "../network.js";
+import { GateError } from "../../../errors.js";
 
 export const NAT_CHAIN = "AIRLOCK-LOOPBACK";
 export const INPUT_CHAIN = "AIRLOCK-INPUT";

@@ -3,11 +3,11 @@
  * and, when asked, every airlock container and the airlock network.
  */
 import type Docker from "dockerode";
-import { removeHostChains, removeStaleHostRules } from "../gate/host-netfilter.js";
-import { isNotFound } from "./client.js";
-import { isOrphaned, LABEL } from "./labels.js";
+import { removeHostChains, removeStaleHostRules } from "./gate/host-netfilter.js";
+import { isNotFound } from "../../docker/client.js";
+import { isOrphaned, LABEL } from "../../docker/labels.js";
 import { BRIDGE_INTERFACE, NETWORK_NAME } from "./network.js";
-import { sweepSandboxFolders } from "../backends/docker/sandbox/folder.js";
+import { sweepSandboxFolders } from "./sandbox/folder.js";
 
 export interface CleanupReport {
   containersRemoved: string[];

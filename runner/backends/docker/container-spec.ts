@@ -21,8 +21,8 @@
  *        /output volume of the default limits, which a run with those limits uses (VolumesFrom).
  */
 import type Docker from "dockerode";
-import type { AgentUser } from "./output.js";
-import { agentMemoryBytes, outputVolumeMount, type OutputLimits } from "./output-volume.js";
+import type { AgentUser } from "../../run/output.js";
+import { agentMemoryBytes, outputVolumeMount, type OutputLimits } from "../../run/output-volume.js";
 
 export const AGENT_TMPFS = "rw,nosuid,nodev,size=64m,mode=1777";
 

@@ -5,7 +5,7 @@
  * for the gate's address (the agent shares it).
  */
 import type { EgressGate } from "./egress-gate.js";
-import { parseDeniedReport, type DeniedConnection } from "./denied.js";
+import { parseDeniedReport, type DeniedConnection } from "../../../gate/denied.js";
 import type { GatePool, StartedGate, TakenGate } from "./gate-container.js";
 import type { HostSide } from "./host-side.js";
 import { canInspectFromHost, hostInterfaceOf, readDeniedTables } from "./netns.js";

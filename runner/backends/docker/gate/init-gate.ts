@@ -10,13 +10,13 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
-import type { EngineContainer } from "../docker/engine.js";
-import { GateError } from "../errors.js";
+import type { EngineContainer } from "../../../docker/engine.js";
+import { GateError } from "../../../errors.js";
 import type { EgressGate, SandboxStart } from "./egress-gate.js";
-import { parseDeniedReport, type DeniedConnection } from "./denied.js";
+import { parseDeniedReport, type DeniedConnection } from "../../../gate/denied.js";
 import type { HostSide } from "./host-side.js";
 import { canInspectFromHost, hostInterfaceOf, readDeniedTables, type Backend } from "./netns.js";
-import { DONE_LINE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_WORDS, initRulesLine } from "./protocol.js";
+import { DONE_LINE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_WORDS, initRulesLine } from "../../../gate/protocol.js";
 import type { ExpectedRules, Verifier } from "./verify.js";
 
 const APPLY_TIMEOUT_MS = 30_000;

@@ -3,15 +3,15 @@
  * resolved on the host, the /etc/hosts the agent sees, the airlock bridge, the host side, the rules.
  */
 import { writeFile } from "node:fs/promises";
-import type { AirlockNetwork } from "../docker/network.js";
-import type { Policy } from "../policy/index.js";
+import type { AirlockNetwork } from "../network.js";
+import type { Policy } from "../../../policy/index.js";
 import { ContainerEgressGate } from "./container-gate.js";
 import { noNetworkGate, type EgressGate } from "./egress-gate.js";
 import type { GatePool, TakenGate } from "./gate-container.js";
 import { openHostSide, type LoopbackMode } from "./host-side.js";
 import { InitEgressGate } from "./init-gate.js";
-import { hostsFile, planGate, type Resolver } from "./plan.js";
-import { ipv4Rules, ipv6Rules } from "./rules.js";
+import { hostsFile, planGate, type Resolver } from "../../../gate/plan.js";
+import { ipv4Rules, ipv6Rules } from "../../../gate/rules.js";
 import type { Verifier } from "./verify.js";
 
 export interface GateServices {

@@ -9,9 +9,9 @@
  */
 import type Docker from "dockerode";
 import { PassThrough, type Duplex } from "node:stream";
-import { withTimeout } from "../docker/client.js";
-import { GateError } from "../errors.js";
-import { GATE_WORDS, gateRulesLine } from "./protocol.js";
+import { withTimeout } from "../../../docker/client.js";
+import { GateError } from "../../../errors.js";
+import { GATE_WORDS, gateRulesLine } from "../../../gate/protocol.js";
 
 export interface StartedGate {
   container: Docker.Container;

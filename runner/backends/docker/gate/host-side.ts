@@ -13,10 +13,10 @@
  *
  * AIRLOCK_LOOPBACK=forwarder|kernel overrides the choice of path for localhost endpoints.
  */
-import { GateError } from "../errors.js";
-import { LoopbackForwarder } from "./forwarder.js";
+import { GateError } from "../../../errors.js";
+import { LoopbackForwarder } from "../../../run/loopback-forwarder.js";
 import { AGENTS_FWD_CHAIN, AGENTS_IN_CHAIN, applyRunRules, ensureHostChains, NAT_CHAIN, peerMatch, runComment, type Bridge, type BridgePeer } from "./host-netfilter.js";
-import type { GatePlan } from "./plan.js";
+import type { GatePlan } from "../../../gate/plan.js";
 
 export type LoopbackMode = "kernel" | "forwarder";
 
