@@ -41,7 +41,13 @@ function runCommand(argv: string[]): void {
     console.error(`airlock: cannot run ${argv[0]}: ${err.message}`);
     flushAndExit(127);
   });
-  child.on("exit", (code, signal) => flushAndExit(code ?? 128 + (signal ? ({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as Record<string, number>)[signal] ?? 1 : 1)));
+  child.on("exit", (code, signal) =>
+    flushAndExit(
+      code ??
+        128 +
+          (signal ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as Record<string, number>)[signal] ?? 1) : 1),
+    ),
+  );
 }
 
 /** Run the agent (argv: the entry, or a command). The runtime on standby (standby.ts) calls this once its start line came. */
@@ -74,7 +80,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     clearInterval(keepAlive);
     await bus.close();
   });
-  if (value !== undefined) process.stdout.write(encodeControl({ type: "result", value: toJson(value) }) + "\n");
+  if (value !== undefined) process.stdout.write(`${encodeControl({ type: "result", value: toJson(value) })}\n`);
   // An agent that set process.exitCode (as a plain Node program would) exits with it.
   flushAndExit(typeof process.exitCode === "number" ? process.exitCode : Number(process.exitCode ?? 0) || 0);
 }

@@ -66,12 +66,12 @@ export function createOutput(dir: string): AgentOutput {
     },
     async writeJson(name, value) {
       const full = await prepare(name);
-      await writeFile(full, JSON.stringify(value, null, 2) + "\n");
+      await writeFile(full, `${JSON.stringify(value, null, 2)}\n`);
       return full;
     },
     async appendLine(name, line) {
       const full = await prepare(name);
-      await appendFile(full, line.endsWith("\n") ? line : line + "\n");
+      await appendFile(full, line.endsWith("\n") ? line : `${line}\n`);
       return full;
     },
   };
@@ -89,5 +89,5 @@ let readySent = false;
 export function signalReady(): void {
   if (readySent) return;
   readySent = true;
-  process.stdout.write(encodeControl({ type: "ready" }) + "\n");
+  process.stdout.write(`${encodeControl({ type: "ready" })}\n`);
 }

@@ -38,7 +38,8 @@ function readStartLine(): string {
 
 function main(): void {
   const { argv, env } = parseStartTokens(readStartLine());
-  if (!BOOTSTRAP.test(argv[1] ?? "")) throw new Error(`airlock: the runtime on standby starts the bootstrap, not ${argv.join(" ")}`);
+  if (!BOOTSTRAP.test(argv[1] ?? ""))
+    throw new Error(`airlock: the runtime on standby starts the bootstrap, not ${argv.join(" ")}`);
   Object.assign(process.env, env);
   process.argv = [process.argv[0]!, ...argv.slice(1)];
   start(argv.slice(2));

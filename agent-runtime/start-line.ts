@@ -11,7 +11,8 @@ export function parseStartTokens(line: string): { argv: string[]; env: Record<st
     else {
       const at = token.indexOf("=");
       const name = token.slice(0, at);
-      if (at < 1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`not a variable on the start line: ${token.slice(0, 40)}`);
+      if (at < 1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+        throw new Error(`not a variable on the start line: ${token.slice(0, 40)}`);
       env[name] = Buffer.from(token.slice(at + 1), "base64").toString();
     }
   }

@@ -7,10 +7,22 @@
 import { execa } from "execa";
 import { packagePath } from "../runner/paths.js";
 
-type AddRow = (section: string, metric: string, a: number[], b: number[], unit: string, target?: { op: "<=" | ">=" | "<"; value: number }, digits?: number) => void;
+type AddRow = (
+  section: string,
+  metric: string,
+  a: number[],
+  b: number[],
+  unit: string,
+  target?: { op: "<=" | ">=" | "<"; value: number },
+  digits?: number,
+) => void;
 
 const CLI = packagePath("dist", "runner", "cli", "main.js");
-const BASELINE = ["--input-type=module", "-e", `await import(${JSON.stringify(packagePath("node_modules", "commander", "esm.mjs"))});`];
+const BASELINE = [
+  "--input-type=module",
+  "-e",
+  `await import(${JSON.stringify(packagePath("node_modules", "commander", "esm.mjs"))});`,
+];
 
 async function timed(args: string[]): Promise<number> {
   const started = performance.now();
@@ -23,7 +35,11 @@ export async function cliSection(t: { addRow: AddRow; log: (...a: unknown[]) => 
   const reps = Math.max(5, t.reps * 2);
   const rows: [string, string[], { op: "<=" | ">=" | "<"; value: number }][] = [
     ["airlock --help", [CLI, "--help"], { op: "<=", value: 1.5 }],
-    ["airlock validate policies/hello.yaml", [CLI, "validate", packagePath("policies", "hello.yaml")], { op: "<=", value: 3 }],
+    [
+      "airlock validate policies/hello.yaml",
+      [CLI, "validate", packagePath("policies", "hello.yaml")],
+      { op: "<=", value: 3 },
+    ],
   ];
   for (const [metric, args, target] of rows) {
     const airlock: number[] = [];

@@ -20,13 +20,19 @@ const AGENTS = packagePath("bench", "agents");
 
 export type AddRow = (section: string, metric: string, a: number[], b: number[], unit: string) => void;
 
-
 async function answers(backend: KubernetesBackend): Promise<boolean> {
-  return backend.client.core.listNode().then(() => true, () => false);
+  return backend.client.core.listNode().then(
+    () => true,
+    () => false,
+  );
 }
 
 /** A plain Pod of `image` that prints the time and exits; ms from the create call to that line, and to the Pod's end. */
-async function plainPod(backend: KubernetesBackend, image: string, prefix: string): Promise<{ firstLine: number; done: number }> {
+async function plainPod(
+  backend: KubernetesBackend,
+  image: string,
+  prefix: string,
+): Promise<{ firstLine: number; done: number }> {
   const { core } = backend.client;
   const name = `${prefix}-${Date.now().toString(36)}`;
   const body: V1Pod = {
@@ -35,7 +41,14 @@ async function plainPod(backend: KubernetesBackend, image: string, prefix: strin
       restartPolicy: "Never",
       automountServiceAccountToken: false,
       enableServiceLinks: false,
-      containers: [{ name: "plain", image, imagePullPolicy: backend.pullPolicy, command: ["node", "-e", "console.log('FIRST_LINE ' + Date.now())"] }],
+      containers: [
+        {
+          name: "plain",
+          image,
+          imagePullPolicy: backend.pullPolicy,
+          command: ["node", "-e", "console.log('FIRST_LINE ' + Date.now())"],
+        },
+      ],
     },
   };
   const t0 = Date.now();
@@ -54,12 +67,24 @@ async function plainPod(backend: KubernetesBackend, image: string, prefix: strin
 
 async function airlockFirstLine(out: string, i: number): Promise<{ firstLine: number; done: number }> {
   const t0 = Date.now();
-  const r = await runAgent({ name: `k${i}`, agent: join(AGENTS, "first-line.ts"), policy: definePolicy({ name: "bench-k8s", network: { allowedEndpoints: ["localhost:6379"] } }), outputDir: join(out, `k${i}`), backend: "kubernetes" });
+  const r = await runAgent({
+    name: `k${i}`,
+    agent: join(AGENTS, "first-line.ts"),
+    policy: definePolicy({ name: "bench-k8s", network: { allowedEndpoints: ["localhost:6379"] } }),
+    outputDir: join(out, `k${i}`),
+    backend: "kubernetes",
+  });
   if (r.status !== "succeeded") throw new Error(`a bench agent on kubernetes did not succeed: ${r.error ?? r.stdout}`);
   return { firstLine: Number(/FIRST_LINE (\d+)/.exec(r.stdout)![1]) - t0, done: Date.now() - t0 };
 }
 
-export async function kubernetesSection(images: ImageSet, addRow: AddRow, log: (...a: unknown[]) => void, reps: number, out: string): Promise<void> {
+export async function kubernetesSection(
+  images: ImageSet,
+  addRow: AddRow,
+  log: (...a: unknown[]) => void,
+  reps: number,
+  out: string,
+): Promise<void> {
   loadLocalClusterEnv(packagePath(".cache", "k8s", "run", "airlock.env"));
   let backend = kubernetesBackend();
   let broughtUp = false;
@@ -69,7 +94,9 @@ export async function kubernetesSection(images: ImageSet, addRow: AddRow, log: (
       return;
     }
     log("7. kubernetes: bringing up the local cluster (scripts/k8s/cluster.sh up)");
-    await execa("bash", [packagePath("scripts", "k8s", "cluster.sh"), "up"], { stdio: ["ignore", "ignore", "inherit"] });
+    await execa("bash", [packagePath("scripts", "k8s", "cluster.sh"), "up"], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     broughtUp = true;
     loadLocalClusterEnv(packagePath(".cache", "k8s", "run", "airlock.env"));
     backend = kubernetesBackend();
@@ -86,7 +113,13 @@ export async function kubernetesSection(images: ImageSet, addRow: AddRow, log: (
       first.plain.push((await plainPod(backend, images.agent, `plain-${i}`)).firstLine);
       first.airlock.push((await airlockFirstLine(out, i)).firstLine);
     }
-    addRow("7. kubernetes", "runAgent() → agent's first line, as a Pod vs a plain Pod → first line", first.airlock, first.plain, "ms");
+    addRow(
+      "7. kubernetes",
+      "runAgent() → agent's first line, as a Pod vs a plain Pod → first line",
+      first.airlock,
+      first.plain,
+      "ms",
+    );
     const many = { airlock: [] as number[], plain: [] as number[] };
     for (let i = 0; i < Math.max(2, Math.min(reps, 3)); i++) {
       let t = performance.now();
@@ -99,6 +132,9 @@ export async function kubernetesSection(images: ImageSet, addRow: AddRow, log: (
     addRow("7. kubernetes", "20 agents at once as Pods vs 20 plain Pods: wall time", many.airlock, many.plain, "ms");
   } finally {
     await backend.client.core.deleteNamespace({ name: NS }).catch(() => {});
-    if (broughtUp) await execa("bash", [packagePath("scripts", "k8s", "cluster.sh"), "down"], { stdio: ["ignore", "ignore", "inherit"] });
+    if (broughtUp)
+      await execa("bash", [packagePath("scripts", "k8s", "cluster.sh"), "down"], {
+        stdio: ["ignore", "ignore", "inherit"],
+      });
   }
 }

@@ -15,7 +15,15 @@ const AGENTS = packagePath("bench", "agents");
 const MIB = 256;
 const SCRIPT = `const fs=require("fs");const c=Buffer.alloc(1<<20,120);const t=process.hrtime.bigint();const fd=fs.openSync("/output/data.bin","w");for(let i=0;i<${MIB};i++)fs.writeSync(fd,c);fs.fsyncSync(fd);fs.closeSync(fd);console.log("WROTE_MS "+Number(process.hrtime.bigint()-t)/1e6)`;
 
-type AddRow = (section: string, metric: string, a: number[], b: number[], unit: string, target?: { op: "<=" | ">=" | "<"; value: number }, digits?: number) => void;
+type AddRow = (
+  section: string,
+  metric: string,
+  a: number[],
+  b: number[],
+  unit: string,
+  target?: { op: "<=" | ">=" | "<"; value: number },
+  digits?: number,
+) => void;
 
 interface Tools {
   addRow: AddRow;
@@ -36,16 +44,32 @@ export async function outputSection(agentImage: string, t: Tools): Promise<void>
   for (let i = -1; i < t.reps; i++) {
     await t.settle();
     let started = performance.now();
-    const r = await runAgent({ agent: join(AGENTS, "write-output.ts"), policy, outputDir: join(out, `a${i}`), workingDir: AGENTS });
+    const r = await runAgent({
+      agent: join(AGENTS, "write-output.ts"),
+      policy,
+      outputDir: join(out, `a${i}`),
+      workingDir: AGENTS,
+    });
     const aWall = performance.now() - started;
-    if (r.status !== "succeeded" || !r.outputFiles.includes("data.bin")) throw new Error(`the output bench agent did not write its file: ${r.error ?? r.stderr}`);
+    if (r.status !== "succeeded" || !r.outputFiles.includes("data.bin"))
+      throw new Error(`the output bench agent did not write its file: ${r.error ?? r.stderr}`);
     await t.settle();
     const dir = join(out, `p${i}`);
     // The image's unprivileged user writes it, as the agent does.
     await mkdir(dir, { recursive: true, mode: 0o777 });
     await chmod(dir, 0o777);
     started = performance.now();
-    const p = await execa("docker", ["run", "--rm", "-v", `${dir}:/output`, "--entrypoint", "node", agentImage, "-e", SCRIPT]);
+    const p = await execa("docker", [
+      "run",
+      "--rm",
+      "-v",
+      `${dir}:/output`,
+      "--entrypoint",
+      "node",
+      agentImage,
+      "-e",
+      SCRIPT,
+    ]);
     const pWall = performance.now() - started;
     // The first round warms caches and is not counted.
     if (i < 0) continue;
@@ -54,6 +78,19 @@ export async function outputSection(agentImage: string, t: Tools): Promise<void>
     wall.airlock.push(aWall);
     wall.plain.push(pWall);
   }
-  t.addRow("9. output", `agent writes ${MIB} MiB to /output (1 MiB writes, synced): throughput`, throughput.airlock, throughput.plain, "MiB/s", { op: ">=", value: 0.9 });
-  t.addRow("9. output", `whole run writing ${MIB} MiB, airlock's including the copy to the host`, wall.airlock, wall.plain, "ms");
+  t.addRow(
+    "9. output",
+    `agent writes ${MIB} MiB to /output (1 MiB writes, synced): throughput`,
+    throughput.airlock,
+    throughput.plain,
+    "MiB/s",
+    { op: ">=", value: 0.9 },
+  );
+  t.addRow(
+    "9. output",
+    `whole run writing ${MIB} MiB, airlock's including the copy to the host`,
+    wall.airlock,
+    wall.plain,
+    "ms",
+  );
 }

@@ -18,7 +18,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { execa } from "execa";
-import type Docker from "dockerode";
 import { definePolicy, dockerClient, ensureImages, runAgent, type Policy, type PolicyInput } from "../runner/index.js";
 import { localBrokersFile, openBusRights } from "../runner/bus/rights.js";
 import { readFileSync } from "node:fs";
@@ -28,7 +27,7 @@ import { ensurePythonImage } from "../runner/languages/python/image.js";
 import { defaultRunner } from "../runner/runner.js";
 import { bundleAgent } from "../runner/languages/node/bundle.js";
 import { packagePath } from "../runner/paths.js";
-import { fmt, percentile, summarize, type Summary } from "./stats.js";
+import { fmt, percentile, summarize } from "./stats.js";
 import { kubernetesSection } from "./kubernetes.js";
 import { warmSection } from "./warm.js";
 import { outputSection } from "./output.js";
@@ -66,21 +65,58 @@ async function tmp(): Promise<string> {
  */
 /** A row of one figure each (a percentile), with the paired column left empty. */
 function addFigureRow(section: string, metric: string, a: number, b: number, unit: string, target?: Row["target"]) {
-  rows.push({ section, metric, airlock: `${a.toFixed(0)} ${unit}`, baseline: `${b.toFixed(0)} ${unit}`, ratio: a / b, paired: "", ...(target ? { target } : {}) });
+  rows.push({
+    section,
+    metric,
+    airlock: `${a.toFixed(0)} ${unit}`,
+    baseline: `${b.toFixed(0)} ${unit}`,
+    ratio: a / b,
+    paired: "",
+    ...(target ? { target } : {}),
+  });
 }
 
-function addRow(section: string, metric: string, a: number[], b: number[], unit: string, target?: Row["target"], digits = 0) {
-  const sa = summarize(a), sb = summarize(b);
+function addRow(
+  section: string,
+  metric: string,
+  a: number[],
+  b: number[],
+  unit: string,
+  target?: Row["target"],
+  digits = 0,
+) {
+  const sa = summarize(a),
+    sb = summarize(b);
   const paired = summarize(a.map((v, i) => v / b[i]!));
   const f = (v: number) => `${v.toFixed(2)}×`;
-  rows.push({ section, metric, airlock: fmt(sa, unit, digits), baseline: fmt(sb, unit, digits), ratio: sa.median / sb.median, paired: `${f(paired.min)} / ${f(paired.median)} / ${f(paired.max)}`, ...(target ? { target } : {}) });
+  rows.push({
+    section,
+    metric,
+    airlock: fmt(sa, unit, digits),
+    baseline: fmt(sb, unit, digits),
+    ratio: sa.median / sb.median,
+    paired: `${f(paired.min)} / ${f(paired.median)} / ${f(paired.max)}`,
+    ...(target ? { target } : {}),
+  });
 }
 
 // ---------- baselines -------------------------------------------------------------------------
 
-async function plainDockerRun(image: string, script = "0", interpreter: "node" | "python3" = "node"): Promise<{ ms: number; stdout: string }> {
+async function plainDockerRun(
+  image: string,
+  script = "0",
+  interpreter: "node" | "python3" = "node",
+): Promise<{ ms: number; stdout: string }> {
   const t = performance.now();
-  const r = await execa("docker", ["run", "--rm", "--entrypoint", interpreter, image, interpreter === "node" ? "-e" : "-c", script]);
+  const r = await execa("docker", [
+    "run",
+    "--rm",
+    "--entrypoint",
+    interpreter,
+    image,
+    interpreter === "node" ? "-e" : "-c",
+    script,
+  ]);
   return { ms: performance.now() - t, stdout: r.stdout };
 }
 
@@ -89,7 +125,14 @@ async function plainDockerRun(image: string, script = "0", interpreter: "node" |
  * limits (a memory limit alone costs Redis pub/sub about 8% on this machine, gate or no gate), and an
  * unrestricted network: the host's own, where the agents' localhost endpoints simply work.
  */
-async function runUngated(image: string, bundleDir: string, env: Record<string, string>, onLine: (line: string) => void, resources: Policy["resources"], network = "host"): Promise<void> {
+async function runUngated(
+  image: string,
+  bundleDir: string,
+  env: Record<string, string>,
+  onLine: (line: string) => void,
+  resources: Policy["resources"],
+  network = "host",
+): Promise<void> {
   const container = await docker.createContainer({
     Image: image,
     Cmd: ["/opt/agent/run/agent.mjs"],
@@ -98,7 +141,14 @@ async function runUngated(image: string, bundleDir: string, env: Record<string, 
     AttachStdout: true,
     AttachStderr: true,
     Labels: { "dev.airlock.bench": "baseline" },
-    HostConfig: { NetworkMode: network, Binds: [`${bundleDir}:/opt/agent/run:ro`], Init: true, Memory: resources.memoryBytes, MemorySwap: resources.memoryBytes, NanoCpus: Math.round(resources.cpus * 1e9) },
+    HostConfig: {
+      NetworkMode: network,
+      Binds: [`${bundleDir}:/opt/agent/run:ro`],
+      Init: true,
+      Memory: resources.memoryBytes,
+      MemorySwap: resources.memoryBytes,
+      NanoCpus: Math.round(resources.cpus * 1e9),
+    },
   });
   const stream = await container.attach({ stream: true, stdout: true, stderr: true });
   const out = new PassThrough();
@@ -124,10 +174,29 @@ interface Prepared {
   bundles: Record<string, string>;
 }
 
-async function prepare(name: string, endpoint: string, env: Record<string, string>, agents: string[], bus?: PolicyInput["bus"], packages = ["ioredis@5.9.2", "kafkajs@2.2.4"]): Promise<Prepared> {
-  const policy = definePolicy({ name, network: { allowedEndpoints: [endpoint] }, env: { allow: Object.keys(env) }, ...(bus ? { bus } : {}), packages, timeoutSeconds: 300, resources: { memory: "1g", cpus: 2 } });
+async function prepare(
+  name: string,
+  endpoint: string,
+  env: Record<string, string>,
+  agents: string[],
+  bus?: PolicyInput["bus"],
+  packages = ["ioredis@5.9.2", "kafkajs@2.2.4"],
+): Promise<Prepared> {
+  const policy = definePolicy({
+    name,
+    network: { allowedEndpoints: [endpoint] },
+    env: { allow: Object.keys(env) },
+    ...(bus ? { bus } : {}),
+    packages,
+    timeoutSeconds: 300,
+    resources: { memory: "1g", cpus: 2 },
+  });
   const images = await ensureImages(docker);
-  const { id: image } = await ensureNpmPackagesImage(docker, { tag: images.agent, id: images.ids.agent }, policy.packages.npm);
+  const { id: image } = await ensureNpmPackagesImage(
+    docker,
+    { tag: images.agent, id: images.ids.agent },
+    policy.packages.npm,
+  );
   const bundles: Record<string, string> = {};
   for (const a of agents) {
     const dir = await tmp();
@@ -138,7 +207,10 @@ async function prepare(name: string, endpoint: string, env: Record<string, strin
 }
 
 /** Messages per second from the producer's first send to the consumer's last message. */
-function msgPerSecond(r: { consumer: Record<string, unknown>; producer: Record<string, unknown> }, n = N_MESSAGES): number {
+function msgPerSecond(
+  r: { consumer: Record<string, unknown>; producer: Record<string, unknown> },
+  n = N_MESSAGES,
+): number {
   return (n / ((r.consumer.last as number) - (r.producer.started as number))) * 1000;
 }
 
@@ -149,7 +221,14 @@ function resultOf(lines: string[]): Record<string, number | number[]> {
 }
 
 /** Run a consumer (until it says READY) then a producer; gated through runAgent or ungated. */
-async function pair(p: Prepared, gated: boolean, consumer: string, producer: string, env: Record<string, string>, ungated: { network: string; env?: Record<string, string> } = { network: "host" }) {
+async function pair(
+  p: Prepared,
+  gated: boolean,
+  consumer: string,
+  producer: string,
+  env: Record<string, string>,
+  ungated: { network: string; env?: Record<string, string> } = { network: "host" },
+) {
   // The previous pair's containers are still being removed in the background: not on this one's clock.
   await settle();
   const lines: Record<string, string[]> = { [consumer]: [], [producer]: [] };
@@ -160,8 +239,23 @@ async function pair(p: Prepared, gated: boolean, consumer: string, producer: str
       lines[agent]!.push(l);
       if (l === "READY") ready();
     };
-    if (!gated) return runUngated(p.image, p.bundles[agent]!, { ...env, ...ungated.env }, onLine, p.policy.resources, ungated.network);
-    return runAgent({ agent: join(AGENTS, `${agent}.ts`), policy: p.policy, env, outputDir: join(tmpdir(), "airlock-bench-out", agent), workingDir: AGENTS, onEvent: (e) => e.type === "output" && onLine(e.line) }).then((r) => {
+    if (!gated)
+      return runUngated(
+        p.image,
+        p.bundles[agent]!,
+        { ...env, ...ungated.env },
+        onLine,
+        p.policy.resources,
+        ungated.network,
+      );
+    return runAgent({
+      agent: join(AGENTS, `${agent}.ts`),
+      policy: p.policy,
+      env,
+      outputDir: join(tmpdir(), "airlock-bench-out", agent),
+      workingDir: AGENTS,
+      onEvent: (e) => e.type === "output" && onLine(e.line),
+    }).then((r) => {
       if (r.status !== "succeeded") throw new Error(`${agent}: ${r.status} ${r.error ?? ""} ${r.stderr.slice(-500)}`);
     });
   };
@@ -184,33 +278,70 @@ async function coldStart(agentImage: string) {
   const gatedPolicy = definePolicy({ name: "bench-exit", network: { allowedEndpoints: ["localhost:6379"] } });
   const closedPolicy = definePolicy({ name: "bench-exit-closed" });
   const out = await tmp();
-  const plain: number[] = [], gated: number[] = [], closed: number[] = [], firstGated: number[] = [], firstPlain: number[] = [];
+  const plain: number[] = [],
+    gated: number[] = [],
+    closed: number[] = [],
+    firstGated: number[] = [],
+    firstPlain: number[] = [];
   // Warm-up: images, network, module caches.
-  await runAgent({ agent: join(AGENTS, "exit.ts"), policy: gatedPolicy, outputDir: join(out, "warm"), workingDir: AGENTS });
+  await runAgent({
+    agent: join(AGENTS, "exit.ts"),
+    policy: gatedPolicy,
+    outputDir: join(out, "warm"),
+    workingDir: AGENTS,
+  });
   await plainDockerRun(agentImage);
   for (let i = 0; i < REPS; i++) {
     await settle();
     plain.push((await plainDockerRun(agentImage)).ms);
     let t = performance.now();
-    await runAgent({ agent: join(AGENTS, "exit.ts"), policy: gatedPolicy, outputDir: join(out, `g${i}`), workingDir: AGENTS });
+    await runAgent({
+      agent: join(AGENTS, "exit.ts"),
+      policy: gatedPolicy,
+      outputDir: join(out, `g${i}`),
+      workingDir: AGENTS,
+    });
     gated.push(performance.now() - t);
     await settle();
     t = performance.now();
-    await runAgent({ agent: join(AGENTS, "exit.ts"), policy: closedPolicy, outputDir: join(out, `c${i}`), workingDir: AGENTS });
+    await runAgent({
+      agent: join(AGENTS, "exit.ts"),
+      policy: closedPolicy,
+      outputDir: join(out, `c${i}`),
+      workingDir: AGENTS,
+    });
     closed.push(performance.now() - t);
     await settle();
     const t0 = Date.now();
-    const r = await runAgent({ agent: join(AGENTS, "first-line.ts"), policy: gatedPolicy, outputDir: join(out, `f${i}`), workingDir: AGENTS });
+    const r = await runAgent({
+      agent: join(AGENTS, "first-line.ts"),
+      policy: gatedPolicy,
+      outputDir: join(out, `f${i}`),
+      workingDir: AGENTS,
+    });
     firstGated.push(Number(/FIRST_LINE (\d+)/.exec(r.stdout)![1]) - t0);
     await settle();
     const p0 = Date.now();
     const p = await plainDockerRun(agentImage, "console.log('FIRST_LINE ' + Date.now())");
     firstPlain.push(Number(/FIRST_LINE (\d+)/.exec(p.stdout)![1]) - p0);
   }
-  addRow("1. cold start", "one agent that only exits, gated (one endpoint)", gated, plain, "ms", { op: "<=", value: 1.25 });
-  addRow("1. cold start", "one agent that only exits, network disabled", closed, plain, "ms", { op: "<=", value: 1.25 });
+  addRow("1. cold start", "one agent that only exits, gated (one endpoint)", gated, plain, "ms", {
+    op: "<=",
+    value: 1.25,
+  });
+  addRow("1. cold start", "one agent that only exits, network disabled", closed, plain, "ms", {
+    op: "<=",
+    value: 1.25,
+  });
   // The default runner keeps a gate namespace ready between runs: this run's container joins it (startup.how "ready gate").
-  addRow("1. cold start", "runAgent() → agent's first line (gated) vs docker run → first line", firstGated, firstPlain, "ms", { op: "<=", value: 1.1 });
+  addRow(
+    "1. cold start",
+    "runAgent() → agent's first line (gated) vs docker run → first line",
+    firstGated,
+    firstPlain,
+    "ms",
+    { op: "<=", value: 1.1 },
+  );
 }
 
 /** The same for a Python agent, against `docker run` of the same Python image. */
@@ -218,7 +349,10 @@ async function pythonColdStart(pythonImage: string) {
   log("1. cold start (Python)");
   const gatedPolicy = definePolicy({ name: "bench-exit-py", network: { allowedEndpoints: ["localhost:6379"] } });
   const out = await tmp();
-  const plain: number[] = [], gated: number[] = [], firstGated: number[] = [], firstPlain: number[] = [];
+  const plain: number[] = [],
+    gated: number[] = [],
+    firstGated: number[] = [],
+    firstPlain: number[] = [];
   await runAgent({ agent: join(AGENTS, "exit.py"), policy: gatedPolicy, outputDir: join(out, "warm") });
   await plainDockerRun(pythonImage, "0", "python3");
   for (let i = 0; i < REPS; i++) {
@@ -229,15 +363,32 @@ async function pythonColdStart(pythonImage: string) {
     gated.push(performance.now() - t);
     await settle();
     const t0 = Date.now();
-    const r = await runAgent({ agent: join(AGENTS, "first_line.py"), policy: gatedPolicy, outputDir: join(out, `f${i}`) });
+    const r = await runAgent({
+      agent: join(AGENTS, "first_line.py"),
+      policy: gatedPolicy,
+      outputDir: join(out, `f${i}`),
+    });
     firstGated.push(Number(/FIRST_LINE (\d+)/.exec(r.stdout)![1]) - t0);
     await settle();
     const p0 = Date.now();
-    const p = await plainDockerRun(pythonImage, "import time; print('FIRST_LINE %d' % (time.time() * 1000))", "python3");
+    const p = await plainDockerRun(
+      pythonImage,
+      "import time; print('FIRST_LINE %d' % (time.time() * 1000))",
+      "python3",
+    );
     firstPlain.push(Number(/FIRST_LINE (\d+)/.exec(p.stdout)![1]) - p0);
   }
-  addRow("1. cold start", "one Python agent that only exits, gated (one endpoint)", gated, plain, "ms", { op: "<=", value: 1.25 });
-  addRow("1. cold start", "Python: runAgent() → agent's first line (gated) vs docker run → first line", firstGated, firstPlain, "ms");
+  addRow("1. cold start", "one Python agent that only exits, gated (one endpoint)", gated, plain, "ms", {
+    op: "<=",
+    value: 1.25,
+  });
+  addRow(
+    "1. cold start",
+    "Python: runAgent() → agent's first line (gated) vs docker run → first line",
+    firstGated,
+    firstPlain,
+    "ms",
+  );
 }
 
 // ---------- 6. NATS and MQTT, and sealed messages -----------------------------------------------
@@ -257,11 +408,38 @@ async function natsAndMqtt(): Promise<void> {
   const mqttN = Math.min(N_MESSAGES, 20_000);
   const natsEnv = (id: string) => ({ BENCH_N: String(N_MESSAGES), BENCH_SUBJECT: `bench.${id}` });
   const mqttEnv = (id: string) => ({ BENCH_N: String(mqttN), BENCH_TOPIC: `bench/${id}` });
-  const np = await prepare("bench-nats", "localhost:4222", natsEnv("x"), ["nats-sub", "nats-pub", "nats-replier", "nats-requester"], { nats: { publish: ["bench.*"], subscribe: ["bench.*"], reply: true } }, pkgs);
-  const mp = await prepare("bench-mqtt", "localhost:1883", mqttEnv("x"), ["mqtt-sub", "mqtt-pub", "mqtt-replier", "mqtt-requester"], { mqtt: { publish: ["bench/*"], subscribe: ["bench/*"] } }, pkgs);
-  const openNats = { network: "host", env: { NATS_URL: `nats://${encodeURIComponent(nats.user)}:${encodeURIComponent(nats.password)}@localhost:${nats.port}` } };
-  const openMqtt = { network: "host", env: { MQTT_URL: `mqtt://${encodeURIComponent(mqtt.user)}:${encodeURIComponent(mqtt.password)}@localhost:${mqtt.port}` } };
-  const t = { nats: { gated: [] as number[], open: [] as number[] }, mqtt: { gated: [] as number[], open: [] as number[] } };
+  const np = await prepare(
+    "bench-nats",
+    "localhost:4222",
+    natsEnv("x"),
+    ["nats-sub", "nats-pub", "nats-replier", "nats-requester"],
+    { nats: { publish: ["bench.*"], subscribe: ["bench.*"], reply: true } },
+    pkgs,
+  );
+  const mp = await prepare(
+    "bench-mqtt",
+    "localhost:1883",
+    mqttEnv("x"),
+    ["mqtt-sub", "mqtt-pub", "mqtt-replier", "mqtt-requester"],
+    { mqtt: { publish: ["bench/*"], subscribe: ["bench/*"] } },
+    pkgs,
+  );
+  const openNats = {
+    network: "host",
+    env: {
+      NATS_URL: `nats://${encodeURIComponent(nats.user)}:${encodeURIComponent(nats.password)}@localhost:${nats.port}`,
+    },
+  };
+  const openMqtt = {
+    network: "host",
+    env: {
+      MQTT_URL: `mqtt://${encodeURIComponent(mqtt.user)}:${encodeURIComponent(mqtt.password)}@localhost:${mqtt.port}`,
+    },
+  };
+  const t = {
+    nats: { gated: [] as number[], open: [] as number[] },
+    mqtt: { gated: [] as number[], open: [] as number[] },
+  };
   const rr = { gated: [] as number[], open: [] as number[] };
   const mrr = { gated: [] as number[], open: [] as number[] };
   const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
@@ -276,18 +454,42 @@ async function natsAndMqtt(): Promise<void> {
       const mq = await pair(mp, gated, "mqtt-replier", "mqtt-requester", { ...mqttEnv(id), BENCH_N: "2000" }, openMqtt);
       mrr[key].push(percentile(mq.producer.rtts as number[], 50));
     }
-    log(`  rep ${i + 1}/${reps}: nats ${t.nats.gated.at(-1)!.toFixed(0)} vs ${t.nats.open.at(-1)!.toFixed(0)} msg/s, mqtt ${t.mqtt.gated.at(-1)!.toFixed(0)} vs ${t.mqtt.open.at(-1)!.toFixed(0)} msg/s`);
+    log(
+      `  rep ${i + 1}/${reps}: nats ${t.nats.gated.at(-1)!.toFixed(0)} vs ${t.nats.open.at(-1)!.toFixed(0)} msg/s, mqtt ${t.mqtt.gated.at(-1)!.toFixed(0)} vs ${t.mqtt.open.at(-1)!.toFixed(0)} msg/s`,
+    );
   }
-  addRow("6. NATS, MQTT, sealed", `${N_MESSAGES.toLocaleString("en")} messages over NATS (gated, own user) vs ungated (admin): throughput`, t.nats.gated, t.nats.open, "msg/s", { op: ">=", value: 0.95 });
-  addRow("6. NATS, MQTT, sealed", `${mqttN.toLocaleString("en")} messages over MQTT at QoS 1 (gated, own client) vs ungated (admin): throughput`, t.mqtt.gated, t.mqtt.open, "msg/s", { op: ">=", value: 0.95 });
+  addRow(
+    "6. NATS, MQTT, sealed",
+    `${N_MESSAGES.toLocaleString("en")} messages over NATS (gated, own user) vs ungated (admin): throughput`,
+    t.nats.gated,
+    t.nats.open,
+    "msg/s",
+    { op: ">=", value: 0.95 },
+  );
+  addRow(
+    "6. NATS, MQTT, sealed",
+    `${mqttN.toLocaleString("en")} messages over MQTT at QoS 1 (gated, own client) vs ungated (admin): throughput`,
+    t.mqtt.gated,
+    t.mqtt.open,
+    "msg/s",
+    { op: ">=", value: 0.95 },
+  );
   addRow("6. NATS, MQTT, sealed", "NATS request/reply round trip, median (gated vs ungated)", rr.gated, rr.open, "µs");
-  addRow("6. NATS, MQTT, sealed", "MQTT 5 request/response round trip (QoS 0), median (gated vs ungated)", mrr.gated, mrr.open, "µs");
+  addRow(
+    "6. NATS, MQTT, sealed",
+    "MQTT 5 request/response round trip (QoS 0), median (gated vs ungated)",
+    mrr.gated,
+    mrr.open,
+    "µs",
+  );
   // Sealing's own cost, in this process: seal + open of a 100-byte message against JSON encode + decode.
   const { Keyring } = await import("../agent-runtime/bus/sealed.js");
-  const sealedRate: number[] = [], plainRate: number[] = []; // µs per message
+  const sealedRate: number[] = [],
+    plainRate: number[] = []; // µs per message
   const body = { type: "event", data: "x".repeat(100) };
   for (let r = 0; r < 5; r++) {
-    const a = new Keyring("a"), b = new Keyring("b");
+    const a = new Keyring("a"),
+      b = new Keyring("b");
     a.trust(b.publicKeys());
     b.trust(a.publicKeys());
     const n = 2000;
@@ -298,13 +500,29 @@ async function natsAndMqtt(): Promise<void> {
     for (let i = 0; i < n * 50; i++) JSON.parse(JSON.stringify(body));
     plainRate.push(((performance.now() - t0) * 1000) / (n * 50));
   }
-  addRow("6. NATS, MQTT, sealed", "sealed messages: seal + open of one message (one core) vs plain JSON encode + decode", sealedRate, plainRate, "µs", undefined, 1);
+  addRow(
+    "6. NATS, MQTT, sealed",
+    "sealed messages: seal + open of one message (one core) vs plain JSON encode + decode",
+    sealedRate,
+    plainRate,
+    "µs",
+    undefined,
+    1,
+  );
   const sizes = (() => {
-    const a = new Keyring("a"), b = new Keyring("b");
+    const a = new Keyring("a"),
+      b = new Keyring("b");
     a.trust(b.publicKeys());
     return { sealed: JSON.stringify(a.seal("b", body)).length, plain: JSON.stringify(body).length };
   })();
-  rows.push({ section: "6. NATS, MQTT, sealed", metric: "size on the wire of a 100-byte message", airlock: `${sizes.sealed} B sealed`, baseline: `${sizes.plain} B plain`, ratio: sizes.sealed / sizes.plain, paired: "" });
+  rows.push({
+    section: "6. NATS, MQTT, sealed",
+    metric: "size on the wire of a 100-byte message",
+    airlock: `${sizes.sealed} B sealed`,
+    baseline: `${sizes.plain} B plain`,
+    ratio: sizes.sealed / sizes.plain,
+    paired: "",
+  });
 }
 
 // ---------- 2 & 4. many at once ---------------------------------------------------------------
@@ -313,7 +531,9 @@ async function many(agentImage: string, n: number, reps: number, section: string
   log(`${section}: ${n} agents at once`);
   const policy = definePolicy({ name: "bench-many", network: { allowedEndpoints: ["localhost:6379"] } });
   const out = await tmp();
-  const plain: number[] = [], airlock: number[] = [], peakMiB: number[] = [];
+  const plain: number[] = [],
+    airlock: number[] = [],
+    peakMiB: number[] = [];
   for (let i = 0; i < reps; i++) {
     await settle();
     let t = performance.now();
@@ -324,14 +544,26 @@ async function many(agentImage: string, n: number, reps: number, section: string
     let peak = process.memoryUsage().rss;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     t = performance.now();
-    const results = await Promise.all(Array.from({ length: n }, (_, k) => runAgent({ name: `m${k}`, agent: join(AGENTS, "exit.ts"), policy, outputDir: join(out, `r${i}-${k}`), workingDir: AGENTS })));
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, k) =>
+        runAgent({
+          name: `m${k}`,
+          agent: join(AGENTS, "exit.ts"),
+          policy,
+          outputDir: join(out, `r${i}-${k}`),
+          workingDir: AGENTS,
+        }),
+      ),
+    );
     airlock.push(performance.now() - t);
     clearInterval(sampler);
     const failed = results.filter((r) => r.status !== "succeeded");
-    if (failed.length) throw new Error(`${failed.length} of ${n} agents did not succeed: ${failed[0]!.error ?? failed[0]!.stderr}`);
+    if (failed.length)
+      throw new Error(`${failed.length} of ${n} agents did not succeed: ${failed[0]!.error ?? failed[0]!.stderr}`);
     peakMiB.push(peak / 1024 / 1024);
   }
-  const a = summarize(airlock), b = summarize(plain);
+  const a = summarize(airlock),
+    b = summarize(plain);
   addRow(section, `${n} agent${n === 1 ? "" : "s"} at once: wall time`, airlock, plain, "ms", target);
   return { wall: a, plain: b, peakMiB: summarize(peakMiB) };
 }
@@ -342,13 +574,21 @@ async function many(agentImage: string, n: number, reps: number, section: string
 function brokerAdmins(): { redisUrl: string; kafka: { KAFKA_USERNAME: string; KAFKA_PASSWORD: string } } {
   const redis = localAdmin("redis");
   const kafka = localAdmin("kafka");
-  return { redisUrl: `redis://${redis.user}:${encodeURIComponent(redis.password)}@localhost:${redis.port}`, kafka: { KAFKA_USERNAME: kafka.user, KAFKA_PASSWORD: kafka.password } };
+  return {
+    redisUrl: `redis://${redis.user}:${encodeURIComponent(redis.password)}@localhost:${redis.port}`,
+    kafka: { KAFKA_USERNAME: kafka.user, KAFKA_PASSWORD: kafka.password },
+  };
 }
 
 async function createTopic(topic: string): Promise<void> {
   const { Kafka, logLevel } = await import("kafkajs");
   const { kafka } = brokerAdmins();
-  const admin = new Kafka({ clientId: "bench-admin", brokers: ["localhost:9092"], sasl: { mechanism: "scram-sha-512", username: kafka.KAFKA_USERNAME, password: kafka.KAFKA_PASSWORD }, logLevel: logLevel.NOTHING }).admin();
+  const admin = new Kafka({
+    clientId: "bench-admin",
+    brokers: ["localhost:9092"],
+    sasl: { mechanism: "scram-sha-512", username: kafka.KAFKA_USERNAME, password: kafka.KAFKA_PASSWORD },
+    logLevel: logLevel.NOTHING,
+  }).admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
   await admin.disconnect();
@@ -361,13 +601,27 @@ async function throughput() {
   const admins = brokerAdmins();
   const redisEnv = (run: string) => ({ BENCH_N: String(N_MESSAGES), BENCH_CHANNEL: `bench-${run}` });
   const redisBus = { redis: { publish: ["bench-*"], subscribe: ["bench-*"], keys: { write: ["bench-*"] } } };
-  const redis = await prepare("bench-redis", "localhost:6379", redisEnv("x"), ["redis-sub", "redis-pub", "rr-replier", "rr-requester"], redisBus);
+  const redis = await prepare(
+    "bench-redis",
+    "localhost:6379",
+    redisEnv("x"),
+    ["redis-sub", "redis-pub", "rr-replier", "rr-requester"],
+    redisBus,
+  );
   const kafkaEnv = (run: string) => ({ BENCH_N: String(N_MESSAGES), BENCH_TOPIC: `bench-${run}` });
-  const kafka = await prepare("bench-kafka", "localhost:9092", kafkaEnv("x"), ["kafka-cons", "kafka-prod"], { kafka: { topics: { produce: ["bench-*"], consume: ["bench-*"] }, groups: ["bench-*"] } });
+  const kafka = await prepare("bench-kafka", "localhost:9092", kafkaEnv("x"), ["kafka-cons", "kafka-prod"], {
+    kafka: { topics: { produce: ["bench-*"], consume: ["bench-*"] }, groups: ["bench-*"] },
+  });
   const openRedis = { network: "host", env: { REDIS_URL: admins.redisUrl } };
   const openKafka = { network: "host", env: { KAFKA_BROKERS: "localhost:9092", ...admins.kafka } };
-  const tput = { redis: { gated: [] as number[], open: [] as number[] }, kafka: { gated: [] as number[], open: [] as number[] } };
-  const rr = { gated: { p50: [] as number[], p99: [] as number[] }, open: { p50: [] as number[], p99: [] as number[] } };
+  const tput = {
+    redis: { gated: [] as number[], open: [] as number[] },
+    kafka: { gated: [] as number[], open: [] as number[] },
+  };
+  const rr = {
+    gated: { p50: [] as number[], p99: [] as number[] },
+    open: { p50: [] as number[], p99: [] as number[] },
+  };
   // Half a second per pair: short enough to be noisy on a small machine, so more pairs than elsewhere.
   const reps = Math.max(3, Math.min(REPS * 3, 15));
   for (let i = 0; i < reps; i++) {
@@ -385,13 +639,28 @@ async function throughput() {
       rr[key].p50.push(percentile(rtts, 50));
       rr[key].p99.push(percentile(rtts, 99));
     }
-    log(`  rep ${i + 1}/${reps}: redis ${tput.redis.gated.at(-1)!.toFixed(0)} vs ${tput.redis.open.at(-1)!.toFixed(0)} msg/s, kafka ${tput.kafka.gated.at(-1)!.toFixed(0)} vs ${tput.kafka.open.at(-1)!.toFixed(0)} msg/s`);
+    log(
+      `  rep ${i + 1}/${reps}: redis ${tput.redis.gated.at(-1)!.toFixed(0)} vs ${tput.redis.open.at(-1)!.toFixed(0)} msg/s, kafka ${tput.kafka.gated.at(-1)!.toFixed(0)} vs ${tput.kafka.open.at(-1)!.toFixed(0)} msg/s`,
+    );
   }
   for (const broker of ["redis", "kafka"] as const) {
-    addRow("3. through the gate", `${N_MESSAGES.toLocaleString("en")} messages over ${broker === "redis" ? "Redis pub/sub" : "Kafka"}: throughput`, tput[broker].gated, tput[broker].open, "msg/s", { op: ">=", value: 0.95 });
+    addRow(
+      "3. through the gate",
+      `${N_MESSAGES.toLocaleString("en")} messages over ${broker === "redis" ? "Redis pub/sub" : "Kafka"}: throughput`,
+      tput[broker].gated,
+      tput[broker].open,
+      "msg/s",
+      { op: ">=", value: 0.95 },
+    );
   }
   for (const p of ["p50", "p99"] as const) {
-    addRow("3. through the gate", `Redis request/reply round trip, ${p === "p50" ? "median" : "p99"}`, rr.gated[p], rr.open[p], "µs");
+    addRow(
+      "3. through the gate",
+      `Redis request/reply round trip, ${p === "p50" ? "median" : "p99"}`,
+      rr.gated[p],
+      rr.open[p],
+      "µs",
+    );
   }
   await bridgeReference(redisEnv);
   await rightsReference(redisEnv, redisBus, admins.redisUrl);
@@ -401,44 +670,96 @@ async function throughput() {
  * The rights' own cost: the same gated pair, once with an identity that has only the policy's
  * rights (ACL checks on every command), once with the broker's admin (none).
  */
-async function rightsReference(redisEnv: (run: string) => Record<string, string>, bus: PolicyInput["bus"], adminUrl: string): Promise<void> {
+async function rightsReference(
+  redisEnv: (run: string) => Record<string, string>,
+  bus: PolicyInput["bus"],
+  adminUrl: string,
+): Promise<void> {
   const withRights = await prepare("bench-rights", "localhost:6379", redisEnv("x"), ["redis-sub", "redis-pub"], bus);
-  const asAdmin = await prepare("bench-admin", "localhost:6379", { ...redisEnv("x"), REDIS_URL: adminUrl }, ["redis-sub", "redis-pub"]);
-  const rights: number[] = [], admin: number[] = [];
+  const asAdmin = await prepare("bench-admin", "localhost:6379", { ...redisEnv("x"), REDIS_URL: adminUrl }, [
+    "redis-sub",
+    "redis-pub",
+  ]);
+  const rights: number[] = [],
+    admin: number[] = [];
   const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
   for (let i = 0; i < reps; i++) {
     for (const r of i % 2 === 0 ? [true, false] : [false, true]) {
       const id = `${Date.now()}-${i}-rights-${r}`;
-      const res = r ? await pair(withRights, true, "redis-sub", "redis-pub", redisEnv(id)) : await pair(asAdmin, true, "redis-sub", "redis-pub", { ...redisEnv(id), REDIS_URL: adminUrl });
+      const res = r
+        ? await pair(withRights, true, "redis-sub", "redis-pub", redisEnv(id))
+        : await pair(asAdmin, true, "redis-sub", "redis-pub", { ...redisEnv(id), REDIS_URL: adminUrl });
       (r ? rights : admin).push(msgPerSecond(res));
     }
   }
-  addRow("5. bus rights", "100,000 messages over Redis pub/sub through the gate: the run's own identity vs the broker's admin", rights, admin, "msg/s", { op: ">=", value: 0.97 });
+  addRow(
+    "5. bus rights",
+    "100,000 messages over Redis pub/sub through the gate: the run's own identity vs the broker's admin",
+    rights,
+    admin,
+    "msg/s",
+    { op: ">=", value: 0.97 },
+  );
 }
 
 /** Minting and revoking one identity per broker, and what that adds to a run's start-to-exit time. */
 async function busRights(): Promise<void> {
   log("5. bus rights");
   const grants: [string, PolicyInput][] = [
-    ["Redis", { name: "bench-mint-redis", network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { keys: { write: ["bench:{run}:*"] }, publish: ["bench:{run}"] } } }],
-    ["RabbitMQ", { name: "bench-mint-rabbitmq", network: { allowedEndpoints: ["localhost:5672"] }, bus: { rabbitmq: { queues: { publish: ["bench.{run}"], consume: ["bench.{run}"] } } } }],
-    ["Kafka", { name: "bench-mint-kafka", network: { allowedEndpoints: ["localhost:9092"] }, bus: { kafka: { topics: { produce: ["bench-{run}"], consume: ["bench-{run}"] }, groups: ["bench-{run}"] } } }],
+    [
+      "Redis",
+      {
+        name: "bench-mint-redis",
+        network: { allowedEndpoints: ["localhost:6379"] },
+        bus: { redis: { keys: { write: ["bench:{run}:*"] }, publish: ["bench:{run}"] } },
+      },
+    ],
+    [
+      "RabbitMQ",
+      {
+        name: "bench-mint-rabbitmq",
+        network: { allowedEndpoints: ["localhost:5672"] },
+        bus: { rabbitmq: { queues: { publish: ["bench.{run}"], consume: ["bench.{run}"] } } },
+      },
+    ],
+    [
+      "Kafka",
+      {
+        name: "bench-mint-kafka",
+        network: { allowedEndpoints: ["localhost:9092"] },
+        bus: { kafka: { topics: { produce: ["bench-{run}"], consume: ["bench-{run}"] }, groups: ["bench-{run}"] } },
+      },
+    ],
   ];
   const reps = Math.max(5, REPS * 2);
   for (const [label, input] of grants) {
     const policy = definePolicy(input);
-    const mint: number[] = [], revoke: number[] = [];
+    const mint: number[] = [],
+      revoke: number[] = [];
     for (let i = 0; i < reps + 1; i++) {
       const runId = `bench-${i}-${Date.now()}`;
       let t = performance.now();
-      const rights = await openBusRights({ policy, runId, run: runId, expiresAt: Date.now() + 60_000, requireRights: true });
+      const rights = await openBusRights({
+        policy,
+        runId,
+        run: runId,
+        expiresAt: Date.now() + 60_000,
+        requireRights: true,
+      });
       const m = performance.now() - t;
       t = performance.now();
       await rights.revoke();
-      if (i > 0) (mint.push(m), revoke.push(performance.now() - t)); // the first pays for connections and the sweep
+      if (i > 0) mint.push(m), revoke.push(performance.now() - t); // the first pays for connections and the sweep
     }
     const s = (xs: number[]) => summarize(xs);
-    rows.push({ section: "5. bus rights", metric: `${label}: mint / revoke one identity`, airlock: fmt(s(mint), "ms", 1), baseline: fmt(s(revoke), "ms", 1), ratio: s(mint).median / Math.max(s(revoke).median, 1e-9), paired: "(baseline column: revoke)" });
+    rows.push({
+      section: "5. bus rights",
+      metric: `${label}: mint / revoke one identity`,
+      airlock: fmt(s(mint), "ms", 1),
+      baseline: fmt(s(revoke), "ms", 1),
+      ratio: s(mint).median / Math.max(s(revoke).median, 1e-9),
+      paired: "(baseline column: revoke)",
+    });
   }
   const exit = join(AGENTS, "exit.ts");
   const out = await tmp();
@@ -446,17 +767,28 @@ async function busRights(): Promise<void> {
     const withRights = definePolicy(input);
     const without = definePolicy({ name: `${input.name}-none`, network: input.network! });
     await runAgent({ agent: exit, policy: withRights, outputDir: join(out, "warm") });
-    const a: number[] = [], b: number[] = [];
+    const a: number[] = [],
+      b: number[] = [];
     for (let i = 0; i < REPS; i++) {
       for (const r of i % 2 === 0 ? [true, false] : [false, true]) {
         await settle();
         const t = performance.now();
-        const res = await runAgent({ agent: exit, policy: r ? withRights : without, outputDir: join(out, `${label}-${i}-${r}`) });
+        const res = await runAgent({
+          agent: exit,
+          policy: r ? withRights : without,
+          outputDir: join(out, `${label}-${i}-${r}`),
+        });
         if (res.status !== "succeeded") throw new Error(`${label}: ${res.status} ${res.error ?? ""}`);
         (r ? a : b).push(performance.now() - t);
       }
     }
-    addRow("5. bus rights", `${label}: one agent's start to exit, with its own identity vs without bus rights (same gate)`, a, b, "ms");
+    addRow(
+      "5. bus rights",
+      `${label}: one agent's start to exit, with its own identity vs without bus rights (same gate)`,
+      a,
+      b,
+      "ms",
+    );
   }
 }
 
@@ -472,24 +804,53 @@ async function bridgeReference(redisEnv: (run: string) => Record<string, string>
   const refNet = await referenceBridge();
   const gateway = refNet.gateway;
   const port = await freePort(gateway);
-  const server = execa("redis-server", ["--port", String(port), "--bind", `127.0.0.1 ${gateway}`, "--protected-mode", "no", "--save", "", "--appendonly", "no"], { reject: false });
+  const server = execa(
+    "redis-server",
+    [
+      "--port",
+      String(port),
+      "--bind",
+      `127.0.0.1 ${gateway}`,
+      "--protected-mode",
+      "no",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ],
+    { reject: false },
+  );
   try {
-    for (let i = 0; (await execa("redis-cli", ["-p", String(port), "ping"], { reject: false })).stdout !== "PONG"; i++) {
+    for (
+      let i = 0;
+      (await execa("redis-cli", ["-p", String(port), "ping"], { reject: false })).stdout !== "PONG";
+      i++
+    ) {
       if (i > 50) throw new Error("the reference Redis did not start");
       await new Promise((r) => setTimeout(r, 100));
     }
     const env = (run: string) => ({ ...redisEnv(run), REDIS_URL: `redis://localhost:${port}` });
     const p = await prepare("bench-redis-bridge", `localhost:${port}`, env("x"), ["redis-sub", "redis-pub"]);
-    const gated: number[] = [], open: number[] = [];
+    const gated: number[] = [],
+      open: number[] = [];
     const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
     for (let i = 0; i < reps; i++) {
       for (const g of i % 2 === 0 ? [true, false] : [false, true]) {
         const id = `${Date.now()}-${i}-bridge-${g}`;
-        const r = await pair(p, g, "redis-sub", "redis-pub", env(id), { network: refNet.name, env: { REDIS_URL: `redis://${gateway}:${port}` } });
+        const r = await pair(p, g, "redis-sub", "redis-pub", env(id), {
+          network: refNet.name,
+          env: { REDIS_URL: `redis://${gateway}:${port}` },
+        });
         (g ? gated : open).push(msgPerSecond(r));
       }
     }
-    addRow("3. through the gate", "100,000 messages over Redis pub/sub, both on airlock's bridge (the gate's own cost)", gated, open, "msg/s");
+    addRow(
+      "3. through the gate",
+      "100,000 messages over Redis pub/sub, both on airlock's bridge (the gate's own cost)",
+      gated,
+      open,
+      "msg/s",
+    );
   } finally {
     server.kill();
     await server;
@@ -499,10 +860,16 @@ async function bridgeReference(redisEnv: (run: string) => Record<string, string>
 /** A bridge like airlock's (inter-container traffic off), for the ungated reference pair. */
 async function referenceBridge(): Promise<{ name: string; gateway: string }> {
   const name = "airlock-bench-reference";
-  const inspect = async () => ((await docker.getNetwork(name).inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway;
+  const inspect = async () =>
+    ((await docker.getNetwork(name).inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined)?.Gateway;
   let gateway = await inspect().catch(() => undefined);
   if (!gateway) {
-    await docker.createNetwork({ Name: name, Driver: "bridge", Labels: { "dev.airlock.managed": "true", "dev.airlock.kind": "bench-network" }, Options: { "com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.name": "airlockbench0" } });
+    await docker.createNetwork({
+      Name: name,
+      Driver: "bridge",
+      Labels: { "dev.airlock.managed": "true", "dev.airlock.kind": "bench-network" },
+      Options: { "com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.name": "airlockbench0" },
+    });
     gateway = await inspect();
   }
   return { name, gateway: gateway! };
@@ -530,9 +897,30 @@ function verdict(r: Row): string {
 }
 
 function table(markdown: boolean): string {
-  const header = ["", "metric", "airlock (min / median / max)", "baseline (min / median / max)", "ratio", "target", "paired ratios (min / median / max)"];
-  const body = rows.map((r) => [r.section, r.metric, r.airlock, r.baseline, `${r.ratio.toFixed(2)}×`, verdict(r), r.paired]);
-  if (markdown) return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...body.map((b) => `| ${b.join(" | ")} |`)].join("\n");
+  const header = [
+    "",
+    "metric",
+    "airlock (min / median / max)",
+    "baseline (min / median / max)",
+    "ratio",
+    "target",
+    "paired ratios (min / median / max)",
+  ];
+  const body = rows.map((r) => [
+    r.section,
+    r.metric,
+    r.airlock,
+    r.baseline,
+    `${r.ratio.toFixed(2)}×`,
+    verdict(r),
+    r.paired,
+  ]);
+  if (markdown)
+    return [
+      `| ${header.join(" | ")} |`,
+      `|${header.map(() => "---").join("|")}|`,
+      ...body.map((b) => `| ${b.join(" | ")} |`),
+    ].join("\n");
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   return [header, ...body].map((cells) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
 }
@@ -547,22 +935,33 @@ async function main() {
     await coldStart(images.agent);
     await pythonColdStart((await ensurePythonImage(docker, images)).id);
   }
-  const twenty = only.has("2") || only.has("4") ? await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.3 }) : undefined;
+  const twenty =
+    only.has("2") || only.has("4")
+      ? await many(images.agent, 20, Math.max(3, Math.min(REPS, 5)), "2. many at once", { op: "<=", value: 1.3 })
+      : undefined;
   if (only.has("3")) await throughput();
   if (only.has("5")) await busRights();
   if (only.has("6")) await natsAndMqtt();
   const scaling: [number, Awaited<ReturnType<typeof many>>][] = [];
-  if (only.has("4")) for (const n of [1, 5, 20, 50]) scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
+  if (only.has("4"))
+    for (const n of [1, 5, 20, 50])
+      scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
   if (only.has("10")) await cliSection({ addRow, log, reps: REPS });
   if (only.has("9")) await outputSection(images.agent, { addRow, log, reps: REPS, tmp, settle });
-  const warmLine = only.has("8") ? await warmSection(images.agent, { addRow, addFigureRow, log, reps: REPS, tmp, plainDockerRun, settle }) : "";
+  const warmLine = only.has("8")
+    ? await warmSection(images.agent, { addRow, addFigureRow, log, reps: REPS, tmp, plainDockerRun, settle })
+    : "";
   // Last: a local cluster's kubelet changes the host's netfilter while it runs.
   if (only.has("7")) await kubernetesSection(images, addRow, log, REPS, await tmp());
   // RSS never shrinks, so per-agent memory is the slope of the peak between the smallest and largest run.
   const [lo, hi] = [scaling[0], scaling[scaling.length - 1]];
   const slope = lo && hi && hi[0] > lo[0] ? (hi[1].peakMiB.median - lo[1].peakMiB.median) / (hi[0] - lo[0]) : 0;
   const mem = `${scaling.map(([n, s]) => `${n}: ${s.peakMiB.median.toFixed(0)} MiB`).join(", ")} peak RSS; ≈ ${Math.max(0, slope).toFixed(2)} MiB per added agent`;
-  const growth = scaling.map(([n, s]) => `${n}: ${(s.wall.median / 1000).toFixed(2)} s (docker run ${(s.plain.median / 1000).toFixed(2)} s)`).join(", ");
+  const growth = scaling
+    .map(
+      ([n, s]) => `${n}: ${(s.wall.median / 1000).toFixed(2)} s (docker run ${(s.plain.median / 1000).toFixed(2)} s)`,
+    )
+    .join(", ");
   const text = table(false);
   console.log(text);
   console.log(`\nrunner memory (median): ${mem}\nwall time by number of agents (median): ${growth}`);

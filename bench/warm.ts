@@ -21,7 +21,11 @@ import { percentile, summarize } from "./stats.js";
 const AGENTS = packagePath("bench", "agents");
 const SECTION = "8. warm pool";
 
-type Target = { op: "<=" | ">=" | "<"; value: number; absolute?: { of: "median" | "p99"; unit: string; actual: number } };
+type Target = {
+  op: "<=" | ">=" | "<";
+  value: number;
+  absolute?: { of: "median" | "p99"; unit: string; actual: number };
+};
 
 export interface WarmDeps {
   addRow(section: string, metric: string, a: number[], b: number[], unit: string, target?: Target): void;
@@ -44,7 +48,16 @@ async function filled(runner: Runner, count: number): Promise<void> {
 
 /** `docker run --rm IMAGE node -e SCRIPT`, on the default bridge or on `network`. */
 async function plainRun(image: string, script: string, network?: string): Promise<string> {
-  const r = await execa("docker", ["run", "--rm", ...(network ? ["--network", network] : []), "--entrypoint", "node", image, "-e", script]);
+  const r = await execa("docker", [
+    "run",
+    "--rm",
+    ...(network ? ["--network", network] : []),
+    "--entrypoint",
+    "node",
+    image,
+    "-e",
+    script,
+  ]);
   return r.stdout;
 }
 
@@ -61,7 +74,9 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<s
 
   deps.log("8. warm pool: first line from a pooled sandbox");
   const warm = createRunner({ gatePoolSize: 0, pool: { size: 2 } });
-  const warmFirst: number[] = [], plainFirst: number[] = [], modes = new Set<string>();
+  const warmFirst: number[] = [],
+    plainFirst: number[] = [],
+    modes = new Set<string>();
   await warm.runAgent({ agent: join(AGENTS, "first-line.ts"), policy, outputDir: join(out, "w-first") });
   for (let i = 0; i < n; i++) {
     await deps.settle();
@@ -74,14 +89,31 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<s
     warmFirst.push(firstLine(r, t0));
   }
   if (modes.size !== 1 || !modes.has("pooled sandbox")) deps.log(`warm runs came from: ${[...modes].join(", ")}`);
-  const p50 = summarize(warmFirst).median, p99 = percentile(warmFirst, 99);
-  deps.addRow(SECTION, `warm: runAgent() → agent's first line, from a pooled sandbox (${n} runs)`, warmFirst, plainFirst, "ms", { op: "<", value: 50, absolute: { of: "median", unit: "ms", actual: p50 } });
-  deps.addFigureRow(SECTION, `warm: runAgent() → agent's first line, p99 (${n} runs)`, p99, percentile(plainFirst, 99), "ms", { op: "<", value: 100, absolute: { of: "p99", unit: "ms", actual: p99 } });
+  const p50 = summarize(warmFirst).median,
+    p99 = percentile(warmFirst, 99);
+  deps.addRow(
+    SECTION,
+    `warm: runAgent() → agent's first line, from a pooled sandbox (${n} runs)`,
+    warmFirst,
+    plainFirst,
+    "ms",
+    { op: "<", value: 50, absolute: { of: "median", unit: "ms", actual: p50 } },
+  );
+  deps.addFigureRow(
+    SECTION,
+    `warm: runAgent() → agent's first line, p99 (${n} runs)`,
+    p99,
+    percentile(plainFirst, 99),
+    "ms",
+    { op: "<", value: 100, absolute: { of: "p99", unit: "ms", actual: p99 } },
+  );
   await warm.close();
 
   deps.log("8. warm pool: cold start with nothing ready");
   const bare = createRunner({ gatePoolSize: 0 });
-  const coldFirst: number[] = [], coldPlain: number[] = [], coldPlainAirlockNet: number[] = [];
+  const coldFirst: number[] = [],
+    coldPlain: number[] = [],
+    coldPlainAirlockNet: number[] = [];
   await bare.runAgent({ agent: join(AGENTS, "first-line.ts"), policy, outputDir: join(out, "c-first") });
   for (let i = 0; i < deps.reps; i++) {
     await deps.settle();
@@ -93,13 +125,33 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<s
     coldFirst.push(firstLine(r, t0));
     await bare.containersRemoved();
   }
-  deps.addRow(SECTION, "cold, nothing ready (a sandbox started for the run): runAgent() → first line", coldFirst, coldPlain, "ms", { op: "<=", value: 1.1 });
-  deps.addRow(SECTION, "the same, against docker run on airlock's own bridge (a user-defined network) → first line", coldFirst, coldPlainAirlockNet, "ms");
-  deps.addRow(SECTION, "Docker alone: docker run → first line on airlock's bridge vs on the default bridge", coldPlainAirlockNet, coldPlain, "ms");
+  deps.addRow(
+    SECTION,
+    "cold, nothing ready (a sandbox started for the run): runAgent() → first line",
+    coldFirst,
+    coldPlain,
+    "ms",
+    { op: "<=", value: 1.1 },
+  );
+  deps.addRow(
+    SECTION,
+    "the same, against docker run on airlock's own bridge (a user-defined network) → first line",
+    coldFirst,
+    coldPlainAirlockNet,
+    "ms",
+  );
+  deps.addRow(
+    SECTION,
+    "Docker alone: docker run → first line on airlock's bridge vs on the default bridge",
+    coldPlainAirlockNet,
+    coldPlain,
+    "ms",
+  );
   await bare.close();
 
   deps.log("8. warm pool: Docker alone, 20 at once on airlock's bridge");
-  const burstAirlockNet: number[] = [], burstDefault: number[] = [];
+  const burstAirlockNet: number[] = [],
+    burstDefault: number[] = [];
   for (let i = 0; i < Math.max(3, Math.min(deps.reps, 5)); i++) {
     await deps.settle();
     let t = performance.now();
@@ -109,11 +161,18 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<s
     await Promise.all(Array.from({ length: 20 }, () => plainRun(agentImage, "0", NETWORK_NAME)));
     burstAirlockNet.push(performance.now() - t);
   }
-  deps.addRow(SECTION, "Docker alone: 20 docker run --rm at once on airlock's bridge vs on the default bridge", burstAirlockNet, burstDefault, "ms");
+  deps.addRow(
+    SECTION,
+    "Docker alone: 20 docker run --rm at once on airlock's bridge vs on the default bridge",
+    burstAirlockNet,
+    burstDefault,
+    "ms",
+  );
 
   deps.log("8. warm pool: 20 at once, warm");
   const twenty = createRunner({ gatePoolSize: 0, pool: { size: 20 } });
-  const wall: number[] = [], plainWall: number[] = [];
+  const wall: number[] = [],
+    plainWall: number[] = [];
   await twenty.runAgent({ agent: join(AGENTS, "exit.ts"), policy, outputDir: join(out, "t-first") });
   for (let i = 0; i < Math.max(3, Math.min(deps.reps, 5)); i++) {
     await deps.settle();
@@ -123,32 +182,68 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<s
     plainWall.push(performance.now() - t);
     await filled(twenty, 20);
     t = performance.now();
-    const results = await Promise.all(Array.from({ length: 20 }, (_, k) => twenty.runAgent({ name: `w${k}`, agent: join(AGENTS, "exit.ts"), policy, outputDir: join(out, `t${i}-${k}`) })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, k) =>
+        twenty.runAgent({ name: `w${k}`, agent: join(AGENTS, "exit.ts"), policy, outputDir: join(out, `t${i}-${k}`) }),
+      ),
+    );
     wall.push(performance.now() - t);
     const bad = results.filter((r) => r.status !== "succeeded" || r.startup?.how !== "pooled sandbox");
-    if (bad.length) deps.log(`${bad.length} of 20 were not warm successes: ${bad.map((r) => `${r.status} ${r.startup?.how} ${r.error ?? ""}`).join("; ")}`);
+    if (bad.length)
+      deps.log(
+        `${bad.length} of 20 were not warm successes: ${bad.map((r) => `${r.status} ${r.startup?.how} ${r.error ?? ""}`).join("; ")}`,
+      );
     await twenty.containersRemoved();
   }
-  deps.addRow(SECTION, "20 agents at once, each from a pooled sandbox: wall time", wall, plainWall, "ms", { op: "<=", value: 1.0 });
+  deps.addRow(SECTION, "20 agents at once, each from a pooled sandbox: wall time", wall, plainWall, "ms", {
+    op: "<=",
+    value: 1.0,
+  });
 
   deps.log("8. warm pool: memory per pooled sandbox");
   await deps.settle();
   await filled(twenty, 20);
   const docker = dockerClient();
-  const pooled = (await docker.listContainers({ filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.run}=pool`] } })).filter((c) => c.Names[0]?.startsWith("/airlock-pool-"));
+  const pooled = (
+    await docker.listContainers({ filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.run}=pool`] } })
+  ).filter((c) => c.Names[0]?.startsWith("/airlock-pool-"));
   const sample = 5;
   const sandboxMiB = await Promise.all(pooled.slice(0, sample).map((c) => containerMiB(docker.getContainer(c.Id))));
   // Beside it: an idle Node process in a container of the same image (what the runtime on standby is).
   const idle = await Promise.all(
     Array.from({ length: sample }, async () => {
-      const { stdout } = await execa("docker", ["run", "-d", "--rm", "--label", "dev.airlock.bench=idle", "--entrypoint", "node", agentImage, "-e", "setInterval(() => {}, 1 << 30)"]);
+      const { stdout } = await execa("docker", [
+        "run",
+        "-d",
+        "--rm",
+        "--label",
+        "dev.airlock.bench=idle",
+        "--entrypoint",
+        "node",
+        agentImage,
+        "-e",
+        "setInterval(() => {}, 1 << 30)",
+      ]);
       return stdout.trim();
     }),
   );
   await new Promise((r) => setTimeout(r, 2000));
   const idleMiB = await Promise.all(idle.map((id) => containerMiB(docker.getContainer(id))));
-  await Promise.all(idle.map((id) => docker.getContainer(id).remove({ force: true }).catch(() => {})));
-  deps.addRow(SECTION, "memory of a pooled sandbox while it waits (its cgroup, less reclaimable cache) vs an idle Node container of the same image", sandboxMiB, idleMiB, "MiB");
+  await Promise.all(
+    idle.map((id) =>
+      docker
+        .getContainer(id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
+  deps.addRow(
+    SECTION,
+    "memory of a pooled sandbox while it waits (its cgroup, less reclaimable cache) vs an idle Node container of the same image",
+    sandboxMiB,
+    idleMiB,
+    "MiB",
+  );
   // What the runner holds per pooled sandbox (its attach stream and state): RSS with 20 ready vs none.
   global.gc?.();
   const withPool = process.memoryUsage().rss;
@@ -162,7 +257,9 @@ export async function warmSection(agentImage: string, deps: WarmDeps): Promise<s
 
 /** A container's memory as its cgroup counts it, less the page cache it could give back. */
 async function containerMiB(container: Docker.Container): Promise<number> {
-  const stats = (await container.stats({ stream: false })) as unknown as { memory_stats: { usage: number; stats?: Record<string, number> } };
+  const stats = (await container.stats({ stream: false })) as unknown as {
+    memory_stats: { usage: number; stats?: Record<string, number> };
+  };
   const cache = stats.memory_stats.stats?.inactive_file ?? stats.memory_stats.stats?.total_inactive_file ?? 0;
   return (stats.memory_stats.usage - cache) / 2 ** 20;
 }

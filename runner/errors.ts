@@ -38,7 +38,10 @@ export class PolicyError extends AirlockError {
   readonly issues: InputIssue[];
   constructor(file: string, issues: InputIssue[]) {
     const n = issues.length;
-    super("POLICY_INVALID", `${file}: ${n} problem${n === 1 ? "" : "s"}\n` + issues.map((i) => "  " + formatIssue(i)).join("\n"));
+    super(
+      "POLICY_INVALID",
+      `${file}: ${n} problem${n === 1 ? "" : "s"}\n${issues.map((i) => `  ${formatIssue(i)}`).join("\n")}`,
+    );
     this.file = file;
     this.issues = issues;
   }

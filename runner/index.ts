@@ -4,9 +4,30 @@
  */
 export { agentNameFor, type RunAgentOptions, type RunEvent } from "./run/run-agent.js";
 export type { AgentResult, RunStatus } from "./run/result.js";
-export { loadPolicy, parsePolicy, definePolicy, policySchema, policyJsonSchema, parseEndpoint, DEFAULTS, type Policy, type PolicyInput, type Endpoint, type PackageSpec, type PipRequirement } from "./policy/index.js";
+export {
+  loadPolicy,
+  parsePolicy,
+  definePolicy,
+  policySchema,
+  policyJsonSchema,
+  parseEndpoint,
+  DEFAULTS,
+  type Policy,
+  type PolicyInput,
+  type Endpoint,
+  type PackageSpec,
+  type PipRequirement,
+} from "./policy/index.js";
 export { runAgents, type RunAgentsOptions, type GroupResult } from "./group/run-agents.js";
-export { loadRunFile, runFileSchema, runFileJsonSchema, type RunSpec, type GroupAgent, type WaitCondition, type RunFileInput } from "./group/run-file.js";
+export {
+  loadRunFile,
+  runFileSchema,
+  runFileJsonSchema,
+  type RunSpec,
+  type GroupAgent,
+  type WaitCondition,
+  type RunFileInput,
+} from "./group/run-file.js";
 export { junitXml } from "./group/junit.js";
 export { kafkaPreflight, KafkaPreflightError } from "./bus/kafka-preflight.js";
 export { createRunner, defaultRunner, runAgent, containersRemoved, Runner, type RunnerOptions } from "./runner.js";

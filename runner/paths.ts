@@ -8,7 +8,8 @@ export const PACKAGE_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
 function findRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {
     const manifest = join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "airlock") return dir;
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "airlock")
+      return dir;
     if (dirname(dir) === dir) throw new Error(`cannot find airlock's package.json above ${start}`);
   }
 }

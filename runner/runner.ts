@@ -65,7 +65,8 @@ export class Runner {
   get dockerBackend(): DockerBackend {
     if (!this.docker_) {
       const fromEnv = Number(process.env.AIRLOCK_POOL ?? 0);
-      const pool = this.options.pool === false ? undefined : (this.options.pool ?? (fromEnv > 0 ? { size: fromEnv } : undefined));
+      const pool =
+        this.options.pool === false ? undefined : (this.options.pool ?? (fromEnv > 0 ? { size: fromEnv } : undefined));
       this.docker_ = new DockerBackend({
         docker: this.docker,
         engine: this.options.engine ?? dockerEngine(this.docker),
@@ -147,7 +148,14 @@ export class Runner {
     await this.docker_?.close();
     await this.containersRemoved();
     // A backend that never came up has nothing to close.
-    await Promise.all([...this.backends.values()].map((b) => b.then((backend) => backend.close(), () => {})));
+    await Promise.all(
+      [...this.backends.values()].map((b) =>
+        b.then(
+          (backend) => backend.close(),
+          () => {},
+        ),
+      ),
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -16,7 +16,9 @@ export function check<T>(value: unknown, schema: Schema<T> | undefined, where: s
   try {
     return schema.parse(value);
   } catch (err) {
-    throw new MessageValidationError(`${where}: message does not match its schema: ${(err as Error).message}`, { cause: err });
+    throw new MessageValidationError(`${where}: message does not match its schema: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 

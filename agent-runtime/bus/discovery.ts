@@ -58,9 +58,17 @@ export interface Discovery {
   /** The card of `agent`, once it is published (or one offering `skill`). */
   find(query: { agent?: string; skill?: string }, options?: { timeoutMs?: number }): Promise<AgentCard>;
   /** Send a task and wait for its result; `onStatus` sees every status on the way. */
-  sendTask<I, O>(agent: string, skill: string, input: I, options?: { timeoutMs?: number; onStatus?: (u: TaskUpdate<O>) => void }): Promise<TaskUpdate<O>>;
+  sendTask<I, O>(
+    agent: string,
+    skill: string,
+    input: I,
+    options?: { timeoutMs?: number; onStatus?: (u: TaskUpdate<O>) => void },
+  ): Promise<TaskUpdate<O>>;
   /** Answer tasks for this agent with `handler` until `limit` or the signal; resolves with the count. */
-  serveTasks<I, O>(handler: (task: Task<I>) => O | Promise<O>, options?: { limit?: number; signal?: AbortSignal; onReady?: () => void }): Promise<number>;
+  serveTasks<I, O>(
+    handler: (task: Task<I>) => O | Promise<O>,
+    options?: { limit?: number; signal?: AbortSignal; onReady?: () => void },
+  ): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -78,10 +86,17 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
   };
 
   const publish = async (topic: string, value: unknown, opts: { retain?: boolean; expiry?: number } = {}) =>
-    (await client()).publishAsync(topic, value === "" ? "" : JSON.stringify(value), { qos: 1, retain: opts.retain ?? false, ...(opts.expiry ? { properties: { messageExpiryInterval: opts.expiry } } : {}) });
+    (await client()).publishAsync(topic, value === "" ? "" : JSON.stringify(value), {
+      qos: 1,
+      retain: opts.retain ?? false,
+      ...(opts.expiry ? { properties: { messageExpiryInterval: opts.expiry } } : {}),
+    });
 
   /** Messages on `filter` until `stop` says so; returns the unsubscribe. */
-  const listen = async (filter: string, onMessage: (topic: string, value: unknown) => void): Promise<() => Promise<void>> => {
+  const listen = async (
+    filter: string,
+    onMessage: (topic: string, value: unknown) => void,
+  ): Promise<() => Promise<void>> => {
     const c = await client();
     const handler = (topic: string, payload: Buffer) => {
       if (!matches(filter, topic) || payload.length === 0) return;
@@ -95,7 +110,9 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
     const granted = await c.subscribeAsync(filter, { qos: 1 }).catch(() => [{ qos: 135 }]);
     if (granted.some((g) => g.qos >= 128)) {
       c.removeListener("message", handler);
-      throw new BusPermissionError(`mqtt: the policy does not let this agent subscribe to ${filter}: add it (with * for +) to bus.mqtt.subscribe`);
+      throw new BusPermissionError(
+        `mqtt: the policy does not let this agent subscribe to ${filter}: add it (with * for +) to bus.mqtt.subscribe`,
+      );
     }
     return async () => {
       c.removeListener("message", handler);
@@ -106,7 +123,8 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
   const self: Discovery = {
     async publishCard(card) {
       const full: AgentCard = { ...card, name: me, skills: card.skills ?? [] };
-      const send = () => publish(`${base}/cards/${me}`, { ...full, ts: Date.now() }, { retain: true, expiry: CARD_EXPIRY_S });
+      const send = () =>
+        publish(`${base}/cards/${me}`, { ...full, ts: Date.now() }, { retain: true, expiry: CARD_EXPIRY_S });
       await send().catch(refused("publish its card", "add a2a/{run}/cards/{agent} to bus.mqtt.publish"));
       published = true;
       clearInterval(refresh);
@@ -133,11 +151,22 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
       let stop: (() => Promise<void>) | undefined;
       try {
         return await new Promise<AgentCard>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new RequestTimeoutError(`no card ${agent ? `of ${agent}` : `offering ${skill}`} within ${timeoutMs} ms`)), timeoutMs);
+          const timer = setTimeout(
+            () =>
+              reject(
+                new RequestTimeoutError(
+                  `no card ${agent ? `of ${agent}` : `offering ${skill}`} within ${timeoutMs} ms`,
+                ),
+              ),
+            timeoutMs,
+          );
           void listen(`${base}/cards/+`, (topic, value) => {
             // The card's name is the one in its topic (the broker held its publisher to it).
             const card = { ...(value as AgentCard), name: topic.split("/")[3]! };
-            if ((agent === undefined || card.name === agent) && (skill === undefined || card.skills?.some((s) => s.id === skill))) {
+            if (
+              (agent === undefined || card.name === agent) &&
+              (skill === undefined || card.skills?.some((s) => s.id === skill))
+            ) {
               clearTimeout(timer);
               resolve(card);
             }
@@ -147,12 +176,20 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
         await stop?.();
       }
     },
-    async sendTask<I, O>(agent: string, skill: string, input: I, { timeoutMs = 30_000, onStatus }: { timeoutMs?: number; onStatus?: (u: TaskUpdate<O>) => void } = {}) {
+    async sendTask<I, O>(
+      agent: string,
+      skill: string,
+      input: I,
+      { timeoutMs = 30_000, onStatus }: { timeoutMs?: number; onStatus?: (u: TaskUpdate<O>) => void } = {},
+    ) {
       const task: Task<I> = { id: messageId(), from: me, skill, input };
       let stop: (() => Promise<void>) | undefined;
       try {
         const done = new Promise<TaskUpdate<O>>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new RequestTimeoutError(`no result from ${agent} for task ${task.id} within ${timeoutMs} ms`)), timeoutMs);
+          const timer = setTimeout(
+            () => reject(new RequestTimeoutError(`no result from ${agent} for task ${task.id} within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
           void listen(`${base}/results/${me}/${token(agent, "an agent")}`, (topic, value) => {
             const u = { ...(value as TaskUpdate<O>), from: topic.split("/")[4]! };
             if (u.taskId !== task.id) return;
@@ -163,7 +200,9 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
             }
           }).then(async (s) => {
             stop = s;
-            await publish(`${base}/tasks/${agent}/${me}`, task).catch(refused(`send tasks to ${agent}`, "add a2a/{run}/tasks/*/{agent} to bus.mqtt.publish"));
+            await publish(`${base}/tasks/${agent}/${me}`, task).catch(
+              refused(`send tasks to ${agent}`, "add a2a/{run}/tasks/*/{agent} to bus.mqtt.publish"),
+            );
             onStatus?.({ taskId: task.id, from: me, status: "submitted" });
           }, reject);
         });
@@ -172,7 +211,10 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
         await stop?.();
       }
     },
-    async serveTasks<I, O>(handler: (task: Task<I>) => O | Promise<O>, { limit = Infinity, signal, onReady }: { limit?: number; signal?: AbortSignal; onReady?: () => void } = {}) {
+    async serveTasks<I, O>(
+      handler: (task: Task<I>) => O | Promise<O>,
+      { limit = Infinity, signal, onReady }: { limit?: number; signal?: AbortSignal; onReady?: () => void } = {},
+    ) {
       // A stopped agent takes no new tasks.
       if (signal?.aborted) return 0;
       let served = 0;
@@ -182,7 +224,8 @@ export function discovery(namespace: string | undefined, client: () => Promise<M
           onAbort(signal, () => resolve());
           listening = listen(`${base}/tasks/${me}/+`, (topic, value) => {
             const task = { ...(value as Task<I>), from: topic.split("/")[4]! };
-            const answer = (u: Omit<TaskUpdate<O>, "taskId" | "from">) => publish(`${base}/results/${task.from}/${me}`, { taskId: task.id, from: me, ...u });
+            const answer = (u: Omit<TaskUpdate<O>, "taskId" | "from">) =>
+              publish(`${base}/results/${task.from}/${me}`, { taskId: task.id, from: me, ...u });
             void (async () => {
               await answer({ status: "working" });
               try {

@@ -50,14 +50,21 @@ export function isAllowed(hostPort: string, env: NodeJS.ProcessEnv = process.env
 }
 
 export function connectionError(service: string, endpoints: string[], cause: unknown): BusConnectionError {
-  return new BusConnectionError(service, endpoints, endpoints.every((e) => isAllowed(e)), cause);
+  return new BusConnectionError(
+    service,
+    endpoints,
+    endpoints.every((e) => isAllowed(e)),
+    cause,
+  );
 }
 
 /** Read a required variable, or explain how the policy provides it. */
 export function requireEnv(name: string, service: string, example: string): string {
   const value = process.env[name];
   if (!value) {
-    throw new BusConfigError(`${service}: ${name} is not set. Set it in the policy (env.set: { ${name}: "${example}" }) or list it in env.allow and pass it in`);
+    throw new BusConfigError(
+      `${service}: ${name} is not set. Set it in the policy (env.set: { ${name}: "${example}" }) or list it in env.allow and pass it in`,
+    );
   }
   return value;
 }

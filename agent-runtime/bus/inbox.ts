@@ -64,12 +64,18 @@ export interface Inbox<T> {
   /** Like send, and resolves with the handler's answer (RequestTimeoutError without one). */
   request<R>(to: string, body: T, options?: SendOptions): Promise<R>;
   /** Handle messages for this agent until `limit` were handled or the signal; resolves with the count. */
-  receive<R>(handler: (message: Envelope<T>) => R | Promise<R>, options?: { limit?: number; signal?: AbortSignal; onReady?: () => void }): Promise<number>;
+  receive<R>(
+    handler: (message: Envelope<T>) => R | Promise<R>,
+    options?: { limit?: number; signal?: AbortSignal; onReady?: () => void },
+  ): Promise<number>;
   /** What receive() did with each message it got: for logs and tests. */
   readonly log: { id: string; from: string; status: ReceiptStatus; reason?: string }[];
 }
 
-export function inbox<T>(client: () => Promise<NatsConnection>, options: { namespace?: string; schema?: Schema<T>; dedupeWindowMs?: number } = {}): Inbox<T> {
+export function inbox<T>(
+  client: () => Promise<NatsConnection>,
+  options: { namespace?: string; schema?: Schema<T>; dedupeWindowMs?: number } = {},
+): Inbox<T> {
   const ns = token(options.namespace ?? runNamespace(), "an inbox namespace");
   const me = busAgent();
   const seen = new Map<string, { at: number; receipt: Omit<Receipt, "attempts"> }>();
@@ -107,7 +113,10 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
       } catch (err) {
         last = err;
         const code = (err as { code?: string }).code;
-        if (code === "PERMISSIONS_VIOLATION") throw new BusPermissionError(`nats: the policy does not let this agent send to ${to}'s inbox: add inbox.{run}.*.{agent} to bus.nats.publish`);
+        if (code === "PERMISSIONS_VIOLATION")
+          throw new BusPermissionError(
+            `nats: the policy does not let this agent send to ${to}'s inbox: add inbox.{run}.*.{agent} to bus.nats.publish`,
+          );
         if (code === "503" && Date.now() < deadline) {
           // Nobody listens there yet: the message was not delivered, so this was not an attempt.
           sent--;
@@ -118,7 +127,9 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
         await new Promise((r) => setTimeout(r, Math.min(100 * sent, 500)));
       }
     }
-    throw new RequestTimeoutError(`no receipt from ${to} for message ${id} after ${sent} attempts (${(last as Error)?.message ?? "timeout"})`);
+    throw new RequestTimeoutError(
+      `no receipt from ${to} for message ${id} after ${sent} attempts (${(last as Error)?.message ?? "timeout"})`,
+    );
   };
 
   const self: Inbox<T> = {
@@ -127,10 +138,16 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
     send: (to, body, o = {}) => deliver(to, body, "send", o),
     async request<R>(to: string, body: T, o: SendOptions = {}) {
       const receipt = await deliver(to, body, "request", o);
-      if (receipt.status !== "delivered" && receipt.status !== "duplicate") throw new RequestTimeoutError(`${to} did not answer message ${receipt.id}: ${receipt.status}${receipt.reason ? ` (${receipt.reason})` : ""}`);
+      if (receipt.status !== "delivered" && receipt.status !== "duplicate")
+        throw new RequestTimeoutError(
+          `${to} did not answer message ${receipt.id}: ${receipt.status}${receipt.reason ? ` (${receipt.reason})` : ""}`,
+        );
       return receipt.reply as R;
     },
-    async receive<R>(handler: (message: Envelope<T>) => R | Promise<R>, { limit = Infinity, signal, onReady }: { limit?: number; signal?: AbortSignal; onReady?: () => void } = {}) {
+    async receive<R>(
+      handler: (message: Envelope<T>) => R | Promise<R>,
+      { limit = Infinity, signal, onReady }: { limit?: number; signal?: AbortSignal; onReady?: () => void } = {},
+    ) {
       // A stopped agent takes no new messages.
       if (signal?.aborted) return 0;
       const nc = await client();
@@ -166,7 +183,15 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
           continue;
         }
         if (Math.floor(e.schemaVersion) > INBOX_SCHEMA_VERSION) {
-          answer(m, { id: e.id, status: "rejected", reason: `schema version ${e.schemaVersion}; this agent reads ${INBOX_SCHEMA_VERSION}` }, from);
+          answer(
+            m,
+            {
+              id: e.id,
+              status: "rejected",
+              reason: `schema version ${e.schemaVersion}; this agent reads ${INBOX_SCHEMA_VERSION}`,
+            },
+            from,
+          );
           continue;
         }
         let body: T;
@@ -178,7 +203,11 @@ export function inbox<T>(client: () => Promise<NatsConnection>, options: { names
         }
         // The sender is the one in the subject (the broker held it to its own), never a claim in the body.
         const reply = await handler({ ...(e as Envelope<T>), from, body });
-        const receipt: Omit<Receipt, "attempts"> = { id: e.id, status: "delivered", ...(e.kind === "request" ? { reply } : {}) };
+        const receipt: Omit<Receipt, "attempts"> = {
+          id: e.id,
+          status: "delivered",
+          ...(e.kind === "request" ? { reply } : {}),
+        };
         seen.set(key, { at: now, receipt });
         answer(m, receipt, from);
         if (++handled >= limit) break;

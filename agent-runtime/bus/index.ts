@@ -31,7 +31,13 @@ export type { Discovery, AgentCard, Skill, Task, TaskUpdate, TaskStatus } from "
 export type { Inbox, Envelope, Receipt, ReceiptStatus, SendOptions } from "./inbox.js";
 export type { Presence, Member } from "./presence.js";
 export { Keyring, SealedMessageError, type SealedMessage, type PublicKeys } from "./sealed.js";
-export { BusConnectionError, BusConfigError, BusPermissionError, MessageValidationError, RequestTimeoutError } from "./errors.js";
+export {
+  BusConnectionError,
+  BusConfigError,
+  BusPermissionError,
+  MessageValidationError,
+  RequestTimeoutError,
+} from "./errors.js";
 
 export interface Bus {
   /** A connected ioredis client (shared; closed when the agent returns). */
@@ -49,7 +55,10 @@ export interface Bus {
   /** RabbitMQ work queue: durable, persistent, acknowledged, with prefetch. */
   workQueue<T>(queue: string, options?: MessageOptions<T>): WorkQueue<T>;
   /** Redis request/reply with a timeout. */
-  requestReply<Req, Res>(service: string, options?: { request?: Schema<Req>; reply?: Schema<Res> }): RequestReply<Req, Res>;
+  requestReply<Req, Res>(
+    service: string,
+    options?: { request?: Schema<Req>; reply?: Schema<Res> },
+  ): RequestReply<Req, Res>;
   /** Kafka event stream: produce, and consume in a consumer group from the earliest offset. */
   stream<T>(topic: string, options?: MessageOptions<T> & { partitions?: number }): EventStream<T>;
   /** MQTT room: send to everyone or one agent, reply, QoS (topics rooms/<room>/<to>/<from>). Default room: the run's. */

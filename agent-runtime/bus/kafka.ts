@@ -14,16 +14,29 @@ export function kafkaBrokers(): string[] {
 }
 
 /** kafkajs logs JSON at INFO by default; keep warnings and errors, one line each, on stderr. */
-const quietLogs: logCreator = () => ({ level, log }) => {
-  if (level <= 2) console.error(`kafka ${level === 1 ? "error" : "warning"}: ${log.message}${log.error ? ` (${String(log.error)})` : ""}`);
-};
+const quietLogs: logCreator =
+  () =>
+  ({ level, log }) => {
+    if (level <= 2)
+      console.error(
+        `kafka ${level === 1 ? "error" : "warning"}: ${log.message}${log.error ? ` (${String(log.error)})` : ""}`,
+      );
+  };
 
 export async function createKafka(clientId: string): Promise<Kafka> {
   const { Kafka, logLevel } = await import("kafkajs");
   // Under bus rights the runner hands the run's own SCRAM credentials in these variables.
   const { KAFKA_USERNAME: username, KAFKA_PASSWORD: password } = process.env;
   const sasl = username && password ? { sasl: { mechanism: "scram-sha-512" as const, username, password } } : {};
-  return new Kafka({ clientId, brokers: kafkaBrokers(), ...sasl, connectionTimeout: 5000, retry: { retries: 4, initialRetryTime: 200 }, logLevel: logLevel.WARN, logCreator: quietLogs });
+  return new Kafka({
+    clientId,
+    brokers: kafkaBrokers(),
+    ...sasl,
+    connectionTimeout: 5000,
+    retry: { retries: 4, initialRetryTime: 200 },
+    logLevel: logLevel.WARN,
+    logCreator: quietLogs,
+  });
 }
 
 async function connecting<T>(what: Promise<T>): Promise<T> {
@@ -53,7 +66,12 @@ export interface EventStream<T> {
   close(): Promise<void>;
 }
 
-export function eventStream<T>(topic: string, kafka: () => Promise<Kafka>, defaultGroup: string, options: MessageOptions<T> & { partitions?: number } = {}): EventStream<T> {
+export function eventStream<T>(
+  topic: string,
+  kafka: () => Promise<Kafka>,
+  defaultGroup: string,
+  options: MessageOptions<T> & { partitions?: number } = {},
+): EventStream<T> {
   const where = `kafka topic ${topic}`;
   let producer: Awaited<ReturnType<Kafka["producer"]>> | undefined;
   let topicReady: Promise<void> | undefined;
@@ -63,7 +81,10 @@ export function eventStream<T>(topic: string, kafka: () => Promise<Kafka>, defau
       await connecting(admin.connect());
       try {
         const existing = await admin.listTopics();
-        if (!existing.includes(topic)) await admin.createTopics({ topics: [{ topic, numPartitions: options.partitions ?? 1 }], waitForLeaders: true }).catch(() => {});
+        if (!existing.includes(topic))
+          await admin
+            .createTopics({ topics: [{ topic, numPartitions: options.partitions ?? 1 }], waitForLeaders: true })
+            .catch(() => {});
       } finally {
         await admin.disconnect();
       }
@@ -76,9 +97,16 @@ export function eventStream<T>(topic: string, kafka: () => Promise<Kafka>, defau
         await connecting(producer.connect());
       }
       const list = Array.isArray(events) ? events : [events];
-      await producer.send({ topic, acks: -1, messages: list.map((e) => ({ value: encode(e, options.schema, where) })) });
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: list.map((e) => ({ value: encode(e, options.schema, where) })),
+      });
     },
-    async consume(handler, { groupId = defaultGroup, fromBeginning = true, limit = Infinity, idleTimeoutMs, signal, onReady } = {}) {
+    async consume(
+      handler,
+      { groupId = defaultGroup, fromBeginning = true, limit = Infinity, idleTimeoutMs, signal, onReady } = {},
+    ) {
       // A stopped agent takes no new work (and does not join the group only to leave it).
       if (signal?.aborted) return 0;
       await ensureTopic();

@@ -15,7 +15,13 @@ export async function connectMqtt(name: string): Promise<MqttClient> {
   const { connectAsync } = await import("mqtt");
   const clientId = process.env.MQTT_CLIENT_ID ?? `${name}-${Math.random().toString(16).slice(2, 10)}`;
   try {
-    return await connectAsync(url, { clientId, protocolVersion: 5, connectTimeout: 5000, reconnectPeriod: 1000, clean: true });
+    return await connectAsync(url, {
+      clientId,
+      protocolVersion: 5,
+      connectTimeout: 5000,
+      reconnectPeriod: 1000,
+      clean: true,
+    });
   } catch (err) {
     throw connectionError("mqtt", [`${u.hostname}:${u.port || "1883"}`], err);
   }

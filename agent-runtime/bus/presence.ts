@@ -25,7 +25,10 @@ export interface Presence<M> {
   stop(): Promise<void>;
 }
 
-export function presence<M>(client: () => Promise<NatsConnection>, options: { namespace?: string; intervalMs?: number } = {}): Presence<M> {
+export function presence<M>(
+  client: () => Promise<NatsConnection>,
+  options: { namespace?: string; intervalMs?: number } = {},
+): Presence<M> {
   const ns = token(options.namespace ?? runNamespace(), "a presence namespace");
   const me = busAgent();
   const interval = options.intervalMs ?? 1000;
@@ -50,13 +53,24 @@ export function presence<M>(client: () => Promise<NatsConnection>, options: { na
           try {
             const beat = JSON.parse(new TextDecoder().decode(m.data)) as { status: string; meta?: M };
             if (beat.status === "offline") members.delete(agent);
-            else members.set(agent, { agent, lastSeen: Date.now(), ...(beat.meta !== undefined ? { meta: beat.meta } : {}) });
+            else
+              members.set(agent, {
+                agent,
+                lastSeen: Date.now(),
+                ...(beat.meta !== undefined ? { meta: beat.meta } : {}),
+              });
           } catch {
             // not a heartbeat
           }
         },
       });
-      beat = () => nc.publish(`presence.${ns}.${me}`, new TextEncoder().encode(JSON.stringify({ status: "online", ts: Date.now(), ...(meta !== undefined ? { meta } : {}) })));
+      beat = () =>
+        nc.publish(
+          `presence.${ns}.${me}`,
+          new TextEncoder().encode(
+            JSON.stringify({ status: "online", ts: Date.now(), ...(meta !== undefined ? { meta } : {}) }),
+          ),
+        );
       beat();
       await nc.flush();
       timer = setInterval(beat, interval);
@@ -67,9 +81,13 @@ export function presence<M>(client: () => Promise<NatsConnection>, options: { na
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const now = online();
-        const ok = typeof agents === "number" ? now.length >= agents : agents.every((a) => now.some((m) => m.agent === a));
+        const ok =
+          typeof agents === "number" ? now.length >= agents : agents.every((a) => now.some((m) => m.agent === a));
         if (ok) return now;
-        if (Date.now() > deadline) throw new Error(`presence: ${typeof agents === "number" ? `${agents} agents` : agents.join(", ")} not online within ${timeoutMs} ms (online: ${now.map((m) => m.agent).join(", ") || "none"})`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `presence: ${typeof agents === "number" ? `${agents} agents` : agents.join(", ")} not online within ${timeoutMs} ms (online: ${now.map((m) => m.agent).join(", ") || "none"})`,
+          );
         // Hearing the others sooner: answer with a heartbeat of our own.
         beat?.();
         await new Promise((r) => setTimeout(r, Math.min(interval, 200)));
@@ -81,7 +99,10 @@ export function presence<M>(client: () => Promise<NatsConnection>, options: { na
       beat = undefined;
       const nc = await client();
       if (!nc.isClosed()) {
-        nc.publish(`presence.${ns}.${me}`, new TextEncoder().encode(JSON.stringify({ status: "offline", ts: Date.now() })));
+        nc.publish(
+          `presence.${ns}.${me}`,
+          new TextEncoder().encode(JSON.stringify({ status: "offline", ts: Date.now() })),
+        );
         await nc.flush().catch(() => {});
       }
       sub?.unsubscribe();

@@ -65,12 +65,19 @@ async function ensureQueue(connection: ChannelModel, channel: Channel, queue: st
   }
   const probe = await connection.createChannel();
   probe.on("error", () => {});
-  const there = await probe.checkQueue(queue).then(() => true, () => false);
+  const there = await probe.checkQueue(queue).then(
+    () => true,
+    () => false,
+  );
   await probe.close().catch(() => {});
   if (!there) await channel.assertQueue(queue, { durable: true });
 }
 
-export function workQueue<T>(queue: string, connection: () => Promise<ChannelModel>, options: MessageOptions<T> = {}): WorkQueue<T> {
+export function workQueue<T>(
+  queue: string,
+  connection: () => Promise<ChannelModel>,
+  options: MessageOptions<T> = {},
+): WorkQueue<T> {
   const where = `rabbitmq queue ${queue}`;
   return {
     async send(task) {
@@ -83,15 +90,26 @@ export function workQueue<T>(queue: string, connection: () => Promise<ChannelMod
       try {
         await ensureQueue(conn, channel, queue);
         const body = Buffer.from(encode(task, options.schema, where));
-        if (exchange) channel.publish(exchange, queue, body, { persistent: true, contentType: "application/json", mandatory: true });
+        if (exchange)
+          channel.publish(exchange, queue, body, {
+            persistent: true,
+            contentType: "application/json",
+            mandatory: true,
+          });
         else channel.sendToQueue(queue, body, { persistent: true, contentType: "application/json" });
         await channel.waitForConfirms();
-        if (returned) throw new BusPermissionError(`rabbitmq: the policy does not let this agent publish to queue ${queue}: add it to bus.rabbitmq.queues.publish`);
+        if (returned)
+          throw new BusPermissionError(
+            `rabbitmq: the policy does not let this agent publish to queue ${queue}: add it to bus.rabbitmq.queues.publish`,
+          );
       } finally {
         await channel.close().catch(() => {});
       }
     },
-    async consume(handler, { prefetch = 1, limit = Infinity, idleTimeoutMs, firstMessageTimeoutMs, signal, onReady } = {}) {
+    async consume(
+      handler,
+      { prefetch = 1, limit = Infinity, idleTimeoutMs, firstMessageTimeoutMs, signal, onReady } = {},
+    ) {
       // A stopped agent takes no new work.
       if (signal?.aborted) return 0;
       const conn = await connection();

@@ -20,7 +20,14 @@ export async function connectRedis(options: RedisOptions = {}): Promise<RedisCli
   const url = redisUrl();
   const { Redis } = await import("ioredis");
   // No ready check: it runs INFO, which an identity with only the rights its policy grants may not.
-  const client = new Redis(url, { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 2, connectTimeout: 5000, retryStrategy: (n) => (n > 3 ? null : 100 * n), ...options });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 2,
+    connectTimeout: 5000,
+    retryStrategy: (n) => (n > 3 ? null : 100 * n),
+    ...options,
+  });
   // ioredis rejects connect() with a generic error; the socket's own error (with its code) arrives here.
   let socketError: unknown;
   client.on("error", (err) => (socketError ??= err));
@@ -48,7 +55,11 @@ export interface PubSub<T> {
   subscribe(): Promise<Subscription<T>>;
 }
 
-export function pubsub<T>(channel: string, client: () => Promise<RedisClient>, options: MessageOptions<T> = {}): PubSub<T> {
+export function pubsub<T>(
+  channel: string,
+  client: () => Promise<RedisClient>,
+  options: MessageOptions<T> = {},
+): PubSub<T> {
   const where = `redis channel ${channel}`;
   return {
     async publish(message) {
@@ -65,7 +76,9 @@ export function pubsub<T>(channel: string, client: () => Promise<RedisClient>, o
           value = decode(raw, options.schema, where);
         } catch (err) {
           failure = err;
-          waiters.splice(0).forEach((w) => w.reject(err));
+          waiters.splice(0).forEach((w) => {
+            w.reject(err);
+          });
           return;
         }
         const waiter = waiters.shift();
@@ -75,7 +88,9 @@ export function pubsub<T>(channel: string, client: () => Promise<RedisClient>, o
       // "end": ioredis gave up reconnecting (a transient "close" is retried first).
       sub.on("end", () => {
         failure ??= connectionError("redis", [endpointOf(redisUrl())], new Error("connection closed"));
-        waiters.splice(0).forEach((w) => w.reject(failure));
+        waiters.splice(0).forEach((w) => {
+          w.reject(failure);
+        });
       });
       await sub.subscribe(channel);
       const next = (timeoutMs?: number) =>
@@ -87,7 +102,8 @@ export function pubsub<T>(channel: string, client: () => Promise<RedisClient>, o
           if (timeoutMs !== undefined) {
             setTimeout(() => {
               const i = waiters.indexOf(waiter);
-              if (i >= 0) waiters.splice(i, 1), reject(new RequestTimeoutError(`${where}: no message within ${timeoutMs} ms`));
+              if (i >= 0)
+                waiters.splice(i, 1), reject(new RequestTimeoutError(`${where}: no message within ${timeoutMs} ms`));
             }, timeoutMs);
           }
         });
@@ -119,7 +135,10 @@ export interface RequestReply<Req, Res> {
   /** Send a request and wait for its reply; rejects with RequestTimeoutError after timeoutMs (default 30 s). */
   request(body: Req, options?: { timeoutMs?: number }): Promise<Res>;
   /** Answer requests with handler until `limit` were answered or the signal aborts; resolves with the count. */
-  serve(handler: (body: Req) => Res | Promise<Res>, options?: { limit?: number; signal?: AbortSignal }): Promise<number>;
+  serve(
+    handler: (body: Req) => Res | Promise<Res>,
+    options?: { limit?: number; signal?: AbortSignal },
+  ): Promise<number>;
 }
 
 interface Envelope<T> {
@@ -162,7 +181,11 @@ export function requestReply<Req, Res>(
           const envelope = JSON.parse(item[1]) as Envelope<unknown>;
           const body = check(envelope.body, options.request, `request to ${service}`);
           const result = await handler(body);
-          await writer.multi().lpush(envelope.replyTo, encode(result, options.reply, `reply from ${service}`)).expire(envelope.replyTo, 60).exec();
+          await writer
+            .multi()
+            .lpush(envelope.replyTo, encode(result, options.reply, `reply from ${service}`))
+            .expire(envelope.replyTo, 60)
+            .exec();
           served++;
         }
         return served;

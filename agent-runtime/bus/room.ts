@@ -38,7 +38,11 @@ export interface Room<T> {
   [Symbol.asyncIterator](): AsyncIterator<RoomMessage<T>>;
 }
 
-export function room<T>(name: string | undefined, client: () => Promise<MqttClient>, options: MessageOptions<T> & { qos?: QoS } = {}): Room<T> {
+export function room<T>(
+  name: string | undefined,
+  client: () => Promise<MqttClient>,
+  options: MessageOptions<T> & { qos?: QoS } = {},
+): Room<T> {
   const roomName = token(name ?? runNamespace(), "a room name");
   const me = busAgent();
   const base = `rooms/${roomName}`;
@@ -69,16 +73,36 @@ export function room<T>(name: string | undefined, client: () => Promise<MqttClie
       const c = await client();
       listener = onMessage;
       c.on("message", listener);
-      const granted = await c.subscribeAsync([`${base}/all/+`, `${base}/${me}/+`], { qos: defaultQos }).catch((err: { packet?: { granted?: number[] } }) => {
-        throw new BusPermissionError(`mqtt: the policy does not let this agent read room ${roomName} (SUBACK ${err.packet?.granted?.join(",") ?? "refused"}): add rooms/{run}/all/* and rooms/{run}/{agent}/* to bus.mqtt.subscribe`);
-      });
-      if (granted.some((g) => g.qos >= 128)) throw new BusPermissionError(`mqtt: room ${roomName} refused: add rooms/{run}/all/* and rooms/{run}/{agent}/* to bus.mqtt.subscribe`);
+      const granted = await c
+        .subscribeAsync([`${base}/all/+`, `${base}/${me}/+`], { qos: defaultQos })
+        .catch((err: { packet?: { granted?: number[] } }) => {
+          throw new BusPermissionError(
+            `mqtt: the policy does not let this agent read room ${roomName} (SUBACK ${err.packet?.granted?.join(",") ?? "refused"}): add rooms/{run}/all/* and rooms/{run}/{agent}/* to bus.mqtt.subscribe`,
+          );
+        });
+      if (granted.some((g) => g.qos >= 128))
+        throw new BusPermissionError(
+          `mqtt: room ${roomName} refused: add rooms/{run}/all/* and rooms/{run}/{agent}/* to bus.mqtt.subscribe`,
+        );
     },
     async send(body, { to = "all", inReplyTo, qos = defaultQos } = {}) {
-      const m: RoomMessage<T> = { id: messageId(), from: me, to: token(to, "a recipient"), ts: Date.now(), ...(inReplyTo ? { inReplyTo } : {}), body: check(body, options.schema, `room ${roomName}`) };
-      await (await client()).publishAsync(`${base}/${m.to}/${me}`, JSON.stringify(m), { qos }).catch((err: Error & { code?: number }) => {
-        throw err.code === 135 ? new BusPermissionError(`mqtt: the policy does not let this agent send in room ${roomName}: add rooms/{run}/*/{agent} to bus.mqtt.publish`) : err;
-      });
+      const m: RoomMessage<T> = {
+        id: messageId(),
+        from: me,
+        to: token(to, "a recipient"),
+        ts: Date.now(),
+        ...(inReplyTo ? { inReplyTo } : {}),
+        body: check(body, options.schema, `room ${roomName}`),
+      };
+      await (await client())
+        .publishAsync(`${base}/${m.to}/${me}`, JSON.stringify(m), { qos })
+        .catch((err: Error & { code?: number }) => {
+          throw err.code === 135
+            ? new BusPermissionError(
+                `mqtt: the policy does not let this agent send in room ${roomName}: add rooms/{run}/*/{agent} to bus.mqtt.publish`,
+              )
+            : err;
+        });
       return m;
     },
     reply: (message, body, opts) => self.send(body, { to: message.from, inReplyTo: message.id, ...opts }),
@@ -90,7 +114,9 @@ export function room<T>(name: string | undefined, client: () => Promise<MqttClie
         if (timeoutMs !== undefined) {
           setTimeout(() => {
             const i = waiters.indexOf(resolve);
-            if (i >= 0) waiters.splice(i, 1), reject(new RequestTimeoutError(`room ${roomName}: no message within ${timeoutMs} ms`));
+            if (i >= 0)
+              waiters.splice(i, 1),
+                reject(new RequestTimeoutError(`room ${roomName}: no message within ${timeoutMs} ms`));
           }, timeoutMs);
         }
       }),

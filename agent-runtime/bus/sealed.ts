@@ -13,7 +13,19 @@
  * trusted), the signature, the time window, that the id was not seen before (replay), and GCM's tag
  * (tampering). Everything is node:crypto; nothing here is a primitive of its own.
  */
-import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, randomUUID, sign, verify, type KeyObject } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  randomUUID,
+  sign,
+  verify,
+  type KeyObject,
+} from "node:crypto";
 
 export interface PublicKeys {
   agent: string;
@@ -42,7 +54,14 @@ export interface SealedMessage {
 export class SealedMessageError extends Error {
   override name = "SealedMessageError";
   constructor(
-    readonly reason: "not-for-me" | "unknown-sender" | "bad-signature" | "expired" | "replayed" | "tampered" | "malformed",
+    readonly reason:
+      | "not-for-me"
+      | "unknown-sender"
+      | "bad-signature"
+      | "expired"
+      | "replayed"
+      | "tampered"
+      | "malformed",
     message: string,
   ) {
     super(message);
@@ -95,31 +114,62 @@ export class Keyring {
   /** Sign and encrypt `body` (JSON) for `to`, whose keys must be trusted. */
   seal(to: string, body: unknown): SealedMessage {
     const recipient = this.trusted.get(to);
-    if (!recipient) throw new SealedMessageError("unknown-sender", `no public keys for ${to}: trust() them first (from its card or presence)`);
+    if (!recipient)
+      throw new SealedMessageError(
+        "unknown-sender",
+        `no public keys for ${to}: trust() them first (from its card or presence)`,
+      );
     const eph = generateKeyPairSync("x25519");
     const salt = randomBytes(16);
     const iv = randomBytes(12);
-    const head = { v: 1 as const, from: this.agent, to, id: randomUUID(), ts: Date.now(), eph: der(eph.publicKey), salt: salt.toString("base64") };
-    const cipher = createCipheriv("aes-256-gcm", key(diffieHellman({ privateKey: eph.privateKey, publicKey: recipient.agree }), salt), iv);
+    const head = {
+      v: 1 as const,
+      from: this.agent,
+      to,
+      id: randomUUID(),
+      ts: Date.now(),
+      eph: der(eph.publicKey),
+      salt: salt.toString("base64"),
+    };
+    const cipher = createCipheriv(
+      "aes-256-gcm",
+      key(diffieHellman({ privateKey: eph.privateKey, publicKey: recipient.agree }), salt),
+      iv,
+    );
     cipher.setAAD(headerBytes(head));
-    const ct = Buffer.concat([cipher.update(JSON.stringify(body)), cipher.final(), cipher.getAuthTag()]).toString("base64");
+    const ct = Buffer.concat([cipher.update(JSON.stringify(body)), cipher.final(), cipher.getAuthTag()]).toString(
+      "base64",
+    );
     const unsigned = { ...head, iv: iv.toString("base64"), ct };
     return { ...unsigned, sig: sign(null, signedBytes(unsigned), this.signing.privateKey).toString("base64") };
   }
 
   /** Verify and decrypt a message for this agent; throws SealedMessageError saying why it is refused. */
   open<T = unknown>(m: SealedMessage, now = Date.now()): T {
-    if (!m || m.v !== 1 || typeof m.ct !== "string" || typeof m.sig !== "string") throw new SealedMessageError("malformed", "not a sealed message");
+    if (m?.v !== 1 || typeof m.ct !== "string" || typeof m.sig !== "string")
+      throw new SealedMessageError("malformed", "not a sealed message");
     if (m.to !== this.agent) throw new SealedMessageError("not-for-me", `sealed for ${m.to}, not ${this.agent}`);
     const sender = this.trusted.get(m.from);
     if (!sender) throw new SealedMessageError("unknown-sender", `from ${m.from}, whose public keys are not trusted`);
     const { sig, ...unsigned } = m;
-    if (!verify(null, signedBytes(unsigned), sender.sign, Buffer.from(sig, "base64"))) throw new SealedMessageError("bad-signature", `the signature is not ${m.from}'s`);
-    if (Math.abs(now - m.ts) > this.windowMs) throw new SealedMessageError("expired", `sent ${Math.round((now - m.ts) / 1000)} s ago, outside the ${this.windowMs / 1000} s window`);
+    if (!verify(null, signedBytes(unsigned), sender.sign, Buffer.from(sig, "base64")))
+      throw new SealedMessageError("bad-signature", `the signature is not ${m.from}'s`);
+    if (Math.abs(now - m.ts) > this.windowMs)
+      throw new SealedMessageError(
+        "expired",
+        `sent ${Math.round((now - m.ts) / 1000)} s ago, outside the ${this.windowMs / 1000} s window`,
+      );
     for (const [id, ts] of this.seen) if (now - ts > this.windowMs) this.seen.delete(id);
     if (this.seen.has(m.id)) throw new SealedMessageError("replayed", `message ${m.id} was already opened`);
     const data = Buffer.from(m.ct, "base64");
-    const decipher = createDecipheriv("aes-256-gcm", key(diffieHellman({ privateKey: this.agreement.privateKey, publicKey: publicKey(m.eph) }), Buffer.from(m.salt, "base64")), Buffer.from(m.iv, "base64"));
+    const decipher = createDecipheriv(
+      "aes-256-gcm",
+      key(
+        diffieHellman({ privateKey: this.agreement.privateKey, publicKey: publicKey(m.eph) }),
+        Buffer.from(m.salt, "base64"),
+      ),
+      Buffer.from(m.iv, "base64"),
+    );
     decipher.setAAD(headerBytes(m));
     decipher.setAuthTag(data.subarray(data.length - 16));
     let plain: Buffer;

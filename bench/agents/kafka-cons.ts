@@ -5,7 +5,20 @@
  */
 import { Kafka, logLevel } from "kafkajs";
 const n = Number(process.env.BENCH_N ?? 100000);
-const kafka = new Kafka({ clientId: "bench-cons", brokers: process.env.KAFKA_BROKERS!.split(","), logLevel: logLevel.ERROR, ...(process.env.KAFKA_USERNAME ? { sasl: { mechanism: "scram-sha-512", username: process.env.KAFKA_USERNAME, password: process.env.KAFKA_PASSWORD! } } : {}) });
+const kafka = new Kafka({
+  clientId: "bench-cons",
+  brokers: process.env.KAFKA_BROKERS!.split(","),
+  logLevel: logLevel.ERROR,
+  ...(process.env.KAFKA_USERNAME
+    ? {
+        sasl: {
+          mechanism: "scram-sha-512",
+          username: process.env.KAFKA_USERNAME,
+          password: process.env.KAFKA_PASSWORD!,
+        },
+      }
+    : {}),
+});
 const consumer = kafka.consumer({ groupId: `${process.env.BENCH_TOPIC}-group` });
 await consumer.connect();
 await consumer.subscribe({ topic: process.env.BENCH_TOPIC!, fromBeginning: true });

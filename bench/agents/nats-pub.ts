@@ -2,7 +2,10 @@
 import { connect } from "nats";
 const n = Number(process.env.BENCH_N ?? 100000);
 const url = new URL(process.env.NATS_URL!);
-const nc = await connect({ servers: `${url.hostname}:${url.port}`, ...(url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : {}) });
+const nc = await connect({
+  servers: `${url.hostname}:${url.port}`,
+  ...(url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : {}),
+});
 const payload = new TextEncoder().encode(JSON.stringify({ type: "event", data: "x".repeat(100) }));
 await new Promise((r) => setTimeout(r, 250));
 const started = Date.now();

@@ -2,7 +2,11 @@
 import { connect } from "nats";
 const n = Number(process.env.BENCH_N ?? 2000);
 const url = new URL(process.env.NATS_URL!);
-const nc = await connect({ servers: `${url.hostname}:${url.port}`, ...(url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : {}), ...(process.env.AIRLOCK_NATS_INBOX_PREFIX ? { inboxPrefix: process.env.AIRLOCK_NATS_INBOX_PREFIX } : {}) });
+const nc = await connect({
+  servers: `${url.hostname}:${url.port}`,
+  ...(url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : {}),
+  ...(process.env.AIRLOCK_NATS_INBOX_PREFIX ? { inboxPrefix: process.env.AIRLOCK_NATS_INBOX_PREFIX } : {}),
+});
 const rtts: number[] = [];
 const body = new TextEncoder().encode("ping");
 for (let i = 0; i < n; i++) {

@@ -12,7 +12,13 @@ export default defineAgent(async (ctx) => {
       limit: 1,
       signal: ctx.signal,
       // Listening for tasks first, then the card: whoever finds the card can send at once.
-      onReady: () => void discovery.publishCard({ description: "Repeats what it is sent", skills: [{ id: "echo", name: "Echo", description: "returns its input" }] }).then(() => ctx.ready()),
+      onReady: () =>
+        void discovery
+          .publishCard({
+            description: "Repeats what it is sent",
+            skills: [{ id: "echo", name: "Echo", description: "returns its input" }],
+          })
+          .then(() => ctx.ready()),
     },
   );
   // The card goes when the agent does (also on a timeout or Ctrl-C: the runtime clears it on the way out).

@@ -17,7 +17,10 @@ export default defineAgent(async (ctx) => {
     ["read billing:secrets", () => redis.get("billing:secrets")],
     ["CONFIG GET dir", () => redis.call("CONFIG", "GET", "dir")],
   ] as const) {
-    attempts[what] = await call().then((v) => `allowed: ${String(v)}`, (e: Error) => e.message.split(".")[0]!);
+    attempts[what] = await call().then(
+      (v) => `allowed: ${String(v)}`,
+      (e: Error) => e.message.split(".")[0]!,
+    );
     ctx.log(`${what}: ${attempts[what]}`);
   }
   return attempts;

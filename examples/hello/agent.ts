@@ -27,7 +27,11 @@ function probe(host: string, port: number): Promise<string> {
 export default defineAgent(async (ctx) => {
   ctx.log(ctx.env.GREETING);
 
-  const redis = new Redis(ctx.env.REDIS_URL ?? "redis://localhost:6379", { maxRetriesPerRequest: 1, retryStrategy: () => null, enableReadyCheck: false });
+  const redis = new Redis(ctx.env.REDIS_URL ?? "redis://localhost:6379", {
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+    enableReadyCheck: false,
+  });
   const key = `airlock:hello:${ctx.env.AIRLOCK_RUN_ID}`;
   await redis.set(key, ctx.env.GREETING ?? "hello", "EX", 60);
   const echoed = await redis.get(key);

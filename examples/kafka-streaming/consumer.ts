@@ -12,7 +12,7 @@ export default defineAgent(async (ctx) => {
     },
     { groupId: `agent-group-${run}`, fromBeginning: true, limit: 100, signal: ctx.signal, onReady: () => ctx.ready() },
   );
-  await ctx.output.write("results.txt", results.join("\n") + "\n");
+  await ctx.output.write("results.txt", `${results.join("\n")}\n`);
   await ctx.output.write("summary.txt", `Processed ${count} events\n`);
   return { processed: count };
 });

@@ -11,7 +11,10 @@ export default defineAgent(async (ctx) => {
     if (m.inReplyTo === hello.id) replies.push(m), ctx.log(`${m.from} replied: ${m.body}`);
   }
   // Whatever bob and carol said to each other was for them: give it a moment to (not) arrive here.
-  const overheard = await room.next(1000).then(() => 1, () => 0);
+  const overheard = await room.next(1000).then(
+    () => 1,
+    () => 0,
+  );
   await room.leave();
   await ctx.output.writeJson("replies.json", replies);
   return { replies: replies.map((m) => m.from).sort(), overheard };

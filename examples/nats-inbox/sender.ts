@@ -9,7 +9,8 @@ export default defineAgent(async (ctx) => {
   const inbox = ctx.bus.inbox<{ text: string }>();
   const thread = "planning";
   const receipts = [];
-  for (const [i, text] of ["first", "second", "third"].entries()) receipts.push(await inbox.send("receiver", { text }, { threadId: thread, idempotencyKey: `msg-${i}` }));
+  for (const [i, text] of ["first", "second", "third"].entries())
+    receipts.push(await inbox.send("receiver", { text }, { threadId: thread, idempotencyKey: `msg-${i}` }));
   // The same message again (a retry after a lost receipt, say): acknowledged, not handled twice.
   receipts.push(await inbox.send("receiver", { text: "second" }, { threadId: thread, idempotencyKey: "msg-1" }));
   // One that waited too long somewhere: it expired a second before it arrived.

@@ -16,7 +16,13 @@ export default defineAgent(async (ctx) => {
       await new Promise((r) => setTimeout(r, 150)); // the "work"
       processed.push(task);
     },
-    { prefetch: 1, idleTimeoutMs: 4000, firstMessageTimeoutMs: 60_000, signal: ctx.signal, onReady: () => (ctx.log(`waiting for tasks on ${queue}`), ctx.ready()) },
+    {
+      prefetch: 1,
+      idleTimeoutMs: 4000,
+      firstMessageTimeoutMs: 60_000,
+      signal: ctx.signal,
+      onReady: () => (ctx.log(`waiting for tasks on ${queue}`), ctx.ready()),
+    },
   );
   await ctx.output.writeJson("results.json", { worker: ctx.name, tasks: processed.map((t) => t.id) });
   await ctx.output.write("summary.txt", `Processed ${count} tasks\n`);

@@ -15,7 +15,7 @@ export default defineAgent(async (ctx) => {
   }
   await subscription.close();
 
-  await ctx.output.write("results.txt", results.join("\n") + "\n");
+  await ctx.output.write("results.txt", `${results.join("\n")}\n`);
   await ctx.output.write("summary.txt", `Received ${results.length} messages from ${channel}\n`);
   return { received: results.length };
 });

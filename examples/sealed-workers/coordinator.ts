@@ -9,7 +9,9 @@ export default defineAgent(async (ctx) => {
   const keys = ctx.bus.keyring();
   const presence = ctx.bus.presence<PublicKeys>();
   await presence.start(keys.publicKeys());
-  const workers = (await presence.waitFor(["worker-1", "worker-2", "worker-3", "worker-4"], { timeoutMs: 30_000 })).filter((m) => m.agent.startsWith("worker-"));
+  const workers = (
+    await presence.waitFor(["worker-1", "worker-2", "worker-3", "worker-4"], { timeoutMs: 30_000 })
+  ).filter((m) => m.agent.startsWith("worker-"));
   for (const w of workers) keys.trust(w.meta!);
   const inbox = ctx.bus.inbox<SealedMessage>();
   const results: Record<string, { secret: string; sum: number }> = {};
@@ -27,7 +29,16 @@ export default defineAgent(async (ctx) => {
   const replay = await inbox.request<{ refused?: string }>("worker-1", first!, { timeoutMs: 5000 });
   const ct = Buffer.from(first!.ct, "base64");
   ct[3]! ^= 0x40;
-  const tampered = await inbox.request<{ refused?: string }>("worker-1", { ...keys.seal("worker-1", { secret: "x", numbers: [] }), ct: ct.toString("base64") }, { timeoutMs: 5000 });
+  const tampered = await inbox.request<{ refused?: string }>(
+    "worker-1",
+    { ...keys.seal("worker-1", { secret: "x", numbers: [] }), ct: ct.toString("base64") },
+    { timeoutMs: 5000 },
+  );
   await ctx.output.writeJson("results.json", { results, replay, tampered });
-  return { workers: Object.keys(results).sort(), sums: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.sum])), replay: replay.refused, tampered: tampered.refused };
+  return {
+    workers: Object.keys(results).sort(),
+    sums: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.sum])),
+    replay: replay.refused,
+    tampered: tampered.refused,
+  };
 });

@@ -35,7 +35,10 @@ export default defineAgent(async (ctx) => {
         return { refused: err.reason };
       }
     },
-    { signal: AbortSignal.any([ctx.signal, leave.signal]), onReady: () => void (announced = presence.start(keys.publicKeys())) },
+    {
+      signal: AbortSignal.any([ctx.signal, leave.signal]),
+      onReady: () => void (announced = presence.start(keys.publicKeys())),
+    },
   );
   return { refused };
 });

@@ -14,12 +14,20 @@ export { isBackendName };
 export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | undefined {
   const value = env.AIRLOCK_BACKEND;
   if (!value) return undefined;
-  if (!isBackendName(value)) throw new RunOptionsError(`AIRLOCK_BACKEND=${value} is not a backend airlock has`, `use one of ${BACKEND_NAMES.join(", ")}`);
+  if (!isBackendName(value))
+    throw new RunOptionsError(
+      `AIRLOCK_BACKEND=${value} is not a backend airlock has`,
+      `use one of ${BACKEND_NAMES.join(", ")}`,
+    );
   return value;
 }
 
 /** The Kubernetes client is loaded only by runs that use it (importing it costs about a second). */
-export async function createBackend(name: BackendName, runner: Runner, kubernetes: KubernetesOptions | undefined): Promise<ExecutionBackend> {
+export async function createBackend(
+  name: BackendName,
+  runner: Runner,
+  kubernetes: KubernetesOptions | undefined,
+): Promise<ExecutionBackend> {
   switch (name) {
     case "docker":
       return runner.dockerBackend;

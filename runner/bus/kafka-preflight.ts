@@ -19,11 +19,21 @@ export interface AdvertisedBroker {
   port: number;
 }
 
-export type DescribeCluster = (bootstrap: string[], sasl?: { username: string; password: string }) => Promise<AdvertisedBroker[]>;
+export type DescribeCluster = (
+  bootstrap: string[],
+  sasl?: { username: string; password: string },
+) => Promise<AdvertisedBroker[]>;
 
 export const describeWithKafkajs: DescribeCluster = async (bootstrap, sasl) => {
   const { Kafka, logLevel } = await import("kafkajs");
-  const kafka = new Kafka({ clientId: "airlock-preflight", brokers: bootstrap, ...(sasl ? { sasl: { mechanism: "scram-sha-512" as const, ...sasl } } : {}), connectionTimeout: 3000, retry: { retries: 1, initialRetryTime: 200 }, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    clientId: "airlock-preflight",
+    brokers: bootstrap,
+    ...(sasl ? { sasl: { mechanism: "scram-sha-512" as const, ...sasl } } : {}),
+    connectionTimeout: 3000,
+    retry: { retries: 1, initialRetryTime: 200 },
+    logLevel: logLevel.NOTHING,
+  });
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -41,7 +51,11 @@ export const describeWithKafkajs: DescribeCluster = async (bootstrap, sasl) => {
 const described = new Map<string, { at: number; brokers: Promise<AdvertisedBroker[]> }>();
 const DESCRIBE_TTL_MS = 30_000;
 
-function recentlyDescribed(bootstrap: string[], describe: DescribeCluster, sasl?: { username: string; password: string }): Promise<AdvertisedBroker[]> {
+function recentlyDescribed(
+  bootstrap: string[],
+  describe: DescribeCluster,
+  sasl?: { username: string; password: string },
+): Promise<AdvertisedBroker[]> {
   if (describe !== describeWithKafkajs) return describe(bootstrap, sasl);
   const key = bootstrap.join(",");
   const hit = described.get(key);
@@ -54,15 +68,27 @@ function recentlyDescribed(bootstrap: string[], describe: DescribeCluster, sasl?
 
 const normal = (host: string, port: number) => `${host === "127.0.0.1" ? "localhost" : host.toLowerCase()}:${port}`;
 
-export async function kafkaPreflight(kafkaBrokers: string, endpoints: Endpoint[], policySource: string, describe: DescribeCluster = describeWithKafkajs, sasl?: { username: string; password: string }): Promise<AdvertisedBroker[]> {
-  const bootstrap = kafkaBrokers.split(",").map((b) => b.trim()).filter(Boolean);
+export async function kafkaPreflight(
+  kafkaBrokers: string,
+  endpoints: Endpoint[],
+  policySource: string,
+  describe: DescribeCluster = describeWithKafkajs,
+  sasl?: { username: string; password: string },
+): Promise<AdvertisedBroker[]> {
+  const bootstrap = kafkaBrokers
+    .split(",")
+    .map((b) => b.trim())
+    .filter(Boolean);
   const allowed = new Set(endpoints.map((e) => normal(e.host, e.port)));
   const notAllowed = bootstrap.filter((b) => {
     const i = b.lastIndexOf(":");
     return !allowed.has(normal(b.slice(0, i), Number(b.slice(i + 1))));
   });
   if (notAllowed.length) {
-    throw new KafkaPreflightError(`KAFKA_BROKERS names ${notAllowed.join(", ")}, which ${policySource} does not allow`, `add ${notAllowed.join(", ")} to network.allowedEndpoints`);
+    throw new KafkaPreflightError(
+      `KAFKA_BROKERS names ${notAllowed.join(", ")}, which ${policySource} does not allow`,
+      `add ${notAllowed.join(", ")} to network.allowedEndpoints`,
+    );
   }
   let brokers: AdvertisedBroker[];
   try {

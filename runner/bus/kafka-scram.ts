@@ -165,7 +165,9 @@ class Connection {
   static open(host: string, port: number, timeoutMs = 5000): Promise<Connection> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port });
-      socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)));
+      socket.setTimeout(timeoutMs, () =>
+        socket.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)),
+      );
       socket.once("connect", () => {
         socket.setTimeout(0);
         resolve(new Connection(socket));
@@ -232,7 +234,8 @@ async function authenticate(conn: Connection, user: string, password: string): P
   const serverFinal = await step(`${finalNoProof},p=${proof.toString("base64")}`);
   const expected = hmac(hmac(salted, "Server Key"), authMessage);
   const got = Buffer.from(/v=([^,]+)/.exec(serverFinal)?.[1] ?? "", "base64");
-  if (got.length !== expected.length || !timingSafeEqual(got, expected)) throw new Error("SCRAM: the broker's signature does not verify");
+  if (got.length !== expected.length || !timingSafeEqual(got, expected))
+    throw new Error("SCRAM: the broker's signature does not verify");
 }
 
 export interface ScramAdmin {
@@ -255,7 +258,14 @@ export interface AclBinding {
 
 /** An ACL binding as CreateAcls v1 and (as an exact filter) DeleteAcls v1 encode it. */
 function writeAcl(body: Writer, a: AclBinding): void {
-  body.int8(a.resourceType).string(a.resourceName).int8(a.resourcePatternType).string(a.principal).string(a.host).int8(a.operation).int8(a.permissionType);
+  body
+    .int8(a.resourceType)
+    .string(a.resourceName)
+    .int8(a.resourcePatternType)
+    .string(a.principal)
+    .string(a.host)
+    .int8(a.operation)
+    .int8(a.permissionType);
 }
 
 /**
@@ -329,7 +339,10 @@ export class KafkaAdminSession {
 }
 
 /** Upsert (password given) or delete (undefined) SCRAM-SHA-512 credentials for users. */
-export async function alterScramCredentials(admin: ScramAdmin, changes: { user: string; password?: string }[]): Promise<void> {
+export async function alterScramCredentials(
+  admin: ScramAdmin,
+  changes: { user: string; password?: string }[],
+): Promise<void> {
   const session = await KafkaAdminSession.open(admin);
   try {
     await session.alterScram(changes);
@@ -347,7 +360,13 @@ async function alterOn(conn: Connection, changes: { user: string; password?: str
     body.uvarint(upsertions.length + 1);
     for (const u of upsertions) {
       const salt = randomBytes(32);
-      body.compactString(u.user).int8(SCRAM_SHA_512).int32(SCRAM_ITERATIONS).compactBytes(salt).compactBytes(saltedPassword(u.password!, salt)).uvarint(0);
+      body
+        .compactString(u.user)
+        .int8(SCRAM_SHA_512)
+        .int32(SCRAM_ITERATIONS)
+        .compactBytes(salt)
+        .compactBytes(saltedPassword(u.password!, salt))
+        .uvarint(0);
     }
     body.uvarint(0);
     const r = await conn.request(ALTER_USER_SCRAM_CREDENTIALS, 0, body.buffer(), true);

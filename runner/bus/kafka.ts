@@ -7,19 +7,39 @@
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
 import { alterScramCredentials, KafkaAdminSession, type AclBinding } from "./kafka-scram.js";
-import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import {
+  adminEndpointsFrom,
+  adminSourceFor,
+  identityExpiry,
+  type AdminSources,
+  type BusKind,
+  type GrantBase,
+} from "./kind.js";
 import { namePattern as pattern, resolvePattern, type NamePattern } from "./patterns.js";
-
 
 export const kafkaGrant = z
   .strictObject({
-    endpoint: z.string().optional().describe("The bootstrap broker as host:port, one of network.allowedEndpoints. Default: the one on port 9092."),
-    env: z.string().optional().describe("The variable that gets the bootstrap address (KAFKA_USERNAME, KAFKA_PASSWORD and KAFKA_SASL_MECHANISM carry the credentials). Default KAFKA_BROKERS."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe("The bootstrap broker as host:port, one of network.allowedEndpoints. Default: the one on port 9092."),
+    env: z
+      .string()
+      .optional()
+      .describe(
+        "The variable that gets the bootstrap address (KAFKA_USERNAME, KAFKA_PASSWORD and KAFKA_SASL_MECHANISM carry the credentials). Default KAFKA_BROKERS.",
+      ),
     topics: z
       .strictObject({
-        produce: z.array(pattern).optional().describe("Topics the agent may write to: exact names or prefixes ending in *."),
+        produce: z
+          .array(pattern)
+          .optional()
+          .describe("Topics the agent may write to: exact names or prefixes ending in *."),
         consume: z.array(pattern).optional().describe("Topics the agent may read."),
-        create: z.boolean().optional().describe("It may also create the topics it may produce to or consume (default false)."),
+        create: z
+          .boolean()
+          .optional()
+          .describe("It may also create the topics it may produce to or consume (default false)."),
       })
       .optional(),
     groups: z.array(pattern).optional().describe("Consumer groups the agent may join."),
@@ -58,9 +78,20 @@ export function kafkaAcls(grant: KafkaGrant, run: string, principal: string, age
   const resolve = (list: string[] | undefined) => (list ?? []).map((p) => resolvePattern(p, run, agent));
   const out: KafkaAcl[] = [];
   const create = grant.topics?.create === true;
-  for (const p of resolve(grant.topics?.produce)) out.push(acl(RESOURCE.TOPIC, p, OPERATION.WRITE), acl(RESOURCE.TOPIC, p, OPERATION.DESCRIBE), ...(create ? [acl(RESOURCE.TOPIC, p, OPERATION.CREATE)] : []));
-  for (const p of resolve(grant.topics?.consume)) out.push(acl(RESOURCE.TOPIC, p, OPERATION.READ), acl(RESOURCE.TOPIC, p, OPERATION.DESCRIBE), ...(create ? [acl(RESOURCE.TOPIC, p, OPERATION.CREATE)] : []));
-  for (const p of resolve(grant.groups)) out.push(acl(RESOURCE.GROUP, p, OPERATION.READ), acl(RESOURCE.GROUP, p, OPERATION.DESCRIBE));
+  for (const p of resolve(grant.topics?.produce))
+    out.push(
+      acl(RESOURCE.TOPIC, p, OPERATION.WRITE),
+      acl(RESOURCE.TOPIC, p, OPERATION.DESCRIBE),
+      ...(create ? [acl(RESOURCE.TOPIC, p, OPERATION.CREATE)] : []),
+    );
+  for (const p of resolve(grant.topics?.consume))
+    out.push(
+      acl(RESOURCE.TOPIC, p, OPERATION.READ),
+      acl(RESOURCE.TOPIC, p, OPERATION.DESCRIBE),
+      ...(create ? [acl(RESOURCE.TOPIC, p, OPERATION.CREATE)] : []),
+    );
+  for (const p of resolve(grant.groups))
+    out.push(acl(RESOURCE.GROUP, p, OPERATION.READ), acl(RESOURCE.GROUP, p, OPERATION.DESCRIBE));
   // The same ACL twice (a topic both produced and consumed) is one ACL.
   return [...new Map(out.map((a) => [JSON.stringify(a), a])).values()];
 }
@@ -97,10 +128,25 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
     // kafka://USER:PASSWORD@HOST:PORT of a SCRAM-SHA-512 super user.
     const found = adminSourceFor(sources, "kafka", endpoint, 9092);
     if (!found) return undefined;
-    if ("url" in found) return { host: found.url.hostname, port: Number(found.url.port || 9092), user: decodeURIComponent(found.url.username), password: decodeURIComponent(found.url.password), source: found.source };
+    if ("url" in found)
+      return {
+        host: found.url.hostname,
+        port: Number(found.url.port || 9092),
+        user: decodeURIComponent(found.url.username),
+        password: decodeURIComponent(found.url.password),
+        source: found.source,
+      };
     // Only once airlock's local broker runs with its SASL listener (airlock brokers start kafka).
     const l = found.local;
-    return l.sasl === true ? { host: String(l.host), port: Number(l.port), user: String(l.user), password: String(l.password), source: found.source } : undefined;
+    return l.sasl === true
+      ? {
+          host: String(l.host),
+          port: Number(l.port),
+          user: String(l.user),
+          password: String(l.password),
+          source: found.source,
+        }
+      : undefined;
   },
 
   anonymousEnv: (endpoint) => `${endpoint.host}:${endpoint.port}`,
@@ -129,26 +175,50 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
       throw err;
     }
     return {
-      env: { [envName]: `${endpoint.host}:${endpoint.port}`, KAFKA_USERNAME: identity.name, KAFKA_PASSWORD: identity.password, KAFKA_SASL_MECHANISM: "scram-sha-512" },
+      env: {
+        [envName]: `${endpoint.host}:${endpoint.port}`,
+        KAFKA_USERNAME: identity.name,
+        KAFKA_PASSWORD: identity.password,
+        KAFKA_SASL_MECHANISM: "scram-sha-512",
+      },
       revoke,
     };
   },
 
   async sweep(admin, now) {
     const found = await withAdmin(admin, (a) =>
-      a.describeAcls({ resourceType: 1 /* ANY */, resourcePatternType: PATTERN.ANY, operation: OPERATION.ANY, permissionType: PERMISSION.ANY } as never),
+      a.describeAcls({
+        resourceType: 1 /* ANY */,
+        resourcePatternType: PATTERN.ANY,
+        operation: OPERATION.ANY,
+        permissionType: PERMISSION.ANY,
+      } as never),
     );
     const stale = new Map<string, KafkaAcl[]>();
     for (const r of found.resources) {
       for (const acl of r.acls) {
         const name = acl.principal.replace(/^User:/, "");
         if ((identityExpiry(name) ?? Infinity) >= now) continue;
-        stale.set(name, [...(stale.get(name) ?? []), { resourceType: r.resourceType, resourceName: r.resourceName, resourcePatternType: r.resourcePatternType, principal: acl.principal, host: acl.host, operation: acl.operation, permissionType: acl.permissionType }]);
+        stale.set(name, [
+          ...(stale.get(name) ?? []),
+          {
+            resourceType: r.resourceType,
+            resourceName: r.resourceName,
+            resourcePatternType: r.resourcePatternType,
+            principal: acl.principal,
+            host: acl.host,
+            operation: acl.operation,
+            permissionType: acl.permissionType,
+          },
+        ]);
       }
     }
     if (stale.size === 0) return [];
     await withAdmin(admin, (a) => a.deleteAcls({ filters: [...stale.values()].flat() as never }));
-    await alterScramCredentials(admin, [...stale.keys()].map((user) => ({ user })));
+    await alterScramCredentials(
+      admin,
+      [...stale.keys()].map((user) => ({ user })),
+    );
     return [...stale.keys()];
   },
 };

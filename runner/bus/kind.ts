@@ -93,14 +93,24 @@ export function identityName(runId: string, expiresAt: number): string {
 
 /** host:port of an admin URL, or of the local broker's entry, as an Endpoint. */
 export function endpointOf(host: string, port: number): Endpoint {
-  return { raw: `${host}:${port}`, host, port, kind: host === "localhost" || host.startsWith("127.") ? "loopback" : /^[\d.]+$/.test(host) ? "ipv4" : "dns" };
+  return {
+    raw: `${host}:${port}`,
+    host,
+    port,
+    kind: host === "localhost" || host.startsWith("127.") ? "loopback" : /^[\d.]+$/.test(host) ? "ipv4" : "dns",
+  };
 }
 
 /**
  * The brokers a kind has admin access to: the one its AIRLOCK_<KIND>_ADMIN_URL names (its host, and
  * the port from the URL, or `brokerPort` where the URL is a separate API), and the local one.
  */
-export function adminEndpointsFrom(sources: AdminSources, kind: string, defaultPort: number, brokerPort?: number): Endpoint[] {
+export function adminEndpointsFrom(
+  sources: AdminSources,
+  kind: string,
+  defaultPort: number,
+  brokerPort?: number,
+): Endpoint[] {
   const { url, local } = adminFor(sources, kind, defaultPort, brokerPort);
   return [...(url ? [url.broker] : []), ...(local ? [local.broker] : [])];
 }
@@ -111,8 +121,16 @@ function adminFor(sources: AdminSources, kind: string, defaultPort: number, brok
   const u = raw ? new URL(raw) : undefined;
   const entry = sources.local?.[kind];
   return {
-    url: u && { url: u, broker: endpointOf(u.hostname, brokerPort ?? Number(u.port || defaultPort)), source: `AIRLOCK_${kind.toUpperCase()}_ADMIN_URL` },
-    local: entry && { entry, broker: endpointOf(String(entry.host), Number(entry.port)), source: `airlock's local ${kind}` },
+    url: u && {
+      url: u,
+      broker: endpointOf(u.hostname, brokerPort ?? Number(u.port || defaultPort)),
+      source: `AIRLOCK_${kind.toUpperCase()}_ADMIN_URL`,
+    },
+    local: entry && {
+      entry,
+      broker: endpointOf(String(entry.host), Number(entry.port)),
+      source: `airlock's local ${kind}`,
+    },
   };
 }
 
@@ -120,7 +138,13 @@ function adminFor(sources: AdminSources, kind: string, defaultPort: number, brok
  * The admin access a kind has to the broker at `endpoint`: its AIRLOCK_<KIND>_ADMIN_URL when that
  * names this broker, else the local brokers' entry for it; undefined when neither does.
  */
-export function adminSourceFor(sources: AdminSources, kind: string, endpoint: Endpoint, defaultPort: number, brokerPort?: number): { url: URL; source: string } | { local: Record<string, string | number | boolean>; source: string } | undefined {
+export function adminSourceFor(
+  sources: AdminSources,
+  kind: string,
+  endpoint: Endpoint,
+  defaultPort: number,
+  brokerPort?: number,
+): { url: URL; source: string } | { local: Record<string, string | number | boolean>; source: string } | undefined {
   const { url, local } = adminFor(sources, kind, defaultPort, brokerPort);
   if (url && sameEndpoint(url.broker, endpoint)) return { url: url.url, source: url.source };
   if (local && sameEndpoint(local.broker, endpoint)) return { local: local.entry, source: local.source };

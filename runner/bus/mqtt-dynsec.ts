@@ -25,14 +25,24 @@ interface DynsecResponse {
 export async function dynsec(admin: MqttAdmin, commands: Record<string, unknown>[]): Promise<unknown[]> {
   // Loaded when first needed: the mqtt client is a large import the CLI's other commands never use.
   const { connectAsync } = await import("mqtt");
-  const client = await connectAsync(admin.url, { username: admin.user, password: admin.password, protocolVersion: 5, connectTimeout: 5000, reconnectPeriod: 0, clean: true });
+  const client = await connectAsync(admin.url, {
+    username: admin.user,
+    password: admin.password,
+    protocolVersion: 5,
+    connectTimeout: 5000,
+    reconnectPeriod: 0,
+    clean: true,
+  });
   try {
     await client.subscribeAsync(`${CONTROL}/response`, { qos: 1 });
     const answer = new Promise<DynsecResponse[]>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("Mosquitto's dynamic-security plugin did not answer within 5 s (is it loaded?)")), 5000);
+      const timer = setTimeout(
+        () => reject(new Error("Mosquitto's dynamic-security plugin did not answer within 5 s (is it loaded?)")),
+        5000,
+      );
       client.on("message", (_topic, payload) => {
         clearTimeout(timer);
-        resolve(((JSON.parse(payload.toString()) as { responses?: DynsecResponse[] }).responses ?? []));
+        resolve((JSON.parse(payload.toString()) as { responses?: DynsecResponse[] }).responses ?? []);
       });
     });
     await client.publishAsync(CONTROL, JSON.stringify({ commands }), { qos: 1 });

@@ -8,7 +8,14 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import {
+  adminEndpointsFrom,
+  adminSourceFor,
+  identityExpiry,
+  type AdminSources,
+  type BusKind,
+  type GrantBase,
+} from "./kind.js";
 import { dynsec, type MqttAdmin } from "./mqtt-dynsec.js";
 import { resolvePattern, type NamePattern } from "./patterns.js";
 import { tokenPatterns, toTokenWildcards } from "./token-patterns.js";
@@ -17,10 +24,24 @@ const topics = tokenPatterns("/", "MQTT topics", "rooms/{run}/*");
 
 export const mqttGrant = z
   .strictObject({
-    endpoint: z.string().optional().describe("The MQTT broker as host:port, one of network.allowedEndpoints. Default: the one on port 1883."),
-    env: z.string().optional().describe("The variable that gets mqtt://USER:PASSWORD@host:port. Default MQTT_URL (and MQTT_CLIENT_ID the client id the identity must use)."),
-    publish: topics.optional().describe("Topics the agent may publish to (retained messages too): tokens, where * is one token (or, last, the rest); {run} is the run's id, {agent} the agent's name."),
-    subscribe: topics.optional().describe("Topics the agent may subscribe to; a subscription with wildcards must stay inside them."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe("The MQTT broker as host:port, one of network.allowedEndpoints. Default: the one on port 1883."),
+    env: z
+      .string()
+      .optional()
+      .describe(
+        "The variable that gets mqtt://USER:PASSWORD@host:port. Default MQTT_URL (and MQTT_CLIENT_ID the client id the identity must use).",
+      ),
+    publish: topics
+      .optional()
+      .describe(
+        "Topics the agent may publish to (retained messages too): tokens, where * is one token (or, last, the rest); {run} is the run's id, {agent} the agent's name.",
+      ),
+    subscribe: topics
+      .optional()
+      .describe("Topics the agent may subscribe to; a subscription with wildcards must stay inside them."),
   })
   .describe("MQTT: a client and a role of its own for each run (Mosquitto dynamic security).");
 
@@ -31,7 +52,11 @@ export function toMqttTopic(p: NamePattern): string {
   return toTokenWildcards(p.name, p.prefix, "/", "+", "#");
 }
 
-export function mqttAcls(grant: MqttGrant, run: string, agent?: string): { acltype: string; topic: string; allow: boolean }[] {
+export function mqttAcls(
+  grant: MqttGrant,
+  run: string,
+  agent?: string,
+): { acltype: string; topic: string; allow: boolean }[] {
   const resolve = (list: string[] | undefined) => (list ?? []).map((p) => toMqttTopic(resolvePattern(p, run, agent)));
   return [
     ...resolve(grant.publish).map((topic) => ({ acltype: "publishClientSend", topic, allow: true })),
@@ -55,9 +80,20 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
     // mqtt://USER:PASSWORD@HOST:PORT of a client that may use $CONTROL/dynamic-security.
     const found = adminSourceFor(sources, "mqtt", endpoint, 1883);
     if (!found) return undefined;
-    if ("url" in found) return { url: `mqtt://${found.url.host}`, user: decodeURIComponent(found.url.username), password: decodeURIComponent(found.url.password), source: found.source };
+    if ("url" in found)
+      return {
+        url: `mqtt://${found.url.host}`,
+        user: decodeURIComponent(found.url.username),
+        password: decodeURIComponent(found.url.password),
+        source: found.source,
+      };
     const l = found.local;
-    return { url: `mqtt://${l.host}:${l.port}`, user: String(l.user), password: String(l.password), source: found.source };
+    return {
+      url: `mqtt://${l.host}:${l.port}`,
+      user: String(l.user),
+      password: String(l.password),
+      source: found.source,
+    };
   },
 
   anonymousEnv: (endpoint) => `mqtt://${endpoint.host}:${endpoint.port}`,
@@ -66,22 +102,39 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
     const name = identity.name;
     await dynsec(admin, [
       { command: "createRole", rolename: name, acls: mqttAcls(grant, identity.run, identity.agent) },
-      { command: "createClient", username: name, password: identity.password, clientid: name, roles: [{ rolename: name }] },
+      {
+        command: "createClient",
+        username: name,
+        password: identity.password,
+        clientid: name,
+        roles: [{ rolename: name }],
+      },
     ]);
     return {
       env: {
         [envName]: `mqtt://${encodeURIComponent(name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}`,
         MQTT_CLIENT_ID: name,
       },
-      revoke: () => dynsec(admin, [{ command: "deleteClient", username: name }, { command: "deleteRole", rolename: name }]).then(() => {}),
+      revoke: () =>
+        dynsec(admin, [
+          { command: "deleteClient", username: name },
+          { command: "deleteRole", rolename: name },
+        ]).then(() => {}),
     };
   },
 
   async sweep(admin, now) {
-    const [clients, roles] = (await dynsec(admin, [{ command: "listClients" }, { command: "listRoles" }])) as [{ clients?: string[] }, { roles?: string[] }];
+    const [clients, roles] = (await dynsec(admin, [{ command: "listClients" }, { command: "listRoles" }])) as [
+      { clients?: string[] },
+      { roles?: string[] },
+    ];
     const stale = (clients.clients ?? []).filter((n) => (identityExpiry(n) ?? Infinity) < now);
     const staleRoles = (roles.roles ?? []).filter((n) => (identityExpiry(n) ?? Infinity) < now);
-    if (stale.length || staleRoles.length) await dynsec(admin, [...stale.map((username) => ({ command: "deleteClient", username })), ...staleRoles.map((rolename) => ({ command: "deleteRole", rolename }))]);
+    if (stale.length || staleRoles.length)
+      await dynsec(admin, [
+        ...stale.map((username) => ({ command: "deleteClient", username })),
+        ...staleRoles.map((rolename) => ({ command: "deleteRole", rolename })),
+      ]);
     return stale;
   },
 };

@@ -29,7 +29,10 @@ async function withLock<T>(file: string, work: () => Promise<T>): Promise<T> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       // A runner that died holding it: take it over once it is old.
-      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await stat(lock).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (age > LOCK_STALE_MS) await rm(lock, { recursive: true, force: true });
       else await new Promise((r) => setTimeout(r, Math.min(2 + i, 20)));
     }
@@ -54,7 +57,10 @@ function confText(entries: NatsUserEntry[]): string {
 }
 
 /** Change the users (a map by name, without the runner's own login), write, reload, and wait for the reload. */
-export async function updateUsersFile(admin: NatsAdmin, change: (users: Map<string, NatsUserEntry>) => void): Promise<void> {
+export async function updateUsersFile(
+  admin: NatsAdmin,
+  change: (users: Map<string, NatsUserEntry>) => void,
+): Promise<void> {
   const state = `${admin.users.replace(/\.conf$/, "")}.json`;
   await withLock(admin.users, async () => {
     const users = new Map<string, NatsUserEntry>();
@@ -66,19 +72,27 @@ export async function updateUsersFile(admin: NatsAdmin, change: (users: Map<stri
     const before = JSON.stringify([...users.values()]);
     change(users);
     const after = [...users.values()];
-    if (JSON.stringify(after) === before && (await stat(admin.users).then(() => true, () => false))) return;
+    if (
+      JSON.stringify(after) === before &&
+      (await stat(admin.users).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     const write = async (file: string, text: string) => {
       await writeFile(`${file}.tmp`, text, { mode: 0o600 });
       await rename(`${file}.tmp`, file);
     };
-    await write(state, JSON.stringify(after, null, 1) + "\n");
+    await write(state, `${JSON.stringify(after, null, 1)}\n`);
     await write(admin.users, confText([{ user: admin.user, password: admin.password }, ...after]));
     const loaded = await configLoadTime(admin.monitor);
     const pid = Number((await readFile(admin.pid, "utf8")).trim());
     process.kill(pid, "SIGHUP");
     const deadline = Date.now() + RELOAD_TIMEOUT_MS;
     while ((await configLoadTime(admin.monitor)) === loaded) {
-      if (Date.now() > deadline) throw new Error(`the NATS server (pid ${pid}) did not reload its users within ${RELOAD_TIMEOUT_MS / 1000} s`);
+      if (Date.now() > deadline)
+        throw new Error(`the NATS server (pid ${pid}) did not reload its users within ${RELOAD_TIMEOUT_MS / 1000} s`);
       await new Promise((r) => setTimeout(r, 2));
     }
   });

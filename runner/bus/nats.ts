@@ -9,7 +9,14 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import {
+  adminEndpointsFrom,
+  adminSourceFor,
+  identityExpiry,
+  type AdminSources,
+  type BusKind,
+  type GrantBase,
+} from "./kind.js";
 import { resolvePattern, type NamePattern } from "./patterns.js";
 import { tokenPatterns, toTokenWildcards } from "./token-patterns.js";
 import { updateUsersFile, type NatsUserEntry } from "./nats-users.js";
@@ -18,11 +25,28 @@ const subjects = tokenPatterns(".", "NATS subjects", "jobs.{run}.*");
 
 export const natsGrant = z
   .strictObject({
-    endpoint: z.string().optional().describe("The NATS server as host:port, one of network.allowedEndpoints. Default: the one on port 4222."),
-    env: z.string().optional().describe("The variable that gets nats://USER:PASSWORD@host:port. Default NATS_URL (and AIRLOCK_NATS_INBOX_PREFIX the run's own inbox prefix)."),
-    publish: subjects.optional().describe("Subjects the agent may publish to: tokens, where * is one token (or, last, the rest); {run} is the run's id, {agent} the agent's name."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe("The NATS server as host:port, one of network.allowedEndpoints. Default: the one on port 4222."),
+    env: z
+      .string()
+      .optional()
+      .describe(
+        "The variable that gets nats://USER:PASSWORD@host:port. Default NATS_URL (and AIRLOCK_NATS_INBOX_PREFIX the run's own inbox prefix).",
+      ),
+    publish: subjects
+      .optional()
+      .describe(
+        "Subjects the agent may publish to: tokens, where * is one token (or, last, the rest); {run} is the run's id, {agent} the agent's name.",
+      ),
     subscribe: subjects.optional().describe("Subjects the agent may subscribe to (its own inbox is always granted)."),
-    reply: z.boolean().optional().describe("May answer requests it received (one reply to each request's reply subject), without publish rights there."),
+    reply: z
+      .boolean()
+      .optional()
+      .describe(
+        "May answer requests it received (one reply to each request's reply subject), without publish rights there.",
+      ),
   })
   .describe("NATS: a user of its own for each run, with its own inbox prefix.");
 
@@ -51,7 +75,12 @@ export function inboxPrefix(identity: string): string {
 }
 
 /** The permissions block of a grant (nothing granted is an explicit deny: an empty allow list would allow everything). */
-export function natsPermissions(grant: NatsGrant, run: string, identity: string, agent?: string): NatsUserEntry["permissions"] {
+export function natsPermissions(
+  grant: NatsGrant,
+  run: string,
+  identity: string,
+  agent?: string,
+): NatsUserEntry["permissions"] {
   const resolve = (list: string[] | undefined) => (list ?? []).map((p) => toNatsSubject(resolvePattern(p, run, agent)));
   const publish = resolve(grant.publish);
   const subscribe = [...resolve(grant.subscribe), `${inboxPrefix(identity)}.>`];
@@ -76,13 +105,24 @@ export const natsKind: BusKind<NatsGrant, NatsAdmin> = {
     const found = adminSourceFor(sources, "nats", endpoint, 4222);
     if (!found || !("local" in found) || !found.local.users || !found.local.pid) return undefined;
     const l = found.local;
-    return { users: String(l.users), pid: String(l.pid), monitor: String(l.monitor), user: String(l.user), password: String(l.password), source: found.source };
+    return {
+      users: String(l.users),
+      pid: String(l.pid),
+      monitor: String(l.monitor),
+      user: String(l.user),
+      password: String(l.password),
+      source: found.source,
+    };
   },
 
   anonymousEnv: (endpoint) => `nats://${endpoint.host}:${endpoint.port}`,
 
   async mint(admin, grant, identity, endpoint, envName) {
-    const entry: NatsUserEntry = { user: identity.name, password: identity.password, permissions: natsPermissions(grant, identity.run, identity.name, identity.agent) };
+    const entry: NatsUserEntry = {
+      user: identity.name,
+      password: identity.password,
+      permissions: natsPermissions(grant, identity.run, identity.name, identity.agent),
+    };
     await updateUsersFile(admin, (users) => users.set(identity.name, entry));
     return {
       env: {
@@ -96,7 +136,8 @@ export const natsKind: BusKind<NatsGrant, NatsAdmin> = {
   async sweep(admin, now) {
     const stale: string[] = [];
     await updateUsersFile(admin, (users) => {
-      for (const name of users.keys()) if ((identityExpiry(name) ?? Infinity) < now) stale.push(name) && users.delete(name);
+      for (const name of users.keys())
+        if ((identityExpiry(name) ?? Infinity) < now) stale.push(name) && users.delete(name);
     });
     return stale;
   },

@@ -20,21 +20,46 @@ export const AGENT_PLACEHOLDER = "{agent}";
 
 /** The agent's name as it appears in bus names ({agent}, AIRLOCK_BUS_AGENT): lower case, and nothing a broker reads as a separator or wildcard. */
 export function busAgentToken(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9_-]/g, "_").slice(0, 40) || "agent";
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]/g, "_")
+      .slice(0, 40) || "agent"
+  );
 }
 
 export function patternProblem(raw: string): { message: string; fix: string } | undefined {
   const body = raw.endsWith("*") ? raw.slice(0, -1) : raw;
-  if (body.includes("*")) return { message: `"${raw}" has a * that is not at the end`, fix: "use an exact name, or a prefix ending in * (e.g. events.{run}.*)" };
-  if (/[?[\]\s]/.test(body)) return { message: `"${raw}" has a wildcard or space airlock does not translate`, fix: "use an exact name, or a prefix ending in *" };
-  if (/\{(?!(run|agent)\})/.test(body)) return { message: `"${raw}" has a placeholder other than {run} and {agent}`, fix: "the placeholders are {run} (the run's id) and {agent} (the agent's name)" };
-  if (raw === "*" ) return { message: `"*" grants every name on the broker`, fix: "name the prefix the agent needs, e.g. events.{run}.*" };
+  if (body.includes("*"))
+    return {
+      message: `"${raw}" has a * that is not at the end`,
+      fix: "use an exact name, or a prefix ending in * (e.g. events.{run}.*)",
+    };
+  if (/[?[\]\s]/.test(body))
+    return {
+      message: `"${raw}" has a wildcard or space airlock does not translate`,
+      fix: "use an exact name, or a prefix ending in *",
+    };
+  if (/\{(?!(run|agent)\})/.test(body))
+    return {
+      message: `"${raw}" has a placeholder other than {run} and {agent}`,
+      fix: "the placeholders are {run} (the run's id) and {agent} (the agent's name)",
+    };
+  if (raw === "*")
+    return {
+      message: `"*" grants every name on the broker`,
+      fix: "name the prefix the agent needs, e.g. events.{run}.*",
+    };
   return undefined;
 }
 
 export function resolvePattern(raw: string, run: string, agent = "agent"): NamePattern {
   const prefix = raw.endsWith("*");
-  return { raw, name: (prefix ? raw.slice(0, -1) : raw).split(RUN_PLACEHOLDER).join(run).split(AGENT_PLACEHOLDER).join(agent), prefix };
+  return {
+    raw,
+    name: (prefix ? raw.slice(0, -1) : raw).split(RUN_PLACEHOLDER).join(run).split(AGENT_PLACEHOLDER).join(agent),
+    prefix,
+  };
 }
 
 export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -55,7 +80,10 @@ export function matches(p: NamePattern, name: string): boolean {
 }
 
 /** A name pattern in a policy, validated with the fix in its error. */
-export const namePattern = z.string().min(1).superRefine((v, ctx) => {
-  const p = patternProblem(v);
-  if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
-});
+export const namePattern = z
+  .string()
+  .min(1)
+  .superRefine((v, ctx) => {
+    const p = patternProblem(v);
+    if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
+  });

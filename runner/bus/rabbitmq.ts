@@ -16,30 +16,64 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusKind, type GrantBase } from "./kind.js";
+import {
+  adminEndpointsFrom,
+  adminSourceFor,
+  identityExpiry,
+  type AdminSources,
+  type BusKind,
+  type GrantBase,
+} from "./kind.js";
 import { namePattern as pattern, patternProblem, resolvePattern, toRegExpSource, escapeRegExp } from "./patterns.js";
 
-const exact = z.string().min(1).superRefine((v, ctx) => {
-  if (v.endsWith("*")) ctx.addIssue({ code: "custom", message: `"${v}" is a prefix; queues to publish to are named exactly (the runner binds each one)`, params: { fix: "list each queue, e.g. tasks.{run}" } });
-  else {
-    const p = patternProblem(v);
-    if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
-  }
-});
+const exact = z
+  .string()
+  .min(1)
+  .superRefine((v, ctx) => {
+    if (v.endsWith("*"))
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" is a prefix; queues to publish to are named exactly (the runner binds each one)`,
+        params: { fix: "list each queue, e.g. tasks.{run}" },
+      });
+    else {
+      const p = patternProblem(v);
+      if (p) ctx.addIssue({ code: "custom", message: p.message, params: { fix: p.fix } });
+    }
+  });
 
 export const rabbitmqGrant = z
   .strictObject({
-    endpoint: z.string().optional().describe("The RabbitMQ as host:port, one of network.allowedEndpoints. Default: the one on port 5672."),
-    env: z.string().optional().describe("The variable that gets amqp://USER:PASSWORD@host:port/vhost. Default AMQP_URL."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe("The RabbitMQ as host:port, one of network.allowedEndpoints. Default: the one on port 5672."),
+    env: z
+      .string()
+      .optional()
+      .describe("The variable that gets amqp://USER:PASSWORD@host:port/vhost. Default AMQP_URL."),
     vhost: z.string().min(1).optional().describe('The virtual host. Default "/".'),
     queues: z
       .strictObject({
-        consume: z.array(pattern).optional().describe("Queues the agent may declare and consume from: exact names or prefixes ending in *."),
-        publish: z.array(exact).optional().describe("Queues the agent may publish to (exact names): the runner declares each and binds it to the run's own exchange."),
+        consume: z
+          .array(pattern)
+          .optional()
+          .describe("Queues the agent may declare and consume from: exact names or prefixes ending in *."),
+        publish: z
+          .array(exact)
+          .optional()
+          .describe(
+            "Queues the agent may publish to (exact names): the runner declares each and binds it to the run's own exchange.",
+          ),
       })
       .optional(),
     exchanges: z
-      .strictObject({ publish: z.array(pattern).optional().describe("Exchanges the agent may publish to (never the default exchange).") })
+      .strictObject({
+        publish: z
+          .array(pattern)
+          .optional()
+          .describe("Exchanges the agent may publish to (never the default exchange)."),
+      })
       .optional(),
   })
   .describe("RabbitMQ: a user of its own for each run.");
@@ -55,7 +89,12 @@ export interface RabbitmqAdmin {
 }
 
 /** The three permission regexes of a grant, and the queues the runner binds for publishing. */
-export function rabbitmqPermissions(grant: RabbitmqGrant, run: string, exchange: string, agent?: string): { configure: string; write: string; read: string; publishQueues: string[]; consumeQueues: string[] } {
+export function rabbitmqPermissions(
+  grant: RabbitmqGrant,
+  run: string,
+  exchange: string,
+  agent?: string,
+): { configure: string; write: string; read: string; publishQueues: string[]; consumeQueues: string[] } {
   const consume = (grant.queues?.consume ?? []).map((p) => resolvePattern(p, run, agent));
   const publishQueues = (grant.queues?.publish ?? []).map((p) => resolvePattern(p, run, agent).name);
   const exchanges = (grant.exchanges?.publish ?? []).map((p) => resolvePattern(p, run, agent));
@@ -74,7 +113,10 @@ export function rabbitmqPermissions(grant: RabbitmqGrant, run: string, exchange:
 async function api(admin: RabbitmqAdmin, method: string, path: string, body?: unknown): Promise<unknown> {
   const res = await fetch(`${admin.api.replace(/\/$/, "")}/api/${path}`, {
     method,
-    headers: { authorization: `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    headers: {
+      authorization: `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}`,
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     signal: AbortSignal.timeout(10_000),
   });
@@ -93,14 +135,32 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
   defaultEnv: "AMQP_URL",
   grantSchema: rabbitmqGrant,
 
-  adminEndpoints: (sources) => adminEndpointsFrom(sources, "rabbitmq", 15672, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672)),
+  adminEndpoints: (sources) =>
+    adminEndpointsFrom(sources, "rabbitmq", 15672, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672)),
 
   admin(endpoint: Endpoint, sources: AdminSources): RabbitmqAdmin | undefined {
     // The management API is on its own port; it belongs to the broker on the same host.
-    const found = adminSourceFor(sources, "rabbitmq", endpoint, 15672, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672));
+    const found = adminSourceFor(
+      sources,
+      "rabbitmq",
+      endpoint,
+      15672,
+      Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672),
+    );
     if (!found) return undefined;
-    if ("url" in found) return { api: `${found.url.protocol}//${found.url.host}`, user: decodeURIComponent(found.url.username), password: decodeURIComponent(found.url.password), source: found.source };
-    return { api: String(found.local.api), user: String(found.local.user), password: String(found.local.password), source: found.source };
+    if ("url" in found)
+      return {
+        api: `${found.url.protocol}//${found.url.host}`,
+        user: decodeURIComponent(found.url.username),
+        password: decodeURIComponent(found.url.password),
+        source: found.source,
+      };
+    return {
+      api: String(found.local.api),
+      user: String(found.local.user),
+      password: String(found.local.password),
+      source: found.source,
+    };
   },
 
   anonymousEnv: (endpoint) => `amqp://${endpoint.host}:${endpoint.port}`,
@@ -114,11 +174,21 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
     const revoke = async () => void (await api(admin, "DELETE", `users/${enc(identity.name)}`));
     const cleanup = async () => void (await api(admin, "DELETE", `exchanges/${enc(vhost)}/${enc(exchange)}`));
     try {
-      await api(admin, "PUT", `exchanges/${enc(vhost)}/${enc(exchange)}`, { type: "direct", durable: true, auto_delete: false });
+      await api(admin, "PUT", `exchanges/${enc(vhost)}/${enc(exchange)}`, {
+        type: "direct",
+        durable: true,
+        auto_delete: false,
+      });
       // The queues named exactly, as the agent runtime declares them (durable), before the agent can.
-      for (const queue of new Set([...perms.publishQueues, ...perms.consumeQueues])) await api(admin, "PUT", `queues/${enc(vhost)}/${enc(queue)}`, { durable: true });
-      for (const queue of perms.publishQueues) await api(admin, "POST", `bindings/${enc(vhost)}/e/${enc(exchange)}/q/${enc(queue)}`, { routing_key: queue });
-      await api(admin, "PUT", `permissions/${enc(vhost)}/${enc(identity.name)}`, { configure: perms.configure, write: perms.write, read: perms.read });
+      for (const queue of new Set([...perms.publishQueues, ...perms.consumeQueues]))
+        await api(admin, "PUT", `queues/${enc(vhost)}/${enc(queue)}`, { durable: true });
+      for (const queue of perms.publishQueues)
+        await api(admin, "POST", `bindings/${enc(vhost)}/e/${enc(exchange)}/q/${enc(queue)}`, { routing_key: queue });
+      await api(admin, "PUT", `permissions/${enc(vhost)}/${enc(identity.name)}`, {
+        configure: perms.configure,
+        write: perms.write,
+        read: perms.read,
+      });
     } catch (err) {
       await revoke().catch(() => {});
       await cleanup().catch(() => {});
@@ -139,7 +209,9 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
     const stale = users.map((u) => u.name).filter((n) => (identityExpiry(n) ?? Infinity) < now);
     for (const name of stale) await api(admin, "DELETE", `users/${enc(name)}`).catch(() => {});
     const exchanges = (await api(admin, "GET", "exchanges")) as { name: string; vhost: string }[];
-    for (const e of exchanges.filter((x) => x.name.startsWith("airlock.") && (identityExpiry(x.name.slice(8)) ?? Infinity) < now)) {
+    for (const e of exchanges.filter(
+      (x) => x.name.startsWith("airlock.") && (identityExpiry(x.name.slice(8)) ?? Infinity) < now,
+    )) {
       await api(admin, "DELETE", `exchanges/${enc(e.vhost)}/${enc(e.name)}`).catch(() => {});
     }
     return stale;

@@ -11,14 +11,25 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
-import { adminEndpointsFrom, adminSourceFor, identityExpiry, type AdminSources, type BusDenial, type BusKind, type GrantBase } from "./kind.js";
+import {
+  adminEndpointsFrom,
+  adminSourceFor,
+  identityExpiry,
+  type AdminSources,
+  type BusDenial,
+  type BusKind,
+  type GrantBase,
+} from "./kind.js";
 import { namePattern as pattern, resolvePattern, toRedisGlob } from "./patterns.js";
 
 const patterns = (what: string) => z.array(pattern).optional().describe(what);
 
 export const redisGrant = z
   .strictObject({
-    endpoint: z.string().optional().describe("The Redis as host:port, one of network.allowedEndpoints. Default: the one on port 6379."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe("The Redis as host:port, one of network.allowedEndpoints. Default: the one on port 6379."),
     env: z.string().optional().describe("The variable that gets redis://USER:PASSWORD@host:port. Default REDIS_URL."),
     publish: patterns("Channels the agent may PUBLISH to: exact names or prefixes ending in *, {run} is the run's id."),
     subscribe: patterns("Channels the agent may SUBSCRIBE (or PSUBSCRIBE with the same pattern) to."),
@@ -44,7 +55,17 @@ export function aclRules(grant: RedisGrant, run: string, agent?: string): string
   const write = resolve(grant.keys?.write);
   const publish = resolve(grant.publish);
   const subscribe = resolve(grant.subscribe);
-  const rules = ["resetkeys", "resetchannels", "-@all", "+@connection", "-client", "+client|setname", "+client|getname", "+client|id", "+client|info"];
+  const rules = [
+    "resetkeys",
+    "resetchannels",
+    "-@all",
+    "+@connection",
+    "-client",
+    "+client|setname",
+    "+client|getname",
+    "+client|id",
+    "+client|info",
+  ];
   for (const p of write) rules.push(`~${toRedisGlob(p)}`);
   for (const p of read) rules.push(`%R~${toRedisGlob(p)}`);
   for (const p of [...publish, ...subscribe]) rules.push(`&${toRedisGlob(p)}`);
@@ -53,13 +74,37 @@ export function aclRules(grant: RedisGrant, run: string, agent?: string): string
   if (publish.length) rules.push("+publish");
   if (subscribe.length) rules.push("+subscribe", "+psubscribe", "+unsubscribe", "+punsubscribe");
   // Last, so nothing above can bring them back.
-  rules.push("-@admin", "-@dangerous", "-@scripting", "-function", "-flushdb", "-flushall", "-scan", "-keys", "-randomkey", "-select", "-pubsub", "-migrate", "-move", "-swapdb", "-monitor", "-sort", "-sort_ro");
+  rules.push(
+    "-@admin",
+    "-@dangerous",
+    "-@scripting",
+    "-function",
+    "-flushdb",
+    "-flushall",
+    "-scan",
+    "-keys",
+    "-randomkey",
+    "-select",
+    "-pubsub",
+    "-migrate",
+    "-move",
+    "-swapdb",
+    "-monitor",
+    "-sort",
+    "-sort_ro",
+  );
   return rules;
 }
 
 async function withAdmin<T>(admin: RedisAdmin, work: (redis: import("ioredis").Redis) => Promise<T>): Promise<T> {
   const { Redis } = await import("ioredis");
-  const redis = new Redis(admin.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableReadyCheck: false, connectTimeout: 3000, retryStrategy: () => null });
+  const redis = new Redis(admin.url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableReadyCheck: false,
+    connectTimeout: 3000,
+    retryStrategy: () => null,
+  });
   redis.on("error", () => {});
   try {
     await redis.connect();
@@ -83,16 +128,34 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
     if (!found) return undefined;
     if ("url" in found) return { url: found.url.href, source: found.source };
     const l = found.local;
-    return { url: `redis://${encodeURIComponent(String(l.user))}:${encodeURIComponent(String(l.password))}@${l.host}:${l.port}`, source: found.source };
+    return {
+      url: `redis://${encodeURIComponent(String(l.user))}:${encodeURIComponent(String(l.password))}@${l.host}:${l.port}`,
+      source: found.source,
+    };
   },
 
   anonymousEnv: (endpoint) => `redis://${endpoint.host}:${endpoint.port}`,
 
   async mint(admin, grant, identity, endpoint, envName) {
-    await withAdmin(admin, (redis) => redis.call("ACL", "SETUSER", identity.name, "reset", "on", `>${identity.password}`, ...aclRules(grant, identity.run, identity.agent)));
+    await withAdmin(admin, (redis) =>
+      redis.call(
+        "ACL",
+        "SETUSER",
+        identity.name,
+        "reset",
+        "on",
+        `>${identity.password}`,
+        ...aclRules(grant, identity.run, identity.agent),
+      ),
+    );
     return {
-      env: { [envName]: `redis://${encodeURIComponent(identity.name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}` },
-      denied: () => withAdmin(admin, async (redis) => deniedFromAclLog((await redis.call("ACL", "LOG", "128")) as unknown[], identity.name)),
+      env: {
+        [envName]: `redis://${encodeURIComponent(identity.name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}`,
+      },
+      denied: () =>
+        withAdmin(admin, async (redis) =>
+          deniedFromAclLog((await redis.call("ACL", "LOG", "128")) as unknown[], identity.name),
+        ),
       revoke: () => withAdmin(admin, (redis) => redis.call("ACL", "DELUSER", identity.name)).then(() => {}),
     };
   },
@@ -105,11 +168,11 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
       return stale;
     });
   },
-
 };
 
 /** Never granted, whatever a policy says: the fix is not a policy line. */
-const NEVER = /^(migrate|replicaof|slaveof|config|module|debug|shutdown|flushall|flushdb|keys|scan|randomkey|select|acl|client|monitor|eval|evalsha|script|function|fcall|save|bgsave|bgrewriteaof|sort|swapdb|move|pubsub|info)/;
+const NEVER =
+  /^(migrate|replicaof|slaveof|config|module|debug|shutdown|flushall|flushdb|keys|scan|randomkey|select|acl|client|monitor|eval|evalsha|script|function|fcall|save|bgsave|bgrewriteaof|sort|swapdb|move|pubsub|info)/;
 
 /** ACL LOG entries (flat [field, value, ...] lists) of one user, as denials with their fix. */
 export function deniedFromAclLog(log: unknown[], user: string): BusDenial[] {

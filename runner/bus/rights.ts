@@ -60,7 +60,15 @@ export function adminSources(env: NodeJS.ProcessEnv = process.env): AdminSources
 const swept = new Map<string, Promise<unknown>>();
 
 export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
-  const result: BusRights = { env: {}, warnings: [], secrets: [], identities: [], denied: async () => [], revoke: async () => {}, cleanup: async () => {} };
+  const result: BusRights = {
+    env: {},
+    warnings: [],
+    secrets: [],
+    identities: [],
+    denied: async () => [],
+    revoke: async () => {},
+    cleanup: async () => {},
+  };
   const sources = adminSources(req.env ?? process.env);
   result.warnings.push(...loginWarnings(req.policy, sources));
   if (req.policy.bus.grants.length === 0) return result;
@@ -75,16 +83,33 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
       const admin = kind.admin(grant.endpoint, sources);
       if (!admin) {
         const fix = `set AIRLOCK_${grant.kind.toUpperCase()}_ADMIN_URL to an admin URL for it, or use airlock's local broker (npx airlock brokers start ${grant.kind})`;
-        if (required) throw new BusRightsError(`${req.policy.source}: bus.${grant.kind}: the runner has no admin access to the ${where}, so it cannot limit the agent's rights there`, `${fix}; or remove bus.requireRights`);
-        result.warnings.push(`the runner has no admin access to the ${where}: the agent gets full client rights there, not only those in bus.${grant.kind} (${fix})`);
+        if (required)
+          throw new BusRightsError(
+            `${req.policy.source}: bus.${grant.kind}: the runner has no admin access to the ${where}, so it cannot limit the agent's rights there`,
+            `${fix}; or remove bus.requireRights`,
+          );
+        result.warnings.push(
+          `the runner has no admin access to the ${where}: the agent gets full client rights there, not only those in bus.${grant.kind} (${fix})`,
+        );
         result.env[grant.env] = kind.anonymousEnv(grant.endpoint);
         continue;
       }
       // Once per process and broker: identities of crashed runners whose time is up.
       const key = `${grant.kind}|${grant.endpoint.host}:${grant.endpoint.port}`;
-      if (!swept.has(key)) swept.set(key, kind.sweep(admin as never, Date.now()).catch(() => []));
+      if (!swept.has(key))
+        swept.set(
+          key,
+          kind.sweep(admin as never, Date.now()).catch(() => []),
+        );
       await swept.get(key);
-      const identity = { name: identityName(req.runId, req.expiresAt), password: newPassword(), run: req.run, agent: req.agent ?? "agent", runId: req.runId, expiresAt: req.expiresAt };
+      const identity = {
+        name: identityName(req.runId, req.expiresAt),
+        password: newPassword(),
+        run: req.run,
+        agent: req.agent ?? "agent",
+        runId: req.runId,
+        expiresAt: req.expiresAt,
+      };
       try {
         const minted = await kind.mint(admin as never, grant.grant as never, identity, grant.endpoint, grant.env);
         Object.assign(result.env, minted.env);
@@ -94,7 +119,11 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         result.identities.push({ kind: grant.kind, endpoint: grant.endpoint.raw, name: identity.name });
         result.secrets.push(identity.password, encodeURIComponent(identity.password));
       } catch (err) {
-        throw new BusRightsError(`could not create the agent's identity on the ${where}: ${(err as Error).message}`, `check that the broker is running and the admin credentials (${(admin as { source?: string }).source ?? "admin"}) are right`, err);
+        throw new BusRightsError(
+          `could not create the agent's identity on the ${where}: ${(err as Error).message}`,
+          `check that the broker is running and the admin credentials (${(admin as { source?: string }).source ?? "admin"}) are right`,
+          err,
+        );
       }
     }
   } catch (err) {
@@ -104,8 +133,21 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
   }
   result.denied = async () => (await Promise.all(reports.map((r) => r().catch(() => [] as BusDenial[])))).flat();
   result.revoke = async () => {
-    const errors = (await Promise.all(revokes.splice(0).map((r) => r().then(() => undefined, (e: unknown) => e)))).filter(Boolean);
-    if (errors.length) throw new BusRightsError(`could not delete ${errors.length} broker identit${errors.length === 1 ? "y" : "ies"} of this run: ${(errors[0] as Error).message}`, "they expire by name: the next run or `airlock cleanup` removes them");
+    const errors = (
+      await Promise.all(
+        revokes.splice(0).map((r) =>
+          r().then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+        ),
+      )
+    ).filter(Boolean);
+    if (errors.length)
+      throw new BusRightsError(
+        `could not delete ${errors.length} broker identit${errors.length === 1 ? "y" : "ies"} of this run: ${(errors[0] as Error).message}`,
+        "they expire by name: the next run or `airlock cleanup` removes them",
+      );
   };
   result.cleanup = async () => void (await Promise.all(cleanups.splice(0).map((c) => c().catch(() => {}))));
   return result;
@@ -123,7 +165,9 @@ export function loginWarnings(policy: Policy, sources: AdminSources): string[] {
     for (const endpoint of policy.network.allowedEndpoints) {
       const admin = kind.admin(endpoint, sources) as { source?: string } | undefined;
       if (!admin?.source?.startsWith("airlock's local")) continue;
-      out.push(`${policy.source} reaches ${admin.source} at ${endpoint.raw}, which accepts only the identities airlock mints for a run, and grants no rights there: the agent will not be able to log in. Add bus: { ${kind.kind}: {} } (and what it may use there: README "Bus rights") and connect with the variable it sets (${kind.defaultEnv}); passing a URL through env gives no credentials`);
+      out.push(
+        `${policy.source} reaches ${admin.source} at ${endpoint.raw}, which accepts only the identities airlock mints for a run, and grants no rights there: the agent will not be able to log in. Add bus: { ${kind.kind}: {} } (and what it may use there: README "Bus rights") and connect with the variable it sets (${kind.defaultEnv}); passing a URL through env gives no credentials`,
+      );
     }
   }
   return out;
@@ -134,7 +178,9 @@ export function loginWarnings(policy: Policy, sources: AdminSources): string[] {
  * broker the runner has admin access to. For `airlock cleanup`; every runner also does it once per
  * broker before its first run there.
  */
-export async function sweepIdentities(options: { all?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ broker: string; removed: string[]; error?: string }[]> {
+export async function sweepIdentities(
+  options: { all?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ broker: string; removed: string[]; error?: string }[]> {
   const sources = adminSources(options.env ?? process.env);
   const now = options.all ? Number.MAX_SAFE_INTEGER : Date.now();
   const out: { broker: string; removed: string[]; error?: string }[] = [];

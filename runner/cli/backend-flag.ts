@@ -14,18 +14,28 @@ export interface BackendFlags {
 
 export function addBackendFlags(command: Command): Command {
   return command
-    .option("--backend <name>", `where agents run: ${BACKEND_NAMES.join(" or ")} (default: the run file's backend, else AIRLOCK_BACKEND, else docker)`)
-    .option("--namespace <name>", "with --backend kubernetes: the namespace airlock manages (default AIRLOCK_K8S_NAMESPACE, else airlock)");
+    .option(
+      "--backend <name>",
+      `where agents run: ${BACKEND_NAMES.join(" or ")} (default: the run file's backend, else AIRLOCK_BACKEND, else docker)`,
+    )
+    .option(
+      "--namespace <name>",
+      "with --backend kubernetes: the namespace airlock manages (default AIRLOCK_K8S_NAMESPACE, else airlock)",
+    );
 }
 
 export function backendFlag(flags: BackendFlags): BackendName | undefined {
   if (flags.backend === undefined) return undefined;
-  if (!isBackendName(flags.backend)) throw new UsageError(`--backend is ${BACKEND_NAMES.join(" or ")}, not "${flags.backend}"`);
+  if (!isBackendName(flags.backend))
+    throw new UsageError(`--backend is ${BACKEND_NAMES.join(" or ")}, not "${flags.backend}"`);
   return flags.backend;
 }
 
 /** The runner settings the flags ask for. */
 export function runnerBackendOptions(flags: BackendFlags): Pick<RunnerOptions, "backend" | "kubernetes"> {
   const backend = backendFlag(flags);
-  return { ...(backend ? { backend } : {}), ...(flags.namespace ? { kubernetes: { namespace: flags.namespace } } : {}) };
+  return {
+    ...(backend ? { backend } : {}),
+    ...(flags.namespace ? { kubernetes: { namespace: flags.namespace } } : {}),
+  };
 }

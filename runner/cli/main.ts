@@ -16,7 +16,9 @@ import { registerValidate } from "./commands/validate.js";
 import { style } from "./style.js";
 
 const program = new Command("airlock")
-  .description("Run AI agents in Docker containers whose network egress is locked to the broker endpoints a policy permits.")
+  .description(
+    "Run AI agents in Docker containers whose network egress is locked to the broker endpoints a policy permits.",
+  )
   .version("0.1.0")
   .showHelpAfterError()
   .exitOverride();
@@ -40,7 +42,9 @@ try {
     process.stderr.write(`${style.red("airlock:", process.stderr)} ${err.message}\n`);
     process.exitCode = 2;
   } else {
-    process.stderr.write(`${style.red("airlock: internal error:", process.stderr)} ${(err as Error)?.stack ?? String(err)}\n`);
+    process.stderr.write(
+      `${style.red("airlock: internal error:", process.stderr)} ${(err as Error)?.stack ?? String(err)}\n`,
+    );
     process.exitCode = 70;
   }
 }

@@ -1,8 +1,10 @@
 /** Terminal styling for the CLI: colour only on a TTY and when NO_COLOR is unset. */
-const useColor = (stream: NodeJS.WriteStream) => Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+const useColor = (stream: NodeJS.WriteStream) =>
+  Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
 
 function wrap(open: number, close: number) {
-  return (text: string, stream: NodeJS.WriteStream = process.stdout) => (useColor(stream) ? `\u001b[${open}m${text}\u001b[${close}m` : text);
+  return (text: string, stream: NodeJS.WriteStream = process.stdout) =>
+    useColor(stream) ? `\u001b[${open}m${text}\u001b[${close}m` : text;
 }
 
 export const style = {

@@ -22,7 +22,10 @@ export function dockerClient(): Docker {
 }
 
 /** Ping the engine; throw DockerUnavailableError with a fix when it does not answer. */
-export async function assertDockerReachable(docker: Docker = dockerClient(), timeoutMs = 5000): Promise<{ version: string; apiVersion: string }> {
+export async function assertDockerReachable(
+  docker: Docker = dockerClient(),
+  timeoutMs = 5000,
+): Promise<{ version: string; apiVersion: string }> {
   const where = process.env.DOCKER_HOST ?? engineAddress(docker);
   try {
     const version = await withTimeout(docker.version(), timeoutMs, `no answer from ${where} within ${timeoutMs} ms`);
@@ -32,26 +35,47 @@ export async function assertDockerReachable(docker: Docker = dockerClient(), tim
   }
 }
 
-export function explainDockerError(err: unknown, where = process.env.DOCKER_HOST ?? "/var/run/docker.sock"): DockerUnavailableError {
+export function explainDockerError(
+  err: unknown,
+  where = process.env.DOCKER_HOST ?? "/var/run/docker.sock",
+): DockerUnavailableError {
   if (err instanceof DockerUnavailableError) return err;
   const code = (err as NodeJS.ErrnoException)?.code;
   const message = (err as Error)?.message ?? String(err);
   // The address came from DOCKER_HOST: that variable is what to fix, not the installation.
   const fromEnv = process.env.DOCKER_HOST ? ` (from DOCKER_HOST=${process.env.DOCKER_HOST})` : "";
-  const envFix = process.env.DOCKER_HOST ? "fix or unset DOCKER_HOST (unset: the local socket /var/run/docker.sock), or start the engine it names" : "";
+  const envFix = process.env.DOCKER_HOST
+    ? "fix or unset DOCKER_HOST (unset: the local socket /var/run/docker.sock), or start the engine it names"
+    : "";
   if (code === "ENOENT") {
     if (fromEnv) return new DockerUnavailableError(`${where} does not exist${fromEnv}`, envFix, err);
-    return new DockerUnavailableError(`${where} does not exist (is Docker installed and running?)`, "install Docker and start it (on Debian: apt-get install docker.io && dockerd &)", err);
+    return new DockerUnavailableError(
+      `${where} does not exist (is Docker installed and running?)`,
+      "install Docker and start it (on Debian: apt-get install docker.io && dockerd &)",
+      err,
+    );
   }
   if (code === "ETIMEDOUT") {
-    return new DockerUnavailableError(`the engine at ${where} stopped answering`, "check that dockerd is running and healthy (docker info)", err);
+    return new DockerUnavailableError(
+      `the engine at ${where} stopped answering`,
+      "check that dockerd is running and healthy (docker info)",
+      err,
+    );
   }
   if (code === "ECONNREFUSED") {
     if (fromEnv) return new DockerUnavailableError(`nothing listens on ${where}${fromEnv}`, envFix, err);
-    return new DockerUnavailableError(`nothing listens on ${where} (the engine is stopped)`, "start the Docker engine (systemctl start docker, or dockerd &)", err);
+    return new DockerUnavailableError(
+      `nothing listens on ${where} (the engine is stopped)`,
+      "start the Docker engine (systemctl start docker, or dockerd &)",
+      err,
+    );
   }
   if (code === "EACCES" || code === "EPERM") {
-    return new DockerUnavailableError(`permission denied on ${where}`, "add your user to the docker group (sudo usermod -aG docker $USER, then log in again)", err);
+    return new DockerUnavailableError(
+      `permission denied on ${where}`,
+      "add your user to the docker group (sudo usermod -aG docker $USER, then log in again)",
+      err,
+    );
   }
   return new DockerUnavailableError(message, "check that `docker info` works in this shell", err);
 }

@@ -58,7 +58,13 @@ export interface Engine {
 export function dockerEngine(docker: Docker): Engine {
   const wrap = (c: Docker.Container): EngineContainer => ({
     id: c.id,
-    attach: async ({ stdin }) => (await c.attach({ stream: true, stdout: true, stderr: true, ...(stdin ? { stdin: true, hijack: true } : {}) })) as unknown as Duplex,
+    attach: async ({ stdin }) =>
+      (await c.attach({
+        stream: true,
+        stdout: true,
+        stderr: true,
+        ...(stdin ? { stdin: true, hijack: true } : {}),
+      })) as unknown as Duplex,
     start: async () => void (await c.start()),
     wait: (condition) => c.wait({ condition }) as Promise<{ StatusCode?: number }>,
     kill: async (signal) => void (await c.kill({ signal })),
@@ -68,9 +74,35 @@ export function dockerEngine(docker: Docker): Engine {
     inspect: async () => {
       const info = await c.inspect();
       const networks: ContainerState["networks"] = {};
-      for (const [name, n] of Object.entries(info.NetworkSettings.Networks ?? {})) networks[name] = { ip: n.IPAddress, mac: n.MacAddress };
+      for (const [name, n] of Object.entries(info.NetworkSettings.Networks ?? {}))
+        networks[name] = { ip: n.IPAddress, mac: n.MacAddress };
       const h = info.HostConfig as Docker.HostConfig & { Tmpfs?: unknown; Sysctls?: unknown };
-      const config = JSON.stringify([info.Image, info.Path, info.Args, info.Config.Env, info.Config.User, h.Binds, h.Mounts, h.Tmpfs, h.NetworkMode, h.CapAdd, h.CapDrop, h.Privileged, h.SecurityOpt, h.ReadonlyRootfs, h.Devices, h.Sysctls, h.Memory, h.MemorySwap, h.NanoCpus, h.CpuQuota, h.PidsLimit, h.Ulimits, h.PidMode, h.IpcMode]);
+      const config = JSON.stringify([
+        info.Image,
+        info.Path,
+        info.Args,
+        info.Config.Env,
+        info.Config.User,
+        h.Binds,
+        h.Mounts,
+        h.Tmpfs,
+        h.NetworkMode,
+        h.CapAdd,
+        h.CapDrop,
+        h.Privileged,
+        h.SecurityOpt,
+        h.ReadonlyRootfs,
+        h.Devices,
+        h.Sysctls,
+        h.Memory,
+        h.MemorySwap,
+        h.NanoCpus,
+        h.CpuQuota,
+        h.PidsLimit,
+        h.Ulimits,
+        h.PidMode,
+        h.IpcMode,
+      ]);
       return {
         running: info.State.Running,
         exitCode: info.State.ExitCode,
@@ -91,7 +123,9 @@ export function dockerEngine(docker: Docker): Engine {
     ping: async () => void (await docker.ping()),
     demux: (stream, stdout, stderr) => docker.modem.demuxStream(stream, stdout, stderr),
     watch: async (labels, onEvent) => {
-      const stream = (await docker.getEvents({ filters: { type: ["container"], label: labels } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+      const stream = (await docker.getEvents({
+        filters: { type: ["container"], label: labels },
+      })) as unknown as NodeJS.ReadableStream & { destroy(): void };
       let partial = "";
       stream.on("data", (chunk: Buffer) => {
         const lines = (partial + chunk.toString()).split("\n");

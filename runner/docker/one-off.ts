@@ -16,7 +16,10 @@ export interface OneOffResult {
   stderr: string;
 }
 
-export async function runOneOff(docker: Docker, input: { image: string; cmd: string[]; binds?: string[]; timeoutMs?: number }): Promise<OneOffResult> {
+export async function runOneOff(
+  docker: Docker,
+  input: { image: string; cmd: string[]; binds?: string[]; timeoutMs?: number },
+): Promise<OneOffResult> {
   const timeoutMs = input.timeoutMs ?? 30_000;
   const runId = `check-${randomBytes(4).toString("hex")}`;
   const container = await docker.createContainer({
@@ -54,7 +57,11 @@ export async function runOneOff(docker: Docker, input: { image: string; cmd: str
     });
     const waited = container.wait({ condition: "next-exit" }) as Promise<{ StatusCode?: number }>;
     await container.start();
-    const { StatusCode } = await withTimeout(waited, timeoutMs, `a check in ${input.image} did not finish within ${timeoutMs / 1000} s`);
+    const { StatusCode } = await withTimeout(
+      waited,
+      timeoutMs,
+      `a check in ${input.image} did not finish within ${timeoutMs / 1000} s`,
+    );
     await Promise.race([ended, new Promise((r) => setTimeout(r, 1000).unref())]);
     return { code: StatusCode ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
   } finally {

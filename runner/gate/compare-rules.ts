@@ -35,7 +35,10 @@ export function normalizeRuleset(text: string): string[] {
   // Tables are independent of each other: compare them in name order, each rule in its own order.
   const kept = out.filter((l) => l.startsWith("filter ") || !/^\S+ :\S+ ACCEPT$/.test(l));
   const table = (l: string) => l.slice(0, l.indexOf(" "));
-  return kept.map((l, i) => [l, i] as const).sort((a, b) => table(a[0]).localeCompare(table(b[0])) || a[1] - b[1]).map(([l]) => l);
+  return kept
+    .map((l, i) => [l, i] as const)
+    .sort((a, b) => table(a[0]).localeCompare(table(b[0])) || a[1] - b[1])
+    .map(([l]) => l);
 }
 
 function normalizeRule(rule: string): string {
@@ -64,7 +67,8 @@ function normalizeRule(rule: string): string {
 }
 
 function canonicalValue(option: string, value: string): string {
-  if (/^(-s|-d|--source|--destination|--ctorigdst|--ctorigsrc|--ctrepldst|--ctreplsrc)$/.test(option)) return value.replace(/\/32$/, "");
+  if (/^(-s|-d|--source|--destination|--ctorigdst|--ctorigsrc|--ctrepldst|--ctreplsrc)$/.test(option))
+    return value.replace(/\/32$/, "");
   if (option === "--ctstate" || option === "--state") return value.split(",").sort().join(",");
   if (option === "--tcp-flags") return value.split(",").sort().join(",");
   return value;
@@ -82,5 +86,7 @@ export function compareRulesets(expected: string, actual: string): string | unde
     return order ? undefined : "the rules are in force in another order";
   }
   const show = (ls: string[]) => ls.slice(0, 3).join("; ") + (ls.length > 3 ? `; … (${ls.length})` : "");
-  return [missing.length ? `missing: ${show(missing)}` : "", extra.length ? `unexpected: ${show(extra)}` : ""].filter(Boolean).join("; ");
+  return [missing.length ? `missing: ${show(missing)}` : "", extra.length ? `unexpected: ${show(extra)}` : ""]
+    .filter(Boolean)
+    .join("; ");
 }

@@ -29,7 +29,11 @@ function isEphemeral(destination: string): boolean {
 }
 
 /** Parse /proc/net/ipt_hashlimit/<table>: "expires src:port->dst:port credit credit_cap cost". */
-export function parseHashlimit(text: string, protocol: DeniedConnection["protocol"], loopback = false): DeniedConnection[] {
+export function parseHashlimit(
+  text: string,
+  protocol: DeniedConnection["protocol"],
+  loopback = false,
+): DeniedConnection[] {
   const out: DeniedConnection[] = [];
   for (const line of text.split("\n")) {
     const m = /^\d+ \S+->(\S+) (\d+) (\d+) (\d+)$/.exec(line.trim());
@@ -39,7 +43,13 @@ export function parseHashlimit(text: string, protocol: DeniedConnection["protoco
     const count = Math.max(1, Number(used));
     const destination = dst!.endsWith(":0") && protocol === "other" ? dst!.slice(0, -2) : dst!;
     if (loopback && isEphemeral(destination)) continue;
-    out.push({ destination, protocol, count, ...(count >= DENY_COUNT_CAP ? { countAtLeast: true } : {}), ...(loopback ? { loopback: true } : {}) });
+    out.push({
+      destination,
+      protocol,
+      count,
+      ...(count >= DENY_COUNT_CAP ? { countAtLeast: true } : {}),
+      ...(loopback ? { loopback: true } : {}),
+    });
   }
   return out;
 }

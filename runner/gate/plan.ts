@@ -30,9 +30,14 @@ export interface GatePlan {
 
 export type Resolver = (host: string) => Promise<string[]>;
 
-export const hostResolver: Resolver = async (host) => (await lookup(host, { all: true, family: 4 })).map((a) => a.address);
+export const hostResolver: Resolver = async (host) =>
+  (await lookup(host, { all: true, family: 4 })).map((a) => a.address);
 
-export async function planGate(endpoints: Endpoint[], policyFile: string, resolver: Resolver = hostResolver): Promise<GatePlan> {
+export async function planGate(
+  endpoints: Endpoint[],
+  policyFile: string,
+  resolver: Resolver = hostResolver,
+): Promise<GatePlan> {
   const plan: GatePlan = { loopback: [], direct: [], hosts: [] };
   const loopbackPorts = new Map<number, LoopbackRoute>();
   const addLoopback = (endpoint: Endpoint, hostIp: string) => {
@@ -75,8 +80,9 @@ export async function planGate(endpoints: Endpoint[], policyFile: string, resolv
 export function hostsFile(plan: Pick<GatePlan, "hosts">): string {
   const lines = ["127.0.0.1\tlocalhost", "# names from the policy, resolved by the airlock runner"];
   for (const h of plan.hosts) lines.push(`${h.ip}\t${h.name}`);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** resolv.conf for the agent: no nameserver is reachable, so lookups fail at once instead of leaking. */
-export const RESOLV_CONF = "# airlock: DNS is disabled inside the sandbox; names in the policy are in /etc/hosts\noptions timeout:1 attempts:1\nnameserver 127.0.0.1\n";
+export const RESOLV_CONF =
+  "# airlock: DNS is disabled inside the sandbox; names in the policy are in /etc/hosts\noptions timeout:1 attempts:1\nnameserver 127.0.0.1\n";

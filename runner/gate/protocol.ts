@@ -69,13 +69,22 @@ export const GATE_WORDS = { ready: "airlock-gate: ready", reportEnd: "airlock-ga
  * Denied-connection accounting: rules with no target only count, in hashlimit tables keyed by
  * destination, kept by the kernel per network namespace (/proc/<pid>/net/ipt_hashlimit/<table>).
  */
-export const DENY_TABLES = { tcp: "airlock_tcp", udp: "airlock_udp", other: "airlock_other", loopback: "airlock_lo" } as const;
+export const DENY_TABLES = {
+  tcp: "airlock_tcp",
+  udp: "airlock_udp",
+  other: "airlock_other",
+  loopback: "airlock_lo",
+} as const;
 export const DENY_TABLE_NAMES = [DENY_TABLES.tcp, DENY_TABLES.udp, DENY_TABLES.other, DENY_TABLES.loopback] as const;
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 /** Runner → init, first line: the rules, the agent's uid:gid, and the nonce that tags the init's lines. */
-export function initRulesLine(rules: { v4: string; v6: string }, user: { uid: number; gid: number }, nonce: string): string {
+export function initRulesLine(
+  rules: { v4: string; v6: string },
+  user: { uid: number; gid: number },
+  nonce: string,
+): string {
   return `${b64(rules.v4)} ${b64(rules.v6)} ${user.uid} ${user.gid} ${nonce}\n`;
 }
 

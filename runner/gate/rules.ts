@@ -42,7 +42,10 @@ export function ipv4Rules(input: RuleInput): string {
     ":INPUT ACCEPT [0:0]",
     ":OUTPUT ACCEPT [0:0]",
     ":POSTROUTING ACCEPT [0:0]",
-    ...input.forwarded.map((f) => `-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport ${f.port} -j DNAT --to-destination ${input.gateway}:${f.forwarderPort}`),
+    ...input.forwarded.map(
+      (f) =>
+        `-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport ${f.port} -j DNAT --to-destination ${input.gateway}:${f.forwarderPort}`,
+    ),
     // DNATed packets still carry 127.0.0.1 as their source; give them the container's address.
     ...(input.forwarded.length ? ["-A POSTROUTING -s 127.0.0.0/8 ! -o lo -j MASQUERADE"] : []),
     "COMMIT",
@@ -61,8 +64,13 @@ export function ipv4Rules(input: RuleInput): string {
     "-A OUTPUT -o lo -j ACCEPT",
     "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
     // Only what was DNATed from the agent's own localhost:PORT: a direct connection to the gateway is refused.
-    ...input.forwarded.map((f) => `-A OUTPUT -d ${input.gateway}/32 -p tcp -m tcp --dport ${f.forwarderPort} -m conntrack --ctstate NEW --ctorigdst 127.0.0.1/32 --ctorigdstport ${f.port} -j ACCEPT`),
-    ...input.direct.map((d) => `-A OUTPUT -d ${d.ip}/32 -p tcp -m tcp --dport ${d.port} -m conntrack --ctstate NEW -j ACCEPT`),
+    ...input.forwarded.map(
+      (f) =>
+        `-A OUTPUT -d ${input.gateway}/32 -p tcp -m tcp --dport ${f.forwarderPort} -m conntrack --ctstate NEW --ctorigdst 127.0.0.1/32 --ctorigdstport ${f.port} -j ACCEPT`,
+    ),
+    ...input.direct.map(
+      (d) => `-A OUTPUT -d ${d.ip}/32 -p tcp -m tcp --dport ${d.port} -m conntrack --ctstate NEW -j ACCEPT`,
+    ),
     `-A OUTPUT -p tcp ${countInto(DENY_TABLES.tcp, "dstip,dstport")}`,
     "-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset",
     `-A OUTPUT -p udp ${countInto(DENY_TABLES.udp, "dstip,dstport")}`,
@@ -70,7 +78,7 @@ export function ipv4Rules(input: RuleInput): string {
     "-A OUTPUT -j REJECT --reject-with icmp-port-unreachable",
     "COMMIT",
   ];
-  return [...nat, ...filter].join("\n") + "\n";
+  return `${[...nat, ...filter].join("\n")}\n`;
 }
 
 export function ipv6Rules(): string {

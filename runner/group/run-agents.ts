@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { loadPolicy } from "../policy/index.js";
 import { chooseLanguage } from "../languages/registry.js";
 import { defaultRunner, type Runner } from "../runner.js";
-import { type RunEvent } from "../run/run-agent.js";
+import type { RunEvent } from "../run/run-agent.js";
 import { emptyResult, type AgentResult } from "../run/result.js";
 import { loadRunFile, type GroupAgent, type RunSpec, type WaitCondition } from "./run-file.js";
 
@@ -53,15 +53,25 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   const backend = options.backend ?? spec.backend;
   const started = Date.now();
   // Lower case letters, digits, - and _ only: it becomes part of topic and subject names ({run}), where a "." or "/" would be a separator.
-  const group = { name: spec.name, runId: `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, "-")}-${randomBytes(4).toString("hex")}` };
+  const group = {
+    name: spec.name,
+    runId: `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, "-")}-${randomBytes(4).toString("hex")}`,
+  };
   const outputDir = resolve(options.outputDir ?? join("out", spec.name));
   // Each agent's folder goes below it: a file (or a link) there is a mistake to name now, not an ENOTDIR later.
   const there = await lstat(outputDir).catch(() => undefined);
-  if (there && !there.isDirectory()) throw new RunOptionsError(`the output folder ${outputDir} exists and is ${there.isSymbolicLink() ? "a symbolic link" : "a file"}`, "choose another --output folder (each agent writes to <folder>/<agent>), or move that file away");
+  if (there && !there.isDirectory())
+    throw new RunOptionsError(
+      `the output folder ${outputDir} exists and is ${there.isSymbolicLink() ? "a symbolic link" : "a file"}`,
+      "choose another --output folder (each agent writes to <folder>/<agent>), or move that file away",
+    );
   const reached = new Map<string, Set<Milestone>>(spec.agents.map((a) => [a.name, new Set()]));
   const results = new Map<string, AgentResult>();
   const listeners = new Set<() => void>();
-  const changed = () => listeners.forEach((l) => l());
+  const changed = () =>
+    listeners.forEach((l) => {
+      l();
+    });
 
   const mark = (name: string, milestone: Milestone) => {
     reached.get(name)!.add(milestone);
@@ -90,7 +100,8 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
         if (options.signal?.aborted) return done("the run was cancelled");
         for (const [dep, condition] of Object.entries(agent.waitFor)) {
           const state = conditionState(dep, condition);
-          if (state === false) return done(`not started: ${dep} ${results.get(dep)?.status ?? "ended"} before it was ${condition}`);
+          if (state === false)
+            return done(`not started: ${dep} ${results.get(dep)?.status ?? "ended"} before it was ${condition}`);
           if (state === undefined) return;
         }
         done(undefined);
@@ -109,7 +120,10 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   const pendingText = (agent: GroupAgent): string =>
     Object.entries(agent.waitFor)
       .filter(([dep, condition]) => conditionState(dep, condition) === undefined)
-      .map(([dep, condition]) => `${dep} to ${condition === "exited" || condition === "succeeded" ? `have ${condition}` : `be ${condition}`} (${reached.get(dep)!.has("started") ? "running" : "not started yet"})`)
+      .map(
+        ([dep, condition]) =>
+          `${dep} to ${condition === "exited" || condition === "succeeded" ? `have ${condition}` : `be ${condition}`} (${reached.get(dep)!.has("started") ? "running" : "not started yet"})`,
+      )
       .join(", ");
 
   const runOne = async (agent: GroupAgent): Promise<void> => {
@@ -119,16 +133,24 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
       const since = Date.now();
       const say = (prefix: string) => {
         const pending = pendingText(agent);
-        if (pending) options.onEvent?.({ type: "phase", agent: agent.name, phase: "waiting", message: `${prefix} ${pending}` });
+        if (pending)
+          options.onEvent?.({ type: "phase", agent: agent.name, phase: "waiting", message: `${prefix} ${pending}` });
       };
       say("waiting for");
-      announce = setInterval(() => say(`still waiting (${Math.round((Date.now() - since) / 1000)} s) for`), WAIT_NOTICE_MS);
+      announce = setInterval(
+        () => say(`still waiting (${Math.round((Date.now() - since) / 1000)} s) for`),
+        WAIT_NOTICE_MS,
+      );
       announce.unref();
     }
     const blocked = await waitForDeps(agent).finally(() => clearInterval(announce));
     const agentOutput = resolve(outputDir, agent.output);
     if (blocked) {
-      const skipped: AgentResult = { ...emptyResult(agent.name, agentOutput, "skipped"), error: blocked, resultFile: "" };
+      const skipped: AgentResult = {
+        ...emptyResult(agent.name, agentOutput, "skipped"),
+        error: blocked,
+        resultFile: "",
+      };
       skipped.finishedAt = skipped.startedAt;
       results.set(agent.name, skipped);
       options.onEvent?.({ type: "finished", agent: agent.name, result: skipped });
@@ -169,8 +191,18 @@ export async function runAgents(run: string | RunSpec, options: RunAgentsOptions
   // stop (its ctx.signal, then SIGTERM) rather than left to wait for work until its timeout.
   const stoppers = new Map(spec.agents.map((a) => [a.name, new AbortController()]));
   const stopReasons = new Map<string, string>();
-  options.signal?.addEventListener("abort", () => stoppers.forEach((c) => c.abort(options.signal!.reason)), { once: true });
-  if (options.signal?.aborted) stoppers.forEach((c) => c.abort(options.signal!.reason));
+  options.signal?.addEventListener(
+    "abort",
+    () =>
+      stoppers.forEach((c) => {
+        c.abort(options.signal!.reason);
+      }),
+    { once: true },
+  );
+  if (options.signal?.aborted)
+    stoppers.forEach((c) => {
+      c.abort(options.signal!.reason);
+    });
   const dependents = (name: string) => spec.agents.filter((a) => name in a.waitFor);
   const releaseServed = (ended: GroupAgent) => {
     for (const served of Object.keys(ended.waitFor)) {

@@ -70,7 +70,8 @@ export async function buildImage(docker: Docker, req: BuildRequest): Promise<str
 
 function hintFor(failure: string, log: string[]): string | undefined {
   const text = `${failure}\n${log.slice(-30).join("\n")}`;
-  if (/E404|404 Not Found|No matching version|ETARGET/i.test(text)) return "check the package names and versions in the policy's packages (npm view NAME versions)";
+  if (/E404|404 Not Found|No matching version|ETARGET/i.test(text))
+    return "check the package names and versions in the policy's packages (npm view NAME versions)";
   if (/SELF_SIGNED|UNABLE_TO_GET_ISSUER|unable to verify|certificate/i.test(text)) {
     return "the registry's TLS certificate is not trusted inside the build: set NODE_EXTRA_CA_CERTS (or SSL_CERT_FILE) to your CA bundle before running airlock";
   }

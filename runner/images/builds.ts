@@ -21,6 +21,10 @@ export class ImageBuilds {
 }
 
 /** `make()` through `builds` when there is one; at once otherwise. */
-export function built(builds: ImageBuilds | undefined, key: string, make: () => Promise<BuiltImage>): Promise<BuiltImage> {
+export function built(
+  builds: ImageBuilds | undefined,
+  key: string,
+  make: () => Promise<BuiltImage>,
+): Promise<BuiltImage> {
   return builds ? builds.once(key, make) : make();
 }

@@ -30,7 +30,12 @@ export async function directoryEntries(prefix: string, hostDir: string): Promise
 export function contextHash(files: ContextFile[], extra: string[] = []): string {
   const h = createHash("sha256");
   for (const f of [...files].sort((a, b) => a.name.localeCompare(b.name))) {
-    h.update(f.name).update("\0").update(String(f.mode ?? 0o644)).update("\0").update(f.content).update("\0");
+    h.update(f.name)
+      .update("\0")
+      .update(String(f.mode ?? 0o644))
+      .update("\0")
+      .update(f.content)
+      .update("\0");
   }
   for (const e of extra) h.update(e).update("\0");
   return h.digest("hex").slice(0, 16);

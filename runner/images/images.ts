@@ -52,7 +52,9 @@ export async function tryPull(docker: Docker, ref: string, progress: Progress): 
     progress(`pulling ${ref}`);
     const stream = await withTimeout(docker.pull(ref), 30_000, `pull of ${ref} did not start`);
     await withTimeout(
-      new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()))),
+      new Promise<void>((resolve, reject) =>
+        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+      ),
       600_000,
       `pull of ${ref} took too long`,
     );
@@ -67,23 +69,40 @@ export async function tryPull(docker: Docker, ref: string, progress: Progress): 
  * The base image: AIRLOCK_BASE_IMAGE if set; else the official node image (present, or pulled);
  * else the local Debian-built equivalent (present, or built now).
  */
-export async function resolveBaseImage(docker: Docker, progress: Progress = () => {}): Promise<{ ref: string; id: string; source: ImageSet["baseSource"] }> {
+export async function resolveBaseImage(
+  docker: Docker,
+  progress: Progress = () => {},
+): Promise<{ ref: string; id: string; source: ImageSet["baseSource"] }> {
   const custom = process.env.AIRLOCK_BASE_IMAGE;
   if (custom) {
-    const id = (await imageId(docker, custom)) ?? ((await tryPull(docker, custom, progress)) ? await imageId(docker, custom) : undefined);
-    if (!id) throw new ImageBuildError(custom, "AIRLOCK_BASE_IMAGE is set but the image is neither present nor pullable", "", "build or pull it first, or unset AIRLOCK_BASE_IMAGE");
+    const id =
+      (await imageId(docker, custom)) ??
+      ((await tryPull(docker, custom, progress)) ? await imageId(docker, custom) : undefined);
+    if (!id)
+      throw new ImageBuildError(
+        custom,
+        "AIRLOCK_BASE_IMAGE is set but the image is neither present nor pullable",
+        "",
+        "build or pull it first, or unset AIRLOCK_BASE_IMAGE",
+      );
     return { ref: custom, id, source: "custom" };
   }
   const official = await imageId(docker, OFFICIAL_BASE);
   if (official) return { ref: OFFICIAL_BASE, id: official, source: "official" };
   const local = await imageId(docker, LOCAL_BASE);
   if (local) return { ref: LOCAL_BASE, id: local, source: "local" };
-  if (await tryPull(docker, OFFICIAL_BASE, progress)) return { ref: OFFICIAL_BASE, id: (await imageId(docker, OFFICIAL_BASE))!, source: "official" };
+  if (await tryPull(docker, OFFICIAL_BASE, progress))
+    return { ref: OFFICIAL_BASE, id: (await imageId(docker, OFFICIAL_BASE))!, source: "official" };
   progress(`building ${LOCAL_BASE} from Debian packages (about a minute, once)`);
   const script = packagePath("images", "base", "build-local-base.sh");
   const run = await execa("bash", [script, LOCAL_BASE], { reject: false, all: true });
   if (run.exitCode !== 0) {
-    throw new ImageBuildError(LOCAL_BASE, "no registry is reachable and the local base could not be built", run.all ?? "", "make the official node image available (docker pull node:20-bookworm-slim), or run as root with debootstrap installed");
+    throw new ImageBuildError(
+      LOCAL_BASE,
+      "no registry is reachable and the local base could not be built",
+      run.all ?? "",
+      "make the official node image available (docker pull node:20-bookworm-slim), or run as root with debootstrap installed",
+    );
   }
   return { ref: LOCAL_BASE, id: (await imageId(docker, LOCAL_BASE))!, source: "local" };
 }
@@ -103,7 +122,14 @@ export interface PlannedImage {
 /** Files of a build context that say how to reach the registries, not what the image is. */
 const BUILD_SETTINGS_FILES = new Set(["airlock-ca.pem", "airlock-pip.conf"]);
 
-export function planImage(repo: string, kind: string, files: ContextFile[], dockerfile: string, buildArgs: Record<string, string>, hashExtra: string[]): PlannedImage {
+export function planImage(
+  repo: string,
+  kind: string,
+  files: ContextFile[],
+  dockerfile: string,
+  buildArgs: Record<string, string>,
+  hashExtra: string[],
+): PlannedImage {
   // The CA bundle, registry settings and proxies change how an image is built, not what it is: keep them out of the hash.
   const hashed = files.filter((f) => !BUILD_SETTINGS_FILES.has(f.name));
   return { tag: `${repo}:${contextHash(hashed, [dockerfile, ...hashExtra])}`, kind, files, dockerfile, buildArgs };
@@ -135,9 +161,24 @@ export async function ensureBuilt(docker: Docker, image: PlannedImage, progress:
  * Build an image as airlock's own (its ID is recorded, so it gates itself with airlock's init), from
  * files airlock controls. For airlock's images and its test suite; not exported from the package.
  */
-export function ensureAirlockImage(docker: Docker, spec: { repo: string; kind: string; files: ContextFile[]; dockerfile: string; buildArgs: Record<string, string> }, progress: Progress = () => {}): Promise<BuiltImage> {
+export function ensureAirlockImage(
+  docker: Docker,
+  spec: { repo: string; kind: string; files: ContextFile[]; dockerfile: string; buildArgs: Record<string, string> },
+  progress: Progress = () => {},
+): Promise<BuiltImage> {
   // The build arguments (e.g. the ID of the image it is built FROM) are part of what it is.
-  return ensureBuilt(docker, planImage(spec.repo, spec.kind, spec.files, spec.dockerfile, spec.buildArgs, Object.entries(spec.buildArgs).map(([k, v]) => `${k}=${v}`)), progress);
+  return ensureBuilt(
+    docker,
+    planImage(
+      spec.repo,
+      spec.kind,
+      spec.files,
+      spec.dockerfile,
+      spec.buildArgs,
+      Object.entries(spec.buildArgs).map(([k, v]) => `${k}=${v}`),
+    ),
+    progress,
+  );
 }
 
 /**
@@ -150,27 +191,56 @@ export function ensureImages(docker: Docker, progress: Progress = () => {}): Pro
 
 async function planImageSet(base: { ref: string; id: string }): Promise<{ gate: PlannedImage; agent: PlannedImage }> {
   const settings = registrySettings();
-  const gateFiles = [await fileEntry("Dockerfile", packagePath("images", "gate", "Dockerfile")), await fileEntry("gate.sh", packagePath("images", "gate", "gate.sh")), await fileEntry("pod-gate.sh", packagePath("images", "gate", "pod-gate.sh"))];
+  const gateFiles = [
+    await fileEntry("Dockerfile", packagePath("images", "gate", "Dockerfile")),
+    await fileEntry("gate.sh", packagePath("images", "gate", "gate.sh")),
+    await fileEntry("pod-gate.sh", packagePath("images", "gate", "pod-gate.sh")),
+  ];
   const agentFiles = [
     await fileEntry("Dockerfile.agent", packagePath("Dockerfile.agent")),
     await fileEntry("agent-runtime/package.json", packagePath("agent-runtime", "package.json")),
     await fileEntry("agent-runtime/package-lock.json", packagePath("agent-runtime", "package-lock.json")),
-    ...(await directoryEntries("dist/agent-runtime", packagePath("dist", "agent-runtime"))).filter((f) => !f.name.endsWith(".map")),
+    ...(await directoryEntries("dist/agent-runtime", packagePath("dist", "agent-runtime"))).filter(
+      (f) => !f.name.endsWith(".map"),
+    ),
     ...(await directoryEntries("images/agent/airlock-shim", packagePath("images", "agent", "airlock-shim"))),
     await fileEntry("images/agent/airlock-init.sh", packagePath("images", "agent", "airlock-init.sh")),
     caFile(settings),
   ];
   return {
-    gate: planImage("airlock/gate", "gate-image", gateFiles, "Dockerfile", { BASE_IMAGE: base.ref, ...settings.proxyArgs }, [base.id]),
-    agent: planImage("airlock/agent", "agent-image", agentFiles, "Dockerfile.agent", { BASE_IMAGE: base.ref, NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs }, [base.id, settings.registry]),
+    gate: planImage(
+      "airlock/gate",
+      "gate-image",
+      gateFiles,
+      "Dockerfile",
+      { BASE_IMAGE: base.ref, ...settings.proxyArgs },
+      [base.id],
+    ),
+    agent: planImage(
+      "airlock/agent",
+      "agent-image",
+      agentFiles,
+      "Dockerfile.agent",
+      { BASE_IMAGE: base.ref, NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs },
+      [base.id, settings.registry],
+    ),
   };
 }
 
 async function buildImageSet(docker: Docker, progress: Progress): Promise<ImageSet> {
   const base = await resolveBaseImage(docker, progress);
   const planned = await planImageSet(base);
-  const [gate, agent] = await Promise.all([ensureBuilt(docker, planned.gate, progress), ensureBuilt(docker, planned.agent, progress)]);
-  return { base: base.ref, baseSource: base.source, gate: gate.tag, agent: agent.tag, ids: { gate: gate.id, agent: agent.id } };
+  const [gate, agent] = await Promise.all([
+    ensureBuilt(docker, planned.gate, progress),
+    ensureBuilt(docker, planned.agent, progress),
+  ]);
+  return {
+    base: base.ref,
+    baseSource: base.source,
+    gate: gate.tag,
+    agent: agent.tag,
+    ids: { gate: gate.id, agent: agent.id },
+  };
 }
 
 export interface ImageStatus {
@@ -182,7 +252,9 @@ export interface ImageStatus {
 /** Which images are already built, without building or pulling anything. */
 export async function imageStatus(docker: Docker): Promise<ImageStatus> {
   const candidates: [string, ImageSet["baseSource"]][] = [
-    ...(process.env.AIRLOCK_BASE_IMAGE ? [[process.env.AIRLOCK_BASE_IMAGE, "custom"] as [string, ImageSet["baseSource"]]] : []),
+    ...(process.env.AIRLOCK_BASE_IMAGE
+      ? [[process.env.AIRLOCK_BASE_IMAGE, "custom"] as [string, ImageSet["baseSource"]]]
+      : []),
     [OFFICIAL_BASE, "official"],
     [LOCAL_BASE, "local"],
   ];

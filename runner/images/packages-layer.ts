@@ -25,10 +25,18 @@ export interface PackagesLayer {
   onFailure?: (err: unknown) => never;
 }
 
-export function ensurePackagesLayer(docker: Docker, image: BuiltImage, layer: PackagesLayer, progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
+export function ensurePackagesLayer(
+  docker: Docker,
+  image: BuiltImage,
+  layer: PackagesLayer,
+  progress: Progress = () => {},
+  builds?: ImageBuilds,
+): Promise<BuiltImage> {
   return built(builds, `${layer.repo}|${image.id}|${layer.key}`, () => {
     // The Dockerfile names the image ID, so the hash covers it.
     const planned = planImage(layer.repo, layer.kind, layer.files, layer.dockerfile, layer.buildArgs, []);
-    return ensureBuilt(docker, planned, (m) => progress(m.startsWith("building") ? `installing ${layer.describe} into a cached image layer` : m)).catch((err: unknown) => (layer.onFailure ? layer.onFailure(err) : Promise.reject(err)));
+    return ensureBuilt(docker, planned, (m) =>
+      progress(m.startsWith("building") ? `installing ${layer.describe} into a cached image layer` : m),
+    ).catch((err: unknown) => (layer.onFailure ? layer.onFailure(err) : Promise.reject(err)));
   });
 }

@@ -18,7 +18,8 @@ export interface RegistrySettings {
 const CA_CANDIDATES = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE"];
 
 export function registrySettings(env: NodeJS.ProcessEnv = process.env): RegistrySettings {
-  const registry = env.npm_config_registry || env.NPM_CONFIG_REGISTRY || npmrcValue("registry") || "https://registry.npmjs.org/";
+  const registry =
+    env.npm_config_registry || env.NPM_CONFIG_REGISTRY || npmrcValue("registry") || "https://registry.npmjs.org/";
   let caBundle = Buffer.alloc(0);
   let caSource: string | undefined;
   for (const file of [...CA_CANDIDATES.map((k) => env[k]), npmrcValue("cafile")]) {

@@ -74,7 +74,7 @@ export class TrustedImages {
     const dir = join(this.file, "..");
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(record, null, 1) + "\n", { mode: 0o600 });
+    writeFileSync(tmp, `${JSON.stringify(record, null, 1)}\n`, { mode: 0o600 });
     renameSync(tmp, this.file);
   }
 }

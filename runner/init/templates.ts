@@ -60,12 +60,28 @@ export async function listTemplates(): Promise<Template[]> {
   const examples = packagePath("examples");
   const found: Template[] = [];
   const hello = join(examples, "hello");
-  if (await exists(join(hello, "agent.ts"))) found.push({ name: "hello", source: hello, description: "one agent that says hello and may reach the local Redis, nothing else", command: (d) => `npx airlock run ${d}/agent.ts --policy ${d}/policy.yaml --output out/hello` });
-  for (const [prefix, at] of [["", examples], ["python-", join(examples, "python")]] as const) {
-    for (const entry of (await readdir(at, { withFileTypes: true }).catch(() => [])).sort((a, b) => a.name.localeCompare(b.name))) {
+  if (await exists(join(hello, "agent.ts")))
+    found.push({
+      name: "hello",
+      source: hello,
+      description: "one agent that says hello and may reach the local Redis, nothing else",
+      command: (d) => `npx airlock run ${d}/agent.ts --policy ${d}/policy.yaml --output out/hello`,
+    });
+  for (const [prefix, at] of [
+    ["", examples],
+    ["python-", join(examples, "python")],
+  ] as const) {
+    for (const entry of (await readdir(at, { withFileTypes: true }).catch(() => [])).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
       const run = join(at, entry.name, "run.yaml");
       if (!entry.isDirectory() || !(await exists(run))) continue;
-      found.push({ name: `${prefix}${entry.name}`, source: join(at, entry.name), description: clip(describe(await readFile(run, "utf8"))), command: (d) => `npx airlock up ${d}/run.yaml` });
+      found.push({
+        name: `${prefix}${entry.name}`,
+        source: join(at, entry.name),
+        description: clip(describe(await readFile(run, "utf8"))),
+        command: (d) => `npx airlock up ${d}/run.yaml`,
+      });
     }
   }
   return found;
@@ -74,13 +90,21 @@ export async function listTemplates(): Promise<Template[]> {
 export async function initTemplate(name: string, options: { dir?: string; force?: boolean } = {}): Promise<InitResult> {
   const templates = await listTemplates();
   const template = templates.find((t) => t.name === name);
-  if (!template) throw new RunOptionsError(`there is no template "${name}"`, `use one of: ${templates.map((t) => t.name).join(", ")} (npx airlock init --list)`);
+  if (!template)
+    throw new RunOptionsError(
+      `there is no template "${name}"`,
+      `use one of: ${templates.map((t) => t.name).join(", ")} (npx airlock init --list)`,
+    );
   const dir = resolve(options.dir ?? name);
   const planned = await plan(template, dir);
   if (!options.force) {
     const taken = [];
     for (const file of planned.keys()) if (await exists(file)) taken.push(slash(relative(process.cwd(), file)));
-    if (taken.length) throw new RunOptionsError(`${taken.join(", ")} already exist${taken.length === 1 ? "s" : ""}: nothing was written`, `choose another folder (npx airlock init ${name} --dir <folder>), or --force to replace ${taken.length === 1 ? "it" : "them"}`);
+    if (taken.length)
+      throw new RunOptionsError(
+        `${taken.join(", ")} already exist${taken.length === 1 ? "s" : ""}: nothing was written`,
+        `choose another folder (npx airlock init ${name} --dir <folder>), or --force to replace ${taken.length === 1 ? "it" : "them"}`,
+      );
   }
   for (const [target, content] of planned) {
     await mkdir(dirname(target), { recursive: true });
@@ -88,14 +112,23 @@ export async function initTemplate(name: string, options: { dir?: string; force?
     else await copyFile(content.copy, target);
   }
   const shown = slash(relative(process.cwd(), dir)) || ".";
-  return { template, dir, files: [...planned.keys()].map((f) => slash(relative(process.cwd(), f))), next: template.command(shown) };
+  return {
+    template,
+    dir,
+    files: [...planned.keys()].map((f) => slash(relative(process.cwd(), f))),
+    next: template.command(shown),
+  };
 }
 
 /** What goes where: target path → text (rewritten) or a file to copy as it is. */
 async function plan(template: Template, dir: string): Promise<Map<string, string | { copy: string }>> {
   const out = new Map<string, string | { copy: string }>();
   const schemaLine = (text: string, target: string) =>
-    text.replace(/(\$schema=)(\S+)/, (_, key: string, ref: string) => `${key}${slash(relative(dirname(target), packagePath("policies", basename(ref))))}`);
+    text.replace(
+      /(\$schema=)(\S+)/,
+      (_, key: string, ref: string) =>
+        `${key}${slash(relative(dirname(target), packagePath("policies", basename(ref))))}`,
+    );
   if (template.name === "hello") {
     const policy = join(dir, "policy.yaml");
     out.set(join(dir, "agent.ts"), { copy: join(template.source, "agent.ts") });
@@ -118,7 +151,11 @@ async function plan(template: Template, dir: string): Promise<Map<string, string
     if (!entry.isFile() || entry.name.endsWith(".run.yaml")) continue;
     const from = join(template.source, entry.name);
     const target = join(dir, entry.name);
-    if (entry.name === "run.yaml") out.set(target, schemaLine(run.replace(/^(#\s+npx airlock up )\S+/m, `$1${slash(relative(process.cwd(), target))}`), target));
+    if (entry.name === "run.yaml")
+      out.set(
+        target,
+        schemaLine(run.replace(/^(#\s+npx airlock up )\S+/m, `$1${slash(relative(process.cwd(), target))}`), target),
+      );
     else if (entry.name.endsWith(".yaml")) out.set(target, schemaLine(await readFile(from, "utf8"), target));
     else out.set(target, { copy: from });
   }

@@ -3,11 +3,16 @@ import { stat } from "node:fs/promises";
 import { AgentSourceError } from "../errors.js";
 
 export async function checkAgentFile(file: string): Promise<void> {
-  let info;
+  let info: import("node:fs").Stats;
   try {
     info = await stat(file);
   } catch {
-    throw new AgentSourceError(file, "agent file not found", "pass the path of a .ts, .js or .py file, relative to the current folder");
+    throw new AgentSourceError(
+      file,
+      "agent file not found",
+      "pass the path of a .ts, .js or .py file, relative to the current folder",
+    );
   }
-  if (!info.isFile()) throw new AgentSourceError(file, "is not a file", "pass the agent's .ts, .js or .py file, not a folder");
+  if (!info.isFile())
+    throw new AgentSourceError(file, "is not a file", "pass the agent's .ts, .js or .py file, not a folder");
 }

@@ -17,19 +17,32 @@ export function languageOfFile(file: string): AgentLanguage | undefined {
   return Object.values(LANGUAGES).find((l) => l.extensions.some((ext) => file.endsWith(ext)));
 }
 
-export function chooseLanguage(input: { agent?: string | undefined; runtime?: LanguageName | undefined; policy: Policy }): AgentLanguage {
+export function chooseLanguage(input: {
+  agent?: string | undefined;
+  runtime?: LanguageName | undefined;
+  policy: Policy;
+}): AgentLanguage {
   const { agent, runtime, policy } = input;
   const byFile = agent ? languageOfFile(agent) : undefined;
   const asked = runtime ?? policy.runtime;
   if (asked) {
     if (byFile && byFile.name !== asked) {
       const who = runtime ? "the run asks for" : `the policy (${policy.source}) says runtime:`;
-      throw new RunOptionsError(`${agent} is a ${byFile.title} file, but ${who} ${asked}`, runtime ? `ask for runtime ${byFile.name}, or pass a ${LANGUAGES[asked].extensions[0]} agent` : `remove runtime: from the policy (the file's extension decides), or set it to ${byFile.name}`);
+      throw new RunOptionsError(
+        `${agent} is a ${byFile.title} file, but ${who} ${asked}`,
+        runtime
+          ? `ask for runtime ${byFile.name}, or pass a ${LANGUAGES[asked].extensions[0]} agent`
+          : `remove runtime: from the policy (the file's extension decides), or set it to ${byFile.name}`,
+      );
     }
     return LANGUAGES[asked];
   }
   if (agent && !byFile) {
-    throw new AgentSourceError(agent, "is not a TypeScript, JavaScript or Python file", "agents are .ts, .js or .py files; set runtime: (node or python) for another name, or pass command: [...] instead of agent");
+    throw new AgentSourceError(
+      agent,
+      "is not a TypeScript, JavaScript or Python file",
+      "agents are .ts, .js or .py files; set runtime: (node or python) for another name, or pass command: [...] instead of agent",
+    );
   }
   if (byFile) return byFile;
   // A command: the Python image when the policy installs only Python packages.

@@ -16,21 +16,56 @@ export interface ParsedYaml {
 
 export function parseYamlFile(text: string, file: string): ParsedYaml {
   if (text.trim() === "" || text.split("\n").every((l) => l.trim() === "" || l.trim().startsWith("#"))) {
-    return { file, value: undefined, issues: [{ file, field: "", line: 1, column: 1, message: "the file is empty", fix: "start from an example in policies/, e.g. policies/hello.yaml" }] };
+    return {
+      file,
+      value: undefined,
+      issues: [
+        {
+          file,
+          field: "",
+          line: 1,
+          column: 1,
+          message: "the file is empty",
+          fix: "start from an example in policies/, e.g. policies/hello.yaml",
+        },
+      ],
+    };
   }
   const lines = new LineCounter();
   // logLevel "error": the library prints nothing (yaml would otherwise emit process warnings).
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: "error" });
   const issues: InputIssue[] = doc.errors.map((e) => {
     const pos = lines.linePos(e.pos[0]);
-    return { file, field: "", line: pos.line, column: pos.col, message: `YAML syntax: ${firstLine(e.message)}`, fix: yamlFix(e.code) };
+    return {
+      file,
+      field: "",
+      line: pos.line,
+      column: pos.col,
+      message: `YAML syntax: ${firstLine(e.message)}`,
+      fix: yamlFix(e.code),
+    };
   });
   if (issues.length) return { file, doc, lines, value: undefined, issues };
   try {
     return { file, doc, lines, value: doc.toJS({ maxAliasCount: 50 }), issues };
   } catch (err) {
     // Unresolved aliases (*name without &name) and alias bombs are found while building the value.
-    return { file, doc, lines, value: undefined, issues: [{ file, field: "", line: 1, column: 1, message: `YAML: ${firstLine((err as Error).message)}`, fix: "policies need no anchors or aliases (&name, *name); write the values out" }] };
+    return {
+      file,
+      doc,
+      lines,
+      value: undefined,
+      issues: [
+        {
+          file,
+          field: "",
+          line: 1,
+          column: 1,
+          message: `YAML: ${firstLine((err as Error).message)}`,
+          fix: "policies need no anchors or aliases (&name, *name); write the values out",
+        },
+      ],
+    };
   }
 }
 
@@ -62,7 +97,11 @@ export function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 /** Line and column of the node at `path`; for a key, of the key itself. Falls back to the nearest parent. */
-export function locate(parsed: ParsedYaml, path: readonly PropertyKey[], key?: string): { line?: number; column?: number } {
+export function locate(
+  parsed: ParsedYaml,
+  path: readonly PropertyKey[],
+  key?: string,
+): { line?: number; column?: number } {
   if (!parsed.doc || !parsed.lines) return {};
   let node: unknown = parsed.doc.contents;
   let best: Node | undefined = node as Node;
@@ -75,7 +114,13 @@ export function locate(parsed: ParsedYaml, path: readonly PropertyKey[], key?: s
         break;
       }
       node = pair.value;
-    } else if (node && typeof node === "object" && "items" in node && Array.isArray((node as { items: unknown[] }).items) && typeof step === "number") {
+    } else if (
+      node &&
+      typeof node === "object" &&
+      "items" in node &&
+      Array.isArray((node as { items: unknown[] }).items) &&
+      typeof step === "number"
+    ) {
       node = (node as { items: unknown[] }).items[step];
     } else break;
     if (node && typeof node === "object" && "range" in node) best = node as Node;
@@ -93,14 +138,23 @@ export interface KeyHints {
   renamed: Record<string, string>;
 }
 
-export function zodIssuesToInputIssues(parsed: ParsedYaml, zodIssues: z.core.$ZodIssue[], hints: KeyHints): InputIssue[] {
+export function zodIssuesToInputIssues(
+  parsed: ParsedYaml,
+  zodIssues: z.core.$ZodIssue[],
+  hints: KeyHints,
+): InputIssue[] {
   const out: InputIssue[] = [];
   for (const issue of zodIssues) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         const parent = fieldPath(issue.path);
         const field = parent ? `${parent}.${key}` : key;
-        out.push({ file: parsed.file, field, ...locate(parsed, issue.path, key), ...unknownKeyText(key, parent, hints) });
+        out.push({
+          file: parsed.file,
+          field,
+          ...locate(parsed, issue.path, key),
+          ...unknownKeyText(key, parent, hints),
+        });
       }
       continue;
     }
@@ -138,7 +192,7 @@ function describe(v: unknown): string {
   if (v === null) return "null (an empty value)";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  if (typeof v === "string") return `the text "${v.length > 40 ? v.slice(0, 40) + "…" : v}"`;
+  if (typeof v === "string") return `the text "${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
   return `${typeof v} ${String(v)}`;
 }
 
@@ -153,7 +207,9 @@ function defaultFix(issue: z.core.$ZodIssue): string | undefined {
       return undefined;
     case "too_small":
       if (issue.origin === "array") return "list at least one item, or remove the field";
-      return issue.inclusive ? `use a value of at least ${String(issue.minimum)}` : `use a value greater than ${String(issue.minimum)}`;
+      return issue.inclusive
+        ? `use a value of at least ${String(issue.minimum)}`
+        : `use a value greater than ${String(issue.minimum)}`;
     case "too_big":
       return `use a value of at most ${String(issue.maximum)}`;
     default:
@@ -168,7 +224,8 @@ function unknownKeyText(key: string, parent: string, hints: KeyHints): { message
   const camel = key.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
   const close = known.find((k) => k === camel) ?? nearest(key, known);
   const at = parent ? ` under ${parent}` : "";
-  if (close) return { message: `unknown key "${key}"${at}`, fix: `did you mean ${parent ? parent + "." : ""}${close}?` };
+  if (close)
+    return { message: `unknown key "${key}"${at}`, fix: `did you mean ${parent ? `${parent}.` : ""}${close}?` };
   return { message: `unknown key "${key}"${at}`, fix: `remove it; allowed keys${at}: ${known.join(", ")}` };
 }
 

@@ -15,14 +15,24 @@ export function packageProblem(raw: string): { message: string; fix: string } | 
   const text = raw.trim();
   const at = text.lastIndexOf("@");
   if (at <= 0) {
-    return { message: `package "${text}" has no version`, fix: `pin it, e.g. ${text || "ioredis"}@1.2.3 (see npm view ${text || "NAME"} version)` };
+    return {
+      message: `package "${text}" has no version`,
+      fix: `pin it, e.g. ${text || "ioredis"}@1.2.3 (see npm view ${text || "NAME"} version)`,
+    };
   }
   const name = text.slice(0, at);
   const version = text.slice(at + 1).trim();
-  if (!NAME.test(name)) return { message: `"${name}" is not a valid npm package name`, fix: "use the name as published on npm, in lower case" };
+  if (!NAME.test(name))
+    return {
+      message: `"${name}" is not a valid npm package name`,
+      fix: "use the name as published on npm, in lower case",
+    };
   if (version === "") return { message: `package "${name}" has an empty version`, fix: `pin it, e.g. ${name}@1.2.3` };
   if (/[:/#]/.test(version) || !VERSION.test(version)) {
-    return { message: `"${version}" is not a registry version of ${name}`, fix: "use a version or semver range from the npm registry; URLs, git and file: specs are not allowed" };
+    return {
+      message: `"${version}" is not a registry version of ${name}`,
+      fix: "use a version or semver range from the npm registry; URLs, git and file: specs are not allowed",
+    };
   }
   return undefined;
 }

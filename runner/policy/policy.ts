@@ -74,12 +74,26 @@ function objectKeys(path: string, schema: unknown): Record<string, string[]> {
   const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
   if (!(inner instanceof z.ZodObject)) return {};
   const shape = inner.shape as Record<string, unknown>;
-  return Object.assign({ [path]: Object.keys(shape) }, ...Object.entries(shape).map(([k, v]) => objectKeys(`${path}.${k}`, v)));
+  return Object.assign(
+    { [path]: Object.keys(shape) },
+    ...Object.entries(shape).map(([k, v]) => objectKeys(`${path}.${k}`, v)),
+  );
 }
 
 const HINTS: KeyHints = {
   known: {
-    "": ["name", "description", "runtime", "network", "env", "packages", "timeoutSeconds", "resources", "workspace", "bus"],
+    "": [
+      "name",
+      "description",
+      "runtime",
+      "network",
+      "env",
+      "packages",
+      "timeoutSeconds",
+      "resources",
+      "workspace",
+      "bus",
+    ],
     packages: ["npm", "pip"],
     bus: [...BUS_KIND_NAMES, "requireRights"],
     // Each broker kind's section, as its own schema defines it.
@@ -99,8 +113,15 @@ export async function loadPolicy(file: string): Promise<Policy> {
     text = await readFile(path, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const message = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory, not a policy file" : `cannot read: ${(err as Error).message}`;
-    throw new PolicyError(file, [{ file, field: "", message, fix: "pass the path of a policy YAML file, e.g. policies/hello.yaml" }]);
+    const message =
+      code === "ENOENT"
+        ? "file not found"
+        : code === "EISDIR"
+          ? "is a directory, not a policy file"
+          : `cannot read: ${(err as Error).message}`;
+    throw new PolicyError(file, [
+      { file, field: "", message, fix: "pass the path of a policy YAML file, e.g. policies/hello.yaml" },
+    ]);
   }
   return parsePolicy(text, file, path);
 }
@@ -119,7 +140,14 @@ function validate(parsed: ParsedYaml, source: string): Policy {
   const value = parsed.value;
   if (value === null || typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) {
     throw new PolicyError(parsed.file, [
-      { file: parsed.file, field: "", line: 1, column: 1, message: "a policy must be a mapping of keys (name, network, env, ...)", fix: "start from an example in policies/, e.g. policies/hello.yaml" },
+      {
+        file: parsed.file,
+        field: "",
+        line: 1,
+        column: 1,
+        message: "a policy must be a mapping of keys (name, network, env, ...)",
+        fix: "start from an example in policies/, e.g. policies/hello.yaml",
+      },
     ]);
   }
   const result = policySchema.safeParse(value, { reportInput: true });
@@ -131,7 +159,11 @@ function validate(parsed: ParsedYaml, source: string): Policy {
  * The policy's Python packages: its list, or the lines of the requirements.txt it names (relative to
  * the policy file), checked line by line. A problem in the file is reported with the file's line.
  */
-function pipPackages(input: PolicyInput, parsed: ParsedYaml, source: string): { pip: PipRequirement[]; pipFile?: string } {
+function pipPackages(
+  input: PolicyInput,
+  parsed: ParsedYaml,
+  source: string,
+): { pip: PipRequirement[]; pipFile?: string } {
   const pip = Array.isArray(input.packages) ? undefined : input.packages?.pip;
   if (pip === undefined) return { pip: [] };
   if (Array.isArray(pip)) return { pip: pip.map(parsePipRequirement) };
@@ -142,11 +174,26 @@ function pipPackages(input: PolicyInput, parsed: ParsedYaml, source: string): { 
   try {
     text = readRequirementsFile(file);
   } catch (err) {
-    throw new PolicyError(parsed.file, [{ file: parsed.file, field: "packages.pip", ...locate(parsed, ["packages", "pip"]), message: `${shown}: ${(err as Error).message}`, fix: `give the path of a requirements.txt relative to ${source.startsWith("<") ? "the current folder" : "the policy file"}, or list the packages (pip: [redis==5.2.1])` }]);
+    throw new PolicyError(parsed.file, [
+      {
+        file: parsed.file,
+        field: "packages.pip",
+        ...locate(parsed, ["packages", "pip"]),
+        message: `${shown}: ${(err as Error).message}`,
+        fix: `give the path of a requirements.txt relative to ${source.startsWith("<") ? "the current folder" : "the policy file"}, or list the packages (pip: [redis==5.2.1])`,
+      },
+    ]);
   }
   const { requirements, problems } = parseRequirementsText(text);
   if (problems.length) {
-    const issues: InputIssue[] = problems.map((p) => ({ file: shown, field: `packages.pip (from ${parsed.file})`, line: p.line, column: 1, message: p.message, fix: p.fix }));
+    const issues: InputIssue[] = problems.map((p) => ({
+      file: shown,
+      field: `packages.pip (from ${parsed.file})`,
+      line: p.line,
+      column: 1,
+      message: p.message,
+      fix: p.fix,
+    }));
     throw new PolicyError(shown, issues);
   }
   return { pip: requirements, pipFile: file };
@@ -180,7 +227,14 @@ function normalize(input: PolicyInput, source: string, pip: { pip: PipRequiremen
         const section = input.bus?.[kind] as { endpoint?: string; env?: string } | undefined;
         if (!section) return [];
         const raw = busEndpoint(kind, section, input.network?.allowedEndpoints ?? []).endpoint!;
-        return [{ kind, endpoint: parseEndpoint(raw), env: section.env ?? BUS_KINDS[kind].defaultEnv, grant: section as Record<string, unknown> }];
+        return [
+          {
+            kind,
+            endpoint: parseEndpoint(raw),
+            env: section.env ?? BUS_KINDS[kind].defaultEnv,
+            grant: section as Record<string, unknown>,
+          },
+        ];
       }),
       requireRights: input.bus?.requireRights ?? false,
     },

@@ -26,12 +26,16 @@ function refineWith(check: (value: string) => { message: string; fix: string } |
 const envName = z
   .string()
   .regex(ENV_NAME, { message: "not a valid environment variable name" })
-  .refine((n) => !n.startsWith(RESERVED_ENV_PREFIX), { message: `names starting with ${RESERVED_ENV_PREFIX} are set by airlock itself` });
+  .refine((n) => !n.startsWith(RESERVED_ENV_PREFIX), {
+    message: `names starting with ${RESERVED_ENV_PREFIX} are set by airlock itself`,
+  });
 
 export function memoryProblem(value: string | number): { message: string; fix: string } | undefined {
   const bytes = parseMemory(value);
-  if (bytes === undefined) return { message: `"${value}" is not a memory size`, fix: 'write a size like "512m" or "2g"' };
-  if (bytes < 32 * 1024 * 1024) return { message: `${value} is below the 32m minimum`, fix: 'give the agent at least "32m"' };
+  if (bytes === undefined)
+    return { message: `"${value}" is not a memory size`, fix: 'write a size like "512m" or "2g"' };
+  if (bytes < 32 * 1024 * 1024)
+    return { message: `${value} is below the 32m minimum`, fix: 'give the agent at least "32m"' };
   return undefined;
 }
 
@@ -61,13 +65,17 @@ export const DEFAULTS = {
   outputFiles: 10_000,
 } as const;
 
-const npmPackageList = z.array(z.string().superRefine(refineWith(packageProblem))).describe("npm packages, as name@version.");
+const npmPackageList = z
+  .array(z.string().superRefine(refineWith(packageProblem)))
+  .describe("npm packages, as name@version.");
 
 export const policySchema = z
   .strictObject({
     name: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { message: "use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit" })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
+        message: "use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit",
+      })
       .describe("Short name of the policy; shown in results and logs."),
     description: z.string().optional().describe("Free text for people reading the policy."),
     network: z
@@ -91,7 +99,9 @@ export const policySchema = z
         allow: z
           .array(envName)
           .optional()
-          .describe("Names of variables that may pass from the caller's environment (or runAgent's env) into the agent."),
+          .describe(
+            "Names of variables that may pass from the caller's environment (or runAgent's env) into the agent.",
+          ),
         set: z.record(envName, z.string()).optional().describe("Fixed values set in the agent's environment."),
       })
       .optional()
@@ -99,7 +109,9 @@ export const policySchema = z
     runtime: z
       .enum(LANGUAGE_NAMES)
       .optional()
-      .describe("The language the agent is written in, which picks its image and runtime: node (TypeScript/JavaScript) or python. Default: from the agent file's extension (.py is python), else node."),
+      .describe(
+        "The language the agent is written in, which picks its image and runtime: node (TypeScript/JavaScript) or python. Default: from the agent file's extension (.py is python), else node.",
+      ),
     packages: z
       .union(
         [
@@ -107,68 +119,115 @@ export const policySchema = z
           z.strictObject({
             npm: npmPackageList.optional(),
             pip: z
-              .union([
-                z.array(z.string().superRefine(refineWith(pipProblem))).describe("Requirement specifiers, e.g. redis==5.2.1 (a version is required)."),
-                z.string().min(1).describe("Path of a requirements.txt, relative to the policy file."),
-              ], { error: 'must be a list of requirements (- redis==5.2.1) or the path of a requirements.txt' })
+              .union(
+                [
+                  z
+                    .array(z.string().superRefine(refineWith(pipProblem)))
+                    .describe("Requirement specifiers, e.g. redis==5.2.1 (a version is required)."),
+                  z.string().min(1).describe("Path of a requirements.txt, relative to the policy file."),
+                ],
+                { error: "must be a list of requirements (- redis==5.2.1) or the path of a requirements.txt" },
+              )
               .optional()
-              .describe("Python packages for a Python agent: a list of requirements, or the path of a requirements.txt (relative to this file). Installed with the host's pip settings when the image is built, never at run time."),
+              .describe(
+                "Python packages for a Python agent: a list of requirements, or the path of a requirements.txt (relative to this file). Installed with the host's pip settings when the image is built, never at run time.",
+              ),
           }),
         ],
         { error: "must be a list of npm packages (- ioredis@5.9.2), or npm: [...] and pip: [...] for each language" },
       )
       .optional()
-      .describe("Packages the agent imports, installed into a cached image layer when the image is built, never at run time: a list of npm packages (name@version), or npm: and pip: lists."),
+      .describe(
+        "Packages the agent imports, installed into a cached image layer when the image is built, never at run time: a list of npm packages (name@version), or npm: and pip: lists.",
+      ),
     timeoutSeconds: z
       .number()
       .int()
       .positive()
       .max(7 * 24 * 3600)
       .optional()
-      .describe(`Wall-clock limit. At the limit the agent gets SIGTERM, then SIGKILL after a short grace. Default ${DEFAULTS.timeoutSeconds}.`),
+      .describe(
+        `Wall-clock limit. At the limit the agent gets SIGTERM, then SIGKILL after a short grace. Default ${DEFAULTS.timeoutSeconds}.`,
+      ),
     resources: z
       .strictObject({
         memory: z
-          .union([z.string(), z.number().int().positive()], { error: 'must be a size like "512m" or a number of bytes' })
+          .union([z.string(), z.number().int().positive()], {
+            error: 'must be a size like "512m" or a number of bytes',
+          })
           .superRefine((v, ctx) => refineWith(() => memoryProblem(v))(String(v), ctx))
           .optional()
           .describe(`Memory limit (no swap), e.g. "512m", "2g". Default "${DEFAULTS.memory}".`),
-        cpus: z.number().positive().max(256).optional().describe(`CPU limit in cores, e.g. 0.5. Default ${DEFAULTS.cpus}.`),
-        pids: z.number().int().min(16).max(1_000_000).optional().describe(`Maximum number of processes and threads. Default ${DEFAULTS.pids}.`),
+        cpus: z
+          .number()
+          .positive()
+          .max(256)
+          .optional()
+          .describe(`CPU limit in cores, e.g. 0.5. Default ${DEFAULTS.cpus}.`),
+        pids: z
+          .number()
+          .int()
+          .min(16)
+          .max(1_000_000)
+          .optional()
+          .describe(`Maximum number of processes and threads. Default ${DEFAULTS.pids}.`),
         output: z
-          .union([z.string(), z.number().int().positive()], { error: 'must be a size like "100m" or a number of bytes' })
+          .union([z.string(), z.number().int().positive()], {
+            error: 'must be a size like "100m" or a number of bytes',
+          })
           .superRefine((v, ctx) => refineWith(() => outputProblem(v))(String(v), ctx))
           .optional()
-          .describe(`Most the agent may write to /output, a filesystem of exactly this size: writes past it fail (ENOSPC) and the run fails with "output limit reached". /output is in memory until the run ends (counted in the container's memory, on top of resources.memory) and copied to the output folder after. Default "${DEFAULTS.output}".`),
+          .describe(
+            `Most the agent may write to /output, a filesystem of exactly this size: writes past it fail (ENOSPC) and the run fails with "output limit reached". /output is in memory until the run ends (counted in the container's memory, on top of resources.memory) and copied to the output folder after. Default "${DEFAULTS.output}".`,
+          ),
         outputFiles: z
           .number()
           .int()
           .min(1)
           .max(10_000_000)
           .optional()
-          .describe(`Most entries (files, folders, links) /output holds: its filesystem has this many inodes, so creating more fails, and the run fails with "output limit reached". Default ${DEFAULTS.outputFiles}.`),
+          .describe(
+            `Most entries (files, folders, links) /output holds: its filesystem has this many inodes, so creating more fails, and the run fails with "output limit reached". Default ${DEFAULTS.outputFiles}.`,
+          ),
       })
       .optional()
       .describe("Limits for the agent's container."),
     bus: z
       .strictObject({
-        ...(Object.fromEntries(BUS_KIND_NAMES.map((k) => [k, BUS_KINDS[k].grantSchema.optional()])) as { [K in BusKindName]: z.ZodOptional<(typeof BUS_KINDS)[K]["grantSchema"]> }),
+        ...(Object.fromEntries(BUS_KIND_NAMES.map((k) => [k, BUS_KINDS[k].grantSchema.optional()])) as {
+          [K in BusKindName]: z.ZodOptional<(typeof BUS_KINDS)[K]["grantSchema"]>;
+        }),
         requireRights: z
           .boolean()
           .optional()
-          .describe("Refuse to run when the runner has no admin access to a broker named here (default: run with the network gate alone, and say that the agent has full client rights there)."),
+          .describe(
+            "Refuse to run when the runner has no admin access to a broker named here (default: run with the network gate alone, and say that the agent has full client rights there).",
+          ),
       })
       .optional()
-      .describe("What the agent may do on each broker. The runner gives every run its own broker identity with exactly these rights, passes its credentials in the section's env variable, and deletes it when the run ends."),
+      .describe(
+        "What the agent may do on each broker. The runner gives every run its own broker identity with exactly these rights, passes its credentials in the section's env variable, and deletes it when the run ends.",
+      ),
     workspace: z
       .strictObject({
         include: z
-          .array(z.string().min(1).refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), { message: "must be a path inside the working directory" }))
+          .array(
+            z
+              .string()
+              .min(1)
+              .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), {
+                message: "must be a path inside the working directory",
+              }),
+          )
           .optional()
-          .describe("Files in the working directory that look like secrets (.env, *.pem, .npmrc, ...) but may be mounted anyway, as paths relative to it or file names (* matches within a name)."),
+          .describe(
+            "Files in the working directory that look like secrets (.env, *.pem, .npmrc, ...) but may be mounted anyway, as paths relative to it or file names (* matches within a name).",
+          ),
       })
       .optional()
-      .describe("The working directory mounted read-only at /workspace (when a run asks for one). Secret-looking files are kept out unless listed here."),
+      .describe(
+        "The working directory mounted read-only at /workspace (when a run asks for one). Secret-looking files are kept out unless listed here.",
+      ),
   })
   .superRefine((p, ctx) => {
     if (p.network?.disabled === true && p.network.allowedEndpoints?.length) {
@@ -203,7 +262,11 @@ export const policySchema = z
   .describe("An airlock policy: what an agent's container may reach, see and use.");
 
 /** The broker a bus section names, as one of network.allowedEndpoints; undefined with the problem when there is none. */
-export function busEndpoint(kind: BusKindName, section: { endpoint?: string | undefined }, allowedEndpoints: string[]): { endpoint?: string; problem?: { message: string; fix: string } } {
+export function busEndpoint(
+  kind: BusKindName,
+  section: { endpoint?: string | undefined },
+  allowedEndpoints: string[],
+): { endpoint?: string; problem?: { message: string; fix: string } } {
   const valid = allowedEndpoints.filter((e) => !endpointProblem(e)).map(parseEndpoint);
   const norm = (h: string) => (h === "localhost" ? "127.0.0.1" : h.toLowerCase());
   const port = BUS_KINDS[kind].defaultPort;
@@ -212,13 +275,30 @@ export function busEndpoint(kind: BusKindName, section: { endpoint?: string | un
     if (bad) return { problem: bad };
     const want = parseEndpoint(section.endpoint);
     const found = valid.find((e) => e.port === want.port && norm(e.host) === norm(want.host));
-    if (!found) return { problem: { message: `${section.endpoint} is not in network.allowedEndpoints, so the agent could not reach it`, fix: `add ${section.endpoint} to network.allowedEndpoints` } };
+    if (!found)
+      return {
+        problem: {
+          message: `${section.endpoint} is not in network.allowedEndpoints, so the agent could not reach it`,
+          fix: `add ${section.endpoint} to network.allowedEndpoints`,
+        },
+      };
     return { endpoint: found.raw };
   }
   const candidates = valid.filter((e) => e.port === port);
   if (candidates.length === 1) return { endpoint: candidates[0]!.raw };
-  if (candidates.length === 0) return { problem: { message: `names no endpoint, and network.allowedEndpoints has none on port ${port}`, fix: `set bus.${kind}.endpoint to the broker's host:port, and list it in network.allowedEndpoints` } };
-  return { problem: { message: `names no endpoint, and network.allowedEndpoints has ${candidates.length} on port ${port}`, fix: `set bus.${kind}.endpoint to the one it is for` } };
+  if (candidates.length === 0)
+    return {
+      problem: {
+        message: `names no endpoint, and network.allowedEndpoints has none on port ${port}`,
+        fix: `set bus.${kind}.endpoint to the broker's host:port, and list it in network.allowedEndpoints`,
+      },
+    };
+  return {
+    problem: {
+      message: `names no endpoint, and network.allowedEndpoints has ${candidates.length} on port ${port}`,
+      fix: `set bus.${kind}.endpoint to the one it is for`,
+    },
+  };
 }
 
 interface BusFields {
@@ -234,14 +314,41 @@ function busProblems(p: BusFields, ctx: z.RefinementCtx): void {
     const section = p.bus?.[kind];
     if (!section) continue;
     const { problem } = busEndpoint(kind, section, allowedEndpoints);
-    if (problem) ctx.addIssue({ code: "custom", path: ["bus", kind, ...(section.endpoint !== undefined ? ["endpoint"] : [])], message: problem.message, params: { fix: problem.fix } });
+    if (problem)
+      ctx.addIssue({
+        code: "custom",
+        path: ["bus", kind, ...(section.endpoint !== undefined ? ["endpoint"] : [])],
+        message: problem.message,
+        params: { fix: problem.fix },
+      });
     const envName = section.env ?? BUS_KINDS[kind].defaultEnv;
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envName)) ctx.addIssue({ code: "custom", path: ["bus", kind, "env"], message: `"${envName}" is not a valid environment variable name`, params: { fix: "use letters, digits and _" } });
-    for (const [field, names] of [["allow", p.env?.allow ?? []], ["set", Object.keys(p.env?.set ?? {})]] as const) {
-      if (names.includes(envName)) ctx.addIssue({ code: "custom", path: ["env", field], message: `${envName} is set by bus.${kind} with the run's own credentials`, params: { fix: `remove ${envName} from env.${field}` } });
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envName))
+      ctx.addIssue({
+        code: "custom",
+        path: ["bus", kind, "env"],
+        message: `"${envName}" is not a valid environment variable name`,
+        params: { fix: "use letters, digits and _" },
+      });
+    for (const [field, names] of [
+      ["allow", p.env?.allow ?? []],
+      ["set", Object.keys(p.env?.set ?? {})],
+    ] as const) {
+      if (names.includes(envName))
+        ctx.addIssue({
+          code: "custom",
+          path: ["env", field],
+          message: `${envName} is set by bus.${kind} with the run's own credentials`,
+          params: { fix: `remove ${envName} from env.${field}` },
+        });
     }
     const other = taken.get(envName);
-    if (other) ctx.addIssue({ code: "custom", path: ["bus", kind, "env"], message: `${envName} is already used by bus.${other}`, params: { fix: "give each broker its own variable" } });
+    if (other)
+      ctx.addIssue({
+        code: "custom",
+        path: ["bus", kind, "env"],
+        message: `${envName} is already used by bus.${other}`,
+        params: { fix: "give each broker its own variable" },
+      });
     taken.set(envName, kind);
   }
 }
@@ -256,7 +363,10 @@ export function policyJsonSchema(): Record<string, unknown> {
 
 /** A zod schema as draft-07 JSON Schema, describing what a file may contain (input, not output). */
 export function draft07(schema: z.ZodType, id: string, title: string): Record<string, unknown> {
-  const json = z.toJSONSchema(schema, { target: "draft-7", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  const json = z.toJSONSchema(schema, { target: "draft-7", io: "input", unrepresentable: "any" }) as Record<
+    string,
+    unknown
+  >;
   return {
     $schema: "http://json-schema.org/draft-07/schema#",
     $id: id,

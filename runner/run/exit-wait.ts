@@ -28,7 +28,12 @@ export const HARD_KILL_REPORT_MS = 5000;
  * container, or (`hardKill: "SIGUSR2"`, a sandbox whose init holds /output) the init's signal to
  * kill every agent process at once while the container stays, then SIGKILL if it did not end.
  */
-export function stopper(container: EngineContainer, graceMs: number, onStop: (request: StopRequest) => void, hardKill: "SIGKILL" | "SIGUSR2" = "SIGKILL"): Stopper {
+export function stopper(
+  container: EngineContainer,
+  graceMs: number,
+  onStop: (request: StopRequest) => void,
+  hardKill: "SIGKILL" | "SIGUSR2" = "SIGKILL",
+): Stopper {
   let requested: StopRequest | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   return {
@@ -42,7 +47,8 @@ export function stopper(container: EngineContainer, graceMs: number, onStop: (re
       container.kill("SIGTERM").catch(() => {});
       killTimer = setTimeout(() => {
         container.kill(hardKill).catch(() => {});
-        if (hardKill !== "SIGKILL") killTimer = setTimeout(() => container.kill("SIGKILL").catch(() => {}), HARD_KILL_REPORT_MS);
+        if (hardKill !== "SIGKILL")
+          killTimer = setTimeout(() => container.kill("SIGKILL").catch(() => {}), HARD_KILL_REPORT_MS);
       }, graceMs);
     },
     dispose: () => clearTimeout(killTimer),
@@ -63,7 +69,13 @@ export function engineWatchdog(engine: Engine, everyMs = 2000): { gone: Promise<
           failures++;
           if (failures >= 2) {
             const cause = explainDockerError(err, engine.address);
-            reject(new DockerUnavailableError(`lost the engine while the agent was running (${cause.message.replace(/^Docker engine not reachable: /, "").split("\n")[0]})`, "check that dockerd is running (docker info); once it is back, `airlock cleanup` removes what this run left", err));
+            reject(
+              new DockerUnavailableError(
+                `lost the engine while the agent was running (${cause.message.replace(/^Docker engine not reachable: /, "").split("\n")[0]})`,
+                "check that dockerd is running (docker info); once it is back, `airlock cleanup` removes what this run left",
+                err,
+              ),
+            );
           }
         })
         .finally(() => {
@@ -83,7 +95,11 @@ export function engineWatchdog(engine: Engine, everyMs = 2000): { gone: Promise<
 }
 
 /** The exit code from the engine: its wait, or (when the wait's connection was cut) its inspect. */
-export async function engineExitCode(container: EngineContainer, waited: { StatusCode?: number } | undefined, gone: Promise<never>): Promise<{ code: number; state?: ContainerState }> {
+export async function engineExitCode(
+  container: EngineContainer,
+  waited: { StatusCode?: number } | undefined,
+  gone: Promise<never>,
+): Promise<{ code: number; state?: ContainerState }> {
   if (typeof waited?.StatusCode === "number") return { code: waited.StatusCode };
   const state = await Promise.race([container.inspect(), gone]);
   if (!state.running) return { code: state.exitCode, state };

@@ -64,7 +64,13 @@ export class LoopbackForwarder {
       return;
     }
     this.stats.accepted++;
-    const upstream = connect({ host: this.target.host, port: this.target.port, localAddress: this.source, noDelay: true, highWaterMark: BUFFER } as unknown as import("node:net").NetConnectOpts);
+    const upstream = connect({
+      host: this.target.host,
+      port: this.target.port,
+      localAddress: this.source,
+      noDelay: true,
+      highWaterMark: BUFFER,
+    } as unknown as import("node:net").NetConnectOpts);
     this.sockets.add(client).add(upstream);
     const done = () => {
       this.sockets.delete(client);

@@ -69,7 +69,11 @@ async function ensureFolders(dir: string, parts: string[]): Promise<string | und
  * A writable that takes the tar and unpacks it into `dir` (resolved when done via `result`).
  * `strip` drops a leading folder every name carries (Docker's archive of /output names "output/...").
  */
-export function outputUnpacker(dir: string, limits: UnpackLimits, options: { strip?: string } = {}): { sink: Writable; result: Promise<UnpackResult> } {
+export function outputUnpacker(
+  dir: string,
+  limits: UnpackLimits,
+  options: { strip?: string } = {},
+): { sink: Writable; result: Promise<UnpackResult> } {
   const extract = tar.extract();
   const out: UnpackResult = { files: 0, bytes: 0, written: [], special: [], skipped: [] };
   let entries = 0;
@@ -80,7 +84,8 @@ export function outputUnpacker(dir: string, limits: UnpackLimits, options: { str
   // What the sandbox's tmpfs held: pages of file data, and entries of any kind.
   let pages = 0;
   let seen = 0;
-  const allowed = limits.bytes >= 1024 * 1024 ? `${(limits.bytes / 1024 / 1024).toFixed(1)} MiB` : `${limits.bytes} bytes`;
+  const allowed =
+    limits.bytes >= 1024 * 1024 ? `${(limits.bytes / 1024 / 1024).toFixed(1)} MiB` : `${limits.bytes} bytes`;
   const overBytes = () => `output limit exceeded: more than ${allowed} on the host's disk (resources.output)`;
   extract.on("entry", (header, stream, next) => {
     const skip = (reason: string) => {
@@ -118,12 +123,25 @@ export function outputUnpacker(dir: string, limits: UnpackLimits, options: { str
       }
       stream.resume();
       void ensureFolders(dir, parts)
-        .then((why) => why && out.skipped.length < 100 && out.skipped.push({ path: header.name, reason: why }), () => {})
+        .then(
+          (why) => why && out.skipped.length < 100 && out.skipped.push({ path: header.name, reason: why }),
+          () => {},
+        )
         .then(() => next());
       return;
     }
     if (header.type !== "file") {
-      out.special.push({ path: rel, kind: header.type === "symlink" ? "symlink" : header.type === "fifo" ? "fifo" : header.type === "character-device" || header.type === "block-device" ? "device" : "other" });
+      out.special.push({
+        path: rel,
+        kind:
+          header.type === "symlink"
+            ? "symlink"
+            : header.type === "fifo"
+              ? "fifo"
+              : header.type === "character-device" || header.type === "block-device"
+                ? "device"
+                : "other",
+      });
       return skip(`a ${header.type ?? "special"} entry (only files and folders are copied)`);
     }
     const size = header.size ?? 0;
@@ -138,7 +156,10 @@ export function outputUnpacker(dir: string, limits: UnpackLimits, options: { str
       const why = await ensureFolders(dir, parts.slice(0, -1));
       if (why) return skip(why);
       const there = await lstat(target).catch(() => undefined);
-      if (there && !there.isFile()) return skip(`${there.isSymbolicLink() ? "a link" : "a folder or special file"} in the way in the host's output folder`);
+      if (there && !there.isFile())
+        return skip(
+          `${there.isSymbolicLink() ? "a link" : "a folder or special file"} in the way in the host's output folder`,
+        );
       await pipeline(stream, createWriteStream(target, { flags: WRITE_FLAGS as unknown as string, mode: 0o644 }));
       out.files++;
       out.written.push(rel);
@@ -152,7 +173,8 @@ export function outputUnpacker(dir: string, limits: UnpackLimits, options: { str
   const result = new Promise<UnpackResult>((resolve, reject) => {
     extract.on("finish", () => {
       if ((pages + 1) * OUTPUT_BLOCK > outputQuotaBytes(limits) || seen >= limits.entries) out.full = true;
-      if (out.full) out.problem ??= `output limit reached: /output was full (resources.output allows ${allowed}, resources.outputFiles ${limits.entries} entries), so writes past it failed`;
+      if (out.full)
+        out.problem ??= `output limit reached: /output was full (resources.output allows ${allowed}, resources.outputFiles ${limits.entries} entries), so writes past it failed`;
       resolve(out);
     });
     extract.on("error", reject);

@@ -23,7 +23,10 @@ export interface OutputLimits {
 }
 
 /** The policy's default limits: what a gate container's own /output volume is sized for. */
-export const DEFAULT_OUTPUT_LIMITS: Readonly<OutputLimits> = { bytes: parseMemory(DEFAULTS.output)!, entries: DEFAULTS.outputFiles };
+export const DEFAULT_OUTPUT_LIMITS: Readonly<OutputLimits> = {
+  bytes: parseMemory(DEFAULTS.output)!,
+  entries: DEFAULTS.outputFiles,
+};
 
 export function sameOutputLimits(a: OutputLimits, b: OutputLimits): boolean {
   return outputQuotaBytes(a) === outputQuotaBytes(b) && a.entries === b.entries;
@@ -45,10 +48,17 @@ export function agentMemoryBytes(memoryBytes: number, limits: OutputLimits): num
 }
 
 /** /output as an anonymous tmpfs volume (the local driver mounts it; it is removed with its container). */
-export function outputVolumeMount(limits: OutputLimits, user: AgentUser, labels: Record<string, string>): Docker.MountSettings {
+export function outputVolumeMount(
+  limits: OutputLimits,
+  user: AgentUser,
+  labels: Record<string, string>,
+): Docker.MountSettings {
   return {
     Type: "volume",
     Target: "/output",
-    VolumeOptions: { Labels: labels, DriverConfig: { Name: "local", Options: { type: "tmpfs", device: "tmpfs", o: outputTmpfsOptions(limits, user) } } },
+    VolumeOptions: {
+      Labels: labels,
+      DriverConfig: { Name: "local", Options: { type: "tmpfs", device: "tmpfs", o: outputTmpfsOptions(limits, user) } },
+    },
   } as unknown as Docker.MountSettings;
 }

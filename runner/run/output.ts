@@ -24,7 +24,10 @@ export async function prepareOutputDir(dir: string): Promise<void> {
   try {
     const info = await lstat(dir);
     if (!info.isDirectory()) {
-      throw new RunOptionsError(`output directory ${dir} exists and is ${info.isSymbolicLink() ? "a symbolic link" : "a file"}`, "choose another --output path, or move that file away");
+      throw new RunOptionsError(
+        `output directory ${dir} exists and is ${info.isSymbolicLink() ? "a symbolic link" : "a file"}`,
+        "choose another --output path, or move that file away",
+      );
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;

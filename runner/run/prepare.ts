@@ -49,16 +49,30 @@ export async function resolvePolicy(policy: PrepareInput["policy"]): Promise<Pol
 
 function isNormalizedPolicy(value: unknown): value is Policy {
   const v = value as Policy;
-  return typeof v === "object" && v !== null && typeof v.source === "string" && typeof v.network?.disabled === "boolean" && Array.isArray(v.network.allowedEndpoints) && typeof v.resources?.memoryBytes === "number";
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.source === "string" &&
+    typeof v.network?.disabled === "boolean" &&
+    Array.isArray(v.network.allowedEndpoints) &&
+    typeof v.resources?.memoryBytes === "number"
+  );
 }
 
 /** The folder mounted at /workspace, checked: it exists, and the sandbox user can read it. */
 async function checkWorkingDir(dir: string): Promise<void> {
   const wd = await stat(dir).catch(() => undefined);
-  if (!wd?.isDirectory()) throw new RunOptionsError(`working directory ${dir} does not exist or is not a folder`, "pass an existing folder as workingDir (it is mounted read-only at /workspace)");
+  if (!wd?.isDirectory())
+    throw new RunOptionsError(
+      `working directory ${dir} does not exist or is not a folder`,
+      "pass an existing folder as workingDir (it is mounted read-only at /workspace)",
+    );
   if (process.getuid?.() === 0 && (wd.mode & 0o005) !== 0o005) {
     // Root's agents run as an unprivileged uid, which needs to read the folder.
-    throw new RunOptionsError(`working directory ${dir} is not readable by the sandbox user (uid ${SANDBOX_UID}; mode ${(wd.mode & 0o777).toString(8)})`, `make it readable (chmod o+rx ${dir}), or pass another workingDir`);
+    throw new RunOptionsError(
+      `working directory ${dir} is not readable by the sandbox user (uid ${SANDBOX_UID}; mode ${(wd.mode & 0o777).toString(8)})`,
+      `make it readable (chmod o+rx ${dir}), or pass another workingDir`,
+    );
   }
 }
 
@@ -83,12 +97,29 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
   const user = agentUser();
   await prepareOutputDir(input.outputDir);
   // Python writes its lines as they are printed (not at exit) in any image; a policy may say otherwise.
-  const env = agentEnvironment(policy, input.env, process.env, { PYTHONUNBUFFERED: "1" }, {
-    ...input.airlockVars,
-    AIRLOCK_OUTPUT_DIR: "/output",
-    AIRLOCK_WORKSPACE: "/workspace",
-    AIRLOCK_ALLOWED_ENDPOINTS: policy.network.disabled ? "" : policy.network.allowedEndpoints.map((e) => e.raw).join(","),
-    HOME: "/tmp",
-  });
-  return { policy, user, env, workspace, runDir, language, ...(staged ? { staged } : {}), ...(bundleDir ? { bundleDir } : {}) };
+  const env = agentEnvironment(
+    policy,
+    input.env,
+    process.env,
+    { PYTHONUNBUFFERED: "1" },
+    {
+      ...input.airlockVars,
+      AIRLOCK_OUTPUT_DIR: "/output",
+      AIRLOCK_WORKSPACE: "/workspace",
+      AIRLOCK_ALLOWED_ENDPOINTS: policy.network.disabled
+        ? ""
+        : policy.network.allowedEndpoints.map((e) => e.raw).join(","),
+      HOME: "/tmp",
+    },
+  );
+  return {
+    policy,
+    user,
+    env,
+    workspace,
+    runDir,
+    language,
+    ...(staged ? { staged } : {}),
+    ...(bundleDir ? { bundleDir } : {}),
+  };
 }

@@ -66,7 +66,7 @@ export function resultFileFor(outputDir: string): string {
 }
 
 export async function writeResult(result: AgentResult): Promise<void> {
-  await writeFile(result.resultFile, JSON.stringify(result, null, 2) + "\n");
+  await writeFile(result.resultFile, `${JSON.stringify(result, null, 2)}\n`);
 }
 
 /** A result for a run that has not produced anything (yet): the starting point of every result. */

@@ -63,7 +63,12 @@ export interface RunAgentOptions {
 }
 
 export type RunEvent =
-  | { type: "phase"; agent: string; phase: "waiting" | "preparing" | "images" | "gate" | "starting" | "running" | "stopping" | "collecting"; message: string }
+  | {
+      type: "phase";
+      agent: string;
+      phase: "waiting" | "preparing" | "images" | "gate" | "starting" | "running" | "stopping" | "collecting";
+      message: string;
+    }
   | { type: "build"; agent: string; line: string }
   | { type: "output"; agent: string; stream: StreamName; line: string }
   | { type: "ready"; agent: string }
@@ -83,7 +88,10 @@ export function agentNameFor(options: Pick<RunAgentOptions, "agent" | "name">, p
 export async function runAgentWith(runner: Runner, options: RunAgentOptions): Promise<AgentResult> {
   const started = Date.now();
   const outputDir = resolve(options.outputDir);
-  const name = agentNameFor(options, typeof options.policy === "object" ? (options.policy as { name: string }) : undefined);
+  const name = agentNameFor(
+    options,
+    typeof options.policy === "object" ? (options.policy as { name: string }) : undefined,
+  );
   const emit = (event: RunEvent) => {
     try {
       options.onEvent?.(event);
@@ -123,4 +131,3 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
   emit({ type: "finished", agent: name, result });
   return result;
 }
-

@@ -83,7 +83,10 @@ export abstract class RunStages implements BackendRun {
     protected readonly emit: (event: RunEvent) => void,
   ) {
     // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
-    this.runId = `${name.toLowerCase().replace(/[^a-z0-9_-]/g, "-").slice(0, 40)}-${randomBytes(4).toString("hex")}`;
+    this.runId = `${name
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]/g, "-")
+      .slice(0, 40)}-${randomBytes(4).toString("hex")}`;
   }
 
   abstract execute(): Promise<AgentResult>;
@@ -106,7 +109,9 @@ export abstract class RunStages implements BackendRun {
       ...(this.busRights?.identities.length ? { busIdentities: this.busRights.identities } : {}),
       ...(this.busDenied.length ? { busDenied: this.busDenied } : {}),
       ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
-      ...(Object.keys(this.startup.stages).length ? { startup: { ...this.startup, stages: { ...this.startup.stages } } } : {}),
+      ...(Object.keys(this.startup.stages).length
+        ? { startup: { ...this.startup, stages: { ...this.startup.stages } } }
+        : {}),
     };
   }
 
@@ -131,8 +136,10 @@ export abstract class RunStages implements BackendRun {
   /** The policy, the workspace, the bundled agent and its environment; then the backend's own checks. */
   protected async prepare(checkBackend: () => Promise<void>): Promise<PreparedRun> {
     const o = this.options;
-    if (!o.agent === !o.command) throw new RunOptionsError("give either agent (a .ts, .js or .py file) or command (argv), not both or neither");
-    if (o.image && !o.command) throw new RunOptionsError("image goes with command; an agent file always runs in the airlock agent image");
+    if (!o.agent === !o.command)
+      throw new RunOptionsError("give either agent (a .ts, .js or .py file) or command (argv), not both or neither");
+    if (o.image && !o.command)
+      throw new RunOptionsError("image goes with command; an agent file always runs in the airlock agent image");
     if (o.signal?.aborted) throw new RunOptionsError("the run was cancelled before it started");
     this.phase("preparing", "checking policy and agent");
     // The backend's own check (is the engine there?) runs meanwhile; a bad policy is still reported first.
@@ -159,7 +166,11 @@ export abstract class RunStages implements BackendRun {
         backendChecked.catch(() => {});
       },
     ));
-    if (prepared.workspace.hidden.length) this.phase("preparing", `kept out of /workspace (they look like secrets; list them in workspace.include to mount them): ${prepared.workspace.hidden.join(", ")}`);
+    if (prepared.workspace.hidden.length)
+      this.phase(
+        "preparing",
+        `kept out of /workspace (they look like secrets; list them in workspace.include to mount them): ${prepared.workspace.hidden.join(", ")}`,
+      );
     await (backendChecked ?? checkBackend());
     this.phase("images", "preparing images");
     return prepared;
@@ -184,12 +195,25 @@ export abstract class RunStages implements BackendRun {
     const env = { ...prepared.env, ...busEnv };
     if (!env.KAFKA_BROKERS || prepared.policy.network.disabled) return;
     this.phase("preparing", "checking the Kafka cluster's advertised listeners against the policy");
-    const sasl = env.KAFKA_USERNAME && env.KAFKA_PASSWORD ? { username: env.KAFKA_USERNAME, password: env.KAFKA_PASSWORD } : undefined;
-    await kafkaPreflight(env.KAFKA_BROKERS, prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.describeKafka, sasl);
+    const sasl =
+      env.KAFKA_USERNAME && env.KAFKA_PASSWORD
+        ? { username: env.KAFKA_USERNAME, password: env.KAFKA_PASSWORD }
+        : undefined;
+    await kafkaPreflight(
+      env.KAFKA_BROKERS,
+      prepared.policy.network.allowedEndpoints,
+      prepared.policy.source,
+      this.options.describeKafka,
+      sasl,
+    );
   }
 
   private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {
-    if (prepared.policy.bus.grants.length) this.phase("preparing", `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`);
+    if (prepared.policy.bus.grants.length)
+      this.phase(
+        "preparing",
+        `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`,
+      );
     const rights = (this.busRights = await openBusRights({
       policy: prepared.policy,
       runId: this.runId,
@@ -205,7 +229,10 @@ export abstract class RunStages implements BackendRun {
   }
 
   /** The agent's stdout and stderr captures: capped, redacted, control lines taken out. */
-  protected openCaptures(intercept?: (line: string, stream: StreamName) => boolean): { stdout: LogCapture; stderr: LogCapture } {
+  protected openCaptures(intercept?: (line: string, stream: StreamName) => boolean): {
+    stdout: LogCapture;
+    stderr: LogCapture;
+  } {
     const capBytes = this.options.logCapBytes ?? DEFAULT_LOG_CAP;
     const onLine = (stream: StreamName, line: string) => this.emit({ type: "output", agent: this.name, stream, line });
     const redact = (line: string) => this.secrets.reduce((l, s) => l.split(s).join("[redacted]"), line);
@@ -222,13 +249,20 @@ export abstract class RunStages implements BackendRun {
 
   /** What the brokers refused the run's identities, while they still exist. */
   protected async readBusDenials(): Promise<void> {
-    if (this.busRights) this.busDenied = await withTimeout(this.busRights.denied(), 5000, "a broker did not answer within 5 s").catch(() => []);
+    if (this.busRights)
+      this.busDenied = await withTimeout(this.busRights.denied(), 5000, "a broker did not answer within 5 s").catch(
+        () => [],
+      );
   }
 
   protected finish(exit: RunExit): AgentResult {
     this.phase("collecting", "collecting output");
-    const status: RunStatus = exit.stop?.reason ?? (exit.output ? "failed" : exit.oomKilled ? "oom" : exit.code === 0 ? "succeeded" : "failed");
-    const explained = status === "failed" && !exit.output ? this.prepared?.language.explainFailure?.(this.failureText(), this.prepared.policy) : undefined;
+    const status: RunStatus =
+      exit.stop?.reason ?? (exit.output ? "failed" : exit.oomKilled ? "oom" : exit.code === 0 ? "succeeded" : "failed");
+    const explained =
+      status === "failed" && !exit.output
+        ? this.prepared?.language.explainFailure?.(this.failureText(), this.prepared.policy)
+        : undefined;
     const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output ?? explained;
     return { ...this.base, ...this.partial(), status, exitCode: exit.code, ...(why ? { error: why } : {}) };
   }

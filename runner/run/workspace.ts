@@ -57,7 +57,12 @@ export interface WorkspaceMounts {
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^/]*")}$`);
+  return new RegExp(
+    `^${glob
+      .split("*")
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join("[^/]*")}$`,
+  );
 }
 
 const secretFile = SECRET_FILES.map(globToRegExp);
@@ -85,7 +90,10 @@ export async function findSecrets(dir: string, include: string[]): Promise<{ pat
     const entries = await readdir(at, { withFileTypes: true }).catch(() => []);
     for (const e of entries) {
       if (++seen > MAX_ENTRIES) {
-        throw new RunOptionsError(`working directory ${dir} has more than ${MAX_ENTRIES} entries to check for secrets`, "point workingDir at the folder the agent needs, not a whole repository or home folder");
+        throw new RunOptionsError(
+          `working directory ${dir} has more than ${MAX_ENTRIES} entries to check for secrets`,
+          "point workingDir at the folder the agent needs, not a whole repository or home folder",
+        );
       }
       const full = join(at, e.name);
       const rel = relative(dir, full);
@@ -99,7 +107,10 @@ export async function findSecrets(dir: string, include: string[]): Promise<{ pat
   };
   await walk(dir);
   if (found.length > MAX_HIDDEN) {
-    throw new RunOptionsError(`working directory ${dir} has ${found.length} secret-looking entries`, "point workingDir at the folder the agent needs");
+    throw new RunOptionsError(
+      `working directory ${dir} has ${found.length} secret-looking entries`,
+      "point workingDir at the folder the agent needs",
+    );
   }
   return found.sort((a, b) => a.path.localeCompare(b.path));
 }
@@ -108,7 +119,11 @@ export async function findSecrets(dir: string, include: string[]): Promise<{ pat
  * Binds for /workspace: the folder read-only, and over each secret an empty file (/dev/null) or
  * an empty read-only folder.
  */
-export async function workspaceMounts(dir: string | undefined, include: string[], emptyDir: string): Promise<WorkspaceMounts> {
+export async function workspaceMounts(
+  dir: string | undefined,
+  include: string[],
+  emptyDir: string,
+): Promise<WorkspaceMounts> {
   if (!dir) return { binds: [], hidden: [] };
   const secrets = await findSecrets(dir, include);
   return {

@@ -20,13 +20,17 @@ export interface WaitOptions {
 }
 
 /** Resolves with the first truthy value `check` returns; rejects when `timeoutMs` passes first. */
-export async function waitUntil<T>(check: () => T | undefined | false | Promise<T | undefined | false>, options: WaitOptions): Promise<T> {
+export async function waitUntil<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  options: WaitOptions,
+): Promise<T> {
   const clock = options.clock ?? systemClock;
   const deadline = clock.now() + options.timeoutMs;
   for (;;) {
     const value = await check();
     if (value) return value;
-    if (clock.now() >= deadline) throw options.onTimeout?.() ?? new Error(`condition not met within ${options.timeoutMs} ms`);
+    if (clock.now() >= deadline)
+      throw options.onTimeout?.() ?? new Error(`condition not met within ${options.timeoutMs} ms`);
     await clock.sleep(options.intervalMs ?? 10);
   }
 }

@@ -26,16 +26,56 @@ async function containersCreated(): Promise<string[]> {
 const GOOD_AGENT = join(AGENTS, "files.ts");
 
 const cases: [string, string, string | undefined, RegExp][] = [
-  ["malformed YAML", "name: x\nnetwork:\n  allowedEndpoints: [localhost:6379\n", undefined, /bad\.yaml:4:1: YAML syntax: .*\n\s+fix:/],
-  ["wrong type", 'name: x\ntimeoutSeconds: "soon"\n', undefined, /bad\.yaml:2:17: timeoutSeconds: must be a number, not the text "soon"\n\s+fix: write a number without quotes/],
-  ["unknown key (Python SDK name)", "name: x\nallowed_env_vars: [A]\n", undefined, /bad\.yaml:2:1: allowed_env_vars: unknown key "allowed_env_vars"\n\s+fix: did you mean env\.allow\?/],
-  ["endpoint without a port", "name: x\nnetwork:\n  allowedEndpoints: [redis]\n", undefined, /bad\.yaml:3:22: network\.allowedEndpoints\[0\]: "redis" has no port\n\s+fix: write it as redis:PORT/],
-  ["port out of range", "name: x\nnetwork:\n  allowedEndpoints: [localhost:70000]\n", undefined, /bad\.yaml:3:22: network\.allowedEndpoints\[0\]: port 70000 .* out of range/],
-  ["wildcard endpoint", "name: x\nnetwork:\n  allowedEndpoints: ['*:9092']\n", undefined, /bad\.yaml:3:22: network\.allowedEndpoints\[0\]: "\*:9092" has a wildcard/],
-  ["empty endpoint list", "name: x\nnetwork:\n  allowedEndpoints: []\n", undefined, /bad\.yaml:3:21: network\.allowedEndpoints: the list is empty/],
+  [
+    "malformed YAML",
+    "name: x\nnetwork:\n  allowedEndpoints: [localhost:6379\n",
+    undefined,
+    /bad\.yaml:4:1: YAML syntax: .*\n\s+fix:/,
+  ],
+  [
+    "wrong type",
+    'name: x\ntimeoutSeconds: "soon"\n',
+    undefined,
+    /bad\.yaml:2:17: timeoutSeconds: must be a number, not the text "soon"\n\s+fix: write a number without quotes/,
+  ],
+  [
+    "unknown key (Python SDK name)",
+    "name: x\nallowed_env_vars: [A]\n",
+    undefined,
+    /bad\.yaml:2:1: allowed_env_vars: unknown key "allowed_env_vars"\n\s+fix: did you mean env\.allow\?/,
+  ],
+  [
+    "endpoint without a port",
+    "name: x\nnetwork:\n  allowedEndpoints: [redis]\n",
+    undefined,
+    /bad\.yaml:3:22: network\.allowedEndpoints\[0\]: "redis" has no port\n\s+fix: write it as redis:PORT/,
+  ],
+  [
+    "port out of range",
+    "name: x\nnetwork:\n  allowedEndpoints: [localhost:70000]\n",
+    undefined,
+    /bad\.yaml:3:22: network\.allowedEndpoints\[0\]: port 70000 .* out of range/,
+  ],
+  [
+    "wildcard endpoint",
+    "name: x\nnetwork:\n  allowedEndpoints: ['*:9092']\n",
+    undefined,
+    /bad\.yaml:3:22: network\.allowedEndpoints\[0\]: "\*:9092" has a wildcard/,
+  ],
+  [
+    "empty endpoint list",
+    "name: x\nnetwork:\n  allowedEndpoints: []\n",
+    undefined,
+    /bad\.yaml:3:21: network\.allowedEndpoints: the list is empty/,
+  ],
   ["agent file that does not exist", "name: x\n", "nope.ts", /nope\.ts: agent file not found\n\s+fix:/],
   ["agent that does not compile", "name: x\n", "broken.ts", /broken\.ts:1:\d+: .*\n\s+fix:/],
-  ["output directory that is a file", "name: x\n", "OUTPUT-IS-FILE", /output directory .* exists and is a file\n\s+fix:/],
+  [
+    "output directory that is a file",
+    "name: x\n",
+    "OUTPUT-IS-FILE",
+    /output directory .* exists and is a file\n\s+fix:/,
+  ],
 ];
 
 describe("bad input: a clear error before any container starts", () => {
@@ -48,45 +88,107 @@ describe("bad input: a clear error before any container starts", () => {
     if (agent === "OUTPUT-IS-FILE") await writeFile((output = join(dir, "out-file")), "precious\n");
     else if (agent) agentPath = join(dir, agent);
     const before = await containersCreated();
-    const run = await execa("node", [CLI, "run", agentPath, "--policy", join(dir, "bad.yaml"), "--output", output, "--workdir", AGENTS], { reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa(
+      "node",
+      [CLI, "run", agentPath, "--policy", join(dir, "bad.yaml"), "--output", output, "--workdir", AGENTS],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     const text = `${run.stdout}\n${run.stderr}`;
     const after = await containersCreated();
     const created = after.filter((id) => !before.includes(id));
     const held = run.exitCode === 125 && expected.test(text) && created.length === 0 && !/\n\s+at \S+ \(/.test(text);
-    const first = text.split("\n").find((l) => /problem|error|not found|exists and is/.test(l) && !l.startsWith("✖")) ?? text.split("\n").find((l) => l.includes(":")) ?? "";
-    expect(report.add("bad input", label, "error with file, line, field and fix; no container", `${first.trim()} (exit ${run.exitCode})`, held), text).toBe(true);
+    const first =
+      text.split("\n").find((l) => /problem|error|not found|exists and is/.test(l) && !l.startsWith("✖")) ??
+      text.split("\n").find((l) => l.includes(":")) ??
+      "";
+    expect(
+      report.add(
+        "bad input",
+        label,
+        "error with file, line, field and fix; no container",
+        `${first.trim()} (exit ${run.exitCode})`,
+        held,
+      ),
+      text,
+    ).toBe(true);
   });
 
   it("a run file with a missing policy is reported at its line", async () => {
     const dir = await tempDir();
     await mkdir(join(dir, "x"));
-    await writeFile(join(dir, "run.yaml"), `name: r\nagents:\n  a:\n    agent: ${GOOD_AGENT}\n    policy: missing.yaml\n`);
+    await writeFile(
+      join(dir, "run.yaml"),
+      `name: r\nagents:\n  a:\n    agent: ${GOOD_AGENT}\n    policy: missing.yaml\n`,
+    );
     const run = await execa("node", [CLI, "up", join(dir, "run.yaml")], { reject: false, env: { NO_COLOR: "1" } });
-    const held = run.exitCode === 2 && /run\.yaml:5:13: agents\.a\.policy: .*missing\.yaml does not exist/.test(run.stderr);
-    expect(report.add("bad input", "run file naming a policy that does not exist", "error at the line that names it", run.stderr.split("\n")[1]?.trim() ?? run.stderr, held), run.stderr).toBe(true);
+    const held =
+      run.exitCode === 2 && /run\.yaml:5:13: agents\.a\.policy: .*missing\.yaml does not exist/.test(run.stderr);
+    expect(
+      report.add(
+        "bad input",
+        "run file naming a policy that does not exist",
+        "error at the line that names it",
+        run.stderr.split("\n")[1]?.trim() ?? run.stderr,
+        held,
+      ),
+      run.stderr,
+    ).toBe(true);
   });
 
   it("fuzzing: 5,000 random policies only ever produce located PolicyErrors or valid policies", () => {
     let rejected = 0;
     let accepted = 0;
-    const keys = ["name", "network", "allowedEndpoints", "allowed_endpoints", "env", "allow", "packages", "timeoutSeconds", "resources", "memory"];
+    const keys = [
+      "name",
+      "network",
+      "allowedEndpoints",
+      "allowed_endpoints",
+      "env",
+      "allow",
+      "packages",
+      "timeoutSeconds",
+      "resources",
+      "memory",
+    ];
     const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: "small" }, fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie("node"), { maxLength: 3 }), fc.dictionary(fc.constantFrom(...keys), tie("node"), { maxKeys: 4 })),
+      node: fc.oneof(
+        { depthSize: "small" },
+        fc.string(),
+        fc.integer(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.array(tie("node"), { maxLength: 3 }),
+        fc.dictionary(fc.constantFrom(...keys), tie("node"), { maxKeys: 4 }),
+      ),
     })).node;
     let other: unknown;
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 200 }), value.map((v) => stringify(v))), (text) => {
-        try {
-          parsePolicy(text, "fuzz.yaml");
-          accepted++;
-        } catch (err) {
-          if (!(err instanceof PolicyError)) other = err;
-          else rejected++;
-        }
-        return other === undefined;
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 200 }),
+          value.map((v) => stringify(v)),
+        ),
+        (text) => {
+          try {
+            parsePolicy(text, "fuzz.yaml");
+            accepted++;
+          } catch (err) {
+            if (!(err instanceof PolicyError)) other = err;
+            else rejected++;
+          }
+          return other === undefined;
+        },
+      ),
       { numRuns: 5000 },
     );
-    expect(report.add("bad input", "fuzzed policies (random text and YAML structures)", "only PolicyErrors (or valid policies)", `${rejected} rejected with located errors, ${accepted} valid, 0 other exceptions`, other === undefined)).toBe(true);
+    expect(
+      report.add(
+        "bad input",
+        "fuzzed policies (random text and YAML structures)",
+        "only PolicyErrors (or valid policies)",
+        `${rejected} rejected with located errors, ${accepted} valid, 0 other exceptions`,
+        other === undefined,
+      ),
+    ).toBe(true);
   });
 });

@@ -10,10 +10,14 @@ import { definePolicy, runAgent, runAgents, type GroupResult } from "../../runne
 import { packagePath } from "../../runner/paths.js";
 import { AGENTS, leftoverContainers, localBrokerAdmin, tempDir } from "./helpers.js";
 
-async function runExample(folder: string, runFile = "run.yaml"): Promise<{ group: GroupResult; read: (agent: string, file: string) => Promise<string> }> {
+async function runExample(
+  folder: string,
+  runFile = "run.yaml",
+): Promise<{ group: GroupResult; read: (agent: string, file: string) => Promise<string> }> {
   const out = await tempDir();
   const group = await runAgents(packagePath("examples", folder, runFile), { outputDir: out });
-  for (const r of group.results) expect(`${r.name}: ${r.status}`, `${r.error ?? ""}\n${r.stderr}`).toBe(`${r.name}: succeeded`);
+  for (const r of group.results)
+    expect(`${r.name}: ${r.status}`, `${r.error ?? ""}\n${r.stderr}`).toBe(`${r.name}: succeeded`);
   expect(await leftoverContainers()).toEqual([]);
   return { group, read: (agent, file) => readFile(join(out, agent, file), "utf8") };
 }
@@ -30,7 +34,9 @@ for (const lang of [
       expect(group.results.map((r) => r.name)).toEqual(["consumer", "producer"]);
       const lines = (await read("consumer", "results.txt")).trim().split("\n");
       expect(lines).toEqual(Array.from({ length: 10 }, (_, i) => `Processed: Process item ${i}`));
-      expect(await read("consumer", "summary.txt")).toMatch(new RegExp(`^Received 10 messages from agent-events:${lang.run}redis-pubsub-`));
+      expect(await read("consumer", "summary.txt")).toMatch(
+        new RegExp(`^Received 10 messages from agent-events:${lang.run}redis-pubsub-`),
+      );
       expect(group.results[1]!.returnValue).toEqual({ published: 10, delivered: 10 });
     });
   });
@@ -61,7 +67,9 @@ for (const lang of [
   describe(`example 4 in ${lang.label}: Redis request/reply`, () => {
     it("the requester gets a reply to each of its 5 requests", async () => {
       const { read } = await runExample(`${lang.dir}redis-request-reply`);
-      expect(JSON.parse(await read("requester", "results.json"))).toEqual([10, 20, 30, 40, 50].map((x) => ({ x, y: 20, result: x + 20 })));
+      expect(JSON.parse(await read("requester", "results.json"))).toEqual(
+        [10, 20, 30, 40, 50].map((x) => ({ x, y: 20, result: x + 20 })),
+      );
       expect(await read("replier", "summary.txt")).toBe("Processed 5 requests\n");
     });
   });
@@ -73,7 +81,9 @@ describe("one pair, two languages", () => {
     const [consumer, producer] = group.results;
     expect(consumer!.image).toMatch(/^airlock\/agent-packages:/);
     expect(producer!.image).toMatch(/^airlock\/python-packages:/);
-    expect((await read("consumer", "results.txt")).trim().split("\n")).toEqual(Array.from({ length: 10 }, (_, i) => `Processed: Process item ${i}`));
+    expect((await read("consumer", "results.txt")).trim().split("\n")).toEqual(
+      Array.from({ length: 10 }, (_, i) => `Processed: Process item ${i}`),
+    );
     expect(consumer!.returnValue).toEqual({ received: 10 });
     expect(producer!.returnValue).toEqual({ published: 10, delivered: 10 });
   });
@@ -82,7 +92,19 @@ describe("one pair, two languages", () => {
 describe("airlock up", () => {
   it("prints a summary table, writes JUnit XML, and exits 0 when every agent succeeded", async () => {
     const out = await tempDir();
-    const run = await execa("node", [packagePath("dist", "runner", "cli", "main.js"), "up", packagePath("examples", "redis-request-reply", "run.yaml"), "--output", out, "--junit", join(out, "junit.xml")], { reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa(
+      "node",
+      [
+        packagePath("dist", "runner", "cli", "main.js"),
+        "up",
+        packagePath("examples", "redis-request-reply", "run.yaml"),
+        "--output",
+        out,
+        "--junit",
+        join(out, "junit.xml"),
+      ],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(/^requester \| 50 \+ 20 = 70$/m);
     expect(run.stdout).toMatch(/^AGENT\s+STATUS\s+EXIT\s+DURATION\s+OUTPUT FILES$/m);
@@ -97,20 +119,38 @@ describe("airlock up", () => {
 describe("warm starts", () => {
   const docker = process.env.AIRLOCK_BACKEND !== "kubernetes";
 
-  it.runIf(docker)("airlock up starts the agent that waits for another from a sandbox its pool started meanwhile", async () => {
-    const out = await tempDir();
-    const run = await execa("node", [packagePath("dist", "runner", "cli", "main.js"), "up", packagePath("examples", "redis-pubsub", "run.yaml"), "--output", out, "--json"], { reject: false, env: { NO_COLOR: "1" } });
-    expect(run.exitCode, run.stderr).toBe(0);
-    const group = JSON.parse(run.stdout) as GroupResult;
-    expect(group.results.map((r) => [r.name, r.startup?.how])).toEqual([
-      ["consumer", "new sandbox"],
-      ["producer", "pooled sandbox"],
-    ]);
-    expect(await leftoverContainers()).toEqual([]);
-  });
+  it.runIf(docker)(
+    "airlock up starts the agent that waits for another from a sandbox its pool started meanwhile",
+    async () => {
+      const out = await tempDir();
+      const run = await execa(
+        "node",
+        [
+          packagePath("dist", "runner", "cli", "main.js"),
+          "up",
+          packagePath("examples", "redis-pubsub", "run.yaml"),
+          "--output",
+          out,
+          "--json",
+        ],
+        { reject: false, env: { NO_COLOR: "1" } },
+      );
+      expect(run.exitCode, run.stderr).toBe(0);
+      const group = JSON.parse(run.stdout) as GroupResult;
+      expect(group.results.map((r) => [r.name, r.startup?.how])).toEqual([
+        ["consumer", "new sandbox"],
+        ["producer", "pooled sandbox"],
+      ]);
+      expect(await leftoverContainers()).toEqual([]);
+    },
+  );
 
   it("the fan-out example: one agent per item, each result pushed to Redis with the run's own identity; after the first, they start warm", async () => {
-    const run = await execa("node", [packagePath("examples", "warm-pool", "fan-out.mjs"), "alpha", "bravo", "charlie", "delta"], { reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa(
+      "node",
+      [packagePath("examples", "warm-pool", "fan-out.mjs"), "alpha", "bravo", "charlie", "delta"],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(run.exitCode, run.stderr).toBe(0);
     const rows = run.stdout.split("\n").filter((l) => /^(alpha|bravo|charlie|delta)\s/.test(l));
     expect(rows).toHaveLength(4);
@@ -123,12 +163,26 @@ describe("warm starts", () => {
 describe("example 5: bus rights", () => {
   it("an agent that steps outside its rights is refused by the broker, and the CLI names the policy line", async () => {
     const out = await tempDir();
-    const up = await execa("node", [packagePath("dist", "runner", "cli", "main.js"), "up", packagePath("examples", "bus-rights", "run.yaml"), "--output", out], { reject: false, env: { NO_COLOR: "1" } });
+    const up = await execa(
+      "node",
+      [
+        packagePath("dist", "runner", "cli", "main.js"),
+        "up",
+        packagePath("examples", "bus-rights", "run.yaml"),
+        "--output",
+        out,
+      ],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(up.exitCode, up.stdout + up.stderr).toBe(0);
     expect(up.stdout).toContain("snooper | read billing:secrets: NOPERM");
     expect(up.stdout).toContain("snooper | CONFIG GET dir: NOPERM");
-    expect(up.stdout).toMatch(/the broker refused 2 things \(rights from bus in .*policies\/bus-rights-snooper\.yaml\)/);
-    expect(up.stdout).toMatch(/redis\s+key billing:secrets \(get\)\s+1×\s+→ add a pattern for billing:secrets to bus\.redis\.keys\.read/);
+    expect(up.stdout).toMatch(
+      /the broker refused 2 things \(rights from bus in .*policies\/bus-rights-snooper\.yaml\)/,
+    );
+    expect(up.stdout).toMatch(
+      /redis\s+key billing:secrets \(get\)\s+1×\s+→ add a pattern for billing:secrets to bus\.redis\.keys\.read/,
+    );
     expect(up.stdout).toMatch(/redis\s+command config\|get\s+1×\s+→ never granted to agents/);
   });
 });
@@ -140,17 +194,34 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
     expect(byName.alice).toEqual({ replies: ["bob", "carol"], overheard: 0 });
     expect(byName.bob).toEqual({ received: ["alice→all", "carol→bob (reply)"] });
     expect(byName.carol).toEqual({ received: ["alice→all", "bob→carol"] });
-    const replies = JSON.parse(await read("alice", "replies.json")) as { from: string; to: string; inReplyTo: string; body: string }[];
-    expect(replies.map((r) => [r.from, r.to, r.body]).sort()).toEqual([["bob", "alice", "hi alice, bob here"], ["carol", "alice", "hi alice, carol here"]]);
+    const replies = JSON.parse(await read("alice", "replies.json")) as {
+      from: string;
+      to: string;
+      inReplyTo: string;
+      body: string;
+    }[];
+    expect(replies.map((r) => [r.from, r.to, r.body]).sort()).toEqual([
+      ["bob", "alice", "hi alice, bob here"],
+      ["carol", "alice", "hi alice, carol here"],
+    ]);
   });
 
   it("discovery: the client finds the echo agent by its card's skill, the task goes submitted → working → completed, and the card is gone afterwards", async () => {
     const { group } = await runExample("a2a-discovery");
     const client = group.results.find((r) => r.name === "client")!;
-    expect(client.returnValue).toEqual({ agent: "echo", statuses: ["submitted", "working", "completed"], output: { text: "hello, agent" } });
+    expect(client.returnValue).toEqual({
+      agent: "echo",
+      statuses: ["submitted", "working", "completed"],
+      output: { text: "hello, agent" },
+    });
     const mqtt = await import("mqtt");
     const admin = localBrokerAdmin("mqtt");
-    const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, {
+      username: admin.user,
+      password: admin.password,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
     const retained: string[] = [];
     c.on("message", (t, m) => m.length && retained.push(t));
     await c.subscribeAsync(`a2a/${group.runId}/cards/+`, { qos: 1 });
@@ -163,11 +234,21 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
     let cardWhileRunning = "";
     const mqtt = await import("mqtt");
     const admin = localBrokerAdmin("mqtt");
-    const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, {
+      username: admin.user,
+      password: admin.password,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
     c.on("message", (_t, m) => (cardWhileRunning ||= m.toString()));
     const result = await runAgent({
       agent: join(AGENTS, "card-forever.ts"),
-      policy: definePolicy({ name: "card", network: { allowedEndpoints: ["localhost:1883"] }, bus: { requireRights: true, mqtt: { publish: ["a2a/{run}/cards/{agent}"] } }, timeoutSeconds: 3 }),
+      policy: definePolicy({
+        name: "card",
+        network: { allowedEndpoints: ["localhost:1883"] },
+        bus: { requireRights: true, mqtt: { publish: ["a2a/{run}/cards/{agent}"] } },
+        timeoutSeconds: 3,
+      }),
       outputDir: join(await tempDir(), "out"),
       onEvent: (e) => {
         if (e.type === "ready") void c.subscribeAsync("a2a/+/cards/card-forever", { qos: 1 });
@@ -176,7 +257,12 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
     expect(result.status).toBe("timed_out");
     // It was there while the agent ran (the retained card reached a subscriber), and is gone now.
     expect(JSON.parse(cardWhileRunning)).toMatchObject({ name: "card-forever", description: "waits to be stopped" });
-    const after = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+    const after = await mqtt.connectAsync(`mqtt://${admin.host}:${admin.port}`, {
+      username: admin.user,
+      password: admin.password,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
     const retained: string[] = [];
     after.on("message", (_t, m) => m.length && retained.push(m.toString()));
     await after.subscribeAsync("a2a/+/cards/card-forever", { qos: 1 });
@@ -189,8 +275,14 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
     const { group, read } = await runExample("nats-inbox");
     const sender = group.results.find((r) => r.name === "sender")!;
     const receiver = group.results.find((r) => r.name === "receiver")!;
-    expect(sender.returnValue).toEqual({ receipts: ["delivered", "delivered", "delivered", "duplicate", "expired", "delivered"], answer: "SHOUT THIS" });
-    expect(receiver.returnValue).toEqual({ handled: 5, statuses: ["delivered", "delivered", "delivered", "duplicate", "expired", "delivered", "delivered"] });
+    expect(sender.returnValue).toEqual({
+      receipts: ["delivered", "delivered", "delivered", "duplicate", "expired", "delivered"],
+      answer: "SHOUT THIS",
+    });
+    expect(receiver.returnValue).toEqual({
+      handled: 5,
+      statuses: ["delivered", "delivered", "delivered", "duplicate", "expired", "delivered", "delivered"],
+    });
     const inbox = JSON.parse(await read("receiver", "inbox.json")) as { handled: string[] };
     expect(inbox.handled).toEqual(["first", "second", "third", "shout this", "bye"]);
   });
@@ -207,8 +299,14 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
     try {
       const { group } = await runExample("sealed-workers");
       const coordinator = group.results.find((r) => r.name === "coordinator")!;
-      expect(coordinator.returnValue).toMatchObject({ workers: ["worker-1", "worker-2", "worker-3", "worker-4"], replay: "replayed", tampered: "bad-signature" });
-      expect(Object.values((coordinator.returnValue as { sums: Record<string, number> }).sums).sort((a, b) => a - b)).toEqual([3, 6, 9, 12]);
+      expect(coordinator.returnValue).toMatchObject({
+        workers: ["worker-1", "worker-2", "worker-3", "worker-4"],
+        replay: "replayed",
+        tampered: "bad-signature",
+      });
+      expect(
+        Object.values((coordinator.returnValue as { sums: Record<string, number> }).sums).sort((a, b) => a - b),
+      ).toEqual([3, 6, 9, 12]);
       await tap.flush();
       const tasks = carried.filter((c) => c.startsWith(`inbox.${group.runId}.`));
       // Every task and answer went over the broker (the tap saw them), and none in the clear.

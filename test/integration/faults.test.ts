@@ -8,7 +8,14 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { createRunner, definePolicy, dockerClient, runAgent, type AgentResult, type RunEvent } from "../../runner/index.js";
+import {
+  createRunner,
+  definePolicy,
+  dockerClient,
+  runAgent,
+  type AgentResult,
+  type RunEvent,
+} from "../../runner/index.js";
 import { LABEL } from "../../runner/docker/labels.js";
 import { containersRemoved } from "../../runner/runner.js";
 import { packagePath } from "../../runner/paths.js";
@@ -22,8 +29,21 @@ const CLI = packagePath("dist", "runner", "cli", "main.js");
 
 describe("resource exhaustion", () => {
   it("memory bomb: the agent is OOM-killed and the result says oom", async () => {
-    const result = await runAgent({ agent: join(AGENTS, "memory-bomb.ts"), policy: definePolicy({ name: "membomb", resources: { memory: "96m" }, timeoutSeconds: 60 }), outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
-    expect(report.add("faults", "memory bomb (96 MiB limit)", 'status "oom", container removed', `${result.status}, exit ${result.exitCode}, after ${result.durationMs} ms`, result.status === "oom")).toBe(true);
+    const result = await runAgent({
+      agent: join(AGENTS, "memory-bomb.ts"),
+      policy: definePolicy({ name: "membomb", resources: { memory: "96m" }, timeoutSeconds: 60 }),
+      outputDir: join(await tempDir(), "out"),
+      workingDir: AGENTS,
+    });
+    expect(
+      report.add(
+        "faults",
+        "memory bomb (96 MiB limit)",
+        'status "oom", container removed',
+        `${result.status}, exit ${result.exitCode}, after ${result.durationMs} ms`,
+        result.status === "oom",
+      ),
+    ).toBe(true);
     expect(await leftoverContainers()).toEqual([]);
   });
 
@@ -51,7 +71,15 @@ describe("resource exhaustion", () => {
     const result = await run;
     clearInterval(probe);
     const held = peak - before <= 64 + 16 && slowest < 2000 && result.status === "timed_out";
-    expect(report.add("faults", "fork bomb (pids limit 64)", "capped at the limit; host responsive; stopped at the timeout", `host processes +${peak - before} at peak, slowest host spawn ${slowest} ms, ${result.status}`, held)).toBe(true);
+    expect(
+      report.add(
+        "faults",
+        "fork bomb (pids limit 64)",
+        "capped at the limit; host responsive; stopped at the timeout",
+        `host processes +${peak - before} at peak, slowest host spawn ${slowest} ms, ${result.status}`,
+        held,
+      ),
+    ).toBe(true);
     expect(await leftoverContainers()).toEqual([]);
   });
 
@@ -70,23 +98,45 @@ describe("resource exhaustion", () => {
     });
     const grew = (process.memoryUsage().rss - rssBefore) / 1024 / 1024;
     const dropped = Number(/\[airlock: (\d+) earlier bytes of stdout dropped\]/.exec(result.stdout)?.[1] ?? 0);
-    const held = result.status === "timed_out" && result.stdout.length < 1.1 * 1024 * 1024 && result.stderr.length < 1.1 * 1024 * 1024 && dropped > 50 * 1024 * 1024 && grew < 200;
-    expect(report.add("faults", "endless stdout/stderr for 5 s", "result keeps the last 1 MiB per stream; runner memory bounded", `${lines} lines streamed, ${Math.round(dropped / 1024 / 1024)} MiB dropped, kept ${Math.round(result.stdout.length / 1024)} KiB; runner RSS +${grew.toFixed(0)} MiB`, held)).toBe(true);
+    const held =
+      result.status === "timed_out" &&
+      result.stdout.length < 1.1 * 1024 * 1024 &&
+      result.stderr.length < 1.1 * 1024 * 1024 &&
+      dropped > 50 * 1024 * 1024 &&
+      grew < 200;
+    expect(
+      report.add(
+        "faults",
+        "endless stdout/stderr for 5 s",
+        "result keeps the last 1 MiB per stream; runner memory bounded",
+        `${lines} lines streamed, ${Math.round(dropped / 1024 / 1024)} MiB dropped, kept ${Math.round(result.stdout.length / 1024)} KiB; runner RSS +${grew.toFixed(0)} MiB`,
+        held,
+      ),
+    ).toBe(true);
   });
 });
 
 describe("stopping and crashing", () => {
   it("Ctrl-C of airlock up stops every agent and removes every container", async () => {
     const dir = await tempDir();
-    await writeFile(join(dir, "p.yaml"), "name: long\ntimeoutSeconds: 120\nnetwork:\n  allowedEndpoints: [localhost:6379]\n");
-    await writeFile(join(dir, "run.yaml"), `name: interrupt\nagents:\n  a:\n    agent: ${join(AGENTS, "slow.ts")}\n    policy: p.yaml\n  b:\n    agent: ${join(AGENTS, "slow.ts")}\n    policy: p.yaml\n`);
-    const child = execa("node", [CLI, "up", join(dir, "run.yaml"), "--output", join(dir, "out")], { reject: false, env: { NO_COLOR: "1" } });
+    await writeFile(
+      join(dir, "p.yaml"),
+      "name: long\ntimeoutSeconds: 120\nnetwork:\n  allowedEndpoints: [localhost:6379]\n",
+    );
+    await writeFile(
+      join(dir, "run.yaml"),
+      `name: interrupt\nagents:\n  a:\n    agent: ${join(AGENTS, "slow.ts")}\n    policy: p.yaml\n  b:\n    agent: ${join(AGENTS, "slow.ts")}\n    policy: p.yaml\n`,
+    );
+    const child = execa("node", [CLI, "up", join(dir, "run.yaml"), "--output", join(dir, "out")], {
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     let busy = 0;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("agents never started")), 60_000);
       child.stdout!.on("data", (d: Buffer) => {
         busy += d.toString().split("now busy").length - 1;
-        if (busy >= 2) (clearTimeout(timer), resolve());
+        if (busy >= 2) clearTimeout(timer), resolve();
       });
     });
     const running = (await leftoverContainers()).length;
@@ -96,20 +146,37 @@ describe("stopping and crashing", () => {
     const left = await leftoverContainers();
     // One container per gated agent (its init applies the rules in its own namespace).
     const held = done.exitCode === 130 && left.length === 0 && running === 2;
-    expect(report.add("faults", "Ctrl-C of airlock up with 2 agents running", "every agent stopped, every container removed, exit 130", `${running} containers before, ${left.length} after, exit ${done.exitCode} in ${Date.now() - t} ms`, held)).toBe(true);
+    expect(
+      report.add(
+        "faults",
+        "Ctrl-C of airlock up with 2 agents running",
+        "every agent stopped, every container removed, exit 130",
+        `${running} containers before, ${left.length} after, exit ${done.exitCode} in ${Date.now() - t} ms`,
+        held,
+      ),
+    ).toBe(true);
   });
 
   it("the broker stops mid-run: the agent sees a connection error and the result says so", async () => {
     const dir = await tempDir();
     const port = 6390;
     // The test's own broker, without credentials: agents are not loopback clients, so protected mode goes.
-    const redis = execa("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no"], { reject: false });
+    const redis = execa(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no"],
+      { reject: false },
+    );
     await new Promise((r) => setTimeout(r, 500));
     let ready!: () => void;
     const isReady = new Promise<void>((r) => (ready = r));
     const run = runAgent({
       agent: join(AGENTS, "subscriber.ts"),
-      policy: definePolicy({ name: "subscriber", network: { allowedEndpoints: [`localhost:${port}`] }, env: { set: { REDIS_URL: `redis://localhost:${port}` } }, timeoutSeconds: 60 }),
+      policy: definePolicy({
+        name: "subscriber",
+        network: { allowedEndpoints: [`localhost:${port}`] },
+        env: { set: { REDIS_URL: `redis://localhost:${port}` } },
+        timeoutSeconds: 60,
+      }),
       outputDir: join(dir, "out"),
       workingDir: AGENTS,
       onEvent: (e) => e.type === "ready" && ready(),
@@ -119,8 +186,19 @@ describe("stopping and crashing", () => {
     const result = await run;
     await redis;
     const said = result.stderr.split("\n").find((l) => l.includes("BusConnectionError")) ?? result.stderr.slice(0, 200);
-    const held = result.status === "failed" && /cannot reach redis at localhost:6390/.test(result.stderr) && result.durationMs < 30_000;
-    expect(report.add("faults", "the broker is killed mid-run", "agent fails with a connection error naming the broker", `${result.status} (exit ${result.exitCode}): ${said}`, held)).toBe(true);
+    const held =
+      result.status === "failed" &&
+      /cannot reach redis at localhost:6390/.test(result.stderr) &&
+      result.durationMs < 30_000;
+    expect(
+      report.add(
+        "faults",
+        "the broker is killed mid-run",
+        "agent fails with a connection error naming the broker",
+        `${result.status} (exit ${result.exitCode}): ${said}`,
+        held,
+      ),
+    ).toBe(true);
   });
 
   it("airlock's local Redis restarts mid-run: the agent fails with a clear error and no identity is left", async () => {
@@ -129,7 +207,12 @@ describe("stopping and crashing", () => {
     const run = runAgent({
       name: "restart",
       agent: join(AGENTS, "bus-subscriber.ts"),
-      policy: definePolicy({ name: "restart", network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { subscribe: ["faults:{run}"] } }, timeoutSeconds: 60 }),
+      policy: definePolicy({
+        name: "restart",
+        network: { allowedEndpoints: ["localhost:6379"] },
+        bus: { redis: { subscribe: ["faults:{run}"] } },
+        timeoutSeconds: 60,
+      }),
       outputDir: join(await tempDir(), "out"),
       onEvent: (e) => e.type === "ready" && ready(),
     });
@@ -141,18 +224,50 @@ describe("stopping and crashing", () => {
     const result = await run;
     await containersRemoved();
     const after = (await brokerUsers()).filter((u) => u.startsWith("airlock-restart-"));
-    const said = result.stderr.split("\n").find((l) => /BusConnectionError|WRONGPASS|ECONNREFUSED/.test(l)) ?? result.stderr.slice(-200);
-    const held = restarted.exitCode === 0 && during.length === 1 && result.status === "failed" && after.length === 0 && result.durationMs < 45_000;
-    expect(report.add("faults", "the broker (airlock's local Redis) restarts while an agent with its own identity is subscribed", "the agent fails with a connection error; no identity is left on the broker", `${result.status} (exit ${result.exitCode}): ${said.slice(0, 80)}; identities during ${during.length}, after ${after.length}`, held), `${restarted.stderr}\n${result.stderr}`).toBe(true);
+    const said =
+      result.stderr.split("\n").find((l) => /BusConnectionError|WRONGPASS|ECONNREFUSED/.test(l)) ??
+      result.stderr.slice(-200);
+    const held =
+      restarted.exitCode === 0 &&
+      during.length === 1 &&
+      result.status === "failed" &&
+      after.length === 0 &&
+      result.durationMs < 45_000;
+    expect(
+      report.add(
+        "faults",
+        "the broker (airlock's local Redis) restarts while an agent with its own identity is subscribed",
+        "the agent fails with a connection error; no identity is left on the broker",
+        `${result.status} (exit ${result.exitCode}): ${said.slice(0, 80)}; identities during ${during.length}, after ${after.length}`,
+        held,
+      ),
+      `${restarted.stderr}\n${result.stderr}`,
+    ).toBe(true);
   });
 
   it("Docker is missing: a clear error, not a stack trace", async () => {
     const dir = await tempDir();
     await writeFile(join(dir, "p.yaml"), "name: nodocker\n");
-    const run = await execa("node", [CLI, "run", join(AGENTS, "files.ts"), "--policy", join(dir, "p.yaml"), "--output", join(dir, "out")], { reject: false, env: { NO_COLOR: "1", DOCKER_HOST: "unix:///tmp/airlock-no-docker.sock" } });
+    const run = await execa(
+      "node",
+      [CLI, "run", join(AGENTS, "files.ts"), "--policy", join(dir, "p.yaml"), "--output", join(dir, "out")],
+      { reject: false, env: { NO_COLOR: "1", DOCKER_HOST: "unix:///tmp/airlock-no-docker.sock" } },
+    );
     const text = run.stdout + run.stderr;
-    const held = run.exitCode === 125 && text.includes("Docker engine not reachable: unix:///tmp/airlock-no-docker.sock does not exist") && text.includes("fix:") && !/\n\s+at /.test(text);
-    expect(report.add("faults", "no Docker engine (DOCKER_HOST points nowhere)", "one clear error with the fix; exit 125", text.trim().split("\n").slice(-2).join(" "), held)).toBe(true);
+    const held =
+      run.exitCode === 125 &&
+      text.includes("Docker engine not reachable: unix:///tmp/airlock-no-docker.sock does not exist") &&
+      text.includes("fix:") &&
+      !/\n\s+at /.test(text);
+    expect(
+      report.add(
+        "faults",
+        "no Docker engine (DOCKER_HOST points nowhere)",
+        "one clear error with the fix; exit 125",
+        text.trim().split("\n").slice(-2).join(" "),
+        held,
+      ),
+    ).toBe(true);
   });
 
   it("the Docker engine stops answering mid-run: the result is an error that says so", async () => {
@@ -185,10 +300,19 @@ describe("stopping and crashing", () => {
     });
     const result: AgentResult = await run;
     const held = result.status === "error" && result.errorCode === "DOCKER_UNAVAILABLE";
-    expect(report.add("faults", "the Docker engine stops answering mid-run", 'status "error" with the reason', `${result.status}: ${result.error?.split("\n")[0]}`, held)).toBe(true);
+    expect(
+      report.add(
+        "faults",
+        "the Docker engine stops answering mid-run",
+        'status "error" with the reason',
+        `${result.status}: ${result.error?.split("\n")[0]}`,
+        held,
+      ),
+    ).toBe(true);
     // The real engine still has the containers; a later cleanup removes them.
     const docker = dockerClient();
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.agent}=engine-stops`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.agent}=engine-stops`] } }))
+      await docker.getContainer(c.Id).remove({ force: true });
   });
 });
 
@@ -196,15 +320,29 @@ describe("many agents at once", () => {
   it("20 agents, some failing: every result is right and nothing leaks", async () => {
     const docker = dockerClient();
     const fds = async () => (await readdir("/proc/self/fd")).length;
-    const iptablesLines = async () => (await execa("sh", ["-c", "iptables-save 2>/dev/null | grep -vc '^#'"], { reject: false })).stdout;
+    const iptablesLines = async () =>
+      (await execa("sh", ["-c", "iptables-save 2>/dev/null | grep -vc '^#'"], { reject: false })).stdout;
     const networks = async () => (await docker.listNetworks()).length;
     // Warm-up so lazily opened handles (docker agent, image cache) are not counted as leaks.
-    await runAgent({ agent: join(AGENTS, "files.ts"), policy: definePolicy({ name: "warm", network: { allowedEndpoints: ["localhost:6379"] } }), outputDir: join(await tempDir(), "warm"), workingDir: AGENTS });
+    await runAgent({
+      agent: join(AGENTS, "files.ts"),
+      policy: definePolicy({ name: "warm", network: { allowedEndpoints: ["localhost:6379"] } }),
+      outputDir: join(await tempDir(), "warm"),
+      workingDir: AGENTS,
+    });
     // Its container and host rules are removed in the background: not part of "before".
     await containersRemoved();
-    const children = async () => new Set((await execa("pgrep", ["-P", String(process.pid)], { reject: false })).stdout.split("\n").filter(Boolean));
+    const children = async () =>
+      new Set(
+        (await execa("pgrep", ["-P", String(process.pid)], { reject: false })).stdout.split("\n").filter(Boolean),
+      );
     const idleSockets = () => Object.values(globalAgent.freeSockets).flat().length;
-    const before = { fds: (await fds()) - idleSockets(), rules: await iptablesLines(), networks: await networks(), children: await children() };
+    const before = {
+      fds: (await fds()) - idleSockets(),
+      rules: await iptablesLines(),
+      networks: await networks(),
+      children: await children(),
+    };
     const dir = await tempDir();
     const kinds = Array.from({ length: 20 }, (_, i) => (i % 4 === 0 ? "timeout" : i % 4 === 1 ? "fail" : "ok"));
     const results = await Promise.all(
@@ -212,7 +350,16 @@ describe("many agents at once", () => {
         runAgent({
           name: `many-${i}`,
           agent: join(AGENTS, kind === "timeout" ? "slow.ts" : kind === "fail" ? "fails-fast.ts" : "probe.ts"),
-          policy: definePolicy({ name: `many-${i}`, timeoutSeconds: kind === "timeout" ? 3 : 120, ...(i % 2 === 0 ? { network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } } : {}), env: { set: { PROBES: JSON.stringify([{ id: "r", kind: "tcp", host: "127.0.0.1", port: 6379, send: "PING\r\n" }]) } } }),
+          policy: definePolicy({
+            name: `many-${i}`,
+            timeoutSeconds: kind === "timeout" ? 3 : 120,
+            ...(i % 2 === 0 ? { network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } } : {}),
+            env: {
+              set: {
+                PROBES: JSON.stringify([{ id: "r", kind: "tcp", host: "127.0.0.1", port: 6379, send: "PING\r\n" }]),
+              },
+            },
+          }),
           outputDir: join(dir, `out-${i}`),
           workingDir: AGENTS,
           stopGraceMs: 1000,
@@ -221,14 +368,29 @@ describe("many agents at once", () => {
     );
     const expected = kinds.map((k) => (k === "timeout" ? "timed_out" : k === "fail" ? "failed" : "succeeded"));
     const right = results.every((r, i) => r.status === expected[i]);
-    const redisOk = results.filter((r, i) => kinds[i] === "ok" && i % 2 === 0).every((r) => (r.returnValue as { results: { r: { reply?: string } } }).results.r.reply?.startsWith("-NOAUTH"));
+    const redisOk = results
+      .filter((_r, i) => kinds[i] === "ok" && i % 2 === 0)
+      .every((r) => (r.returnValue as { results: { r: { reply?: string } } }).results.r.reply?.startsWith("-NOAUTH"));
     await containersRemoved();
     await new Promise((r) => setTimeout(r, 500));
-    const after = { fds: (await fds()) - idleSockets(), rules: await iptablesLines(), networks: await networks(), children: await children() };
+    const after = {
+      fds: (await fds()) - idleSockets(),
+      rules: await iptablesLines(),
+      networks: await networks(),
+      children: await children(),
+    };
     const containers = (await leftoverContainers()).filter((c) => c.includes("many-"));
     const identities = (await brokerUsers()).filter((u) => u.startsWith("airlock-many-"));
     const newChildren = [...after.children].filter((c) => !before.children.has(c)).join(" ");
-    const held = right && redisOk && containers.length === 0 && identities.length === 0 && after.rules === before.rules && after.networks === before.networks && after.fds <= before.fds + 2 && newChildren === "";
+    const held =
+      right &&
+      redisOk &&
+      containers.length === 0 &&
+      identities.length === 0 &&
+      after.rules === before.rules &&
+      after.networks === before.networks &&
+      after.fds <= before.fds + 2 &&
+      newChildren === "";
     expect(
       report.add(
         "faults",

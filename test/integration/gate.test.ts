@@ -5,15 +5,34 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRunner, defaultRunner, definePolicy, type AgentResult, type Runner } from "../../runner/index.js";
-import { AGENTS, bridgeGateway, leftoverContainers, tcpDecoy, tempDir, udpDecoy, type Decoy, type Probe } from "./helpers.js";
+import {
+  AGENTS,
+  bridgeGateway,
+  leftoverContainers,
+  tcpDecoy,
+  tempDir,
+  udpDecoy,
+  type Decoy,
+  type Probe,
+} from "./helpers.js";
 
 type Outcomes = Record<string, { outcome: string; ms: number; reply?: string }>;
 
-async function probe(probes: Probe[], network: { allowedEndpoints: string[] } | { disabled: true }, outputDir?: string, runner?: Runner): Promise<{ result: AgentResult; outcomes: Outcomes }> {
+async function probe(
+  probes: Probe[],
+  network: { allowedEndpoints: string[] } | { disabled: true },
+  outputDir?: string,
+  runner?: Runner,
+): Promise<{ result: AgentResult; outcomes: Outcomes }> {
   const dir = outputDir ?? join(await tempDir(), "out");
   const result = await (runner ?? defaultRunner()).runAgent({
     agent: join(AGENTS, "probe.ts"),
-    policy: definePolicy({ name: "probe", network, env: { set: { PROBES: JSON.stringify(probes) } }, timeoutSeconds: 60 }),
+    policy: definePolicy({
+      name: "probe",
+      network,
+      env: { set: { PROBES: JSON.stringify(probes) } },
+      timeoutSeconds: 60,
+    }),
     outputDir: dir,
     workingDir: AGENTS,
   });
@@ -25,7 +44,12 @@ async function probe(probes: Probe[], network: { allowedEndpoints: string[] } | 
 describe("egress gate (policy allows only localhost:6379)", () => {
   let gateway: string;
   const decoys: Decoy[] = [];
-  let loopbackTcp: Decoy, gatewayTcp: Decoy, gatewayOnAllowedPort: Decoy | undefined, loopbackUdp: Decoy, gatewayUdp: Decoy, gatewayDns: Decoy | undefined;
+  let loopbackTcp: Decoy,
+    gatewayTcp: Decoy,
+    gatewayOnAllowedPort: Decoy | undefined,
+    loopbackUdp: Decoy,
+    gatewayUdp: Decoy,
+    gatewayDns: Decoy | undefined;
   let outcomes: Outcomes;
   let result: AgentResult;
 
@@ -95,12 +119,16 @@ describe("egress gate (policy allows only localhost:6379)", () => {
 
   it("runs the agent without any capability, as a non-root user", () => {
     const value = result.returnValue as { caps: Record<string, string>; uid: number };
-    for (const key of ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"]) expect(value.caps[key], key).toBe("0000000000000000");
+    for (const key of ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"])
+      expect(value.caps[key], key).toBe("0000000000000000");
     expect(value.uid).not.toBe(0);
   });
 
   it("positive control: the same decoy counts a connection when the policy allows it", async () => {
-    const { outcomes: allowed } = await probe([{ id: "decoy", kind: "tcp", host: gateway, port: gatewayTcp.port, send: "hi\n" }], { allowedEndpoints: [`${gateway}:${gatewayTcp.port}`] });
+    const { outcomes: allowed } = await probe(
+      [{ id: "decoy", kind: "tcp", host: gateway, port: gatewayTcp.port, send: "hi\n" }],
+      { allowedEndpoints: [`${gateway}:${gatewayTcp.port}`] },
+    );
     expect(allowed.decoy).toMatchObject({ outcome: "connected", reply: "DECOY" });
     expect(gatewayTcp.hits()).toBe(1);
   });
@@ -127,30 +155,36 @@ describe("network disabled", () => {
 describe("the host side of localhost endpoints", () => {
   // As root the runner uses kernel DNAT on the airlock bridge (the path every other test here takes);
   // any other runner uses the user-space forwarder. Both must behave the same.
-  it.each(["kernel", "forwarder"] as const)("%s: the allowed port answers as the host's loopback; the gateway's own port and other ports are refused", async (mode) => {
-    if (mode === "kernel" && process.getuid?.() !== 0) return;
-    const gateway = await bridgeGateway();
-    const decoy = await tcpDecoy(gateway);
-    const runner = createRunner({ loopback: mode });
-    try {
-      const { outcomes, result } = await probe(
-        [
-          { id: "allowed", kind: "tcp", host: "localhost", port: 6379, send: "PING\r\n" },
-          { id: "gateway-same-port", kind: "tcp", host: gateway, port: 6379 },
-          { id: "gateway-other-port", kind: "tcp", host: gateway, port: decoy.port },
-        ],
-        { allowedEndpoints: ["localhost:6379"] },
-        undefined,
-        runner,
-      );
-      // The real (locked-down) Redis answers: NOAUTH, as to any client without credentials.
-      expect(outcomes.allowed, JSON.stringify({ outcomes, denied: result.denied, startup: result.startup })).toMatchObject({ outcome: "connected", reply: expect.stringMatching(/^-NOAUTH/) });
-      expect(outcomes["gateway-same-port"]!.outcome).toBe("ECONNREFUSED");
-      expect(outcomes["gateway-other-port"]!.outcome).toBe("ECONNREFUSED");
-      expect(decoy.hits()).toBe(0);
-    } finally {
-      await runner.close();
-      await decoy.close();
-    }
-  });
+  it.each(["kernel", "forwarder"] as const)(
+    "%s: the allowed port answers as the host's loopback; the gateway's own port and other ports are refused",
+    async (mode) => {
+      if (mode === "kernel" && process.getuid?.() !== 0) return;
+      const gateway = await bridgeGateway();
+      const decoy = await tcpDecoy(gateway);
+      const runner = createRunner({ loopback: mode });
+      try {
+        const { outcomes, result } = await probe(
+          [
+            { id: "allowed", kind: "tcp", host: "localhost", port: 6379, send: "PING\r\n" },
+            { id: "gateway-same-port", kind: "tcp", host: gateway, port: 6379 },
+            { id: "gateway-other-port", kind: "tcp", host: gateway, port: decoy.port },
+          ],
+          { allowedEndpoints: ["localhost:6379"] },
+          undefined,
+          runner,
+        );
+        // The real (locked-down) Redis answers: NOAUTH, as to any client without credentials.
+        expect(
+          outcomes.allowed,
+          JSON.stringify({ outcomes, denied: result.denied, startup: result.startup }),
+        ).toMatchObject({ outcome: "connected", reply: expect.stringMatching(/^-NOAUTH/) });
+        expect(outcomes["gateway-same-port"]!.outcome).toBe("ECONNREFUSED");
+        expect(outcomes["gateway-other-port"]!.outcome).toBe("ECONNREFUSED");
+        expect(decoy.hits()).toBe(0);
+      } finally {
+        await runner.close();
+        await decoy.close();
+      }
+    },
+  );
 });

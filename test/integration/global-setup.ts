@@ -21,8 +21,15 @@ export async function prerequisites(): Promise<{ version: string }> {
   const engine = await assertDockerReachable(dockerClient()).catch((err: Error) => {
     throw new Error(`integration tests need a Docker engine: ${err.message}\nrun: bash scripts/setup.sh`);
   });
-  for (const [name, port] of [["redis", 6379], ["rabbitmq", 5672], ["kafka", 9092]] as const) {
-    if (!(await answers(port))) throw new Error(`integration tests need ${name} on 127.0.0.1:${port}; run: bash scripts/brokers.sh start ${name}`);
+  for (const [name, port] of [
+    ["redis", 6379],
+    ["rabbitmq", 5672],
+    ["kafka", 9092],
+  ] as const) {
+    if (!(await answers(port)))
+      throw new Error(
+        `integration tests need ${name} on 127.0.0.1:${port}; run: bash scripts/brokers.sh start ${name}`,
+      );
   }
   await ensureImages(dockerClient());
   return engine;

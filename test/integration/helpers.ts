@@ -82,7 +82,10 @@ export async function leftoverContainers(runId?: string): Promise<string[]> {
   await containersRemoved();
   if (process.env.AIRLOCK_BACKEND === "kubernetes") return leftoverPods(runId);
   const filters = { label: [`${LABEL.managed}=true`, ...(runId ? [`${LABEL.run}=${runId}`] : [])] };
-  const list = async () => (await dockerClient().listContainers({ all: true, filters })).map((c) => c.Names[0] ?? c.Id).filter((n) => !n.startsWith(`/${WARM_GATE_PREFIX}`) && !n.startsWith(`/${READY_KEEPER_PREFIX}`));
+  const list = async () =>
+    (await dockerClient().listContainers({ all: true, filters }))
+      .map((c) => c.Names[0] ?? c.Id)
+      .filter((n) => !n.startsWith(`/${WARM_GATE_PREFIX}`) && !n.startsWith(`/${READY_KEEPER_PREFIX}`));
   // A stopped gate is removed by the engine itself, a moment after the run returns.
   for (let i = 0; i < 30; i++) {
     const left = await list();

@@ -60,7 +60,18 @@ console.log("STATUS " + result.status + " " + JSON.stringify(result.returnValue)
 console.log("RETURNED " + Date.now());
 `;
 
-const TSCONFIG = JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, types: ["node"], skipLibCheck: false }, include: ["agent.ts", "script.ts"] });
+const TSCONFIG = JSON.stringify({
+  compilerOptions: {
+    module: "NodeNext",
+    moduleResolution: "NodeNext",
+    target: "ES2022",
+    strict: true,
+    noEmit: true,
+    types: ["node"],
+    skipLibCheck: false,
+  },
+  include: ["agent.ts", "script.ts"],
+});
 
 let installLog = "";
 
@@ -70,13 +81,22 @@ beforeAll(async () => {
   const tarball = join(packs, packed.stdout.trim().split("\n").pop()!);
   project = join(tmpdir(), `airlock-user-project-${Date.now()}`);
   await mkdir(project, { recursive: true });
-  await writeFile(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
-  const installed = await execa("npm", ["install", "--no-audit", "--no-fund", tarball, "@types/node@20"], { cwd: project, all: true });
+  await writeFile(
+    join(project, "package.json"),
+    JSON.stringify({ name: "user-project", private: true, type: "module" }),
+  );
+  const installed = await execa("npm", ["install", "--no-audit", "--no-fund", tarball, "@types/node@20"], {
+    cwd: project,
+    all: true,
+  });
   installLog = installed.all ?? "";
   await writeFile(join(project, "agent.ts"), AGENT);
   await writeFile(join(project, "policy.yaml"), POLICY);
   await writeFile(join(project, "script.mjs"), SCRIPT);
-  await writeFile(join(project, "script.ts"), `import { runAgent, type AgentResult } from "airlock";\nexport const run: Promise<AgentResult> = runAgent({ agent: "agent.ts", policy: "policy.yaml", outputDir: "o" });\n`);
+  await writeFile(
+    join(project, "script.ts"),
+    `import { runAgent, type AgentResult } from "airlock";\nexport const run: Promise<AgentResult> = runAgent({ agent: "agent.ts", policy: "policy.yaml", outputDir: "o" });\n`,
+  );
   await writeFile(join(project, "tsconfig.json"), TSCONFIG);
   await writeFile(join(project, "agent.py"), PY_AGENT);
   await writeFile(join(project, "py-policy.yaml"), PY_POLICY);
@@ -85,8 +105,11 @@ beforeAll(async () => {
 
 describe("the packed package, installed into an empty project", () => {
   it("has no install-time script of its own, so npm names nothing of airlock's to approve", async () => {
-    const manifest = JSON.parse(await readFile(join(project, "node_modules", "airlock", "package.json"), "utf8")) as { scripts?: Record<string, string> };
-    for (const hook of ["preinstall", "install", "postinstall", "prepare"]) expect(manifest.scripts?.[hook], hook).toBeUndefined();
+    const manifest = JSON.parse(await readFile(join(project, "node_modules", "airlock", "package.json"), "utf8")) as {
+      scripts?: Record<string, string>;
+    };
+    for (const hook of ["preinstall", "install", "postinstall", "prepare"])
+      expect(manifest.scripts?.[hook], hook).toBeUndefined();
     expect(installLog).not.toMatch(/airlock@[\d.]+ \(/);
   });
 
@@ -94,26 +117,46 @@ describe("the packed package, installed into an empty project", () => {
     // A loader hook records every module the CLI loads; --help and --version need commander and nothing else.
     const hook = `import { appendFileSync } from "node:fs";\nexport async function load(url, context, next) { appendFileSync(process.env.LOADED_LOG, url + "\\n"); return next(url, context); }\n`;
     await writeFile(join(project, "loaded-hook.mjs"), hook);
-    await writeFile(join(project, "loaded-register.mjs"), `import { register } from "node:module";\nregister("./loaded-hook.mjs", import.meta.url);\n`);
+    await writeFile(
+      join(project, "loaded-register.mjs"),
+      `import { register } from "node:module";\nregister("./loaded-hook.mjs", import.meta.url);\n`,
+    );
     for (const args of [["--help"], ["--version"], ["run", "--help"], ["up", "--help"]]) {
       const log = join(project, `loaded-${args.join("")}.txt`);
-      const run = await execa("node", ["--import", "./loaded-register.mjs", join("node_modules", ".bin", "airlock"), ...args], { cwd: project, env: { LOADED_LOG: log }, reject: false });
+      const run = await execa(
+        "node",
+        ["--import", "./loaded-register.mjs", join("node_modules", ".bin", "airlock"), ...args],
+        { cwd: project, env: { LOADED_LOG: log }, reject: false },
+      );
       expect(run.exitCode, run.stderr).toBe(0);
-      const packages = new Set((await readFile(log, "utf8")).split("\n").filter((u) => u.includes("/node_modules/")).map((u) => u.split("/node_modules/").pop()!.split("/")[0]));
+      const packages = new Set(
+        (await readFile(log, "utf8"))
+          .split("\n")
+          .filter((u) => u.includes("/node_modules/"))
+          .map((u) => u.split("/node_modules/").pop()!.split("/")[0]),
+      );
       packages.delete("airlock");
       expect([...packages], args.join(" ")).toEqual(["commander"]);
     }
   });
 
   it("runs an agent through npx airlock run", async () => {
-    const run = await execa("npx", ["airlock", "run", "agent.ts", "--policy", "policy.yaml", "--output", "out"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa("npx", ["airlock", "run", "agent.ts", "--policy", "policy.yaml", "--output", "out"], {
+      cwd: project,
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain("redis said PONG");
     expect(await readFile(join(project, "out", "pong.txt"), "utf8")).toBe("PONG\n");
   });
 
   it("runs a Python agent, with its policy's requirements.txt, through npx airlock run", async () => {
-    const run = await execa("npx", ["airlock", "run", "agent.py", "--policy", "py-policy.yaml", "--output", "out-py"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa("npx", ["airlock", "run", "agent.py", "--policy", "py-policy.yaml", "--output", "out-py"], {
+      cwd: project,
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain("python redis said True");
     expect(await readFile(join(project, "out-py", "pong.txt"), "utf8")).toBe("True\n");
@@ -130,25 +173,44 @@ describe("the packed package, installed into an empty project", () => {
   });
 
   it("type-checks an agent and a script against the installed types", async () => {
-    const tsc = await execa("node", [packagePath("node_modules", "typescript", "bin", "tsc"), "-p", "."], { cwd: project, reject: false });
+    const tsc = await execa("node", [packagePath("node_modules", "typescript", "bin", "tsc"), "-p", "."], {
+      cwd: project,
+      reject: false,
+    });
     expect(tsc.exitCode, tsc.stdout + tsc.stderr).toBe(0);
   });
 
   it("npx airlock init writes a working pair that npx airlock up runs, with schema lines that resolve, and never overwrites", async () => {
-    const init = await execa("npx", ["airlock", "init", "redis-pubsub"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    const init = await execa("npx", ["airlock", "init", "redis-pubsub"], {
+      cwd: project,
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(init.exitCode, init.stderr).toBe(0);
     expect(init.stdout).toContain("npx airlock up redis-pubsub/run.yaml");
     const runFile = await readFile(join(project, "redis-pubsub", "run.yaml"), "utf8");
     expect(runFile).toContain("$schema=../node_modules/airlock/policies/run.schema.json");
-    const up = await execa("npx", ["airlock", "up", "redis-pubsub/run.yaml"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    const up = await execa("npx", ["airlock", "up", "redis-pubsub/run.yaml"], {
+      cwd: project,
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(up.exitCode, `${up.stdout}\n${up.stderr}`).toBe(0);
     expect(up.stdout).toMatch(/all 2 agents succeeded/);
     const again = await execa("npx", ["airlock", "init", "redis-pubsub"], { cwd: project, reject: false });
     expect(again.exitCode).toBe(2);
     expect(again.stderr).toMatch(/already exist: nothing was written[\s\S]*--dir/);
-    const py = await execa("npx", ["airlock", "init", "python-redis-pubsub", "--dir", "py-pair"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    const py = await execa("npx", ["airlock", "init", "python-redis-pubsub", "--dir", "py-pair"], {
+      cwd: project,
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(py.exitCode, py.stderr).toBe(0);
-    const pyUp = await execa("npx", ["airlock", "up", "py-pair/run.yaml"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    const pyUp = await execa("npx", ["airlock", "up", "py-pair/run.yaml"], {
+      cwd: project,
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(pyUp.exitCode, `${pyUp.stdout}\n${pyUp.stderr}`).toBe(0);
   }, 300_000);
 
@@ -156,7 +218,10 @@ describe("the packed package, installed into an empty project", () => {
     const readme = await readFile(packagePath("README.md"), "utf8");
     const section = readme.slice(readme.indexOf("## Using it"));
     const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
-    const commands = block.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter(Boolean);
+    const commands = block
+      .split("\n")
+      .map((l) => l.replace(/\s+#.*$/, "").trim())
+      .filter(Boolean);
     expect(commands.length).toBeGreaterThanOrEqual(5);
     const here = join(project, "readme-user");
     await mkdir(here, { recursive: true });
@@ -167,21 +232,43 @@ describe("the packed package, installed into an empty project", () => {
   }, 300_000);
 
   it("--typecheck uses the project's own TypeScript: without it says how to get it; with it names file, line and column before anything starts", async () => {
-    await writeFile(join(project, "bad.ts"), 'import { defineAgent } from "airlock/agent";\nexport default defineAgent(async (ctx) => {\n  const n: number = "seven";\n  ctx.log(String(n));\n});\n');
-    const without = await execa("npx", ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc", "--typecheck"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    await writeFile(
+      join(project, "bad.ts"),
+      'import { defineAgent } from "airlock/agent";\nexport default defineAgent(async (ctx) => {\n  const n: number = "seven";\n  ctx.log(String(n));\n});\n',
+    );
+    const without = await execa(
+      "npx",
+      ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc", "--typecheck"],
+      { cwd: project, reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(without.exitCode).toBe(125);
-    expect(without.stdout + without.stderr).toMatch(/needs TypeScript in its project[\s\S]*npm install --save-dev typescript/);
+    expect(without.stdout + without.stderr).toMatch(
+      /needs TypeScript in its project[\s\S]*npm install --save-dev typescript/,
+    );
     // As if installed (npm i -D typescript): the repository's copy.
     await symlink(packagePath("node_modules", "typescript"), join(project, "node_modules", "typescript"));
-    const checked = await execa("npx", ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc", "--typecheck"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    const checked = await execa(
+      "npx",
+      ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc", "--typecheck"],
+      { cwd: project, reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(checked.exitCode).toBe(125);
-    expect(checked.stdout + checked.stderr).toMatch(/bad\.ts:3:9: TS2322: Type 'string' is not assignable to type 'number'/);
-    const plain = await execa("npx", ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc"], { cwd: project, reject: false, env: { NO_COLOR: "1" } });
+    expect(checked.stdout + checked.stderr).toMatch(
+      /bad\.ts:3:9: TS2322: Type 'string' is not assignable to type 'number'/,
+    );
+    const plain = await execa("npx", ["airlock", "run", "bad.ts", "--policy", "policy.yaml", "--output", "out-tc"], {
+      cwd: project,
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(plain.exitCode, plain.stdout + plain.stderr).toBe(0);
   }, 300_000);
 
   it("ships both JSON Schemas and the local brokers' command", async () => {
-    for (const f of ["policy.schema.json", "run.schema.json"]) expect(JSON.parse(await readFile(join(project, "node_modules", "airlock", "policies", f), "utf8")).$schema).toContain("draft-07");
+    for (const f of ["policy.schema.json", "run.schema.json"])
+      expect(
+        JSON.parse(await readFile(join(project, "node_modules", "airlock", "policies", f), "utf8")).$schema,
+      ).toContain("draft-07");
     const status = await execa("npx", ["airlock", "brokers", "status", "redis"], { cwd: project, reject: false });
     expect(status.exitCode, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/redis\s+up/);

@@ -29,7 +29,13 @@ describe("the Python agent runtime", () => {
       });
       expect(result.status, result.stderr).toBe("succeeded");
       expect(result.image).toMatch(/^airlock\/python-agent:/);
-      expect(result.returnValue).toEqual({ name: "context", allowed: "hi", host_home_leaked: false, escaped: false, module_level_same: true });
+      expect(result.returnValue).toEqual({
+        name: "context",
+        allowed: "hi",
+        host_home_leaked: false,
+        escaped: false,
+        module_level_same: true,
+      });
       expect(result.ready).toBe(true);
       expect(events.some((e) => e.type === "ready")).toBe(true);
       expect(result.stdout).toBe("info line\n");
@@ -43,15 +49,33 @@ describe("the Python agent runtime", () => {
   });
 
   it("awaits an async agent function", async () => {
-    const result = await runAgent({ agent: join(PY, "async_agent.py"), policy: definePolicy({ name: "py-async" }), outputDir: join(await tempDir(), "out") });
+    const result = await runAgent({
+      agent: join(PY, "async_agent.py"),
+      policy: definePolicy({ name: "py-async" }),
+      outputDir: join(await tempDir(), "out"),
+    });
     expect(result.status, result.stderr).toBe("succeeded");
     expect(result.returnValue).toEqual({ async: true });
   });
 
   it("stops on the runner's SIGTERM: the stop flag is set, on_stop callbacks and finally blocks run before the grace ends", async () => {
     const dir = await tempDir();
-    const result = await runAgent({ agent: join(PY, "stops.py"), policy: definePolicy({ name: "py-stops", timeoutSeconds: 2 }), outputDir: join(dir, "out"), stopGraceMs: 5000 });
-    const seen = JSON.stringify({ status: result.status, exitCode: result.exitCode, outputFiles: result.outputFiles, warnings: result.warnings, error: result.error, startup: result.startup, stderr: result.stderr, ms: result.durationMs });
+    const result = await runAgent({
+      agent: join(PY, "stops.py"),
+      policy: definePolicy({ name: "py-stops", timeoutSeconds: 2 }),
+      outputDir: join(dir, "out"),
+      stopGraceMs: 5000,
+    });
+    const seen = JSON.stringify({
+      status: result.status,
+      exitCode: result.exitCode,
+      outputFiles: result.outputFiles,
+      warnings: result.warnings,
+      error: result.error,
+      startup: result.startup,
+      stderr: result.stderr,
+      ms: result.durationMs,
+    });
     expect(result.status, seen).toBe("timed_out");
     expect(result.ready, seen).toBe(true);
     expect(result.outputFiles, seen).toEqual(["finally.txt", "on-stop.txt"]);
@@ -62,9 +86,15 @@ describe("the Python agent runtime", () => {
   });
 
   it("reports an exception with the traceback from the agent's own frames", async () => {
-    const result = await runAgent({ agent: join(PY, "fails.py"), policy: definePolicy({ name: "py-fails" }), outputDir: join(await tempDir(), "out") });
+    const result = await runAgent({
+      agent: join(PY, "fails.py"),
+      policy: definePolicy({ name: "py-fails" }),
+      outputDir: join(await tempDir(), "out"),
+    });
     expect(result).toMatchObject({ status: "failed", exitCode: 1 });
-    expect(result.stderr).toMatch(/^Traceback \(most recent call last\):\n {2}File "\/opt\/agent\/run\/fails\.py", line \d+, in main/);
+    expect(result.stderr).toMatch(
+      /^Traceback \(most recent call last\):\n {2}File "\/opt\/agent\/run\/fails\.py", line \d+, in main/,
+    );
     expect(result.stderr).toContain("RuntimeError: the agent gave up");
     expect(result.stderr).not.toContain("_bootstrap.py");
   });
@@ -114,12 +144,22 @@ describe("pip packages, installed when the image is built", () => {
   it("installs a policy's list into a cached layer keyed by the packages, and reuses it", async () => {
     const policy = definePolicy({ name: "py-six", packages: { pip: ["six==1.16.0"] } });
     const builds: string[] = [];
-    const first = await runAgent({ agent: join(PY, "uses_six.py"), policy, outputDir: join(await tempDir(), "out"), onEvent: (e) => void (e.type === "build" && builds.push(e.line)) });
+    const first = await runAgent({
+      agent: join(PY, "uses_six.py"),
+      policy,
+      outputDir: join(await tempDir(), "out"),
+      onEvent: (e) => void (e.type === "build" && builds.push(e.line)),
+    });
     expect(first.status, `${first.error}\n${first.stderr}`).toBe("succeeded");
     expect(first.returnValue).toEqual({ six: "1.16.0" });
     expect(first.image).toMatch(/^airlock\/python-packages:/);
     const again: string[] = [];
-    const second = await runAgent({ agent: join(PY, "uses_six.py"), policy, outputDir: join(await tempDir(), "out"), onEvent: (e) => void (e.type === "build" && again.push(e.line)) });
+    const second = await runAgent({
+      agent: join(PY, "uses_six.py"),
+      policy,
+      outputDir: join(await tempDir(), "out"),
+      onEvent: (e) => void (e.type === "build" && again.push(e.line)),
+    });
     expect(second.image).toBe(first.image);
     expect(again).toEqual([]);
   });
@@ -128,13 +168,21 @@ describe("pip packages, installed when the image is built", () => {
     const dir = await tempDir();
     await writeFile(join(dir, "requirements.txt"), "# the agent's packages\nsix==1.16.0  # pinned\n");
     await writeFile(join(dir, "policy.yaml"), "name: py-reqs\npackages:\n  pip: requirements.txt\n");
-    const result = await runAgent({ agent: join(PY, "uses_six.py"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out") });
+    const result = await runAgent({
+      agent: join(PY, "uses_six.py"),
+      policy: join(dir, "policy.yaml"),
+      outputDir: join(dir, "out"),
+    });
     expect(result.status, `${result.error}\n${result.stderr}`).toBe("succeeded");
     expect(result.returnValue).toEqual({ six: "1.16.0" });
   });
 
   it("reports a package pip cannot find with pip's own words, trimmed, and the fix", async () => {
-    const result = await runAgent({ agent: join(PY, "uses_six.py"), policy: definePolicy({ name: "py-nosuch", packages: { pip: ["six==99.99.99"] } }), outputDir: join(await tempDir(), "out") });
+    const result = await runAgent({
+      agent: join(PY, "uses_six.py"),
+      policy: definePolicy({ name: "py-nosuch", packages: { pip: ["six==99.99.99"] } }),
+      outputDir: join(await tempDir(), "out"),
+    });
     expect(result.status).toBe("error");
     expect(result.error).toMatch(/pip could not install the packages in packages\.pip of <inline>/);
     expect(result.error).toMatch(/No matching distribution found for six==99\.99\.99/);
@@ -143,9 +191,15 @@ describe("pip packages, installed when the image is built", () => {
   });
 
   it("names a module the image does not have, with the policy line that installs it", async () => {
-    const result = await runAgent({ agent: join(PY, "uses_six.py"), policy: definePolicy({ name: "py-missing" }), outputDir: join(await tempDir(), "out") });
+    const result = await runAgent({
+      agent: join(PY, "uses_six.py"),
+      policy: definePolicy({ name: "py-missing" }),
+      outputDir: join(await tempDir(), "out"),
+    });
     expect(result).toMatchObject({ status: "failed", exitCode: 1 });
-    expect(result.error).toBe('the agent imports "six", which is not installed in its image: add six==<version> to packages.pip in <inline>');
+    expect(result.error).toBe(
+      'the agent imports "six", which is not installed in its image: add six==<version> to packages.pip in <inline>',
+    );
   });
 });
 
@@ -157,12 +211,21 @@ describe("a Python agent that does not compile", () => {
     // A broken file the agent never imports does not stop it.
     await writeFile(join(dir, "scratch.py"), "def broken(:\n");
     const phases: string[] = [];
-    const result = await runAgent({ agent: join(dir, "agent.py"), policy: definePolicy({ name: "py-syntax" }), outputDir: join(dir, "out"), onEvent: (e) => void (e.type === "phase" && phases.push(e.phase)) });
+    const result = await runAgent({
+      agent: join(dir, "agent.py"),
+      policy: definePolicy({ name: "py-syntax" }),
+      outputDir: join(dir, "out"),
+      onEvent: (e) => void (e.type === "phase" && phases.push(e.phase)),
+    });
     expect(result.status).toBe("error");
     expect(result.error).toMatch(/helper\.py:1:5: SyntaxError: '\(' was never closed: X = \(1,/);
     expect(phases).not.toContain("starting");
     await writeFile(join(dir, "helper.py"), "X = 42\n");
-    const fixed = await runAgent({ agent: join(dir, "agent.py"), policy: definePolicy({ name: "py-syntax" }), outputDir: join(dir, "out2") });
+    const fixed = await runAgent({
+      agent: join(dir, "agent.py"),
+      policy: definePolicy({ name: "py-syntax" }),
+      outputDir: join(dir, "out2"),
+    });
     expect(fixed.status, fixed.stderr).toBe("succeeded");
     expect(fixed.stdout).toBe("42\n");
   });
@@ -172,10 +235,13 @@ describe("the Python bus helpers, under bus rights", () => {
   it("pub/sub, request/reply, work queue and streaming work between two Python agents, and a channel outside the rights is refused", async () => {
     const group = await runAgents(join(PY, "bus-helpers.run.yaml"), { outputDir: await tempDir() });
     const [consumer, producer] = group.results;
-    for (const r of group.results) expect(`${r.name}: ${r.status}`, `${r.error ?? ""}\n${r.stderr}`).toBe(`${r.name}: succeeded`);
+    for (const r of group.results)
+      expect(`${r.name}: ${r.status}`, `${r.error ?? ""}\n${r.stderr}`).toBe(`${r.name}: succeeded`);
     expect(consumer!.returnValue).toEqual({ received: [{ i: 0 }, { i: 1 }, { i: 2 }], served: 2, tasks: 3, events: 5 });
     expect(producer!.returnValue).toMatchObject({ delivered: 3, replies: [{ sum: 3 }, { sum: 42 }] });
-    expect((producer!.returnValue as { refused: string }).refused).toMatch(/^redis: the policy does not let this agent publish to channel somebody-elses-channel .*add it to bus\.redis\.publish$/);
+    expect((producer!.returnValue as { refused: string }).refused).toMatch(
+      /^redis: the policy does not let this agent publish to channel somebody-elses-channel .*add it to bus\.redis\.publish$/,
+    );
     expect(await leftoverContainers()).toEqual([]);
   });
 });
@@ -187,7 +253,11 @@ describe("MQTT and NATS from Python, under bus rights", () => {
       policy: definePolicy({
         name: "py-mqtt-nats",
         network: { allowedEndpoints: ["localhost:1883", "localhost:4222"] },
-        bus: { requireRights: true, mqtt: { publish: ["py/{run}/{agent}/*"], subscribe: ["py/{run}/{agent}/*"] }, nats: { publish: ["py.{run}.{agent}"], subscribe: ["py.{run}.{agent}"] } },
+        bus: {
+          requireRights: true,
+          mqtt: { publish: ["py/{run}/{agent}/*"], subscribe: ["py/{run}/{agent}/*"] },
+          nats: { publish: ["py.{run}.{agent}"], subscribe: ["py.{run}.{agent}"] },
+        },
       }),
       outputDir: join(await tempDir(), "out"),
     });
@@ -202,12 +272,38 @@ describe("MQTT and NATS from Python, under bus rights", () => {
 describe("airlock run with a .py file", () => {
   it("picks the Python runtime from the extension, and a policy's runtime: that disagrees is refused with the fix", async () => {
     const dir = await tempDir();
-    const run = await execa("node", [CLI, "run", packagePath("examples", "python", "hello", "agent.py"), "--policy", packagePath("policies", "hello.yaml"), "--output", join(dir, "out")], { reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa(
+      "node",
+      [
+        CLI,
+        "run",
+        packagePath("examples", "python", "hello", "agent.py"),
+        "--policy",
+        packagePath("policies", "hello.yaml"),
+        "--output",
+        join(dir, "out"),
+      ],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^hello \| hello from hello, Python 3\.\d+/m);
     await writeFile(join(dir, "p.yaml"), "name: says-node\nruntime: node\n");
-    const refused = await execa("node", [CLI, "run", packagePath("examples", "python", "hello", "agent.py"), "--policy", join(dir, "p.yaml"), "--output", join(dir, "out2")], { reject: false, env: { NO_COLOR: "1" } });
+    const refused = await execa(
+      "node",
+      [
+        CLI,
+        "run",
+        packagePath("examples", "python", "hello", "agent.py"),
+        "--policy",
+        join(dir, "p.yaml"),
+        "--output",
+        join(dir, "out2"),
+      ],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(refused.exitCode).toBe(125);
-    expect(refused.stdout + refused.stderr).toMatch(/agent\.py is a Python file, but the policy \(.*p\.yaml\) says runtime: node/);
+    expect(refused.stdout + refused.stderr).toMatch(
+      /agent\.py is a Python file, but the policy \(.*p\.yaml\) says runtime: node/,
+    );
   });
 });

@@ -19,11 +19,23 @@ const CLI = packagePath("dist", "runner", "cli", "main.js");
 describe("results and outputs", () => {
   it("collects exit code, stdout, stderr and output files, owned by the caller", async () => {
     const dir = await tempDir();
-    const result = await runAgent({ agent: join(AGENTS, "files.ts"), policy: definePolicy({ name: "files" }), outputDir: join(dir, "out"), workingDir: AGENTS });
-    expect(result).toMatchObject({ name: "files", status: "failed", exitCode: 3, outputFiles: ["nested/data.json", "report.txt"] });
+    const result = await runAgent({
+      agent: join(AGENTS, "files.ts"),
+      policy: definePolicy({ name: "files" }),
+      outputDir: join(dir, "out"),
+      workingDir: AGENTS,
+    });
+    expect(result).toMatchObject({
+      name: "files",
+      status: "failed",
+      exitCode: 3,
+      outputFiles: ["nested/data.json", "report.txt"],
+    });
     expect(result.stdout).toContain("wrote 2 files as uid");
     expect(result.stderr).toBe("a line on stderr\n");
-    expect(JSON.parse(await readFile(join(dir, "out", "nested", "data.json"), "utf8"))).toEqual({ workspaceWritable: false });
+    expect(JSON.parse(await readFile(join(dir, "out", "nested", "data.json"), "utf8"))).toEqual({
+      workspaceWritable: false,
+    });
     expect(existsSync(join(AGENTS, "should-not-exist.txt"))).toBe(false);
     // The agent ran as an unprivileged uid, yet the files belong to whoever ran airlock.
     const report = await readFile(join(dir, "out", "report.txt"), "utf8");
@@ -43,14 +55,22 @@ describe("results and outputs", () => {
     try {
       const result = await runAgent({
         agent: join(AGENTS, "probe.ts"),
-        policy: definePolicy({ name: "env", env: { allow: ["IT_ALLOWED", "GIVEN"], set: { FIXED: "fixed", PROBES: "[]" } } }),
+        policy: definePolicy({
+          name: "env",
+          env: { allow: ["IT_ALLOWED", "GIVEN"], set: { FIXED: "fixed", PROBES: "[]" } },
+        }),
         outputDir: join(dir, "out"),
         env: { GIVEN: "given-to-runAgent" },
         workingDir: AGENTS,
       });
       expect(result.status).toBe("succeeded");
       const env = (result.returnValue as { env: Record<string, string> }).env;
-      expect(env).toMatchObject({ IT_ALLOWED: "from-host", GIVEN: "given-to-runAgent", FIXED: "fixed", AIRLOCK_AGENT_NAME: "probe" });
+      expect(env).toMatchObject({
+        IT_ALLOWED: "from-host",
+        GIVEN: "given-to-runAgent",
+        FIXED: "fixed",
+        AIRLOCK_AGENT_NAME: "probe",
+      });
       expect(Object.values(env)).not.toContain("must-not-leak");
       expect(Object.keys(env)).not.toContain("IT_SECRET");
     } finally {
@@ -64,7 +84,13 @@ describe("stopping agents", () => {
   it("times out: SIGTERM, then SIGKILL after the grace; partial output kept; no container left", async () => {
     const dir = await tempDir();
     const started = Date.now();
-    const result = await runAgent({ agent: join(AGENTS, "slow.ts"), policy: definePolicy({ name: "slow", timeoutSeconds: 2 }), outputDir: join(dir, "out"), workingDir: AGENTS, stopGraceMs: 1500 });
+    const result = await runAgent({
+      agent: join(AGENTS, "slow.ts"),
+      policy: definePolicy({ name: "slow", timeoutSeconds: 2 }),
+      outputDir: join(dir, "out"),
+      workingDir: AGENTS,
+      stopGraceMs: 1500,
+    });
     const elapsed = Date.now() - started;
     expect(result.status).toBe("timed_out");
     expect(result.exitCode).toBe(137);
@@ -91,7 +117,13 @@ describe("stopping agents", () => {
         if (e.type === "ready") controller.abort();
       },
     });
-    expect(result).toMatchObject({ status: "cancelled", exitCode: 0, ready: true, returnValue: { stoppedCleanly: true }, outputFiles: ["flushed.txt"] });
+    expect(result).toMatchObject({
+      status: "cancelled",
+      exitCode: 0,
+      ready: true,
+      returnValue: { stoppedCleanly: true },
+      outputFiles: ["flushed.txt"],
+    });
     expect(events.map((e) => e.type)).toContain("ready");
     expect(await leftoverContainers()).toEqual([]);
   });
@@ -121,9 +153,21 @@ describe("stopping agents", () => {
     });
     expect(result, result.stderr).toMatchObject({ status: "cancelled", exitCode: 0 });
     const took = result.returnValue as Record<string, number>;
-    expect(Object.keys(took).sort()).toEqual(["after inbox", "after stopped", "after stream", "after tasks", "after workQueue", "during inbox", "during stopped", "during stream", "during tasks", "during workQueue"]);
+    expect(Object.keys(took).sort()).toEqual([
+      "after inbox",
+      "after stopped",
+      "after stream",
+      "after tasks",
+      "after workQueue",
+      "during inbox",
+      "during stopped",
+      "during stream",
+      "during tasks",
+      "during workQueue",
+    ]);
     // Started after the stop, nothing even connects; started before it, each ends once it has connected.
-    for (const [name, ms] of Object.entries(took)) expect(ms, name).toBeLessThan(name.startsWith("after") ? 1000 : 15_000);
+    for (const [name, ms] of Object.entries(took))
+      expect(ms, name).toBeLessThan(name.startsWith("after") ? 1000 : 15_000);
     expect(Date.now() - started).toBeLessThan(30_000);
   });
 });
@@ -131,11 +175,22 @@ describe("stopping agents", () => {
 describe("packages", () => {
   it("installs a policy's packages into a cached layer: the second run builds nothing", async () => {
     const policy = definePolicy({ name: "pkg", packages: ["left-pad@1.3.0"] });
-    const first = await runAgent({ agent: join(AGENTS, "uses-package.ts"), policy, outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    const first = await runAgent({
+      agent: join(AGENTS, "uses-package.ts"),
+      policy,
+      outputDir: join(await tempDir(), "out"),
+      workingDir: AGENTS,
+    });
     expect(first.status, first.error ?? first.stderr).toBe("succeeded");
     expect(first.stdout).toBe("00042\n");
     const builds: string[] = [];
-    const second = await runAgent({ agent: join(AGENTS, "uses-package.ts"), policy, outputDir: join(await tempDir(), "out"), workingDir: AGENTS, onEvent: (e) => e.type === "build" && builds.push(e.line) });
+    const second = await runAgent({
+      agent: join(AGENTS, "uses-package.ts"),
+      policy,
+      outputDir: join(await tempDir(), "out"),
+      workingDir: AGENTS,
+      onEvent: (e) => e.type === "build" && builds.push(e.line),
+    });
     expect(second.status).toBe("succeeded");
     expect(second.image).toBe(first.image);
     expect(builds).toEqual([]);
@@ -163,7 +218,9 @@ async function killedRunner(options: string): Promise<void> {
 
 describe("crash cleanup", () => {
   it("removes what a runner killed with SIGKILL left behind", async () => {
-    await killedRunner(`name: "orphan", policy: definePolicy({ name: "orphan", timeoutSeconds: 600, network: { allowedEndpoints: ["localhost:6379"] } }), workingDir: ${JSON.stringify(AGENTS)}`);
+    await killedRunner(
+      `name: "orphan", policy: definePolicy({ name: "orphan", timeoutSeconds: 600, network: { allowedEndpoints: ["localhost:6379"] } }), workingDir: ${JSON.stringify(AGENTS)}`,
+    );
     const left = await leftoverContainers();
     expect(left, JSON.stringify(left)).toHaveLength(1); // the agent (it gates itself)
     const runId = left[0]!.replace(/^\/?airlock-/, "");
@@ -172,15 +229,20 @@ describe("crash cleanup", () => {
     if (kernel) expect([...(await runsWithHostRules()).keys()]).toContain(runId);
     const report = await cleanup(dockerClient());
     // The agent, and the gate its runner kept ready for the next run.
-    expect(report.containersRemoved.filter((n) => !n.startsWith(WARM_GATE_PREFIX))).toEqual(left.map((n) => n.replace(/^\//, "")));
+    expect(report.containersRemoved.filter((n) => !n.startsWith(WARM_GATE_PREFIX))).toEqual(
+      left.map((n) => n.replace(/^\//, "")),
+    );
     expect(await leftoverContainers()).toEqual([]);
     if (kernel) expect([...(await runsWithHostRules()).keys()]).not.toContain(runId);
   });
 
   it("a runner killed with SIGKILL leaves a broker identity that expires with its run and is swept by cleanup", async () => {
-    await killedRunner(`name: "orphan-bus", policy: definePolicy({ name: "orphan-bus", timeoutSeconds: 1, network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }), stopGraceMs: 100`);
+    await killedRunner(
+      `name: "orphan-bus", policy: definePolicy({ name: "orphan-bus", timeoutSeconds: 1, network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }), stopGraceMs: 100`,
+    );
     const admin = await localRedisAdmin();
-    const mine = async () => ((await admin.call("ACL", "USERS")) as string[]).filter((u) => u.startsWith("airlock-orphan-bus-"));
+    const mine = async () =>
+      ((await admin.call("ACL", "USERS")) as string[]).filter((u) => u.startsWith("airlock-orphan-bus-"));
     const left = await mine();
     expect(left).toHaveLength(1);
     // Its name says when it expires: the run's timeout and grace, plus a margin.
@@ -198,24 +260,44 @@ describe("crash cleanup", () => {
   }, 120_000);
 });
 
-
 describe("CLI", () => {
   it("airlock run streams prefixed output, summarises, and exits with the agent's code", async () => {
     const dir = await tempDir();
     const policy = join(dir, "files.yaml");
     await writeFile(policy, "name: files\n");
-    const run = await execa("node", [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "out"), "--workdir", AGENTS], { reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa(
+      "node",
+      [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "out"), "--workdir", AGENTS],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(run.exitCode).toBe(3);
     expect(run.stdout).toMatch(/^files \| wrote 2 files as uid/m);
     expect(run.stdout).toMatch(/^files \| a line on stderr$/m);
-    expect(run.stdout).toMatch(/✖ files failed \(exit 3\) in [\d.]+m?s · 2 output files in .* · result .*out\.result\.json$/m);
+    expect(run.stdout).toMatch(
+      /✖ files failed \(exit 3\) in [\d.]+m?s · 2 output files in .* · result .*out\.result\.json$/m,
+    );
   });
 
   it("airlock run exits 124 on timeout and --json prints the result", async () => {
     const dir = await tempDir();
     const policy = join(dir, "slow.yaml");
     await writeFile(policy, "name: slow\ntimeoutSeconds: 1\n");
-    const run = await execa("node", [CLI, "run", join(AGENTS, "slow.ts"), "--policy", policy, "--output", join(dir, "out"), "--workdir", AGENTS, "--json"], { reject: false });
+    const run = await execa(
+      "node",
+      [
+        CLI,
+        "run",
+        join(AGENTS, "slow.ts"),
+        "--policy",
+        policy,
+        "--output",
+        join(dir, "out"),
+        "--workdir",
+        AGENTS,
+        "--json",
+      ],
+      { reject: false },
+    );
     expect(run.exitCode).toBe(124);
     expect(JSON.parse(run.stdout)).toMatchObject({ status: "timed_out", outputFiles: ["partial.txt"] });
   });
@@ -224,18 +306,30 @@ describe("CLI", () => {
     const dir = await tempDir();
     const policy = join(dir, "bad.yaml");
     await writeFile(policy, "name: bad\nnetwork:\n  allowed_endpoints: [localhost:6379]\n");
-    const run = await execa("node", [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "out")], { reject: false, env: { NO_COLOR: "1" } });
+    const run = await execa(
+      "node",
+      [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "out")],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(run.exitCode).toBe(125);
     expect(run.stdout).toContain(`${policy}:3:3: network.allowed_endpoints: unknown key "allowed_endpoints"`);
     expect(run.stdout).toContain("did you mean network.allowedEndpoints?");
   });
 
   it("airlock validate, schema --check and doctor", async () => {
-    const validate = await execa("node", [CLI, "validate", packagePath("policies", "hello.yaml")], { reject: false, env: { NO_COLOR: "1" } });
+    const validate = await execa("node", [CLI, "validate", packagePath("policies", "hello.yaml")], {
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(validate.exitCode).toBe(0);
-    const check = await execa("node", [CLI, "schema", "--check", packagePath("policies", "policy.schema.json")], { reject: false });
+    const check = await execa("node", [CLI, "schema", "--check", packagePath("policies", "policy.schema.json")], {
+      reject: false,
+    });
     expect(check.exitCode).toBe(0);
-    const doctor = await execa("node", [CLI, "doctor", "--policy", packagePath("policies", "hello.yaml")], { reject: false, env: { NO_COLOR: "1" } });
+    const doctor = await execa("node", [CLI, "doctor", "--policy", packagePath("policies", "hello.yaml")], {
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(doctor.stdout).toMatch(/✔ docker engine: version/);
     expect(doctor.stdout).toMatch(/✔ .*hello\.yaml → localhost:6379: reachable from this host/);
     expect(doctor.exitCode).toBe(0);
@@ -245,10 +339,18 @@ describe("CLI", () => {
 describe("examples/hello", () => {
   it("talks to the local Redis through the gate and is refused on an unlisted port", async () => {
     const dir = await tempDir();
-    const result = await runAgent({ agent: packagePath("examples", "hello", "agent.ts"), policy: packagePath("policies", "hello.yaml"), outputDir: join(dir, "hello"), workingDir: packagePath() });
+    const result = await runAgent({
+      agent: packagePath("examples", "hello", "agent.ts"),
+      policy: packagePath("policies", "hello.yaml"),
+      outputDir: join(dir, "hello"),
+      workingDir: packagePath(),
+    });
     expect(result.status, result.error ?? result.stderr).toBe("succeeded");
     const report = JSON.parse(await readFile(join(dir, "hello", "hello.json"), "utf8"));
-    expect(report).toEqual({ redis: { pong: "PONG", echoed: "hello from inside the airlock" }, unlistedPort: "ECONNREFUSED" });
+    expect(report).toEqual({
+      redis: { pong: "PONG", echoed: "hello from inside the airlock" },
+      unlistedPort: "ECONNREFUSED",
+    });
   });
 });
 
@@ -257,7 +359,12 @@ describe("bad input on a real engine", () => {
     const { mkdtemp } = await import("node:fs/promises");
     const { tmpdir } = await import("node:os");
     const privateDir = await mkdtemp(join(tmpdir(), "airlock-private-"));
-    const result = await runAgent({ agent: join(AGENTS, "files.ts"), policy: definePolicy({ name: "private" }), outputDir: join(await tempDir(), "out"), workingDir: privateDir });
+    const result = await runAgent({
+      agent: join(AGENTS, "files.ts"),
+      policy: definePolicy({ name: "private" }),
+      outputDir: join(await tempDir(), "out"),
+      workingDir: privateDir,
+    });
     if (process.getuid?.() === 0) {
       expect(result).toMatchObject({ status: "error", errorCode: "RUN_OPTIONS" });
       expect(result.error).toContain("is not readable by the sandbox user (uid 10001; mode 700)");
@@ -267,14 +374,24 @@ describe("bad input on a real engine", () => {
 
 describe("exit codes", () => {
   it("a stack trace names the agent's own file and line (source maps), not the bundle", async () => {
-    const result = await runAgent({ agent: join(AGENTS, "throws.ts"), policy: definePolicy({ name: "throws" }), outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    const result = await runAgent({
+      agent: join(AGENTS, "throws.ts"),
+      policy: definePolicy({ name: "throws" }),
+      outputDir: join(await tempDir(), "out"),
+      workingDir: AGENTS,
+    });
     expect(result.status).toBe("failed");
     expect(result.stderr).toMatch(/\/opt\/agent\/run\/throws\.ts:5:\d+/);
     expect(result.stderr).not.toMatch(/agent\.mjs:\d+/);
   });
 
   it("a defineAgent agent that sets process.exitCode exits with it (and its return value is kept)", async () => {
-    const result = await runAgent({ agent: join(AGENTS, "exit-code.ts"), policy: definePolicy({ name: "exit-code" }), outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    const result = await runAgent({
+      agent: join(AGENTS, "exit-code.ts"),
+      policy: definePolicy({ name: "exit-code" }),
+      outputDir: join(await tempDir(), "out"),
+      workingDir: AGENTS,
+    });
     expect(result).toMatchObject({ status: "failed", exitCode: 3, returnValue: { done: true } });
   });
 });
@@ -303,7 +420,14 @@ describe("gate pool (a command in another image is gated by a gate container)", 
   it("a gate kept ready that has gone away (idle exit) is replaced, and the run succeeds", async () => {
     const policy = definePolicy({ name: "pooled", network: { allowedEndpoints: ["localhost:6379"] } });
     const { base } = await ensureImages(dockerClient());
-    const run = async () => runAgent({ command: ["sh", "-c", "exit 3"], image: base, policy, outputDir: join(await tempDir(), "out"), workingDir: AGENTS });
+    const run = async () =>
+      runAgent({
+        command: ["sh", "-c", "exit 3"],
+        image: base,
+        policy,
+        outputDir: join(await tempDir(), "out"),
+        workingDir: AGENTS,
+      });
     const first = await run();
     expect(first.exitCode).toBe(3);
     const docker = dockerClient();
@@ -314,7 +438,14 @@ describe("gate pool (a command in another image is gated by a gate container)", 
       if (!warm.length) await new Promise((r) => setTimeout(r, 100));
     }
     expect(warm.length).toBeGreaterThan(0);
-    await Promise.all(warm.map((id) => docker.getContainer(id).kill().catch(() => {})));
+    await Promise.all(
+      warm.map((id) =>
+        docker
+          .getContainer(id)
+          .kill()
+          .catch(() => {}),
+      ),
+    );
     await new Promise((r) => setTimeout(r, 500));
     const second = await run();
     expect(second.status, second.error).toBe("failed");
@@ -327,15 +458,41 @@ describe("airlock run with a command", () => {
     const dir = await tempDir();
     const policy = join(dir, "p.yaml");
     await writeFile(policy, "name: cmd\nnetwork:\n  allowedEndpoints: [localhost:6379]\n");
-    const own = await execa("node", [CLI, "run", "--policy", policy, "--output", join(dir, "a"), "--", "sh", "-c", "echo from-command; exit 4"], { reject: false, env: { NO_COLOR: "1" } });
+    const own = await execa(
+      "node",
+      [CLI, "run", "--policy", policy, "--output", join(dir, "a"), "--", "sh", "-c", "echo from-command; exit 4"],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(own.exitCode, own.stderr).toBe(4);
     expect(own.stdout).toContain("from-command");
     const { base } = await ensureImages(dockerClient());
-    const foreign = await execa("node", [CLI, "run", "--policy", policy, "--output", join(dir, "b"), "--image", base, "--json", "--", "node", "-e", "require('net').connect(6380,'127.0.0.1').on('error',()=>process.exit(5))"], { reject: false, env: { NO_COLOR: "1" } });
+    const foreign = await execa(
+      "node",
+      [
+        CLI,
+        "run",
+        "--policy",
+        policy,
+        "--output",
+        join(dir, "b"),
+        "--image",
+        base,
+        "--json",
+        "--",
+        "node",
+        "-e",
+        "require('net').connect(6380,'127.0.0.1').on('error',()=>process.exit(5))",
+      ],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
     expect(foreign.exitCode, foreign.stderr).toBe(5);
     const result = JSON.parse(foreign.stdout) as AgentResult;
     expect(result.denied.map((d) => d.destination)).toContain("127.0.0.1:6380");
-    const both = await execa("node", [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "c"), "--", "sh"], { reject: false });
+    const both = await execa(
+      "node",
+      [CLI, "run", join(AGENTS, "files.ts"), "--policy", policy, "--output", join(dir, "c"), "--", "sh"],
+      { reject: false },
+    );
     expect(both.exitCode).toBe(2);
     expect(both.stderr).toContain("not both");
   });
@@ -356,8 +513,14 @@ console.log("STATUS " + r.status + " " + r.stdout.trim());\n`,
     expect(standalone.exitCode, standalone.stderr).toBe(0);
     expect(standalone.stdout).toContain("STATUS succeeded from a foreign image");
     await writeFile(join(dir, "p.yaml"), "name: p\nnetwork:\n  allowedEndpoints: [localhost:6379]\n");
-    await writeFile(join(dir, "run.yaml"), `name: foreign\nagents:\n  a:\n    command: [node, -e, "console.log('agent a')"]\n    image: ${base}\n    policy: p.yaml\n  b:\n    command: [node, -e, "console.log('agent b')"]\n    image: ${base}\n    policy: p.yaml\n    waitFor: { a: succeeded }\n`);
-    const up = await execa("node", [CLI, "up", join(dir, "run.yaml"), "--output", join(dir, "up")], { reject: false, env: { NO_COLOR: "1" } });
+    await writeFile(
+      join(dir, "run.yaml"),
+      `name: foreign\nagents:\n  a:\n    command: [node, -e, "console.log('agent a')"]\n    image: ${base}\n    policy: p.yaml\n  b:\n    command: [node, -e, "console.log('agent b')"]\n    image: ${base}\n    policy: p.yaml\n    waitFor: { a: succeeded }\n`,
+    );
+    const up = await execa("node", [CLI, "up", join(dir, "run.yaml"), "--output", join(dir, "up")], {
+      reject: false,
+      env: { NO_COLOR: "1" },
+    });
     expect(up.exitCode, up.stdout + up.stderr).toBe(0);
     expect(up.stdout).toContain("all 2 agents succeeded");
   });

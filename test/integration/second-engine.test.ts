@@ -31,7 +31,8 @@ const hostRules: string[][] = [
   ["-t", "filter", "DOCKER-USER", "-i", BRIDGE, "-j", "ACCEPT"],
   ["-t", "filter", "DOCKER-USER", "-o", BRIDGE, "-j", "ACCEPT"],
 ];
-const iptables = (op: "-I" | "-D", [t, table, chain, ...rule]: string[]) => execa("iptables", ["--wait", "10", t!, table!, op, chain!, ...rule], { reject: false });
+const iptables = (op: "-I" | "-D", [t, table, chain, ...rule]: string[]) =>
+  execa("iptables", ["--wait", "10", t!, table!, op, chain!, ...rule], { reject: false });
 
 async function startSecondEngine(): Promise<void> {
   // Short paths: the engine's sockets live under them.
@@ -41,10 +42,33 @@ async function startSecondEngine(): Promise<void> {
   await execa("ip", ["link", "set", BRIDGE, "up"]);
   for (const rule of hostRules) await iptables("-I", rule);
   const socket = join(dir, "sock");
-  daemon = spawn(DOCKERD!, ["--data-root", join(dir, "data"), "--exec-root", join(dir, "x"), "--pidfile", join(dir, "pid"), "-H", `unix://${socket}`, "--bridge", BRIDGE, "--iptables=false", "--ip6tables=false"], { stdio: "ignore" });
+  daemon = spawn(
+    DOCKERD!,
+    [
+      "--data-root",
+      join(dir, "data"),
+      "--exec-root",
+      join(dir, "x"),
+      "--pidfile",
+      join(dir, "pid"),
+      "-H",
+      `unix://${socket}`,
+      "--bridge",
+      BRIDGE,
+      "--iptables=false",
+      "--ip6tables=false",
+    ],
+    { stdio: "ignore" },
+  );
   second = new Docker({ socketPath: socket });
   for (let i = 0; i < 120; i++) {
-    if (await second.ping().then(() => true, () => false)) break;
+    if (
+      await second.ping().then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 500));
   }
   await second.ping();
@@ -68,7 +92,11 @@ async function stopSecondEngine(): Promise<void> {
 }
 
 const PROBES = JSON.stringify([{ id: "redis", kind: "tcp", host: "localhost", port: 6379, send: "PING\r\n" }]);
-const policy = definePolicy({ name: "two-engines", network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { PROBES } } });
+const policy = definePolicy({
+  name: "two-engines",
+  network: { allowedEndpoints: ["localhost:6379"] },
+  env: { set: { PROBES } },
+});
 
 async function probeRedis(runner: Runner) {
   const out = join(await mkdtemp("/tmp/airlock-it-"), "out");
@@ -79,7 +107,11 @@ async function probeRedis(runner: Runner) {
 
 const bridgeOf = async (docker: Docker) => {
   const info = await docker.getNetwork("airlock").inspect();
-  return { id: info.Id as string, bridge: (info.Options as Record<string, string>)["com.docker.network.bridge.name"], subnet: info.IPAM.Config[0].Subnet as string };
+  return {
+    id: info.Id as string,
+    bridge: (info.Options as Record<string, string>)["com.docker.network.bridge.name"],
+    subnet: info.IPAM.Config[0].Subnet as string,
+  };
 };
 
 describe.skipIf(!canRun)("a runner per engine, two engines on one host", () => {
@@ -115,13 +147,17 @@ describe.skipIf(!canRun)("a runner per engine, two engines on one host", () => {
     expect(otherNet.subnet).not.toBe(firstNet.subnet);
     // The images the second runner used are the second engine's: built there, by airlock (the trust record has their IDs).
     const images = await other.images();
-    for (const tag of [images.gate, images.agent]) expect((await second.getImage(tag).inspect()).Id).toBe(tag === images.gate ? images.ids.gate : images.ids.agent);
+    for (const tag of [images.gate, images.agent])
+      expect((await second.getImage(tag).inspect()).Id).toBe(tag === images.gate ? images.ids.gate : images.ids.agent);
     // The first engine's network is the one it had.
     expect((await bridgeOf(dockerClient())).id).toBe(firstNet.id);
   });
 
   it("cleanup --all on the second engine removes its network and leaves the first engine's host rules working", async () => {
-    const cleaned = await execa("node", [CLI, "cleanup", "--all"], { env: { DOCKER_HOST: `unix://${join(dir, "sock")}` }, reject: false });
+    const cleaned = await execa("node", [CLI, "cleanup", "--all"], {
+      env: { DOCKER_HOST: `unix://${join(dir, "sock")}` },
+      reject: false,
+    });
     expect(cleaned.exitCode, cleaned.stderr).toBe(0);
     expect(cleaned.stdout).toContain("network airlock");
     await expect(second.getNetwork("airlock").inspect()).rejects.toMatchObject({ statusCode: 404 });

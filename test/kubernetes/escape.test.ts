@@ -13,7 +13,15 @@ import { kubernetesBackend } from "../../runner/backends/kubernetes/index.js";
 import { waitUntil } from "../../runner/util/wait-until.js";
 import { leftoverContainers, type Decoy } from "../integration/helpers.js";
 import { attackerImage } from "../integration/security/attacker.js";
-import { attackConfig, dockerBridgeGateway, escapeChecks, hostDecoys, runAttacker, startVictim, type Victim } from "../integration/security/escape-checks.js";
+import {
+  attackConfig,
+  dockerBridgeGateway,
+  escapeChecks,
+  hostDecoys,
+  runAttacker,
+  startVictim,
+  type Victim,
+} from "../integration/security/escape-checks.js";
 import { SecurityReport } from "../integration/security/report.js";
 
 const SECURITY = join(import.meta.dirname, "..", "integration", "security");
@@ -35,10 +43,22 @@ async function decoyPod(): Promise<{ ip: string; hits(): Promise<string[]>; remo
     console.log("decoy up");`;
   const body: V1Pod = {
     metadata: { name, namespace: DECOY_NS, labels: { "dev.airlock.test": "decoy" } },
-    spec: { automountServiceAccountToken: false, containers: [{ name: "decoy", image: gate, imagePullPolicy: backend.pullPolicy, command: ["node", "-e", script], securityContext: { runAsUser: 0 } }] },
+    spec: {
+      automountServiceAccountToken: false,
+      containers: [
+        {
+          name: "decoy",
+          image: gate,
+          imagePullPolicy: backend.pullPolicy,
+          command: ["node", "-e", script],
+          securityContext: { runAsUser: 0 },
+        },
+      ],
+    },
   };
   await core.createNamespacedPod({ namespace: DECOY_NS, body });
-  const logs = async () => String(await core.readNamespacedPodLog({ namespace: DECOY_NS, name, container: "decoy" }).catch(() => ""));
+  const logs = async () =>
+    String(await core.readNamespacedPodLog({ namespace: DECOY_NS, name, container: "decoy" }).catch(() => ""));
   await waitUntil(async () => (await logs()).includes("decoy up"), { timeoutMs: 60_000, intervalMs: 200 });
   const ip = (await core.readNamespacedPod({ namespace: DECOY_NS, name })).status!.podIP!;
   return {
@@ -48,7 +68,12 @@ async function decoyPod(): Promise<{ ip: string; hits(): Promise<string[]>; remo
   };
 }
 
-function kubernetesEscapeSuite(mode: { label: string; area: string; airlockBuilt: boolean; language: "node" | "python" }): void {
+function kubernetesEscapeSuite(mode: {
+  label: string;
+  area: string;
+  airlockBuilt: boolean;
+  language: "node" | "python";
+}): void {
   describe(`escape attempts from a Pod, ${mode.label} (policy allows only localhost:6379)`, () => {
     const area = (name: string) => `${name} (${mode.area})`;
     let decoys: Record<string, Decoy> = {};
@@ -64,7 +89,12 @@ function kubernetesEscapeSuite(mode: { label: string; area: string; airlockBuilt
       decoys = await hostDecoys(gateway, dockerBridge);
       box = await decoyPod();
       victim = await startVictim();
-      attack = await runAttacker({ image, language: mode.language }, attackConfig({ gateway, dockerBridge, decoys, boxIp: box.ip, victimIp: victim.ip }), SECURITY, secret);
+      attack = await runAttacker(
+        { image, language: mode.language },
+        attackConfig({ gateway, dockerBridge, decoys, boxIp: box.ip, victimIp: victim.ip }),
+        SECURITY,
+        secret,
+      );
     }, 600_000);
 
     afterAll(async () => {
@@ -75,9 +105,34 @@ function kubernetesEscapeSuite(mode: { label: string; area: string; airlockBuilt
       report.save();
     });
 
-    escapeChecks(() => ({ ...attack, workspace: SECURITY, gateway, decoys, boxIp: box.ip, boxHits: () => box.hits(), victimIp: victim.ip, victimHits: () => victim.hits(), secret, leftovers: () => leftoverContainers() }), report, area);
+    escapeChecks(
+      () => ({
+        ...attack,
+        workspace: SECURITY,
+        gateway,
+        decoys,
+        boxIp: box.ip,
+        boxHits: () => box.hits(),
+        victimIp: victim.ip,
+        victimHits: () => victim.hits(),
+        secret,
+        leftovers: () => leftoverContainers(),
+      }),
+      report,
+      area,
+    );
   });
 }
 
-kubernetesEscapeSuite({ label: "an image airlock built", area: "Kubernetes Pod", airlockBuilt: true, language: "node" });
-kubernetesEscapeSuite({ label: "a Python agent in an image derived from ours by plain docker build", area: "Kubernetes Pod, Python, derived image", airlockBuilt: false, language: "python" });
+kubernetesEscapeSuite({
+  label: "an image airlock built",
+  area: "Kubernetes Pod",
+  airlockBuilt: true,
+  language: "node",
+});
+kubernetesEscapeSuite({
+  label: "a Python agent in an image derived from ours by plain docker build",
+  area: "Kubernetes Pod, Python, derived image",
+  airlockBuilt: false,
+  language: "python",
+});

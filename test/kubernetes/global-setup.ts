@@ -11,13 +11,14 @@ import { prerequisites } from "../integration/global-setup.js";
 import { release } from "node:os";
 import { renderSecurityDoc } from "../integration/security/report.js";
 
-
 export default async function setup(): Promise<() => void> {
   loadLocalClusterEnv(process.env.AIRLOCK_K8S_ENV ?? packagePath(".cache", "k8s", "run", "airlock.env"));
   process.env.AIRLOCK_BACKEND = "kubernetes";
   const backend = kubernetesBackend();
   await backend.client.core.listNode().catch((err: Error) => {
-    throw new Error(`the kubernetes suite needs a cluster (${backend.client.server}): ${err.message}\nrun: bash scripts/k8s/cluster.sh up`);
+    throw new Error(
+      `the kubernetes suite needs a cluster (${backend.client.server}): ${err.message}\nrun: bash scripts/k8s/cluster.sh up`,
+    );
   });
   await backend.ready();
   // What an earlier, interrupted test run left would count as this run's leftovers.

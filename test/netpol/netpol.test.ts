@@ -12,7 +12,16 @@ import { dockerClient, ensureImages, runAgent } from "../../runner/index.js";
 import { packagePath } from "../../runner/paths.js";
 import { kubernetesBackend } from "../../runner/backends/kubernetes/index.js";
 import { execIn } from "../../runner/backends/kubernetes/exec.js";
-import { configMapSpec, envSecretSpec, GATE_CONTAINER, GATE_RELEASE_FILE, networkPolicySpec, objectName, podSpec, type PodSpecInput } from "../../runner/backends/kubernetes/pod-spec.js";
+import {
+  configMapSpec,
+  envSecretSpec,
+  GATE_CONTAINER,
+  GATE_RELEASE_FILE,
+  networkPolicySpec,
+  objectName,
+  podSpec,
+  type PodSpecInput,
+} from "../../runner/backends/kubernetes/pod-spec.js";
 import { PodWatch } from "../../runner/backends/kubernetes/pod-watch.js";
 import { tcpDecoy, tempDir, type Decoy } from "../integration/helpers.js";
 
@@ -20,7 +29,12 @@ const OPEN_RULES = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT
 const host = process.env.AIRLOCK_K8S_HOST_ADDRESS ?? "10.244.0.1";
 
 /** A Pod from airlock's spec whose gate lets everything through; what its probes of `targets` saw. */
-async function openGatePod(runId: string, targets: Decoy[], allowed: Decoy, withPolicy: boolean): Promise<Record<string, string>> {
+async function openGatePod(
+  runId: string,
+  targets: Decoy[],
+  allowed: Decoy,
+  withPolicy: boolean,
+): Promise<Record<string, string>> {
   const backend = kubernetesBackend();
   const api = backend.client;
   const images = await ensureImages(dockerClient());
@@ -71,7 +85,10 @@ async function openGatePod(runId: string, targets: Decoy[], allowed: Decoy, with
   try {
     await watch.until((p) => (p.status?.initContainerStatuses?.[0]?.state?.running ? true : undefined), 120_000);
     await execIn(api, ns, name, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE]);
-    await watch.until((p) => (p.status?.containerStatuses?.find((c) => c.name === "agent")?.state?.terminated ? true : undefined), 120_000);
+    await watch.until(
+      (p) => (p.status?.containerStatuses?.find((c) => c.name === "agent")?.state?.terminated ? true : undefined),
+      120_000,
+    );
     const log = String(await api.core.readNamespacedPodLog({ namespace: ns, name, container: "agent" }));
     const line = /PROBES (.*)/.exec(log);
     if (!line) throw new Error(`the probe Pod printed no result: ${log}`);
@@ -112,7 +129,12 @@ describe("airlock's NetworkPolicy on a cluster that enforces it (Cilium)", () =>
   });
 
   it("a real run on that cluster gets through its NetworkPolicy to its localhost endpoint, and to nothing else", async () => {
-    const result = await runAgent({ agent: packagePath("examples", "hello", "agent.ts"), policy: packagePath("policies", "hello.yaml"), outputDir: join(await tempDir(), "out"), backend: "kubernetes" });
+    const result = await runAgent({
+      agent: packagePath("examples", "hello", "agent.ts"),
+      policy: packagePath("policies", "hello.yaml"),
+      outputDir: join(await tempDir(), "out"),
+      backend: "kubernetes",
+    });
     expect(result.status, result.error ?? result.stdout).toBe("succeeded");
     expect(result.stdout).toContain("PING -> PONG");
     expect(result.stdout).toMatch(/unlisted port \(localhost:6380\): ECONNREFUSED/);

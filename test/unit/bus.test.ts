@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { definePolicy, PolicyError } from "../../runner/index.js";
+import { definePolicy, type PolicyError } from "../../runner/index.js";
 import { aclRules } from "../../runner/bus/redis.js";
 import { identityExpiry, identityName } from "../../runner/bus/kind.js";
 import { patternProblem, resolvePattern, toRedisGlob, toRegExpSource } from "../../runner/bus/patterns.js";
@@ -31,11 +31,36 @@ describe("bus name patterns", () => {
 describe("Redis ACL rules", () => {
   it("grant the listed keys and channels with only the commands they need, and never the dangerous ones", () => {
     const rules = aclRules({ keys: { read: ["shared:*"], write: ["mine:{run}:*"] }, publish: ["ev:{run}"] }, "R");
-    expect(rules).toEqual(expect.arrayContaining(["resetkeys", "resetchannels", "-@all", "~mine:R:*", "%R~shared:*", "&ev:R", "+@read", "+@write", "+publish"]));
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        "resetkeys",
+        "resetchannels",
+        "-@all",
+        "~mine:R:*",
+        "%R~shared:*",
+        "&ev:R",
+        "+@read",
+        "+@write",
+        "+publish",
+      ]),
+    );
     expect(rules).not.toContain("+subscribe");
     // Whatever comes before, these come last.
     const tail = rules.slice(rules.indexOf("-@admin"));
-    expect(tail).toEqual(expect.arrayContaining(["-@admin", "-@dangerous", "-@scripting", "-function", "-flushdb", "-scan", "-keys", "-select", "-migrate", "-monitor"]));
+    expect(tail).toEqual(
+      expect.arrayContaining([
+        "-@admin",
+        "-@dangerous",
+        "-@scripting",
+        "-function",
+        "-flushdb",
+        "-scan",
+        "-keys",
+        "-select",
+        "-migrate",
+        "-monitor",
+      ]),
+    );
     const channelsOnly = aclRules({ subscribe: ["ev:*"] }, "R");
     expect(channelsOnly).not.toContain("+@write");
     expect(channelsOnly).not.toContain("+@read");
@@ -54,24 +79,66 @@ describe("the bus section of a policy", () => {
   };
 
   it("finds its broker among the allowed endpoints, by the kind's port or by name", () => {
-    const p = definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:6379", "localhost:5672"] }, bus: { redis: { publish: ["e"] } } });
-    expect(p.bus.grants).toEqual([{ kind: "redis", endpoint: expect.objectContaining({ raw: "localhost:6379" }), env: "REDIS_URL", grant: { publish: ["e"] } }]);
-    expect(definePolicy({ name: "p", network: { allowedEndpoints: ["10.0.0.5:7000"] }, bus: { redis: { endpoint: "10.0.0.5:7000", env: "CACHE_URL" } } }).bus.grants[0]).toMatchObject({ env: "CACHE_URL", endpoint: { port: 7000 } });
+    const p = definePolicy({
+      name: "p",
+      network: { allowedEndpoints: ["localhost:6379", "localhost:5672"] },
+      bus: { redis: { publish: ["e"] } },
+    });
+    expect(p.bus.grants).toEqual([
+      {
+        kind: "redis",
+        endpoint: expect.objectContaining({ raw: "localhost:6379" }),
+        env: "REDIS_URL",
+        grant: { publish: ["e"] },
+      },
+    ]);
+    expect(
+      definePolicy({
+        name: "p",
+        network: { allowedEndpoints: ["10.0.0.5:7000"] },
+        bus: { redis: { endpoint: "10.0.0.5:7000", env: "CACHE_URL" } },
+      }).bus.grants[0],
+    ).toMatchObject({ env: "CACHE_URL", endpoint: { port: 7000 } });
   });
 
   it("names the field and the fix when the broker is not reachable, the variable is taken, or a name is not a pattern", () => {
-    expect(problems({ bus: { redis: { publish: ["e"] } } })).toEqual(["bus.redis: names no endpoint, and network.allowedEndpoints has none on port 6379 | set bus.redis.endpoint to the broker's host:port, and list it in network.allowedEndpoints"]);
-    expect(problems({ network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { endpoint: "localhost:6380" } } })).toEqual(["bus.redis.endpoint: localhost:6380 is not in network.allowedEndpoints, so the agent could not reach it | add localhost:6380 to network.allowedEndpoints"]);
-    expect(problems({ network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { REDIS_URL: "redis://x" } }, bus: { redis: {} } })).toEqual(["env.set: REDIS_URL is set by bus.redis with the run's own credentials | remove REDIS_URL from env.set"]);
-    expect(problems({ network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { keys: { write: ["a*b"] } } } })[0]).toMatch(/^bus\.redis\.keys\.write\[0\]: "a\*b" has a \* that is not at the end/);
-    expect(problems({ network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { channels: ["x"] } } })[0]).toMatch(/^bus\.redis\.channels: unknown key "channels"/);
+    expect(problems({ bus: { redis: { publish: ["e"] } } })).toEqual([
+      "bus.redis: names no endpoint, and network.allowedEndpoints has none on port 6379 | set bus.redis.endpoint to the broker's host:port, and list it in network.allowedEndpoints",
+    ]);
+    expect(
+      problems({ network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { endpoint: "localhost:6380" } } }),
+    ).toEqual([
+      "bus.redis.endpoint: localhost:6380 is not in network.allowedEndpoints, so the agent could not reach it | add localhost:6380 to network.allowedEndpoints",
+    ]);
+    expect(
+      problems({
+        network: { allowedEndpoints: ["localhost:6379"] },
+        env: { set: { REDIS_URL: "redis://x" } },
+        bus: { redis: {} },
+      }),
+    ).toEqual([
+      "env.set: REDIS_URL is set by bus.redis with the run's own credentials | remove REDIS_URL from env.set",
+    ]);
+    expect(
+      problems({ network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { keys: { write: ["a*b"] } } } })[0],
+    ).toMatch(/^bus\.redis\.keys\.write\[0\]: "a\*b" has a \* that is not at the end/);
+    expect(
+      problems({ network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: { channels: ["x"] } } })[0],
+    ).toMatch(/^bus\.redis\.channels: unknown key "channels"/);
   });
 });
 
 describe("RabbitMQ permissions", () => {
   it("configure only consume prefixes (never a queue named exactly), write only the run's exchange and named exchanges, read only consumed queues", async () => {
     const { rabbitmqPermissions } = await import("../../runner/bus/rabbitmq.js");
-    const p = rabbitmqPermissions({ queues: { consume: ["tasks.{run}.*", "jobs.{run}"], publish: ["results.{run}"] }, exchanges: { publish: ["events"] } }, "R1", "airlock.airlock-x-1");
+    const p = rabbitmqPermissions(
+      {
+        queues: { consume: ["tasks.{run}.*", "jobs.{run}"], publish: ["results.{run}"] },
+        exchanges: { publish: ["events"] },
+      },
+      "R1",
+      "airlock.airlock-x-1",
+    );
     expect(p).toEqual({
       configure: "^(tasks\\.R1\\..*)$",
       write: "^(events|airlock\\.airlock-x-1)$",
@@ -90,18 +157,41 @@ describe("RabbitMQ permissions", () => {
   });
 
   it("queues to publish to are exact names", () => {
-    expect(() => definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:5672"] }, bus: { rabbitmq: { queues: { publish: ["tasks.*"] } } } })).toThrow(/is a prefix; queues to publish to are named exactly/);
+    expect(() =>
+      definePolicy({
+        name: "p",
+        network: { allowedEndpoints: ["localhost:5672"] },
+        bus: { rabbitmq: { queues: { publish: ["tasks.*"] } } },
+      }),
+    ).toThrow(/is a prefix; queues to publish to are named exactly/);
   });
 });
 
 describe("Kafka ACLs", () => {
   it("grant WRITE/READ and DESCRIBE on the topics, CREATE only when asked, READ/DESCRIBE on the groups, literal or prefixed", async () => {
     const { kafkaAcls } = await import("../../runner/bus/kafka.js");
-    const acls = kafkaAcls({ topics: { produce: ["events-{run}"], consume: ["events-{run}", "shared.*"] }, groups: ["g-{run}"] }, "R", "User:u");
-    const short = acls.map((a) => `${a.resourceType}:${a.resourceName}:${a.resourcePatternType === 4 ? "prefixed" : "literal"}:${a.operation}`);
-    expect(short).toEqual(["2:events-R:literal:4", "2:events-R:literal:8", "2:events-R:literal:3", "2:shared.:prefixed:3", "2:shared.:prefixed:8", "3:g-R:literal:3", "3:g-R:literal:8"]);
+    const acls = kafkaAcls(
+      { topics: { produce: ["events-{run}"], consume: ["events-{run}", "shared.*"] }, groups: ["g-{run}"] },
+      "R",
+      "User:u",
+    );
+    const short = acls.map(
+      (a) =>
+        `${a.resourceType}:${a.resourceName}:${a.resourcePatternType === 4 ? "prefixed" : "literal"}:${a.operation}`,
+    );
+    expect(short).toEqual([
+      "2:events-R:literal:4",
+      "2:events-R:literal:8",
+      "2:events-R:literal:3",
+      "2:shared.:prefixed:3",
+      "2:shared.:prefixed:8",
+      "3:g-R:literal:3",
+      "3:g-R:literal:8",
+    ]);
     expect(acls.every((a) => a.principal === "User:u" && a.host === "*" && a.permissionType === 3)).toBe(true);
-    expect(kafkaAcls({ topics: { produce: ["t"], create: true } }, "R", "User:u").map((a) => a.operation)).toEqual([4, 8, 5]);
+    expect(kafkaAcls({ topics: { produce: ["t"], create: true } }, "R", "User:u").map((a) => a.operation)).toEqual([
+      4, 8, 5,
+    ]);
   });
 });
 
@@ -118,12 +208,53 @@ describe("SCRAM credentials", () => {
 describe("Redis ACL LOG", () => {
   it("becomes denials with the policy line to add, for this identity only", async () => {
     const { deniedFromAclLog } = await import("../../runner/bus/redis.js");
-    const entry = (reason: string, object: string, user: string, cmd: string) => ["count", 2, "reason", reason, "context", "toplevel", "object", object, "username", user, "age-seconds", "1.0", "client-info", `id=1 addr=172.18.0.2:1 cmd=${cmd} user=${user}`];
-    const log = [entry("key", "billing:secrets", "me", "get"), entry("command", "config|get", "me", "config|get"), entry("channel", "other", "me", "publish"), entry("key", "x", "someone-else", "get")];
+    const entry = (reason: string, object: string, user: string, cmd: string) => [
+      "count",
+      2,
+      "reason",
+      reason,
+      "context",
+      "toplevel",
+      "object",
+      object,
+      "username",
+      user,
+      "age-seconds",
+      "1.0",
+      "client-info",
+      `id=1 addr=172.18.0.2:1 cmd=${cmd} user=${user}`,
+    ];
+    const log = [
+      entry("key", "billing:secrets", "me", "get"),
+      entry("command", "config|get", "me", "config|get"),
+      entry("channel", "other", "me", "publish"),
+      entry("key", "x", "someone-else", "get"),
+    ];
     expect(deniedFromAclLog(log, "me")).toEqual([
-      { broker: "redis", what: "key", name: "billing:secrets", command: "get", count: 2, fix: "add a pattern for billing:secrets to bus.redis.keys.read (or keys.write)" },
-      { broker: "redis", what: "command", name: "config|get", command: "config|get", count: 2, fix: "never granted to agents" },
-      { broker: "redis", what: "channel", name: "other", command: "publish", count: 2, fix: "add other to bus.redis.publish" },
+      {
+        broker: "redis",
+        what: "key",
+        name: "billing:secrets",
+        command: "get",
+        count: 2,
+        fix: "add a pattern for billing:secrets to bus.redis.keys.read (or keys.write)",
+      },
+      {
+        broker: "redis",
+        what: "command",
+        name: "config|get",
+        command: "config|get",
+        count: 2,
+        fix: "never granted to agents",
+      },
+      {
+        broker: "redis",
+        what: "channel",
+        name: "other",
+        command: "publish",
+        count: 2,
+        fix: "add other to bus.redis.publish",
+      },
     ]);
   });
 });
@@ -131,7 +262,14 @@ describe("Redis ACL LOG", () => {
 describe("NATS permissions", () => {
   it("grant the subjects as NATS wildcards, the run's own inbox always, and deny publishing outright when nothing is granted", async () => {
     const { natsPermissions, inboxPrefix } = await import("../../runner/bus/nats.js");
-    expect(natsPermissions({ publish: ["jobs.{run}.*", "inbox.{run}.*.{agent}"], subscribe: ["events"], reply: true }, "r1", "airlock-x-1", "bob")).toEqual({
+    expect(
+      natsPermissions(
+        { publish: ["jobs.{run}.*", "inbox.{run}.*.{agent}"], subscribe: ["events"], reply: true },
+        "r1",
+        "airlock-x-1",
+        "bob",
+      ),
+    ).toEqual({
       publish: { allow: ["jobs.r1.>", "inbox.r1.*.bob"] },
       subscribe: { allow: ["events", "_INBOX_airlock-x-1.>"] },
       allow_responses: { max: 1 },
@@ -164,27 +302,50 @@ describe("subjects and topics in a policy", () => {
   };
   it("take whole-token prefixes only, never the brokers' wildcards, system names or inboxes", () => {
     expect(issue({ nats: { publish: ["jobs.{run}.*"] }, mqtt: { publish: ["rooms/{run}/*"] } })).toBeUndefined();
-    expect(issue({ nats: { publish: ["inbox.{run}.*.{agent}"] }, mqtt: { subscribe: ["rooms/{run}/*/{agent}"] } })).toBeUndefined();
-    expect(issue({ nats: { publish: ["jobs*"] } })).toMatchObject({ field: "bus.nats.publish[0]", message: '"jobs*": * stands for a whole token, not part of one ("jobs*")' });
+    expect(
+      issue({ nats: { publish: ["inbox.{run}.*.{agent}"] }, mqtt: { subscribe: ["rooms/{run}/*/{agent}"] } }),
+    ).toBeUndefined();
+    expect(issue({ nats: { publish: ["jobs*"] } })).toMatchObject({
+      field: "bus.nats.publish[0]",
+      message: '"jobs*": * stands for a whole token, not part of one ("jobs*")',
+    });
     expect(issue({ nats: { publish: ["*.*"] } })?.message).toMatch(/every name/);
     expect(issue({ nats: { subscribe: ["jobs.>"] } })?.message).toMatch(/broker's own wildcards/);
     expect(issue({ nats: { subscribe: ["$SYS.x"] } })?.message).toMatch(/system names/);
     expect(issue({ nats: { subscribe: ["_INBOX.x"] } })?.message).toMatch(/is an inbox/);
     expect(issue({ mqtt: { subscribe: ["rooms/+/a"] } })?.message).toMatch(/broker's own wildcards/);
     expect(issue({ mqtt: { publish: ["$CONTROL/dynamic-security/v1"] } })?.message).toMatch(/system names/);
-    expect(issue({ mqtt: { publish: ["rooms*"] } })?.fix).toBe("write /*/ for one token or end with /* for the rest, e.g. rooms/{run}/*");
+    expect(issue({ mqtt: { publish: ["rooms*"] } })?.fix).toBe(
+      "write /*/ for one token or end with /* for the rest, e.g. rooms/{run}/*",
+    );
   });
 });
 
 describe("a broker the agent cannot log in to", () => {
   it("is said before the start: airlock's local Redis reached without bus.redis, with the lines to add; not with a grant, not for a broker it does not run", async () => {
     const { loginWarnings } = await import("../../runner/bus/rights.js");
-    const sources = { env: {}, local: { redis: { host: "127.0.0.1", port: 6379, user: "airlock-admin", password: "x" } } };
-    const bare = definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:6379"] }, env: { allow: ["REDIS_URL"] } });
+    const sources = {
+      env: {},
+      local: { redis: { host: "127.0.0.1", port: 6379, user: "airlock-admin", password: "x" } },
+    };
+    const bare = definePolicy({
+      name: "p",
+      network: { allowedEndpoints: ["localhost:6379"] },
+      env: { allow: ["REDIS_URL"] },
+    });
     const [warning, ...rest] = loginWarnings(bare, sources);
     expect(rest).toEqual([]);
-    expect(warning).toMatch(/airlock's local redis at localhost:6379, .* will not be able to log in\. Add bus: \{ redis: \{\} \}.*REDIS_URL/);
-    expect(loginWarnings(definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }), sources)).toEqual([]);
-    expect(loginWarnings(definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:7000"] } }), sources)).toEqual([]);
+    expect(warning).toMatch(
+      /airlock's local redis at localhost:6379, .* will not be able to log in\. Add bus: \{ redis: \{\} \}.*REDIS_URL/,
+    );
+    expect(
+      loginWarnings(
+        definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:6379"] }, bus: { redis: {} } }),
+        sources,
+      ),
+    ).toEqual([]);
+    expect(
+      loginWarnings(definePolicy({ name: "p", network: { allowedEndpoints: ["localhost:7000"] } }), sources),
+    ).toEqual([]);
   });
 });

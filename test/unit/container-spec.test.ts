@@ -60,7 +60,12 @@ describe("agent container", () => {
 });
 
 describe("sandbox: the self-gated agent container (the agent image)", () => {
-  const gated = agentSpec({ ...input, network: { mode: "gated", network: "airlock" }, env: ["AIRLOCK_SLOT_USER=1000:1000"], cmd: ["node", "/opt/airlock/dist/standby.js"] });
+  const gated = agentSpec({
+    ...input,
+    network: { mode: "gated", network: "airlock" },
+    env: ["AIRLOCK_SLOT_USER=1000:1000"],
+    cmd: ["node", "/opt/airlock/dist/standby.js"],
+  });
   const host = gated.HostConfig!;
   it("starts the init as root with only the capabilities it needs to apply the rules and hand over uid:gid, and the runtime on standby", () => {
     expect(gated.User).toBe("0:0");
@@ -77,7 +82,11 @@ describe("sandbox: the self-gated agent container (the agent image)", () => {
   it("has its own namespace on the airlock bridge, hardened like a gate's, and takes its rules on stdin", () => {
     expect(host.NetworkMode).toBe("airlock");
     expect(host.Init).toBe(false); // its own tini, started without NET_ADMIN
-    expect(host.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.ping_group_range": "1 0" });
+    expect(host.Sysctls).toMatchObject({
+      "net.ipv6.conf.all.disable_ipv6": "1",
+      "net.ipv4.conf.all.route_localnet": "1",
+      "net.ipv4.ping_group_range": "1 0",
+    });
     expect(gated).toMatchObject({ OpenStdin: true, StdinOnce: true, AttachStdin: true });
     expect(host.ReadonlyRootfs).toBe(true);
     // The init's tini and supervisor come on top of the policy's limit.
@@ -95,20 +104,38 @@ describe("sandbox: the self-gated agent container (the agent image)", () => {
 });
 
 describe("gate container", () => {
-  const gate = gateSpec({ name: "g", image: "airlock/gate:1", network: "airlock", idleSeconds: 30, labels: { a: "b" }, output: { limits: { bytes: 1 << 30, entries: 10_000 }, user: { uid: 10001, gid: 10001 } } });
+  const gate = gateSpec({
+    name: "g",
+    image: "airlock/gate:1",
+    network: "airlock",
+    idleSeconds: 30,
+    labels: { a: "b" },
+    output: { limits: { bytes: 1 << 30, entries: 10_000 }, user: { uid: 10001, gid: 10001 } },
+  });
   it("gets only what it needs to apply rules and then give up its privileges", () => {
     expect(gate.HostConfig!.CapDrop).toEqual(["ALL"]);
     expect(gate.HostConfig!.CapAdd).toEqual(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP"]);
     expect(gate.HostConfig!.ReadonlyRootfs).toBe(true);
-    expect(gate.HostConfig!.Sysctls).toMatchObject({ "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.conf.all.route_localnet": "1", "net.ipv4.ping_group_range": "1 0" });
+    expect(gate.HostConfig!.Sysctls).toMatchObject({
+      "net.ipv6.conf.all.disable_ipv6": "1",
+      "net.ipv4.conf.all.route_localnet": "1",
+      "net.ipv4.ping_group_range": "1 0",
+    });
     expect(gate.Env).toEqual(["AIRLOCK_GATE_IDLE_SECONDS=30"]);
     expect(gate.HostConfig!.AutoRemove).toBe(true);
   });
 
   it("holds an /output volume (a tmpfs of the given limits, owned by the agent's user) for the agent that joins it, removed with it", () => {
-    const [mount] = gate.HostConfig!.Mounts as unknown as { Type: string; Target: string; Source?: string; VolumeOptions: { DriverConfig: { Options: { o: string } } } }[];
+    const [mount] = gate.HostConfig!.Mounts as unknown as {
+      Type: string;
+      Target: string;
+      Source?: string;
+      VolumeOptions: { DriverConfig: { Options: { o: string } } };
+    }[];
     expect(mount).toMatchObject({ Type: "volume", Target: "/output" });
     expect(mount!.Source).toBeUndefined();
-    expect(mount!.VolumeOptions.DriverConfig.Options.o).toBe("size=1073741824,nr_inodes=10001,uid=10001,gid=10001,mode=0755,nosuid,nodev,noexec");
+    expect(mount!.VolumeOptions.DriverConfig.Options.o).toBe(
+      "size=1073741824,nr_inodes=10001,uid=10001,gid=10001,mode=0755,nosuid,nodev,noexec",
+    );
   });
 });

@@ -5,21 +5,33 @@ import { hostsFile, planGate, RESOLV_CONF } from "../../runner/gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../../runner/gate/rules.js";
 import { parseEndpoint } from "../../runner/policy/endpoint.js";
 
-const resolver = async (host: string) => ({ "kafka.example.com": ["10.1.0.7", "10.1.0.8"], "loop.example.com": ["127.0.1.1"] })[host] ?? Promise.reject(new Error("ENOTFOUND"));
+const resolver = async (host: string) =>
+  ({ "kafka.example.com": ["10.1.0.7", "10.1.0.8"], "loop.example.com": ["127.0.1.1"] })[host] ??
+  Promise.reject(new Error("ENOTFOUND"));
 
 describe("gate plan", () => {
   it("routes loopback endpoints to the host forwarder and pins DNS names to host-resolved addresses", async () => {
-    const plan = await planGate(["localhost:6379", "127.0.0.1:6379", "10.0.0.5:5672", "kafka.example.com:9092", "loop.example.com:7000"].map(parseEndpoint), "p.yaml", resolver);
+    const plan = await planGate(
+      ["localhost:6379", "127.0.0.1:6379", "10.0.0.5:5672", "kafka.example.com:9092", "loop.example.com:7000"].map(
+        parseEndpoint,
+      ),
+      "p.yaml",
+      resolver,
+    );
     expect(plan.loopback.map((l) => [l.port, l.target])).toEqual([
       [6379, { host: "127.0.0.1", port: 6379 }],
       [7000, { host: "127.0.1.1", port: 7000 }],
     ]);
     expect(plan.direct.map((d) => `${d.ip}:${d.port}`)).toEqual(["10.0.0.5:5672", "10.1.0.7:9092", "10.1.0.8:9092"]);
-    expect(hostsFile(plan)).toBe("127.0.0.1\tlocalhost\n# names from the policy, resolved by the airlock runner\n10.1.0.7\tkafka.example.com\n127.0.0.1\tloop.example.com\n");
+    expect(hostsFile(plan)).toBe(
+      "127.0.0.1\tlocalhost\n# names from the policy, resolved by the airlock runner\n10.1.0.7\tkafka.example.com\n127.0.0.1\tloop.example.com\n",
+    );
   });
 
   it("fails with the name and the policy file when a name does not resolve", async () => {
-    await expect(planGate([parseEndpoint("nowhere.invalid:1")], "policies/p.yaml", resolver)).rejects.toThrow(/"nowhere.invalid" \(from policies\/p.yaml\) does not resolve/);
+    await expect(planGate([parseEndpoint("nowhere.invalid:1")], "policies/p.yaml", resolver)).rejects.toThrow(
+      /"nowhere.invalid" \(from policies\/p.yaml\) does not resolve/,
+    );
   });
 
   it("gives the agent a resolver that cannot reach any DNS server", () => {
@@ -28,7 +40,11 @@ describe("gate plan", () => {
 });
 
 describe("iptables rules", () => {
-  const rules = ipv4Rules({ gateway: "172.18.0.1", forwarded: [{ port: 6379, forwarderPort: 40001 }], direct: [{ ip: "10.0.0.5", port: 5672 }] });
+  const rules = ipv4Rules({
+    gateway: "172.18.0.1",
+    forwarded: [{ port: 6379, forwarderPort: 40001 }],
+    direct: [{ ip: "10.0.0.5", port: 5672 }],
+  });
 
   it("denies by default in every chain", () => {
     expect(rules).toContain(":INPUT DROP");
@@ -42,11 +58,15 @@ describe("iptables rules", () => {
     expect(tcpCount).toBeGreaterThan(-1);
     expect(out[tcpCount]).not.toContain(" -j ");
     expect(out[tcpCount + 1]).toBe("-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset");
-    expect(out.some((l) => l.includes("--hashlimit-name airlock_udp") && l.includes("--hashlimit-mode dstip,dstport"))).toBe(true);
+    expect(
+      out.some((l) => l.includes("--hashlimit-name airlock_udp") && l.includes("--hashlimit-mode dstip,dstport")),
+    ).toBe(true);
   });
 
   it("allows exactly the host side of the agent's own localhost port and the direct endpoints, then refuses the rest fast", () => {
-    const accepts = rules.split("\n").filter((l) => l.startsWith("-A OUTPUT") && l.includes("--ctstate NEW") && l.endsWith("-j ACCEPT"));
+    const accepts = rules
+      .split("\n")
+      .filter((l) => l.startsWith("-A OUTPUT") && l.includes("--ctstate NEW") && l.endsWith("-j ACCEPT"));
     expect(accepts).toEqual([
       // Only connections DNATed from 127.0.0.1:6379: a direct connection to the gateway's port is refused.
       "-A OUTPUT -d 172.18.0.1/32 -p tcp -m tcp --dport 40001 -m conntrack --ctstate NEW --ctorigdst 127.0.0.1/32 --ctorigdstport 6379 -j ACCEPT",
@@ -54,11 +74,16 @@ describe("iptables rules", () => {
     ]);
     const filter = rules.slice(rules.indexOf("*filter"));
     expect(filter.indexOf("--reject-with tcp-reset")).toBeGreaterThan(filter.lastIndexOf("-j ACCEPT"));
-    expect(filter.trim().split("\n").slice(-2)).toEqual(["-A OUTPUT -j REJECT --reject-with icmp-port-unreachable", "COMMIT"]);
+    expect(filter.trim().split("\n").slice(-2)).toEqual([
+      "-A OUTPUT -j REJECT --reject-with icmp-port-unreachable",
+      "COMMIT",
+    ]);
   });
 
   it("DNATs the agent's 127.0.0.1:PORT to the forwarder and blocks Docker's embedded DNS", () => {
-    expect(rules).toContain("-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 6379 -j DNAT --to-destination 172.18.0.1:40001");
+    expect(rules).toContain(
+      "-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 6379 -j DNAT --to-destination 172.18.0.1:40001",
+    );
     expect(rules).toContain("-A POSTROUTING -s 127.0.0.0/8 ! -o lo -j MASQUERADE");
     expect(rules.indexOf("-d 127.0.0.11/32 -j REJECT")).toBeLessThan(rules.indexOf("-A OUTPUT -o lo -j ACCEPT"));
   });
@@ -66,7 +91,10 @@ describe("iptables rules", () => {
   it("lets nothing out over IPv6", () => {
     const v6 = ipv6Rules();
     expect(v6).toContain(":OUTPUT DROP");
-    expect(v6.split("\n").filter((l) => l.includes("ACCEPT") && !l.startsWith(":"))).toEqual(["-A INPUT -i lo -j ACCEPT", "-A OUTPUT -o lo -j ACCEPT"]);
+    expect(v6.split("\n").filter((l) => l.includes("ACCEPT") && !l.startsWith(":"))).toEqual([
+      "-A INPUT -i lo -j ACCEPT",
+      "-A OUTPUT -o lo -j ACCEPT",
+    ]);
   });
 });
 
@@ -127,12 +155,18 @@ describe("denied-connection report", () => {
     const { parseHashlimit } = await import("../../runner/gate/denied.js");
     const cost = 494780230800000000n;
     const cap = cost * 30n;
-    const table = [`86397 0.0.0.0:0->10.0.0.9:6380 ${cap - 3n * cost} ${cap} ${cost}`, `86397 0.0.0.0:0->10.0.0.9:6381 0 ${cap} ${cost}`, "garbage"].join("\n");
+    const table = [
+      `86397 0.0.0.0:0->10.0.0.9:6380 ${cap - 3n * cost} ${cap} ${cost}`,
+      `86397 0.0.0.0:0->10.0.0.9:6381 0 ${cap} ${cost}`,
+      "garbage",
+    ].join("\n");
     expect(parseHashlimit(table, "tcp")).toEqual([
       { destination: "10.0.0.9:6380", protocol: "tcp", count: 3 },
       { destination: "10.0.0.9:6381", protocol: "tcp", count: 30, countAtLeast: true },
     ]);
-    expect(parseHashlimit(`1 0.0.0.0:0->10.0.0.9:0 ${cap - cost} ${cap} ${cost}`, "other")).toEqual([{ destination: "10.0.0.9", protocol: "other", count: 1 }]);
+    expect(parseHashlimit(`1 0.0.0.0:0->10.0.0.9:0 ${cap - cost} ${cap} ${cost}`, "other")).toEqual([
+      { destination: "10.0.0.9", protocol: "other", count: 1 },
+    ]);
   });
 });
 
@@ -157,23 +191,36 @@ describe("in-container gate: the runner's side of the init", () => {
   it("takes only lines with its own nonce: applied, the report and the exit code; forged lines stay agent output", async () => {
     const gate = await gateFor();
     const nonce = gate.rulesLine().trimEnd().split(" ")[4]!;
-    const cost = 10n, cap = 300n;
+    const cost = 10n,
+      cap = 300n;
     const tag = (s: string) => `\u001eairlock-gate ${nonce} ${s}`;
     const forged = `\u001eairlock-gate ${"0".repeat(32)} 1 0.0.0.0:0->192.0.2.1:1 ${cap - cost} ${cap} ${cost}`;
     expect(gate.intercept(forged)).toBe(false);
     expect(gate.intercept("plain output")).toBe(false);
     expect(gate.intercept(tag("applied legacy"))).toBe(true);
-    for (const l of ["== airlock_tcp", `1 0.0.0.0:0->10.0.0.9:6380 ${cap - 2n * cost} ${cap} ${cost}`, "== airlock_udp", "== airlock_other", "== airlock_lo"]) expect(gate.intercept(tag(l))).toBe(true);
+    for (const l of [
+      "== airlock_tcp",
+      `1 0.0.0.0:0->10.0.0.9:6380 ${cap - 2n * cost} ${cap} ${cost}`,
+      "== airlock_udp",
+      "== airlock_other",
+      "== airlock_lo",
+    ])
+      expect(gate.intercept(tag(l))).toBe(true);
     expect(gate.intercept(tag("end 3"))).toBe(true);
     // Lines after the end cannot add to the report.
     expect(gate.intercept(tag(`1 0.0.0.0:0->10.0.0.9:9999 0 ${cap} ${cost}`))).toBe(true);
     await expect(gate.exited).resolves.toBe(3);
-    if (process.getuid?.() !== 0) expect(await gate.collect({ code: 3, stderr: "" })).toEqual([{ destination: "10.0.0.9:6380", protocol: "tcp", count: 2 }]);
+    if (process.getuid?.() !== 0)
+      expect(await gate.collect({ code: 3, stderr: "" })).toEqual([
+        { destination: "10.0.0.9:6380", protocol: "tcp", count: 2 },
+      ]);
   });
 
   it("recognises the init's own failure (exit 125 with its words), and nothing else", async () => {
     const { InitEgressGate } = await import("../../runner/backends/docker/gate/init-gate.js");
-    expect(InitEgressGate.failure(125, "airlock-init: iptables-restore failed\n")?.message).toContain("the egress gate failed before the agent started: airlock-init: iptables-restore failed");
+    expect(InitEgressGate.failure(125, "airlock-init: iptables-restore failed\n")?.message).toContain(
+      "the egress gate failed before the agent started: airlock-init: iptables-restore failed",
+    );
     expect(InitEgressGate.failure(125, "an agent that exits 125 itself\n")).toBeUndefined();
     expect(InitEgressGate.failure(1, "airlock-init: something\n")).toBeUndefined();
     // Once the init said the agent ran and exited, 125 is the agent's own code.

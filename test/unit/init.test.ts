@@ -11,7 +11,15 @@ import { RunOptionsError } from "../../runner/errors.js";
 describe("airlock init", () => {
   it("offers hello, every example with a run file, and the Python ones by a python- name", async () => {
     const names = (await listTemplates()).map((t) => t.name);
-    expect(names).toEqual(expect.arrayContaining(["hello", "redis-pubsub", "rabbitmq-work-queue", "kafka-streaming", "python-redis-pubsub"]));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "hello",
+        "redis-pubsub",
+        "rabbitmq-work-queue",
+        "kafka-streaming",
+        "python-redis-pubsub",
+      ]),
+    );
   });
 
   it("writes a run file whose policies and agents are beside it, and that loads as written", async () => {

@@ -1,19 +1,18 @@
-/**
- * The Kubernetes backend's pure parts: the Pod and its companions (every hardening field), the
- * settings, the unpacking of an agent's /output (whose names the agent chose), and the choice of
- * backend. The backend against a real cluster is in test/kubernetes/.
- */
-import { existsSync, readFileSync, lstatSync, symlinkSync } from "node:fs";
-import { mkdtemp, readdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
-import * as tar from "tar-stream";
 import { describe, expect, it } from "vitest";
 import { kubernetesSettings } from "../../runner/backends/kubernetes/config.js";
 import { qualifiedTag } from "../../runner/backends/kubernetes/index.js";
-import { outputUnpacker, safeRelative } from "../../runner/run/output-tar.js";
-import { AGENT_CONTAINER, configMapSpec, envSecretSpec, GATE_CONTAINER, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, REPORT_CONTAINER, type PodSpecInput } from "../../runner/backends/kubernetes/pod-spec.js";
+import {
+  AGENT_CONTAINER,
+  configMapSpec,
+  envSecretSpec,
+  GATE_CONTAINER,
+  KEEPER_CONTAINER,
+  networkPolicySpec,
+  objectName,
+  podSpec,
+  REPORT_CONTAINER,
+  type PodSpecInput,
+} from "../../runner/backends/kubernetes/pod-spec.js";
 import { backendFromEnv } from "../../runner/backends/registry.js";
 import { createRunner } from "../../runner/runner.js";
 
@@ -50,18 +49,31 @@ function input(overrides: Partial<PodSpecInput> = {}): PodSpecInput {
   };
 }
 
-const container = (pod: ReturnType<typeof podSpec>, name: string) => [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers].find((c) => c.name === name)!;
+const container = (pod: ReturnType<typeof podSpec>, name: string) =>
+  [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers].find((c) => c.name === name)!;
 
 describe("the agent's Pod", () => {
   const pod = podSpec(input());
 
   it("gives the agent no capability, no root, no escalation, a read-only root and the policy's limits", () => {
     const agent = container(pod, AGENT_CONTAINER);
-    expect(agent.securityContext).toMatchObject({ runAsUser: 10001, runAsGroup: 10001, runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" } });
+    expect(agent.securityContext).toMatchObject({
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
     expect(agent.securityContext!.capabilities!.add).toBeUndefined();
     // /output is a memory-backed emptyDir of the policy's size, charged to the agent: on top of its memory.
     expect(agent.resources!.limits).toEqual({ memory: String(612 * 1024 * 1024), cpu: "1500m" });
-    expect(pod.spec!.volumes!.find((v) => v.name === "output")!.emptyDir).toEqual({ medium: "Memory", sizeLimit: String(100 * 1024 * 1024) });
+    expect(pod.spec!.volumes!.find((v) => v.name === "output")!.emptyDir).toEqual({
+      medium: "Memory",
+      sizeLimit: String(100 * 1024 * 1024),
+    });
     expect(agent.envFrom).toEqual([{ secretRef: { name: `${objectName("consumer_x-1a2b3c4d")}-env` } }]);
     expect(agent.env).toBeUndefined();
     expect(agent.volumeMounts!.find((m) => m.mountPath === "/workspace")!.readOnly).toBe(true);
@@ -75,15 +87,26 @@ describe("the agent's Pod", () => {
     expect(gate.securityContext!.capabilities).toEqual({ drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] });
     expect(gate.securityContext!.allowPrivilegeEscalation).toBe(false);
     // Also with the network disabled: a Pod always has an interface.
-    expect(podSpec(input({ networkDisabled: true })).spec!.initContainers!.map((c) => c.name)).toEqual([GATE_CONTAINER]);
+    expect(podSpec(input({ networkDisabled: true })).spec!.initContainers!.map((c) => c.name)).toEqual([
+      GATE_CONTAINER,
+    ]);
   });
 
   it("keeps the output and the denied tables in containers without any capability; the keeper, as the agent's uid, can stop it", () => {
     const keeper = container(pod, KEEPER_CONTAINER);
     const reporter = container(pod, REPORT_CONTAINER);
-    expect(keeper.securityContext).toMatchObject({ runAsUser: 10001, runAsNonRoot: true, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true });
+    expect(keeper.securityContext).toMatchObject({
+      runAsUser: 10001,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      readOnlyRootFilesystem: true,
+    });
     expect(keeper.volumeMounts).toEqual([{ name: "output", mountPath: "/output", readOnly: true }]);
-    expect(reporter.securityContext).toMatchObject({ runAsUser: 0, capabilities: { drop: ["ALL"] }, allowPrivilegeEscalation: false });
+    expect(reporter.securityContext).toMatchObject({
+      runAsUser: 0,
+      capabilities: { drop: ["ALL"] },
+      allowPrivilegeEscalation: false,
+    });
     expect(reporter.securityContext!.capabilities!.add).toBeUndefined();
     expect(reporter.volumeMounts).toBeUndefined();
     // One process namespace: the keeper signals the agent's processes, and SIGKILL reaches its main one.
@@ -101,8 +124,12 @@ describe("the agent's Pod", () => {
     const agent = spec.containers.find((c) => c.name === AGENT_CONTAINER)!;
     const hosts = agent.volumeMounts!.find((m) => m.mountPath === "/etc/hosts")!;
     expect(hosts).toMatchObject({ subPath: "hosts", readOnly: true });
-    expect(spec.volumes!.find((v) => v.name === hosts.name)!.configMap!.items).toEqual([{ key: "hosts", path: "hosts" }]);
-    expect(configMapSpec(input({})).data!.hosts).toBe("127.0.0.1\tlocalhost\n# names from the policy, resolved by the airlock runner\n10.1.2.3\tredis.internal\n");
+    expect(spec.volumes!.find((v) => v.name === hosts.name)!.configMap!.items).toEqual([
+      { key: "hosts", path: "hosts" },
+    ]);
+    expect(configMapSpec(input({})).data!.hosts).toBe(
+      "127.0.0.1\tlocalhost\n# names from the policy, resolved by the airlock runner\n10.1.2.3\tredis.internal\n",
+    );
     expect(spec.hostNetwork ?? false).toBe(false);
     expect(spec.hostPID ?? false).toBe(false);
     expect(spec.restartPolicy).toBe("Never");
@@ -117,13 +144,24 @@ describe("the agent's Pod", () => {
 
   it("is labelled for cleanup, with a name Kubernetes accepts", () => {
     expect(pod.metadata!.name).toBe("airlock-consumer-x-1a2b3c4d");
-    expect(pod.metadata!.labels).toEqual({ "dev.airlock.managed": "true", "dev.airlock.run": "consumer_x-1a2b3c4d", "dev.airlock.role": "agent" });
-    expect(pod.metadata!.annotations).toMatchObject({ "dev.airlock.owner": "host:123", "dev.airlock.expires": "1900000000000" });
+    expect(pod.metadata!.labels).toEqual({
+      "dev.airlock.managed": "true",
+      "dev.airlock.run": "consumer_x-1a2b3c4d",
+      "dev.airlock.role": "agent",
+    });
+    expect(pod.metadata!.annotations).toMatchObject({
+      "dev.airlock.owner": "host:123",
+      "dev.airlock.expires": "1900000000000",
+    });
   });
 
   it("puts the rules and files in one ConfigMap, and the environment in a Secret", () => {
     const map = configMapSpec(input());
-    expect(map.data).toEqual({ "rules-v4": "*filter\nCOMMIT\n", "rules-v6": "*filter\nCOMMIT\n", hosts: expect.stringContaining("127.0.0.1\tlocalhost\n") });
+    expect(map.data).toEqual({
+      "rules-v4": "*filter\nCOMMIT\n",
+      "rules-v6": "*filter\nCOMMIT\n",
+      hosts: expect.stringContaining("127.0.0.1\tlocalhost\n"),
+    });
     expect(Buffer.from(map.binaryData!.b0!, "base64").toString()).toBe("console.log(1)");
     expect(Buffer.from(map.binaryData!.w0!, "base64").toString()).toBe("hi");
     const workspace = pod.spec!.volumes!.find((v) => v.name === "workspace")!;
@@ -137,7 +175,10 @@ describe("the agent's Pod", () => {
 describe("the run's NetworkPolicy", () => {
   it("selects only the run's Pod, allows no ingress, and egress to exactly the rules' destinations", () => {
     const policy = networkPolicySpec(input());
-    expect(policy.spec!.podSelector!.matchLabels).toEqual({ "dev.airlock.run": "consumer_x-1a2b3c4d", "dev.airlock.role": "agent" });
+    expect(policy.spec!.podSelector!.matchLabels).toEqual({
+      "dev.airlock.run": "consumer_x-1a2b3c4d",
+      "dev.airlock.role": "agent",
+    });
     expect(policy.spec!.policyTypes).toEqual(["Ingress", "Egress"]);
     expect(policy.spec!.ingress).toEqual([]);
     expect(policy.spec!.egress).toEqual([
@@ -150,7 +191,17 @@ describe("the run's NetworkPolicy", () => {
 
 describe("kubernetes settings", () => {
   it("takes the environment, checked", () => {
-    expect(kubernetesSettings({}, { AIRLOCK_K8S_NAMESPACE: "agents", AIRLOCK_K8S_HOST_ADDRESS: "10.244.0.1", AIRLOCK_K8S_LOAD_IMAGE: "kind load docker-image {image}", KUBECONFIG: "/k" })).toEqual({
+    expect(
+      kubernetesSettings(
+        {},
+        {
+          AIRLOCK_K8S_NAMESPACE: "agents",
+          AIRLOCK_K8S_HOST_ADDRESS: "10.244.0.1",
+          AIRLOCK_K8S_LOAD_IMAGE: "kind load docker-image {image}",
+          KUBECONFIG: "/k",
+        },
+      ),
+    ).toEqual({
       namespace: "agents",
       hostAddress: "10.244.0.1",
       loadImage: "kind load docker-image {image}",
@@ -160,7 +211,9 @@ describe("kubernetes settings", () => {
   });
 
   it("refuses what cannot work, with the fix", () => {
-    expect(() => kubernetesSettings({ namespace: "Agents_1" }, {})).toThrow(/not a valid namespace name[\s\S]*fix: use lower-case/);
+    expect(() => kubernetesSettings({ namespace: "Agents_1" }, {})).toThrow(
+      /not a valid namespace name[\s\S]*fix: use lower-case/,
+    );
     expect(() => kubernetesSettings({ loadImage: "kind load docker-image" }, {})).toThrow(/has no \{image\}/);
     expect(() => kubernetesSettings({ hostAddress: "node-1" }, {})).toThrow(/not an IPv4 address/);
   });
@@ -176,11 +229,12 @@ describe("choosing a backend", () => {
   it("defaults to Docker, and refuses a backend airlock does not have", async () => {
     expect(backendFromEnv({})).toBeUndefined();
     expect(backendFromEnv({ AIRLOCK_BACKEND: "kubernetes" })).toBe("kubernetes");
-    expect(() => backendFromEnv({ AIRLOCK_BACKEND: "nomad" })).toThrow(/AIRLOCK_BACKEND=nomad is not a backend[\s\S]*docker, kubernetes/);
+    expect(() => backendFromEnv({ AIRLOCK_BACKEND: "nomad" })).toThrow(
+      /AIRLOCK_BACKEND=nomad is not a backend[\s\S]*docker, kubernetes/,
+    );
     const runner = createRunner({ reapOrphans: false });
     expect((await runner.backend()).name).toBe("docker");
     expect((await runner.backend("kubernetes")).name).toBe("kubernetes");
     expect(await runner.backend("kubernetes")).toBe(await runner.backend("kubernetes"));
   });
 });
-

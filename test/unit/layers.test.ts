@@ -31,7 +31,9 @@ const LAYERS: string[][] = [
 ];
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  );
 }
 
 /** Relative imports that load code: not `import type`, not an import whose every name is a type. */
@@ -44,7 +46,15 @@ function valueImports(file: string): string[] {
     const clause = m[2]!.trim();
     if (clause.startsWith("type ")) continue;
     const named = /^\{([\s\S]*)\}$/.exec(clause);
-    if (named && named[1]!.split(",").map((s) => s.trim()).filter(Boolean).every((s) => s.startsWith("type "))) continue;
+    if (
+      named &&
+      named[1]!
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .every((s) => s.startsWith("type "))
+    )
+      continue;
     found.push(m[3]!);
   }
   for (const m of text.matchAll(/import\(\s*["'](\.[^"']+)["']\s*\)/g)) found.push(m[1]!);
@@ -64,7 +74,9 @@ const graph = new Map(files(ROOT).map((f) => [f, valueImports(f).filter((t) => t
 
 describe("the runner's layout (docs/ARCHITECTURE.md)", () => {
   it("places every file of runner/ in a listed folder", () => {
-    expect([...graph.keys()].map((f) => relative(ROOT, f)).filter((f) => layerOf(unitOf(resolve(ROOT, f))!) < 0)).toEqual([]);
+    expect(
+      [...graph.keys()].map((f) => relative(ROOT, f)).filter((f) => layerOf(unitOf(resolve(ROOT, f))!) < 0),
+    ).toEqual([]);
   });
 
   it("has no import that points from a lower folder up to a higher one", () => {
@@ -73,7 +85,8 @@ describe("the runner's layout (docs/ARCHITECTURE.md)", () => {
       const from = unitOf(file)!;
       for (const target of targets) {
         const to = unitOf(target)!;
-        if (from !== to && layerOf(to) >= layerOf(from)) up.push(`${relative(ROOT, file)} → ${relative(ROOT, target)} (${from} → ${to})`);
+        if (from !== to && layerOf(to) >= layerOf(from))
+          up.push(`${relative(ROOT, file)} → ${relative(ROOT, target)} (${from} → ${to})`);
       }
     }
     expect(up).toEqual([]);
@@ -99,6 +112,8 @@ describe("the runner's layout (docs/ARCHITECTURE.md)", () => {
   it("sees the imports it checks (a file that loads others is read as doing so)", () => {
     const runner = graph.get(join(ROOT, "runner.ts"))!;
     expect(runner).toContain(join(ROOT, "run", "run-agent.ts"));
-    expect(graph.get(join(ROOT, "backends", "registry.ts"))).toContain(join(ROOT, "backends", "kubernetes", "index.ts"));
+    expect(graph.get(join(ROOT, "backends", "registry.ts"))).toContain(
+      join(ROOT, "backends", "kubernetes", "index.ts"),
+    );
   });
 });

@@ -6,7 +6,12 @@ import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
 import { describe, expect, it } from "vitest";
 import { outputUnpacker, safeRelative } from "../../runner/run/output-tar.js";
-import { agentMemoryBytes, outputQuotaBytes, outputTmpfsOptions, outputVolumeMount } from "../../runner/run/output-volume.js";
+import {
+  agentMemoryBytes,
+  outputQuotaBytes,
+  outputTmpfsOptions,
+  outputVolumeMount,
+} from "../../runner/run/output-volume.js";
 import { agentSpec, keeperSpec } from "../../runner/backends/docker/container-spec.js";
 
 describe("/output as a filesystem of its own", () => {
@@ -15,8 +20,15 @@ describe("/output as a filesystem of its own", () => {
 
   it("is a tmpfs of the limit (whole pages) with one inode per allowed entry and the folder itself", () => {
     expect(outputQuotaBytes(limits)).toBe(1_003_520);
-    expect(outputTmpfsOptions(limits, user)).toBe("size=1003520,nr_inodes=51,uid=10001,gid=10001,mode=0755,nosuid,nodev,noexec");
-    const mount = outputVolumeMount(limits, user, { a: "b" }) as unknown as { Type: string; Source?: string; Target: string; VolumeOptions: { DriverConfig: { Options: Record<string, string> } } };
+    expect(outputTmpfsOptions(limits, user)).toBe(
+      "size=1003520,nr_inodes=51,uid=10001,gid=10001,mode=0755,nosuid,nodev,noexec",
+    );
+    const mount = outputVolumeMount(limits, user, { a: "b" }) as unknown as {
+      Type: string;
+      Source?: string;
+      Target: string;
+      VolumeOptions: { DriverConfig: { Options: Record<string, string> } };
+    };
     expect(mount.Type).toBe("volume");
     // Anonymous: removed with its container.
     expect(mount.Source).toBeUndefined();
@@ -25,7 +37,22 @@ describe("/output as a filesystem of its own", () => {
 
   it("is charged to the agent's memory on top of the policy's, and never bound from the host", () => {
     expect(agentMemoryBytes(512 << 20, limits)).toBe((512 << 20) + 1_003_520);
-    const base = { name: "a", image: "i", network: { mode: "none" as const }, user, env: [], cmd: ["x"], workspaceBinds: [], hostsFile: "/h", resolvConf: "/r", memoryBytes: 1 << 20, cpus: 1, pids: 10, maxFileBytes: limits.bytes, labels: {} };
+    const base = {
+      name: "a",
+      image: "i",
+      network: { mode: "none" as const },
+      user,
+      env: [],
+      cmd: ["x"],
+      workspaceBinds: [],
+      hostsFile: "/h",
+      resolvConf: "/r",
+      memoryBytes: 1 << 20,
+      cpus: 1,
+      pids: 10,
+      maxFileBytes: limits.bytes,
+      labels: {},
+    };
     const own = agentSpec({ ...base, output: { limits } }).HostConfig!;
     expect(own.Memory).toBe((1 << 20) + 1_003_520);
     expect(own.Binds!.some((b) => b.includes("/output"))).toBe(false);
@@ -40,13 +67,27 @@ describe("/output as a filesystem of its own", () => {
 });
 
 describe("unpacking an agent's /output", () => {
-  async function unpack(entries: { name: string; type?: "file" | "directory" | "symlink" | "link" | "fifo"; body?: string; linkname?: string }[], limits = { bytes: 1 << 20, entries: 100 }) {
+  async function unpack(
+    entries: {
+      name: string;
+      type?: "file" | "directory" | "symlink" | "link" | "fifo";
+      body?: string;
+      linkname?: string;
+    }[],
+    limits = { bytes: 1 << 20, entries: 100 },
+  ) {
     const dir = await mkdtemp(join(tmpdir(), "airlock-unpack-"));
     const pack = tar.pack();
     const { sink, result } = outputUnpacker(dir, limits);
     const done = pipeline(pack as unknown as NodeJS.ReadableStream, sink);
     for (const e of entries) {
-      await new Promise<void>((r, j) => pack.entry({ name: e.name, type: e.type ?? "file", ...(e.linkname ? { linkname: e.linkname } : {}) }, e.body ?? "", (err) => (err ? j(err) : r())));
+      await new Promise<void>((r, j) =>
+        pack.entry(
+          { name: e.name, type: e.type ?? "file", ...(e.linkname ? { linkname: e.linkname } : {}) },
+          e.body ?? "",
+          (err) => (err ? j(err) : r()),
+        ),
+      );
     }
     pack.finalize();
     await done;
@@ -84,7 +125,13 @@ describe("unpacking an agent's /output", () => {
 
   it("stops at the policy's byte and entry limits, and says which", async () => {
     // Counted as the host's disk spends it: whole 4 KiB blocks per file.
-    const big = await unpack([{ name: "a", body: "x".repeat(5000) }, { name: "b", body: "y".repeat(600) }], { bytes: 8192, entries: 10 });
+    const big = await unpack(
+      [
+        { name: "a", body: "x".repeat(5000) },
+        { name: "b", body: "y".repeat(600) },
+      ],
+      { bytes: 8192, entries: 10 },
+    );
     expect(existsSync(join(big.dir, "a"))).toBe(true);
     expect(existsSync(join(big.dir, "b"))).toBe(false);
     expect(big.result.problem).toMatch(/more than 8192 bytes on the host.s disk \(resources.output\)/);
@@ -109,7 +156,10 @@ describe("unpacking an agent's /output", () => {
     const r = await result;
     expect(await readdir(outside)).toEqual([]);
     expect(readFileSync(join(dir, "ok.txt"), "utf8")).toBe("z");
-    expect(r.skipped.map((s) => s.reason)).toEqual([expect.stringContaining("a link in the way"), expect.stringContaining("a link in the way")]);
+    expect(r.skipped.map((s) => s.reason)).toEqual([
+      expect.stringContaining("a link in the way"),
+      expect.stringContaining("a link in the way"),
+    ]);
   });
 
   it("reads archive names as relative paths or not at all", () => {

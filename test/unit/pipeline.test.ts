@@ -38,7 +38,11 @@ function fakeEngine(program: Program, onSignal?: (signal: string, exit: (code: n
       id,
       attach: async () => stream,
       // The output keeper only sleeps; the agent's container runs the program.
-      start: async () => void (spec.Entrypoint?.[0] !== "sleep" && setImmediate(() => program({ out: (l) => stream.write(`${l}\n`), exit, signals }))),
+      start: async () =>
+        void (
+          spec.Entrypoint?.[0] !== "sleep" &&
+          setImmediate(() => program({ out: (l) => stream.write(`${l}\n`), exit, signals }))
+        ),
       wait: () => exited,
       kill: async (signal) => {
         signals.push(signal);
@@ -48,15 +52,34 @@ function fakeEngine(program: Program, onSignal?: (signal: string, exit: (code: n
       remove: async () => void removed.push(id),
       rename: async () => {},
       archive: emptyArchive,
-      inspect: async (): Promise<ContainerState> => ({ running: exitCode === undefined, exitCode: exitCode ?? 0, oomKilled: false, pid: 0, networks: {}, paused: false, startedAt: "", execs: 0, config: "" }),
+      inspect: async (): Promise<ContainerState> => ({
+        running: exitCode === undefined,
+        exitCode: exitCode ?? 0,
+        oomKilled: false,
+        pid: 0,
+        networks: {},
+        paused: false,
+        startedAt: "",
+        execs: 0,
+        config: "",
+      }),
     };
     return c;
   });
   return { engine, created, removed, signals };
 }
 
-const images: ImageSet = { base: "base", baseSource: "local", gate: "airlock/gate:x", agent: "airlock/agent:x", ids: { gate: "sha256:gate", agent: "sha256:agent" } };
-const docker = { version: async () => ({ Version: "fake", ApiVersion: "1.41" }), listContainers: async () => [] } as unknown as Docker;
+const images: ImageSet = {
+  base: "base",
+  baseSource: "local",
+  gate: "airlock/gate:x",
+  agent: "airlock/agent:x",
+  ids: { gate: "sha256:gate", agent: "sha256:agent" },
+};
+const docker = {
+  version: async () => ({ Version: "fake", ApiVersion: "1.41" }),
+  listContainers: async () => [],
+} as unknown as Docker;
 
 async function setup(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "airlock-pipeline-"));
@@ -74,17 +97,35 @@ describe("the run pipeline, on a fake engine", () => {
     const runner = createRunner({ docker, engine: fake.engine, images: async () => images, reapOrphans: false });
     const dir = await setup();
     const lines: string[] = [];
-    const result = await runner.runAgent({ agent: join(dir, "agent.ts"), policy: { name: "p" }, outputDir: join(dir, "out"), onEvent: (e) => e.type === "output" && lines.push(e.line) });
+    const result = await runner.runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: { name: "p" },
+      outputDir: join(dir, "out"),
+      onEvent: (e) => e.type === "output" && lines.push(e.line),
+    });
     expect(result).toMatchObject({ status: "failed", exitCode: 3, image: "airlock/agent:x" });
     expect(lines).toEqual(["first line", "second line"]);
     expect(result.stdout).toBe("first line\nsecond line\n");
     // The output keeper (it holds /output until it is copied out), the agent's container, then a
     // keeper kept ready for the next run of this kind.
     expect(fake.created).toHaveLength(3);
-    const [keeper, spec, ready] = fake.created as [Docker.ContainerCreateOptions, Docker.ContainerCreateOptions, Docker.ContainerCreateOptions];
-    expect(keeper).toMatchObject({ Image: "sha256:gate", Entrypoint: ["sleep"], HostConfig: { NetworkMode: "none", CapDrop: ["ALL"] } });
+    const [keeper, spec, ready] = fake.created as [
+      Docker.ContainerCreateOptions,
+      Docker.ContainerCreateOptions,
+      Docker.ContainerCreateOptions,
+    ];
+    expect(keeper).toMatchObject({
+      Image: "sha256:gate",
+      Entrypoint: ["sleep"],
+      HostConfig: { NetworkMode: "none", CapDrop: ["ALL"] },
+    });
     expect(spec.Image).toBe("sha256:agent");
-    expect(spec.HostConfig).toMatchObject({ NetworkMode: "none", CapDrop: ["ALL"], ReadonlyRootfs: true, VolumesFrom: ["c1:rw"] });
+    expect(spec.HostConfig).toMatchObject({
+      NetworkMode: "none",
+      CapDrop: ["ALL"],
+      ReadonlyRootfs: true,
+      VolumesFrom: ["c1:rw"],
+    });
     expect(spec.HostConfig!.Binds!.some((b) => b.endsWith(":/workspace:ro"))).toBe(false);
     expect(ready.name).toMatch(/^airlock-keeper-/);
     // The next run takes the ready keeper: only its own container is created on its path.
@@ -105,11 +146,19 @@ describe("the run pipeline, on a fake engine", () => {
       const c = await create(spec);
       if (spec.Entrypoint?.[0] === "sleep" || failed) return c;
       failed++;
-      return { ...c, start: async () => Promise.reject(new Error("(HTTP code 500) server error - cannot start a stopped process: unknown")) };
+      return {
+        ...c,
+        start: async () =>
+          Promise.reject(new Error("(HTTP code 500) server error - cannot start a stopped process: unknown")),
+      };
     };
     const runner = createRunner({ docker, engine: fake.engine, images: async () => images, reapOrphans: false });
     const dir = await setup();
-    const result = await runner.runAgent({ agent: join(dir, "agent.ts"), policy: { name: "p" }, outputDir: join(dir, "out") });
+    const result = await runner.runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: { name: "p" },
+      outputDir: join(dir, "out"),
+    });
     expect(result).toMatchObject({ status: "succeeded", exitCode: 0, stdout: "from the second container\n" });
     expect(failed).toBe(1);
     await runner.close();
@@ -121,19 +170,32 @@ describe("the run pipeline, on a fake engine", () => {
     const fake = fakeEngine(({ out }) => out("ignoring SIGTERM"));
     const runner = createRunner({ docker, engine: fake.engine, images: async () => images, reapOrphans: false });
     const dir = await setup();
-    const result = await runner.runAgent({ agent: join(dir, "agent.ts"), policy: { name: "p", timeoutSeconds: 1 }, outputDir: join(dir, "out"), stopGraceMs: 50 });
+    const result = await runner.runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: { name: "p", timeoutSeconds: 1 },
+      outputDir: join(dir, "out"),
+      stopGraceMs: 50,
+    });
     expect(result).toMatchObject({ status: "timed_out", exitCode: 137 });
     expect(fake.signals).toEqual(["SIGTERM", "SIGKILL"]);
     await runner.close();
   });
 
   it("cancels on the caller's signal and keeps the agent's own exit code", async () => {
-    const fake = fakeEngine(() => {}, (signal, exit) => signal === "SIGTERM" && exit(143));
+    const fake = fakeEngine(
+      () => {},
+      (signal, exit) => signal === "SIGTERM" && exit(143),
+    );
     const runner = createRunner({ docker, engine: fake.engine, images: async () => images, reapOrphans: false });
     const dir = await setup();
     const stop = new AbortController();
     setTimeout(() => stop.abort(), 100);
-    const result = await runner.runAgent({ agent: join(dir, "agent.ts"), policy: { name: "p" }, outputDir: join(dir, "out"), signal: stop.signal });
+    const result = await runner.runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: { name: "p" },
+      outputDir: join(dir, "out"),
+      signal: stop.signal,
+    });
     expect(result).toMatchObject({ status: "cancelled", exitCode: 143 });
     expect(fake.signals).toEqual(["SIGTERM"]);
     await runner.close();

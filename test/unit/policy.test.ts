@@ -27,7 +27,13 @@ describe("valid policies", () => {
     expect(p.env).toEqual({ allow: [], set: {} });
     expect(p.packages).toEqual({ npm: [], pip: [] });
     expect(p.timeoutSeconds).toBe(300);
-    expect(p.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256, outputBytes: 1024 ** 3, outputFiles: 10_000 });
+    expect(p.resources).toEqual({
+      memoryBytes: 512 * 1024 * 1024,
+      cpus: 1,
+      pids: 256,
+      outputBytes: 1024 ** 3,
+      outputFiles: 10_000,
+    });
   });
 
   it("parses endpoints, env, packages and resources", () => {
@@ -54,12 +60,22 @@ resources: { memory: 2g, cpus: 0.5, pids: 64, output: 10m }
       ["ioredis", "5.9.2"],
       ["@scope/pkg", "^1.2.0"],
     ]);
-    expect(p.resources).toEqual({ memoryBytes: 2 * 1024 ** 3, cpus: 0.5, pids: 64, outputBytes: 10 * 1024 ** 2, outputFiles: 10_000 });
+    expect(p.resources).toEqual({
+      memoryBytes: 2 * 1024 ** 3,
+      cpus: 0.5,
+      pids: 64,
+      outputBytes: 10 * 1024 ** 2,
+      outputFiles: 10_000,
+    });
   });
 
   it("validates objects given in code exactly like files", () => {
-    expect(definePolicy({ name: "inline", network: { allowedEndpoints: ["localhost:6379"] } }).network.disabled).toBe(false);
-    expect(() => definePolicy({ name: "inline", network: { allowedEndpoints: ["localhost"] } } as never)).toThrow(/has no port/);
+    expect(definePolicy({ name: "inline", network: { allowedEndpoints: ["localhost:6379"] } }).network.disabled).toBe(
+      false,
+    );
+    expect(() => definePolicy({ name: "inline", network: { allowedEndpoints: ["localhost"] } } as never)).toThrow(
+      /has no port/,
+    );
   });
 
   it("every policy in the repo is valid and points editors at the schema", async () => {
@@ -69,7 +85,9 @@ resources: { memory: 2g, cpus: 0.5, pids: 64, output: 10m }
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
       await expect(loadPolicy(join(dir, f))).resolves.toBeTruthy();
-      expect((await readFile(join(dir, f), "utf8")).split("\n")[0]).toMatch(/^# yaml-language-server: \$schema=(\.\.\/)*\.?\/?policy\.schema\.json$/);
+      expect((await readFile(join(dir, f), "utf8")).split("\n")[0]).toMatch(
+        /^# yaml-language-server: \$schema=(\.\.\/)*\.?\/?policy\.schema\.json$/,
+      );
     }
   });
 });
@@ -108,12 +126,17 @@ describe("errors name the file, line, column, field and fix", () => {
   });
 
   it("rejects disabled: true together with endpoints, and disabled: false without any", () => {
-    expect(only("name: x\nnetwork:\n  disabled: true\n  allowedEndpoints: [localhost:1]\n")).toMatchObject({ field: "network.disabled", line: 3 });
+    expect(only("name: x\nnetwork:\n  disabled: true\n  allowedEndpoints: [localhost:1]\n")).toMatchObject({
+      field: "network.disabled",
+      line: 3,
+    });
     expect(only("name: x\nnetwork:\n  disabled: false\n").message).toContain("nothing would be reachable");
   });
 
   it("gives did-you-mean hints for the Python SDK's snake_case names", () => {
-    const issues = issuesOf("name: x\nnetwork:\n  allowed_endpoints: [localhost:1]\nallowed_env_vars: [A]\npip_packages: [redis]\ntimeout_seconds: 5\n");
+    const issues = issuesOf(
+      "name: x\nnetwork:\n  allowed_endpoints: [localhost:1]\nallowed_env_vars: [A]\npip_packages: [redis]\ntimeout_seconds: 5\n",
+    );
     expect(issues.map((i) => [i.field, i.line, i.fix])).toEqual([
       ["network.allowed_endpoints", 3, "did you mean network.allowedEndpoints?"],
       ["allowed_env_vars", 4, "did you mean env.allow?"],
@@ -124,18 +147,32 @@ describe("errors name the file, line, column, field and fix", () => {
 
   it("suggests the nearest key for typos and lists the allowed keys otherwise", () => {
     expect(only("name: x\nenv:\n  alow: [A]\n").fix).toBe("did you mean env.allow?");
-    expect(only("name: x\nresources:\n  gpu: 1\n").fix).toContain("allowed keys under resources: memory, cpus, pids, output");
+    expect(only("name: x\nresources:\n  gpu: 1\n").fix).toContain(
+      "allowed keys under resources: memory, cpus, pids, output",
+    );
   });
 
   it("explains wrong types with what was found", () => {
-    expect(only('name: x\ntimeoutSeconds: "60"\n')).toMatchObject({ field: "timeoutSeconds", line: 2, message: 'must be a number, not the text "60"', fix: "write a number without quotes" });
-    expect(only("name: x\npackages: ioredis@5\n").message).toBe('must be a list of npm packages (- ioredis@5.9.2), or npm: [...] and pip: [...] for each language, not the text "ioredis@5"');
+    expect(only('name: x\ntimeoutSeconds: "60"\n')).toMatchObject({
+      field: "timeoutSeconds",
+      line: 2,
+      message: 'must be a number, not the text "60"',
+      fix: "write a number without quotes",
+    });
+    expect(only("name: x\npackages: ioredis@5\n").message).toBe(
+      'must be a list of npm packages (- ioredis@5.9.2), or npm: [...] and pip: [...] for each language, not the text "ioredis@5"',
+    );
     expect(only("name: x\nenv:\n  allow: REDIS_URL\n").field).toBe("env.allow");
   });
 
   it("rejects packages without a version or from outside the registry", () => {
-    expect(only("name: x\npackages: [ioredis]\n")).toMatchObject({ field: "packages[0]", message: 'package "ioredis" has no version' });
-    expect(only('name: x\npackages: ["x@git+https://example.com/x.git"]\n').message).toContain("not a registry version");
+    expect(only("name: x\npackages: [ioredis]\n")).toMatchObject({
+      field: "packages[0]",
+      message: 'package "ioredis" has no version',
+    });
+    expect(only('name: x\npackages: ["x@git+https://example.com/x.git"]\n').message).toContain(
+      "not a registry version",
+    );
     expect(only('name: x\npackages: ["x@file:../x"]\n').message).toContain("not a registry version");
     expect(only('name: x\npackages: ["Not Valid@1"]\n').message).toContain("not a valid npm package name");
   });

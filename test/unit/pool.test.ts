@@ -4,7 +4,7 @@
  * idle, everything on close) and when it starts more. The security suite does the same against the
  * real engine (test/integration/security/warm-pool.test.ts).
  */
-import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, type Duplex } from "node:stream";
@@ -28,7 +28,10 @@ interface FakeSandbox {
 function fakeEngine() {
   const containers: FakeSandbox[] = [];
   const watchers = new Set<(e: { id: string; action: string }) => void>();
-  const report = (id: string, action: string) => watchers.forEach((w) => w({ id, action }));
+  const report = (id: string, action: string) =>
+    watchers.forEach((w) => {
+      w({ id, action });
+    });
   const engine: Engine = fakeEngineWith(
     async (spec) => {
       const stream = new PassThrough();
@@ -38,7 +41,17 @@ function fakeEngine() {
         id: `c${containers.length + 1}`,
         spec,
         stream,
-        state: { running: false, exitCode: 0, oomKilled: false, pid: 0, networks: { airlock: { ip: "10.0.0.2", mac: "m" } }, paused: false, startedAt: "", execs: 0, config: JSON.stringify(spec) },
+        state: {
+          running: false,
+          exitCode: 0,
+          oomKilled: false,
+          pid: 0,
+          networks: { airlock: { ip: "10.0.0.2", mac: "m" } },
+          paused: false,
+          startedAt: "",
+          execs: 0,
+          config: JSON.stringify(spec),
+        },
         exit: (code) => {
           fake.state = { ...fake.state, running: false, exitCode: code };
           resolveExit({ StatusCode: code });
@@ -49,7 +62,13 @@ function fakeEngine() {
       const c: EngineContainer = {
         id: fake.id,
         attach: async () => stream as unknown as Duplex,
-        start: async () => void (fake.state = { ...fake.state, running: true, pid: 100 + containers.length, startedAt: `t${containers.length}` }),
+        start: async () =>
+          void (fake.state = {
+            ...fake.state,
+            running: true,
+            pid: 100 + containers.length,
+            startedAt: `t${containers.length}`,
+          }),
         wait: () => exited,
         kill: async () => fake.exit(137),
         remove: async () => {
@@ -92,7 +111,15 @@ function fakeClock(): PoolClock & { advance(ms: number): void } {
   };
 }
 
-const shape: SandboxShape = { image: "sha256:agent", standby: ["node", "/opt/airlock/dist/standby.js"], user: { uid: 10001, gid: 10001 }, memoryBytes: 512 << 20, cpus: 1, pids: 256, output: { bytes: 1 << 30, entries: 10_000 } };
+const shape: SandboxShape = {
+  image: "sha256:agent",
+  standby: ["node", "/opt/airlock/dist/standby.js"],
+  user: { uid: 10001, gid: 10001 },
+  memoryBytes: 512 << 20,
+  cpus: 1,
+  pids: 256,
+  output: { bytes: 1 << 30, entries: 10_000 },
+};
 const far = () => Date.now();
 
 async function setup(size = 2, idleSeconds = 60) {
@@ -160,23 +187,26 @@ describe("the warm pool", () => {
     expect(live(containers).length).toBeGreaterThanOrEqual(1);
   });
 
-  it.each([["exec_create"], ["attach"], ["update"], ["extract-to-dir"], ["pause"]])("never hands out a sandbox the engine reports %s on before its claim (but a look, top, is fine)", async (action) => {
-    const { pool, containers, report } = await setup(2);
-    await pool.claim(shape, far());
-    await pool.idle();
-    const [touched, looked] = live(containers);
-    // Each got airlock's own create, attach and start: those do not count.
-    for (const c of [touched!, looked!]) for (const a of ["create", "attach", "start"]) report(c.id, a);
-    report(touched!.id, action);
-    report(looked!.id, "top");
-    const ids: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const c = await pool.claim(shape, far());
-      if ("pooled" in c) ids.push(c.pooled.sandbox.container.id);
-    }
-    expect(ids).toEqual([looked!.id]);
-    expect(touched!.removed).toBe(true);
-  });
+  it.each([["exec_create"], ["attach"], ["update"], ["extract-to-dir"], ["pause"]])(
+    "never hands out a sandbox the engine reports %s on before its claim (but a look, top, is fine)",
+    async (action) => {
+      const { pool, containers, report } = await setup(2);
+      await pool.claim(shape, far());
+      await pool.idle();
+      const [touched, looked] = live(containers);
+      // Each got airlock's own create, attach and start: those do not count.
+      for (const c of [touched!, looked!]) for (const a of ["create", "attach", "start"]) report(c.id, a);
+      report(touched!.id, action);
+      report(looked!.id, "top");
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const c = await pool.claim(shape, far());
+        if ("pooled" in c) ids.push(c.pooled.sandbox.container.id);
+      }
+      expect(ids).toEqual([looked!.id]);
+      expect(touched!.removed).toBe(true);
+    },
+  );
 
   it("never hands out a sandbox whose host folder was written to", async () => {
     const { pool, containers, dir } = await setup(1);

@@ -6,7 +6,19 @@ import { readFileSync } from "node:fs";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { packagePath } from "../../runner/paths.js";
-import { DENY_TABLE_NAMES, GATE_WORDS, GO_WORD, goLine, SLOT_USER_VARIABLE, INIT_FAILED_EXIT, INIT_LINE_PREFIX, INIT_SUPERVISOR_CAPS, INIT_WORDS, gateRulesLine, initRulesLine } from "../../runner/gate/protocol.js";
+import {
+  DENY_TABLE_NAMES,
+  GATE_WORDS,
+  GO_WORD,
+  goLine,
+  SLOT_USER_VARIABLE,
+  INIT_FAILED_EXIT,
+  INIT_LINE_PREFIX,
+  INIT_SUPERVISOR_CAPS,
+  INIT_WORDS,
+  gateRulesLine,
+  initRulesLine,
+} from "../../runner/gate/protocol.js";
 
 const init = readFileSync(packagePath("images", "agent", "airlock-init.sh"), "utf8");
 const gate = readFileSync(packagePath("images", "gate", "gate.sh"), "utf8");
@@ -37,7 +49,9 @@ describe("the init script and the runner agree", () => {
     expect(init).toContain("read -r go mode extra");
     expect(init).toContain('[ "$mode" = standby ]');
     const b = (s: string) => Buffer.from(s).toString("base64");
-    expect(goLine("exec", ["sh", "-c", "echo hi"], { A_B: "x y", C: "" })).toBe(`go exec @${b("sh")} @${b("-c")} @${b("echo hi")} A_B=${b("x y")} C=\n`);
+    expect(goLine("exec", ["sh", "-c", "echo hi"], { A_B: "x y", C: "" })).toBe(
+      `go exec @${b("sh")} @${b("-c")} @${b("echo hi")} A_B=${b("x y")} C=\n`,
+    );
     expect(() => goLine("exec", ["x"], { "A-B": "x" })).toThrow(/not a variable name/);
     expect(() => goLine("standby", [])).toThrow(/command line/);
     expect(init).toContain(`for table in ${DENY_TABLE_NAMES.join(" ")}; do`);
@@ -64,11 +78,16 @@ describe("the agent runtimes and the runner agree", () => {
     const py = readFileSync(packagePath("agent-runtime", "python", "airlock", "_protocol.py"), "utf8");
     expect(py).toContain(`CONTROL_PREFIX = "${CONTROL_PREFIX.replace("\u001e", "\\x1e")}"`);
     // What the Python runtime writes (json.dumps with compact separators) decodes on the runner's side.
-    expect(decodeControl(`${CONTROL_PREFIX}{"type":"result","value":{"a":[1,2]}}`)).toEqual({ type: "result", value: { a: [1, 2] } });
+    expect(decodeControl(`${CONTROL_PREFIX}{"type":"result","value":{"a":[1,2]}}`)).toEqual({
+      type: "result",
+      value: { a: [1, 2] },
+    });
     const dockerfile = readFileSync(packagePath("images", "python", "Dockerfile"), "utf8");
     expect(dockerfile).toContain(`ENTRYPOINT ${JSON.stringify(pythonLanguage.runtimeArgv)}`.replace(/","/g, '", "'));
     const { nodeLanguage } = await import("../../runner/languages/node/index.js");
-    expect(readFileSync(packagePath("Dockerfile.agent"), "utf8")).toContain(`ENTRYPOINT ${JSON.stringify(nodeLanguage.runtimeArgv)}`.replace(/","/g, '", "'));
+    expect(readFileSync(packagePath("Dockerfile.agent"), "utf8")).toContain(
+      `ENTRYPOINT ${JSON.stringify(nodeLanguage.runtimeArgv)}`.replace(/","/g, '", "'),
+    );
   });
 
   it("on the start line: both runtimes on standby read back the command line and variables the runner sends", async () => {
@@ -81,7 +100,8 @@ describe("the agent runtimes and the runner agree", () => {
     expect(parseStartTokens(tokens(nodeArgv))).toEqual({ argv: nodeArgv, env });
     expect(() => parseStartTokens("BAD-NAME=eA==")).toThrow(/not a variable/);
     const pyArgv = [...pythonLanguage.runtimeArgv, "/opt/agent/run/agent.py"];
-    const script = "import json, sys; sys.path.insert(0, sys.argv[1]); from airlock._standby import parse_start_tokens; a, e = parse_start_tokens(sys.argv[2]); print(json.dumps({'argv': a, 'env': e}))";
+    const script =
+      "import json, sys; sys.path.insert(0, sys.argv[1]); from airlock._standby import parse_start_tokens; a, e = parse_start_tokens(sys.argv[2]); print(json.dumps({'argv': a, 'env': e}))";
     const run = await execa("python3", ["-I", "-c", script, packagePath("agent-runtime", "python"), tokens(pyArgv)]);
     expect(JSON.parse(run.stdout)).toEqual({ argv: pyArgv, env });
     // The runtime each language keeps on standby is in its image.

@@ -14,7 +14,12 @@ const policy = definePolicy({ name: "p", env: { allow: ["KEEP", "ABSENT"], set: 
 
 describe("agent environment", () => {
   it("passes only allowed and fixed variables, plus airlock's own", () => {
-    const env = agentEnvironment(policy, undefined, { KEEP: "k", SECRET: "s", PATH: "/usr/bin" }, { AIRLOCK_RUN_ID: "r" });
+    const env = agentEnvironment(
+      policy,
+      undefined,
+      { KEEP: "k", SECRET: "s", PATH: "/usr/bin" },
+      { AIRLOCK_RUN_ID: "r" },
+    );
     expect(env).toEqual({ KEEP: "k", FIXED: "1", AIRLOCK_RUN_ID: "r" });
   });
 
@@ -23,7 +28,9 @@ describe("agent environment", () => {
   });
 
   it("refuses a variable given to runAgent that the policy does not allow", () => {
-    expect(() => agentEnvironment(policy, { SECRET: "x" }, {}, {})).toThrow(/was given SECRET in env, but <inline> does not allow it/);
+    expect(() => agentEnvironment(policy, { SECRET: "x" }, {}, {})).toThrow(
+      /was given SECRET in env, but <inline> does not allow it/,
+    );
   });
 });
 
@@ -31,7 +38,12 @@ describe("log capture", () => {
   it("splits lines across chunks, takes out control lines, and keeps only the newest bytes", () => {
     const lines: string[] = [];
     const controls: unknown[] = [];
-    const cap = new LogCapture("stdout", 20, (_s, l) => lines.push(l), (c) => controls.push(c));
+    const cap = new LogCapture(
+      "stdout",
+      20,
+      (_s, l) => lines.push(l),
+      (c) => controls.push(c),
+    );
     cap.push("hel");
     cap.push(`lo\n${encodeControl({ type: "ready" })}\nwor`);
     cap.push("ld\n0123456789\nabcdefghij\nlast");
@@ -43,7 +55,12 @@ describe("log capture", () => {
 
   it("cuts a line that never ends into bounded pieces", () => {
     const lines: string[] = [];
-    const cap = new LogCapture("stderr", 1 << 20, (_s, l) => lines.push(l), () => {});
+    const cap = new LogCapture(
+      "stderr",
+      1 << 20,
+      (_s, l) => lines.push(l),
+      () => {},
+    );
     cap.push("x".repeat(200_000));
     cap.end();
     expect(lines.map((l) => l.length)).toEqual([65536, 65536, 65536, 3392]);
@@ -76,7 +93,12 @@ describe("runAgent without a usable engine or input", () => {
 
   it("returns status error with a friendly message when Docker is missing, and writes result.json", async () => {
     const dir = await setup();
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
+    const result = await runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: join(dir, "policy.yaml"),
+      outputDir: join(dir, "out"),
+      runner: createRunner({ docker: absentDocker }),
+    });
     expect(result.status).toBe("error");
     expect(result.errorCode).toBe("DOCKER_UNAVAILABLE");
     expect(result.error).toContain("does not exist (is Docker installed and running?)");
@@ -87,7 +109,12 @@ describe("runAgent without a usable engine or input", () => {
   it("reports a bad policy before touching Docker", async () => {
     const dir = await setup();
     await writeFile(join(dir, "policy.yaml"), "name: unit\ntimeout_seconds: 5\n");
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
+    const result = await runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: join(dir, "policy.yaml"),
+      outputDir: join(dir, "out"),
+      runner: createRunner({ docker: absentDocker }),
+    });
     expect(result).toMatchObject({ status: "error", errorCode: "POLICY_INVALID" });
     expect(result.error).toContain("did you mean timeoutSeconds?");
   });
@@ -95,7 +122,12 @@ describe("runAgent without a usable engine or input", () => {
   it("reports an agent that does not compile, with its line", async () => {
     const dir = await setup();
     await writeFile(join(dir, "agent.ts"), "const x: number = ;\n");
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
+    const result = await runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: join(dir, "policy.yaml"),
+      outputDir: join(dir, "out"),
+      runner: createRunner({ docker: absentDocker }),
+    });
     expect(result).toMatchObject({ status: "error", errorCode: "AGENT_SOURCE" });
     expect(result.error).toMatch(/agent\.ts:1:\d+: Unexpected ";"/);
   });
@@ -103,17 +135,32 @@ describe("runAgent without a usable engine or input", () => {
   it("reports an import of a package the policy does not list", async () => {
     const dir = await setup();
     await writeFile(join(dir, "agent.ts"), "import Redis from 'ioredis';\nnew Redis();\n");
-    const result = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
+    const result = await runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: join(dir, "policy.yaml"),
+      outputDir: join(dir, "out"),
+      runner: createRunner({ docker: absentDocker }),
+    });
     expect(result.error).toContain('imports "ioredis", which the policy');
     expect(result.error).toContain("add it to packages");
   });
 
   it("reports a missing agent file and an output path that is a file", async () => {
     const dir = await setup();
-    const missing = await runAgent({ agent: join(dir, "nope.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "out"), runner: createRunner({ docker: absentDocker }) });
+    const missing = await runAgent({
+      agent: join(dir, "nope.ts"),
+      policy: join(dir, "policy.yaml"),
+      outputDir: join(dir, "out"),
+      runner: createRunner({ docker: absentDocker }),
+    });
     expect(missing.error).toContain("agent file not found");
     await writeFile(join(dir, "file-out"), "precious");
-    const fileOut = await runAgent({ agent: join(dir, "agent.ts"), policy: join(dir, "policy.yaml"), outputDir: join(dir, "file-out"), runner: createRunner({ docker: absentDocker }) });
+    const fileOut = await runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: join(dir, "policy.yaml"),
+      outputDir: join(dir, "file-out"),
+      runner: createRunner({ docker: absentDocker }),
+    });
     expect(fileOut).toMatchObject({ status: "error", errorCode: "RUN_OPTIONS" });
     expect(fileOut.error).toContain("exists and is a file");
     expect(await readFile(join(dir, "file-out"), "utf8")).toBe("precious");

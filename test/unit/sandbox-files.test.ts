@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,20 +10,49 @@ import { waitUntil } from "../../runner/util/wait-until.js";
 describe("workspace", () => {
   it("finds secret-looking entries, skips templates and dependencies, and lets workspace.include through", async () => {
     const dir = await mkdtemp(join(tmpdir(), "airlock-ws-"));
-    for (const f of [".env", ".env.local", ".env.example", "config/prod.pem", "config/app.json", "src/index.ts", ".npmrc", "node_modules/x/key.pem", ".git/config", "deploy/.env.test"]) {
+    for (const f of [
+      ".env",
+      ".env.local",
+      ".env.example",
+      "config/prod.pem",
+      "config/app.json",
+      "src/index.ts",
+      ".npmrc",
+      "node_modules/x/key.pem",
+      ".git/config",
+      "deploy/.env.test",
+    ]) {
       await mkdir(join(dir, f, ".."), { recursive: true });
       await writeFile(join(dir, f), "x");
     }
     await mkdir(join(dir, ".ssh"));
     await writeFile(join(dir, ".ssh", "id_ed25519"), "k");
-    expect((await findSecrets(dir, [])).map((s) => s.path)).toEqual([".env", ".env.local", ".git/config", ".npmrc", ".ssh", "config/prod.pem", "deploy/.env.test"]);
-    expect((await findSecrets(dir, ["deploy/.env.test", "*.pem"])).map((s) => s.path)).toEqual([".env", ".env.local", ".git/config", ".npmrc", ".ssh"]);
+    expect((await findSecrets(dir, [])).map((s) => s.path)).toEqual([
+      ".env",
+      ".env.local",
+      ".git/config",
+      ".npmrc",
+      ".ssh",
+      "config/prod.pem",
+      "deploy/.env.test",
+    ]);
+    expect((await findSecrets(dir, ["deploy/.env.test", "*.pem"])).map((s) => s.path)).toEqual([
+      ".env",
+      ".env.local",
+      ".git/config",
+      ".npmrc",
+      ".ssh",
+    ]);
     const mounts = await workspaceMounts(dir, [], "/tmp/empty");
     expect(mounts.binds[0]).toBe(`${dir}:/workspace:ro`);
     expect(mounts.binds).toContain("/dev/null:/workspace/.env:ro");
     expect(mounts.binds).toContain("/tmp/empty:/workspace/.ssh:ro");
     expect(await workspaceMounts(undefined, [], "/tmp/empty")).toEqual({ binds: [], hidden: [] });
-    expect([looksSecret("id_rsa.pub", false), looksSecret("README.md", false), looksSecret(".aws", true)]).toEqual([true, false, true]);
+    expect([looksSecret("id_rsa.pub", false), looksSecret("README.md", false), looksSecret(".aws", true)]).toEqual([
+      true,
+      false,
+      true,
+    ]);
   });
 });
 
@@ -42,9 +71,15 @@ describe("trusted images", () => {
 
 describe("airlock run's operands", () => {
   it("takes an agent file, or a command after --, never both", () => {
-    expect(splitTarget("agent.ts", [], ["node", "airlock", "run", "agent.ts", "-p", "p.yaml"])).toEqual({ agent: "agent.ts" });
-    expect(splitTarget("python3", ["x.py"], ["node", "airlock", "run", "-p", "p.yaml", "--", "python3", "x.py"])).toEqual({ command: ["python3", "x.py"] });
-    expect(() => splitTarget("agent.ts", ["python3"], ["node", "airlock", "run", "agent.ts", "--", "python3"])).toThrow(UsageError);
+    expect(splitTarget("agent.ts", [], ["node", "airlock", "run", "agent.ts", "-p", "p.yaml"])).toEqual({
+      agent: "agent.ts",
+    });
+    expect(
+      splitTarget("python3", ["x.py"], ["node", "airlock", "run", "-p", "p.yaml", "--", "python3", "x.py"]),
+    ).toEqual({ command: ["python3", "x.py"] });
+    expect(() => splitTarget("agent.ts", ["python3"], ["node", "airlock", "run", "agent.ts", "--", "python3"])).toThrow(
+      UsageError,
+    );
     expect(() => splitTarget(undefined, [], ["node", "airlock", "run"])).toThrow(/give the agent file/);
   });
 });
@@ -54,8 +89,12 @@ describe("waitUntil", () => {
     let now = 0;
     const clock = { now: () => now, sleep: async (ms: number) => void (now += ms) };
     let calls = 0;
-    await expect(waitUntil(() => ++calls >= 3 && "done", { timeoutMs: 100, intervalMs: 10, clock })).resolves.toBe("done");
-    await expect(waitUntil(() => false, { timeoutMs: 50, intervalMs: 10, clock, onTimeout: () => new Error("late") })).rejects.toThrow("late");
+    await expect(waitUntil(() => ++calls >= 3 && "done", { timeoutMs: 100, intervalMs: 10, clock })).resolves.toBe(
+      "done",
+    );
+    await expect(
+      waitUntil(() => false, { timeoutMs: 50, intervalMs: 10, clock, onTimeout: () => new Error("late") }),
+    ).rejects.toThrow("late");
     expect(now).toBeGreaterThanOrEqual(70);
   });
 });

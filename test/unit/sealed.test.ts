@@ -3,7 +3,7 @@
  * shows (only metadata).
  */
 import { describe, expect, it } from "vitest";
-import { Keyring, SealedMessageError } from "../../agent-runtime/bus/sealed.js";
+import { Keyring, type SealedMessageError } from "../../agent-runtime/bus/sealed.js";
 
 function pair() {
   const alice = new Keyring("alice");

@@ -41,16 +41,29 @@ describe("reading the rules back", () => {
   });
 
   it("names what is missing, what was added, and a changed order or chain policy", () => {
-    expect(compareRulesets(sent, saved.replace("-A OUTPUT -j REJECT --reject-with icmp-port-unreachable\n", ""))).toMatch(/^missing: filter -A OUTPUT --reject-with icmp-port-unreachable -j REJECT$/);
-    expect(compareRulesets(sent, saved.replace("COMMIT\n# Completed", "-A OUTPUT -j ACCEPT\nCOMMIT\n# Completed"))).toMatch(/unexpected: filter -A OUTPUT -j ACCEPT/);
-    expect(compareRulesets(sent, saved.replace(":OUTPUT DROP [3:180]", ":OUTPUT ACCEPT [0:0]"))).toMatch(/missing: filter :OUTPUT DROP/);
-    const swapped = saved.replace("-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -i lo -j ACCEPT");
+    expect(
+      compareRulesets(sent, saved.replace("-A OUTPUT -j REJECT --reject-with icmp-port-unreachable\n", "")),
+    ).toMatch(/^missing: filter -A OUTPUT --reject-with icmp-port-unreachable -j REJECT$/);
+    expect(
+      compareRulesets(sent, saved.replace("COMMIT\n# Completed", "-A OUTPUT -j ACCEPT\nCOMMIT\n# Completed")),
+    ).toMatch(/unexpected: filter -A OUTPUT -j ACCEPT/);
+    expect(compareRulesets(sent, saved.replace(":OUTPUT DROP [3:180]", ":OUTPUT ACCEPT [0:0]"))).toMatch(
+      /missing: filter :OUTPUT DROP/,
+    );
+    const swapped = saved.replace(
+      "-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+      "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -i lo -j ACCEPT",
+    );
     expect(compareRulesets(sent, swapped)).toBe("the rules are in force in another order");
     expect(compareRulesets(sent, "")).toMatch(/^missing:/);
   });
 
   it("keeps a negation with its option", () => {
-    expect(normalizeRuleset("*nat\n-A POSTROUTING ! -o lo -s 127.0.0.0/8 -j MASQUERADE\nCOMMIT\n")).toEqual(normalizeRuleset("*nat\n-A POSTROUTING -s 127.0.0.0/8 -j MASQUERADE ! -o lo\nCOMMIT\n"));
-    expect(normalizeRuleset("*nat\n-A POSTROUTING ! -o lo -j MASQUERADE\nCOMMIT\n")).not.toEqual(normalizeRuleset("*nat\n-A POSTROUTING -o lo -j MASQUERADE\nCOMMIT\n"));
+    expect(normalizeRuleset("*nat\n-A POSTROUTING ! -o lo -s 127.0.0.0/8 -j MASQUERADE\nCOMMIT\n")).toEqual(
+      normalizeRuleset("*nat\n-A POSTROUTING -s 127.0.0.0/8 -j MASQUERADE ! -o lo\nCOMMIT\n"),
+    );
+    expect(normalizeRuleset("*nat\n-A POSTROUTING ! -o lo -j MASQUERADE\nCOMMIT\n")).not.toEqual(
+      normalizeRuleset("*nat\n-A POSTROUTING -o lo -j MASQUERADE\nCOMMIT\n"),
+    );
   });
 });

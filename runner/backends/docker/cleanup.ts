@@ -25,7 +25,8 @@ export interface CleanupOptions {
   network?: boolean;
 }
 
-const listManaged = (docker: Docker) => docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
+const listManaged = (docker: Docker) =>
+  docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
 
 export async function cleanup(docker: Docker, options: CleanupOptions = {}): Promise<CleanupReport> {
   const containers = await listManaged(docker);
@@ -44,14 +45,20 @@ export async function cleanup(docker: Docker, options: CleanupOptions = {}): Pro
   // Host rules for localhost endpoints belong to a run: they go when none of its containers is left.
   // Listed again, after the rules are read: a run that starts meanwhile keeps its rules.
   // A pooled sandbox is labelled "pool"; once claimed, its name says its run (airlock-<run>).
-  const runOf = (c: Docker.ContainerInfo) => (c.Labels[LABEL.run] === "pool" ? (c.Names[0] ?? "").replace(/^\/?airlock-/, "") : (c.Labels[LABEL.run] ?? ""));
+  const runOf = (c: Docker.ContainerInfo) =>
+    c.Labels[LABEL.run] === "pool" ? (c.Names[0] ?? "").replace(/^\/?airlock-/, "") : (c.Labels[LABEL.run] ?? "");
   const runsWithContainers = async () => new Set((await listManaged(docker)).map(runOf));
   await removeStaleHostRules(runsWithContainers).catch(() => 0);
   let networkRemoved = false;
   if (options.network || options.all) networkRemoved = await removeNetworkIfUnused(docker);
   const foldersRemoved = await sweepSandboxFolders().catch(() => 0);
   const volumesRemoved = await sweepVolumes(docker, options.all === true).catch(() => 0);
-  return { containersRemoved: removed.sort(), networkRemoved, ...(foldersRemoved ? { foldersRemoved } : {}), ...(volumesRemoved ? { volumesRemoved } : {}) };
+  return {
+    containersRemoved: removed.sort(),
+    networkRemoved,
+    ...(foldersRemoved ? { foldersRemoved } : {}),
+    ...(volumesRemoved ? { volumesRemoved } : {}),
+  };
 }
 
 /**
@@ -67,7 +74,10 @@ async function sweepVolumes(docker: Docker, all: boolean): Promise<number> {
     await docker
       .getVolume(v.Name)
       .remove()
-      .then(() => removed++, () => {});
+      .then(
+        () => removed++,
+        () => {},
+      );
   }
   return removed;
 }
@@ -79,7 +89,9 @@ async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {
     if (Object.keys(info.Containers ?? {}).length > 0) return false;
     await net.remove();
     // Best effort: rules hooked to a bridge that is gone match nothing; the next setup checks them again.
-    await removeHostChains((info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"] ?? BRIDGE_INTERFACE).catch(() => {});
+    await removeHostChains(
+      (info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"] ?? BRIDGE_INTERFACE,
+    ).catch(() => {});
     return true;
   } catch (err) {
     if (isNotFound(err)) return false;

@@ -130,7 +130,11 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
     // The init takes the uid:gid from its environment and drops to it before the runtime starts.
     ...(gated
       ? { Entrypoint: [AGENT_INIT], Cmd: input.cmd, User: "0:0" }
-      : { ...(input.entrypoint ? { Entrypoint: input.entrypoint } : {}), Cmd: input.cmd, User: `${input.user.uid}:${input.user.gid}` }),
+      : {
+          ...(input.entrypoint ? { Entrypoint: input.entrypoint } : {}),
+          Cmd: input.cmd,
+          User: `${input.user.uid}:${input.user.gid}`,
+        }),
     Env: input.env,
     WorkingDir: "/workspace",
     Labels: input.labels,
@@ -144,7 +148,9 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
     HostConfig: {
       NetworkMode: net.mode === "none" ? "none" : net.mode === "gated" ? net.network : `container:${net.gateId}`,
       Binds: binds,
-      ...(input.output.keeper ? { VolumesFrom: [`${input.output.keeper}:rw`] } : { Mounts: [outputVolumeMount(input.output.limits, input.user, input.labels)] }),
+      ...(input.output.keeper
+        ? { VolumesFrom: [`${input.output.keeper}:rw`] }
+        : { Mounts: [outputVolumeMount(input.output.limits, input.user, input.labels)] }),
       CapDrop: ["ALL"],
       ...(gated ? { CapAdd: INIT_CAPS, Sysctls: GATED_SYSCTLS } : {}),
       SecurityOpt: ["no-new-privileges:true"],

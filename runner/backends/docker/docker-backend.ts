@@ -137,7 +137,10 @@ export class DockerBackend implements ExecutionBackend {
     const pool = this.warmPool;
     if (!pool || count <= 0 || policy.network.disabled) return;
     const images = await this.images();
-    const built = await language.image({ docker: this.docker, images, progress: () => {}, builds: this.builds }, policy);
+    const built = await language.image(
+      { docker: this.docker, images, progress: () => {}, builds: this.builds },
+      policy,
+    );
     pool.prepare(sandboxShape(built.id, language, policy, agentUser()), count);
   }
 
@@ -240,7 +243,12 @@ export class DockerBackend implements ExecutionBackend {
   async cleanup({ all }: { all?: boolean }): Promise<BackendCleanupReport> {
     const report = await cleanup(this.docker, { all: Boolean(all), network: Boolean(all) });
     if (report.networkRemoved) this.networkReady = undefined;
-    return { removed: [...report.containersRemoved.map((name) => ({ kind: "container", name })), ...(report.networkRemoved ? [{ kind: "network", name: "airlock" }] : [])] };
+    return {
+      removed: [
+        ...report.containersRemoved.map((name) => ({ kind: "container", name })),
+        ...(report.networkRemoved ? [{ kind: "network", name: "airlock" }] : []),
+      ],
+    };
   }
 
   /** Remove the gates, sandboxes and output keepers kept ready. Idempotent. */

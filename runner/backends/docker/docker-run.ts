@@ -70,13 +70,25 @@ export class DockerRun extends RunStages {
     this.mark("prepared");
     const images = await this.docker.images((line) => this.emit({ type: "build", agent: this.name, line }));
     if (this.options.image) this.image = this.options.image;
-    const image = await chooseImage({ docker: this.docker.docker, images, progress: (line) => this.emit({ type: "build", agent: this.name, line }), builds: this.docker.builds }, prepared, this.options.image);
+    const image = await chooseImage(
+      {
+        docker: this.docker.docker,
+        images,
+        progress: (line) => this.emit({ type: "build", agent: this.name, line }),
+        builds: this.docker.builds,
+      },
+      prepared,
+      this.options.image,
+    );
     this.image = image.label;
     this.mark("image");
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
     // Broker identities are minted while the sandbox starts and the gate is set up.
     const rights = this.mintRights(prepared);
-    void rights.then(() => this.mark("rights"), () => {});
+    void rights.then(
+      () => this.mark("rights"),
+      () => {},
+    );
     const started = await this.startAgent(prepared, image, images, expiresAt, rights);
     const exit = await watchUntilExit({
       engine: this.docker.engine,
@@ -84,7 +96,11 @@ export class DockerRun extends RunStages {
       gate: this.gate!,
       policy: prepared.policy,
       graceMs: this.graceMs,
-      output: { dir: this.outputDir, limits: outputLimits(prepared), holder: this.keeper ?? this.outputHolder ?? "sandbox" },
+      output: {
+        dir: this.outputDir,
+        limits: outputLimits(prepared),
+        holder: this.keeper ?? this.outputHolder ?? "sandbox",
+      },
       captures: { stdout: this.stdout!, stderr: this.stderr! },
       name: this.name,
       phase: (phase, message) => this.phase(phase, message),
@@ -92,9 +108,15 @@ export class DockerRun extends RunStages {
     });
     this.denied = exit.denied;
     for (const note of exit.outputNotes) this.warn(note);
-    if (exit.copied?.written) this.copied = { files: exit.copied.written, bytes: exit.copied.bytes ?? 0, special: exit.copied.special ?? [] };
+    if (exit.copied?.written)
+      this.copied = { files: exit.copied.written, bytes: exit.copied.bytes ?? 0, special: exit.copied.special ?? [] };
     await this.readBusDenials();
-    return this.finish({ code: exit.code, ...(exit.state?.oomKilled ? { oomKilled: true } : {}), ...(exit.stop ? { stop: exit.stop } : {}), ...(exit.output ? { output: exit.output } : {}) });
+    return this.finish({
+      code: exit.code,
+      ...(exit.state?.oomKilled ? { oomKilled: true } : {}),
+      ...(exit.stop ? { stop: exit.stop } : {}),
+      ...(exit.output ? { output: exit.output } : {}),
+    });
   }
 
   /**
@@ -103,8 +125,15 @@ export class DockerRun extends RunStages {
    * set up); a sandbox started now. Other images, and runs without network, get a container of their
    * own with a gate container (or none).
    */
-  private async startAgent(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>): Promise<Started> {
-    if (!image.airlocks || prepared.policy.network.disabled) return this.startWithGate(prepared, image, images, expiresAt, rights);
+  private async startAgent(
+    prepared: PreparedRun,
+    image: ChosenImage,
+    images: ImageSet,
+    expiresAt: number,
+    rights: Promise<Record<string, string>>,
+  ): Promise<Started> {
+    if (!image.airlocks || prepared.policy.network.disabled)
+      return this.startWithGate(prepared, image, images, expiresAt, rights);
     const shape = sandboxShape(image.id, prepared.language, prepared.policy, prepared.user);
     const pooled = await this.claimPooled(shape, prepared, expiresAt);
     if (pooled) return this.startSandbox(prepared, image, images, expiresAt, rights, shape, pooled);
@@ -128,7 +157,15 @@ export class DockerRun extends RunStages {
    * up; its rules, then the agent's command line and variables (credentials included) go to its init
    * once the sandbox is up.
    */
-  private async startSandbox(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, shape: SandboxShape, pooled?: PooledSandbox): Promise<Started> {
+  private async startSandbox(
+    prepared: PreparedRun,
+    image: ChosenImage,
+    images: ImageSet,
+    expiresAt: number,
+    rights: Promise<Record<string, string>>,
+    shape: SandboxShape,
+    pooled?: PooledSandbox,
+  ): Promise<Started> {
     const { language } = prepared;
     this.startup.how = pooled ? "pooled sandbox" : "new sandbox";
     let starting: Promise<Sandbox>;
@@ -172,7 +209,11 @@ export class DockerRun extends RunStages {
           resolvConf: resolvPath,
           labels: runLabels(this.runId, "agent", this.name, expiresAt),
         }),
-        { onCreated: (c) => ((this.container = c), this.mark("created")), beforeStart: (sandbox) => connect(sandbox, hostsPath), onStarted: () => this.mark("started") },
+        {
+          onCreated: (c) => ((this.container = c), this.mark("created")),
+          beforeStart: (sandbox) => connect(sandbox, hostsPath),
+          onStarted: () => this.mark("started"),
+        },
       );
       starting.catch(() => {});
     }
@@ -192,12 +233,17 @@ export class DockerRun extends RunStages {
   }
 
   /** A pooled sandbox this run can use, with its output folder moved into place; or none (the reason is in the result's startup). */
-  private async claimPooled(shape: SandboxShape, prepared: PreparedRun, expiresAt: number): Promise<PooledSandbox | undefined> {
+  private async claimPooled(
+    shape: SandboxShape,
+    prepared: PreparedRun,
+    expiresAt: number,
+  ): Promise<PooledSandbox | undefined> {
     const pool = this.docker.warmPool;
     if (!pool) return undefined;
     const cold = (why: string) => void (this.startup.coldBecause = why);
     // What a pooled sandbox mounts was fixed when it was created.
-    if (prepared.workspace.binds.length) return cold("a working directory is mounted only into a container created for its run");
+    if (prepared.workspace.binds.length)
+      return cold("a working directory is mounted only into a container created for its run");
     const claim = await pool.claim(shape, expiresAt);
     if ("cold" in claim) return cold(claim.cold);
     // Its name says which run it is now (what `airlock cleanup` reads), in the background.
@@ -206,17 +252,36 @@ export class DockerRun extends RunStages {
   }
 
   /** Any other image, or no network: the container is created for this run, joined to a gate container's namespace (or none). */
-  private async startWithGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, rights: Promise<Record<string, string>>, readyGate?: TakenGate): Promise<Started> {
+  private async startWithGate(
+    prepared: PreparedRun,
+    image: ChosenImage,
+    images: ImageSet,
+    expiresAt: number,
+    rights: Promise<Record<string, string>>,
+    readyGate?: TakenGate,
+  ): Promise<Started> {
     // A gate container holds an /output volume of the default limits (and the runner's agent user);
     // any other run gets an output keeper, started while the gate is set up.
     const user = agentUser();
-    const gateHolds = !prepared.policy.network.disabled && sameOutputLimits(outputLimits(prepared), DEFAULT_OUTPUT_LIMITS) && prepared.user.uid === user.uid && prepared.user.gid === user.gid;
+    const gateHolds =
+      !prepared.policy.network.disabled &&
+      sameOutputLimits(outputLimits(prepared), DEFAULT_OUTPUT_LIMITS) &&
+      prepared.user.uid === user.uid &&
+      prepared.user.gid === user.gid;
     const keeper = gateHolds ? Promise.resolve() : this.startKeeper(prepared, images, expiresAt);
     keeper.catch(() => {});
-    const gate = (this.gate = await this.openGate(prepared, image, images, expiresAt, networkFiles(prepared).hostsPath, readyGate));
+    const gate = (this.gate = await this.openGate(
+      prepared,
+      image,
+      images,
+      expiresAt,
+      networkFiles(prepared).hostsPath,
+      readyGate,
+    ));
     this.mark("gate");
     await keeper;
-    if (gateHolds && gate.network.mode === "gate-container") this.outputHolder = this.docker.engine.container(gate.network.gateId);
+    if (gateHolds && gate.network.mode === "gate-container")
+      this.outputHolder = this.docker.engine.container(gate.network.gateId);
     else if (gateHolds) await this.startKeeper(prepared, images, expiresAt);
     await image.checked;
     Object.assign(prepared.env, await rights);
@@ -224,7 +289,14 @@ export class DockerRun extends RunStages {
   }
 
   /** The run's gate: in the sandbox itself (its init), or a gate container (the `readyGate` it took, or any image airlock did not build). */
-  private async openGate(prepared: PreparedRun, image: ChosenImage, images: ImageSet, expiresAt: number, hostsPath: string, readyGate?: TakenGate): Promise<EgressGate> {
+  private async openGate(
+    prepared: PreparedRun,
+    image: ChosenImage,
+    images: ImageSet,
+    expiresAt: number,
+    hostsPath: string,
+    readyGate?: TakenGate,
+  ): Promise<EgressGate> {
     this.phase("gate", prepared.policy.network.disabled ? "network disabled" : "setting up the gate");
     return openEgressGate(
       {
@@ -274,7 +346,12 @@ export class DockerRun extends RunStages {
   }
 
   /** Create the container, attach to it, start it, and let the gate put its rules in force. */
-  private async start(prepared: PreparedRun, image: ChosenImage, gate: EgressGate, expiresAt: number): Promise<Started> {
+  private async start(
+    prepared: PreparedRun,
+    image: ChosenImage,
+    gate: EgressGate,
+    expiresAt: number,
+  ): Promise<Started> {
     const o = this.options;
     const { policy } = prepared;
     this.phase("starting", `starting ${this.name}`);
@@ -347,16 +424,24 @@ export class DockerRun extends RunStages {
   async dispose(): Promise<void> {
     // The agent's processes are gone (or killed by the forced removal); the container itself is
     // removed in the background. Bounded: if the engine does not answer, the orphan reaper removes it later.
-    const agentGone = this.container ? withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s") : Promise.resolve();
+    const agentGone = this.container
+      ? withTimeout(this.container.remove(), 60_000, "the engine did not remove the agent's container within 60 s")
+      : Promise.resolve();
     this.docker.background(agentGone);
     // The keeper after the agent's container, which uses its volume (removed with the keeper).
     const keeper = this.keeper;
-    if (keeper) this.docker.background(agentGone.catch(() => {}).then(() => withTimeout(keeper.remove(), 60_000, "the engine did not remove the output keeper within 60 s")));
+    if (keeper)
+      this.docker.background(
+        agentGone
+          .catch(() => {})
+          .then(() => withTimeout(keeper.remove(), 60_000, "the engine did not remove the output keeper within 60 s")),
+      );
     // The host rules only ever matched this container's address, which is gone: no need to wait. A
     // gate that holds this run's /output goes after the agent's container, which uses its volume (a
     // volume still in use stays behind when its container is removed).
     const gate = this.gate;
-    if (gate) this.docker.background(this.outputHolder ? agentGone.catch(() => {}).then(() => gate.dispose()) : gate.dispose());
+    if (gate)
+      this.docker.background(this.outputHolder ? agentGone.catch(() => {}).then(() => gate.dispose()) : gate.dispose());
     // A pooled sandbox's folder.
     if (this.folder) this.docker.background(removeSandboxFolder(this.folder));
     // The agent is gone: its broker identities go too.
@@ -371,4 +456,7 @@ function networkFiles(prepared: PreparedRun): { hostsPath: string; resolvPath: s
 
 const writeResolvConf = (path: string) => writeFile(path, RESOLV_CONF, { mode: 0o644 });
 
-const outputLimits = (prepared: PreparedRun) => ({ bytes: prepared.policy.resources.outputBytes, entries: prepared.policy.resources.outputFiles });
+const outputLimits = (prepared: PreparedRun) => ({
+  bytes: prepared.policy.resources.outputBytes,
+  entries: prepared.policy.resources.outputFiles,
+});

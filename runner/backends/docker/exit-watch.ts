@@ -60,21 +60,42 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
   const { container, exited } = started;
   input.phase("running", `${input.name} is running (timeout ${policy.timeoutSeconds}s)`);
   const ownOutput = input.output.holder === "sandbox";
-  const stops = stopper(container, input.graceMs, (r) => input.phase("stopping", r.why ?? (r.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping")), ownOutput ? "SIGUSR2" : "SIGKILL");
+  const stops = stopper(
+    container,
+    input.graceMs,
+    (r) =>
+      input.phase(
+        "stopping",
+        r.why ??
+          (r.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping"),
+      ),
+    ownOutput ? "SIGUSR2" : "SIGKILL",
+  );
   const timeoutTimer = setTimeout(() => stops.stop("timed_out"), policy.timeoutSeconds * 1000);
   const onAbort = () => stops.stop("cancelled");
   input.signal?.addEventListener("abort", onAbort, { once: true });
   let copied: CopiedOutput | undefined;
-  const copyOut = async (holder: EngineContainer) => (copied ??= await copyOutputOut(holder, input.output.dir, input.output.limits));
+  const copyOut = async (holder: EngineContainer) =>
+    (copied ??= await copyOutputOut(holder, input.output.dir, input.output.limits));
   const watchdog = engineWatchdog(input.engine);
   const { stdout, stderr } = input.captures;
   try {
     const byGate = gate.exited?.then((code) => ({ byGate: true as const, code }));
-    const first = await Promise.race([exited.then((w) => ({ byGate: false as const, waited: w }), () => ({ byGate: false as const, waited: undefined })), watchdog.gone, ...(byGate ? [byGate] : [])]);
+    const first = await Promise.race([
+      exited.then(
+        (w) => ({ byGate: false as const, waited: w }),
+        () => ({ byGate: false as const, waited: undefined }),
+      ),
+      watchdog.gone,
+      ...(byGate ? [byGate] : []),
+    ]);
     let code: number;
     let state: ContainerState | undefined;
     let denied: DeniedConnection[] = [];
-    const inspect = () => withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(() => undefined);
+    const inspect = () =>
+      withTimeout(container.inspect(), 15_000, "the engine did not answer an inspect within 15 s").catch(
+        () => undefined,
+      );
     if (first.byGate) {
       // The gate saw the agent exit: /output and its report first (it holds the container until then).
       code = first.code;
@@ -90,7 +111,11 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
     }
     // Let the last lines arrive: the gate marks the end of the agent's output on both streams;
     // otherwise the stream ends (bounded: a detached grandchild can keep it open).
-    await Promise.race([started.streamEnded, ...(first.byGate && gate.outputComplete ? [gate.outputComplete] : []), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await Promise.race([
+      started.streamEnded,
+      ...(first.byGate && gate.outputComplete ? [gate.outputComplete] : []),
+      new Promise((r) => setTimeout(r, 2000).unref()),
+    ]);
     stdout.end();
     stderr.end();
     if (!first.byGate) {
@@ -104,7 +129,15 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
     if (copied?.error) outputNotes.push(copied.error);
     if (copied?.skipped?.length) outputNotes.push(skippedNote(copied.skipped));
     const output = copied?.problem;
-    return { code, denied, outputNotes, ...(copied ? { copied } : {}), ...(state ? { state } : {}), ...(stops.requested ? { stop: stops.requested } : {}), ...(output ? { output } : {}) };
+    return {
+      code,
+      denied,
+      outputNotes,
+      ...(copied ? { copied } : {}),
+      ...(state ? { state } : {}),
+      ...(stops.requested ? { stop: stops.requested } : {}),
+      ...(output ? { output } : {}),
+    };
   } finally {
     watchdog.stop();
     stops.dispose();

@@ -20,7 +20,11 @@ export interface ChosenImage {
   airlocks: boolean;
 }
 
-export async function chooseImage(ctx: LanguageImageContext, prepared: PreparedRun, image: string | undefined): Promise<ChosenImage> {
+export async function chooseImage(
+  ctx: LanguageImageContext,
+  prepared: PreparedRun,
+  image: string | undefined,
+): Promise<ChosenImage> {
   if (!image) {
     const built = await prepared.language.image(ctx, prepared.policy);
     const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
@@ -28,8 +32,16 @@ export async function chooseImage(ctx: LanguageImageContext, prepared: PreparedR
     checked.catch(() => {});
     return { id: built.id, label: built.tag, airlocks: true, checked };
   }
-  const info = await withTimeout(ctx.docker.getImage(image).inspect(), 15_000, "the engine did not answer an image inspect within 15 s").catch((err: unknown) => {
-    if (isNotFound(err)) throw new RunOptionsError(`image ${image} is not on this engine`, `build or pull it first (docker pull ${image})`);
+  const info = await withTimeout(
+    ctx.docker.getImage(image).inspect(),
+    15_000,
+    "the engine did not answer an image inspect within 15 s",
+  ).catch((err: unknown) => {
+    if (isNotFound(err))
+      throw new RunOptionsError(
+        `image ${image} is not on this engine`,
+        `build or pull it first (docker pull ${image})`,
+      );
     throw err;
   });
   return { id: info.Id, label: image, airlocks: trustedImages().has(info.Id), checked: Promise.resolve() };

@@ -17,7 +17,9 @@ function freeBridgeName(): string {
     const name = `airlock${i}`;
     if (!existsSync(`/sys/class/net/${name}`)) return name;
   }
-  throw new Error("no free bridge name airlock0..airlock63 on this host; remove unused airlock networks (airlock cleanup --all on each engine)");
+  throw new Error(
+    "no free bridge name airlock0..airlock63 on this host; remove unused airlock networks (airlock cleanup --all on each engine)",
+  );
 }
 
 export interface AirlockNetwork {
@@ -67,8 +69,11 @@ async function inspect(docker: Docker): Promise<AirlockNetwork | undefined> {
   try {
     const info = await docker.getNetwork(NETWORK_NAME).inspect();
     const ipam = (info.IPAM?.Config ?? [])[0] as { Gateway?: string; Subnet?: string } | undefined;
-    if (!ipam?.Gateway || !ipam.Subnet) throw new Error(`network ${NETWORK_NAME} has no IPv4 gateway; remove it with airlock cleanup --all`);
-    const iface = (info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"] ?? `br-${info.Id.slice(0, 12)}`;
+    if (!ipam?.Gateway || !ipam.Subnet)
+      throw new Error(`network ${NETWORK_NAME} has no IPv4 gateway; remove it with airlock cleanup --all`);
+    const iface =
+      (info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"] ??
+      `br-${info.Id.slice(0, 12)}`;
     return { id: info.Id, name: info.Name, gateway: ipam.Gateway, subnet: ipam.Subnet, interface: iface };
   } catch (err) {
     if (isNotFound(err)) return undefined;

@@ -44,14 +44,25 @@ export class OutputKeepers {
   ) {}
 
   /** A started keeper of `kind` that holds until `needUntil`: the one kept ready, else one started now with `fresh`. */
-  async take(kind: KeeperKind, needUntil: number, fresh: () => Promise<EngineContainer>): Promise<{ keeper: EngineContainer; ready: boolean }> {
+  async take(
+    kind: KeeperKind,
+    needUntil: number,
+    fresh: () => Promise<EngineContainer>,
+  ): Promise<{ keeper: EngineContainer; ready: boolean }> {
     const key = keyOf(kind);
     const waiting = this.ready.get(key);
     this.ready.delete(key);
     if (waiting) clearTimeout(waiting.idle);
     let kept = waiting && waiting.holdsUntil > needUntil ? await waiting.keeper : undefined;
     // Only one still running holds its volume (a stopped one's would be mounted afresh, empty).
-    if (kept && !(await kept.inspect().then((s) => s.running && !s.paused, () => false))) kept = undefined;
+    if (
+      kept &&
+      !(await kept.inspect().then(
+        (s) => s.running && !s.paused,
+        () => false,
+      ))
+    )
+      kept = undefined;
     if (!kept && waiting) this.background(waiting.keeper.then((k) => k?.remove()));
     return kept ? { keeper: kept, ready: true } : { keeper: await fresh(), ready: false };
   }
@@ -83,7 +94,13 @@ export class OutputKeepers {
         user: kind.user,
         limits: kind.limits,
         holdSeconds: READY_HOLD_SECONDS,
-        labels: { [LABEL.managed]: "true", [LABEL.role]: "output", [LABEL.run]: "pool", [LABEL.owner]: ownerId(), [LABEL.expires]: String(Date.now() + (READY_HOLD_SECONDS + 3600) * 1000) },
+        labels: {
+          [LABEL.managed]: "true",
+          [LABEL.role]: "output",
+          [LABEL.run]: "pool",
+          [LABEL.owner]: ownerId(),
+          [LABEL.expires]: String(Date.now() + (READY_HOLD_SECONDS + 3600) * 1000),
+        },
       }),
     );
     try {

@@ -24,10 +24,18 @@ export function kubeClient(settings: KubernetesSettings): KubeClient {
     else config.loadFromDefault();
     if (settings.context) config.setCurrentContext(settings.context);
   } catch (err) {
-    throw new KubernetesError(`could not read the kubeconfig${settings.kubeconfig ? ` ${settings.kubeconfig}` : ""}: ${(err as Error).message}`, "point KUBECONFIG (or --kubeconfig) at a readable kubeconfig file", err);
+    throw new KubernetesError(
+      `could not read the kubeconfig${settings.kubeconfig ? ` ${settings.kubeconfig}` : ""}: ${(err as Error).message}`,
+      "point KUBECONFIG (or --kubeconfig) at a readable kubeconfig file",
+      err,
+    );
   }
   const cluster = config.getCurrentCluster();
-  if (!cluster) throw new KubernetesError("the kubeconfig names no cluster (no current context)", "set KUBECONFIG to your cluster's kubeconfig, or bring up the local one: bash scripts/k8s/cluster.sh up");
+  if (!cluster)
+    throw new KubernetesError(
+      "the kubeconfig names no cluster (no current context)",
+      "set KUBECONFIG to your cluster's kubeconfig, or bring up the local one: bash scripts/k8s/cluster.sh up",
+    );
   return {
     config,
     core: config.makeApiClient(CoreV1Api),
@@ -58,16 +66,37 @@ export function apiMessage(err: unknown): string {
     } catch {
       if (body.trim()) return body.trim().slice(0, 300);
     }
-  } else if (body && typeof (body as { message?: unknown }).message === "string") return (body as { message: string }).message;
+  } else if (body && typeof (body as { message?: unknown }).message === "string")
+    return (body as { message: string }).message;
   return (err as Error)?.message ?? String(err);
 }
 
 /** An API failure, said with what to do about it. */
-export function explainKubeError(err: unknown, client: Pick<KubeClient, "server">, doing: string, namespace: string): KubernetesError {
+export function explainKubeError(
+  err: unknown,
+  client: Pick<KubeClient, "server">,
+  doing: string,
+  namespace: string,
+): KubernetesError {
   const status = apiStatus(err);
   const said = apiMessage(err);
-  if (status === 401) return new KubernetesError(`the cluster at ${client.server} did not accept the kubeconfig's credentials while ${doing}: ${said}`, "refresh the kubeconfig's credentials (kubectl get pods should work)", err);
-  if (status === 403) return new KubernetesError(`the cluster refused ${doing}: ${said}`, `grant the runner's user create/get/list/watch/delete on pods, pods/exec, pods/log, configmaps, secrets and networkpolicies in namespace ${namespace} (docs/KUBERNETES.md has the Role)`, err);
-  if (status === 0) return new KubernetesError(`could not reach the cluster at ${client.server} while ${doing}: ${said}`, "check that the cluster is up (kubectl get nodes), or bring up the local one: bash scripts/k8s/cluster.sh up", err);
+  if (status === 401)
+    return new KubernetesError(
+      `the cluster at ${client.server} did not accept the kubeconfig's credentials while ${doing}: ${said}`,
+      "refresh the kubeconfig's credentials (kubectl get pods should work)",
+      err,
+    );
+  if (status === 403)
+    return new KubernetesError(
+      `the cluster refused ${doing}: ${said}`,
+      `grant the runner's user create/get/list/watch/delete on pods, pods/exec, pods/log, configmaps, secrets and networkpolicies in namespace ${namespace} (docs/KUBERNETES.md has the Role)`,
+      err,
+    );
+  if (status === 0)
+    return new KubernetesError(
+      `could not reach the cluster at ${client.server} while ${doing}: ${said}`,
+      "check that the cluster is up (kubectl get nodes), or bring up the local one: bash scripts/k8s/cluster.sh up",
+      err,
+    );
   return new KubernetesError(`the cluster refused ${doing} (HTTP ${status}): ${said}`, undefined, err);
 }

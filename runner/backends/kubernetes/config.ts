@@ -38,13 +38,28 @@ export interface KubernetesSettings {
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
-export function kubernetesSettings(options: KubernetesOptions = {}, env: NodeJS.ProcessEnv = process.env): KubernetesSettings {
+export function kubernetesSettings(
+  options: KubernetesOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): KubernetesSettings {
   const namespace = options.namespace ?? env.AIRLOCK_K8S_NAMESPACE ?? "airlock";
-  if (!DNS_LABEL.test(namespace)) throw new RunOptionsError(`kubernetes namespace "${namespace}" is not a valid namespace name`, "use lower-case letters, digits and '-' (at most 63), e.g. airlock");
+  if (!DNS_LABEL.test(namespace))
+    throw new RunOptionsError(
+      `kubernetes namespace "${namespace}" is not a valid namespace name`,
+      "use lower-case letters, digits and '-' (at most 63), e.g. airlock",
+    );
   const loadImage = options.loadImage ?? env.AIRLOCK_K8S_LOAD_IMAGE ?? undefined;
-  if (loadImage !== undefined && !loadImage.includes("{image}")) throw new RunOptionsError(`the image load command "${loadImage}" has no {image}`, "put {image} where the image's tag goes, e.g. kind load docker-image {image}");
+  if (loadImage !== undefined && !loadImage.includes("{image}"))
+    throw new RunOptionsError(
+      `the image load command "${loadImage}" has no {image}`,
+      "put {image} where the image's tag goes, e.g. kind load docker-image {image}",
+    );
   const hostAddress = options.hostAddress ?? env.AIRLOCK_K8S_HOST_ADDRESS ?? undefined;
-  if (hostAddress !== undefined && !IPV4.test(hostAddress)) throw new RunOptionsError(`the host address "${hostAddress}" is not an IPv4 address`, "give the node's address on the pod network, e.g. 10.244.0.1 (AIRLOCK_K8S_HOST_ADDRESS)");
+  if (hostAddress !== undefined && !IPV4.test(hostAddress))
+    throw new RunOptionsError(
+      `the host address "${hostAddress}" is not an IPv4 address`,
+      "give the node's address on the pod network, e.g. 10.244.0.1 (AIRLOCK_K8S_HOST_ADDRESS)",
+    );
   const kubeconfig = options.kubeconfig ?? (env.KUBECONFIG || undefined);
   const context = options.context ?? env.AIRLOCK_K8S_CONTEXT ?? undefined;
   return {

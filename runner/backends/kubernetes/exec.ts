@@ -31,16 +31,35 @@ function exitCodeOf(status: V1Status): number | undefined {
 }
 
 /** execIn, tried again (up to `attempts` times, 200 ms apart) when the API or the kubelet failed the exec itself rather than the command. */
-export async function execRetrying(client: KubeClient, namespace: string, pod: string, container: string, argv: string[], options: ExecOptions & { attempts?: number } = {}): Promise<ExecResult> {
+export async function execRetrying(
+  client: KubeClient,
+  namespace: string,
+  pod: string,
+  container: string,
+  argv: string[],
+  options: ExecOptions & { attempts?: number } = {},
+): Promise<ExecResult> {
   const attempts = options.attempts ?? 3;
   for (let i = 1; ; i++) {
-    const result = await execIn(client, namespace, pod, container, argv, options).catch((err: Error) => ({ code: 1, stdout: Buffer.alloc(0), stderr: err.message, notRun: true }));
+    const result = await execIn(client, namespace, pod, container, argv, options).catch((err: Error) => ({
+      code: 1,
+      stdout: Buffer.alloc(0),
+      stderr: err.message,
+      notRun: true,
+    }));
     if (!result.notRun || i >= attempts || options.sink) return result;
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-export async function execIn(client: KubeClient, namespace: string, pod: string, container: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
+export async function execIn(
+  client: KubeClient,
+  namespace: string,
+  pod: string,
+  container: string,
+  argv: string[],
+  options: ExecOptions = {},
+): Promise<ExecResult> {
   const max = options.maxStdout ?? 1024 * 1024;
   const chunks: Buffer[] = [];
   let kept = 0;
@@ -70,18 +89,50 @@ export async function execIn(client: KubeClient, namespace: string, pod: string,
     };
     const timer = setTimeout(() => {
       socket?.close();
-      finish(() => reject(new KubernetesError(`exec of ${argv[0]} in ${pod}/${container} did not finish within ${timeoutMs / 1000} s`, "check the node's health (kubectl describe pod)")));
+      finish(() =>
+        reject(
+          new KubernetesError(
+            `exec of ${argv[0]} in ${pod}/${container} did not finish within ${timeoutMs / 1000} s`,
+            "check the node's health (kubectl describe pod)",
+          ),
+        ),
+      );
     }, timeoutMs);
     client.exec
       .exec(namespace, pod, container, argv, stdout, errSink, null, false, (status) => {
         // The status arrives before the last frames are flushed into the sinks: let them drain.
         const code = exitCodeOf(status);
-        setImmediate(() => finish(() => resolve({ code: code ?? 1, stdout: Buffer.concat(chunks), stderr: code === undefined ? `${stderr}${status.message ?? status.reason ?? "the exec failed"}` : stderr, ...(code === undefined ? { notRun: true } : {}) })));
+        setImmediate(() =>
+          finish(() =>
+            resolve({
+              code: code ?? 1,
+              stdout: Buffer.concat(chunks),
+              stderr: code === undefined ? `${stderr}${status.message ?? status.reason ?? "the exec failed"}` : stderr,
+              ...(code === undefined ? { notRun: true } : {}),
+            }),
+          ),
+        );
       })
       .then((ws) => {
         socket = ws;
-        ws.on("close", () => setTimeout(() => finish(() => reject(new KubernetesError(`exec in ${pod}/${container} ended without a status${stderr ? `: ${stderr.trim()}` : ""}`))), 50));
-        ws.on("error", (err: Error) => finish(() => reject(new KubernetesError(`exec in ${pod}/${container} failed: ${err.message}`, undefined, err))));
+        ws.on("close", () =>
+          setTimeout(
+            () =>
+              finish(() =>
+                reject(
+                  new KubernetesError(
+                    `exec in ${pod}/${container} ended without a status${stderr ? `: ${stderr.trim()}` : ""}`,
+                  ),
+                ),
+              ),
+            50,
+          ),
+        );
+        ws.on("error", (err: Error) =>
+          finish(() =>
+            reject(new KubernetesError(`exec in ${pod}/${container} failed: ${err.message}`, undefined, err)),
+          ),
+        );
       })
       .catch((err: unknown) => finish(() => reject(err)));
   });

@@ -11,7 +11,21 @@ import { execa } from "execa";
 export const LOOPBACK_EXEMPTION_COMMENT = "airlock: runner forwarders to the host loopback";
 
 function rule(chain: "INPUT" | "OUTPUT", address: string): string[] {
-  return [chain, chain === "INPUT" ? "-i" : "-o", "lo", "-s", `${address}/32`, "-d", "127.0.0.0/8", "-m", "comment", "--comment", LOOPBACK_EXEMPTION_COMMENT, "-j", "ACCEPT"];
+  return [
+    chain,
+    chain === "INPUT" ? "-i" : "-o",
+    "lo",
+    "-s",
+    `${address}/32`,
+    "-d",
+    "127.0.0.0/8",
+    "-m",
+    "comment",
+    "--comment",
+    LOOPBACK_EXEMPTION_COMMENT,
+    "-j",
+    "ACCEPT",
+  ];
 }
 
 export async function ensureLoopbackExemption(address: string): Promise<void> {

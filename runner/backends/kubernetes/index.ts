@@ -76,11 +76,17 @@ export class KubernetesBackend implements ExecutionBackend {
       tags.map((tag) => {
         let loading = this.loaded.get(tag) ?? (present.has(tag) ? Promise.resolve() : undefined);
         if (!loading) {
-          loading = execShell(command.split("{image}").join(`'${tag.replace(/'/g, "")}'`), { maxBuffer: 4 * 1024 * 1024 }).then(
+          loading = execShell(command.split("{image}").join(`'${tag.replace(/'/g, "")}'`), {
+            maxBuffer: 4 * 1024 * 1024,
+          }).then(
             () => {},
             (err: Error & { stderr?: string }) => {
               this.loaded.delete(tag);
-              throw new KubernetesError(`loading ${tag} into the cluster's nodes failed: ${(err.stderr ?? err.message).trim().split("\n").slice(-3).join("; ")}`, "check AIRLOCK_K8S_LOAD_IMAGE (it runs with {image} replaced by the tag)", err);
+              throw new KubernetesError(
+                `loading ${tag} into the cluster's nodes failed: ${(err.stderr ?? err.message).trim().split("\n").slice(-3).join("; ")}`,
+                "check AIRLOCK_K8S_LOAD_IMAGE (it runs with {image} replaced by the tag)",
+                err,
+              );
             },
           );
         }
@@ -95,7 +101,9 @@ export class KubernetesBackend implements ExecutionBackend {
     const nodes = await this.client.core.listNode().catch(() => undefined);
     const usable = nodes?.items.filter((n) => !n.spec?.unschedulable) ?? [];
     if (!usable.length) return new Set();
-    return new Set(tags.filter((tag) => usable.every((n) => n.status?.images?.some((i) => i.names?.includes(qualifiedTag(tag))))));
+    return new Set(
+      tags.filter((tag) => usable.every((n) => n.status?.images?.some((i) => i.names?.includes(qualifiedTag(tag))))),
+    );
   }
 
   async cleanup({ all }: { all?: boolean }): Promise<CleanupReport> {
@@ -103,7 +111,8 @@ export class KubernetesBackend implements ExecutionBackend {
     const namespace = this.settings.namespace;
     const labelSelector = `${LABEL.managed}=true`;
     // The owner and the deadline are annotations, under the same keys as the Docker labels isOrphaned reads.
-    const doomed = (o: { metadata?: { annotations?: Record<string, string> } }) => all || isOrphaned(o.metadata?.annotations);
+    const doomed = (o: { metadata?: { annotations?: Record<string, string> } }) =>
+      all || isOrphaned(o.metadata?.annotations);
     const removed: CleanupReport["removed"] = [];
     try {
       const [pods, maps, secrets, policies] = await Promise.all([
@@ -112,7 +121,11 @@ export class KubernetesBackend implements ExecutionBackend {
         core.listNamespacedSecret({ namespace, labelSelector }),
         networking.listNamespacedNetworkPolicy({ namespace, labelSelector }),
       ]);
-      const remove = async (kind: string, items: { metadata?: { name?: string; annotations?: Record<string, string> } }[], del: (name: string) => Promise<unknown>) => {
+      const remove = async (
+        kind: string,
+        items: { metadata?: { name?: string; annotations?: Record<string, string> } }[],
+        del: (name: string) => Promise<unknown>,
+      ) => {
         for (const item of items.filter(doomed)) {
           const name = item.metadata!.name!;
           await del(name).then(
@@ -126,7 +139,9 @@ export class KubernetesBackend implements ExecutionBackend {
       await remove("pod", pods.items, (name) => core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 }));
       await remove("configmap", maps.items, (name) => core.deleteNamespacedConfigMap({ namespace, name }));
       await remove("secret", secrets.items, (name) => core.deleteNamespacedSecret({ namespace, name }));
-      await remove("networkpolicy", policies.items, (name) => networking.deleteNamespacedNetworkPolicy({ namespace, name }));
+      await remove("networkpolicy", policies.items, (name) =>
+        networking.deleteNamespacedNetworkPolicy({ namespace, name }),
+      );
     } catch (err) {
       if (isNotFound(err)) return { removed };
       throw explainKubeError(err, this.client, `cleaning up namespace ${namespace}`, namespace);

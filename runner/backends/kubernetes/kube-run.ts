@@ -33,7 +33,18 @@ import { podFiles } from "./pod-files.js";
 import { ensureLoopbackExemption } from "./host-loopback.js";
 import { describeWaiting, fixFor, GATE_START_MS, openPodGate } from "./pod-gate.js";
 import { containerStatus, podStartProblem, PodWatch } from "./pod-watch.js";
-import { AGENT_CONTAINER, configMapSpec, envSecretSpec, KEEPER_CONTAINER, networkPolicySpec, objectName, podSpec, POD_GATE, REPORT_CONTAINER, type PodSpecInput } from "./pod-spec.js";
+import {
+  AGENT_CONTAINER,
+  configMapSpec,
+  envSecretSpec,
+  KEEPER_CONTAINER,
+  networkPolicySpec,
+  objectName,
+  podSpec,
+  POD_GATE,
+  REPORT_CONTAINER,
+  type PodSpecInput,
+} from "./pod-spec.js";
 
 /** How long the gate waits for the runner's release (the check takes well under a second). */
 const RELEASE_SECONDS = 60;
@@ -77,16 +88,35 @@ export class KubeRun extends RunStages {
     const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
     const image = await this.chooseImage(prepared, images);
     const rights = this.mintRights(prepared);
-    this.phase("gate", prepared.policy.network.disabled ? "network disabled (the Pod's rules deny all)" : `gating egress to ${prepared.policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`);
-    const plan: GatePlan = prepared.policy.network.disabled ? { loopback: [], direct: [], hosts: [] } : await planGate(prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.resolver);
+    this.phase(
+      "gate",
+      prepared.policy.network.disabled
+        ? "network disabled (the Pod's rules deny all)"
+        : `gating egress to ${prepared.policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`,
+    );
+    const plan: GatePlan = prepared.policy.network.disabled
+      ? { loopback: [], direct: [], hosts: [] }
+      : await planGate(prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.resolver);
     const gateway = this.openForwarders(plan, prepared);
-    const [forwarded] = await Promise.all([gateway, this.backend.loadImages([images.gate, ...(image.local ? [image.tag] : [])]), image.checked]);
+    const [forwarded] = await Promise.all([
+      gateway,
+      this.backend.loadImages([images.gate, ...(image.local ? [image.tag] : [])]),
+      image.checked,
+    ]);
     const env = { ...prepared.env, ...(await rights) };
     const input = await this.podInput(prepared, image, images.gate, plan, forwarded);
     const pod = await this.createObjects(input, env);
     const watch = (this.watch = new PodWatch(this.backend.client, this.ns, pod));
     this.phase("gate", "waiting for the gate's init container");
-    await openPodGate({ client: this.backend.client, namespace: this.ns, pod, watch, rules: input.rules, forwarders: this.forwarders, ...(this.options.signal ? { cancelled: this.options.signal } : {}) });
+    await openPodGate({
+      client: this.backend.client,
+      namespace: this.ns,
+      pod,
+      watch,
+      rules: input.rules,
+      forwarders: this.forwarders,
+      ...(this.options.signal ? { cancelled: this.options.signal } : {}),
+    });
     const exit = await this.runAgent(watch, prepared);
     return this.finish(exit);
   }
@@ -96,16 +126,33 @@ export class KubeRun extends RunStages {
     const o = this.options;
     if (o.image) {
       this.image = o.image;
-      const info = await this.runner.docker.getImage(o.image).inspect().catch(() => undefined);
+      const info = await this.runner.docker
+        .getImage(o.image)
+        .inspect()
+        .catch(() => undefined);
       // A Pod names its image by reference: an image given by its ID runs under one of its tags.
       let tag = o.image;
       if (info && /^(sha256:)?[0-9a-f]{12,64}$/.test(o.image)) {
         tag = info.RepoTags?.find((t) => t !== "<none>:<none>") ?? "";
-        if (!tag) throw new RunOptionsError(`image ${o.image} has no tag, and a Pod names its image by one`, `tag it (docker tag ${o.image.slice(0, 19)} my/agent:1) and pass the tag`);
+        if (!tag)
+          throw new RunOptionsError(
+            `image ${o.image} has no tag, and a Pod names its image by one`,
+            `tag it (docker tag ${o.image.slice(0, 19)} my/agent:1) and pass the tag`,
+          );
       }
-      return { tag, airlocks: info ? trustedImages().has(info.Id) : false, local: Boolean(info), checked: Promise.resolve() };
+      return {
+        tag,
+        airlocks: info ? trustedImages().has(info.Id) : false,
+        local: Boolean(info),
+        checked: Promise.resolve(),
+      };
     }
-    const ctx = { docker: this.runner.docker, images, progress: (line: string) => this.emit({ type: "build", agent: this.name, line }), builds: this.runner.dockerBackend.builds };
+    const ctx = {
+      docker: this.runner.docker,
+      images,
+      progress: (line: string) => this.emit({ type: "build", agent: this.name, line }),
+      builds: this.runner.dockerBackend.builds,
+    };
     const built = await prepared.language.image(ctx, prepared.policy);
     this.image = built.tag;
     const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
@@ -128,12 +175,20 @@ export class KubeRun extends RunStages {
     return { address, ports: this.forwarders.map((f) => f.port) };
   }
 
-  private async podInput(prepared: PreparedRun, image: ChosenImage, gateImage: string, plan: GatePlan, gateway: { address: string; ports: number[] }): Promise<PodSpecInput> {
+  private async podInput(
+    prepared: PreparedRun,
+    image: ChosenImage,
+    gateImage: string,
+    plan: GatePlan,
+    gateway: { address: string; ports: number[] },
+  ): Promise<PodSpecInput> {
     const { policy } = prepared;
     const o = this.options;
     const [bundle, workspace] = await Promise.all([
       prepared.bundleDir ? podFiles(prepared.bundleDir, [], "the agent's bundle") : Promise.resolve([]),
-      o.workingDir ? podFiles(o.workingDir, prepared.workspace.hidden, `working directory ${o.workingDir}`) : Promise.resolve([]),
+      o.workingDir
+        ? podFiles(o.workingDir, prepared.workspace.hidden, `working directory ${o.workingDir}`)
+        : Promise.resolve([]),
     ]);
     const forwarded = plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: gateway.ports[i]! }));
     const holdSeconds = policy.timeoutSeconds + Math.ceil(this.graceMs / 1000) + 300;
@@ -161,7 +216,10 @@ export class KubeRun extends RunStages {
       workspace,
       hosts: plan.hosts,
       loopbackForwarded: forwarded.length > 0,
-      egress: [...forwarded.map((f) => ({ ip: gateway.address, port: f.forwarderPort })), ...plan.direct.map((d) => ({ ip: d.ip, port: d.port }))],
+      egress: [
+        ...forwarded.map((f) => ({ ip: gateway.address, port: f.forwarderPort })),
+        ...plan.direct.map((d) => ({ ip: d.ip, port: d.port })),
+      ],
       networkDisabled: policy.network.disabled,
     };
   }
@@ -170,7 +228,12 @@ export class KubeRun extends RunStages {
     const api = this.backend.client;
     const name = objectName(this.runId);
     this.phase("starting", `creating Pod ${this.ns}/${name}`);
-    const attempt = async <T>(doing: string, kind: (typeof this.created)[number]["kind"], objectName: string, create: () => Promise<T>) => {
+    const attempt = async <T>(
+      doing: string,
+      kind: (typeof this.created)[number]["kind"],
+      objectName: string,
+      create: () => Promise<T>,
+    ) => {
       try {
         const made = await create();
         this.created.push({ kind, name: objectName });
@@ -180,11 +243,19 @@ export class KubeRun extends RunStages {
       }
     };
     await Promise.all([
-      attempt("creating the run's ConfigMap", "configmap", name, () => api.core.createNamespacedConfigMap({ namespace: this.ns, body: configMapSpec(input) })),
-      attempt("creating the run's Secret", "secret", `${name}-env`, () => api.core.createNamespacedSecret({ namespace: this.ns, body: envSecretSpec(input, env) })),
-      attempt("creating the run's NetworkPolicy", "networkpolicy", name, () => api.networking.createNamespacedNetworkPolicy({ namespace: this.ns, body: networkPolicySpec(input) })),
+      attempt("creating the run's ConfigMap", "configmap", name, () =>
+        api.core.createNamespacedConfigMap({ namespace: this.ns, body: configMapSpec(input) }),
+      ),
+      attempt("creating the run's Secret", "secret", `${name}-env`, () =>
+        api.core.createNamespacedSecret({ namespace: this.ns, body: envSecretSpec(input, env) }),
+      ),
+      attempt("creating the run's NetworkPolicy", "networkpolicy", name, () =>
+        api.networking.createNamespacedNetworkPolicy({ namespace: this.ns, body: networkPolicySpec(input) }),
+      ),
     ]);
-    await attempt("creating the agent's Pod", "pod", name, () => api.core.createNamespacedPod({ namespace: this.ns, body: podSpec(input) }));
+    await attempt("creating the agent's Pod", "pod", name, () =>
+      api.core.createNamespacedPod({ namespace: this.ns, body: podSpec(input) }),
+    );
     this.podName = name;
     return name;
   }
@@ -202,7 +273,13 @@ export class KubeRun extends RunStages {
     const stopNow = (request: StopRequest) => {
       if (stop) return;
       stop = request;
-      this.phase("stopping", request.why ?? (request.reason === "timed_out" ? `timeout of ${policy.timeoutSeconds}s reached: stopping` : "cancelled: stopping"));
+      this.phase(
+        "stopping",
+        request.why ??
+          (request.reason === "timed_out"
+            ? `timeout of ${policy.timeoutSeconds}s reached: stopping`
+            : "cancelled: stopping"),
+      );
       // SIGTERM now and SIGKILL after the grace, sent by the keeper, so that the Pod (and the output) stays.
       void this.signalAgent(pod, "TERM");
       timers.push(setTimeout(() => void this.signalAgent(pod, "KILL"), this.graceMs));
@@ -219,8 +296,12 @@ export class KubeRun extends RunStages {
         const problem = podStartProblem(p);
         return problem ? problem : undefined;
       }, GATE_START_MS);
-      if (typeof running === "string") throw new KubernetesError(`the agent's container could not start: ${running}`, fixFor(running));
-      if (!running) throw new KubernetesError(`the agent's container did not start within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`);
+      if (typeof running === "string")
+        throw new KubernetesError(`the agent's container could not start: ${running}`, fixFor(running));
+      if (!running)
+        throw new KubernetesError(
+          `the agent's container did not start within ${GATE_START_MS / 1000} s${describeWaiting(watch.current)}`,
+        );
       // The timeout counts from the agent's start, as on Docker: a slow Pod start is not the agent's time.
       timer = setTimeout(() => stopNow({ reason: "timed_out" }), policy.timeoutSeconds * 1000);
       this.phase("running", `${this.name} is running (timeout ${policy.timeoutSeconds}s)`);
@@ -232,16 +313,32 @@ export class KubeRun extends RunStages {
         pipe.end();
         return undefined;
       });
-      const terminated = await watch.until((p) => containerStatus(p, AGENT_CONTAINER)?.state?.terminated ?? (p.status?.phase === "Failed" ? { exitCode: 137, reason: p.status.reason ?? "Failed", message: p.status.message } : undefined), 24 * 3600_000);
+      const terminated = await watch.until(
+        (p) =>
+          containerStatus(p, AGENT_CONTAINER)?.state?.terminated ??
+          (p.status?.phase === "Failed"
+            ? { exitCode: 137, reason: p.status.reason ?? "Failed", message: p.status.message }
+            : undefined),
+        24 * 3600_000,
+      );
       await Promise.race([logsDone, new Promise((r) => setTimeout(r, 2000).unref())]);
       follow?.abort();
       this.stdout!.end();
       this.stderr!.end();
-      const evicted = watch.current?.status?.reason === "Evicted" ? `the Pod was evicted: ${watch.current.status.message ?? ""}`.trim() : undefined;
+      const evicted =
+        watch.current?.status?.reason === "Evicted"
+          ? `the Pod was evicted: ${watch.current.status.message ?? ""}`.trim()
+          : undefined;
       const outputProblem = await this.collect(pod, policy.resources);
       await this.readBusDenials();
       const code = terminated?.exitCode ?? 137;
-      return { code, ...(terminated?.reason === "OOMKilled" ? { oomKilled: true } : {}), ...(stop ? { stop } : {}), ...(evicted ? { output: evicted } : {}), ...(outputProblem ? { output: outputProblem } : {}) };
+      return {
+        code,
+        ...(terminated?.reason === "OOMKilled" ? { oomKilled: true } : {}),
+        ...(stop ? { stop } : {}),
+        ...(evicted ? { output: evicted } : {}),
+        ...(outputProblem ? { output: outputProblem } : {}),
+      };
     } finally {
       clearTimeout(timer);
       timers.forEach(clearTimeout);
@@ -254,17 +351,29 @@ export class KubeRun extends RunStages {
    * containers in order), so a stop early in a run waits for it first.
    */
   private async signalAgent(pod: string, signal: "TERM" | "KILL"): Promise<void> {
-    await this.watch?.until((p) => (containerStatus(p, KEEPER_CONTAINER)?.state?.running ? true : undefined), KEEPER_START_MS);
-    const sent = await execRetrying(this.backend.client, this.ns, pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], { timeoutMs: 10_000 });
-    if (sent.code !== 0) this.warn(`could not send SIG${signal} to the agent: ${sent.stderr.trim() || `exit ${sent.code}`}`);
+    await this.watch?.until(
+      (p) => (containerStatus(p, KEEPER_CONTAINER)?.state?.running ? true : undefined),
+      KEEPER_START_MS,
+    );
+    const sent = await execRetrying(this.backend.client, this.ns, pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], {
+      timeoutMs: 10_000,
+    });
+    if (sent.code !== 0)
+      this.warn(`could not send SIG${signal} to the agent: ${sent.stderr.trim() || `exit ${sent.code}`}`);
   }
 
   /** /output from the keeper (as a tar), and the denied-connection tables from the reporter; what over-ran the policy's output limits, if anything. */
-  private async collect(pod: string, limits: { outputBytes: number; outputFiles: number }): Promise<string | undefined> {
+  private async collect(
+    pod: string,
+    limits: { outputBytes: number; outputFiles: number },
+  ): Promise<string | undefined> {
     const api = this.backend.client;
     const unpack = outputUnpacker(this.outputDir, { bytes: limits.outputBytes, entries: limits.outputFiles });
     const [tarred, report] = await Promise.all([
-      execIn(api, this.ns, pod, KEEPER_CONTAINER, ["tar", "-C", "/output", "-cf", "-", "."], { sink: unpack.sink, timeoutMs: 120_000 }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
+      execIn(api, this.ns, pod, KEEPER_CONTAINER, ["tar", "-C", "/output", "-cf", "-", "."], {
+        sink: unpack.sink,
+        timeoutMs: 120_000,
+      }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
       execRetrying(api, this.ns, pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }),
     ]);
     unpack.result.catch(() => {});
@@ -294,7 +403,10 @@ export class KubeRun extends RunStages {
     if (!this.podName) return Promise.resolve();
     return this.backend.client.core
       .deleteNamespacedPod({ namespace: this.ns, name: this.podName, gracePeriodSeconds: graceSeconds })
-      .then(() => {}, () => {});
+      .then(
+        () => {},
+        () => {},
+      );
   }
 
   async dispose(): Promise<void> {
@@ -304,7 +416,10 @@ export class KubeRun extends RunStages {
     const ns = this.ns;
     const removals = this.created.map(({ kind, name }) => {
       const args = { namespace: ns, name, gracePeriodSeconds: 0 };
-      if (kind === "pod") return this.deleting ? this.deleting.then(() => api.core.deleteNamespacedPod(args)) : api.core.deleteNamespacedPod(args);
+      if (kind === "pod")
+        return this.deleting
+          ? this.deleting.then(() => api.core.deleteNamespacedPod(args))
+          : api.core.deleteNamespacedPod(args);
       if (kind === "configmap") return api.core.deleteNamespacedConfigMap(args);
       if (kind === "secret") return api.core.deleteNamespacedSecret(args);
       return api.networking.deleteNamespacedNetworkPolicy(args);

@@ -12,7 +12,7 @@ const SKIP_DIRS = new Set(["node_modules", ".venv", "venv", "__pycache__", ".git
 export async function podFiles(dir: string, hidden: string[], what: string): Promise<PodFile[]> {
   const files: PodFile[] = [];
   let bytes = 0;
-  const isHidden = (rel: string) => hidden.some((h) => rel === h || rel.startsWith(h + "/"));
+  const isHidden = (rel: string) => hidden.some((h) => rel === h || rel.startsWith(`${h}/`));
   const walk = async (at: string): Promise<void> => {
     for (const e of await readdir(at, { withFileTypes: true })) {
       const full = join(at, e.name);
@@ -26,7 +26,10 @@ export async function podFiles(dir: string, hidden: string[], what: string): Pro
       const [content, info] = await Promise.all([readFile(full), stat(full)]);
       bytes += content.length;
       if (bytes > CONFIGMAP_BUDGET) {
-        throw new RunOptionsError(`${what} is larger than ${Math.round(CONFIGMAP_BUDGET / 1024)} KiB, which is what a Pod gets through a ConfigMap on the kubernetes backend`, "keep the agent's files (and workingDir) small, or put large inputs on a broker or in the image");
+        throw new RunOptionsError(
+          `${what} is larger than ${Math.round(CONFIGMAP_BUDGET / 1024)} KiB, which is what a Pod gets through a ConfigMap on the kubernetes backend`,
+          "keep the agent's files (and workingDir) small, or put large inputs on a broker or in the image",
+        );
       }
       files.push({ path: rel, content, mode: info.mode & 0o111 ? 0o755 : 0o644 });
     }

@@ -39,7 +39,6 @@ export const GATE_RELEASE_FILE = "/run/airlock-gate/go";
 /** ConfigMaps hold at most 1 MiB; what a run puts in one stays below that with room for the rules. */
 export const CONFIGMAP_BUDGET = 900 * 1024;
 
-
 /** One file the agent's container sees (its bundle or its workspace). */
 export interface PodFile {
   /** Path below the mount point. */
@@ -97,7 +96,11 @@ function metadata(input: PodSpecInput, role: string, suffix = "") {
     // The Docker containers' label keys. Names, owners and deadlines are annotations: label values
     // cannot hold a "host:pid" or an agent's free-form name.
     labels: { [LABEL.managed]: "true", [LABEL.run]: input.runId, [LABEL.role]: role },
-    annotations: { [LABEL.agent]: input.agentName, [LABEL.owner]: input.owner, [LABEL.expires]: String(input.expiresAt) },
+    annotations: {
+      [LABEL.agent]: input.agentName,
+      [LABEL.owner]: input.owner,
+      [LABEL.expires]: String(input.expiresAt),
+    },
   };
 }
 
@@ -107,15 +110,33 @@ function fileKeys(prefix: string, files: PodFile[]) {
 
 export function configMapSpec(input: PodSpecInput): V1ConfigMap {
   const binaryData: Record<string, string> = {};
-  for (const f of [...fileKeys("b", input.bundle), ...fileKeys("w", input.workspace)]) binaryData[f.key] = f.content.toString("base64");
-  return { apiVersion: "v1", kind: "ConfigMap", metadata: metadata(input, "files"), data: { "rules-v4": input.rules.v4, "rules-v6": input.rules.v6, hosts: hostsFile(input) }, binaryData };
+  for (const f of [...fileKeys("b", input.bundle), ...fileKeys("w", input.workspace)])
+    binaryData[f.key] = f.content.toString("base64");
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: metadata(input, "files"),
+    data: { "rules-v4": input.rules.v4, "rules-v6": input.rules.v6, hosts: hostsFile(input) },
+    binaryData,
+  };
 }
 
 export function envSecretSpec(input: PodSpecInput, env: Record<string, string>): V1Secret {
-  return { apiVersion: "v1", kind: "Secret", metadata: metadata(input, "env", "-env"), type: "Opaque", stringData: env };
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: metadata(input, "env", "-env"),
+    type: "Opaque",
+    stringData: env,
+  };
 }
 
-const NO_PRIVILEGE = { allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, seccompProfile: { type: "RuntimeDefault" } };
+const NO_PRIVILEGE = {
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: true,
+  seccompProfile: { type: "RuntimeDefault" },
+};
 
 export function podSpec(input: PodSpecInput): V1Pod {
   const name = objectName(input.runId);
@@ -125,7 +146,13 @@ export function podSpec(input: PodSpecInput): V1Pod {
     image: input.gateImage,
     imagePullPolicy: input.pullPolicy,
     command: [POD_GATE, "apply", String(input.releaseSeconds)],
-    securityContext: { ...NO_PRIVILEGE, runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] } },
+    securityContext: {
+      ...NO_PRIVILEGE,
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] },
+    },
     resources: small,
     volumeMounts: [
       { name: "rules", mountPath: "/etc/airlock-gate", readOnly: true },
@@ -140,10 +167,19 @@ export function podSpec(input: PodSpecInput): V1Pod {
     args: input.args,
     workingDir: "/workspace",
     envFrom: [{ secretRef: { name: `${name}-env` } }],
-    securityContext: { ...NO_PRIVILEGE, runAsUser: input.user.uid, runAsGroup: input.user.gid, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
+    securityContext: {
+      ...NO_PRIVILEGE,
+      runAsUser: input.user.uid,
+      runAsGroup: input.user.gid,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+    },
     resources: {
       // /output is in memory (below), charged to the agent's container: on top of the policy's memory.
-      limits: { memory: String(agentMemoryBytes(input.memoryBytes, { bytes: input.outputBytes, entries: 0 })), cpu: `${Math.max(1, Math.round(input.cpus * 1000))}m` },
+      limits: {
+        memory: String(agentMemoryBytes(input.memoryBytes, { bytes: input.outputBytes, entries: 0 })),
+        cpu: `${Math.max(1, Math.round(input.cpus * 1000))}m`,
+      },
       // Scheduled by what an agent usually uses, limited by what the policy allows.
       requests: { memory: String(Math.min(input.memoryBytes, 64 * 1024 * 1024)), cpu: "10m" },
     },
@@ -163,7 +199,13 @@ export function podSpec(input: PodSpecInput): V1Pod {
     image: input.gateImage,
     imagePullPolicy: input.pullPolicy,
     command: [POD_GATE, "keep", String(input.holdSeconds)],
-    securityContext: { ...NO_PRIVILEGE, runAsUser: input.user.uid, runAsGroup: input.user.gid, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
+    securityContext: {
+      ...NO_PRIVILEGE,
+      runAsUser: input.user.uid,
+      runAsGroup: input.user.gid,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+    },
     resources: small,
     volumeMounts: [{ name: "output", mountPath: "/output", readOnly: true }],
   };
@@ -172,10 +214,17 @@ export function podSpec(input: PodSpecInput): V1Pod {
     image: input.gateImage,
     imagePullPolicy: input.pullPolicy,
     command: [POD_GATE, "keep", String(input.holdSeconds)],
-    securityContext: { ...NO_PRIVILEGE, runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, capabilities: { drop: ["ALL"] } },
+    securityContext: {
+      ...NO_PRIVILEGE,
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      capabilities: { drop: ["ALL"] },
+    },
     resources: small,
   };
-  const items = (prefix: string, files: PodFile[]) => fileKeys(prefix, files).map((f) => ({ key: f.key, path: f.path, mode: f.mode }));
+  const items = (prefix: string, files: PodFile[]) =>
+    fileKeys(prefix, files).map((f) => ({ key: f.key, path: f.path, mode: f.mode }));
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -190,7 +239,13 @@ export function podSpec(input: PodSpecInput): V1Pod {
       // The runner deletes the Pod with the run's own grace; this is only the default.
       terminationGracePeriodSeconds: 5,
       dnsPolicy: "None",
-      dnsConfig: { nameservers: ["127.0.0.1"], options: [{ name: "timeout", value: "1" }, { name: "attempts", value: "1" }] },
+      dnsConfig: {
+        nameservers: ["127.0.0.1"],
+        options: [
+          { name: "timeout", value: "1" },
+          { name: "attempts", value: "1" },
+        ],
+      },
       securityContext: {
         seccompProfile: { type: "RuntimeDefault" },
         sysctls: [
@@ -206,12 +261,26 @@ export function podSpec(input: PodSpecInput): V1Pod {
       volumes: [
         // A tmpfs of the policy's size (the kubelet sizes memory-backed volumes by their limit): a
         // quota at every write, where a disk-backed emptyDir's sizeLimit is an eviction after the fact.
-        { name: "output", emptyDir: { medium: "Memory", sizeLimit: String(outputQuotaBytes({ bytes: input.outputBytes, entries: 0 })) } },
+        {
+          name: "output",
+          emptyDir: { medium: "Memory", sizeLimit: String(outputQuotaBytes({ bytes: input.outputBytes, entries: 0 })) },
+        },
         { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
         { name: "gate-run", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
-        { name: "rules", configMap: { name, items: [{ key: "rules-v4", path: "v4" }, { key: "rules-v6", path: "v6" }] } },
+        {
+          name: "rules",
+          configMap: {
+            name,
+            items: [
+              { key: "rules-v4", path: "v4" },
+              { key: "rules-v6", path: "v6" },
+            ],
+          },
+        },
         { name: "files", configMap: { name, items: [{ key: "hosts", path: "hosts" }] } },
-        input.workspace.length ? { name: "workspace", configMap: { name, items: items("w", input.workspace) } } : { name: "workspace", emptyDir: { sizeLimit: "1Mi" } },
+        input.workspace.length
+          ? { name: "workspace", configMap: { name, items: items("w", input.workspace) } }
+          : { name: "workspace", emptyDir: { sizeLimit: "1Mi" } },
         ...(input.bundle.length ? [{ name: "bundle", configMap: { name, items: items("b", input.bundle) } }] : []),
       ],
     },
@@ -231,7 +300,12 @@ export function networkPolicySpec(input: PodSpecInput): V1NetworkPolicy {
       podSelector: { matchLabels: { [LABEL.run]: input.runId, [LABEL.role]: "agent" } },
       policyTypes: ["Ingress", "Egress"],
       ingress: [],
-      egress: input.networkDisabled ? [] : input.egress.map((e) => ({ to: [{ ipBlock: { cidr: `${e.ip}/32` } }], ports: [{ protocol: "TCP", port: e.port }] })),
+      egress: input.networkDisabled
+        ? []
+        : input.egress.map((e) => ({
+            to: [{ ipBlock: { cidr: `${e.ip}/32` } }],
+            ports: [{ protocol: "TCP", port: e.port }],
+          })),
     },
   };
 }

@@ -74,7 +74,10 @@ export class PodWatch {
         resolve(value);
       };
       timer = setTimeout(() => done(undefined), timeoutMs);
-      void stop?.then(() => done(undefined), () => done(undefined));
+      void stop?.then(
+        () => done(undefined),
+        () => done(undefined),
+      );
       this.waiters.add(check);
       check();
     });
@@ -94,14 +97,22 @@ export function containerStatus(pod: V1Pod, name: string, init = false): V1Conta
 
 /** Why a Pod cannot start, in the words of its status (an image missing on the node, a forbidden sysctl, ...), or undefined. */
 export function podStartProblem(pod: V1Pod): string | undefined {
-  if (pod.status?.phase === "Failed" && pod.status.reason) return `${pod.status.reason}: ${pod.status.message ?? ""}`.trim();
+  if (pod.status?.phase === "Failed" && pod.status.reason)
+    return `${pod.status.reason}: ${pod.status.message ?? ""}`.trim();
   for (const s of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const reason = s.state?.waiting?.reason;
-    if (reason && /ErrImageNeverPull|ImagePullBackOff|ErrImagePull|CreateContainerConfigError|CreateContainerError|InvalidImageName|RunContainerError/.test(reason)) {
+    if (
+      reason &&
+      /ErrImageNeverPull|ImagePullBackOff|ErrImagePull|CreateContainerConfigError|CreateContainerError|InvalidImageName|RunContainerError/.test(
+        reason,
+      )
+    ) {
       return `${s.name}: ${reason}: ${s.state?.waiting?.message ?? ""}`.trim();
     }
   }
-  const unschedulable = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable");
+  const unschedulable = pod.status?.conditions?.find(
+    (c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable",
+  );
   if (unschedulable) return `Unschedulable: ${unschedulable.message ?? ""}`;
   return undefined;
 }

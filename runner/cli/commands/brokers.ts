@@ -11,7 +11,9 @@ const BROKERS: readonly string[] = BUS_KIND_NAMES;
 export function registerBrokers(program: Command): void {
   program
     .command("brokers")
-    .description("start, stop or check the local brokers on this machine's loopback (Redis, RabbitMQ, Kafka, NATS, MQTT)")
+    .description(
+      "start, stop or check the local brokers on this machine's loopback (Redis, RabbitMQ, Kafka, NATS, MQTT)",
+    )
     .argument("<action>", "start | stop | status")
     .argument("[brokers...]", `any of ${BROKERS.join(", ")} (default: all)`)
     .addHelpText(
@@ -25,13 +27,17 @@ Example:
   airlock brokers start redis`,
     )
     .action(async (action: string, brokers: string[]) => {
-      if (!["start", "stop", "status"].includes(action)) throw new UsageError(`brokers ${action}: use start, stop or status`);
+      if (!["start", "stop", "status"].includes(action))
+        throw new UsageError(`brokers ${action}: use start, stop or status`);
       const unknown = brokers.filter((b) => !BROKERS.includes(b));
       if (unknown.length) throw new UsageError(`unknown broker ${unknown.join(", ")}: use ${BROKERS.join(", ")}`);
       const { stateDir } = await import("../../images/trust.js");
       const child = spawn("bash", [packagePath("scripts", "brokers.sh"), action, ...brokers], {
         stdio: "inherit",
-        env: { ...process.env, AIRLOCK_BROKERS_STATE: process.env.AIRLOCK_BROKERS_STATE ?? join(stateDir(), "brokers") },
+        env: {
+          ...process.env,
+          AIRLOCK_BROKERS_STATE: process.env.AIRLOCK_BROKERS_STATE ?? join(stateDir(), "brokers"),
+        },
       });
       process.exitCode = await new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? 1)));
     });

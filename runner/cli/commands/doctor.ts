@@ -1,6 +1,6 @@
 import { connect } from "node:net";
 import type { Command } from "commander";
-import { AirlockError } from "../../errors.js";
+import type { AirlockError } from "../../errors.js";
 import { style } from "../style.js";
 
 type Check = { ok: boolean; label: string; detail: string; fix?: string };
@@ -10,10 +10,19 @@ export function registerDoctor(program: Command): void {
     .command("doctor")
     .description("check that airlock can run here: Docker engine, images, and (with --policy) the policy's endpoints")
     .option("-p, --policy <files...>", "policy files whose endpoints to try from this host")
-    .addHelpText("after", "\nExit code: 0 when every check passes, 1 otherwise.\n\nExample:\n  airlock doctor --policy policies/hello.yaml")
+    .addHelpText(
+      "after",
+      "\nExit code: 0 when every check passes, 1 otherwise.\n\nExample:\n  airlock doctor --policy policies/hello.yaml",
+    )
     .action(async (opts: { policy?: string[] }) => {
       // Loaded here, not at the top: `airlock --help` should not pay for the engine client.
-      const [{ assertDockerReachable, dockerClient }, { loopbackMode }, { imageStatus }, { pythonImageStatus }, { loadPolicy }] = await Promise.all([
+      const [
+        { assertDockerReachable, dockerClient },
+        { loopbackMode },
+        { imageStatus },
+        { pythonImageStatus },
+        { loadPolicy },
+      ] = await Promise.all([
         import("../../docker/client.js"),
         import("../../backends/docker/gate/host-side.js"),
         import("../../images/images.js"),
@@ -29,31 +38,60 @@ export function registerDoctor(program: Command): void {
         checks.push({ ok: true, label: "docker engine", detail: `version ${v.version} (API ${v.apiVersion})` });
       } catch (err) {
         const e = err as AirlockError;
-        checks.push({ ok: false, label: "docker engine", detail: e.message.split("\n")[0]!, ...(e.fix ? { fix: e.fix } : {}) });
+        checks.push({
+          ok: false,
+          label: "docker engine",
+          detail: e.message.split("\n")[0]!,
+          ...(e.fix ? { fix: e.fix } : {}),
+        });
       }
       if (engineUp) {
         const status = await imageStatus(docker);
-        if (!status.base) checks.push({ ok: false, label: "base image", detail: "not present", fix: "the first `airlock run` builds it (or: docker pull node:20-bookworm-slim)" });
+        if (!status.base)
+          checks.push({
+            ok: false,
+            label: "base image",
+            detail: "not present",
+            fix: "the first `airlock run` builds it (or: docker pull node:20-bookworm-slim)",
+          });
         else checks.push({ ok: true, label: "base image", detail: `${status.base.ref} (${status.base.source})` });
         for (const key of ["gate", "agent"] as const) {
           const s = status[key];
-          if (s) checks.push({ ok: s.present, label: `${key} image`, detail: s.present ? s.tag : `${s.tag} not built yet`, ...(s.present ? {} : { fix: "the first `airlock run` builds it (about a minute)" }) });
+          if (s)
+            checks.push({
+              ok: s.present,
+              label: `${key} image`,
+              detail: s.present ? s.tag : `${s.tag} not built yet`,
+              ...(s.present ? {} : { fix: "the first `airlock run` builds it (about a minute)" }),
+            });
         }
         // Not needed until a Python agent runs, so not a failure when it is missing.
         const python = status.base ? await pythonImageStatus(docker, status.base.ref) : undefined;
-        if (python) checks.push({ ok: true, label: "python image", detail: python.present ? python.tag : `${python.tag} not built yet (the first Python agent builds it, or airlock build --python)` });
+        if (python)
+          checks.push({
+            ok: true,
+            label: "python image",
+            detail: python.present
+              ? python.tag
+              : `${python.tag} not built yet (the first Python agent builds it, or airlock build --python)`,
+          });
       }
       const mode = loopbackMode();
       checks.push({
         ok: true,
         label: "localhost endpoints",
-        detail: mode === "kernel" ? "kernel DNAT on the airlock bridge (the runner is root)" : "user-space forwarder in the runner (kernel DNAT needs a root runner)",
+        detail:
+          mode === "kernel"
+            ? "kernel DNAT on the airlock bridge (the runner is root)"
+            : "user-space forwarder in the runner (kernel DNAT needs a root runner)",
       });
       for (const file of opts.policy ?? []) {
         try {
           const policy = await loadPolicy(file);
-          if (policy.network.disabled) checks.push({ ok: true, label: `${file}`, detail: "network disabled: nothing to reach" });
-          for (const ep of policy.network.allowedEndpoints) checks.push(await tryEndpoint(file, ep.host, ep.port, ep.raw));
+          if (policy.network.disabled)
+            checks.push({ ok: true, label: `${file}`, detail: "network disabled: nothing to reach" });
+          for (const ep of policy.network.allowedEndpoints)
+            checks.push(await tryEndpoint(file, ep.host, ep.port, ep.raw));
         } catch (err) {
           checks.push({ ok: false, label: file, detail: (err as Error).message.split("\n").slice(0, 3).join(" ") });
         }
@@ -74,7 +112,12 @@ async function tryEndpoint(file: string, host: string, port: number, raw: string
       const { hostResolver } = await import("../../gate/plan.js");
       address = (await hostResolver(host))[0]!;
     } catch {
-      return { ok: false, label, detail: `${host} does not resolve on this host`, fix: "check the name, or use the broker's IPv4 address" };
+      return {
+        ok: false,
+        label,
+        detail: `${host} does not resolve on this host`,
+        fix: "check the name, or use the broker's IPv4 address",
+      };
     }
   }
   return new Promise((resolve) => {
@@ -82,14 +125,24 @@ async function tryEndpoint(file: string, host: string, port: number, raw: string
     const socket = connect({ host: address, port });
     socket.setTimeout(3000, () => {
       socket.destroy();
-      resolve({ ok: false, label, detail: `no answer from ${address}:${port} within 3s`, fix: "is the broker running and reachable from this host?" });
+      resolve({
+        ok: false,
+        label,
+        detail: `no answer from ${address}:${port} within 3s`,
+        fix: "is the broker running and reachable from this host?",
+      });
     });
     socket.once("connect", () => {
       socket.destroy();
       resolve({ ok: true, label, detail: `reachable from this host (${address}:${port}, ${Date.now() - started}ms)` });
     });
     socket.once("error", (err: NodeJS.ErrnoException) => {
-      resolve({ ok: false, label, detail: `${err.code ?? err.message} from ${address}:${port}`, fix: "start the broker (for the local defaults: npx airlock brokers start)" });
+      resolve({
+        ok: false,
+        label,
+        detail: `${err.code ?? err.message} from ${address}:${port}`,
+        fix: "start the broker (for the local defaults: npx airlock brokers start)",
+      });
     });
   });
 }

@@ -10,7 +10,10 @@ export function registerInit(program: Command): void {
     .option("-d, --dir <folder>", "where to write it (default: a folder named after the template)")
     .option("--force", "replace files that already exist")
     .option("--list", "list the templates")
-    .addHelpText("after", "\nExamples:\n  npx airlock init                      # redis-pubsub/: a producer and a consumer over Redis\n  npx airlock init python-redis-pubsub  # the same pair in Python\n  npx airlock init hello --dir agents   # one agent and its policy\n\nThe brokers the examples use: npx airlock brokers start")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  npx airlock init                      # redis-pubsub/: a producer and a consumer over Redis\n  npx airlock init python-redis-pubsub  # the same pair in Python\n  npx airlock init hello --dir agents   # one agent and its policy\n\nThe brokers the examples use: npx airlock brokers start",
+    )
     .action(async (name: string, opts: { dir?: string; force?: boolean; list?: boolean }) => {
       const { initTemplate, listTemplates } = await import("../../init/templates.js");
       if (opts.list) {
@@ -21,6 +24,8 @@ export function registerInit(program: Command): void {
       }
       const done = await initTemplate(name, opts);
       for (const file of done.files) process.stdout.write(`  wrote ${file}\n`);
-      process.stdout.write(`${style.green("✔", process.stdout)} ${done.template.name}: ${done.template.description}\n\nRun it:\n  ${done.next}\n`);
+      process.stdout.write(
+        `${style.green("✔", process.stdout)} ${done.template.name}: ${done.template.description}\n\nRun it:\n  ${done.next}\n`,
+      );
     });
 }

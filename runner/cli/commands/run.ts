@@ -17,13 +17,22 @@ export function registerRun(program: Command): void {
     .argument("[command...]", "after --: the command to run instead, e.g. -- python3 agent.py")
     .requiredOption("-p, --policy <file>", "policy YAML file")
     .requiredOption("-o, --output <dir>", "host folder mounted read-write at /output")
-    .option("-r, --runtime <language>", "the language the agent is in, node or python (default: the policy's runtime:, else the file's extension); a command runs in its image")
+    .option(
+      "-r, --runtime <language>",
+      "the language the agent is in, node or python (default: the policy's runtime:, else the file's extension); a command runs in its image",
+    )
     .option("-i, --image <image>", "with a command: the image to run it in (default: airlock's image of the runtime)")
-    .option("-w, --workdir <dir>", "host folder mounted read-only at /workspace (secret-looking files kept out); default: none")
+    .option(
+      "-w, --workdir <dir>",
+      "host folder mounted read-only at /workspace (secret-looking files kept out); default: none",
+    )
     .option("-e, --env <NAME=VALUE...>", "value for a variable the policy's env.allow lists (repeatable)")
     .option("--name <name>", "name shown in logs and the result")
     .option("--typecheck", "type-check a TypeScript agent with your project's TypeScript before it starts")
-    .option("--require-bus-rights", "fail when a broker in the policy's bus section cannot have its rights enforced, instead of warning")
+    .option(
+      "--require-bus-rights",
+      "fail when a broker in the policy's bus section cannot have its rights enforced, instead of warning",
+    )
     .option("--json", "print the result as JSON on stdout (agent output goes to stderr)")
     .option("-q, --quiet", "do not stream the agent's output")
 
@@ -39,51 +48,82 @@ Examples (npx airlock init hello writes hello/agent.ts and hello/policy.yaml):
   airlock run --policy hello/policy.yaml --output out/py --runtime python -- python3 -c "print('hi')"
   airlock run --policy p.yaml --output out/x --image my/agent:1 -- /app/start`,
     )
-    .action(async (agentArg: string | undefined, rest: string[], opts: { policy: string; output: string; runtime?: string; image?: string; workdir?: string; env?: string[]; name?: string; json?: boolean; quiet?: boolean; requireBusRights?: boolean; typecheck?: boolean } & BackendFlags) => {
-      const { agent, command } = splitTarget(agentArg, rest, process.argv);
-      if (opts.image && !command) throw new UsageError("--image goes with a command: airlock run --policy P --output O --image IMAGE -- COMMAND [ARGS...]");
-      if (opts.runtime !== undefined && !(LANGUAGE_NAMES as readonly string[]).includes(opts.runtime)) throw new UsageError(`--runtime is node or python, not "${opts.runtime}"`);
-      const env = parseEnvPairs(opts.env ?? []);
-      // One run: no gate to keep ready for a next one.
-      const { createRunner } = await import("../../runner.js");
-      const runner = createRunner({ gatePoolSize: 0, ...runnerBackendOptions(opts) });
-      const interrupt = onInterrupt("the agent");
-      const log = opts.json ? process.stderr : process.stdout;
-      const result = await runner.runAgent({
-        ...(agent ? { agent } : { command: command! }),
-        ...(opts.runtime ? { runtime: opts.runtime as LanguageName } : {}),
-        ...(opts.image ? { image: opts.image } : {}),
-        policy: opts.policy,
-        outputDir: opts.output,
-        ...(opts.workdir ? { workingDir: opts.workdir } : {}),
-        ...(opts.requireBusRights ? { requireBusRights: true } : {}),
-        ...(opts.typecheck ? { typecheck: true } : {}),
-        ...(Object.keys(env).length ? { env } : {}),
-        ...(opts.name ? { name: opts.name } : {}),
-        signal: interrupt.signal,
-        ...(opts.quiet ? {} : { onEvent: eventPrinter(log) }),
-      });
-      interrupt.dispose();
-      if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-      else printSummary(result, log);
-      process.exitCode = exitCodeFor(result);
-      await runner.close();
-    });
+    .action(
+      async (
+        agentArg: string | undefined,
+        rest: string[],
+        opts: {
+          policy: string;
+          output: string;
+          runtime?: string;
+          image?: string;
+          workdir?: string;
+          env?: string[];
+          name?: string;
+          json?: boolean;
+          quiet?: boolean;
+          requireBusRights?: boolean;
+          typecheck?: boolean;
+        } & BackendFlags,
+      ) => {
+        const { agent, command } = splitTarget(agentArg, rest, process.argv);
+        if (opts.image && !command)
+          throw new UsageError(
+            "--image goes with a command: airlock run --policy P --output O --image IMAGE -- COMMAND [ARGS...]",
+          );
+        if (opts.runtime !== undefined && !(LANGUAGE_NAMES as readonly string[]).includes(opts.runtime))
+          throw new UsageError(`--runtime is node or python, not "${opts.runtime}"`);
+        const env = parseEnvPairs(opts.env ?? []);
+        // One run: no gate to keep ready for a next one.
+        const { createRunner } = await import("../../runner.js");
+        const runner = createRunner({ gatePoolSize: 0, ...runnerBackendOptions(opts) });
+        const interrupt = onInterrupt("the agent");
+        const log = opts.json ? process.stderr : process.stdout;
+        const result = await runner.runAgent({
+          ...(agent ? { agent } : { command: command! }),
+          ...(opts.runtime ? { runtime: opts.runtime as LanguageName } : {}),
+          ...(opts.image ? { image: opts.image } : {}),
+          policy: opts.policy,
+          outputDir: opts.output,
+          ...(opts.workdir ? { workingDir: opts.workdir } : {}),
+          ...(opts.requireBusRights ? { requireBusRights: true } : {}),
+          ...(opts.typecheck ? { typecheck: true } : {}),
+          ...(Object.keys(env).length ? { env } : {}),
+          ...(opts.name ? { name: opts.name } : {}),
+          signal: interrupt.signal,
+          ...(opts.quiet ? {} : { onEvent: eventPrinter(log) }),
+        });
+        interrupt.dispose();
+        if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        else printSummary(result, log);
+        process.exitCode = exitCodeFor(result);
+        await runner.close();
+      },
+    );
 }
 
 /** `airlock run AGENT` or `airlock run [options] -- COMMAND ARGS...` (commander drops the `--` itself). */
-export function splitTarget(agentArg: string | undefined, rest: string[], argv: string[]): { agent?: string; command?: string[] } {
+export function splitTarget(
+  agentArg: string | undefined,
+  rest: string[],
+  argv: string[],
+): { agent?: string; command?: string[] } {
   const dash = argv.indexOf("--");
   const operands = [...(agentArg !== undefined ? [agentArg] : []), ...rest];
   if (dash >= 0) {
     const command = argv.slice(dash + 1);
     const before = operands.slice(0, operands.length - command.length);
-    if (command.length === 0) throw new UsageError("nothing after --: give the command to run, e.g. -- python3 agent.py");
+    if (command.length === 0)
+      throw new UsageError("nothing after --: give the command to run, e.g. -- python3 agent.py");
     if (before.length) throw new UsageError(`give either an agent file (${before[0]}) or a command after --, not both`);
     return { command };
   }
-  if (operands.length === 0) throw new UsageError("give the agent file (airlock run agent.ts ...), or a command after -- (airlock run ... -- python3 agent.py)");
-  if (operands.length > 1) throw new UsageError(`one agent file at a time (got ${operands.join(" ")}); to run a command, put it after --`);
+  if (operands.length === 0)
+    throw new UsageError(
+      "give the agent file (airlock run agent.ts ...), or a command after -- (airlock run ... -- python3 agent.py)",
+    );
+  if (operands.length > 1)
+    throw new UsageError(`one agent file at a time (got ${operands.join(" ")}); to run a command, put it after --`);
   return { agent: operands[0]! };
 }
 
@@ -108,7 +148,10 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
   return (event) => {
     switch (event.type) {
       case "output":
-        print(out, `${tag(event.agent, out)} ${event.stream === "stderr" ? style.red(printable(event.line), out) : printable(event.line)}\n`);
+        print(
+          out,
+          `${tag(event.agent, out)} ${event.stream === "stderr" ? style.red(printable(event.line), out) : printable(event.line)}\n`,
+        );
         break;
       case "phase":
         if (!["preparing", "images", "waiting"].includes(event.phase)) builds.done(tag(event.agent, progress));
@@ -132,17 +175,29 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
 
 /** "denied by the gate" and "refused by the broker" lines, so a user sees what the policy would need. */
 export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): string[] {
-  const policy = result.policy?.source && result.policy.source !== "<inline>" ? relative(process.cwd(), result.policy.source) : "the policy";
+  const policy =
+    result.policy?.source && result.policy.source !== "<inline>"
+      ? relative(process.cwd(), result.policy.source)
+      : "the policy";
   const bus = result.busDenied?.length
     ? [
-        style.yellow(`${result.name}: the broker refused ${result.busDenied.length} thing${result.busDenied.length === 1 ? "" : "s"} (rights from bus in ${policy}):`, out),
-        ...result.busDenied.map((d) => `  ${d.broker.padEnd(6)} ${printable(`${d.what} ${d.name}${d.command && d.what !== "command" ? ` (${d.command})` : ""}`).padEnd(36)} ${d.count}×  → ${printable(d.fix)}`),
+        style.yellow(
+          `${result.name}: the broker refused ${result.busDenied.length} thing${result.busDenied.length === 1 ? "" : "s"} (rights from bus in ${policy}):`,
+          out,
+        ),
+        ...result.busDenied.map(
+          (d) =>
+            `  ${d.broker.padEnd(6)} ${printable(`${d.what} ${d.name}${d.command && d.what !== "command" ? ` (${d.command})` : ""}`).padEnd(36)} ${d.count}×  → ${printable(d.fix)}`,
+        ),
       ]
     : [];
   if (!result.denied?.length) return bus;
   return [
     ...bus,
-    style.yellow(`${result.name}: the gate refused ${result.denied.length} destination${result.denied.length === 1 ? "" : "s"} (add to network.allowedEndpoints in ${policy} if the agent needs ${result.denied.length === 1 ? "it" : "them"}):`, out),
+    style.yellow(
+      `${result.name}: the gate refused ${result.denied.length} destination${result.denied.length === 1 ? "" : "s"} (add to network.allowedEndpoints in ${policy} if the agent needs ${result.denied.length === 1 ? "it" : "them"}):`,
+      out,
+    ),
     ...result.denied.map((d) => {
       const times = `${d.countAtLeast ? "≥" : ""}${d.count}×`;
       const what = d.loopback ? `localhost:${d.destination.split(":")[1]} (not forwarded to the host)` : d.destination;
@@ -152,13 +207,16 @@ export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): strin
 }
 
 export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void {
-  for (const line of deniedLines(result, out)) out.write(line + "\n");
-  for (const w of result.warnings ?? []) out.write(style.yellow(`${result.name}: ${printable(w)}`, out) + "\n");
+  for (const line of deniedLines(result, out)) out.write(`${line}\n`);
+  for (const w of result.warnings ?? []) out.write(`${style.yellow(`${result.name}: ${printable(w)}`, out)}\n`);
   const ok = result.status === "succeeded";
   const mark = ok ? style.green("✔", out) : style.red("✖", out);
   const files = result.outputFiles.length;
   const where = relative(process.cwd(), result.outputDir) || ".";
   const exit = result.exitCode === null ? "" : ` (exit ${result.exitCode})`;
-  const detail = result.error && result.status !== "succeeded" ? `: ${result.error.split("\n").map(printable).join("\n")}` : "";
-  out.write(`${mark} ${style.bold(result.name, out)} ${result.status}${exit} in ${formatDuration(result.durationMs)} · ${files} output file${files === 1 ? "" : "s"} in ${where} · result ${relative(process.cwd(), result.resultFile)}${detail}\n`);
+  const detail =
+    result.error && result.status !== "succeeded" ? `: ${result.error.split("\n").map(printable).join("\n")}` : "";
+  out.write(
+    `${mark} ${style.bold(result.name, out)} ${result.status}${exit} in ${formatDuration(result.durationMs)} · ${files} output file${files === 1 ? "" : "s"} in ${where} · result ${relative(process.cwd(), result.resultFile)}${detail}\n`,
+  );
 }

@@ -8,16 +8,23 @@ export function registerValidate(program: Command): void {
     .description("check policy files and run files without running anything")
     .argument("<files...>", "policy or run files (YAML); a run file's policies are checked too")
     .option("--json", "print the problems as JSON")
-    .addHelpText("after", "\nExit code: 0 when every file is valid, 1 otherwise.\n\nExample:\n  airlock validate policies/*.yaml")
+    .addHelpText(
+      "after",
+      "\nExit code: 0 when every file is valid, 1 otherwise.\n\nExample:\n  airlock validate policies/*.yaml",
+    )
     .action(async (files: string[], opts: { json?: boolean }) => {
-      const [{ isRunFile, loadRunFile }, { loadPolicy }] = await Promise.all([import("../../group/run-file.js"), import("../../policy/index.js")]);
+      const [{ isRunFile, loadRunFile }, { loadPolicy }] = await Promise.all([
+        import("../../group/run-file.js"),
+        import("../../policy/index.js"),
+      ]);
       const report: { file: string; ok: boolean; name?: string; issues: PolicyError["issues"] }[] = [];
       const check = async (file: string) => {
         try {
           if (await isRunFile(file)) {
             const run = await loadRunFile(file);
             report.push({ file, ok: true, name: `run ${run.name}, ${run.agents.length} agents`, issues: [] });
-            for (const policy of new Set(run.agents.map((a) => a.policy))) if (!report.some((r) => r.file === policy)) await check(policy);
+            for (const policy of new Set(run.agents.map((a) => a.policy)))
+              if (!report.some((r) => r.file === policy)) await check(policy);
           } else {
             const policy = await loadPolicy(file);
             report.push({ file, ok: true, name: `policy ${policy.name}`, issues: [] });
@@ -28,7 +35,7 @@ export function registerValidate(program: Command): void {
         }
       };
       for (const file of files) await check(file);
-      if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
         for (const r of report) {
           if (r.ok) process.stdout.write(`${style.green("✔")} ${r.file} ${style.dim(`(${r.name})`)}\n`);
@@ -41,5 +48,3 @@ export function registerValidate(program: Command): void {
       process.exitCode = report.every((r) => r.ok) ? 0 : 1;
     });
 }
-
-

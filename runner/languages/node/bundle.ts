@@ -25,7 +25,8 @@ function policyImports(policy: Policy): Plugin {
     name: "airlock-policy-imports",
     setup(b) {
       b.onResolve({ filter: /^[^./]/ }, (args) => {
-        if (args.path.startsWith("node:") || BUILTINS.has(args.path) || BUILTINS.has(packageNameOf(args.path))) return { path: args.path, external: true };
+        if (args.path.startsWith("node:") || BUILTINS.has(args.path) || BUILTINS.has(packageNameOf(args.path)))
+          return { path: args.path, external: true };
         if (args.path === "airlock/agent" || args.path === "airlock") return { path: "airlock/agent", external: true };
         const name = packageNameOf(args.path);
         if (allowed.has(name)) return { path: args.path, external: true };
@@ -64,7 +65,9 @@ export async function bundleAgent(agentFile: string, policy: Policy, outDir: str
       write: false,
       plugins: [policyImports(policy)],
       // Bundled CommonJS code may call require(); give it one.
-      banner: { js: 'import { createRequire as __airlockRequire } from "node:module"; const require = __airlockRequire(import.meta.url);' },
+      banner: {
+        js: 'import { createRequire as __airlockRequire } from "node:module"; const require = __airlockRequire(import.meta.url);',
+      },
     });
     const out = result.outputFiles[0];
     if (!out) throw new AgentSourceError(agentFile, "esbuild produced no output");
@@ -75,7 +78,9 @@ export async function bundleAgent(agentFile: string, policy: Policy, outDir: str
     const errors = (err as { errors?: Message[] }).errors;
     if (!errors?.length) throw new AgentSourceError(agentFile, `could not be compiled: ${(err as Error).message}`);
     const first = errors[0]!;
-    const where = first.location ? `${relative(process.cwd(), first.location.file) || first.location.file}:${first.location.line}:${first.location.column + 1}` : agentFile;
+    const where = first.location
+      ? `${relative(process.cwd(), first.location.file) || first.location.file}:${first.location.line}:${first.location.column + 1}`
+      : agentFile;
     const more = errors.length > 1 ? ` (and ${errors.length - 1} more error${errors.length > 2 ? "s" : ""})` : "";
     const detail = typeof first.detail === "string" ? first.detail : undefined;
     throw new AgentSourceError(where, `${first.text}${more}`, detail ?? "fix the error above; the agent did not start");

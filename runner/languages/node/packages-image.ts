@@ -7,11 +7,21 @@ import { ensurePackagesLayer } from "../../images/packages-layer.js";
 import { registrySettings } from "../../images/registry-settings.js";
 import type { PackageSpec } from "../../policy/package-spec.js";
 
-export function ensureNpmPackagesImage(docker: Docker, agentImage: BuiltImage, packages: PackageSpec[], progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
+export function ensureNpmPackagesImage(
+  docker: Docker,
+  agentImage: BuiltImage,
+  packages: PackageSpec[],
+  progress: Progress = () => {},
+  builds?: ImageBuilds,
+): Promise<BuiltImage> {
   if (packages.length === 0) return Promise.resolve(agentImage);
   const sorted = [...packages].sort((a, b) => a.name.localeCompare(b.name));
   const settings = registrySettings();
-  const manifest = { name: "airlock-agent-packages", private: true, dependencies: Object.fromEntries(sorted.map((p) => [p.name, p.version])) };
+  const manifest = {
+    name: "airlock-agent-packages",
+    private: true,
+    dependencies: Object.fromEntries(sorted.map((p) => [p.name, p.version])),
+  };
   const dockerfile = [
     // FROM the recorded ID, not the tag: the layer is built on what airlock built.
     `FROM ${agentImage.id} AS deps`,

@@ -30,7 +30,9 @@ export function explainPythonFailure(stderr: string, policy: Policy): string | u
   }
   const top = missing.split(".")[0]!;
   const dist = DISTRIBUTIONS[top] ?? top;
-  const where = policy.packages.pipFile ? `${policy.packages.pipFile} (the policy's packages.pip)` : `packages.pip in ${policy.source}`;
+  const where = policy.packages.pipFile
+    ? `${policy.packages.pipFile} (the policy's packages.pip)`
+    : `packages.pip in ${policy.source}`;
   const example = dist.includes(" ") ? dist : `${dist}==<version>`;
   return `the agent imports "${missing}", which is not installed in its image: add ${example} to ${where}`;
 }

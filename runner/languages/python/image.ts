@@ -10,7 +10,15 @@ import { built, type ImageBuilds } from "../../images/builds.js";
 import { ImageBuildError } from "../../errors.js";
 import { runOneOff } from "../../docker/one-off.js";
 import { directoryEntries, fileEntry, type ContextFile } from "../../images/context.js";
-import { ensureBuilt, imageId, planImage, tryPull, type BuiltImage, type ImageSet, type Progress } from "../../images/images.js";
+import {
+  ensureBuilt,
+  imageId,
+  planImage,
+  tryPull,
+  type BuiltImage,
+  type ImageSet,
+  type Progress,
+} from "../../images/images.js";
 import { ensurePackagesLayer } from "../../images/packages-layer.js";
 import { trustedImages } from "../../images/trust.js";
 import { packagePath } from "../../paths.js";
@@ -19,17 +27,30 @@ import { pipSettings, type PipSettings } from "./pip-settings.js";
 
 export const OFFICIAL_PYTHON_BASE = "python:3.11-slim-bookworm";
 
-async function resolvePythonBase(docker: Docker, images: ImageSet, progress: Progress): Promise<{ ref: string; id: string }> {
+async function resolvePythonBase(
+  docker: Docker,
+  images: ImageSet,
+  progress: Progress,
+): Promise<{ ref: string; id: string }> {
   const custom = process.env.AIRLOCK_PYTHON_BASE_IMAGE;
   if (custom) {
-    const id = (await imageId(docker, custom)) ?? ((await tryPull(docker, custom, progress)) ? await imageId(docker, custom) : undefined);
-    if (!id) throw new ImageBuildError(custom, "AIRLOCK_PYTHON_BASE_IMAGE is set but the image is neither present nor pullable", "", "build or pull it first, or unset AIRLOCK_PYTHON_BASE_IMAGE");
+    const id =
+      (await imageId(docker, custom)) ??
+      ((await tryPull(docker, custom, progress)) ? await imageId(docker, custom) : undefined);
+    if (!id)
+      throw new ImageBuildError(
+        custom,
+        "AIRLOCK_PYTHON_BASE_IMAGE is set but the image is neither present nor pullable",
+        "",
+        "build or pull it first, or unset AIRLOCK_PYTHON_BASE_IMAGE",
+      );
     return { ref: custom, id };
   }
   const official = await imageId(docker, OFFICIAL_PYTHON_BASE);
   if (official) return { ref: OFFICIAL_PYTHON_BASE, id: official };
   // A registry answered for the Node base: it will for Python's too.
-  if (images.baseSource === "official" && (await tryPull(docker, OFFICIAL_PYTHON_BASE, progress))) return { ref: OFFICIAL_PYTHON_BASE, id: (await imageId(docker, OFFICIAL_PYTHON_BASE))! };
+  if (images.baseSource === "official" && (await tryPull(docker, OFFICIAL_PYTHON_BASE, progress)))
+    return { ref: OFFICIAL_PYTHON_BASE, id: (await imageId(docker, OFFICIAL_PYTHON_BASE))! };
   const base = await imageId(docker, images.base);
   if (!base) throw new ImageBuildError(images.base, "the base image went missing", "", "run `airlock build` again");
   return { ref: images.base, id: base };
@@ -43,23 +64,43 @@ function settingsFiles(settings: PipSettings): ContextFile[] {
 }
 
 /** The Python agent image, built if missing (looked up once per `builds`, the engine's). */
-export function ensurePythonImage(docker: Docker, images: ImageSet, progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
+export function ensurePythonImage(
+  docker: Docker,
+  images: ImageSet,
+  progress: Progress = () => {},
+  builds?: ImageBuilds,
+): Promise<BuiltImage> {
   return built(builds, `python|${images.base}`, () => buildPythonImage(docker, images, progress));
 }
 
 async function planPythonImage(base: { ref: string; id: string }, settings: PipSettings) {
   const files = [
     await fileEntry("Dockerfile.python", packagePath("images", "python", "Dockerfile")),
-    await fileEntry("agent-runtime/python/requirements.txt", packagePath("agent-runtime", "python", "requirements.txt")),
-    ...(await directoryEntries("agent-runtime/python/airlock", packagePath("agent-runtime", "python", "airlock"))).filter((f) => !f.name.includes("__pycache__") && !f.name.endsWith(".pyc")),
+    await fileEntry(
+      "agent-runtime/python/requirements.txt",
+      packagePath("agent-runtime", "python", "requirements.txt"),
+    ),
+    ...(
+      await directoryEntries("agent-runtime/python/airlock", packagePath("agent-runtime", "python", "airlock"))
+    ).filter((f) => !f.name.includes("__pycache__") && !f.name.endsWith(".pyc")),
     await fileEntry("images/agent/airlock-init.sh", packagePath("images", "agent", "airlock-init.sh")),
     ...settingsFiles(settings),
   ];
-  return planImage("airlock/python-agent", "python-agent-image", files, "Dockerfile.python", { BASE_IMAGE: base.ref, ...settings.proxyArgs }, [base.id]);
+  return planImage(
+    "airlock/python-agent",
+    "python-agent-image",
+    files,
+    "Dockerfile.python",
+    { BASE_IMAGE: base.ref, ...settings.proxyArgs },
+    [base.id],
+  );
 }
 
 /** Whether the Python image is built, without building or pulling anything (for `airlock doctor`). */
-export async function pythonImageStatus(docker: Docker, nodeBase: string): Promise<{ tag: string; present: boolean } | undefined> {
+export async function pythonImageStatus(
+  docker: Docker,
+  nodeBase: string,
+): Promise<{ tag: string; present: boolean } | undefined> {
   const custom = process.env.AIRLOCK_PYTHON_BASE_IMAGE;
   for (const ref of [...(custom ? [custom] : []), OFFICIAL_PYTHON_BASE, nodeBase]) {
     const id = await imageId(docker, ref);
@@ -74,9 +115,13 @@ async function buildPythonImage(docker: Docker, images: ImageSet, progress: Prog
   const base = await resolvePythonBase(docker, images, progress);
   const settings = pipSettings();
   const planned = await planPythonImage(base, settings);
-  if (!(await imageId(docker, planned.tag))) progress(`building the Python agent image on ${base.ref} (once: about a minute)`);
+  if (!(await imageId(docker, planned.tag)))
+    progress(`building the Python agent image on ${base.ref} (once: about a minute)`);
   return ensureBuilt(docker, planned, progress).catch((err: unknown) => {
-    throw pipFailure(err, `the Python runtime's clients (agent-runtime/python/requirements.txt) from ${settings.index}`);
+    throw pipFailure(
+      err,
+      `the Python runtime's clients (agent-runtime/python/requirements.txt) from ${settings.index}`,
+    );
   });
 }
 
@@ -87,19 +132,34 @@ export async function pythonVersionOf(docker: Docker, image: BuiltImage): Promis
   const trust = trustedImages();
   const known = trust.fact(image.id, VERSION_FACT);
   if (known) return known;
-  const run = await runOneOff(docker, { image: image.id, cmd: ["python3", "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"] });
+  const run = await runOneOff(docker, {
+    image: image.id,
+    cmd: ["python3", "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+  });
   const version = run.stdout.trim();
-  if (run.code !== 0 || !/^\d+\.\d+$/.test(version)) throw new ImageBuildError(image.tag, `its python3 did not say its version (exit ${run.code}): ${run.stderr.trim().slice(0, 200)}`, run.stderr);
+  if (run.code !== 0 || !/^\d+\.\d+$/.test(version))
+    throw new ImageBuildError(
+      image.tag,
+      `its python3 did not say its version (exit ${run.code}): ${run.stderr.trim().slice(0, 200)}`,
+      run.stderr,
+    );
   trust.setFact(image.id, VERSION_FACT, version);
   return version;
 }
 
 /** The Python image plus the policy's pip packages (/opt/agent/python), as a cached layer. */
-export function ensurePipPackagesImage(docker: Docker, pythonImage: BuiltImage, packages: PipRequirement[], policySource: string, progress: Progress = () => {}, builds?: ImageBuilds): Promise<BuiltImage> {
+export function ensurePipPackagesImage(
+  docker: Docker,
+  pythonImage: BuiltImage,
+  packages: PipRequirement[],
+  policySource: string,
+  progress: Progress = () => {},
+  builds?: ImageBuilds,
+): Promise<BuiltImage> {
   if (packages.length === 0) return Promise.resolve(pythonImage);
   const sorted = [...packages].sort((a, b) => a.key.localeCompare(b.key) || a.spec.localeCompare(b.spec));
   const settings = pipSettings();
-  const requirements = sorted.map((p) => p.spec).join("\n") + "\n";
+  const requirements = `${sorted.map((p) => p.spec).join("\n")}\n`;
   const dockerfile = [
     // FROM the recorded ID, not the tag: the layer is built on what airlock built.
     `FROM ${pythonImage.id} AS deps`,
@@ -121,7 +181,11 @@ export function ensurePipPackagesImage(docker: Docker, pythonImage: BuiltImage, 
       repo: "airlock/python-packages",
       kind: "python-packages-image",
       key: requirements,
-      files: [{ name: "Dockerfile.packages", content: Buffer.from(dockerfile) }, { name: "requirements.txt", content: Buffer.from(requirements) }, ...settingsFiles(settings)],
+      files: [
+        { name: "Dockerfile.packages", content: Buffer.from(dockerfile) },
+        { name: "requirements.txt", content: Buffer.from(requirements) },
+        ...settingsFiles(settings),
+      ],
       dockerfile: "Dockerfile.packages",
       buildArgs: { ...settings.proxyArgs },
       describe: sorted.map((p) => p.spec.split(" ")[0]).join(" "),
@@ -140,10 +204,14 @@ export function pipFailure(err: unknown, what: string): unknown {
   const errors = err.log
     .split("\n")
     .filter((l) => /^\s*(ERROR|error):|No matching distribution|Could not find a version/.test(l))
-    .map((l) => l.trim().replace(/\(from versions: ([^)]*)\)/, (_m, list: string) => {
-      const versions = list.split(",").map((v) => v.trim());
-      return versions.length > 8 ? `(from versions: ..., ${versions.slice(-8).join(", ")})` : `(from versions: ${list})`;
-    }));
+    .map((l) =>
+      l.trim().replace(/\(from versions: ([^)]*)\)/, (_m, list: string) => {
+        const versions = list.split(",").map((v) => v.trim());
+        return versions.length > 8
+          ? `(from versions: ..., ${versions.slice(-8).join(", ")})`
+          : `(from versions: ${list})`;
+      }),
+    );
   if (!errors.length) return err;
   const text = errors.join("\n");
   const fix = /No matching distribution|Could not find a version/.test(text)

@@ -24,7 +24,13 @@ const KEYS = ["index-url", "extra-index-url", "trusted-host", "timeout", "retrie
 function confFiles(env: NodeJS.ProcessEnv): string[] {
   const xdg = env.XDG_CONFIG_HOME ?? join(homedir(), ".config");
   // pip's own order: site-wide, then the user's, then PIP_CONFIG_FILE; later ones win.
-  return ["/etc/pip.conf", "/etc/xdg/pip/pip.conf", join(homedir(), ".pip", "pip.conf"), join(xdg, "pip", "pip.conf"), ...(env.PIP_CONFIG_FILE ? [env.PIP_CONFIG_FILE] : [])];
+  return [
+    "/etc/pip.conf",
+    "/etc/xdg/pip/pip.conf",
+    join(homedir(), ".pip", "pip.conf"),
+    join(xdg, "pip", "pip.conf"),
+    ...(env.PIP_CONFIG_FILE ? [env.PIP_CONFIG_FILE] : []),
+  ];
 }
 
 /** The [global] and [install] values of an ini-style pip.conf (continuation lines joined). */
@@ -79,5 +85,10 @@ export function pipSettings(env: NodeJS.ProcessEnv = process.env): PipSettings {
       // unreadable: try the next one
     }
   }
-  return { conf: Buffer.from(lines.join("\n")), caBundle, index: values["index-url"] ?? "https://pypi.org/simple", proxyArgs: npm.proxyArgs };
+  return {
+    conf: Buffer.from(lines.join("\n")),
+    caBundle,
+    index: values["index-url"] ?? "https://pypi.org/simple",
+    proxyArgs: npm.proxyArgs,
+  };
 }

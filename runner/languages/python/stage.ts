@@ -21,7 +21,10 @@ export interface StagedPython {
 }
 
 async function isPackage(dir: string): Promise<boolean> {
-  return stat(join(dir, "__init__.py")).then((s) => s.isFile(), () => false);
+  return stat(join(dir, "__init__.py")).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** The .py files of `dir` and of its packages, recursively. */
@@ -30,9 +33,14 @@ async function pythonSources(dir: string, root: string, out: string[]): Promise<
     if (entry.name.startsWith(".")) continue;
     const full = join(dir, entry.name);
     if (entry.isFile() && entry.name.endsWith(".py")) out.push(full);
-    else if (entry.isDirectory() && !SKIP_DIRS.has(entry.name) && (await isPackage(full))) await pythonSources(full, root, out);
+    else if (entry.isDirectory() && !SKIP_DIRS.has(entry.name) && (await isPackage(full)))
+      await pythonSources(full, root, out);
     if (out.length > MAX_FILES) {
-      throw new AgentSourceError(relative(process.cwd(), root) || root, `has more than ${MAX_FILES} Python files beside the agent`, "put the agent (and the modules it imports) in a folder of its own, and its dependencies in packages.pip");
+      throw new AgentSourceError(
+        relative(process.cwd(), root) || root,
+        `has more than ${MAX_FILES} Python files beside the agent`,
+        "put the agent (and the modules it imports) in a folder of its own, and its dependencies in packages.pip",
+      );
     }
   }
 }
@@ -48,7 +56,12 @@ export async function stagePython(agentFile: string, bundleDir: string): Promise
   const files: StagedPython["files"] = [];
   for (const host of sources) {
     bytes += (await stat(host)).size;
-    if (bytes > MAX_BYTES) throw new AgentSourceError(relative(process.cwd(), root) || root, `has more than ${MAX_BYTES / 1024 / 1024} MB of Python beside the agent`, "put the agent in a folder of its own, and large dependencies in packages.pip");
+    if (bytes > MAX_BYTES)
+      throw new AgentSourceError(
+        relative(process.cwd(), root) || root,
+        `has more than ${MAX_BYTES / 1024 / 1024} MB of Python beside the agent`,
+        "put the agent in a folder of its own, and large dependencies in packages.pip",
+      );
     const staged = join(bundleDir, relative(root, host));
     await mkdir(dirname(staged), { recursive: true, mode: 0o755 });
     await copyFile(host, staged);

@@ -27,6 +27,7 @@ export const CHECK_MEMORY_BYTES = 1024 * 1024 * 1024;
 export const CHECK_CPU_SECONDS = 20;
 const CHECK_WALL_MS = 30_000;
 
+// biome-ignore lint/complexity/noUselessStringRaw: Python source: a backslash added to it later must reach Python as written
 export const COMPILE_CHECK = String.raw`
 import ast, json, os, sys
 try:
@@ -94,7 +95,11 @@ let hostPython: Promise<{ executable: string; version: string } | undefined> | u
 
 /** The host's python3 (the interpreter itself, not a wrapper such as pyenv's shim) and its version; asked once. */
 function hostPythonOnce(): Promise<{ executable: string; version: string } | undefined> {
-  hostPython ??= execa("python3", ["-I", "-c", "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"], { reject: false, timeout: 10_000 }).then(
+  hostPython ??= execa(
+    "python3",
+    ["-I", "-c", "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"],
+    { reject: false, timeout: 10_000 },
+  ).then(
     (r) => {
       const [executable, version] = r.stdout.trim().split("\n");
       return r.exitCode === 0 && executable && version ? { executable, version } : undefined;
@@ -104,24 +109,58 @@ function hostPythonOnce(): Promise<{ executable: string; version: string } | und
   return hostPython;
 }
 
-export async function checkPythonSyntax(docker: Docker, image: BuiltImage, staged: StagedPython, bundleDir: string): Promise<void> {
+export async function checkPythonSyntax(
+  docker: Docker,
+  image: BuiltImage,
+  staged: StagedPython,
+  bundleDir: string,
+): Promise<void> {
   const [imageVersion, host] = await Promise.all([pythonVersionOf(docker, image), hostPythonOnce()]);
   let errors: CompileError[];
   if (host?.version === imageVersion) {
     // The copies in the bundle folder, named back to the user's files. -S: the check needs no site-packages (and starts in ~10 ms).
-    const run = await execa(host.executable, ["-I", "-S", "-c", COMPILE_CHECK, bundleDir, join(bundleDir, basename(staged.entry))], { reject: false, timeout: CHECK_WALL_MS, maxBuffer: 1024 * 1024 });
-    const why = run.timedOut ? `it ran past ${CHECK_WALL_MS / 1000} s` : run.signal ? `it was killed (${run.signal}${run.signal === "SIGXCPU" || run.signal === "SIGKILL" ? `: past ${CHECK_CPU_SECONDS} s of CPU` : ""})` : run.exitCode !== 0 ? `it failed (exit ${run.exitCode}: ${lastLine(run.stderr)})` : undefined;
-    errors = checked(staged, why, run.stdout).map((e) => ({ ...e, file: staged.files.find((f) => f.staged === e.file)?.host ?? e.file }));
+    const run = await execa(
+      host.executable,
+      ["-I", "-S", "-c", COMPILE_CHECK, bundleDir, join(bundleDir, basename(staged.entry))],
+      { reject: false, timeout: CHECK_WALL_MS, maxBuffer: 1024 * 1024 },
+    );
+    const why = run.timedOut
+      ? `it ran past ${CHECK_WALL_MS / 1000} s`
+      : run.signal
+        ? `it was killed (${run.signal}${run.signal === "SIGXCPU" || run.signal === "SIGKILL" ? `: past ${CHECK_CPU_SECONDS} s of CPU` : ""})`
+        : run.exitCode !== 0
+          ? `it failed (exit ${run.exitCode}: ${lastLine(run.stderr)})`
+          : undefined;
+    errors = checked(staged, why, run.stdout).map((e) => ({
+      ...e,
+      file: staged.files.find((f) => f.staged === e.file)?.host ?? e.file,
+    }));
   } else {
-    const run = await runOneOff(docker, { image: image.id, cmd: ["python3", "-I", "-S", "-c", COMPILE_CHECK, "/opt/agent/run", staged.entry], binds: [`${bundleDir}:/opt/agent/run:ro`], timeoutMs: CHECK_WALL_MS });
-    const why = run.code !== 0 ? `it failed (exit ${run.code}${run.code === 137 ? ": out of memory or time" : ""}: ${lastLine(run.stderr)})` : undefined;
-    errors = checked(staged, why, run.stdout).map((e) => ({ ...e, file: staged.files.find((f) => `/opt/agent/run/${relative(bundleDir, f.staged)}` === e.file)?.host ?? e.file }));
+    const run = await runOneOff(docker, {
+      image: image.id,
+      cmd: ["python3", "-I", "-S", "-c", COMPILE_CHECK, "/opt/agent/run", staged.entry],
+      binds: [`${bundleDir}:/opt/agent/run:ro`],
+      timeoutMs: CHECK_WALL_MS,
+    });
+    const why =
+      run.code !== 0
+        ? `it failed (exit ${run.code}${run.code === 137 ? ": out of memory or time" : ""}: ${lastLine(run.stderr)})`
+        : undefined;
+    errors = checked(staged, why, run.stdout).map((e) => ({
+      ...e,
+      file: staged.files.find((f) => `/opt/agent/run/${relative(bundleDir, f.staged)}` === e.file)?.host ?? e.file,
+    }));
   }
   const first = errors[0];
   if (!first) return;
   const where = `${relative(process.cwd(), first.file) || first.file}:${first.line}:${first.column}`;
-  const more = errors.length > 1 ? ` (and ${errors.length - 1} more file${errors.length > 2 ? "s" : ""} with errors)` : "";
-  throw new AgentSourceError(where, `${first.message}${first.text ? `: ${first.text}` : ""}${more}`, `fix the error above (Python ${imageVersion}, the image's); the agent did not start`);
+  const more =
+    errors.length > 1 ? ` (and ${errors.length - 1} more file${errors.length > 2 ? "s" : ""} with errors)` : "";
+  throw new AgentSourceError(
+    where,
+    `${first.message}${first.text ? `: ${first.text}` : ""}${more}`,
+    `fix the error above (Python ${imageVersion}, the image's); the agent did not start`,
+  );
 }
 
 const lastLine = (text: string) => text.trim().split("\n").pop()?.slice(0, 200) || "no message";
@@ -132,8 +171,13 @@ const lastLine = (text: string) => text.trim().split("\n").pop()?.slice(0, 200) 
  */
 function checked(staged: StagedPython, why: string | undefined, stdout: string): CompileError[] {
   const entry = staged.files.find((f) => basename(f.staged) === basename(staged.entry))?.host ?? staged.entry;
-  const failed = (reason: string): CompileError[] => [{ file: entry, line: 1, column: 1, message: `the syntax check did not finish: ${reason}`, text: "" }];
-  if (why) return failed(`${why}; the check is bounded to ${CHECK_MEMORY_BYTES / 1024 / 1024} MiB of memory and ${CHECK_CPU_SECONDS} s of CPU`);
+  const failed = (reason: string): CompileError[] => [
+    { file: entry, line: 1, column: 1, message: `the syntax check did not finish: ${reason}`, text: "" },
+  ];
+  if (why)
+    return failed(
+      `${why}; the check is bounded to ${CHECK_MEMORY_BYTES / 1024 / 1024} MiB of memory and ${CHECK_CPU_SECONDS} s of CPU`,
+    );
   try {
     const value = JSON.parse(stdout.trim().split("\n").pop() ?? "") as CompileError[];
     if (Array.isArray(value)) return value;

@@ -58,7 +58,13 @@ function udp(host: string, port: number, payload: Buffer): Promise<Outcome> {
 /** A DNS query for example.com, type A. */
 function dnsQuery(): Buffer {
   const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
-  const name = Buffer.concat([Buffer.from([7]), Buffer.from("example"), Buffer.from([3]), Buffer.from("com"), Buffer.from([0])]);
+  const name = Buffer.concat([
+    Buffer.from([7]),
+    Buffer.from("example"),
+    Buffer.from([3]),
+    Buffer.from("com"),
+    Buffer.from([0]),
+  ]);
   return Buffer.concat([header, name, Buffer.from([0x00, 0x01, 0x00, 0x01])]);
 }
 
@@ -87,8 +93,15 @@ export default defineAgent(async (ctx) => {
   const results: Record<string, Outcome> = {};
   for (const p of probes) results[p.id] = await run(p);
   const status = readFileSync("/proc/self/status", "utf8");
-  const caps = Object.fromEntries(status.split("\n").filter((l) => /^Cap(Eff|Prm|Bnd|Amb|Inh):/.test(l)).map((l) => l.split(/:\s+/)));
-  const env = Object.fromEntries(Object.entries(ctx.env).filter(([k]) => !["PATH", "NODE_VERSION", "HOSTNAME", "TERM"].includes(k)));
+  const caps = Object.fromEntries(
+    status
+      .split("\n")
+      .filter((l) => /^Cap(Eff|Prm|Bnd|Amb|Inh):/.test(l))
+      .map((l) => l.split(/:\s+/)),
+  );
+  const env = Object.fromEntries(
+    Object.entries(ctx.env).filter(([k]) => !["PATH", "NODE_VERSION", "HOSTNAME", "TERM"].includes(k)),
+  );
   await ctx.output.writeJson("probes.json", results);
   return { results, caps, uid: process.getuid?.(), env };
 });

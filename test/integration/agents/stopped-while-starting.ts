@@ -15,7 +15,9 @@ export default defineAgent(async (ctx) => {
   };
   const consumers = (when: string) => [
     timed(`${when} workQueue`, () => ctx.bus.workQueue(`stop-${run}`).consume(() => {}, { signal: ctx.signal })),
-    timed(`${when} stream`, () => ctx.bus.stream(`stop-${run}`).consume(() => {}, { groupId: `stop-${run}`, signal: ctx.signal })),
+    timed(`${when} stream`, () =>
+      ctx.bus.stream(`stop-${run}`).consume(() => {}, { groupId: `stop-${run}`, signal: ctx.signal }),
+    ),
     timed(`${when} inbox`, () => ctx.bus.inbox().receive(() => {}, { signal: ctx.signal })),
     timed(`${when} tasks`, () => ctx.bus.discovery().serveTasks(() => {}, { signal: ctx.signal })),
     timed(`${when} stopped`, () => ctx.stopped()),

@@ -10,7 +10,9 @@ export default defineAgent(async (ctx) => {
     s.destroy();
   });
   await new Promise<void>((r) => server.listen(7100, "0.0.0.0", r));
-  const ip = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address;
+  const ip = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === "IPv4" && !i.internal)?.address;
   ctx.log(`LISTENING ${ip}:7100`);
   ctx.ready();
   await ctx.stopped();

@@ -21,10 +21,25 @@ export async function attackerImage(options: { airlockBuilt: boolean; language?:
   const suffix = options.language === "python" ? "-python" : "";
   const files = [await fileEntry("Dockerfile", join(HERE, "attacker.Dockerfile"))];
   if (options.airlockBuilt) {
-    return (await ensureAirlockImage(docker, { repo: `airlock-test/attacker${suffix}`, kind: "test-attacker", files, dockerfile: "Dockerfile", buildArgs: { AGENT_IMAGE: from } })).id;
+    return (
+      await ensureAirlockImage(docker, {
+        repo: `airlock-test/attacker${suffix}`,
+        kind: "test-attacker",
+        files,
+        dockerfile: "Dockerfile",
+        buildArgs: { AGENT_IMAGE: from },
+      })
+    ).id;
   }
   const tag = `airlock-test/attacker${suffix}-derived:${contextHash(files, [from])}`;
-  if (!(await exists(tag))) await buildImage(docker, { tag, files, dockerfile: "Dockerfile", buildArgs: { AGENT_IMAGE: from }, labels: { "dev.airlock.test": "attacker" } });
+  if (!(await exists(tag)))
+    await buildImage(docker, {
+      tag,
+      files,
+      dockerfile: "Dockerfile",
+      buildArgs: { AGENT_IMAGE: from },
+      labels: { "dev.airlock.test": "attacker" },
+    });
   return tag;
 }
 
@@ -33,10 +48,23 @@ export async function derivedImage(name: string, dockerfile: string): Promise<st
   const docker = dockerClient();
   const file = { name: "Dockerfile", content: Buffer.from(dockerfile) };
   const tag = `airlock-test/${name}:${contextHash([file], [])}`;
-  if (!(await exists(tag))) await buildImage(docker, { tag, files: [file], dockerfile: "Dockerfile", buildArgs: {}, labels: { "dev.airlock.test": name } });
+  if (!(await exists(tag)))
+    await buildImage(docker, {
+      tag,
+      files: [file],
+      dockerfile: "Dockerfile",
+      buildArgs: {},
+      labels: { "dev.airlock.test": name },
+    });
   return tag;
 }
 
 async function exists(tag: string): Promise<boolean> {
-  return dockerClient().getImage(tag).inspect().then(() => true, () => false);
+  return dockerClient()
+    .getImage(tag)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 }

@@ -23,13 +23,22 @@ const HERE = import.meta.dirname;
 const report = new SecurityReport("0b-bus");
 afterAll(() => report.save());
 
-
 /** Logins with a run's credentials, as anyone holding them would try (each resolves with what happened). */
 async function redisLogin(creds: { host: string; port: number; user: string; password: string }): Promise<string> {
-  const again = new Redis({ host: creds.host === "localhost" ? "127.0.0.1" : creds.host, port: creds.port, lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  const again = new Redis({
+    host: creds.host === "localhost" ? "127.0.0.1" : creds.host,
+    port: creds.port,
+    lazyConnect: true,
+    enableReadyCheck: false,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+  });
   again.on("error", () => {});
   await again.connect();
-  const outcome = await again.call("AUTH", creds.user, creds.password).then(() => "logged in", (e: Error) => e.message);
+  const outcome = await again.call("AUTH", creds.user, creds.password).then(
+    () => "logged in",
+    (e: Error) => e.message,
+  );
   again.disconnect();
   return outcome;
 }
@@ -46,27 +55,53 @@ async function kafkaLogin(creds: { user: string; password: string }): Promise<un
 }
 async function natsLogin(creds: { user: string; pass: string }): Promise<string> {
   const { connect } = await import("nats");
-  return connect({ servers: "127.0.0.1:4222", user: creds.user, pass: creds.pass, maxReconnectAttempts: 0, timeout: 3000 }).then(
+  return connect({
+    servers: "127.0.0.1:4222",
+    user: creds.user,
+    pass: creds.pass,
+    maxReconnectAttempts: 0,
+    timeout: 3000,
+  }).then(
     async (c) => (await c.close(), "logged in"),
     (e: Error) => e.message,
   );
 }
 async function mqttLogin(creds: { clientId: string; password: string }): Promise<string> {
   const mqtt = await import("mqtt");
-  return mqtt.connectAsync("mqtt://127.0.0.1:1883", { username: creds.clientId, password: creds.password, clientId: creds.clientId, protocolVersion: 5, reconnectPeriod: 0 }).then(
-    async (c) => (await c.endAsync(), "logged in"),
-    (e: Error) => e.message,
-  );
+  return mqtt
+    .connectAsync("mqtt://127.0.0.1:1883", {
+      username: creds.clientId,
+      password: creds.password,
+      clientId: creds.clientId,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    })
+    .then(
+      async (c) => (await c.endAsync(), "logged in"),
+      (e: Error) => e.message,
+    );
 }
 
 function adminRedis(): Redis {
-  const a = (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { redis: { host: string; port: number; user: string; password: string } }).redis;
-  const r = new Redis({ host: a.host, port: a.port, username: a.user, password: a.password, enableReadyCheck: false, lazyConnect: true });
+  const a = (
+    JSON.parse(readFileSync(localBrokersFile(), "utf8")) as {
+      redis: { host: string; port: number; user: string; password: string };
+    }
+  ).redis;
+  const r = new Redis({
+    host: a.host,
+    port: a.port,
+    username: a.user,
+    password: a.password,
+    enableReadyCheck: false,
+    lazyConnect: true,
+  });
   r.on("error", () => {});
   return r;
 }
 
-const denied = (o: string | undefined) => /NOPERM|WRONGPASS|NOAUTH|not allowed|ConnectionResetError|BrokenPipe/.test(o ?? "");
+const denied = (o: string | undefined) =>
+  /NOPERM|WRONGPASS|NOAUTH|not allowed|ConnectionResetError|BrokenPipe/.test(o ?? "");
 
 function redisSuite(label: string, airlockBuilt: boolean) {
   describe(`Redis rights, attacked from ${label}`, () => {
@@ -100,7 +135,13 @@ function redisSuite(label: string, airlockBuilt: boolean) {
           name: "bus-attacker",
           network: { allowedEndpoints: ["localhost:6379"] },
           env: { set: { BUS_ATTACK: JSON.stringify(cfg) } },
-          bus: { redis: { keys: { write: ["mine:{run}:*"] }, publish: ["mine:{run}:events"], subscribe: ["mine:{run}:events"] } },
+          bus: {
+            redis: {
+              keys: { write: ["mine:{run}:*"] },
+              publish: ["mine:{run}:events"],
+              subscribe: ["mine:{run}:events"],
+            },
+          },
           timeoutSeconds: 60,
         }),
         outputDir,
@@ -108,7 +149,11 @@ function redisSuite(label: string, airlockBuilt: boolean) {
         requireBusRights: true,
       });
       a = JSON.parse(await readFile(join(outputDir, "bus-attacks.json"), "utf8").catch(() => "{}"));
-      creds = (JSON.parse(await readFile(join(outputDir, "credentials.json"), "utf8").catch(() => "{}")) as { redis: typeof creds }).redis;
+      creds = (
+        JSON.parse(await readFile(join(outputDir, "credentials.json"), "utf8").catch(() => "{}")) as {
+          redis: typeof creds;
+        }
+      ).redis;
       atOnce = await redisLogin(creds);
       await containersRemoved();
     }, 300_000);
@@ -123,8 +168,20 @@ function redisSuite(label: string, airlockBuilt: boolean) {
     it("the agent works within its rights, with an identity of its own", () => {
       expect(result.status, result.stderr + result.error).toBe("succeeded");
       const own = a["redis:own-key"] ?? "";
-      const held = /^\['OK', 'mine'\]$/.test(own) && a["redis:auth"] === "OK" && /^airlock-bus-attacker-/.test(a["redis:identity"] ?? "");
-      expect(report.add(area, "its own key, with the identity minted for the run", "allowed", `${a["redis:identity"]}: ${own}`, held), JSON.stringify(a)).toBe(true);
+      const held =
+        /^\['OK', 'mine'\]$/.test(own) &&
+        a["redis:auth"] === "OK" &&
+        /^airlock-bus-attacker-/.test(a["redis:identity"] ?? "");
+      expect(
+        report.add(
+          area,
+          "its own key, with the identity minted for the run",
+          "allowed",
+          `${a["redis:identity"]}: ${own}`,
+          held,
+        ),
+        JSON.stringify(a),
+      ).toBe(true);
     });
 
     it.each([
@@ -156,27 +213,58 @@ function redisSuite(label: string, airlockBuilt: boolean) {
       ["redis:subscribe-other", "SUBSCRIBE to another agent's channel"],
       ["redis:psubscribe-all", "PSUBSCRIBE * (every channel)"],
     ])("%s is refused", (key, label) => {
-      expect(report.add(area, label, "refused (NOPERM)", a[key] ?? "not attempted", denied(a[key])), `${key}: ${a[key]}`).toBe(true);
+      expect(
+        report.add(area, label, "refused (NOPERM)", a[key] ?? "not attempted", denied(a[key])),
+        `${key}: ${a[key]}`,
+      ).toBe(true);
     });
 
     it("logins as default, admin or with guessed passwords fail, and so does no login", () => {
       const logins = Object.entries(a).filter(([k]) => k.startsWith("redis:login:"));
       const held = logins.length === 5 && logins.every(([, o]) => denied(o)) && denied(a["redis:anonymous"]);
-      expect(report.add(area, "log in as default / airlock-admin / admin with empty or guessed passwords, or not at all", "refused (WRONGPASS / NOAUTH)", logins.map(([k, o]) => `${k.slice(12)}: ${o.slice(0, 20)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "log in as default / airlock-admin / admin with empty or guessed passwords, or not at all",
+          "refused (WRONGPASS / NOAUTH)",
+          logins.map(([k, o]) => `${k.slice(12)}: ${o.slice(0, 20)}`).join("; "),
+          held,
+        ),
+        JSON.stringify(logins),
+      ).toBe(true);
     });
 
     it("the broker sent nothing out, the other agent's key is intact, and other clients stayed connected", async () => {
       const value = await admin.get(otherKey);
-      const alive = await bystander.ping().then(() => true, () => false);
+      const alive = await bystander.ping().then(
+        () => true,
+        () => false,
+      );
       const held = decoy.hits() === 0 && value === "the other agent's secret" && alive;
-      expect(report.add(area, "after the attempts: the decoy, the planted key, a bystander's connection", "decoy 0, key intact, bystander connected", `decoy ${decoy.hits()}, key ${value === "the other agent's secret" ? "intact" : value}, bystander ${alive ? "connected" : "gone"}`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "after the attempts: the decoy, the planted key, a bystander's connection",
+          "decoy 0, key intact, bystander connected",
+          `decoy ${decoy.hits()}, key ${value === "the other agent's secret" ? "intact" : value}, bystander ${alive ? "connected" : "gone"}`,
+          held,
+        ),
+      ).toBe(true);
     });
 
     it("the identity is gone once the run ended: its credentials no longer log in", async () => {
       const users = (await admin.call("ACL", "USERS")) as string[];
       const outcome = await redisLogin(creds);
       const held = !users.includes(creds.user) && /WRONGPASS/.test(outcome) && /WRONGPASS/.test(atOnce);
-      expect(report.add(area, "reuse the run's credentials the moment runAgent() returned, and after", "refused both times: the identity was deleted before the result", `at once: ${atOnce}; later: ${outcome}; still listed: ${users.includes(creds.user)}`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "reuse the run's credentials the moment runAgent() returned, and after",
+          "refused both times: the identity was deleted before the result",
+          `at once: ${atOnce}; later: ${outcome}; still listed: ${users.includes(creds.user)}`,
+          held,
+        ),
+      ).toBe(true);
     });
   });
 }
@@ -194,7 +282,14 @@ function rabbitAdmin(): RabbitAdmin {
 }
 async function rabbitApi(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   const a = rabbitAdmin();
-  const res = await fetch(`${a.api}/api/${path}`, { method, headers: { authorization: `Basic ${Buffer.from(`${a.user}:${a.password}`).toString("base64")}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(`${a.api}/api/${path}`, {
+    method,
+    headers: {
+      authorization: `Basic ${Buffer.from(`${a.user}:${a.password}`).toString("base64")}`,
+      "content-type": "application/json",
+    },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : undefined };
 }
@@ -208,12 +303,26 @@ function rabbitSuite(label: string, airlockBuilt: boolean) {
     let creds: { url: string };
     let atOnce = "not attempted";
     // What is in the other queue, read as admin and put back (the API's counters lag by seconds).
-    const depth = async () => ((await rabbitApi("POST", `queues/%2F/${encodeURIComponent(otherQueue)}/get`, { count: 10, ackmode: "reject_requeue_true", encoding: "auto" })).json as unknown[] | undefined)?.length;
+    const depth = async () =>
+      (
+        (
+          await rabbitApi("POST", `queues/%2F/${encodeURIComponent(otherQueue)}/get`, {
+            count: 10,
+            ackmode: "reject_requeue_true",
+            encoding: "auto",
+          })
+        ).json as unknown[] | undefined
+      )?.length;
 
     beforeAll(async () => {
       // Another agent's queue with one message in it, planted as admin.
       await rabbitApi("PUT", `queues/%2F/${encodeURIComponent(otherQueue)}`, { durable: true });
-      await rabbitApi("POST", "exchanges/%2F/amq.default/publish", { properties: {}, routing_key: otherQueue, payload: "the other agent's task", payload_encoding: "string" });
+      await rabbitApi("POST", "exchanges/%2F/amq.default/publish", {
+        properties: {},
+        routing_key: otherQueue,
+        payload: "the other agent's task",
+        payload_encoding: "string",
+      });
       const image = await attackerImage({ airlockBuilt });
       const outputDir = join(await tempDir(), "out");
       result = await runAgent({
@@ -243,7 +352,16 @@ function rabbitSuite(label: string, airlockBuilt: boolean) {
     it("the agent works within its rights, with a user of its own", () => {
       expect(result.status, result.stderr + result.error).toBe("succeeded");
       const held = a["own-queue"] === "mine" && /^airlock-amqp-attacker-/.test(a.identity ?? "");
-      expect(report.add(area, "its own queue (publish through the run's exchange, then get)", "allowed", `${a.identity}: ${a["own-queue"]}`, held), JSON.stringify(a)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "its own queue (publish through the run's exchange, then get)",
+          "allowed",
+          `${a.identity}: ${a["own-queue"]}`,
+          held,
+        ),
+        JSON.stringify(a),
+      ).toBe(true);
     });
 
     it.each([
@@ -262,27 +380,61 @@ function rabbitSuite(label: string, airlockBuilt: boolean) {
       ["publish-amq-topic", "publish to amq.topic"],
     ])("%s is refused", (key, label) => {
       const o = a[key] ?? "not attempted";
-      expect(report.add(area, label, "refused (ACCESS_REFUSED)", o, /ACCESS_REFUSED|403|closed/i.test(o)), `${key}: ${o}`).toBe(true);
+      expect(
+        report.add(area, label, "refused (ACCESS_REFUSED)", o, /ACCESS_REFUSED|403|closed/i.test(o)),
+        `${key}: ${o}`,
+      ).toBe(true);
     });
 
     it("its own exchange reaches only the queues it was granted, and the other queue is untouched", async () => {
       const left = await depth();
       const held = a["publish-own-exchange-other-key"] === "returned unroutable" && left === 1;
-      expect(report.add(area, "publish to another agent's queue through the run's own exchange", "unroutable (not bound); the other queue still holds its 1 message", `${a["publish-own-exchange-other-key"]}; other queue: ${left} message(s)`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "publish to another agent's queue through the run's own exchange",
+          "unroutable (not bound); the other queue still holds its 1 message",
+          `${a["publish-own-exchange-other-key"]}; other queue: ${left} message(s)`,
+          held,
+        ),
+      ).toBe(true);
     });
 
     it("guest, admin with guessed passwords and anonymous logins are refused", () => {
       const logins = Object.entries(a).filter(([k]) => k.startsWith("login:"));
       const held = logins.length === 5 && logins.every(([, o]) => /ACCESS_REFUSED|403|auth/i.test(o));
-      expect(report.add(area, "log in as guest/guest, airlock-admin with empty or guessed passwords, admin/admin, or anonymously", "refused", logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 24)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "log in as guest/guest, airlock-admin with empty or guessed passwords, admin/admin, or anonymously",
+          "refused",
+          logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 24)}`).join("; "),
+          held,
+        ),
+        JSON.stringify(logins),
+      ).toBe(true);
     });
 
     it("the user is gone once the run ended, and so is its exchange", async () => {
       const outcome = await amqpLogin(creds.url);
       const users = ((await rabbitApi("GET", "users")).json as { name: string }[]).map((u) => u.name);
-      const exchanges = ((await rabbitApi("GET", "exchanges/%2F")).json as { name: string }[]).map((e) => e.name).filter((n) => n.includes(a.identity ?? "?"));
-      const held = /ACCESS_REFUSED|403/.test(outcome) && /ACCESS_REFUSED|403/.test(atOnce) && !users.includes(a.identity ?? "") && exchanges.length === 0;
-      expect(report.add(area, "reuse the run's credentials the moment runAgent() returned, and after", "refused both times: the user was deleted before the result (its exchange soon after)", `at once: ${atOnce.slice(0, 40)}; later: ${outcome.slice(0, 40)}; user listed: ${users.includes(a.identity ?? "")}; exchanges left: ${exchanges.length}`, held)).toBe(true);
+      const exchanges = ((await rabbitApi("GET", "exchanges/%2F")).json as { name: string }[])
+        .map((e) => e.name)
+        .filter((n) => n.includes(a.identity ?? "?"));
+      const held =
+        /ACCESS_REFUSED|403/.test(outcome) &&
+        /ACCESS_REFUSED|403/.test(atOnce) &&
+        !users.includes(a.identity ?? "") &&
+        exchanges.length === 0;
+      expect(
+        report.add(
+          area,
+          "reuse the run's credentials the moment runAgent() returned, and after",
+          "refused both times: the user was deleted before the result (its exchange soon after)",
+          `at once: ${atOnce.slice(0, 40)}; later: ${outcome.slice(0, 40)}; user listed: ${users.includes(a.identity ?? "")}; exchanges left: ${exchanges.length}`,
+          held,
+        ),
+      ).toBe(true);
     });
   });
 }
@@ -291,12 +443,23 @@ rabbitSuite("an image airlock built", true);
 rabbitSuite("an image derived from ours", false);
 
 function kafkaAdminCreds(): { host: string; port: number; user: string; password: string } {
-  return (JSON.parse(readFileSync(localBrokersFile(), "utf8")) as { kafka: { host: string; port: number; user: string; password: string } }).kafka;
+  return (
+    JSON.parse(readFileSync(localBrokersFile(), "utf8")) as {
+      kafka: { host: string; port: number; user: string; password: string };
+    }
+  ).kafka;
 }
-async function kafkaAdmin<T>(work: (admin: import("kafkajs").Admin, kafka: import("kafkajs").Kafka) => Promise<T>): Promise<T> {
+async function kafkaAdmin<T>(
+  work: (admin: import("kafkajs").Admin, kafka: import("kafkajs").Kafka) => Promise<T>,
+): Promise<T> {
   const { Kafka, logLevel } = await import("kafkajs");
   const a = kafkaAdminCreds();
-  const kafka = new Kafka({ clientId: "test-admin", brokers: [`${a.host}:${a.port}`], sasl: { mechanism: "scram-sha-512", username: a.user, password: a.password }, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    clientId: "test-admin",
+    brokers: [`${a.host}:${a.port}`],
+    sasl: { mechanism: "scram-sha-512", username: a.user, password: a.password },
+    logLevel: logLevel.NOTHING,
+  });
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -334,7 +497,12 @@ function kafkaSuite(label: string, airlockBuilt: boolean) {
           name: "kafka-attacker",
           network: { allowedEndpoints: ["localhost:9092"] },
           env: { set: { KAFKA_ATTACK: JSON.stringify({ otherTopic, otherGroup }) } },
-          bus: { kafka: { topics: { produce: ["mine-{run}"], consume: ["mine-{run}"], create: true }, groups: ["mine-{run}-group"] } },
+          bus: {
+            kafka: {
+              topics: { produce: ["mine-{run}"], consume: ["mine-{run}"], create: true },
+              groups: ["mine-{run}-group"],
+            },
+          },
           timeoutSeconds: 120,
         }),
         outputDir,
@@ -354,7 +522,16 @@ function kafkaSuite(label: string, airlockBuilt: boolean) {
     it("the agent works within its rights, with a SCRAM user of its own", () => {
       expect(result.status, result.stderr + result.error).toBe("succeeded");
       const held = a["own-topic"] === "read: mine" && /^airlock-kafka-attacker-/.test(a.identity ?? "");
-      expect(report.add(area, "its own topic and group (create, produce, consume)", "allowed", `${a.identity}: ${a["own-topic"]}`, held), JSON.stringify(a)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "its own topic and group (create, produce, consume)",
+          "allowed",
+          `${a.identity}: ${a["own-topic"]}`,
+          held,
+        ),
+        JSON.stringify(a),
+      ).toBe(true);
     });
 
     it("does not even see other agents' topics", () => {
@@ -374,23 +551,58 @@ function kafkaSuite(label: string, airlockBuilt: boolean) {
       ["offsets-other", "read another agent's topic offsets"],
     ])("%s is refused", (key, label) => {
       const o = a[key] ?? "not attempted";
-      expect(report.add(area, label, "refused (AUTHORIZATION_FAILED)", o, /AUTHORIZATION_FAILED|not authorized|coordinator|does not host|UNKNOWN_TOPIC|not created/i.test(o) && !/^(produced|deleted|created|read:|offsets:)/.test(o)), `${key}: ${o}`).toBe(true);
+      expect(
+        report.add(
+          area,
+          label,
+          "refused (AUTHORIZATION_FAILED)",
+          o,
+          /AUTHORIZATION_FAILED|not authorized|coordinator|does not host|UNKNOWN_TOPIC|not created/i.test(o) &&
+            !/^(produced|deleted|created|read:|offsets:)/.test(o),
+        ),
+        `${key}: ${o}`,
+      ).toBe(true);
     });
 
     it("admin with guessed passwords and a plaintext client are refused", () => {
       const logins = Object.entries(a).filter(([k]) => k.startsWith("login:"));
       const held = logins.length === 4 && logins.every(([, o]) => o !== "logged in");
-      expect(report.add(area, "log in as airlock-admin with empty or guessed passwords, admin/admin, or without SASL", "refused", logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 30)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "log in as airlock-admin with empty or guessed passwords, admin/admin, or without SASL",
+          "refused",
+          logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 30)}`).join("; "),
+          held,
+        ),
+        JSON.stringify(logins),
+      ).toBe(true);
     });
 
     it("the other agent's topic is intact, and the user and its ACLs are gone once the run ended", async () => {
       const login = await kafkaLogin(creds);
       const { acls, offsets } = await kafkaAdmin(async (admin) => ({
-        acls: (await admin.describeAcls({ resourceType: 1, resourcePatternType: 1, operation: 1, permissionType: 1, principal: `User:${creds.user}` } as never)).resources.length,
+        acls: (
+          await admin.describeAcls({
+            resourceType: 1,
+            resourcePatternType: 1,
+            operation: 1,
+            permissionType: 1,
+            principal: `User:${creds.user}`,
+          } as never)
+        ).resources.length,
         offsets: await admin.fetchTopicOffsets(otherTopic),
       }));
       const held = login !== true && atOnce !== true && acls === 0 && offsets[0]?.offset === "1";
-      expect(report.add(area, "reuse the run's credentials the moment runAgent() returned, and after; the other agent's topic", "login refused both times, no ACL left; the other topic still holds exactly its 1 event", `at once: ${String(atOnce).slice(0, 40)}; later: ${String(login).slice(0, 40)}; ACLs left ${acls}; other topic offset ${offsets[0]?.offset}`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "reuse the run's credentials the moment runAgent() returned, and after; the other agent's topic",
+          "login refused both times, no ACL left; the other topic still holds exactly its 1 event",
+          `at once: ${String(atOnce).slice(0, 40)}; later: ${String(login).slice(0, 40)}; ACLs left ${acls}; other topic offset ${offsets[0]?.offset}`,
+          held,
+        ),
+      ).toBe(true);
     });
   });
 }
@@ -402,7 +614,12 @@ kafkaSuite("an image derived from ours", false);
 async function victimRights(bus: NonNullable<Parameters<typeof definePolicy>[0]["bus"]>, endpoint: string) {
   const { openBusRights } = await import("../../../runner/bus/rights.js");
   const policy = definePolicy({ name: "victim", network: { allowedEndpoints: [endpoint] }, bus });
-  return openBusRights({ policy, runId: `victim-${randomBytes(3).toString("hex")}`, run: "victim", expiresAt: Date.now() + 300_000 });
+  return openBusRights({
+    policy,
+    runId: `victim-${randomBytes(3).toString("hex")}`,
+    run: "victim",
+    expiresAt: Date.now() + 300_000,
+  });
 }
 
 function natsSuite(label: string, airlockBuilt: boolean) {
@@ -414,7 +631,7 @@ function natsSuite(label: string, airlockBuilt: boolean) {
     let a: Record<string, string>;
     let creds: { user: string; pass: string };
     let atOnce = "not attempted";
-    let watcherGot: string[] = [];
+    const watcherGot: string[] = [];
     let victimInboxGot = 0;
 
     beforeAll(async () => {
@@ -423,11 +640,20 @@ function natsSuite(label: string, airlockBuilt: boolean) {
       const watcher = await connect({ servers: "127.0.0.1:4222", user: admin.user, pass: admin.password });
       const victim = await victimRights({ nats: { subscribe: ["victim.*"] } }, "localhost:4222");
       const vu = new URL(victim.env.NATS_URL!);
-      const victimConn = await connect({ servers: "127.0.0.1:4222", user: decodeURIComponent(vu.username), pass: decodeURIComponent(vu.password), inboxPrefix: victim.env.AIRLOCK_NATS_INBOX_PREFIX });
+      const victimConn = await connect({
+        servers: "127.0.0.1:4222",
+        user: decodeURIComponent(vu.username),
+        pass: decodeURIComponent(vu.password),
+        inboxPrefix: victim.env.AIRLOCK_NATS_INBOX_PREFIX,
+      });
       const inboxSub = victimConn.subscribe(`${victim.env.AIRLOCK_NATS_INBOX_PREFIX}.>`);
-      void (async () => { for await (const _ of inboxSub) victimInboxGot++; })();
+      void (async () => {
+        for await (const _ of inboxSub) victimInboxGot++;
+      })();
       const seen = watcher.subscribe(`${other}.>`);
-      void (async () => { for await (const m of seen) if (m.string() === "ATTACK") watcherGot.push(m.subject); })();
+      void (async () => {
+        for await (const m of seen) if (m.string() === "ATTACK") watcherGot.push(m.subject);
+      })();
       // The other agent's traffic, and answers into the victim's inbox, all through the attack.
       const traffic = setInterval(() => {
         watcher.publish(`${other}.x`, "the other agent's message");
@@ -465,8 +691,20 @@ function natsSuite(label: string, airlockBuilt: boolean) {
 
     it("the agent works within its rights, with a user and an inbox prefix of its own", () => {
       expect(result.status, result.stderr + result.error).toBe("succeeded");
-      const held = /^received 1 on mine\./.test(a["own-subject"] ?? "") && /^airlock-nats-attacker-/.test(a.identity ?? "") && a.inbox === `_INBOX_${a.identity}`;
-      expect(report.add(area, "its own subjects (publish, subscribe); its own inbox prefix", "allowed", `${a.identity}: ${a["own-subject"]}; inbox ${a.inbox}`, held), JSON.stringify(a)).toBe(true);
+      const held =
+        /^received 1 on mine\./.test(a["own-subject"] ?? "") &&
+        /^airlock-nats-attacker-/.test(a.identity ?? "") &&
+        a.inbox === `_INBOX_${a.identity}`;
+      expect(
+        report.add(
+          area,
+          "its own subjects (publish, subscribe); its own inbox prefix",
+          "allowed",
+          `${a.identity}: ${a["own-subject"]}; inbox ${a.inbox}`,
+          held,
+        ),
+        JSON.stringify(a),
+      ).toBe(true);
     });
 
     it.each([
@@ -479,25 +717,59 @@ function natsSuite(label: string, airlockBuilt: boolean) {
       ["queue-group-steal", "join a queue group on another agent's work subject", "Subscription"],
     ])("%s is refused", (key, label, word) => {
       const o = a[key] ?? "not attempted";
-      expect(report.add(area, label, "Permissions Violation, nothing received", o, o.includes("Permissions Violation") && o.includes(word) && !o.includes("received")), `${key}: ${o}`).toBe(true);
+      expect(
+        report.add(
+          area,
+          label,
+          "Permissions Violation, nothing received",
+          o,
+          o.includes("Permissions Violation") && o.includes(word) && !o.includes("received"),
+        ),
+        `${key}: ${o}`,
+      ).toBe(true);
     });
 
     it("nothing it published reached the other agent's subjects, and the other run's inbox saw only its own replies", () => {
       const held = watcherGot.length === 0;
-      expect(report.add(area, "what reached a watcher on the other agent's subjects", "nothing from the attacker", `${watcherGot.length} messages; victim inbox received ${victimInboxGot} of its own replies`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "what reached a watcher on the other agent's subjects",
+          "nothing from the attacker",
+          `${watcherGot.length} messages; victim inbox received ${victimInboxGot} of its own replies`,
+          held,
+        ),
+      ).toBe(true);
     });
 
     it("admin with guessed passwords and anonymous logins are refused", () => {
       const logins = Object.entries(a).filter(([k]) => k.startsWith("login:"));
       const held = logins.length === 4 && logins.every(([, o]) => /Authorization Violation/i.test(o));
-      expect(report.add(area, "log in as airlock-admin with empty or guessed passwords, admin/admin, or with no credentials", "Authorization Violation", logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 30)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "log in as airlock-admin with empty or guessed passwords, admin/admin, or with no credentials",
+          "Authorization Violation",
+          logins.map(([k, o]) => `${k.slice(6)}: ${o.slice(0, 30)}`).join("; "),
+          held,
+        ),
+        JSON.stringify(logins),
+      ).toBe(true);
     });
 
     it("the user is gone once the run ended: its credentials no longer log in", async () => {
       const again = await natsLogin(creds);
       const users = readFileSync(localAdmin<{ users: string }>("nats").users, "utf8");
       const held = again !== "logged in" && atOnce !== "logged in" && !users.includes(creds.user);
-      expect(report.add(area, "reuse the run's credentials the moment runAgent() returned, and after", "refused both times; the user is out of the server's file", `at once: ${atOnce.slice(0, 40)}; later: ${again.slice(0, 40)}; in users file: ${users.includes(creds.user)}`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "reuse the run's credentials the moment runAgent() returned, and after",
+          "refused both times; the user is out of the server's file",
+          `at once: ${atOnce.slice(0, 40)}; later: ${again.slice(0, 40)}; in users file: ${users.includes(creds.user)}`,
+          held,
+        ),
+      ).toBe(true);
     });
   });
 }
@@ -526,12 +798,21 @@ function mqttSuite(label: string, airlockBuilt: boolean) {
       const { dynsec } = await import("../../../runner/bus/mqtt-dynsec.js");
       const admin = localAdmin<{ host: string; port: number; user: string; password: string }>("mqtt");
       const adminUrl = `mqtt://${admin.host}:${admin.port}`;
-      const watcher = await mqtt.connectAsync(adminUrl, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+      const watcher = await mqtt.connectAsync(adminUrl, {
+        username: admin.user,
+        password: admin.password,
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+      });
       await watcher.publishAsync(card, cardText, { qos: 1, retain: true });
       await watcher.subscribeAsync(`${other}/#`, { qos: 1 });
       watcher.on("message", (t, m) => m.toString() === "ATTACK" && watcherGot.push(t));
       const victim = await victimRights({ mqtt: { subscribe: ["victim/*"] } }, "localhost:1883");
-      const victimConn = await mqtt.connectAsync(victim.env.MQTT_URL!, { clientId: victim.env.MQTT_CLIENT_ID!, protocolVersion: 5, reconnectPeriod: 0 });
+      const victimConn = await mqtt.connectAsync(victim.env.MQTT_URL!, {
+        clientId: victim.env.MQTT_CLIENT_ID!,
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+      });
       try {
         const image = await attackerImage({ airlockBuilt });
         const outputDir = join(await tempDir(), "out");
@@ -555,14 +836,25 @@ function mqttSuite(label: string, airlockBuilt: boolean) {
         await containersRemoved();
         victimStillConnected = victimConn.connected;
         // The retained card, as a new subscriber sees it now.
-        const reader = await mqtt.connectAsync(adminUrl, { username: admin.user, password: admin.password, protocolVersion: 5, reconnectPeriod: 0 });
+        const reader = await mqtt.connectAsync(adminUrl, {
+          username: admin.user,
+          password: admin.password,
+          protocolVersion: 5,
+          reconnectPeriod: 0,
+        });
         cardAfter = await new Promise<string>((resolve) => {
           reader.on("message", (_t, m) => resolve(m.toString()));
           void reader.subscribeAsync(card, { qos: 1 });
           setTimeout(() => resolve("(no retained message)"), 2000);
         });
         await reader.endAsync();
-        const clients = ((await dynsec({ url: adminUrl, user: admin.user, password: admin.password, source: "test" }, [{ command: "listClients" }]))[0] as { clients: string[] }).clients;
+        const clients = (
+          (
+            await dynsec({ url: adminUrl, user: admin.user, password: admin.password, source: "test" }, [
+              { command: "listClients" },
+            ])
+          )[0] as { clients: string[] }
+        ).clients;
         intruder = clients.some((c) => c.startsWith("intruder-"));
       } finally {
         await watcher.publishAsync(card, "", { qos: 1, retain: true }).catch(() => {});
@@ -575,7 +867,10 @@ function mqttSuite(label: string, airlockBuilt: boolean) {
     it("the agent works within its rights, with a client of its own", () => {
       expect(result.status, result.stderr + result.error).toBe("succeeded");
       const held = /^read mine\//.test(a["own-topic"] ?? "") && /^airlock-mqtt-attacker-/.test(a.identity ?? "");
-      expect(report.add(area, "its own topics (publish, subscribe)", "allowed", `${a.identity}: ${a["own-topic"]}`, held), JSON.stringify(a)).toBe(true);
+      expect(
+        report.add(area, "its own topics (publish, subscribe)", "allowed", `${a.identity}: ${a["own-topic"]}`, held),
+        JSON.stringify(a),
+      ).toBe(true);
     });
 
     it.each([
@@ -585,7 +880,10 @@ function mqttSuite(label: string, airlockBuilt: boolean) {
       ["dynsec-control", "send a dynamic-security command (create a client)"],
     ])("%s is refused", (key, label) => {
       const o = a[key] ?? "not attempted";
-      expect(report.add(area, label, "refused (reason 135)", o, /Not authorized.*135|\(135\)/i.test(o)), `${key}: ${o}`).toBe(true);
+      expect(
+        report.add(area, label, "refused (reason 135)", o, /Not authorized.*135|\(135\)/i.test(o)),
+        `${key}: ${o}`,
+      ).toBe(true);
     });
 
     it.each([
@@ -596,29 +894,69 @@ function mqttSuite(label: string, airlockBuilt: boolean) {
       ["subscribe-control", "subscribe to $CONTROL/# (the admin's answers)"],
     ])("%s is refused", (key, label) => {
       const o = a[key] ?? "not attempted";
-      expect(report.add(area, label, "SUBACK 135, nothing received", o, /^refused: 135; received 0$/.test(o)), `${key}: ${o}`).toBe(true);
+      expect(
+        report.add(area, label, "SUBACK 135, nothing received", o, /^refused: 135; received 0$/.test(o)),
+        `${key}: ${o}`,
+      ).toBe(true);
     });
 
     it("nothing reached the other agent's topics (not even over MQTT 3.1.1, which drops refusals silently), its card is intact, and no client was created", () => {
       const held = watcherGot.length === 0 && cardAfter === cardText && !intruder;
-      expect(report.add(area, "what reached a watcher on the other agent's topics; the retained card; the broker's clients", "nothing; the card unchanged; no new client", `${watcherGot.length} messages (3.1.1 publish: ${a["publish-other-v311"]}); card ${cardAfter === cardText ? "unchanged" : cardAfter.slice(0, 40)}; intruder client: ${intruder}`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "what reached a watcher on the other agent's topics; the retained card; the broker's clients",
+          "nothing; the card unchanged; no new client",
+          `${watcherGot.length} messages (3.1.1 publish: ${a["publish-other-v311"]}); card ${cardAfter === cardText ? "unchanged" : cardAfter.slice(0, 40)}; intruder client: ${intruder}`,
+          held,
+        ),
+      ).toBe(true);
     });
 
     it("it cannot take over another run's session, and the other run stays connected", () => {
       const o = a["take-over-other-client-id"] ?? "not attempted";
       const held = /Not authorized/i.test(o) && victimStillConnected;
-      expect(report.add(area, "connect with another run's client id (session takeover)", "refused; the other run stays connected", `${o}; victim connected: ${victimStillConnected}`, held)).toBe(true);
+      expect(
+        report.add(
+          area,
+          "connect with another run's client id (session takeover)",
+          "refused; the other run stays connected",
+          `${o}; victim connected: ${victimStillConnected}`,
+          held,
+        ),
+      ).toBe(true);
     });
 
     it("admin with guessed passwords and anonymous logins are refused", () => {
-      const logins = [["anonymous", a.anonymous], ...Object.entries(a).filter(([k]) => k.startsWith("login:"))] as [string, string | undefined][];
-      const held = logins.length === 4 && logins.every(([, o]) => /Not authorized|Bad user name or password/i.test(o ?? ""));
-      expect(report.add(area, "log in anonymously, as airlock-admin with empty or guessed passwords, or admin/admin", "refused", logins.map(([k, o]) => `${k.replace("login:", "")}: ${(o ?? "").slice(0, 30)}`).join("; "), held), JSON.stringify(logins)).toBe(true);
+      const logins = [["anonymous", a.anonymous], ...Object.entries(a).filter(([k]) => k.startsWith("login:"))] as [
+        string,
+        string | undefined,
+      ][];
+      const held =
+        logins.length === 4 && logins.every(([, o]) => /Not authorized|Bad user name or password/i.test(o ?? ""));
+      expect(
+        report.add(
+          area,
+          "log in anonymously, as airlock-admin with empty or guessed passwords, or admin/admin",
+          "refused",
+          logins.map(([k, o]) => `${k.replace("login:", "")}: ${(o ?? "").slice(0, 30)}`).join("; "),
+          held,
+        ),
+        JSON.stringify(logins),
+      ).toBe(true);
     });
 
     it("the client is gone once the run ended: its credentials no longer log in", async () => {
       const again = await mqttLogin(creds);
-      expect(report.add(area, "reuse the run's credentials the moment runAgent() returned, and after", "refused both times", `at once: ${atOnce}; later: ${again}`, again !== "logged in" && atOnce !== "logged in")).toBe(true);
+      expect(
+        report.add(
+          area,
+          "reuse the run's credentials the moment runAgent() returned, and after",
+          "refused both times",
+          `at once: ${atOnce}; later: ${again}`,
+          again !== "logged in" && atOnce !== "logged in",
+        ),
+      ).toBe(true);
     });
   });
 }
@@ -637,16 +975,48 @@ describe("a broker the runner has no admin access to", () => {
       });
     });
     // The test's own Redis, without airlock's admin: a user's broker airlock knows nothing about.
-    const redis = execa("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no"], { reject: false });
+    const redis = execa(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no", "--save", "", "--appendonly", "no"],
+      { reject: false },
+    );
     try {
       await new Promise((r) => setTimeout(r, 400));
-      const policy = { name: "unmanaged", network: { allowedEndpoints: [`localhost:${port}`] }, bus: { redis: { endpoint: `localhost:${port}`, keys: { write: ["x:*"] } } } };
+      const policy = {
+        name: "unmanaged",
+        network: { allowedEndpoints: [`localhost:${port}`] },
+        bus: { redis: { endpoint: `localhost:${port}`, keys: { write: ["x:*"] } } },
+      };
       const script = `const n=require("net");const s=n.connect(${port},"127.0.0.1",()=>s.write("*1\\r\\n$4\\r\\nPING\\r\\n"));s.on("data",d=>{console.log("REPLY "+d.toString().trim()+" "+process.env.REDIS_URL);process.exit(0)})`;
-      const loose = await runAgent({ command: ["node", "-e", script], policy: definePolicy(policy), outputDir: join(await tempDir(), "out") });
-      const strict = await runAgent({ command: ["node", "-e", script], policy: definePolicy({ ...policy, bus: { ...policy.bus, requireRights: true } }), outputDir: join(await tempDir(), "out") });
-      const warned = (loose.warnings ?? []).some((w) => w.includes(`no admin access to the Redis at localhost:${port}: the agent gets full client rights there`));
-      const held = loose.status === "succeeded" && warned && loose.stdout.includes(`REPLY +PONG redis://localhost:${port}`) && strict.status === "error" && strict.errorCode === "BUS_RIGHTS";
-      expect(report.add("bus: no admin access", "a policy's bus section names a broker the runner cannot administer", "runs with the L4 gate alone and warns; requireRights makes it an error", `${loose.status}, warned: ${warned}; with requireRights: ${strict.status} ${strict.errorCode}`, held), JSON.stringify([loose.warnings, loose.stdout, strict.error])).toBe(true);
+      const loose = await runAgent({
+        command: ["node", "-e", script],
+        policy: definePolicy(policy),
+        outputDir: join(await tempDir(), "out"),
+      });
+      const strict = await runAgent({
+        command: ["node", "-e", script],
+        policy: definePolicy({ ...policy, bus: { ...policy.bus, requireRights: true } }),
+        outputDir: join(await tempDir(), "out"),
+      });
+      const warned = (loose.warnings ?? []).some((w) =>
+        w.includes(`no admin access to the Redis at localhost:${port}: the agent gets full client rights there`),
+      );
+      const held =
+        loose.status === "succeeded" &&
+        warned &&
+        loose.stdout.includes(`REPLY +PONG redis://localhost:${port}`) &&
+        strict.status === "error" &&
+        strict.errorCode === "BUS_RIGHTS";
+      expect(
+        report.add(
+          "bus: no admin access",
+          "a policy's bus section names a broker the runner cannot administer",
+          "runs with the L4 gate alone and warns; requireRights makes it an error",
+          `${loose.status}, warned: ${warned}; with requireRights: ${strict.status} ${strict.errorCode}`,
+          held,
+        ),
+        JSON.stringify([loose.warnings, loose.stdout, strict.error]),
+      ).toBe(true);
     } finally {
       redis.kill("SIGKILL");
       await redis;

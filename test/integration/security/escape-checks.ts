@@ -16,7 +16,9 @@ import type { SecurityReport } from "./report.js";
 
 /** The host's address on Docker's default bridge (a decoy listens there). */
 export async function dockerBridgeGateway(): Promise<string> {
-  const config = (await dockerClient().getNetwork("bridge").inspect()).IPAM?.Config?.[0] as { Gateway?: string } | undefined;
+  const config = (await dockerClient().getNetwork("bridge").inspect()).IPAM?.Config?.[0] as
+    | { Gateway?: string }
+    | undefined;
   return config?.Gateway ?? "172.17.0.1";
 }
 
@@ -52,7 +54,8 @@ export async function startVictim(): Promise<Victim> {
     outputDir: join(await tempDir(), "victim"),
     workingDir: AGENTS,
     signal: stop.signal,
-    onEvent: (e) => e.type === "output" && e.line.startsWith("LISTENING ") && announce(e.line.split(" ")[1]!.split(":")[0]!),
+    onEvent: (e) =>
+      e.type === "output" && e.line.startsWith("LISTENING ") && announce(e.line.split(" ")[1]!.split(":")[0]!),
   });
   void result.then((r) => announce(`victim ended: ${r.status} ${r.error ?? ""}`));
   const ip = await announced;
@@ -60,7 +63,14 @@ export async function startVictim(): Promise<Victim> {
 }
 
 /** attack.py's targets: every decoy, the sandbox's neighbour, the other run's agent. */
-export function attackConfig(t: { gateway: string; dockerBridge: string; decoys: Record<string, Decoy>; boxIp: string; victimIp: string; ipv6?: { id: string; host: string; port: number }[] }) {
+export function attackConfig(t: {
+  gateway: string;
+  dockerBridge: string;
+  decoys: Record<string, Decoy>;
+  boxIp: string;
+  victimIp: string;
+  ipv6?: { id: string; host: string; port: number }[];
+}) {
   const { gateway, dockerBridge, decoys, boxIp } = t;
   return {
     gateway,
@@ -98,25 +108,52 @@ export type AttackPath = "new sandbox" | "pooled sandbox" | "ready gate" | "new 
  * runner's warm pool has one of its shape ready: a run just before made sure) mounts no working
  * directory, so attack.py then comes in a variable and runs with `python3 -c`.
  */
-export async function runAttacker(mode: { image: string; language: "node" | "python"; runner?: Runner; path?: AttackPath }, cfg: object, workspace: string, secret: string) {
+export async function runAttacker(
+  mode: { image: string; language: "node" | "python"; runner?: Runner; path?: AttackPath },
+  cfg: object,
+  workspace: string,
+  secret: string,
+) {
   process.env.AIRLOCK_TEST_HOST_SECRET = secret;
   const outputDir = join(await tempDir(), "attacker");
   const pooled = mode.path === "pooled sandbox";
   const script = pooled ? await readFile(join(workspace, "attack.py"), "utf8") : "";
-  const run = (options: Parameters<typeof runAgent>[0]) => (mode.runner ? mode.runner.runAgent(options) : runAgent(options));
+  const run = (options: Parameters<typeof runAgent>[0]) =>
+    mode.runner ? mode.runner.runAgent(options) : runAgent(options);
   const command = pooled
     ? ["python3", "-c", "import os; exec(compile(os.environ['ATTACK_SCRIPT'], 'attack.py', 'exec'))"]
     : mode.language === "python"
       ? ["python3", "-m", "airlock._bootstrap", "/workspace/attack.py"]
       : ["python3", "/workspace/attack.py"];
-  const policy = (name: string) => definePolicy({ name, network: { allowedEndpoints: ["localhost:6379"] }, env: { set: { ATTACK: JSON.stringify(cfg), ...(pooled ? { ATTACK_SCRIPT: script } : {}) } }, timeoutSeconds: 120 });
+  const policy = (name: string) =>
+    definePolicy({
+      name,
+      network: { allowedEndpoints: ["localhost:6379"] },
+      env: { set: { ATTACK: JSON.stringify(cfg), ...(pooled ? { ATTACK_SCRIPT: script } : {}) } },
+      timeoutSeconds: 120,
+    });
   if (pooled) {
     // A run of the same shape first: the pool keeps that shape filled from then on.
-    await run({ command: ["true"], image: mode.image, policy: policy("attacker"), outputDir: join(await tempDir(), "first") });
+    await run({
+      command: ["true"],
+      image: mode.image,
+      policy: policy("attacker"),
+      outputDir: join(await tempDir(), "first"),
+    });
     await waitUntil(async () => (mode.runner!.warmPool?.readyCount() ?? 0) > 0, { timeoutMs: 60_000, intervalMs: 100 });
   }
-  const result = await run({ command, image: mode.image, policy: policy("attacker"), outputDir, ...(pooled ? {} : { workingDir: workspace }) });
-  const attacks = JSON.parse(await readFile(join(outputDir, "attacks.json"), "utf8").catch(() => `{"error": ${JSON.stringify(result.error ?? result.stdout.slice(-500))}}`)) as EscapeState["attacks"];
+  const result = await run({
+    command,
+    image: mode.image,
+    policy: policy("attacker"),
+    outputDir,
+    ...(pooled ? {} : { workingDir: workspace }),
+  });
+  const attacks = JSON.parse(
+    await readFile(join(outputDir, "attacks.json"), "utf8").catch(
+      () => `{"error": ${JSON.stringify(result.error ?? result.stdout.slice(-500))}}`,
+    ),
+  ) as EscapeState["attacks"];
   await new Promise((r) => setTimeout(r, 5000));
   if (mode.path) expect(result.startup?.how, JSON.stringify(result.startup)).toBe(mode.path);
   return { result, attacks, outputDir };
@@ -144,12 +181,29 @@ export interface EscapeState {
 }
 
 export function escapeChecks(s: () => EscapeState, report: SecurityReport, area: (name: string) => string): void {
-  const failedToConnect = (o: string) => !/^(connected|answered|opened|became root|written)$/.test(o) && !o.startsWith("exit 0");
+  const failedToConnect = (o: string) =>
+    !/^(connected|answered|opened|became root|written)$/.test(o) && !o.startsWith("exit 0");
 
   it("the allowed endpoint answers, before and after the tampering", () => {
     expect(s().result.status, s().result.stderr).toBe("succeeded");
-    expect(report.add(area("control"), "TCP to the allowed endpoint localhost:6379", "connects", s().attacks.allowed!.outcome, s().attacks.allowed!.outcome === "connected")).toBe(true);
-    expect(report.add(area("control"), "allowed endpoint, after the tampering attempts", "connects", s().attacks["after-tampering:allowed"]!.outcome, s().attacks["after-tampering:allowed"]!.outcome === "connected")).toBe(true);
+    expect(
+      report.add(
+        area("control"),
+        "TCP to the allowed endpoint localhost:6379",
+        "connects",
+        s().attacks.allowed!.outcome,
+        s().attacks.allowed!.outcome === "connected",
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("control"),
+        "allowed endpoint, after the tampering attempts",
+        "connects",
+        s().attacks["after-tampering:allowed"]!.outcome,
+        s().attacks["after-tampering:allowed"]!.outcome === "connected",
+      ),
+    ).toBe(true);
   });
 
   it.each([
@@ -162,7 +216,10 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
   ])("TCP to %s is refused fast", (id, label) => {
     const a = s().attacks[`tcp:${id}`]!;
     const held = /ConnectionRefused/.test(a.outcome) && a.ms < 1000;
-    expect(report.add(area("network"), `TCP: ${label}`, "refused in < 1 s", `${a.outcome} (${a.ms} ms)`, held), a.outcome).toBe(true);
+    expect(
+      report.add(area("network"), `TCP: ${label}`, "refused in < 1 s", `${a.outcome} (${a.ms} ms)`, held),
+      a.outcome,
+    ).toBe(true);
   });
 
   it.each([
@@ -171,12 +228,22 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
     ["container-on-same-bridge", "UDP to another container"],
   ])("UDP %s goes nowhere", (id, label) => {
     const a = s().attacks[`udp:${id}`]!;
-    expect(report.add(area("network"), label, "not delivered", a.outcome, failedToConnect(a.outcome)), a.outcome).toBe(true);
+    expect(report.add(area("network"), label, "not delivered", a.outcome, failedToConnect(a.outcome)), a.outcome).toBe(
+      true,
+    );
   });
 
   it("DNS: the system resolver fails at once, and direct queries reach no server", () => {
     const sys = s().attacks["dns:system-resolver"]!;
-    expect(report.add(area("dns"), "lookup through the system resolver", "fails, no query leaves", `${sys.outcome} (${sys.ms} ms)`, sys.outcome.startsWith("gaierror") && sys.ms < 3000)).toBe(true);
+    expect(
+      report.add(
+        area("dns"),
+        "lookup through the system resolver",
+        "fails, no query leaves",
+        `${sys.outcome} (${sys.ms} ms)`,
+        sys.outcome.startsWith("gaierror") && sys.ms < 3000,
+      ),
+    ).toBe(true);
     for (const [id, label] of [
       ["decoy-dns-on-host", "query sent straight to a DNS decoy on the host"],
       ["decoy-dns-in-container", "query sent to a DNS decoy in another container"],
@@ -189,7 +256,16 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
 
   it("IPv6 reaches nothing", () => {
     for (const [key, a] of Object.entries(s().attacks).filter(([k]) => k.startsWith("ipv6:"))) {
-      expect(report.add(area("network"), `IPv6 TCP to ${key.slice(5)} decoy`, "fails", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
+      expect(
+        report.add(
+          area("network"),
+          `IPv6 TCP to ${key.slice(5)} decoy`,
+          "fails",
+          a.outcome,
+          failedToConnect(a.outcome),
+        ),
+        key,
+      ).toBe(true);
     }
   });
 
@@ -201,7 +277,16 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
       ["raw:packet-socket", "AF_PACKET socket"],
     ] as const) {
       const a = s().attacks[key]!;
-      expect(report.add(area("network"), label, "not permitted", a.outcome, failedToConnect(a.outcome) && /not permitted|PermissionError|exit [12]/i.test(a.outcome)), `${key}: ${a.outcome}`).toBe(true);
+      expect(
+        report.add(
+          area("network"),
+          label,
+          "not permitted",
+          a.outcome,
+          failedToConnect(a.outcome) && /not permitted|PermissionError|exit [12]/i.test(a.outcome),
+        ),
+        `${key}: ${a.outcome}`,
+      ).toBe(true);
     }
   });
 
@@ -210,7 +295,15 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
     const boxHits = await s().boxHits();
     const victimHits = { hits: await s().victimHits() };
     const held = hits.every((h) => h.endsWith("=0")) && boxHits.length === 0 && victimHits.hits === 0;
-    expect(report.add(area("network"), "decoys (host loopback, bridges, DNS, IPv6, container, other run)", "0 packets received", `${hits.join(" ")} container=${boxHits.length} other-run=${victimHits.hits}`, held)).toBe(true);
+    expect(
+      report.add(
+        area("network"),
+        "decoys (host loopback, bridges, DNS, IPv6, container, other run)",
+        "0 packets received",
+        `${hits.join(" ")} container=${boxHits.length} other-run=${victimHits.hits}`,
+        held,
+      ),
+    ).toBe(true);
   });
 
   it("the gate cannot be undone from inside", () => {
@@ -229,7 +322,15 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
       expect(report.add(area("gate"), label, "denied", a.outcome, failedToConnect(a.outcome)), key).toBe(true);
     }
     const after = Object.entries(s().attacks).find(([k]) => k.startsWith("after-tampering:tcp:"))![1];
-    expect(report.add(area("gate"), "forbidden TCP again, after the tampering attempts", "still refused", after.outcome, /ConnectionRefused/.test(after.outcome))).toBe(true);
+    expect(
+      report.add(
+        area("gate"),
+        "forbidden TCP again, after the tampering attempts",
+        "still refused",
+        after.outcome,
+        /ConnectionRefused/.test(after.outcome),
+      ),
+    ).toBe(true);
   });
 
   it("no process outlives the agent", async () => {
@@ -237,45 +338,186 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
     const orphans = await execa("pgrep", ["-f", "airlock-late-marker"], { reject: false });
     const leftover = await s().leftovers();
     const held = late && orphans.stdout.trim() === "" && leftover.filter((c) => c.includes("attacker")).length === 0;
-    expect(report.add(area("lifetime"), "a detached child that waits, then writes output and connects", "killed with the agent", `late.txt ${existsSync(join(s().outputDir, "late.txt")) ? "written" : "absent"}, decoy hits ${s().decoys.late!.hits()}, host processes ${orphans.stdout.trim() || "none"}`, held)).toBe(true);
+    expect(
+      report.add(
+        area("lifetime"),
+        "a detached child that waits, then writes output and connects",
+        "killed with the agent",
+        `late.txt ${existsSync(join(s().outputDir, "late.txt")) ? "written" : "absent"}, decoy hits ${s().decoys.late!.hits()}, host processes ${orphans.stdout.trim() || "none"}`,
+        held,
+      ),
+    ).toBe(true);
   });
 
   it("host secrets stay out of reach", () => {
     const env = s().attacks["secrets:environ"]!.outcome;
     const pid1 = s().attacks["secrets:pid1-environ"]!.outcome;
-    expect(report.add(area("secrets"), "runner's environment variables the policy does not allow", "absent", env.includes(s().secret) ? "present" : "absent (environ and /proc/1/environ)", !env.includes(s().secret) && !pid1.includes(s().secret))).toBe(true);
-    expect(report.add(area("secrets"), "the Docker socket", "not mounted", s().attacks["secrets:docker-socket"]!.outcome, s().attacks["secrets:docker-socket"]!.outcome === "[]")).toBe(true);
-    expect(report.add(area("secrets"), "the Docker API over TCP (host:2375)", "refused", s().attacks["secrets:docker-tcp"]!.outcome, /ConnectionRefused/.test(s().attacks["secrets:docker-tcp"]!.outcome))).toBe(true);
-    const mounts = s().attacks["secrets:mounts"]!.outcome.split("\n").map((l) => l.split(" ")[4]).filter(Boolean);
+    expect(
+      report.add(
+        area("secrets"),
+        "runner's environment variables the policy does not allow",
+        "absent",
+        env.includes(s().secret) ? "present" : "absent (environ and /proc/1/environ)",
+        !env.includes(s().secret) && !pid1.includes(s().secret),
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("secrets"),
+        "the Docker socket",
+        "not mounted",
+        s().attacks["secrets:docker-socket"]!.outcome,
+        s().attacks["secrets:docker-socket"]!.outcome === "[]",
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("secrets"),
+        "the Docker API over TCP (host:2375)",
+        "refused",
+        s().attacks["secrets:docker-tcp"]!.outcome,
+        /ConnectionRefused/.test(s().attacks["secrets:docker-tcp"]!.outcome),
+      ),
+    ).toBe(true);
+    const mounts = s()
+      .attacks["secrets:mounts"]!.outcome.split("\n")
+      .map((l) => l.split(" ")[4])
+      .filter(Boolean);
     // /opt/agent/run: the agent's own bundle folder, read-only (a sandbox mounts it whether or not it holds a bundle).
-    const unexpected = mounts.filter((m) => !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/opt\/agent\/run|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(m!));
-    expect(report.add(area("secrets"), "host files outside /workspace and /output", "nothing else mounted", `mounts: ${mounts.filter((m) => !/^\/(proc|dev|sys)/.test(m!)).join(" ")}`, unexpected.length === 0), unexpected.join(",")).toBe(true);
-    expect(report.add(area("secrets"), "read /etc/shadow, list /root", "permission denied", `${s().attacks["secrets:etc-shadow"]!.outcome}; ${s().attacks["secrets:root-home"]!.outcome}`, /PermissionError/.test(s().attacks["secrets:etc-shadow"]!.outcome) && /PermissionError/.test(s().attacks["secrets:root-home"]!.outcome))).toBe(true);
-    expect(report.add(area("secrets"), "write into /workspace", "read-only", s().attacks["secrets:write-workspace"]!.outcome, /Read-only file system/.test(s().attacks["secrets:write-workspace"]!.outcome))).toBe(true);
+    const unexpected = mounts.filter(
+      (m) =>
+        !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/opt\/agent\/run|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(
+          m!,
+        ),
+    );
+    expect(
+      report.add(
+        area("secrets"),
+        "host files outside /workspace and /output",
+        "nothing else mounted",
+        `mounts: ${mounts.filter((m) => !/^\/(proc|dev|sys)/.test(m!)).join(" ")}`,
+        unexpected.length === 0,
+      ),
+      unexpected.join(","),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("secrets"),
+        "read /etc/shadow, list /root",
+        "permission denied",
+        `${s().attacks["secrets:etc-shadow"]!.outcome}; ${s().attacks["secrets:root-home"]!.outcome}`,
+        /PermissionError/.test(s().attacks["secrets:etc-shadow"]!.outcome) &&
+          /PermissionError/.test(s().attacks["secrets:root-home"]!.outcome),
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("secrets"),
+        "write into /workspace",
+        "read-only",
+        s().attacks["secrets:write-workspace"]!.outcome,
+        /Read-only file system/.test(s().attacks["secrets:write-workspace"]!.outcome),
+      ),
+    ).toBe(true);
     expect(existsSync(join(s().workspace, "attack.txt"))).toBe(false);
   });
 
   it("root cannot be gained", () => {
-    expect(report.add(area("privilege"), "setuid(0)", "not permitted", s().attacks["root:setuid-0"]!.outcome, /PermissionError/.test(s().attacks["root:setuid-0"]!.outcome))).toBe(true);
-    expect(report.add(area("privilege"), "su root (setuid binary)", "fails", s().attacks["root:su"]!.outcome, !s().attacks["root:su"]!.outcome.startsWith("exit 0"))).toBe(true);
-    expect(report.add(area("privilege"), "mount (setuid binary)", "fails", s().attacks["root:mount"]!.outcome, !s().attacks["root:mount"]!.outcome.startsWith("exit 0"))).toBe(true);
+    expect(
+      report.add(
+        area("privilege"),
+        "setuid(0)",
+        "not permitted",
+        s().attacks["root:setuid-0"]!.outcome,
+        /PermissionError/.test(s().attacks["root:setuid-0"]!.outcome),
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("privilege"),
+        "su root (setuid binary)",
+        "fails",
+        s().attacks["root:su"]!.outcome,
+        !s().attacks["root:su"]!.outcome.startsWith("exit 0"),
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("privilege"),
+        "mount (setuid binary)",
+        "fails",
+        s().attacks["root:mount"]!.outcome,
+        !s().attacks["root:mount"]!.outcome.startsWith("exit 0"),
+      ),
+    ).toBe(true);
     const caps = s().attacks["root:capabilities"]!.outcome;
-    expect(report.add(area("privilege"), "capabilities of the agent process", "none (all zero)", caps, caps.split(" ").filter((c) => /^[0-9a-f]{16}$/.test(c)).every((c) => c === "0000000000000000"))).toBe(true);
-    expect(report.add(area("privilege"), "no-new-privileges", "set", s().attacks["root:no-new-privs"]!.outcome, /NoNewPrivs:\s+1/.test(s().attacks["root:no-new-privs"]!.outcome))).toBe(true);
-    expect(report.add(area("privilege"), "user ids", "not root", s().attacks["root:uid"]!.outcome, !/uid=0 /.test(s().attacks["root:uid"]!.outcome))).toBe(true);
+    expect(
+      report.add(
+        area("privilege"),
+        "capabilities of the agent process",
+        "none (all zero)",
+        caps,
+        caps
+          .split(" ")
+          .filter((c) => /^[0-9a-f]{16}$/.test(c))
+          .every((c) => c === "0000000000000000"),
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("privilege"),
+        "no-new-privileges",
+        "set",
+        s().attacks["root:no-new-privs"]!.outcome,
+        /NoNewPrivs:\s+1/.test(s().attacks["root:no-new-privs"]!.outcome),
+      ),
+    ).toBe(true);
+    expect(
+      report.add(
+        area("privilege"),
+        "user ids",
+        "not root",
+        s().attacks["root:uid"]!.outcome,
+        !/uid=0 /.test(s().attacks["root:uid"]!.outcome),
+      ),
+    ).toBe(true);
   });
 
   it("host processes are invisible", () => {
     const seen = JSON.parse(s().attacks["host:processes"]!.outcome) as string[];
     const host = seen.filter((c) => /dockerd|containerd|redis|beam|java|vitest|node/.test(c));
-    expect(report.add(area("secrets"), "see host processes (/proc)", "only the sandbox's own", seen.join(", "), host.length === 0)).toBe(true);
+    expect(
+      report.add(
+        area("secrets"),
+        "see host processes (/proc)",
+        "only the sandbox's own",
+        seen.join(", "),
+        host.length === 0,
+      ),
+    ).toBe(true);
   });
 
   it("the init that applied the rules is out of the agent's reach, and holds no NET_ADMIN", () => {
     const none = (o: string) => o === "no root process in the sandbox";
     const caps = s().attacks["gate:init-capabilities"]!.outcome;
-    const noNetAdmin = none(caps) || caps.split("; ").every((p) => p.split(": ")[1]!.split(" ").every((hex) => (BigInt(`0x${hex}`) & (1n << 12n)) === 0n));
-    expect(report.add(area("gate"), "capabilities of root processes in the sandbox (the gate's init)", "no NET_ADMIN (or none there)", caps, noNetAdmin), caps).toBe(true);
+    const noNetAdmin =
+      none(caps) ||
+      caps.split("; ").every((p) =>
+        p
+          .split(": ")[1]!
+          .split(" ")
+          .every((hex) => (BigInt(`0x${hex}`) & (1n << 12n)) === 0n),
+      );
+    expect(
+      report.add(
+        area("gate"),
+        "capabilities of root processes in the sandbox (the gate's init)",
+        "no NET_ADMIN (or none there)",
+        caps,
+        noNetAdmin,
+      ),
+      caps,
+    ).toBe(true);
     for (const [key, label] of [
       ["gate:init-kill", "kill the gate's init"],
       ["gate:init-environ", "read the init's environment (the report's nonce)"],
@@ -283,15 +525,38 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
     ] as const) {
       const o = s().attacks[key]!.outcome;
       const denied = none(o) || o.split("; ").every((p) => /PermissionError/.test(p));
-      expect(report.add(area("gate"), label, "permission denied (or no such process)", o, denied), `${key}: ${o}`).toBe(true);
+      expect(report.add(area("gate"), label, "permission denied (or no such process)", o, denied), `${key}: ${o}`).toBe(
+        true,
+      );
     }
     const forged = s().result.denied.some((d) => d.destination.includes("192.0.2.99"));
-    expect(report.add(area("report"), "forge lines of the denied-connection report", "ignored (the nonce is unknown)", forged ? "forged entry in the result" : "not in the result", !forged)).toBe(true);
+    expect(
+      report.add(
+        area("report"),
+        "forge lines of the denied-connection report",
+        "ignored (the nonce is unknown)",
+        forged ? "forged entry in the result" : "not in the result",
+        !forged,
+      ),
+    ).toBe(true);
   });
 
   it("the result lists what the gate refused", () => {
     const denied = s().result.denied.map((d) => `${d.protocol} ${d.destination}`);
-    expect(denied).toEqual(expect.arrayContaining([`tcp ${s().boxIp}:7001`, `tcp ${s().victimIp}:7100`, `udp ${s().gateway}:53`, `tcp ${s().gateway}:2375`]));
-    report.add(area("report"), "denied-connection report in the result", "lists refused destinations", denied.slice(0, 6).join(", ") + (denied.length > 6 ? ", …" : ""), true);
+    expect(denied).toEqual(
+      expect.arrayContaining([
+        `tcp ${s().boxIp}:7001`,
+        `tcp ${s().victimIp}:7100`,
+        `udp ${s().gateway}:53`,
+        `tcp ${s().gateway}:2375`,
+      ]),
+    );
+    report.add(
+      area("report"),
+      "denied-connection report in the result",
+      "lists refused destinations",
+      denied.slice(0, 6).join(", ") + (denied.length > 6 ? ", …" : ""),
+      true,
+    );
   });
 }

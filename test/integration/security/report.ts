@@ -30,7 +30,16 @@ export class SecurityReport {
   /** Record a row; returns `held` so a test can assert on it. */
   add(area: string, attempt: string, expected: string, observed: string, held: boolean): boolean {
     // Control bytes (a log's stream headers) never reach the table.
-    this.rows.push({ area, attempt, expected, observed: observed.replace(/[\u0000-\u0008\u000e-\u001f\u007f]/g, "").replace(/\s+/g, " ").slice(0, 140), held });
+    this.rows.push({
+      area,
+      attempt,
+      expected,
+      observed: observed
+        .replace(/[\u0000-\u0008\u000e-\u001f\u007f]/g, "")
+        .replace(/\s+/g, " ")
+        .slice(0, 140),
+      held,
+    });
     return held;
   }
 
@@ -48,7 +57,10 @@ export function resetReports(): void {
 const esc = (s: string) => s.replace(/\|/g, "\\|");
 
 /** Render docs/SECURITY.md from docs/SECURITY.template.md and the recorded rows. */
-export function renderSecurityDoc(context: { docker: string; kernel: string }): { rows: number; held: number } | undefined {
+export function renderSecurityDoc(context: {
+  docker: string;
+  kernel: string;
+}): { rows: number; held: number } | undefined {
   let suites: ReportRow[][];
   try {
     suites = SUITES.map((name) => JSON.parse(readFileSync(join(DIR, `${name}.json`), "utf8")) as ReportRow[]);
@@ -64,7 +76,10 @@ export function renderSecurityDoc(context: { docker: string; kernel: string }): 
     "",
     "| area | attempt | expected | observed in the last run | held |",
     "|---|---|---|---|---|",
-    ...rows.map((r) => `| ${esc(r.area)} | ${esc(r.attempt)} | ${esc(r.expected)} | ${esc(r.observed)} | ${r.held ? "yes" : "**NO**"} |`),
+    ...rows.map(
+      (r) =>
+        `| ${esc(r.area)} | ${esc(r.attempt)} | ${esc(r.expected)} | ${esc(r.observed)} | ${r.held ? "yes" : "**NO**"} |`,
+    ),
   ].join("\n");
   const template = readFileSync(packagePath("docs", "SECURITY.template.md"), "utf8");
   writeFileSync(packagePath("docs", "SECURITY.md"), template.replace("<!-- ATTEMPTS TABLE -->", table));

@@ -62,28 +62,53 @@ describe("images airlock did not build never gate themselves", () => {
     [
       "fake-init",
       "an image derived from ours whose /opt/airlock/init is replaced by one that loads nothing and forges a clean report",
-      () => `FROM ${agentTag}\nUSER root\nRUN printf '#!/bin/sh\\necho "\\036airlock-gate forged applied legacy"\\nexec "$@"\\n' > /opt/airlock/init && chmod +x /opt/airlock/init\nLABEL dev.airlock.self-gating="1"\nUSER 10001:10001\n`,
+      () =>
+        `FROM ${agentTag}\nUSER root\nRUN printf '#!/bin/sh\\necho "\\036airlock-gate forged applied legacy"\\nexec "$@"\\n' > /opt/airlock/init && chmod +x /opt/airlock/init\nLABEL dev.airlock.self-gating="1"\nUSER 10001:10001\n`,
     ],
     [
       "noop-iptables",
       "an image derived from ours whose iptables-restore does nothing",
-      () => `FROM ${agentTag}\nUSER root\nRUN for b in /usr/sbin/iptables-legacy-restore /usr/sbin/iptables-nft-restore /usr/sbin/ip6tables-legacy-restore /usr/sbin/ip6tables-nft-restore; do ln -sf /bin/true "$b"; done\nUSER 10001:10001\n`,
+      () =>
+        `FROM ${agentTag}\nUSER root\nRUN for b in /usr/sbin/iptables-legacy-restore /usr/sbin/iptables-nft-restore /usr/sbin/ip6tables-legacy-restore /usr/sbin/ip6tables-nft-restore; do ln -sf /bin/true "$b"; done\nUSER 10001:10001\n`,
     ],
-    ["label-only", "an unrelated image that only carries the label airlock 0.1 trusted", (base) => `FROM ${base}\nLABEL dev.airlock.self-gating="1"\nENTRYPOINT []\n`],
+    [
+      "label-only",
+      "an unrelated image that only carries the label airlock 0.1 trusted",
+      (base) => `FROM ${base}\nLABEL dev.airlock.self-gating="1"\nENTRYPOINT []\n`,
+    ],
   ];
 
-  it.each(cases)("%s: runs behind a gate container with no capabilities, and reaches nothing", async (name, label, dockerfile) => {
-    const base = (await ensureImages(dockerClient())).base;
-    const image = await derivedImage(name, dockerfile(base));
-    const before = decoy.hits();
-    const result = await runIn(image, decoy);
-    const outcome = /OUTCOME (.*)/.exec(result.stdout)?.[1] ?? `${result.status}: ${result.error ?? result.stderr.slice(-200)}`;
-    const caps = /caps=(\S+)/.exec(outcome)?.[1];
-    const uid = /uid=(\d+)/.exec(outcome)?.[1];
-    const listed = result.denied.some((d) => d.destination === `${decoy.host}:${decoy.port}`);
-    const held = result.status === "succeeded" && /^ECONNREFUSED/.test(outcome) && caps === "0000000000000000" && uid !== "0" && decoy.hits() === before && listed;
-    expect(report.add("image trust", label, "gate container: agent uid ≠ 0, no capabilities, decoy refused and listed as denied", `${outcome}; decoy hits ${decoy.hits() - before}; denied lists it: ${listed}`, held), `${outcome}\n${result.stderr}`).toBe(true);
-  });
+  it.each(cases)(
+    "%s: runs behind a gate container with no capabilities, and reaches nothing",
+    async (name, label, dockerfile) => {
+      const base = (await ensureImages(dockerClient())).base;
+      const image = await derivedImage(name, dockerfile(base));
+      const before = decoy.hits();
+      const result = await runIn(image, decoy);
+      const outcome =
+        /OUTCOME (.*)/.exec(result.stdout)?.[1] ?? `${result.status}: ${result.error ?? result.stderr.slice(-200)}`;
+      const caps = /caps=(\S+)/.exec(outcome)?.[1];
+      const uid = /uid=(\d+)/.exec(outcome)?.[1];
+      const listed = result.denied.some((d) => d.destination === `${decoy.host}:${decoy.port}`);
+      const held =
+        result.status === "succeeded" &&
+        /^ECONNREFUSED/.test(outcome) &&
+        caps === "0000000000000000" &&
+        uid !== "0" &&
+        decoy.hits() === before &&
+        listed;
+      expect(
+        report.add(
+          "image trust",
+          label,
+          "gate container: agent uid ≠ 0, no capabilities, decoy refused and listed as denied",
+          `${outcome}; decoy hits ${decoy.hits() - before}; denied lists it: ${listed}`,
+          held,
+        ),
+        `${outcome}\n${result.stderr}`,
+      ).toBe(true);
+    },
+  );
 });
 
 describe("the runner checks the rules from outside before the agent starts", () => {
@@ -94,28 +119,70 @@ describe("the runner checks the rules from outside before the agent starts", () 
     const docker = dockerClient();
     const images = await ensureImages(docker);
     const net = await ensureNetwork(docker);
-    const expected = { v4: ipv4Rules({ gateway: net.gateway, forwarded: [{ port: 6379, forwarderPort: 6379 }], direct: [{ ip: "192.0.2.10", port: 9092 }] }), v6: ipv6Rules() };
+    const expected = {
+      v4: ipv4Rules({
+        gateway: net.gateway,
+        forwarded: [{ port: 6379, forwarderPort: 6379 }],
+        direct: [{ ip: "192.0.2.10", port: 9092 }],
+      }),
+      v6: ipv6Rules(),
+    };
     // A namespace whose rules someone loosened: the same rules with the final REJECT removed.
     const loosened = expected.v4.replace("-A OUTPUT -j REJECT --reject-with icmp-port-unreachable\n", "");
     const b64 = (s: string) => Buffer.from(s).toString("base64");
     holder = await docker.createContainer({
       Image: images.ids.gate,
-      Entrypoint: ["sh", "-c", `echo ${b64(loosened)} | base64 -d | iptables-legacy-restore && echo ${b64(expected.v6)} | base64 -d | ip6tables-legacy-restore && echo loaded && sleep 120`],
+      Entrypoint: [
+        "sh",
+        "-c",
+        `echo ${b64(loosened)} | base64 -d | iptables-legacy-restore && echo ${b64(expected.v6)} | base64 -d | ip6tables-legacy-restore && echo loaded && sleep 120`,
+      ],
       Labels: { "dev.airlock.test": "rules-holder" },
-      HostConfig: { NetworkMode: net.name, CapDrop: ["ALL"], CapAdd: ["NET_ADMIN", "NET_RAW"], Tmpfs: { "/run": "rw", "/tmp": "rw" }, Sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } },
+      HostConfig: {
+        NetworkMode: net.name,
+        CapDrop: ["ALL"],
+        CapAdd: ["NET_ADMIN", "NET_RAW"],
+        Tmpfs: { "/run": "rw", "/tmp": "rw" },
+        Sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+      },
     });
     await holder.start();
-    await waitUntil(async () => (await holder!.logs({ stdout: true })).toString().includes("loaded"), { timeoutMs: 10_000, intervalMs: 50 });
+    await waitUntil(async () => (await holder!.logs({ stdout: true })).toString().includes("loaded"), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
     const info = await holder.inspect();
     const verifier = defaultVerifier(docker, images.ids.gate, { "dev.airlock.test": "verifier" });
     const target = { pid: info.State.Pid, containerId: info.Id };
-    const caught = await verifier.verify(target, expected).then(() => "accepted", (e: Error) => e.message);
+    const caught = await verifier.verify(target, expected).then(
+      () => "accepted",
+      (e: Error) => e.message,
+    );
     // The same namespace, with exactly the rules airlock sends.
-    const fix = await execa("docker", ["exec", info.Id, "sh", "-c", `echo ${b64(expected.v4)} | base64 -d | iptables-legacy-restore`], { reject: false });
+    const fix = await execa(
+      "docker",
+      ["exec", info.Id, "sh", "-c", `echo ${b64(expected.v4)} | base64 -d | iptables-legacy-restore`],
+      { reject: false },
+    );
     expect(fix.exitCode, fix.stderr).toBe(0);
-    const passed = await verifier.verify(target, expected).then(() => "accepted", (e: Error) => e.message);
-    const held = /not the ones airlock sent/.test(caught) && /missing: filter -A OUTPUT --reject-with icmp-port-unreachable -j REJECT/.test(caught) && passed === "accepted";
-    expect(report.add("gate", `rules loosened in the sandbox's namespace (final REJECT removed) before the agent starts (${canInspectFromHost() ? "read with nsenter on the host" : "read by a verifier container"})`, "caught: the agent is not started; the exact rules pass", `${caught.slice(0, 90)}…; exact rules: ${passed}`, held), caught).toBe(true);
+    const passed = await verifier.verify(target, expected).then(
+      () => "accepted",
+      (e: Error) => e.message,
+    );
+    const held =
+      /not the ones airlock sent/.test(caught) &&
+      /missing: filter -A OUTPUT --reject-with icmp-port-unreachable -j REJECT/.test(caught) &&
+      passed === "accepted";
+    expect(
+      report.add(
+        "gate",
+        `rules loosened in the sandbox's namespace (final REJECT removed) before the agent starts (${canInspectFromHost() ? "read with nsenter on the host" : "read by a verifier container"})`,
+        "caught: the agent is not started; the exact rules pass",
+        `${caught.slice(0, 90)}…; exact rules: ${passed}`,
+        held,
+      ),
+      caught,
+    ).toBe(true);
   });
 });
 
@@ -126,14 +193,23 @@ describe("the host accepts from airlock's bridge only what a running agent's pol
   const counter = async (target: string) => {
     const r = await execa("iptables", ["-w", "-t", "filter", "-L", INPUT_CHAIN, "-n", "-v", "-x"]);
     // pkts bytes target prot opt in out source destination [match...]: the chain's last rule, DROP of everything.
-    const rows = r.stdout.split("\n").map((l) => l.trim().split(/\s+/)).filter((c) => c[2] === target && c[7] === "0.0.0.0/0" && c[8] === "0.0.0.0/0" && c.length === 9);
+    const rows = r.stdout
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/))
+      .filter((c) => c[2] === target && c[7] === "0.0.0.0/0" && c[8] === "0.0.0.0/0" && c.length === 9);
     return rows.reduce((n, c) => n + Number(c[0]), 0);
   };
 
   /** A container on airlock's bridge that is no airlock agent: no gate, NET_ADMIN in its own namespace. */
   async function rogue(script: string): Promise<string> {
     const image = await attackerImage({ airlockBuilt: false });
-    const c = await docker.createContainer({ Image: image, Entrypoint: ["sh", "-c", script], User: "0", Labels: { "dev.airlock.test": "rogue" }, HostConfig: { NetworkMode: "airlock", CapAdd: ["NET_ADMIN", "NET_RAW"] } });
+    const c = await docker.createContainer({
+      Image: image,
+      Entrypoint: ["sh", "-c", script],
+      User: "0",
+      Labels: { "dev.airlock.test": "rogue" },
+      HostConfig: { NetworkMode: "airlock", CapAdd: ["NET_ADMIN", "NET_RAW"] },
+    });
     try {
       await c.start();
       await c.wait();
@@ -153,13 +229,23 @@ except Exception as e:
     gateway = net.gateway;
     prefix = Number(net.subnet.split("/")[1]);
     // A gated run first, so the host side is in place (chains are set up by the first run).
-    const warm = await runAgent({ command: ["true"], policy: definePolicy({ name: "warm", network: { allowedEndpoints: ["localhost:6379"] } }), outputDir: join(await tempDir(), "warm") });
+    const warm = await runAgent({
+      command: ["true"],
+      policy: definePolicy({ name: "warm", network: { allowedEndpoints: ["localhost:6379"] } }),
+      outputDir: join(await tempDir(), "warm"),
+    });
     expect(warm.status).toBe("succeeded");
   });
 
   it("a container with no gate at all reaches no host port through the bridge", async () => {
     if (!root) {
-      report.add("host", "no gate at all: TCP from airlock's bridge to the host", "n/a", "runner not root: no host-side filter (documented)", true);
+      report.add(
+        "host",
+        "no gate at all: TCP from airlock's bridge to the host",
+        "n/a",
+        "runner not root: no host-side filter (documented)",
+        true,
+      );
       return;
     }
     const decoy = await tcpDecoy(gateway);
@@ -169,7 +255,16 @@ except Exception as e:
       const outcome = /OUTCOME (\S+)/.exec(logs)?.[1] ?? logs.slice(-200);
       const dropped = (await counter("DROP")) - before;
       const held = outcome !== "connected" && decoy.hits() === 0 && dropped > 0;
-      expect(report.add("host", "a container on airlock's bridge with no gate (a subverted in-container gate) connects to a host port on the gateway", "dropped by the host (AIRLOCK-INPUT); decoy gets nothing", `${outcome}; decoy hits ${decoy.hits()}; host dropped ${dropped} packets`, held), logs).toBe(true);
+      expect(
+        report.add(
+          "host",
+          "a container on airlock's bridge with no gate (a subverted in-container gate) connects to a host port on the gateway",
+          "dropped by the host (AIRLOCK-INPUT); decoy gets nothing",
+          `${outcome}; decoy hits ${decoy.hits()}; host dropped ${dropped} packets`,
+          held,
+        ),
+        logs,
+      ).toBe(true);
     } finally {
       await decoy.close();
     }
@@ -177,7 +272,13 @@ except Exception as e:
 
   it("a container that takes a running agent's address and MAC cannot use that agent's localhost endpoint", async () => {
     if (!root) {
-      report.add("host", "take a running agent's address to use its host rules", "n/a", "runner not root: the forwarder accepts only the agent's address (documented)", true);
+      report.add(
+        "host",
+        "take a running agent's address to use its host rules",
+        "n/a",
+        "runner not root: the forwarder accepts only the agent's address (documented)",
+        true,
+      );
       return;
     }
     const decoy = await tcpDecoy("127.0.0.1");
@@ -186,15 +287,23 @@ except Exception as e:
     const announced = new Promise<string>((r) => (announce = r));
     const victim = runAgent({
       agent: join(AGENTS, "victim.ts"),
-      policy: definePolicy({ name: "victim", network: { allowedEndpoints: [`localhost:${decoy.port}`] }, timeoutSeconds: 120 }),
+      policy: definePolicy({
+        name: "victim",
+        network: { allowedEndpoints: [`localhost:${decoy.port}`] },
+        timeoutSeconds: 120,
+      }),
       outputDir: join(await tempDir(), "victim"),
       signal: stop.signal,
-      onEvent: (e) => e.type === "output" && e.line.startsWith("LISTENING ") && announce(e.line.split(" ")[1]!.split(":")[0]!),
+      onEvent: (e) =>
+        e.type === "output" && e.line.startsWith("LISTENING ") && announce(e.line.split(" ")[1]!.split(":")[0]!),
     });
     try {
       const ip = await announced;
       // Whichever container owns the victim's namespace on the bridge (its sandbox, or the gate it joined).
-      const onBridge = Object.values((await docker.getNetwork("airlock").inspect()).Containers ?? {}) as { IPv4Address: string; MacAddress: string }[];
+      const onBridge = Object.values((await docker.getNetwork("airlock").inspect()).Containers ?? {}) as {
+        IPv4Address: string;
+        MacAddress: string;
+      }[];
       const mac = onBridge.find((c) => c.IPv4Address.split("/")[0] === ip)?.MacAddress;
       expect(mac, `no container on airlock's bridge has ${ip}`).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
       const script = `set -e
@@ -204,7 +313,16 @@ ${connectTo(gateway, decoy.port)}`;
       const logs = await rogue(script);
       const outcome = /OUTCOME (\S+)/.exec(logs)?.[1] ?? logs.slice(-200);
       const held = outcome !== "connected" && decoy.hits() === 0;
-      expect(report.add("host", "a container on airlock's bridge takes a running agent's IP and MAC and connects to the gateway port that agent's localhost endpoint is forwarded from", "no match (host rules are bound to the agent's own bridge port); the host loopback decoy gets nothing", `${outcome}; decoy hits ${decoy.hits()}`, held), logs).toBe(true);
+      expect(
+        report.add(
+          "host",
+          "a container on airlock's bridge takes a running agent's IP and MAC and connects to the gateway port that agent's localhost endpoint is forwarded from",
+          "no match (host rules are bound to the agent's own bridge port); the host loopback decoy gets nothing",
+          `${outcome}; decoy hits ${decoy.hits()}`,
+          held,
+        ),
+        logs,
+      ).toBe(true);
     } finally {
       stop.abort();
       await victim;
@@ -230,7 +348,13 @@ def read(p):
     except Exception as e: return type(e).__name__
 print("RESULT " + json.dumps({p: read("/workspace/" + p) for p in [".env", ".env.example", "config.json", ".ssh/id_ed25519", "deploy.pem"]} | {"listing": sorted(os.listdir("/workspace"))}))`;
     const run = async (workingDir: string | undefined, include?: string[]) => {
-      const result = await runAgent({ command: ["python3", "-c", script], image, policy: definePolicy({ name: "ws", ...(include ? { workspace: { include } } : {}) }), outputDir: join(await tempDir(), "out"), ...(workingDir ? { workingDir } : {}) });
+      const result = await runAgent({
+        command: ["python3", "-c", script],
+        image,
+        policy: definePolicy({ name: "ws", ...(include ? { workspace: { include } } : {}) }),
+        outputDir: join(await tempDir(), "out"),
+        ...(workingDir ? { workingDir } : {}),
+      });
       return { result, seen: JSON.parse(/RESULT (.*)/.exec(result.stdout)?.[1] ?? "{}") as Record<string, string> };
     };
     const none = await run(undefined);
@@ -238,12 +362,22 @@ print("RESULT " + json.dumps({p: read("/workspace/" + p) for p in [".env", ".env
     const listed = await run(dir, ["deploy.pem"]);
     const held =
       none.seen.listing?.length === 0 &&
-      named.seen[".env"] === "(empty)" && named.seen[".ssh/id_ed25519"] === "FileNotFoundError" && named.seen["deploy.pem"] === "(empty)" &&
-      named.seen["config.json"] === "{}" && named.seen[".env.example"] === "OPENAI_API_KEY=" &&
+      named.seen[".env"] === "(empty)" &&
+      named.seen[".ssh/id_ed25519"] === "FileNotFoundError" &&
+      named.seen["deploy.pem"] === "(empty)" &&
+      named.seen["config.json"] === "{}" &&
+      named.seen[".env.example"] === "OPENAI_API_KEY=" &&
       JSON.stringify(named.result.workspaceHidden) === JSON.stringify([".env", ".ssh", "deploy.pem"]) &&
-      listed.seen["deploy.pem"] === "PRIVATE KEY" && listed.seen[".env"] === "(empty)";
+      listed.seen["deploy.pem"] === "PRIVATE KEY" &&
+      listed.seen[".env"] === "(empty)";
     expect(
-      report.add("secrets", "read /workspace/.env (an API key), .ssh/ and *.pem of the working directory", "nothing mounted by default; secrets hidden; workspace.include lets a listed one in", `default: ${JSON.stringify(none.seen.listing)}; .env ${named.seen[".env"]}, .ssh/id_ed25519 ${named.seen[".ssh/id_ed25519"]}, deploy.pem ${named.seen["deploy.pem"]} (listed: ${listed.seen["deploy.pem"]?.slice(0, 11)})`, held),
+      report.add(
+        "secrets",
+        "read /workspace/.env (an API key), .ssh/ and *.pem of the working directory",
+        "nothing mounted by default; secrets hidden; workspace.include lets a listed one in",
+        `default: ${JSON.stringify(none.seen.listing)}; .env ${named.seen[".env"]}, .ssh/id_ed25519 ${named.seen[".ssh/id_ed25519"]}, deploy.pem ${named.seen["deploy.pem"]} (listed: ${listed.seen["deploy.pem"]?.slice(0, 11)})`,
+        held,
+      ),
       JSON.stringify([none.seen, named.seen, listed.seen, named.result.stderr]),
     ).toBe(true);
   });
@@ -259,11 +393,30 @@ for i in range(20000):
     open("/output/f%d" % i, "w").close()
     if i < 2000: os.symlink("x" * 4000, "/output/l%d" % i)
 print("done")`;
-    const result = await runAgent({ command: ["python3", "-c", script], image, policy: definePolicy({ name: "inodes", resources: { output: "1m" }, timeoutSeconds: 120 }), outputDir, stopGraceMs: 1000 });
+    const result = await runAgent({
+      command: ["python3", "-c", script],
+      image,
+      policy: definePolicy({ name: "inodes", resources: { output: "1m" }, timeoutSeconds: 120 }),
+      outputDir,
+      stopGraceMs: 1000,
+    });
     const { readdir } = await import("node:fs/promises");
     const entries = (await readdir(outputDir)).length;
     // /output has 10,000 inodes (resources.outputFiles) and 1 MiB: the kernel refuses the rest.
-    const held = result.status === "failed" && /output limit (reached|exceeded)/.test(result.error ?? "") && !result.stdout.includes("done") && entries <= 10_000;
-    expect(report.add("output", "20k folders, 20k empty files and 2k long symlinks in /output under resources.output: 1m", "refused by /output's own filesystem at the limit; the run fails; no more than the limit reaches the host", `${entries} entries on the host; ${result.status}: ${result.error?.slice(0, 60)}`, held), JSON.stringify(result).slice(0, 500)).toBe(true);
+    const held =
+      result.status === "failed" &&
+      /output limit (reached|exceeded)/.test(result.error ?? "") &&
+      !result.stdout.includes("done") &&
+      entries <= 10_000;
+    expect(
+      report.add(
+        "output",
+        "20k folders, 20k empty files and 2k long symlinks in /output under resources.output: 1m",
+        "refused by /output's own filesystem at the limit; the run fails; no more than the limit reaches the host",
+        `${entries} entries on the host; ${result.status}: ${result.error?.slice(0, 60)}`,
+        held,
+      ),
+      JSON.stringify(result).slice(0, 500),
+    ).toBe(true);
   });
 });

@@ -10,7 +10,14 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanup, createRunner, definePolicy, dockerClient, type AgentResult, type Runner } from "../../../runner/index.js";
+import {
+  cleanup,
+  createRunner,
+  definePolicy,
+  dockerClient,
+  type AgentResult,
+  type Runner,
+} from "../../../runner/index.js";
 import { LABEL } from "../../../runner/docker/labels.js";
 import { packagePath } from "../../../runner/paths.js";
 import { waitUntil } from "../../../runner/util/wait-until.js";
@@ -56,12 +63,22 @@ describe("the warm pool's sandboxes", () => {
   let dir: string;
   let runner: Runner;
   let decoy: Decoy;
-  const policy = (extra: object = {}) => definePolicy({ name: "pooled", network: { allowedEndpoints: ["localhost:6379"] }, ...extra });
+  const policy = (extra: object = {}) =>
+    definePolicy({ name: "pooled", network: { allowedEndpoints: ["localhost:6379"] }, ...extra });
   const run = async (agent: string, extra: object = {}, env?: Record<string, string>) =>
-    runner.runAgent({ agent: join(dir, agent), policy: policy(extra), outputDir: join(await tempDir(), agent.replace(/\.ts$/, "")), ...(env ? { env } : {}) });
+    runner.runAgent({
+      agent: join(dir, agent),
+      policy: policy(extra),
+      outputDir: join(await tempDir(), agent.replace(/\.ts$/, "")),
+      ...(env ? { env } : {}),
+    });
   /** Until `count` sandboxes are ready (the pool refills in the background). */
-  const filled = (count = 1) => waitUntil(async () => (runner.warmPool?.readyCount() ?? 0) >= count, { timeoutMs: 60_000, intervalMs: 100 });
-  const pooledContainers = async () => (await docker.listContainers({ all: true, filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.run}=pool`] } })).filter((c) => c.Names[0]?.startsWith("/airlock-pool-"));
+  const filled = (count = 1) =>
+    waitUntil(async () => (runner.warmPool?.readyCount() ?? 0) >= count, { timeoutMs: 60_000, intervalMs: 100 });
+  const pooledContainers = async () =>
+    (
+      await docker.listContainers({ all: true, filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.run}=pool`] } })
+    ).filter((c) => c.Names[0]?.startsWith("/airlock-pool-"));
 
   beforeAll(async () => {
     dir = await tempDir();
@@ -90,30 +107,56 @@ describe("the warm pool's sandboxes", () => {
     for (const c of waiting) {
       const info = await docker.getContainer(c.Id).inspect();
       const env = (info.Config.Env ?? []).join("\n");
-      if (env.includes(secret) || /AIRLOCK_RUN_ID|REDIS_URL|FIRST_SECRET/.test(env)) problems.push(`${c.Names[0]}: env ${env}`);
+      if (env.includes(secret) || /AIRLOCK_RUN_ID|REDIS_URL|FIRST_SECRET/.test(env))
+        problems.push(`${c.Names[0]}: env ${env}`);
       for (const m of info.Mounts) {
         if (m.Destination === "/opt/agent/run" || m.Destination === "/output") {
           const entries = await readdir(m.Source);
           if (entries.length) problems.push(`${c.Names[0]}: ${m.Destination} holds ${entries.join(",")}`);
         }
-        if (m.Destination === "/etc/hosts" && (await readFile(m.Source, "utf8")) !== "") problems.push(`${c.Names[0]}: /etc/hosts written`);
+        if (m.Destination === "/etc/hosts" && (await readFile(m.Source, "utf8")) !== "")
+          problems.push(`${c.Names[0]}: /etc/hosts written`);
       }
       const top = await docker.getContainer(c.Id).top({ ps_args: "-o pid,user,args" });
       const runtime = top.Processes.find((p: string[]) => p[2]?.startsWith("node /opt/airlock/dist/standby.js"));
-      if (!runtime || runtime[1] === "root" || runtime[1] === "0") problems.push(`${c.Names[0]}: runtime on standby ${JSON.stringify(runtime)}`);
+      if (!runtime || runtime[1] === "root" || runtime[1] === "0")
+        problems.push(`${c.Names[0]}: runtime on standby ${JSON.stringify(runtime)}`);
     }
-    expect(report.add(area, "a sandbox waiting in the pool", "no variable, file or code of any run; runtime on standby not root", problems.join("; ") || `none in ${waiting.length} sandboxes`, problems.length === 0), problems.join("\n")).toBe(true);
+    expect(
+      report.add(
+        area,
+        "a sandbox waiting in the pool",
+        "no variable, file or code of any run; runtime on standby not root",
+        problems.join("; ") || `none in ${waiting.length} sandboxes`,
+        problems.length === 0,
+      ),
+      problems.join("\n"),
+    ).toBe(true);
   });
 
   it("gate the agent before its first instruction: its first connection where the policy does not allow fails, and it has no capability", async () => {
     await filled(1);
-    const r = await run("first-instruction.ts", { env: { set: { DECOY_HOST: decoy.host, DECOY_PORT: String(decoy.port) } } });
+    const r = await run("first-instruction.ts", {
+      env: { set: { DECOY_HOST: decoy.host, DECOY_PORT: String(decoy.port) } },
+    });
     expect(r.status, r.stderr).toBe("succeeded");
     expect(r.startup?.how).toBe("pooled sandbox");
     const seen = lastJson(r) as { forbidden: string; allowed: string; caps: string };
-    const capsZero = seen.caps.split(" ").filter((c) => /^[0-9a-f]{16}$/.test(c)).every((c) => c === "0000000000000000");
+    const capsZero = seen.caps
+      .split(" ")
+      .filter((c) => /^[0-9a-f]{16}$/.test(c))
+      .every((c) => c === "0000000000000000");
     const held = seen.allowed === "connected" && seen.forbidden !== "connected" && decoy.hits() === 0 && capsZero;
-    expect(report.add(area, "the agent's first instruction in a pooled sandbox: TCP to a decoy on the host, and to the allowed endpoint", "decoy refused (0 hits), allowed connects, no capabilities", `${seen.forbidden}; allowed ${seen.allowed}; decoy hits ${decoy.hits()}; ${seen.caps}`, held), JSON.stringify(seen)).toBe(true);
+    expect(
+      report.add(
+        area,
+        "the agent's first instruction in a pooled sandbox: TCP to a decoy on the host, and to the allowed endpoint",
+        "decoy refused (0 hits), allowed connects, no capabilities",
+        `${seen.forbidden}; allowed ${seen.allowed}; decoy hits ${decoy.hits()}; ${seen.caps}`,
+        held,
+      ),
+      JSON.stringify(seen),
+    ).toBe(true);
   });
 
   it("show an agent nothing of the agent before it: each sandbox runs one agent and is removed", async () => {
@@ -124,7 +167,15 @@ describe("the warm pool's sandboxes", () => {
     expect([first.startup?.how, second.startup?.how]).toEqual(["pooled sandbox", "pooled sandbox"]);
     expect(first.outputFiles).toEqual(["first.txt"]);
     const a = lastJson(first) as { hostname: string };
-    const b = lastJson(second) as { hostname: string; tmp: string[]; output: string[]; bundle: string[]; env: string[]; envValues: string; procs: string[] };
+    const b = lastJson(second) as {
+      hostname: string;
+      tmp: string[];
+      output: string[];
+      bundle: string[];
+      env: string[];
+      envValues: string;
+      procs: string[];
+    };
     const problems = [
       a.hostname === b.hostname ? "the same container" : "",
       b.tmp.includes("left-by-the-first.txt") ? "the first agent's /tmp file" : "",
@@ -136,7 +187,16 @@ describe("the warm pool's sandboxes", () => {
     // The first agent's container is gone (removed in the background once its run returned).
     await runner.containersRemoved();
     const firstGone = !(await docker.listContainers({ all: true })).some((c) => c.Id.startsWith(a.hostname));
-    expect(report.add(area, "the next agent after one that left a /tmp file, a variable, an output file and a waiting process", "sees none of it, in another container", problems.join("; ") || `nothing (${a.hostname} → ${b.hostname})`, problems.length === 0 && firstGone), problems.join("\n")).toBe(true);
+    expect(
+      report.add(
+        area,
+        "the next agent after one that left a /tmp file, a variable, an output file and a waiting process",
+        "sees none of it, in another container",
+        problems.join("; ") || `nothing (${a.hostname} → ${b.hostname})`,
+        problems.length === 0 && firstGone,
+      ),
+      problems.join("\n"),
+    ).toBe(true);
   });
 
   it("are never handed out once something was run in them (docker exec): the run gets another, and that one is removed", async () => {
@@ -149,19 +209,44 @@ describe("the warm pool's sandboxes", () => {
     const results = [await run("looker.ts"), await run("looker.ts")];
     const hostnames = results.map((r) => (lastJson(r) as { hostname: string }).hostname);
     const handedOut = hostnames.some((h) => target!.Id.startsWith(h));
-    await waitUntil(async () => !(await docker.listContainers({ all: true })).some((c) => c.Id === target!.Id), { timeoutMs: 30_000, intervalMs: 100 });
-    expect(report.add(area, "a pooled sandbox something was run in with docker exec", "never handed out, removed", handedOut ? `handed out to ${hostnames.join(",")}` : `not handed out (${results.map((r) => r.startup?.how).join(", ")}), removed`, !handedOut)).toBe(true);
+    await waitUntil(async () => !(await docker.listContainers({ all: true })).some((c) => c.Id === target!.Id), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    expect(
+      report.add(
+        area,
+        "a pooled sandbox something was run in with docker exec",
+        "never handed out, removed",
+        handedOut
+          ? `handed out to ${hostnames.join(",")}`
+          : `not handed out (${results.map((r) => r.startup?.how).join(", ")}), removed`,
+        !handedOut,
+      ),
+    ).toBe(true);
   });
 
   it("are replaced when one dies while it waits, and the next run is warm in a new one", async () => {
     await filled(2);
     const before = await pooledContainers();
     await docker.getContainer(before[0]!.Id).kill({ signal: "SIGKILL" });
-    await waitUntil(async () => !(await pooledContainers()).some((c) => c.Id === before[0]!.Id) && (runner.warmPool?.readyCount() ?? 0) >= 2, { timeoutMs: 60_000, intervalMs: 100 });
+    await waitUntil(
+      async () =>
+        !(await pooledContainers()).some((c) => c.Id === before[0]!.Id) && (runner.warmPool?.readyCount() ?? 0) >= 2,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     const r = await run("looker.ts");
     expect(r.startup?.how).toBe("pooled sandbox");
     expect(before[0]!.Id.startsWith((lastJson(r) as { hostname: string }).hostname)).toBe(false);
-    expect(report.add(area, "a pooled sandbox killed while it waits", "replaced; never handed out", "replaced; the next run was warm in another", true)).toBe(true);
+    expect(
+      report.add(
+        area,
+        "a pooled sandbox killed while it waits",
+        "replaced; never handed out",
+        "replaced; the next run was warm in another",
+        true,
+      ),
+    ).toBe(true);
   });
 });
 
@@ -180,7 +265,12 @@ describe("crash cleanup of the pool", () => {
        const t = setInterval(() => { if (runner.warmPool.readyCount() >= 2) { console.log("pool ready"); clearInterval(t); } }, 100);
        setTimeout(() => {}, 600_000);`,
     );
-    const child = execa("node", [script], { cwd: packagePath(), reject: false, buffer: false, env: { XDG_CACHE_HOME: cache } });
+    const child = execa("node", [script], {
+      cwd: packagePath(),
+      reject: false,
+      buffer: false,
+      env: { XDG_CACHE_HOME: cache },
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("the pool never filled")), 120_000);
       child.stdout!.on("data", (d: Buffer) => d.toString().includes("pool ready") && (clearTimeout(timer), resolve()));
@@ -188,7 +278,10 @@ describe("crash cleanup of the pool", () => {
     const pid = child.pid!;
     child.kill("SIGKILL");
     await child;
-    const ours = async () => (await docker.listContainers({ all: true, filters: { label: [`${LABEL.role}=sandbox`] } })).filter((c) => c.Labels[LABEL.owner]?.endsWith(`:${pid}`));
+    const ours = async () =>
+      (await docker.listContainers({ all: true, filters: { label: [`${LABEL.role}=sandbox`] } })).filter((c) =>
+        c.Labels[LABEL.owner]?.endsWith(`:${pid}`),
+      );
     const folders = async () => readdir(join(cache, "airlock", "sandboxes")).catch(() => [] as string[]);
     const leftBefore = (await ours()).length;
     const foldersBefore = (await folders()).length;
@@ -204,6 +297,14 @@ describe("crash cleanup of the pool", () => {
       else process.env.XDG_CACHE_HOME = previous;
     }
     const held = (await ours()).length === 0 && (await folders()).length === 0;
-    expect(report.add(area, "a runner with a warm pool killed with SIGKILL", "cleanup removes its sandboxes and their folders", `${leftBefore} sandboxes, ${foldersBefore} folders left; after cleanup: ${(await ours()).length}, ${(await folders()).length}`, held)).toBe(true);
+    expect(
+      report.add(
+        area,
+        "a runner with a warm pool killed with SIGKILL",
+        "cleanup removes its sandboxes and their folders",
+        `${leftBefore} sandboxes, ${foldersBefore} folders left; after cleanup: ${(await ours()).length}, ${(await folders()).length}`,
+        held,
+      ),
+    ).toBe(true);
   }, 300_000);
 });

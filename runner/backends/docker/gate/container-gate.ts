@@ -70,7 +70,9 @@ export class ContainerEgressGate implements EgressGate {
     this.gate.detach();
     // Gates are removed by the engine once stopped (AutoRemove): the kill is enough, and it spares
     // the run the bridge teardown.
-    this.input.background(this.gate.container.kill({ signal: "SIGKILL" }).catch(() => this.gate.container.remove({ force: true, v: true })));
+    this.input.background(
+      this.gate.container.kill({ signal: "SIGKILL" }).catch(() => this.gate.container.remove({ force: true, v: true })),
+    );
     await this.input.hostSide.close();
   }
 }

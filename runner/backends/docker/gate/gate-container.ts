@@ -54,19 +54,29 @@ export interface GateRules {
 async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, networkName: string): Promise<WarmGate> {
   const container = await docker.createContainer({ ...spec, OpenStdin: true, StdinOnce: false, AttachStdin: true });
   try {
-    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as WarmGate["stream"];
+    const stream = (await container.attach({
+      stream: true,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+      hijack: true,
+    })) as unknown as WarmGate["stream"];
     const out = new PassThrough();
     let text = "";
     const waiters = new Set<() => void>();
     out.on("data", (chunk: Buffer) => {
       text += chunk.toString();
-      waiters.forEach((w) => w());
+      waiters.forEach((w) => {
+        w();
+      });
     });
     docker.modem.demuxStream(stream, out, out);
     let gone = false;
     const end = () => {
       gone = true;
-      waiters.forEach((w) => w());
+      waiters.forEach((w) => {
+        w();
+      });
     };
     stream.on("end", end);
     stream.on("close", end);
@@ -90,7 +100,16 @@ async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, ne
     const info = await container.inspect();
     const net = info.NetworkSettings.Networks[networkName];
     if (!net?.IPAddress) throw new GateError(`the gate container has no address on network ${networkName}`);
-    return { container, stream, output: () => text, waitFor, gone: () => gone, ip: net.IPAddress, mac: net.MacAddress, pid: info.State.Pid };
+    return {
+      container,
+      stream,
+      output: () => text,
+      waitFor,
+      gone: () => gone,
+      ip: net.IPAddress,
+      mac: net.MacAddress,
+      pid: info.State.Pid,
+    };
   } catch (err) {
     await container.remove({ force: true, v: true }).catch(() => {});
     throw err;
@@ -102,8 +121,16 @@ async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise
   gate.stream.ref?.();
   gate.stream.write(gateRulesLine(rules, rules.holdSeconds));
   const ready = await withTimeout(gate.waitFor(GATE_WORDS.ready, 0), timeoutMs, "timeout").catch(() => undefined);
-  if (ready === undefined) throw new GateError(`the egress gate did not report ready within ${timeoutMs} ms`, "check the engine's health (docker info)");
-  if (!ready) throw new GateError(`the egress gate failed before the agent started: ${gate.output().trim() || "no output"}`, "the host kernel must support iptables (nf_tables) inside containers");
+  if (ready === undefined)
+    throw new GateError(
+      `the egress gate did not report ready within ${timeoutMs} ms`,
+      "check the engine's health (docker info)",
+    );
+  if (!ready)
+    throw new GateError(
+      `the egress gate failed before the agent started: ${gate.output().trim() || "no output"}`,
+      "the host kernel must support iptables (nf_tables) inside containers",
+    );
   const from = gate.output().length;
   return {
     container: gate.container,
@@ -113,8 +140,14 @@ async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise
     pid: gate.pid,
     async report(timeoutMs = 3000) {
       const start = Math.max(from, gate.output().length);
-      await withTimeout(gate.container.kill({ signal: "SIGUSR1" }), timeoutMs, "the gate did not take the signal").catch(() => {});
-      const ended = await withTimeout(gate.waitFor(GATE_WORDS.reportEnd, start), timeoutMs, "timeout").catch(() => false);
+      await withTimeout(
+        gate.container.kill({ signal: "SIGUSR1" }),
+        timeoutMs,
+        "the gate did not take the signal",
+      ).catch(() => {});
+      const ended = await withTimeout(gate.waitFor(GATE_WORDS.reportEnd, start), timeoutMs, "timeout").catch(
+        () => false,
+      );
       if (!ended) return "";
       const text = gate.output().slice(start);
       return text.slice(0, text.indexOf(GATE_WORDS.reportEnd));

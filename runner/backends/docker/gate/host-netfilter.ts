@@ -51,9 +51,13 @@ export function runComment(runId: string): string[] {
 
 /** Match options that tie a rule to one agent's port on the bridge. */
 export function peerMatch(peer: BridgePeer): string[] {
-  if (peer.hostInterface && physdevUsable()) return ["-s", `${peer.ip}/32`, "-m", "physdev", "--physdev-in", peer.hostInterface];
+  if (peer.hostInterface && physdevUsable())
+    return ["-s", `${peer.ip}/32`, "-m", "physdev", "--physdev-in", peer.hostInterface];
   if (peer.mac) return ["-s", `${peer.ip}/32`, "-m", "mac", "--mac-source", peer.mac];
-  throw new GateError(`cannot tell agent ${peer.ip}'s port on the bridge apart from others (no interface or MAC address)`, "check the engine's health (docker info)");
+  throw new GateError(
+    `cannot tell agent ${peer.ip}'s port on the bridge apart from others (no interface or MAC address)`,
+    "check the engine's health (docker info)",
+  );
 }
 
 let physdev: boolean | undefined;
@@ -69,7 +73,10 @@ function physdevUsable(): boolean {
 }
 
 /** Add or delete rules (["-A", CHAIN, ...]) in one transaction per table. */
-export async function applyRunRules(op: "add" | "delete", rules: { table: "nat" | "filter"; rule: string[] }[]): Promise<void> {
+export async function applyRunRules(
+  op: "add" | "delete",
+  rules: { table: "nat" | "filter"; rule: string[] }[],
+): Promise<void> {
   const body = (table: string) =>
     rules
       .filter((r) => r.table === table)
@@ -88,7 +95,11 @@ async function restore(input: string): Promise<void> {
   try {
     await execa("iptables-restore", ["--noflush", "--wait", "10"], { input });
   } catch (err) {
-    throw new GateError(`could not update the host's netfilter rules: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, "run the runner as root with iptables installed (or as a non-root user, with the user-space forwarder)", err);
+    throw new GateError(
+      `could not update the host's netfilter rules: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`,
+      "run the runner as root with iptables installed (or as a non-root user, with the user-space forwarder)",
+      err,
+    );
   }
 }
 
@@ -114,7 +125,16 @@ function chainRules(): [table: string, chain: string, rules: string[][]][] {
     ["nat", NAT_CHAIN, []],
     ["filter", AGENTS_IN_CHAIN, []],
     ["filter", AGENTS_FWD_CHAIN, []],
-    ["filter", INPUT_CHAIN, [established, ["-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "DNAT", "-j", "DROP"], ["-j", AGENTS_IN_CHAIN], ["-j", "DROP"]]],
+    [
+      "filter",
+      INPUT_CHAIN,
+      [
+        established,
+        ["-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "DNAT", "-j", "DROP"],
+        ["-j", AGENTS_IN_CHAIN],
+        ["-j", "DROP"],
+      ],
+    ],
     ["filter", FORWARD_CHAIN, [established, ["-j", AGENTS_FWD_CHAIN], ["-j", "DROP"]]],
   ];
 }
@@ -150,7 +170,20 @@ async function removeLegacyRules(iface: string): Promise<void> {
       // a rule added twice goes too
     }
   };
-  await gone("nat", "INPUT", ["-i", iface, "-d", "127.0.0.0/8", "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", "127.0.0.1"]);
+  await gone("nat", "INPUT", [
+    "-i",
+    iface,
+    "-d",
+    "127.0.0.0/8",
+    "-m",
+    "conntrack",
+    "--ctstate",
+    "DNAT",
+    "-j",
+    "SNAT",
+    "--to-source",
+    "127.0.0.1",
+  ]);
   await gone("filter", "INPUT", ["-i", iface, "-j", "AIRLOCK-LOOPBACK-GUARD"]);
   await iptables(["-t", "filter", "-F", "AIRLOCK-LOOPBACK-GUARD"]);
   await iptables(["-t", "filter", "-X", "AIRLOCK-LOOPBACK-GUARD"]);
@@ -158,25 +191,35 @@ async function removeLegacyRules(iface: string): Promise<void> {
 
 async function setUpHostChains(bridge: Bridge): Promise<void> {
   await removeLegacyRules(bridge.interface);
-  const fail = (what: string) => new GateError(`could not set up the host's netfilter for airlock's bridge: ${what}`, "run the runner as root with iptables installed, or as a non-root user");
+  const fail = (what: string) =>
+    new GateError(
+      `could not set up the host's netfilter for airlock's bridge: ${what}`,
+      "run the runner as root with iptables installed, or as a non-root user",
+    );
   for (const [table, chain, rules] of chainRules()) {
     if (!(await iptables(["-t", table, "-n", "-L", chain]))) await iptables(["-t", table, "-N", chain]);
     // Another runner may have set the chain up already: its fixed rules are then kept as they are.
     for (const [i, rule] of rules.entries()) {
       if (!(await iptables(["-t", table, "-C", chain, ...rule]))) {
-        if (!(await iptables(["-t", table, "-I", chain, String(i + 1), ...rule]))) throw fail(`iptables -t ${table} -I ${chain} ${rule.join(" ")}`);
+        if (!(await iptables(["-t", table, "-I", chain, String(i + 1), ...rule])))
+          throw fail(`iptables -t ${table} -I ${chain} ${rule.join(" ")}`);
       }
     }
   }
   for (const [table, chain, rule] of hookRules(bridge.interface, await forwardHook())) {
     if (!(await iptables(["-t", table, "-C", chain, ...rule]))) {
-      if (!(await iptables(["-t", table, "-I", chain, "1", ...rule]))) throw fail(`iptables -t ${table} -I ${chain} 1 ${rule.join(" ")}`);
+      if (!(await iptables(["-t", table, "-I", chain, "1", ...rule])))
+        throw fail(`iptables -t ${table} -I ${chain} 1 ${rule.join(" ")}`);
     }
   }
   try {
     await writeFile(`/proc/sys/net/ipv4/conf/${bridge.interface}/route_localnet`, "1");
   } catch (err) {
-    throw new GateError(`could not enable route_localnet on ${bridge.interface}: ${(err as Error).message}`, "run the runner as root, or set AIRLOCK_LOOPBACK=forwarder", err);
+    throw new GateError(
+      `could not enable route_localnet on ${bridge.interface}: ${(err as Error).message}`,
+      "run the runner as root, or set AIRLOCK_LOOPBACK=forwarder",
+      err,
+    );
   }
 }
 

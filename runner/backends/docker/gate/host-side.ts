@@ -15,7 +15,17 @@
  */
 import { GateError } from "../../../errors.js";
 import { LoopbackForwarder } from "../../../run/loopback-forwarder.js";
-import { AGENTS_FWD_CHAIN, AGENTS_IN_CHAIN, applyRunRules, ensureHostChains, NAT_CHAIN, peerMatch, runComment, type Bridge, type BridgePeer } from "./host-netfilter.js";
+import {
+  AGENTS_FWD_CHAIN,
+  AGENTS_IN_CHAIN,
+  applyRunRules,
+  ensureHostChains,
+  NAT_CHAIN,
+  peerMatch,
+  runComment,
+  type Bridge,
+  type BridgePeer,
+} from "./host-netfilter.js";
 import type { GatePlan } from "../../../gate/plan.js";
 
 export type LoopbackMode = "kernel" | "forwarder";
@@ -42,18 +52,29 @@ export function hostFilterAvailable(): boolean {
   return process.getuid?.() === 0 && process.platform === "linux";
 }
 
-export async function openHostSide(mode: LoopbackMode, bridge: Bridge, plan: Pick<GatePlan, "loopback" | "direct">, runId: string): Promise<HostSide> {
-  if (mode === "kernel" && !hostFilterAvailable()) throw new GateError("AIRLOCK_LOOPBACK=kernel needs a root runner", "unset AIRLOCK_LOOPBACK, or run as root");
+export async function openHostSide(
+  mode: LoopbackMode,
+  bridge: Bridge,
+  plan: Pick<GatePlan, "loopback" | "direct">,
+  runId: string,
+): Promise<HostSide> {
+  if (mode === "kernel" && !hostFilterAvailable())
+    throw new GateError("AIRLOCK_LOOPBACK=kernel needs a root runner", "unset AIRLOCK_LOOPBACK, or run as root");
   const filtered = hostFilterAvailable();
   if (filtered) await ensureHostChains(bridge);
-  const forwarders = mode === "forwarder" ? await Promise.all(plan.loopback.map((r) => LoopbackForwarder.listen(bridge.gateway, r.target))) : [];
+  const forwarders =
+    mode === "forwarder"
+      ? await Promise.all(plan.loopback.map((r) => LoopbackForwarder.listen(bridge.gateway, r.target)))
+      : [];
   const gatewayPorts = mode === "forwarder" ? forwarders.map((f) => f.port) : plan.loopback.map((r) => r.target.port);
   const added: { table: "nat" | "filter"; rule: string[] }[] = [];
   return {
     gatewayPorts,
     filtered,
     async allow(peer) {
-      forwarders.forEach((f) => f.allow(peer.ip));
+      forwarders.forEach((f) => {
+        f.allow(peer.ip);
+      });
       if (!filtered) return;
       const from = peerMatch(peer);
       const tag = runComment(runId);
@@ -61,16 +82,108 @@ export async function openHostSide(mode: LoopbackMode, bridge: Bridge, plan: Pic
       plan.loopback.forEach((route, i) => {
         const port = String(gatewayPorts[i]);
         if (mode === "kernel") {
-          rules.push({ table: "nat", rule: ["-A", NAT_CHAIN, ...from, "-d", `${bridge.gateway}/32`, "-i", bridge.interface, "-p", "tcp", "-m", "tcp", "--dport", port, ...tag, "-j", "DNAT", "--to-destination", `${route.target.host}:${route.target.port}`] });
-          rules.push({ table: "filter", rule: ["-A", AGENTS_IN_CHAIN, ...from, "-d", `${route.target.host}/32`, "-p", "tcp", "-m", "tcp", "--dport", String(route.target.port), "-m", "conntrack", "--ctstate", "NEW", "--ctorigdst", bridge.gateway, "--ctorigdstport", port, ...tag, "-j", "ACCEPT"] });
+          rules.push({
+            table: "nat",
+            rule: [
+              "-A",
+              NAT_CHAIN,
+              ...from,
+              "-d",
+              `${bridge.gateway}/32`,
+              "-i",
+              bridge.interface,
+              "-p",
+              "tcp",
+              "-m",
+              "tcp",
+              "--dport",
+              port,
+              ...tag,
+              "-j",
+              "DNAT",
+              "--to-destination",
+              `${route.target.host}:${route.target.port}`,
+            ],
+          });
+          rules.push({
+            table: "filter",
+            rule: [
+              "-A",
+              AGENTS_IN_CHAIN,
+              ...from,
+              "-d",
+              `${route.target.host}/32`,
+              "-p",
+              "tcp",
+              "-m",
+              "tcp",
+              "--dport",
+              String(route.target.port),
+              "-m",
+              "conntrack",
+              "--ctstate",
+              "NEW",
+              "--ctorigdst",
+              bridge.gateway,
+              "--ctorigdstport",
+              port,
+              ...tag,
+              "-j",
+              "ACCEPT",
+            ],
+          });
         } else {
-          rules.push({ table: "filter", rule: ["-A", AGENTS_IN_CHAIN, ...from, "-d", `${bridge.gateway}/32`, "-p", "tcp", "-m", "tcp", "--dport", port, "-m", "conntrack", "--ctstate", "NEW", ...tag, "-j", "ACCEPT"] });
+          rules.push({
+            table: "filter",
+            rule: [
+              "-A",
+              AGENTS_IN_CHAIN,
+              ...from,
+              "-d",
+              `${bridge.gateway}/32`,
+              "-p",
+              "tcp",
+              "-m",
+              "tcp",
+              "--dport",
+              port,
+              "-m",
+              "conntrack",
+              "--ctstate",
+              "NEW",
+              ...tag,
+              "-j",
+              "ACCEPT",
+            ],
+          });
         }
       });
       for (const d of plan.direct) {
         // A direct endpoint may be one of the host's own addresses (INPUT) or beyond it (FORWARD).
         for (const chain of [AGENTS_IN_CHAIN, AGENTS_FWD_CHAIN]) {
-          rules.push({ table: "filter", rule: ["-A", chain, ...from, "-d", `${d.ip}/32`, "-p", "tcp", "-m", "tcp", "--dport", String(d.port), "-m", "conntrack", "--ctstate", "NEW", ...tag, "-j", "ACCEPT"] });
+          rules.push({
+            table: "filter",
+            rule: [
+              "-A",
+              chain,
+              ...from,
+              "-d",
+              `${d.ip}/32`,
+              "-p",
+              "tcp",
+              "-m",
+              "tcp",
+              "--dport",
+              String(d.port),
+              "-m",
+              "conntrack",
+              "--ctstate",
+              "NEW",
+              ...tag,
+              "-j",
+              "ACCEPT",
+            ],
+          });
         }
       }
       await applyRunRules("add", rules);

@@ -88,7 +88,12 @@ export class InitEgressGate implements EgressGate {
     stdio.write(this.rulesLine());
   }
 
-  async open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>, start?: SandboxStart): Promise<void> {
+  async open(
+    container: EngineContainer,
+    stdio: Duplex,
+    stopped: Promise<unknown>,
+    start?: SandboxStart,
+  ): Promise<void> {
     if (!start) throw new GateError("a sandbox needs its start line", "this is a bug in airlock: report it");
     if (!this.stdio) this.beforeStart(stdio);
     const ended = stopped.then(
@@ -98,20 +103,31 @@ export class InitEgressGate implements EgressGate {
     const state = start.state ?? (await container.inspect());
     this.pid = state.pid;
     const address = state.networks[this.input.networkName];
-    if (!address?.ip) throw new GateError("the agent's container has no address on the airlock network", "check the engine's health (docker info)");
+    if (!address?.ip)
+      throw new GateError(
+        "the agent's container has no address on the airlock network",
+        "check the engine's health (docker info)",
+      );
     const hostInterface = canInspectFromHost() && this.pid ? await hostInterfaceOf(this.pid) : undefined;
     const checked = (async () => {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), APPLY_TIMEOUT_MS)));
       const backend = await Promise.race([this.applied, ended, timeout]).finally(() => clearTimeout(timer));
-      if (backend === "timeout") throw new GateError(`the gate's init did not load its rules within ${APPLY_TIMEOUT_MS / 1000} s`, "check the engine's health (docker info)");
+      if (backend === "timeout")
+        throw new GateError(
+          `the gate's init did not load its rules within ${APPLY_TIMEOUT_MS / 1000} s`,
+          "check the engine's health (docker info)",
+        );
       if (backend === "stopped") return false;
       this.input.onMark?.("applied");
       await this.input.verifier.verify({ pid: this.pid, containerId: container.id, backend }, this.input.rules);
       this.input.onMark?.("verified");
       return true;
     })();
-    const [, verified] = await Promise.all([this.input.hostSide.allow({ ip: address.ip, mac: address.mac, ...(hostInterface ? { hostInterface } : {}) }), checked]);
+    const [, verified] = await Promise.all([
+      this.input.hostSide.allow({ ip: address.ip, mac: address.mac, ...(hostInterface ? { hostInterface } : {}) }),
+      checked,
+    ]);
     // The init exited before it applied its rules: collect() reports its own words.
     if (verified) stdio.write(await start.line());
   }
@@ -138,6 +154,9 @@ export class InitEgressGate implements EgressGate {
     const lines = stderr.split("\n");
     if (!lines.some((l) => l.startsWith("airlock-init:"))) return undefined;
     const said = lines.filter((l) => l.startsWith("airlock-init:") || /iptables|ip6tables|setpriv/i.test(l)).join("; ");
-    return new GateError(`the egress gate failed before the agent started: ${said}`, "the host kernel must support iptables (nf_tables) inside containers");
+    return new GateError(
+      `the egress gate failed before the agent started: ${said}`,
+      "the host kernel must support iptables (nf_tables) inside containers",
+    );
   }
 }

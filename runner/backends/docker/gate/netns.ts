@@ -23,11 +23,23 @@ export async function saveRules(pid: number, backend: Backend): Promise<{ v4: st
   const save = async (family: "iptables" | "ip6tables") => {
     // node's own execFile: a few ms less per process than execa, on the agent's start path.
     const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile("nsenter", [`--net=/proc/${pid}/ns/net`, `${family}-${backend}-save`], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr: stderr || (err?.message ?? "") }),
+      execFile(
+        "nsenter",
+        [`--net=/proc/${pid}/ns/net`, `${family}-${backend}-save`],
+        { maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) =>
+          resolve({
+            code: err ? (typeof err.code === "number" ? err.code : 1) : 0,
+            stdout,
+            stderr: stderr || (err?.message ?? ""),
+          }),
       ),
     );
-    if (r.code !== 0) throw new GateError(`could not read the rules in the agent's network namespace (${family}-${backend}-save: ${r.stderr.trim() || `exit ${r.code}`})`, "install iptables on the host (apt-get install iptables)");
+    if (r.code !== 0)
+      throw new GateError(
+        `could not read the rules in the agent's network namespace (${family}-${backend}-save: ${r.stderr.trim() || `exit ${r.code}`})`,
+        "install iptables on the host (apt-get install iptables)",
+      );
     return r.stdout;
   };
   const [v4, v6] = await Promise.all([save("iptables"), save("ip6tables")]);
@@ -37,7 +49,9 @@ export async function saveRules(pid: number, backend: Backend): Promise<{ v4: st
 /** The denied-connection tables of the namespace of `pid`, in the report format ("== table" + lines). */
 export async function readDeniedTables(pid: number): Promise<string> {
   const parts = await Promise.all(
-    DENY_TABLE_NAMES.map(async (t) => `== ${t}\n${await readFile(`/proc/${pid}/net/ipt_hashlimit/${t}`, "utf8").catch(() => "")}`),
+    DENY_TABLE_NAMES.map(
+      async (t) => `== ${t}\n${await readFile(`/proc/${pid}/net/ipt_hashlimit/${t}`, "utf8").catch(() => "")}`,
+    ),
   );
   return parts.join("\n");
 }

@@ -49,7 +49,9 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
     await writeFile(req.hostsPath, "127.0.0.1\tlocalhost\n", { mode: 0o644 });
     return noNetworkGate;
   }
-  req.onPhase?.(`gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}${req.selfGated ? "" : " (with a gate container)"}`);
+  req.onPhase?.(
+    `gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}${req.selfGated ? "" : " (with a gate container)"}`,
+  );
   const plan = await planGate(policy.network.allowedEndpoints, policy.source, req.resolver);
   await writeFile(req.hostsPath, hostsFile(plan), { mode: 0o644 });
   const bridge = await services.network();
@@ -63,7 +65,15 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
     v6: ipv6Rules(),
   };
   const verifier = services.verifier(req.gateImage, req.labels);
-  if (req.selfGated) return new InitEgressGate({ rules, user: req.user, networkName: bridge.name, hostSide, verifier, ...(req.onMark ? { onMark: req.onMark } : {}) });
+  if (req.selfGated)
+    return new InitEgressGate({
+      rules,
+      user: req.user,
+      networkName: bridge.name,
+      hostSide,
+      verifier,
+      ...(req.onMark ? { onMark: req.onMark } : {}),
+    });
   try {
     return await ContainerEgressGate.acquire({
       pool: req.readyGate?.pool ?? services.gatePool(req.gateImage, bridge.name),

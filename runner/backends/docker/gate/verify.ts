@@ -38,7 +38,10 @@ export const hostVerifier: Verifier = {
       if (!problem) return;
       problems.push(`${backend}: ${problem}`);
     }
-    throw new GateError(`the egress rules in the agent's network namespace are not the ones airlock sent (${problems.join(" | ")}); the agent was not started`, "run `airlock doctor`; if it persists, report it: something changed the rules before the agent started");
+    throw new GateError(
+      `the egress rules in the agent's network namespace are not the ones airlock sent (${problems.join(" | ")}); the agent was not started`,
+      "run `airlock doctor`; if it persists, report it: something changed the rules before the agent started",
+    );
   },
 };
 
@@ -46,7 +49,8 @@ export const hostVerifier: Verifier = {
 export function containerVerifier(docker: Docker, gateImage: string, labels: Record<string, string>): Verifier {
   return {
     async verify(target, expected) {
-      const script = "for b in legacy nft; do echo \"@@ $b v4\"; iptables-$b-save 2>/dev/null; echo \"@@ $b v6\"; ip6tables-$b-save 2>/dev/null; done";
+      const script =
+        'for b in legacy nft; do echo "@@ $b v4"; iptables-$b-save 2>/dev/null; echo "@@ $b v6"; ip6tables-$b-save 2>/dev/null; done';
       const container = await docker.createContainer({
         Image: gateImage,
         Entrypoint: ["sh", "-c", script],
@@ -73,11 +77,16 @@ export function containerVerifier(docker: Docker, gateImage: string, labels: Rec
         }
         const problems: string[] = [];
         for (const backend of ["legacy", "nft"] as const) {
-          const problem = compareRulesets(expected.v4, sections.get(`${backend} v4`) ?? "") ?? compareRulesets(expected.v6, sections.get(`${backend} v6`) ?? "");
+          const problem =
+            compareRulesets(expected.v4, sections.get(`${backend} v4`) ?? "") ??
+            compareRulesets(expected.v6, sections.get(`${backend} v6`) ?? "");
           if (!problem) return;
           problems.push(`${backend}: ${problem}`);
         }
-        throw new GateError(`the egress rules in the agent's network namespace are not the ones airlock sent (${problems.join(" | ")}); the agent was not started`, "run `airlock doctor`; if it persists, report it");
+        throw new GateError(
+          `the egress rules in the agent's network namespace are not the ones airlock sent (${problems.join(" | ")}); the agent was not started`,
+          "run `airlock doctor`; if it persists, report it",
+        );
       } finally {
         await container.remove({ force: true }).catch(() => {});
       }

@@ -28,7 +28,12 @@ export async function createSandboxFolder(root: string): Promise<SandboxFolder> 
   await mkdir(root, { recursive: true });
   const dir = await mkdtemp(join(root, owner()));
   await chmod(dir, 0o755);
-  const folder = { dir, bundleDir: join(dir, "bundle"), hostsFile: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf") };
+  const folder = {
+    dir,
+    bundleDir: join(dir, "bundle"),
+    hostsFile: join(dir, "hosts"),
+    resolvConf: join(dir, "resolv.conf"),
+  };
   await mkdir(folder.bundleDir, { mode: 0o755 });
   await writeFile(folder.hostsFile, "", { mode: 0o644 });
   await writeFile(folder.resolvConf, RESOLV_CONF, { mode: 0o644 });
@@ -37,7 +42,10 @@ export async function createSandboxFolder(root: string): Promise<SandboxFolder> 
 
 /** Whether the folder is still as it was made: nothing in the bundle, no hosts yet. */
 export async function folderUntouched(folder: SandboxFolder): Promise<boolean> {
-  const [bundle, hosts] = await Promise.all([readdir(folder.bundleDir).catch(() => undefined), stat(folder.hostsFile).catch(() => undefined)]);
+  const [bundle, hosts] = await Promise.all([
+    readdir(folder.bundleDir).catch(() => undefined),
+    stat(folder.hostsFile).catch(() => undefined),
+  ]);
   return bundle?.length === 0 && hosts?.size === 0;
 }
 

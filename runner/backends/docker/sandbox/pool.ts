@@ -10,7 +10,13 @@
 import { randomBytes } from "node:crypto";
 import type { ContainerState, Engine } from "../../../docker/engine.js";
 import { LABEL, ownerId } from "../../../docker/labels.js";
-import { createSandboxFolder, defaultSandboxRoot, folderUntouched, removeSandboxFolder, type SandboxFolder } from "./folder.js";
+import {
+  createSandboxFolder,
+  defaultSandboxRoot,
+  folderUntouched,
+  removeSandboxFolder,
+  type SandboxFolder,
+} from "./folder.js";
 import { Sandbox, shapeKey, type SandboxShape } from "./sandbox.js";
 import { sandboxSpec } from "./shape.js";
 
@@ -132,14 +138,21 @@ export class WarmPool {
         const entry = state.ready.shift();
         if (!entry) {
           const failed = this.lastError ? ` (the pool's last start failed: ${this.lastError})` : "";
-          return { cold: state.starting ? "every pooled sandbox of this shape is taken (more are starting)" : `no pooled sandbox of this shape was ready${failed}` };
+          return {
+            cold: state.starting
+              ? "every pooled sandbox of this shape is taken (more are starting)"
+              : `no pooled sandbox of this shape was ready${failed}`,
+          };
         }
         if (entry.expiresAt < needUntil) {
           state.ready.unshift(entry);
           return { cold: "the run's timeout is longer than a pooled sandbox may live" };
         }
         entry.cancelRetire();
-        const [{ problem, state: containerState }, untouched] = await Promise.all([entry.sandbox.check(), folderUntouched(entry.folder)]);
+        const [{ problem, state: containerState }, untouched] = await Promise.all([
+          entry.sandbox.check(),
+          folderUntouched(entry.folder),
+        ]);
         const why = problem ?? (untouched ? undefined : "its folder on the host was written to");
         if (why || !containerState) {
           this.discard(entry);
@@ -147,7 +160,9 @@ export class WarmPool {
         }
         claimed = true;
         this.byId.delete(entry.sandbox.container.id);
-        return { pooled: { sandbox: entry.sandbox, folder: entry.folder, state: containerState, expiresAt: entry.expiresAt } };
+        return {
+          pooled: { sandbox: entry.sandbox, folder: entry.folder, state: containerState, expiresAt: entry.expiresAt },
+        };
       }
     } finally {
       // After a hit, not at once: starting a container takes the engine and the CPU from the run that
@@ -160,8 +175,16 @@ export class WarmPool {
   /** A claimed sandbox the run could not use after all (before anything of the run reached it): ready again. */
   giveBack(shape: SandboxShape, pooled: PooledSandbox): void {
     const state = this.stateOf(shape);
-    const entry: Entry = { sandbox: pooled.sandbox, folder: pooled.folder, expiresAt: pooled.expiresAt, cancelRetire: () => {} };
-    if (this.closed || pooled.sandbox.isGone) return this.discard(entry);
+    const entry: Entry = {
+      sandbox: pooled.sandbox,
+      folder: pooled.folder,
+      expiresAt: pooled.expiresAt,
+      cancelRetire: () => {},
+    };
+    if (this.closed || pooled.sandbox.isGone) {
+      this.discard(entry);
+      return;
+    }
     this.addReady(state, entry);
   }
 
@@ -257,7 +280,11 @@ export class WarmPool {
 
   /** Once: what the engine reports about containers labelled as this pool's sandboxes. */
   private watchEngine(): Promise<unknown> {
-    this.watching ??= (this.services.engine.watch?.([`${LABEL.role}=sandbox`, `${LABEL.run}=pool`, `${LABEL.owner}=${ownerId()}`], (e) => this.byId.get(e.id)?.noteEvent(e.action)) ?? Promise.resolve(undefined)).catch(() => undefined);
+    this.watching ??= (
+      this.services.engine.watch?.([`${LABEL.role}=sandbox`, `${LABEL.run}=pool`, `${LABEL.owner}=${ownerId()}`], (e) =>
+        this.byId.get(e.id)?.noteEvent(e.action),
+      ) ?? Promise.resolve(undefined)
+    ).catch(() => undefined);
     return this.watching;
   }
 

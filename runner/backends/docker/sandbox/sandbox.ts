@@ -33,7 +33,17 @@ export interface SandboxShape {
 }
 
 export function shapeKey(shape: SandboxShape): string {
-  return JSON.stringify([shape.image, shape.standby, shape.user.uid, shape.user.gid, shape.memoryBytes, shape.cpus, shape.pids, shape.output.bytes, shape.output.entries]);
+  return JSON.stringify([
+    shape.image,
+    shape.standby,
+    shape.user.uid,
+    shape.user.gid,
+    shape.memoryBytes,
+    shape.cpus,
+    shape.pids,
+    shape.output.bytes,
+    shape.output.entries,
+  ]);
 }
 
 export class Sandbox {
@@ -66,7 +76,15 @@ export class Sandbox {
   private readonly detach: () => void;
 
   /** Create, attach (stdin too: the init reads its rules there), start. `beforeStart` may claim it and write its rules to stdin first. */
-  static async start(engine: Engine, spec: Docker.ContainerCreateOptions, options: { beforeStart?: (sandbox: Sandbox) => Promise<void>; onCreated?: (container: EngineContainer) => void; onStarted?: () => void } = {}): Promise<Sandbox> {
+  static async start(
+    engine: Engine,
+    spec: Docker.ContainerCreateOptions,
+    options: {
+      beforeStart?: (sandbox: Sandbox) => Promise<void>;
+      onCreated?: (container: EngineContainer) => void;
+      onStarted?: () => void;
+    } = {},
+  ): Promise<Sandbox> {
     const container = await engine.createContainer(spec);
     options.onCreated?.(container);
     const stream = await container.attach({ stdin: true });
@@ -82,7 +100,11 @@ export class Sandbox {
 
   /** Record what the container looks like now (a pooled sandbox does, once started). */
   async record(): Promise<void> {
-    this.started = await withTimeout(this.container.inspect(), 15_000, "the engine did not answer an inspect within 15 s");
+    this.started = await withTimeout(
+      this.container.inspect(),
+      15_000,
+      "the engine did not answer an inspect within 15 s",
+    );
   }
 
   /**
@@ -138,6 +160,8 @@ export class Sandbox {
   /** Remove it (bounded; the orphan reaper covers a runner that dies first). */
   remove(): Promise<void> {
     this.stream.destroy();
-    return withTimeout(this.container.remove(), 60_000, "the engine did not remove a sandbox within 60 s").catch(() => {});
+    return withTimeout(this.container.remove(), 60_000, "the engine did not remove a sandbox within 60 s").catch(
+      () => {},
+    );
   }
 }

@@ -50,7 +50,10 @@ export function sandboxSpec(shape: SandboxShape, place: SandboxPlace): Docker.Co
     image: shape.image,
     network: { mode: "gated", network: place.network },
     user: shape.user,
-    env: [`${SLOT_USER_VARIABLE}=${shape.user.uid}:${shape.user.gid}`, ...Object.entries(STANDBY_ENV).map(([k, v]) => `${k}=${v}`)],
+    env: [
+      `${SLOT_USER_VARIABLE}=${shape.user.uid}:${shape.user.gid}`,
+      ...Object.entries(STANDBY_ENV).map(([k, v]) => `${k}=${v}`),
+    ],
     cmd: [...shape.standby],
     memoryBytes: shape.memoryBytes,
     cpus: shape.cpus,

@@ -12,6 +12,8 @@ export function startMode(language: AgentLanguage, argv: readonly string[], env:
   if (!standby) return "exec";
   const runtime = language.runtimeArgv;
   if (argv.length !== runtime.length + 1 || runtime.some((word, i) => argv[i] !== word)) return "exec";
-  const fresh = Object.entries(env).some(([name, value]) => standby.startupVariables.test(name) && STANDBY_ENV[name] !== value);
+  const fresh = Object.entries(env).some(
+    ([name, value]) => standby.startupVariables.test(name) && STANDBY_ENV[name] !== value,
+  );
   return fresh ? "exec" : "standby";
 }
