@@ -153,7 +153,8 @@ time.sleep(600)`;
           .split("\n")
           .filter((l) => l.includes("empty-dir/output"))) {
           const s = await statfs(line.split(" ")[1]!).catch(() => undefined);
-          if (s) nodePeak = Math.max(nodePeak, (s.blocks - s.bfree) * s.bsize);
+          // Still the tmpfs (0x01021994): an emptyDir unmounted since /proc/mounts was read leaves the folder on the node's disk.
+          if (s && s.type === 0x01021994) nodePeak = Math.max(nodePeak, (s.blocks - s.bfree) * s.bsize);
         }
         await new Promise((r) => setTimeout(r, 100));
       }

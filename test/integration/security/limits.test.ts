@@ -38,6 +38,8 @@ async function diskUsage(dir: string): Promise<{ bytes: number; entries: number 
   return { bytes, entries };
 }
 
+const TMPFS_MAGIC = 0x01021994;
+
 /** The most any Docker volume tmpfs holds right now (where the output volumes are mounted). */
 async function volumeTmpfsPeak(): Promise<number> {
   const mounts = readFileSync("/proc/mounts", "utf8")
@@ -47,7 +49,8 @@ async function volumeTmpfsPeak(): Promise<number> {
   for (const line of mounts) {
     const at = line.split(" ")[1]!.replace(/\\040/g, " ");
     const s = await statfs(at).catch(() => undefined);
-    if (s) most = Math.max(most, (s.blocks - s.bfree) * s.bsize);
+    // Still the tmpfs: a volume unmounted since /proc/mounts was read leaves the folder under it (the engine's disk).
+    if (s && s.type === TMPFS_MAGIC) most = Math.max(most, (s.blocks - s.bfree) * s.bsize);
   }
   return most;
 }
