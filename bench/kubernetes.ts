@@ -9,7 +9,8 @@
 import { join } from "node:path";
 import { execa } from "execa";
 import type { V1Pod } from "@kubernetes/client-node";
-import { definePolicy, runAgent, type ImageSet } from "../runner/index.js";
+import { definePolicy, runAgent } from "../runner/index.js";
+import type { ImageSet } from "../runner/internal.js";
 import { kubernetesBackend, type KubernetesBackend } from "../runner/backends/kubernetes/index.js";
 import { PodWatch } from "../runner/backends/kubernetes/pod-watch.js";
 import { loadLocalClusterEnv } from "../runner/backends/kubernetes/local-cluster.js";

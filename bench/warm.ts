@@ -11,7 +11,8 @@
 import { join } from "node:path";
 import { execa } from "execa";
 import type Docker from "dockerode";
-import { createRunner, definePolicy, dockerClient, type AgentResult, type Runner } from "../runner/index.js";
+import { createRunner, definePolicy, type AgentResult, type Runner } from "../runner/index.js";
+import { dockerClient } from "../runner/internal.js";
 import { LABEL } from "../runner/docker/labels.js";
 import { NETWORK_NAME } from "../runner/backends/docker/network.js";
 import { packagePath } from "../runner/paths.js";

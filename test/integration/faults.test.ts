@@ -8,14 +8,8 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  createRunner,
-  definePolicy,
-  dockerClient,
-  runAgent,
-  type AgentResult,
-  type RunEvent,
-} from "../../runner/index.js";
+import { createRunner, definePolicy, runAgent, type AgentResult, type RunEvent } from "../../runner/index.js";
+import { dockerClient } from "../../runner/internal.js";
 import { LABEL } from "../../runner/docker/labels.js";
 import { containersRemoved } from "../../runner/runner.js";
 import { packagePath } from "../../runner/paths.js";

@@ -4,7 +4,8 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRunner, defaultRunner, definePolicy, type AgentResult, type Runner } from "../../runner/index.js";
+import { createRunner, definePolicy, type AgentResult, type Runner } from "../../runner/index.js";
+import { defaultRunner } from "../../runner/internal.js";
 import {
   AGENTS,
   bridgeGateway,

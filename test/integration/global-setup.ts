@@ -4,7 +4,7 @@
  */
 import { connect } from "node:net";
 import { release } from "node:os";
-import { assertDockerReachable, dockerClient, ensureImages } from "../../runner/index.js";
+import { assertDockerReachable, dockerClient, ensureImages } from "../../runner/internal.js";
 import { renderSecurityDoc, resetReports } from "./security/report.js";
 
 function answers(port: number): Promise<boolean> {

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dockerClient } from "../../runner/index.js";
+import { dockerClient } from "../../runner/internal.js";
 import { ensureNetwork } from "../../runner/backends/docker/network.js";
 import { LABEL } from "../../runner/docker/labels.js";
 import { WARM_GATE_PREFIX } from "../../runner/runner.js";

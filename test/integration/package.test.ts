@@ -264,6 +264,37 @@ describe("the packed package, installed into an empty project", () => {
     expect(plain.exitCode, plain.stdout + plain.stderr).toBe(0);
   }, 300_000);
 
+  it("exports the API the README names from airlock, and the plumbing only from airlock/internal", async () => {
+    const list = async (specifier: string) => {
+      const r = await execa(
+        "node",
+        [
+          "--input-type=module",
+          "-e",
+          `const m = await import(${JSON.stringify(specifier)}); console.log(Object.keys(m).sort().join(" "))`,
+        ],
+        { cwd: project },
+      );
+      return r.stdout.trim().split(" ");
+    };
+    const api = await list("airlock");
+    expect(api.filter((n) => !n.endsWith("Error") && n !== "formatIssue")).toEqual([
+      "Runner",
+      "containersRemoved",
+      "createRunner",
+      "definePolicy",
+      "loadPolicy",
+      "loadRunFile",
+      "parsePolicy",
+      "runAgent",
+      "runAgents",
+    ]);
+    expect(api).toContain("PolicyError");
+    expect(await list("airlock/internal")).toEqual(
+      expect.arrayContaining(["ensureImages", "dockerClient", "cleanup", "policyJsonSchema", "kafkaPreflight"]),
+    );
+  });
+
   it("ships both JSON Schemas and the local brokers' command", async () => {
     for (const f of ["policy.schema.json", "run.schema.json"])
       expect(

@@ -12,7 +12,8 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanup, createRunner, definePolicy, dockerClient, ensureImages, type Runner } from "../../runner/index.js";
+import { createRunner, definePolicy, type Runner } from "../../runner/index.js";
+import { cleanup, dockerClient, ensureImages } from "../../runner/internal.js";
 import { packagePath } from "../../runner/paths.js";
 import { AGENTS } from "./helpers.js";
 

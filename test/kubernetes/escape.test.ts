@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe } from "vitest";
-import { dockerClient, ensureImages } from "../../runner/index.js";
+import { dockerClient, ensureImages } from "../../runner/internal.js";
 import { kubernetesBackend } from "../../runner/backends/kubernetes/index.js";
 import { waitUntil } from "../../runner/util/wait-until.js";
 import { leftoverContainers, type Decoy } from "../integration/helpers.js";

@@ -8,7 +8,8 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dockerClient, ensureImages, runAgent } from "../../runner/index.js";
+import { runAgent } from "../../runner/index.js";
+import { dockerClient, ensureImages } from "../../runner/internal.js";
 import { packagePath } from "../../runner/paths.js";
 import { kubernetesBackend } from "../../runner/backends/kubernetes/index.js";
 import { execIn } from "../../runner/backends/kubernetes/exec.js";

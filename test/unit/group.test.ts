@@ -2,15 +2,14 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadRunFile, PolicyError } from "../../runner/index.js";
 import {
   junitXml,
   kafkaPreflight,
   KafkaPreflightError,
-  loadRunFile,
   parseEndpoint,
-  PolicyError,
   runFileJsonSchema,
-} from "../../runner/index.js";
+} from "../../runner/internal.js";
 
 async function runFile(yaml: string) {
   const dir = await mkdtemp(join(tmpdir(), "airlock-runfile-"));

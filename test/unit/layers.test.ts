@@ -27,7 +27,7 @@ const LAYERS: string[][] = [
   ["backends/registry.ts"],
   ["runner.ts"],
   ["group", "init"],
-  ["cli", "index.ts"],
+  ["cli", "index.ts", "internal.ts"],
 ];
 
 function files(dir: string): string[] {

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { PassThrough, type Duplex } from "node:stream";
 import type Docker from "dockerode";
 import { describe, expect, it } from "vitest";
-import { createRunner, type ImageSet } from "../../runner/index.js";
+import { createRunner } from "../../runner/index.js";
+import type { ImageSet } from "../../runner/internal.js";
 import type { ContainerState, Engine, EngineContainer } from "../../runner/docker/engine.js";
 import { emptyArchive, fakeEngineWith } from "./fake-engine.js";
 

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { policyJsonSchema } from "../../runner/index.js";
+import { policyJsonSchema } from "../../runner/internal.js";
 
 describe("published JSON Schema", () => {
   it("is draft-07 and matches policies/policy.schema.json (regenerate with npm run schema)", async () => {

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { dockerClient, ensureImages } from "../../../runner/index.js";
+import { dockerClient, ensureImages } from "../../../runner/internal.js";
 import { buildImage } from "../../../runner/images/build.js";
 import { contextHash, fileEntry } from "../../../runner/images/context.js";
 import { ensureAirlockImage } from "../../../runner/images/images.js";

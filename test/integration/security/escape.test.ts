@@ -1,7 +1,8 @@
 import { networkInterfaces } from "node:os";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe } from "vitest";
-import { createRunner, dockerClient, ensureImages } from "../../../runner/index.js";
+import { createRunner } from "../../../runner/index.js";
+import { dockerClient, ensureImages } from "../../../runner/internal.js";
 import { waitUntil } from "../../../runner/util/wait-until.js";
 import { bridgeGateway, leftoverContainers, type Decoy } from "../helpers.js";
 import { SecurityReport } from "./report.js";

@@ -10,14 +10,8 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  cleanup,
-  createRunner,
-  definePolicy,
-  dockerClient,
-  type AgentResult,
-  type Runner,
-} from "../../../runner/index.js";
+import { createRunner, definePolicy, type AgentResult, type Runner } from "../../../runner/index.js";
+import { cleanup, dockerClient } from "../../../runner/internal.js";
 import { LABEL } from "../../../runner/docker/labels.js";
 import { packagePath } from "../../../runner/paths.js";
 import { waitUntil } from "../../../runner/util/wait-until.js";
