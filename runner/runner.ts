@@ -19,6 +19,7 @@ import type { WarmPool, WarmPoolOptions } from "./backends/docker/sandbox/pool.j
 import { DockerBackend } from "./backends/docker/docker-backend.js";
 import type { AgentLanguage } from "./languages/language.js";
 import type { Policy } from "./policy/index.js";
+import { gatePoolSetting, warmPoolSetting } from "./settings.js";
 
 export { WARM_GATE_PREFIX } from "./backends/docker/docker-backend.js";
 
@@ -64,14 +65,14 @@ export class Runner {
   /** The Docker backend of this runner (its engine's network, images, and what it keeps ready), created on first use. */
   get dockerBackend(): DockerBackend {
     if (!this.docker_) {
-      const fromEnv = Number(process.env.AIRLOCK_POOL ?? 0);
+      const fromEnv = warmPoolSetting();
       const pool =
         this.options.pool === false ? undefined : (this.options.pool ?? (fromEnv > 0 ? { size: fromEnv } : undefined));
       this.docker_ = new DockerBackend({
         docker: this.docker,
         engine: this.options.engine ?? dockerEngine(this.docker),
         loopback: this.options.loopback ?? loopbackMode(),
-        gatePoolSize: this.options.gatePoolSize ?? Number(process.env.AIRLOCK_GATE_POOL ?? 1),
+        gatePoolSize: this.options.gatePoolSize ?? gatePoolSetting(),
         reapOrphans: this.reapOrphans,
         ...(this.options.images ? { images: this.options.images } : {}),
         ...(pool ? { pool } : {}),

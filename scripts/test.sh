@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Lint and format check (Biome): seconds, and before anything slow.
-npx biome check
+npx biome check --error-on-warnings
 node dist/runner/cli/main.js schema --check policies/policy.schema.json
 node dist/runner/cli/main.js schema --run --check policies/run.schema.json
 mkdir -p .airlock

@@ -7,12 +7,13 @@ import { RunOptionsError } from "../errors.js";
 import { BACKEND_NAMES, isBackendName, type BackendName, type ExecutionBackend } from "./backend.js";
 import type { KubernetesOptions } from "./kubernetes/config.js";
 import type { Runner } from "../runner.js";
+import { backendSetting } from "../settings.js";
 
 export { isBackendName };
 
 /** The backend named by AIRLOCK_BACKEND, checked. */
 export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | undefined {
-  const value = env.AIRLOCK_BACKEND;
+  const value = backendSetting(env);
   if (!value) return undefined;
   if (!isBackendName(value))
     throw new RunOptionsError(

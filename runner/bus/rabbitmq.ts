@@ -25,6 +25,7 @@ import {
   type GrantBase,
 } from "./kind.js";
 import { namePattern as pattern, patternProblem, resolvePattern, toRegExpSource, escapeRegExp } from "./patterns.js";
+import { rabbitmqAmqpPort } from "../settings.js";
 
 const exact = z
   .string()
@@ -135,18 +136,11 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
   defaultEnv: "AMQP_URL",
   grantSchema: rabbitmqGrant,
 
-  adminEndpoints: (sources) =>
-    adminEndpointsFrom(sources, "rabbitmq", 15672, Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672)),
+  adminEndpoints: (sources) => adminEndpointsFrom(sources, "rabbitmq", 15672, rabbitmqAmqpPort(sources.env)),
 
   admin(endpoint: Endpoint, sources: AdminSources): RabbitmqAdmin | undefined {
     // The management API is on its own port; it belongs to the broker on the same host.
-    const found = adminSourceFor(
-      sources,
-      "rabbitmq",
-      endpoint,
-      15672,
-      Number(sources.env.AIRLOCK_RABBITMQ_AMQP_PORT ?? 5672),
-    );
+    const found = adminSourceFor(sources, "rabbitmq", endpoint, 15672, rabbitmqAmqpPort(sources.env));
     if (!found) return undefined;
     if ("url" in found)
       return {

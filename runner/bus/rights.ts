@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BusRightsError } from "../errors.js";
-import { stateDir } from "../images/trust.js";
+import { brokersStateDir } from "../settings.js";
 import type { Policy } from "../policy/index.js";
 import { identityName, newPassword, type AdminSources, type BusDenial } from "./kind.js";
 import { BUS_KINDS } from "./registry.js";
@@ -44,7 +44,7 @@ export interface BusRightsRequest {
 
 /** The credentials file airlock's local brokers were started with (airlock brokers start). */
 export function localBrokersFile(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.AIRLOCK_BROKERS_STATE ?? join(stateDir(env), "brokers"), "admin.json");
+  return join(brokersStateDir(env), "admin.json");
 }
 
 export function adminSources(env: NodeJS.ProcessEnv = process.env): AdminSources {

@@ -4,6 +4,7 @@
 import { createRequire } from "node:module";
 import type Docker from "dockerode";
 import { DockerUnavailableError } from "../errors.js";
+import { dockerHostSetting } from "../settings.js";
 
 export type DockerClient = Docker;
 
@@ -26,7 +27,7 @@ export async function assertDockerReachable(
   docker: Docker = dockerClient(),
   timeoutMs = 5000,
 ): Promise<{ version: string; apiVersion: string }> {
-  const where = process.env.DOCKER_HOST ?? engineAddress(docker);
+  const where = dockerHostSetting() ?? engineAddress(docker);
   try {
     const version = await withTimeout(docker.version(), timeoutMs, `no answer from ${where} within ${timeoutMs} ms`);
     return { version: version.Version, apiVersion: version.ApiVersion };
@@ -37,14 +38,14 @@ export async function assertDockerReachable(
 
 export function explainDockerError(
   err: unknown,
-  where = process.env.DOCKER_HOST ?? "/var/run/docker.sock",
+  where = dockerHostSetting() ?? "/var/run/docker.sock",
 ): DockerUnavailableError {
   if (err instanceof DockerUnavailableError) return err;
   const code = (err as NodeJS.ErrnoException)?.code;
   const message = (err as Error)?.message ?? String(err);
   // The address came from DOCKER_HOST: that variable is what to fix, not the installation.
-  const fromEnv = process.env.DOCKER_HOST ? ` (from DOCKER_HOST=${process.env.DOCKER_HOST})` : "";
-  const envFix = process.env.DOCKER_HOST
+  const fromEnv = dockerHostSetting() ? ` (from DOCKER_HOST=${dockerHostSetting()})` : "";
+  const envFix = dockerHostSetting()
     ? "fix or unset DOCKER_HOST (unset: the local socket /var/run/docker.sock), or start the engine it names"
     : "";
   if (code === "ENOENT") {
@@ -85,7 +86,7 @@ export function engineAddress(docker: Docker): string {
   const modem = docker.modem as unknown as { socketPath?: string; host?: string; port?: number } | undefined;
   if (modem?.socketPath) return modem.socketPath;
   if (modem?.host) return `${modem.host}:${modem.port ?? ""}`;
-  return process.env.DOCKER_HOST ?? "/var/run/docker.sock";
+  return dockerHostSetting() ?? "/var/run/docker.sock";
 }
 
 /** True when a dockerode error means "no such object". */

@@ -17,6 +17,7 @@ import { buildImage } from "./build.js";
 import { contextHash, directoryEntries, fileEntry, type ContextFile } from "./context.js";
 import { registrySettings, type RegistrySettings } from "./registry-settings.js";
 import { trustedImages } from "./trust.js";
+import { baseImageSetting } from "../settings.js";
 
 export const OFFICIAL_BASE = "node:20-bookworm-slim";
 export const LOCAL_BASE = "airlock/node-base:20-bookworm-local";
@@ -73,7 +74,7 @@ export async function resolveBaseImage(
   docker: Docker,
   progress: Progress = () => {},
 ): Promise<{ ref: string; id: string; source: ImageSet["baseSource"] }> {
-  const custom = process.env.AIRLOCK_BASE_IMAGE;
+  const custom = baseImageSetting();
   if (custom) {
     const id =
       (await imageId(docker, custom)) ??
@@ -252,9 +253,7 @@ export interface ImageStatus {
 /** Which images are already built, without building or pulling anything. */
 export async function imageStatus(docker: Docker): Promise<ImageStatus> {
   const candidates: [string, ImageSet["baseSource"]][] = [
-    ...(process.env.AIRLOCK_BASE_IMAGE
-      ? [[process.env.AIRLOCK_BASE_IMAGE, "custom"] as [string, ImageSet["baseSource"]]]
-      : []),
+    ...(baseImageSetting() ? [[baseImageSetting()!, "custom"] as [string, ImageSet["baseSource"]]] : []),
     [OFFICIAL_BASE, "official"],
     [LOCAL_BASE, "local"],
   ];

@@ -10,14 +10,8 @@
  * only costs a rebuild, which the engine's build cache makes quick, after which the ID is recorded.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
-
-export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.AIRLOCK_STATE_DIR) return env.AIRLOCK_STATE_DIR;
-  if (process.getuid?.() === 0 && !env.XDG_STATE_HOME) return "/var/lib/airlock";
-  return join(env.XDG_STATE_HOME ?? join(homedir(), ".local", "state"), "airlock");
-}
+import { stateDir } from "../settings.js";
 
 interface TrustRecord {
   /** image ID → what it is and when airlock built it. */

@@ -14,6 +14,7 @@ const ROOT = resolve(import.meta.dirname, "../../runner");
 const LAYERS: string[][] = [
   // The endpoint syntax ("host:port") is the policy's, and broker kinds parse it too.
   ["errors.ts", "paths.ts", "util", "policy/endpoint.ts"],
+  ["settings.ts"],
   ["docker"],
   ["images"],
   ["bus"],

@@ -5,6 +5,7 @@
  * Options win over the environment; every value is checked here, with the fix.
  */
 import { RunOptionsError } from "../../errors.js";
+import { kubernetesSettings as kubernetesEnv } from "../../settings.js";
 
 export interface KubernetesOptions {
   /** A kubeconfig file (default: KUBECONFIG, else ~/.kube/config, else the in-cluster config). */
@@ -42,26 +43,27 @@ export function kubernetesSettings(
   options: KubernetesOptions = {},
   env: NodeJS.ProcessEnv = process.env,
 ): KubernetesSettings {
-  const namespace = options.namespace ?? env.AIRLOCK_K8S_NAMESPACE ?? "airlock";
+  const fromEnv = kubernetesEnv(env);
+  const namespace = options.namespace ?? fromEnv.namespace ?? "airlock";
   if (!DNS_LABEL.test(namespace))
     throw new RunOptionsError(
       `kubernetes namespace "${namespace}" is not a valid namespace name`,
       "use lower-case letters, digits and '-' (at most 63), e.g. airlock",
     );
-  const loadImage = options.loadImage ?? env.AIRLOCK_K8S_LOAD_IMAGE ?? undefined;
+  const loadImage = options.loadImage ?? fromEnv.loadImage;
   if (loadImage !== undefined && !loadImage.includes("{image}"))
     throw new RunOptionsError(
       `the image load command "${loadImage}" has no {image}`,
       "put {image} where the image's tag goes, e.g. kind load docker-image {image}",
     );
-  const hostAddress = options.hostAddress ?? env.AIRLOCK_K8S_HOST_ADDRESS ?? undefined;
+  const hostAddress = options.hostAddress ?? fromEnv.hostAddress;
   if (hostAddress !== undefined && !IPV4.test(hostAddress))
     throw new RunOptionsError(
       `the host address "${hostAddress}" is not an IPv4 address`,
       "give the node's address on the pod network, e.g. 10.244.0.1 (AIRLOCK_K8S_HOST_ADDRESS)",
     );
   const kubeconfig = options.kubeconfig ?? (env.KUBECONFIG || undefined);
-  const context = options.context ?? env.AIRLOCK_K8S_CONTEXT ?? undefined;
+  const context = options.context ?? fromEnv.context;
   return {
     namespace,
     ...(kubeconfig ? { kubeconfig } : {}),

@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import type { Command } from "commander";
 import { packagePath } from "../../paths.js";
 import { BUS_KIND_NAMES } from "../../bus/names.js";
 import { UsageError } from "./run.js";
+import { brokersStateDir } from "../../settings.js";
 
 /** Every broker kind a policy can name has a local broker. */
 const BROKERS: readonly string[] = BUS_KIND_NAMES;
@@ -31,12 +31,11 @@ Example:
         throw new UsageError(`brokers ${action}: use start, stop or status`);
       const unknown = brokers.filter((b) => !BROKERS.includes(b));
       if (unknown.length) throw new UsageError(`unknown broker ${unknown.join(", ")}: use ${BROKERS.join(", ")}`);
-      const { stateDir } = await import("../../images/trust.js");
       const child = spawn("bash", [packagePath("scripts", "brokers.sh"), action, ...brokers], {
         stdio: "inherit",
         env: {
           ...process.env,
-          AIRLOCK_BROKERS_STATE: process.env.AIRLOCK_BROKERS_STATE ?? join(stateDir(), "brokers"),
+          AIRLOCK_BROKERS_STATE: brokersStateDir(),
         },
       });
       process.exitCode = await new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? 1)));

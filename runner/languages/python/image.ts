@@ -24,6 +24,7 @@ import { trustedImages } from "../../images/trust.js";
 import { packagePath } from "../../paths.js";
 import type { PipRequirement } from "../../policy/pip-spec.js";
 import { pipSettings, type PipSettings } from "./pip-settings.js";
+import { pythonBaseImageSetting } from "../../settings.js";
 
 export const OFFICIAL_PYTHON_BASE = "python:3.11-slim-bookworm";
 
@@ -32,7 +33,7 @@ async function resolvePythonBase(
   images: ImageSet,
   progress: Progress,
 ): Promise<{ ref: string; id: string }> {
-  const custom = process.env.AIRLOCK_PYTHON_BASE_IMAGE;
+  const custom = pythonBaseImageSetting();
   if (custom) {
     const id =
       (await imageId(docker, custom)) ??
@@ -101,7 +102,7 @@ export async function pythonImageStatus(
   docker: Docker,
   nodeBase: string,
 ): Promise<{ tag: string; present: boolean } | undefined> {
-  const custom = process.env.AIRLOCK_PYTHON_BASE_IMAGE;
+  const custom = pythonBaseImageSetting();
   for (const ref of [...(custom ? [custom] : []), OFFICIAL_PYTHON_BASE, nodeBase]) {
     const id = await imageId(docker, ref);
     if (!id) continue;

@@ -27,6 +27,7 @@ import {
   type BridgePeer,
 } from "./host-netfilter.js";
 import type { GatePlan } from "../../../gate/plan.js";
+import { loopbackSetting } from "../../../settings.js";
 
 export type LoopbackMode = "kernel" | "forwarder";
 
@@ -42,9 +43,7 @@ export interface HostSide {
 }
 
 export function loopbackMode(env: NodeJS.ProcessEnv = process.env): LoopbackMode {
-  const forced = env.AIRLOCK_LOOPBACK;
-  if (forced === "kernel" || forced === "forwarder") return forced;
-  return hostFilterAvailable() ? "kernel" : "forwarder";
+  return loopbackSetting(env) ?? (hostFilterAvailable() ? "kernel" : "forwarder");
 }
 
 /** Root on Linux: the runner can change the host's netfilter. */

@@ -6,9 +6,10 @@
  * pid), so a runner that died leaves folders the next one removes.
  */
 import { chmod, cp, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { homedir, hostname } from "node:os";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { RESOLV_CONF } from "../../../gate/plan.js";
+import { sandboxCacheDir } from "../../../settings.js";
 
 export interface SandboxFolder {
   dir: string;
@@ -19,7 +20,7 @@ export interface SandboxFolder {
 
 /** Where pooled sandboxes' folders are made: $XDG_CACHE_HOME/airlock/sandboxes (else ~/.cache/...). */
 export function defaultSandboxRoot(): string {
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "airlock", "sandboxes");
+  return sandboxCacheDir();
 }
 
 const owner = () => `${hostname()}-${process.pid}-`;
