@@ -171,6 +171,7 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
     try {
       await both({ user: identity.name, password: identity.password }, (s) => s.createAcls(acls));
     } catch (err) {
+      // Already failing (that error is thrown); what is left expires by its name and the sweep removes it.
       await revoke().catch(() => {});
       throw err;
     }

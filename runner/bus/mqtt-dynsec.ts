@@ -51,6 +51,7 @@ export async function dynsec(admin: MqttAdmin, commands: Record<string, unknown>
     if (failed) throw new Error(`${failed.command}: ${failed.error}`);
     return responses.map((r) => r.data);
   } finally {
+    // The answers are in; a connection that does not close cleanly changes nothing.
     await client.endAsync().catch(() => {});
   }
 }

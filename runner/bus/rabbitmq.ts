@@ -184,7 +184,9 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
         read: perms.read,
       });
     } catch (err) {
+      // Already failing (that error is thrown); what is left expires by its name and the sweep removes it.
       await revoke().catch(() => {});
+      // Already failing (that error is thrown); what is left expires by its name and the sweep removes it.
       await cleanup().catch(() => {});
       throw err;
     }
@@ -201,11 +203,13 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
   async sweep(admin, now) {
     const users = (await api(admin, "GET", "users")) as { name: string }[];
     const stale = users.map((u) => u.name).filter((n) => (identityExpiry(n) ?? Infinity) < now);
+    // A stale user that resists is tried again by the next sweep.
     for (const name of stale) await api(admin, "DELETE", `users/${enc(name)}`).catch(() => {});
     const exchanges = (await api(admin, "GET", "exchanges")) as { name: string; vhost: string }[];
     for (const e of exchanges.filter(
       (x) => x.name.startsWith("airlock.") && (identityExpiry(x.name.slice(8)) ?? Infinity) < now,
     )) {
+      // A stale exchange that resists is tried again by the next sweep.
       await api(admin, "DELETE", `exchanges/${enc(e.vhost)}/${enc(e.name)}`).catch(() => {});
     }
     return stale;

@@ -99,6 +99,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
       if (!swept.has(key))
         swept.set(
           key,
+          // A broker whose sweep fails is swept by the next runner or airlock cleanup; the run goes on.
           kind.sweep(admin as never, Date.now()).catch(() => []),
         );
       await swept.get(key);
@@ -127,7 +128,9 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
       }
     }
   } catch (err) {
+    // Already failing (that error is thrown); what is left expires by its name and the sweep removes it.
     await Promise.all(revokes.map((r) => r().catch(() => {})));
+    // Already failing (that error is thrown); what is left expires by its name and the sweep removes it.
     await Promise.all(cleanups.map((c) => c().catch(() => {})));
     throw err;
   }
@@ -149,6 +152,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         "they expire by name: the next run or `airlock cleanup` removes them",
       );
   };
+  // After the run, in the background: what is left expires by its name and the sweep removes it.
   result.cleanup = async () => void (await Promise.all(cleanups.splice(0).map((c) => c().catch(() => {}))));
   return result;
 }

@@ -65,6 +65,7 @@ export async function runOneOff(
     await Promise.race([ended, new Promise((r) => setTimeout(r, 1000).unref())]);
     return { code: StatusCode ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
   } finally {
+    // The one-off container is labelled; one that resists removal is removed by the orphan sweep.
     await container.remove({ force: true }).catch(() => {});
   }
 }

@@ -296,6 +296,7 @@ export async function loadRunFile(file: string): Promise<RunSpec> {
       ["workingDir", a.workingDir],
     ] as const) {
       if (!path) continue;
+      // A path that cannot be read is reported as missing, below.
       const info = await stat(path).catch(() => undefined);
       const wantDir = field === "workingDir";
       if (!info || (wantDir ? !info.isDirectory() : !info.isFile())) {

@@ -71,6 +71,7 @@ export async function listTemplates(): Promise<Template[]> {
     ["", examples],
     ["python-", join(examples, "python")],
   ] as const) {
+    // A template folder the package does not ship lists no templates.
     for (const entry of (await readdir(at, { withFileTypes: true }).catch(() => [])).sort((a, b) =>
       a.name.localeCompare(b.name),
     )) {

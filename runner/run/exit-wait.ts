@@ -44,10 +44,13 @@ export function stopper(
       if (requested) return;
       requested = { reason, ...(why ? { why } : {}) };
       onStop(requested);
+      // The container may have exited already: nothing left to stop.
       container.kill("SIGTERM").catch(() => {});
       killTimer = setTimeout(() => {
+        // The container may have exited already: nothing left to stop.
         container.kill(hardKill).catch(() => {});
         if (hardKill !== "SIGKILL")
+          // The container may have exited already: nothing left to stop.
           killTimer = setTimeout(() => container.kill("SIGKILL").catch(() => {}), HARD_KILL_REPORT_MS);
       }, graceMs);
     },
@@ -84,6 +87,7 @@ export function engineWatchdog(engine: Engine, everyMs = 2000): { gone: Promise<
     };
     timer = setTimeout(tick, everyMs);
   });
+  // Raced by the callers that need it; when nobody does, an engine lost after the run is no error.
   gone.catch(() => {});
   return {
     gone,

@@ -52,6 +52,7 @@ async function ensureFolders(dir: string, parts: string[]): Promise<string | und
   let at = dir;
   for (const part of parts) {
     at = join(at, part);
+    // Missing is the answer (the folder is made below); anything else fails at mkdir.
     const info = await lstat(at).catch(() => undefined);
     if (info?.isDirectory()) continue;
     if (info) return `${info.isSymbolicLink() ? "a link" : "a file"} in the way in the host's output folder`;
@@ -155,6 +156,7 @@ export function outputUnpacker(
     void (async () => {
       const why = await ensureFolders(dir, parts.slice(0, -1));
       if (why) return skip(why);
+      // Missing is the answer (the file is written below).
       const there = await lstat(target).catch(() => undefined);
       if (there && !there.isFile())
         return skip(

@@ -61,6 +61,7 @@ function isNormalizedPolicy(value: unknown): value is Policy {
 
 /** The folder mounted at /workspace, checked: it exists, and the sandbox user can read it. */
 async function checkWorkingDir(dir: string): Promise<void> {
+  // Missing or unreadable is reported below with the fix.
   const wd = await stat(dir).catch(() => undefined);
   if (!wd?.isDirectory())
     throw new RunOptionsError(

@@ -117,6 +117,8 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
   } finally {
     await run?.dispose();
   }
+  const late = run?.releaseWarnings() ?? [];
+  if (late.length) result.warnings = [...(result.warnings ?? []), ...late];
   // What this run brought back (the runner wrote it: the caller's own), never what an earlier run
   // left there (which stays, unless this run wrote a file of the same name).
   const copied = run?.copiedOutput();
@@ -127,7 +129,10 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
   result.durationMs = Date.now() - started;
   await mkdir(dirname(result.resultFile), { recursive: true })
     .then(() => writeResult(result))
-    .catch(() => {});
+    .catch((err: unknown) => {
+      // The caller has the result; the file beside the output folder is a copy. Say it is missing.
+      result.warnings = [...(result.warnings ?? []), `could not write ${result.resultFile}: ${(err as Error).message}`];
+    });
   emit({ type: "finished", agent: name, result });
   return result;
 }

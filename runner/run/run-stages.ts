@@ -46,6 +46,8 @@ export interface BackendRun {
   /** What this run copied into the output folder (undefined: nothing came back, e.g. it never started). */
   copiedOutput(): CopiedFiles | undefined;
   dispose(): Promise<void>;
+  /** What dispose() could not do that the caller must know (a broker that did not disable an identity). */
+  releaseWarnings(): string[];
 }
 
 /** The files a run's /output brought back, and its entries that were not files or folders. */
@@ -94,6 +96,13 @@ export abstract class RunStages implements BackendRun {
   copiedOutput(): CopiedFiles | undefined {
     return this.copied;
   }
+
+  releaseWarnings(): string[] {
+    return [...this.released];
+  }
+
+  /** Warnings of dispose(), after the result was made. */
+  private readonly released: string[] = [];
 
   partial(): Partial<AgentResult> {
     const warnings = [...(this.busRights?.warnings ?? []), ...this.warnings];
@@ -163,6 +172,7 @@ export abstract class RunStages implements BackendRun {
       (policy) => {
         this.policy = policy;
         backendChecked = checkBackend();
+        // Awaited before the start; until then a rejection must not count as unhandled.
         backendChecked.catch(() => {});
       },
     ));
@@ -186,6 +196,7 @@ export abstract class RunStages implements BackendRun {
       await this.kafkaPreflight(prepared, bus.env);
       return bus.env;
     });
+    // Awaited before the start; until then a rejection must not count as unhandled.
     rights.catch(() => {});
     return rights;
   }
@@ -280,9 +291,17 @@ export abstract class RunStages implements BackendRun {
     // (bounded; one the broker did not disable expires by name), the rest in the background.
     const rights = this.busRights;
     if (rights) {
-      await withTimeout(rights.revoke(), 15_000, "a broker did not answer the revoke within 15 s").catch(() => {});
+      await withTimeout(rights.revoke(), 15_000, "a broker did not answer the revoke within 15 s").catch(
+        (err: unknown) => {
+          // The result must say so: the identity may still log in until it expires by its name.
+          this.released.push(
+            `could not disable this run's broker identities: ${(err as Error).message}; they expire by their names, and airlock cleanup removes them`,
+          );
+        },
+      );
       this.runner.background(withTimeout(rights.cleanup(), 30_000, "a broker did not answer the cleanup within 30 s"));
     }
+    // The run's own temporary folder (bundle, hosts file): a leftover costs disk only, and holds nothing of the agent's output.
     if (this.prepared) await rm(this.prepared.runDir, { recursive: true, force: true }).catch(() => {});
   }
 }

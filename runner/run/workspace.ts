@@ -87,6 +87,7 @@ export async function findSecrets(dir: string, include: string[]): Promise<{ pat
   const found: { path: string; dir: boolean }[] = [];
   let seen = 0;
   const walk = async (at: string): Promise<void> => {
+    // A folder that cannot be read adds nothing to the workspace check (the mount is read-only either way).
     const entries = await readdir(at, { withFileTypes: true }).catch(() => []);
     for (const e of entries) {
       if (++seen > MAX_ENTRIES) {

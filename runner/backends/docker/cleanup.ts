@@ -48,10 +48,13 @@ export async function cleanup(docker: Docker, options: CleanupOptions = {}): Pro
   const runOf = (c: Docker.ContainerInfo) =>
     c.Labels[LABEL.run] === "pool" ? (c.Names[0] ?? "").replace(/^\/?airlock-/, "") : (c.Labels[LABEL.run] ?? "");
   const runsWithContainers = async () => new Set((await listManaged(docker)).map(runOf));
+  // A sweep that fails leaves rules for the next cleanup; the report counts what went.
   await removeStaleHostRules(runsWithContainers).catch(() => 0);
   let networkRemoved = false;
   if (options.network || options.all) networkRemoved = await removeNetworkIfUnused(docker);
+  // A sweep that fails leaves folders for the next cleanup; the report counts what went.
   const foldersRemoved = await sweepSandboxFolders().catch(() => 0);
+  // A sweep that fails leaves volumes for the next cleanup; the report counts what went.
   const volumesRemoved = await sweepVolumes(docker, options.all === true).catch(() => 0);
   return {
     containersRemoved: removed.sort(),

@@ -190,6 +190,7 @@ export class DockerRun extends RunStages {
       // After the language's check, which reads the bundle where it was staged.
       const bundleDir = prepared.bundleDir;
       bundled = bundleDir ? image.checked.then(() => moveInto(bundleDir, folder.bundleDir)) : Promise.resolve();
+      // Awaited before the start line; until then a rejection must not count as unhandled.
       bundled.catch(() => {});
       starting = connect(pooled.sandbox, folder.hostsFile).then(() => pooled.sandbox);
     } else {
@@ -215,6 +216,7 @@ export class DockerRun extends RunStages {
           onStarted: () => this.mark("started"),
         },
       );
+      // Awaited below; until then a rejection must not count as unhandled.
       starting.catch(() => {});
     }
     const sandbox = await starting;
@@ -269,6 +271,7 @@ export class DockerRun extends RunStages {
       prepared.user.uid === user.uid &&
       prepared.user.gid === user.gid;
     const keeper = gateHolds ? Promise.resolve() : this.startKeeper(prepared, images, expiresAt);
+    // Awaited before the agent's container is created; until then a rejection must not count as unhandled.
     keeper.catch(() => {});
     const gate = (this.gate = await this.openGate(
       prepared,
@@ -392,6 +395,7 @@ export class DockerRun extends RunStages {
       stream = await container.attach({ stdin: gate.usesStdin });
       // "next-exit": a container that is created but not started yet counts as not running.
       exited = container.wait("next-exit");
+      // Awaited by the exit watch; until then a rejection must not count as unhandled.
       exited.catch(() => {});
       try {
         await container.start();
@@ -399,6 +403,7 @@ export class DockerRun extends RunStages {
       } catch (err) {
         if (attempt > 1 || !/cannot start a stopped process/.test(String((err as Error).message))) throw err;
         stream.destroy();
+        // The container that could not start is replaced; a leftover is labelled and the orphan sweep removes it.
         await container.remove().catch(() => {});
       }
     }
@@ -433,6 +438,7 @@ export class DockerRun extends RunStages {
     if (keeper)
       this.docker.background(
         agentGone
+          // However the agent's container went, what follows (removing the keeper) must run.
           .catch(() => {})
           .then(() => withTimeout(keeper.remove(), 60_000, "the engine did not remove the output keeper within 60 s")),
       );
@@ -441,6 +447,7 @@ export class DockerRun extends RunStages {
     // volume still in use stays behind when its container is removed).
     const gate = this.gate;
     if (gate)
+      // However the agent's container went, the gate holding its /output goes after it.
       this.docker.background(this.outputHolder ? agentGone.catch(() => {}).then(() => gate.dispose()) : gate.dispose());
     // A pooled sandbox's folder.
     if (this.folder) this.docker.background(removeSandboxFolder(this.folder));

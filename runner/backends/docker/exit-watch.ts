@@ -103,6 +103,7 @@ export async function watchUntilExit(input: WatchInput): Promise<WatchedExit> {
       denied = await gate.collect({ code, stderr: "" });
       // A clean exit is final; anything else (a failure, an OOM kill, a stop) is read from the engine, which knows why.
       if (code !== 0 || stops.requested) {
+        // Only waiting for the engine to see the exit; its state is read right after.
         await Promise.race([exited.catch(() => undefined), watchdog.gone]);
         state = await inspect();
       }

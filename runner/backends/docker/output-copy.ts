@@ -19,6 +19,7 @@ export interface CopiedOutput extends Partial<UnpackResult> {
 
 export async function copyOutputOut(holder: EngineContainer, dir: string, limits: OutputLimits): Promise<CopiedOutput> {
   const unpack = outputUnpacker(dir, limits, { strip: "output" });
+  // Awaited below; until then a rejection must not count as unhandled.
   unpack.result.catch(() => {});
   let timer: NodeJS.Timeout | undefined;
   try {

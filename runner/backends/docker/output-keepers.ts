@@ -106,6 +106,7 @@ export class OutputKeepers {
     try {
       await keeper.start();
     } catch (err) {
+      // The start failed (that error is thrown); a leftover is labelled and the orphan sweep removes it.
       await keeper.remove().catch(() => {});
       throw err;
     }
@@ -123,6 +124,7 @@ export class OutputKeepers {
     const ready = [...this.ready.values()];
     this.ready.clear();
     for (const r of ready) clearTimeout(r.idle);
+    // Closing: a keeper that resists removal is labelled and the orphan sweep removes it.
     await Promise.all(ready.map((r) => r.keeper.then((k) => k?.remove()).catch(() => {})));
   }
 }

@@ -57,6 +57,7 @@ export class KubernetesBackend implements ExecutionBackend {
             if (!isConflict(e)) throw explainKubeError(e, this.client, `creating namespace ${name}`, name);
           });
       }
+      // The sweep of crashed runners' objects is best effort; airlock cleanup --backend kubernetes does it on demand.
       if (reapOrphans) await this.cleanup({}).catch(() => {});
     })();
     this.namespaceReady.catch(() => (this.namespaceReady = undefined));
@@ -98,6 +99,7 @@ export class KubernetesBackend implements ExecutionBackend {
 
   /** Which of `tags` every schedulable node lists among its images (none, if the nodes cannot be read). */
   private async onEveryNode(tags: string[]): Promise<Set<string>> {
+    // Nodes that cannot be read: no image counts as loaded, so airlock loads them.
     const nodes = await this.client.core.listNode().catch(() => undefined);
     const usable = nodes?.items.filter((n) => !n.spec?.unschedulable) ?? [];
     if (!usable.length) return new Set();

@@ -129,6 +129,7 @@ export class KubeRun extends RunStages {
       const info = await this.runner.docker
         .getImage(o.image)
         .inspect()
+        // An image the local engine does not have is pulled by the cluster, as any other.
         .catch(() => undefined);
       // A Pod names its image by reference: an image given by its ID runs under one of its tags.
       let tag = o.image;
@@ -156,6 +157,7 @@ export class KubeRun extends RunStages {
     const built = await prepared.language.image(ctx, prepared.policy);
     this.image = built.tag;
     const checked = prepared.staged?.check?.(ctx, built) ?? Promise.resolve();
+    // Awaited before the Pod is created; until then a rejection must not count as unhandled.
     checked.catch(() => {});
     return { tag: built.tag, airlocks: true, local: true, checked };
   }
@@ -376,6 +378,7 @@ export class KubeRun extends RunStages {
       }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
       execRetrying(api, this.ns, pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }),
     ]);
+    // Awaited below; until then a rejection must not count as unhandled.
     unpack.result.catch(() => {});
     if (report.code === 0) this.denied = parseDeniedReport(report.stdout.toString());
     if (tarred.code === -1) {

@@ -87,6 +87,7 @@ export async function openPodGate(g: PodGate): Promise<void> {
     if (released.code !== 0) throw new GateError(`could not release the Pod's gate: ${released.stderr.trim()}`);
   } finally {
     stop.abort();
+    // It lost the race it was in; its error, if any, is not the run's.
     failed.catch(() => {});
   }
 }
@@ -100,6 +101,7 @@ async function gateApplied(
   while (!stop.aborted && !g.cancelled?.aborted && Date.now() < deadline) {
     const logs = await g.client.core
       .readNamespacedPodLog({ namespace: g.namespace, name: g.pod, container: GATE_CONTAINER })
+      // Logs that cannot be read add nothing to the error being made.
       .catch(() => "");
     const m = /airlock-gate: applied (nft|legacy) ([0-9.]+)/.exec(String(logs));
     if (m) return { backend: m[1] as "nft" | "legacy", ip: m[2]! };

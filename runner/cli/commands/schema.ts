@@ -23,6 +23,7 @@ export function registerSchema(program: Command): void {
     .action(async (opts: { write?: string; check?: string; run?: boolean }) => {
       const text = await schemaText(opts.run ? "run" : "policy");
       if (opts.check) {
+        // A missing file is out of date ("" differs from any schema).
         const current = await readFile(opts.check, "utf8").catch(() => "");
         if (current !== text) {
           process.stderr.write(

@@ -41,12 +41,14 @@ export class ContainerEgressGate implements EgressGate {
     const gate = await input.pool.acquire({ ...input.rules, holdSeconds: input.holdSeconds }, input.taken);
     const self = new ContainerEgressGate(gate, input);
     try {
+      // The name is for people reading docker ps; the run does not depend on it.
       void gate.container.rename({ name: input.name }).catch(() => {});
       // The read-back and the host side at once (no agent is in the namespace until both are done).
       const allowed = (async () => {
         const hostInterface = canInspectFromHost() ? await hostInterfaceOf(gate.pid) : undefined;
         await input.hostSide.allow({ ip: gate.ip, mac: gate.mac, ...(hostInterface ? { hostInterface } : {}) });
       })();
+      // Awaited before the start line; until then a rejection must not count as unhandled.
       allowed.catch(() => {});
       await Promise.all([input.verifier.verify({ pid: gate.pid, containerId: gate.id }, input.rules), allowed]);
       return self;

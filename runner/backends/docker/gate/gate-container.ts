@@ -111,6 +111,7 @@ async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, ne
       pid: info.State.Pid,
     };
   } catch (err) {
+    // The start failed (that error is thrown); a leftover is labelled and the orphan sweep removes it.
     await container.remove({ force: true, v: true }).catch(() => {});
     throw err;
   }
@@ -120,6 +121,7 @@ async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, ne
 async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise<StartedGate> {
   gate.stream.ref?.();
   gate.stream.write(gateRulesLine(rules, rules.holdSeconds));
+  // Not ready in time is the answer (undefined), handled below.
   const ready = await withTimeout(gate.waitFor(GATE_WORDS.ready, 0), timeoutMs, "timeout").catch(() => undefined);
   if (ready === undefined)
     throw new GateError(
@@ -144,6 +146,7 @@ async function arm(gate: WarmGate, rules: GateRules, timeoutMs: number): Promise
         gate.container.kill({ signal: "SIGUSR1" }),
         timeoutMs,
         "the gate did not take the signal",
+        // The gate is being given up either way; removal follows.
       ).catch(() => {});
       const ended = await withTimeout(gate.waitFor(GATE_WORDS.reportEnd, start), timeoutMs, "timeout").catch(
         () => false,
@@ -195,6 +198,7 @@ export class GatePool {
     try {
       return await arm(fresh, rules, ARM_TIMEOUT_MS);
     } catch (err) {
+      // Arming failed (that error is thrown); a leftover is labelled and the orphan sweep removes it.
       await fresh.container.remove({ force: true, v: true }).catch(() => {});
       throw err;
     }
@@ -219,6 +223,7 @@ export class GatePool {
   /** Keep `count` gates ready (e.g. before a group of agents starts). */
   prepare(count: number): void {
     while (!this.closed && this.warm.length < count) {
+      // A gate that did not start is not kept ready; the run that needs one starts its own.
       const gate = startWarm(this.docker, this.spec(), this.networkName).catch(() => undefined);
       void gate.then((g) => {
         if (g && this.warm.includes(gate)) this.ready.set(gate, g);
@@ -242,6 +247,7 @@ export class GatePool {
     this.closed = true;
     this.ready.clear();
     const gates = await Promise.all(this.warm.splice(0));
+    // Closing: a gate that resists removal is labelled and the orphan sweep removes it.
     await Promise.all(gates.map((g) => g?.container.remove({ force: true, v: true }).catch(() => {})));
   }
 }

@@ -249,6 +249,7 @@ export async function removeStaleHostRules(runsWithContainers: () => Promise<Set
   if (withRules.size === 0) return 0;
   const alive = await runsWithContainers();
   const stale = [...withRules].filter(([runId]) => !alive.has(runId)).flatMap(([, rules]) => rules);
+  // Stale rules that resist are tried again by the next cleanup; they name runs that are gone.
   if (stale.length) await applyRunRules("delete", stale).catch(() => {});
   return stale.length;
 }

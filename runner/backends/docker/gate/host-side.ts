@@ -191,6 +191,7 @@ export async function openHostSide(
     async close() {
       await Promise.all(forwarders.map((f) => f.close()));
       const rules = added.splice(0);
+      // Best effort at the end of a run: rules left name a run that is gone, and cleanup removes them.
       if (rules.length) await applyRunRules("delete", rules).catch(() => {});
     },
   };

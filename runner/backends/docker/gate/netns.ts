@@ -50,6 +50,7 @@ export async function saveRules(pid: number, backend: Backend): Promise<{ v4: st
 export async function readDeniedTables(pid: number): Promise<string> {
   const parts = await Promise.all(
     DENY_TABLE_NAMES.map(
+      // A table the kernel does not show (no packets matched) is an empty report.
       async (t) => `== ${t}\n${await readFile(`/proc/${pid}/net/ipt_hashlimit/${t}`, "utf8").catch(() => "")}`,
     ),
   );
@@ -62,6 +63,7 @@ export async function hostInterfaceOf(pid: number): Promise<string | undefined> 
   const peer = (await readFile(`/proc/${pid}/root/sys/class/net/eth0/iflink`, "utf8").catch(() => "")).trim();
   if (!peer) return undefined;
   for (const name of await readdir("/sys/class/net").catch(() => [] as string[])) {
+    // An interface gone meanwhile is not the one looked for.
     const index = (await readFile(`/sys/class/net/${name}/ifindex`, "utf8").catch(() => "")).trim();
     if (index === peer) return name;
   }

@@ -88,6 +88,7 @@ export function containerVerifier(docker: Docker, gateImage: string, labels: Rec
           "run `airlock doctor`; if it persists, report it",
         );
       } finally {
+        // The verifier container is labelled; one that resists removal is removed by the orphan sweep.
         await container.remove({ force: true }).catch(() => {});
       }
     },

@@ -44,7 +44,9 @@ export async function createSandboxFolder(root: string): Promise<SandboxFolder> 
 /** Whether the folder is still as it was made: nothing in the bundle, no hosts yet. */
 export async function folderUntouched(folder: SandboxFolder): Promise<boolean> {
   const [bundle, hosts] = await Promise.all([
+    // A folder that cannot be read counts as touched (undefined), and the sandbox is not reused.
     readdir(folder.bundleDir).catch(() => undefined),
+    // A file that cannot be read counts as touched (undefined), and the sandbox is not reused.
     stat(folder.hostsFile).catch(() => undefined),
   ]);
   return bundle?.length === 0 && hosts?.size === 0;
@@ -66,6 +68,7 @@ export async function moveInto(from: string, to: string): Promise<void> {
 }
 
 export async function removeSandboxFolder(folder: SandboxFolder): Promise<void> {
+  // A leftover folder holds nothing of the agent's output; the next sweep of sandbox folders removes it.
   await rm(folder.dir, { recursive: true, force: true }).catch(() => {});
 }
 
@@ -76,6 +79,7 @@ export async function sweepSandboxFolders(root = defaultSandboxRoot()): Promise<
   for (const name of names) {
     const m = /^(.*)-(\d+)-[^-]+$/.exec(name);
     if (!m || m[1] !== hostname() || Number(m[2]) === process.pid || alive(Number(m[2]))) continue;
+    // A folder that resists is tried again by the next sweep.
     await rm(join(root, name), { recursive: true, force: true }).catch(() => {});
     removed++;
   }

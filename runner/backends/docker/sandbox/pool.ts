@@ -284,7 +284,9 @@ export class WarmPool {
       this.services.engine.watch?.([`${LABEL.role}=sandbox`, `${LABEL.run}=pool`, `${LABEL.owner}=${ownerId()}`], (e) =>
         this.byId.get(e.id)?.noteEvent(e.action),
       ) ?? Promise.resolve(undefined)
-    ).catch(() => undefined);
+    )
+      // Without the engine's events the pool inspects each sandbox before handing it out.
+      .catch(() => undefined);
     return this.watching;
   }
 

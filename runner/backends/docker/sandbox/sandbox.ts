@@ -90,6 +90,7 @@ export class Sandbox {
     const stream = await container.attach({ stdin: true });
     // "next-exit": a container that is created but not started yet counts as not running.
     const exited = container.wait("next-exit");
+    // Awaited when the sandbox is watched; until then a rejection must not count as unhandled.
     exited.catch(() => {});
     const sandbox = new Sandbox(container, stream, exited, streamEnd(stream));
     await options.beforeStart?.(sandbox);
@@ -116,6 +117,7 @@ export class Sandbox {
     if (this.tampered) return { problem: this.tampered };
     if (this.wroteEarly) return { problem: "it wrote output before it was claimed" };
     if (!this.started) return { problem: "it was never inspected after its start" };
+    // No answer means the sandbox is not handed out (handled below).
     const now = await withTimeout(this.container.inspect(), 5000, "no inspect within 5 s").catch(() => undefined);
     if (!now) return { problem: "the engine did not answer an inspect" };
     const was = this.started;
