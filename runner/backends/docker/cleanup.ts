@@ -91,10 +91,9 @@ async function removeNetworkIfUnused(docker: Docker): Promise<boolean> {
     const info = await net.inspect();
     if (Object.keys(info.Containers ?? {}).length > 0) return false;
     await net.remove();
+    const bridge = (info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"];
     // Best effort: rules hooked to a bridge that is gone match nothing; the next setup checks them again.
-    await removeHostChains(
-      (info.Options as Record<string, string> | undefined)?.["com.docker.network.bridge.name"] ?? BRIDGE_INTERFACE,
-    ).catch(() => {});
+    await removeHostChains(bridge ?? BRIDGE_INTERFACE).catch(() => {});
     return true;
   } catch (err) {
     if (isNotFound(err)) return false;
