@@ -6,16 +6,7 @@
  */
 import { execa } from "execa";
 import { packagePath } from "../runner/paths.js";
-
-type AddRow = (
-  section: string,
-  metric: string,
-  a: number[],
-  b: number[],
-  unit: string,
-  target?: { op: "<=" | ">=" | "<"; value: number },
-  digits?: number,
-) => void;
+import type { AddRow, RowTarget } from "./stats.js";
 
 const CLI = packagePath("dist", "runner", "cli", "main.js");
 const BASELINE = [
@@ -33,7 +24,7 @@ async function timed(args: string[]): Promise<number> {
 export async function cliSection(t: { addRow: AddRow; log: (...a: unknown[]) => void; reps: number }): Promise<void> {
   t.log("10. CLI start-up");
   const reps = Math.max(5, t.reps * 2);
-  const rows: [string, string[], { op: "<=" | ">=" | "<"; value: number }][] = [
+  const rows: [string, string[], RowTarget][] = [
     ["airlock --help", [CLI, "--help"], { op: "<=", value: 1.5 }],
     [
       "airlock validate policies/hello.yaml",

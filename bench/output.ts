@@ -10,20 +10,11 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { definePolicy, runAgent } from "../runner/index.js";
 import { packagePath } from "../runner/paths.js";
+import type { AddRow, RowTarget } from "./stats.js";
 
 const AGENTS = packagePath("bench", "agents");
 const MIB = 256;
 const SCRIPT = `const fs=require("fs");const c=Buffer.alloc(1<<20,120);const t=process.hrtime.bigint();const fd=fs.openSync("/output/data.bin","w");for(let i=0;i<${MIB};i++)fs.writeSync(fd,c);fs.fsyncSync(fd);fs.closeSync(fd);console.log("WROTE_MS "+Number(process.hrtime.bigint()-t)/1e6)`;
-
-type AddRow = (
-  section: string,
-  metric: string,
-  a: number[],
-  b: number[],
-  unit: string,
-  target?: { op: "<=" | ">=" | "<"; value: number },
-  digits?: number,
-) => void;
 
 interface Tools {
   addRow: AddRow;

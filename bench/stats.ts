@@ -21,3 +21,20 @@ export function fmt(s: Summary, unit: string, digits = 0): string {
   const f = (v: number) => v.toFixed(digits);
   return `${f(s.min)} / ${f(s.median)} / ${f(s.max)} ${unit}`;
 }
+
+/** A target a row's ratio is checked against. */
+export interface RowTarget {
+  op: "<=" | ">=" | "<";
+  value: number;
+}
+
+/** One row of the table: airlock's figures beside the baseline's, measured in the same run. */
+export type AddRow = (
+  section: string,
+  metric: string,
+  airlock: number[],
+  baseline: number[],
+  unit: string,
+  target?: RowTarget,
+  digits?: number,
+) => void;
