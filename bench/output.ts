@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { definePolicy, runAgent } from "../runner/index.js";
 import { packagePath } from "../runner/paths.js";
-import type { AddRow, } from "./stats.js";
+import type { AddRow } from "./stats.js";
 
 const AGENTS = packagePath("bench", "agents");
 const MIB = 256;
