@@ -85,10 +85,16 @@ beforeAll(async () => {
     join(project, "package.json"),
     JSON.stringify({ name: "user-project", private: true, type: "module" }),
   );
-  const installed = await execa("npm", ["install", "--no-audit", "--no-fund", tarball, "@types/node@20"], {
-    cwd: project,
-    all: true,
-  });
+  // --prefer-online: every package's metadata fresh from the registry, so a dependency published minutes
+  // ago is never resolved against a cached list of its own dependency's versions that predates it.
+  const installed = await execa(
+    "npm",
+    ["install", "--no-audit", "--no-fund", "--prefer-online", tarball, "@types/node@20"],
+    {
+      cwd: project,
+      all: true,
+    },
+  );
   installLog = installed.all ?? "";
   await writeFile(join(project, "agent.ts"), AGENT);
   await writeFile(join(project, "policy.yaml"), POLICY);
