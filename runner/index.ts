@@ -3,8 +3,15 @@
  * policy permits. This module is the library's API, the names the README uses; the `airlock` CLI is
  * built on it. Plumbing for tooling (image builds, the engine client, schemas) is `airlock/internal`.
  */
-export { createRunner, runAgent, containersRemoved, Runner, type RunnerOptions } from "./runner.js";
-export type { RunAgentOptions, RunEvent } from "./run/run-agent.js";
+export {
+  createRunner,
+  runAgent,
+  containersRemoved,
+  Runner,
+  type RunnerOptions,
+  type RunAgentOptions,
+} from "./runner.js";
+export type { RunEvent } from "./run/run-agent.js";
 export type { AgentResult, RunStatus } from "./run/result.js";
 export { runAgents, type RunAgentsOptions, type GroupResult } from "./group/run-agents.js";
 export {

@@ -10,7 +10,7 @@ import { dockerClient } from "./docker/client.js";
 import { dockerEngine, type Engine } from "./docker/engine.js";
 import { loopbackMode, type LoopbackMode } from "./backends/docker/gate/host-side.js";
 import type { ImageSet } from "./images/images.js";
-import { runAgentWith, type RunAgentOptions } from "./run/run-agent.js";
+import { runOne, type RunOptions } from "./run/run-agent.js";
 import type { BackendName, ExecutionBackend } from "./backends/backend.js";
 import { backendFromEnv, createBackend } from "./backends/registry.js";
 import type { KubernetesOptions } from "./backends/kubernetes/config.js";
@@ -48,9 +48,16 @@ export interface RunnerOptions {
   pool?: WarmPoolOptions | false;
 }
 
+/** One agent's run: what it runs and under which policy (RunOptions), and on which runner and backend. */
+export interface RunAgentOptions extends RunOptions {
+  /** The runner (engine, gate pools, settings) to run with. Default: one per process. */
+  runner?: Runner;
+  /** Where the agent runs: "docker" (default) or "kubernetes" (a Pod; the runner's kubernetes settings say which cluster). */
+  backend?: BackendName;
+}
+
 export class Runner {
   readonly docker: Docker;
-  readonly reapOrphans: boolean;
   private readonly options: RunnerOptions;
   private readonly removals = new Set<Promise<unknown>>();
   private readonly backends = new Map<BackendName, Promise<ExecutionBackend>>();
@@ -59,7 +66,6 @@ export class Runner {
   constructor(options: RunnerOptions = {}) {
     this.options = options;
     this.docker = options.docker ?? dockerClient();
-    this.reapOrphans = options.reapOrphans ?? true;
   }
 
   /** The Docker backend of this runner (its engine's network, images, and what it keeps ready), created on first use. */
@@ -73,7 +79,7 @@ export class Runner {
         engine: this.options.engine ?? dockerEngine(this.docker),
         loopback: this.options.loopback ?? loopbackMode(),
         gatePoolSize: this.options.gatePoolSize ?? gatePoolSetting(),
-        reapOrphans: this.reapOrphans,
+        reapOrphans: this.options.reapOrphans ?? true,
         ...(this.options.images ? { images: this.options.images } : {}),
         ...(pool ? { pool } : {}),
         background: (work) => this.background(work),
@@ -87,7 +93,11 @@ export class Runner {
     const chosen = name ?? this.options.backend ?? backendFromEnv() ?? "docker";
     let backend = this.backends.get(chosen);
     if (!backend) {
-      backend = createBackend(chosen, this, this.options.kubernetes);
+      backend = createBackend(chosen, {
+        docker: () => this.dockerBackend,
+        kubernetes: this.options.kubernetes,
+        reapOrphans: this.options.reapOrphans ?? true,
+      });
       this.backends.set(chosen, backend);
       backend.catch(() => this.backends.delete(chosen));
     }
@@ -96,7 +106,11 @@ export class Runner {
 
   /** Run one agent with this runner's engine, pools and settings. */
   runAgent(options: RunAgentOptions): Promise<AgentResult> {
-    return runAgentWith(this, options);
+    return runOne(
+      options,
+      async (request) => (await this.backend(options.backend)).createRun(request),
+      (work) => this.background(work),
+    );
   }
 
   /** airlock's images on this runner's engine (built when missing); the Kubernetes backend builds them here too. */
@@ -166,7 +180,7 @@ export class Runner {
 
 /** Run one agent: with `options.runner`, else the default runner of this process. */
 export function runAgent(options: RunAgentOptions): Promise<AgentResult> {
-  return runAgentWith(options.runner ?? defaultRunner(), options);
+  return (options.runner ?? defaultRunner()).runAgent(options);
 }
 
 /** Resolves when the containers of every finished run of the default runner are gone. */

@@ -6,7 +6,7 @@
 import { RunOptionsError } from "../errors.js";
 import { BACKEND_NAMES, isBackendName, type BackendName, type ExecutionBackend } from "./backend.js";
 import type { KubernetesOptions } from "./kubernetes/config.js";
-import type { Runner } from "../runner.js";
+import type { DockerBackend } from "./docker/docker-backend.js";
 import { backendSetting } from "../settings.js";
 
 export { isBackendName };
@@ -26,13 +26,20 @@ export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendNam
 /** The Kubernetes client is loaded only by runs that use it (importing it costs about a second). */
 export async function createBackend(
   name: BackendName,
-  runner: Runner,
-  kubernetes: KubernetesOptions | undefined,
+  from: {
+    /** The runner's Docker backend: Docker runs use it, and Kubernetes builds its images with its engine. */
+    docker: () => DockerBackend;
+    kubernetes: KubernetesOptions | undefined;
+    reapOrphans: boolean;
+  },
 ): Promise<ExecutionBackend> {
   switch (name) {
     case "docker":
-      return runner.dockerBackend;
+      return from.docker();
     case "kubernetes":
-      return (await import("./kubernetes/index.js")).kubernetesBackend(kubernetes);
+      return (await import("./kubernetes/index.js")).kubernetesBackend(from.kubernetes, {
+        images: from.docker(),
+        reapOrphans: from.reapOrphans,
+      });
   }
 }

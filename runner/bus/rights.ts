@@ -8,9 +8,28 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BusRightsError } from "../errors.js";
 import { brokersStateDir } from "../settings.js";
-import type { Policy } from "../policy/index.js";
+import type { Endpoint } from "../policy/endpoint.js";
+import type { BusKindName } from "./names.js";
 import { identityName, newPassword, type AdminSources, type BusDenial } from "./kind.js";
 import { BUS_KINDS } from "./registry.js";
+
+/** One broker a policy grants rights on. */
+export interface BusGrant {
+  kind: BusKindName;
+  endpoint: Endpoint;
+  /** The variable that carries the run's credentials. */
+  env: string;
+  /** The section as written (the kind's own fields). */
+  grant: Record<string, unknown>;
+}
+
+/** What of a policy its broker identities are made from (a Policy is one). */
+export interface RightsPolicy {
+  /** The policy's file, for errors. */
+  source: string;
+  network: { allowedEndpoints: Endpoint[] };
+  bus: { grants: BusGrant[]; requireRights: boolean };
+}
 
 export interface BusRights {
   /** Variables for the agent: each section's env variable with its credentials. */
@@ -30,7 +49,7 @@ export interface BusRights {
 }
 
 export interface BusRightsRequest {
-  policy: Policy;
+  policy: RightsPolicy;
   runId: string;
   /** What {run} stands for. */
   run: string;
@@ -162,7 +181,7 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
  * mints) but that it grants no rights on: the agent will not be able to log in. Said before the start,
  * with the policy lines to add.
  */
-export function loginWarnings(policy: Policy, sources: AdminSources): string[] {
+export function loginWarnings(policy: RightsPolicy, sources: AdminSources): string[] {
   const out: string[] = [];
   for (const kind of Object.values(BUS_KINDS)) {
     if (policy.bus.grants.some((g) => g.kind === kind.kind)) continue;

@@ -12,21 +12,14 @@ import { parsePackage, type PackageSpec } from "./package-spec.js";
 import { parsePipRequirement, parseRequirementsText, readRequirementsFile, type PipRequirement } from "./pip-spec.js";
 import type { LanguageName } from "../languages/names.js";
 import { busEndpoint, DEFAULTS, parseMemory, policySchema, type PolicyInput } from "./schema.js";
-import { BUS_KINDS, BUS_KIND_NAMES, type BusKindName } from "../bus/registry.js";
-
-/** One broker the policy grants rights on. */
-export interface BusGrant {
-  kind: BusKindName;
-  endpoint: Endpoint;
-  /** The variable that carries the run's credentials. */
-  env: string;
-  /** The section as written (the kind's own fields). */
-  grant: Record<string, unknown>;
-}
+import { BUS_KINDS, BUS_KIND_NAMES } from "../bus/registry.js";
+import type { BusGrant, RightsPolicy } from "../bus/rights.js";
 import { locate, parseYamlFile, zodIssuesToInputIssues, type KeyHints, type ParsedYaml } from "./locate.js";
 import type { InputIssue } from "../errors.js";
 
-export interface Policy {
+export type { BusGrant };
+
+export interface Policy extends RightsPolicy {
   name: string;
   description?: string;
   /** Absolute path of the file the policy came from, or "<inline>". */

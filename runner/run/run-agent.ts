@@ -1,7 +1,8 @@
 /**
- * runAgent(): run one agent in a policy-gated container (or Pod) and collect its result (the shared
- * stages are in run-stages.ts, each backend's own in runner/backends/). Never throws for a run that could not happen (bad policy, Docker missing, build failed): the result
- * has status "error" and the reason. The containers are always removed.
+ * One agent's run from its options to its result, whatever backend executes it (the shared stages
+ * are in run-stages.ts, each backend's own in runner/backends/; runner.ts picks the backend). Never
+ * throws for a run that could not happen (bad policy, Docker missing, build failed): the result has
+ * status "error" and the reason. What the run created is always released.
  */
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, extname, resolve } from "node:path";
@@ -11,13 +12,12 @@ import type { DescribeCluster } from "../bus/kafka-preflight.js";
 import type { Resolver } from "../gate/plan.js";
 import type { LanguageName } from "../languages/names.js";
 import type { Policy, PolicyInput } from "../policy/index.js";
-import type { Runner } from "../runner.js";
-import type { BackendName } from "../backends/backend.js";
 import type { StreamName } from "./logs.js";
 import type { BackendRun } from "./run-stages.js";
 import { emptyResult, writeResult, type AgentResult } from "./result.js";
 
-export interface RunAgentOptions {
+/** What one run needs, whatever executes it (runner.ts adds which runner and backend: RunAgentOptions). */
+export interface RunOptions {
   /** A .ts, .js or .py agent file. Either this or `command`. */
   agent?: string;
   /** The language it is written in (default: the policy's runtime, else the file's extension). A command runs in that language's image. */
@@ -48,8 +48,6 @@ export interface RunAgentOptions {
   stopGraceMs?: number;
   /** stdout and stderr kept in the result, per stream. Default 1 MiB. */
   logCapBytes?: number;
-  /** The runner (engine, gate pools, settings) to run with. Default: one per process. */
-  runner?: Runner;
   /** How DNS names in the policy are resolved on the host (for tests). */
   resolver?: Resolver;
   /** Set by runAgents(): the group this agent runs in (AIRLOCK_GROUP, AIRLOCK_GROUP_RUN_ID). */
@@ -58,8 +56,6 @@ export interface RunAgentOptions {
   requireBusRights?: boolean;
   /** How the Kafka preflight reads the cluster's advertised brokers (for tests). */
   describeKafka?: DescribeCluster;
-  /** Where the agent runs: "docker" (default) or "kubernetes" (a Pod; the runner's kubernetes settings say which cluster). */
-  backend?: BackendName;
 }
 
 export type RunEvent =
@@ -75,7 +71,7 @@ export type RunEvent =
   | { type: "warning"; agent: string; message: string }
   | { type: "finished"; agent: string; result: AgentResult };
 
-export function agentNameFor(options: Pick<RunAgentOptions, "agent" | "name">, policy?: { name: string }): string {
+export function agentNameFor(options: Pick<RunOptions, "agent" | "name">, policy?: { name: string }): string {
   if (options.name) return options.name;
   if (options.agent) {
     const stem = basename(options.agent, extname(options.agent));
@@ -85,7 +81,27 @@ export function agentNameFor(options: Pick<RunAgentOptions, "agent" | "name">, p
   return policy?.name ?? "agent";
 }
 
-export async function runAgentWith(runner: Runner, options: RunAgentOptions): Promise<AgentResult> {
+/** What a backend needs to create one run. */
+export interface RunRequest {
+  options: RunOptions;
+  name: string;
+  outputDir: string;
+  /** The result so far (name, output folder, start time): each run fills in the rest. */
+  base: AgentResult;
+  emit: (event: RunEvent) => void;
+  /** Work that may finish after the result (removals): the runner waits for it before it closes. */
+  background: (work: Promise<unknown>) => void;
+}
+
+/**
+ * Run one agent: `createRun` is the chosen backend's (the runner asks for it by name, so a backend
+ * that cannot be had, such as a cluster that does not answer, becomes the result's error too).
+ */
+export async function runOne(
+  options: RunOptions,
+  createRun: (request: RunRequest) => Promise<BackendRun>,
+  background: (work: Promise<unknown>) => void,
+): Promise<AgentResult> {
   const started = Date.now();
   const outputDir = resolve(options.outputDir);
   const name = agentNameFor(
@@ -103,7 +119,7 @@ export async function runAgentWith(runner: Runner, options: RunAgentOptions): Pr
   let run: BackendRun | undefined;
   let result: AgentResult;
   try {
-    run = (await runner.backend(options.backend)).createRun({ runner, options, name, outputDir, base, emit });
+    run = await createRun({ options, name, outputDir, base, emit, background });
     result = await run.execute();
   } catch (err) {
     const error = err instanceof AirlockError ? err : isConnectionError(err) ? explainDockerError(err) : err;

@@ -14,7 +14,6 @@ import { withTimeout } from "../docker/client.js";
 import type { DeniedConnection } from "../gate/denied.js";
 import { kafkaPreflight } from "../bus/kafka-preflight.js";
 import type { Policy } from "../policy/index.js";
-import type { Runner } from "../runner.js";
 import { openBusRights, type BusRights } from "../bus/rights.js";
 import { busAgentToken } from "../bus/patterns.js";
 import type { BusDenial } from "../bus/kind.js";
@@ -22,7 +21,7 @@ import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import type { StopRequest } from "./exit-wait.js";
 import type { AgentResult, RunStartup, RunStatus } from "./result.js";
-import type { RunAgentOptions, RunEvent } from "./run-agent.js";
+import type { RunOptions, RunEvent, RunRequest } from "./run-agent.js";
 
 export const DEFAULT_GRACE_MS = 5000;
 export const DEFAULT_LOG_CAP = 1024 * 1024;
@@ -76,14 +75,22 @@ export abstract class RunStages implements BackendRun {
   protected readonly startup: RunStartup = { mode: "cold", how: "new container", stages: {} };
   private readonly t0 = performance.now();
 
-  constructor(
-    protected readonly runner: Runner,
-    protected readonly options: RunAgentOptions,
-    protected readonly name: string,
-    protected readonly outputDir: string,
-    protected readonly base: AgentResult,
-    protected readonly emit: (event: RunEvent) => void,
-  ) {
+  protected readonly options: RunOptions;
+  protected readonly name: string;
+  protected readonly outputDir: string;
+  protected readonly base: AgentResult;
+  protected readonly emit: (event: RunEvent) => void;
+  /** Work that may finish after the result (removals); the runner waits for it before it closes. */
+  protected readonly background: (work: Promise<unknown>) => void;
+
+  constructor(request: RunRequest) {
+    const { name } = request;
+    this.options = request.options;
+    this.name = name;
+    this.outputDir = request.outputDir;
+    this.base = request.base;
+    this.emit = request.emit;
+    this.background = request.background;
     // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
     this.runId = `${name
       .toLowerCase()
@@ -299,7 +306,7 @@ export abstract class RunStages implements BackendRun {
           );
         },
       );
-      this.runner.background(withTimeout(rights.cleanup(), 30_000, "a broker did not answer the cleanup within 30 s"));
+      this.background(withTimeout(rights.cleanup(), 30_000, "a broker did not answer the cleanup within 30 s"));
     }
     // The run's own temporary folder (bundle, hosts file): a leftover costs disk only, and holds nothing of the agent's output.
     if (this.prepared) await rm(this.prepared.runDir, { recursive: true, force: true }).catch(() => {});

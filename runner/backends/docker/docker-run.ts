@@ -59,7 +59,7 @@ export class DockerRun extends RunStages {
     private readonly docker: DockerBackend,
     r: RunRequest,
   ) {
-    super(r.runner, r.options, r.name, r.outputDir, r.base, r.emit);
+    super(r);
   }
 
   async execute(): Promise<AgentResult> {

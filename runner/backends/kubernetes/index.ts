@@ -5,6 +5,9 @@
  */
 import { exec as execCallback } from "node:child_process";
 import { promisify } from "node:util";
+import type Docker from "dockerode";
+import type { ImageBuilds } from "../../images/builds.js";
+import type { ImageSet } from "../../images/images.js";
 import type { ExecutionBackend, CleanupReport, RunRequest } from "../backend.js";
 import { KubernetesError } from "../../errors.js";
 import { isOrphaned, LABEL } from "../../docker/labels.js";
@@ -14,15 +17,45 @@ import { KubeRun } from "./kube-run.js";
 
 const execShell = promisify(execCallback);
 
+/** Where a Pod's images come from: built by the runner's local Docker engine (its Docker backend), then loaded into the nodes. */
+export interface LocalImages {
+  readonly docker: Docker;
+  readonly builds: ImageBuilds;
+  images(progress?: (line: string) => void): Promise<ImageSet>;
+  /** Whether the local engine answers (a friendly error if not). */
+  engineReachable(): Promise<void>;
+}
+
+export interface KubernetesRunSupport {
+  /** The local engine that builds the images (runs need it; cleanup and the cluster checks do not). */
+  images?: LocalImages;
+  /** Remove what crashed runners left in the namespace before the first run (default false). */
+  reapOrphans?: boolean;
+}
+
 export class KubernetesBackend implements ExecutionBackend {
   readonly name = "kubernetes" as const;
   readonly settings: KubernetesSettings;
+  readonly reapOrphans: boolean;
+  private readonly localImages?: LocalImages;
   private clientCache?: KubeClient;
   private namespaceReady?: Promise<void>;
   private readonly loaded = new Map<string, Promise<void>>();
 
-  constructor(options: KubernetesOptions = {}) {
+  constructor(options: KubernetesOptions = {}, support: KubernetesRunSupport = {}) {
     this.settings = kubernetesSettings(options);
+    this.reapOrphans = support.reapOrphans ?? false;
+    if (support.images) this.localImages = support.images;
+  }
+
+  /** The local engine that builds this backend's images. */
+  get images(): LocalImages {
+    if (!this.localImages)
+      throw new KubernetesError(
+        "this Kubernetes backend was created without a local Docker engine to build the agents' images",
+        'create it through a runner (createRunner({ backend: "kubernetes" })), which gives it its Docker engine',
+      );
+    return this.localImages;
   }
 
   get client(): KubeClient {
@@ -161,6 +194,9 @@ export function qualifiedTag(tag: string): string {
   return tag.includes("/") ? `docker.io/${tag}` : `docker.io/library/${tag}`;
 }
 
-export function kubernetesBackend(options: KubernetesOptions = {}): KubernetesBackend {
-  return new KubernetesBackend(options);
+export function kubernetesBackend(
+  options: KubernetesOptions = {},
+  support: KubernetesRunSupport = {},
+): KubernetesBackend {
+  return new KubernetesBackend(options, support);
 }

@@ -12,7 +12,6 @@
  */
 import { PassThrough } from "node:stream";
 import { KubernetesError, RunOptionsError } from "../../errors.js";
-import { assertDockerReachable } from "../../docker/client.js";
 import { ownerId } from "../../docker/labels.js";
 import { parseDeniedReport } from "../../gate/denied.js";
 import { LoopbackForwarder } from "../../run/loopback-forwarder.js";
@@ -72,7 +71,7 @@ export class KubeRun extends RunStages {
     private readonly backend: KubernetesBackend,
     r: RunRequest,
   ) {
-    super(r.runner, r.options, r.name, r.outputDir, r.base, r.emit);
+    super(r);
   }
 
   private get ns(): string {
@@ -82,10 +81,10 @@ export class KubeRun extends RunStages {
   async execute(): Promise<AgentResult> {
     const prepared = await this.prepare(async () => {
       // Images are still built by the local engine; the cluster runs them.
-      await assertDockerReachable(this.runner.docker);
-      await this.backend.ready(this.runner.reapOrphans);
+      await this.backend.images.engineReachable();
+      await this.backend.ready(this.backend.reapOrphans);
     });
-    const images = await this.runner.images((line) => this.emit({ type: "build", agent: this.name, line }));
+    const images = await this.backend.images.images((line) => this.emit({ type: "build", agent: this.name, line }));
     const image = await this.chooseImage(prepared, images);
     const rights = this.mintRights(prepared);
     this.phase(
@@ -126,7 +125,7 @@ export class KubeRun extends RunStages {
     const o = this.options;
     if (o.image) {
       this.image = o.image;
-      const info = await this.runner.docker
+      const info = await this.backend.images.docker
         .getImage(o.image)
         .inspect()
         // An image the local engine does not have is pulled by the cluster, as any other.
@@ -149,10 +148,10 @@ export class KubeRun extends RunStages {
       };
     }
     const ctx = {
-      docker: this.runner.docker,
+      docker: this.backend.images.docker,
       images,
       progress: (line: string) => this.emit({ type: "build", agent: this.name, line }),
-      builds: this.runner.dockerBackend.builds,
+      builds: this.backend.images.builds,
     };
     const built = await prepared.language.image(ctx, prepared.policy);
     this.image = built.tag;
@@ -427,7 +426,7 @@ export class KubeRun extends RunStages {
       if (kind === "secret") return api.core.deleteNamespacedSecret(args);
       return api.networking.deleteNamespacedNetworkPolicy(args);
     });
-    this.runner.background(Promise.allSettled(removals));
+    this.background(Promise.allSettled(removals));
     await this.releaseShared();
   }
 }
