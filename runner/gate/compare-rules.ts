@@ -3,10 +3,10 @@
  * iptables-save. Pure text; each backend reads the kernel's copy its own way (the Docker backend's
  * verifier, the Kubernetes Pod gate) and asks this whether they are the same.
  */
-export interface ExpectedRules {
-  v4: string;
-  v6: string;
-}
+import type { RuleSet } from "./rules.js";
+
+/** What the runner sent a gate. */
+export type ExpectedRules = RuleSet;
 
 /**
  * iptables-save writes rules in its own canonical form (`-d 1.2.3.4/32 -p tcp -m tcp --dport 1`,

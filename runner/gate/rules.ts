@@ -10,6 +10,12 @@
 import type { DirectRoute } from "./plan.js";
 import { DENY_TABLES } from "./protocol.js";
 
+/** The rules of one agent's namespace, in iptables-restore format: what the runner sends a gate, and compares with what the kernel holds. */
+export interface RuleSet {
+  v4: string;
+  v6: string;
+}
+
 export interface ForwardedPort {
   /** Port the agent uses on 127.0.0.1. */
   port: number;

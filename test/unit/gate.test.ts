@@ -1,9 +1,14 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, connect, type AddressInfo } from "node:net";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LoopbackForwarder } from "../../runner/run/loopback-forwarder.js";
 import { hostsFile, planGate, RESOLV_CONF } from "../../runner/gate/plan.js";
 import { ipv4Rules, ipv6Rules } from "../../runner/gate/rules.js";
 import { parseEndpoint } from "../../runner/policy/endpoint.js";
+import { enforcementFor } from "../../runner/gate/enforce.js";
+import { definePolicy } from "../../runner/policy/index.js";
 
 const resolver = async (host: string) =>
   ({ "kafka.example.com": ["10.1.0.7", "10.1.0.8"], "loop.example.com": ["127.0.1.1"] })[host] ??
@@ -36,6 +41,64 @@ describe("gate plan", () => {
 
   it("gives the agent a resolver that cannot reach any DNS server", () => {
     expect(RESOLV_CONF).toMatch(/^nameserver 127\.0\.0\.1$/m);
+  });
+});
+
+describe("what a policy makes every backend enforce", () => {
+  const policy = definePolicy({
+    name: "p",
+    network: { allowedEndpoints: ["localhost:6379", "kafka.example.com:9092"] },
+  });
+
+  it("gives the rules and the egress list for where the backend's forwarders listen", async () => {
+    const enforcement = await enforcementFor(policy, resolver);
+    expect(enforcement.disabled).toBe(false);
+    expect(enforcement.hostsFile).toMatch(/^10\.1\.0\.7\tkafka\.example\.com$/m);
+    const forwarders = { address: "172.18.0.1", ports: [40001] };
+    expect(enforcement.rules(forwarders)).toEqual({
+      v4: ipv4Rules({
+        gateway: "172.18.0.1",
+        forwarded: [{ port: 6379, forwarderPort: 40001 }],
+        direct: [
+          { ip: "10.1.0.7", port: 9092 },
+          { ip: "10.1.0.8", port: 9092 },
+        ],
+      }),
+      v6: ipv6Rules(),
+    });
+    expect(enforcement.egress(forwarders)).toEqual([
+      { ip: "172.18.0.1", port: 40001 },
+      { ip: "10.1.0.7", port: 9092 },
+      { ip: "10.1.0.8", port: 9092 },
+    ]);
+    // A backend that opened a forwarder too few (or too many) is a bug, not a gate with a hole.
+    expect(() => enforcement.rules({ address: "172.18.0.1", ports: [] })).toThrow(/1 loopback routes/);
+  });
+
+  it("allows nothing but loopback when the policy disables the network, and resolves nothing", async () => {
+    const enforcement = await enforcementFor(definePolicy({ name: "off", network: { disabled: true } }), async () =>
+      Promise.reject(new Error("must not resolve")),
+    );
+    expect(enforcement.hostsFile).toBe("127.0.0.1\tlocalhost\n");
+    const rules = enforcement.rules({ address: "10.0.0.1", ports: [] });
+    // Every ACCEPT is for loopback or for replies: no destination is let out.
+    expect(rules.v4).toContain("-A OUTPUT -o lo -j ACCEPT");
+    expect(rules.v4.split("\n").filter((l) => l.endsWith("-j ACCEPT") && !/ -[io] lo |ESTABLISHED/.test(l))).toEqual(
+      [],
+    );
+    expect(enforcement.egress({ address: "10.0.0.1", ports: [] })).toEqual([]);
+  });
+
+  it("is the only place that turns a policy into rules (both backends call it)", () => {
+    const callers = ["backends/docker/gate/open-gate.ts", "backends/kubernetes/kube-run.ts"];
+    const root = join(import.meta.dirname, "../../runner");
+    for (const file of callers) expect(readFileSync(join(root, file), "utf8")).toMatch(/enforcementFor\(/);
+    const elsewhere = execFileSync("grep", ["-rlE", "planGate\\(|ipv4Rules\\(", root], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .map((f) => f.slice(root.length + 1))
+      .sort();
+    expect(elsewhere).toEqual(["gate/enforce.ts", "gate/plan.ts", "gate/rules.ts"]);
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { hostsFile } from "../../runner/gate/plan.js";
 import { kubernetesSettings } from "../../runner/backends/kubernetes/config.js";
 import { qualifiedTag } from "../../runner/backends/kubernetes/index.js";
 import {
@@ -38,7 +39,7 @@ function input(overrides: Partial<PodSpecInput> = {}): PodSpecInput {
     rules: { v4: "*filter\nCOMMIT\n", v6: "*filter\nCOMMIT\n" },
     bundle: [{ path: "agent.mjs", content: Buffer.from("console.log(1)") }],
     workspace: [{ path: "data/in.txt", content: Buffer.from("hi") }],
-    hosts: [{ name: "redis.internal", ip: "10.1.2.3" }],
+    hostsFile: hostsFile({ hosts: [{ name: "redis.internal", ip: "10.1.2.3" }] }),
     loopbackForwarded: true,
     egress: [
       { ip: "10.244.0.1", port: 40001 },

@@ -15,8 +15,7 @@ import { KubernetesError, RunOptionsError } from "../../errors.js";
 import { ownerId } from "../../docker/labels.js";
 import { parseDeniedReport } from "../../gate/denied.js";
 import { LoopbackForwarder } from "../../run/loopback-forwarder.js";
-import { planGate, type GatePlan } from "../../gate/plan.js";
-import { ipv4Rules, ipv6Rules } from "../../gate/rules.js";
+import { enforcementFor, gateSummary, type Enforcement, type Forwarders } from "../../gate/enforce.js";
 import { trustedImages } from "../../images/trust.js";
 import type { PreparedRun } from "../../run/prepare.js";
 import type { ImageSet } from "../../images/images.js";
@@ -89,21 +88,18 @@ export class KubeRun extends RunStages {
     const rights = this.mintRights(prepared);
     this.phase(
       "gate",
-      prepared.policy.network.disabled
-        ? "network disabled (the Pod's rules deny all)"
-        : `gating egress to ${prepared.policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`,
+      prepared.policy.network.disabled ? "network disabled (the Pod's rules deny all)" : gateSummary(prepared.policy),
     );
-    const plan: GatePlan = prepared.policy.network.disabled
-      ? { loopback: [], direct: [], hosts: [] }
-      : await planGate(prepared.policy.network.allowedEndpoints, prepared.policy.source, this.options.resolver);
-    const gateway = this.openForwarders(plan, prepared);
+    // What the gate enforces, worked out as on Docker; here the init container puts it in force.
+    const enforcement = await enforcementFor(prepared.policy, this.options.resolver);
+    const gateway = this.openForwarders(enforcement, prepared);
     const [forwarded] = await Promise.all([
       gateway,
       this.backend.loadImages([images.gate, ...(image.local ? [image.tag] : [])]),
       image.checked,
     ]);
     const env = { ...prepared.env, ...(await rights) };
-    const input = await this.podInput(prepared, image, images.gate, plan, forwarded);
+    const input = await this.podInput(prepared, image, images.gate, enforcement, forwarded);
     const pod = await this.createObjects(input, env);
     const watch = (this.watch = new PodWatch(this.backend.client, this.ns, pod));
     this.phase("gate", "waiting for the gate's init container");
@@ -162,7 +158,7 @@ export class KubeRun extends RunStages {
   }
 
   /** One forwarder per `localhost:PORT` endpoint, on the host address Pods reach; their ports. */
-  private async openForwarders(plan: GatePlan, prepared: PreparedRun): Promise<{ address: string; ports: number[] }> {
+  private async openForwarders({ plan }: Enforcement, prepared: PreparedRun): Promise<Forwarders> {
     const address = this.backend.settings.hostAddress;
     if (!plan.loopback.length) return { address: address ?? "127.0.0.1", ports: [] };
     if (!address) {
@@ -180,8 +176,8 @@ export class KubeRun extends RunStages {
     prepared: PreparedRun,
     image: ChosenImage,
     gateImage: string,
-    plan: GatePlan,
-    gateway: { address: string; ports: number[] },
+    enforcement: Enforcement,
+    forwarders: Forwarders,
   ): Promise<PodSpecInput> {
     const { policy } = prepared;
     const o = this.options;
@@ -191,7 +187,6 @@ export class KubeRun extends RunStages {
         ? podFiles(o.workingDir, prepared.workspace.hidden, `working directory ${o.workingDir}`)
         : Promise.resolve([]),
     ]);
-    const forwarded = plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: gateway.ports[i]! }));
     const holdSeconds = policy.timeoutSeconds + Math.ceil(this.graceMs / 1000) + 300;
     return {
       runId: this.runId,
@@ -212,15 +207,12 @@ export class KubeRun extends RunStages {
       deadlineSeconds: holdSeconds,
       holdSeconds,
       releaseSeconds: RELEASE_SECONDS,
-      rules: { v4: ipv4Rules({ gateway: gateway.address, forwarded, direct: plan.direct }), v6: ipv6Rules() },
+      rules: enforcement.rules(forwarders),
       bundle,
       workspace,
-      hosts: plan.hosts,
-      loopbackForwarded: forwarded.length > 0,
-      egress: [
-        ...forwarded.map((f) => ({ ip: gateway.address, port: f.forwarderPort })),
-        ...plan.direct.map((d) => ({ ip: d.ip, port: d.port })),
-      ],
+      hostsFile: enforcement.hostsFile,
+      loopbackForwarded: enforcement.plan.loopback.length > 0,
+      egress: enforcement.egress(forwarders),
       networkDisabled: policy.network.disabled,
     };
   }

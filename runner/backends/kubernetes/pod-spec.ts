@@ -25,7 +25,6 @@
  */
 import type { V1ConfigMap, V1Container, V1NetworkPolicy, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { LABEL } from "../../docker/labels.js";
-import { hostsFile } from "../../gate/plan.js";
 import type { AgentUser } from "../../run/output.js";
 import { agentMemoryBytes, outputQuotaBytes } from "../../run/output-volume.js";
 
@@ -75,8 +74,8 @@ export interface PodSpecInput {
   /** The agent's files at /opt/agent/run, and /workspace's. */
   bundle: PodFile[];
   workspace: PodFile[];
-  /** Names from the policy, pinned to what the runner resolved. */
-  hosts: { name: string; ip: string }[];
+  /** The agent's /etc/hosts: the policy's names, pinned to what the runner resolved (gate/enforce.ts). */
+  hostsFile: string;
   /** The run DNATs 127.0.0.1:PORT out of the Pod (localhost endpoints): needs route_localnet. */
   loopbackForwarded: boolean;
   /** For the NetworkPolicy: every destination the rules allow. */
@@ -116,7 +115,7 @@ export function configMapSpec(input: PodSpecInput): V1ConfigMap {
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: metadata(input, "files"),
-    data: { "rules-v4": input.rules.v4, "rules-v6": input.rules.v6, hosts: hostsFile(input) },
+    data: { "rules-v4": input.rules.v4, "rules-v6": input.rules.v6, hosts: input.hostsFile },
     binaryData,
   };
 }

@@ -1,6 +1,7 @@
 /**
- * Picks and sets up a run's egress gate (egress-gate.ts says which and why): the policy's names
- * resolved on the host, the /etc/hosts the agent sees, the airlock bridge, the host side, the rules.
+ * Picks and sets up a run's egress gate (egress-gate.ts says which and why): what the policy makes
+ * every backend enforce (gate/enforce.ts: names resolved on the host, /etc/hosts, the rules), on the
+ * airlock bridge, with its host side.
  */
 import { writeFile } from "node:fs/promises";
 import type { AirlockNetwork } from "../network.js";
@@ -10,8 +11,8 @@ import { noNetworkGate, type EgressGate } from "./egress-gate.js";
 import type { GatePool, TakenGate } from "./gate-container.js";
 import { openHostSide, type LoopbackMode } from "./host-side.js";
 import { InitEgressGate } from "./init-gate.js";
-import { hostsFile, planGate, type Resolver } from "../../../gate/plan.js";
-import { ipv4Rules, ipv6Rules } from "../../../gate/rules.js";
+import { enforcementFor, gateSummary } from "../../../gate/enforce.js";
+import type { Resolver } from "../../../gate/plan.js";
 import type { Verifier } from "./verify.js";
 
 export interface GateServices {
@@ -45,25 +46,14 @@ export interface GateRequest {
 
 export async function openEgressGate(services: GateServices, req: GateRequest): Promise<EgressGate> {
   const { policy } = req;
-  if (policy.network.disabled) {
-    await writeFile(req.hostsPath, "127.0.0.1\tlocalhost\n", { mode: 0o644 });
-    return noNetworkGate;
-  }
-  req.onPhase?.(
-    `gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}${req.selfGated ? "" : " (with a gate container)"}`,
-  );
-  const plan = await planGate(policy.network.allowedEndpoints, policy.source, req.resolver);
-  await writeFile(req.hostsPath, hostsFile(plan), { mode: 0o644 });
+  if (!policy.network.disabled)
+    req.onPhase?.(`${gateSummary(policy)}${req.selfGated ? "" : " (with a gate container)"}`);
+  const enforcement = await enforcementFor(policy, req.resolver);
+  await writeFile(req.hostsPath, enforcement.hostsFile, { mode: 0o644 });
+  if (enforcement.disabled) return noNetworkGate;
   const bridge = await services.network();
-  const hostSide = await openHostSide(services.loopback, bridge, plan, req.runId);
-  const rules = {
-    v4: ipv4Rules({
-      gateway: bridge.gateway,
-      forwarded: plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: hostSide.gatewayPorts[i]! })),
-      direct: plan.direct,
-    }),
-    v6: ipv6Rules(),
-  };
+  const hostSide = await openHostSide(services.loopback, bridge, enforcement.plan, req.runId);
+  const rules = enforcement.rules({ address: bridge.gateway, ports: hostSide.gatewayPorts });
   const verifier = services.verifier(req.gateImage, req.labels);
   if (req.selfGated)
     return new InitEgressGate({

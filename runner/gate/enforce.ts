@@ -1,0 +1,68 @@
+/**
+ * What a policy makes any backend enforce, worked out once for all of them: the destinations
+ * resolved on the host (plan.ts), the agent's /etc/hosts, and — as soon as the backend says where
+ * its loopback forwarders listen — the rules for the agent's namespace and the list of every
+ * destination a packet may leave for (what a second layer, such as Kubernetes' NetworkPolicy, must
+ * allow too). The Docker backend (its init and container gates) and the Kubernetes backend (its
+ * init container) both start from here; neither works out a rule of its own.
+ */
+import type { Policy } from "../policy/index.js";
+import { hostsFile, planGate, type GatePlan, type Resolver } from "./plan.js";
+import { ipv4Rules, ipv6Rules, type RuleSet } from "./rules.js";
+
+/** Where a backend's loopback forwarders listen: one port per `plan.loopback` route, in its order. */
+export interface Forwarders {
+  /** The address the agent's namespace reaches them on (the bridge gateway, the node's address). */
+  address: string;
+  ports: number[];
+}
+
+export interface Enforcement {
+  /** The policy turns the network off: nothing but the agent's own loopback. */
+  disabled: boolean;
+  plan: GatePlan;
+  /** The agent's /etc/hosts: localhost and the policy's names, pinned to what the host resolved. */
+  hostsFile: string;
+  /** The rules for the agent's namespace (default deny; a disabled network allows loopback only). */
+  rules(forwarders: Forwarders): RuleSet;
+  /** Every destination the rules let a connection leave for. */
+  egress(forwarders: Forwarders): { ip: string; port: number }[];
+}
+
+/** For the run's progress: what the gate will let out (said before the names are resolved). */
+export function gateSummary(policy: Pick<Policy, "network">): string {
+  return policy.network.disabled
+    ? "network disabled"
+    : `gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`;
+}
+
+const NO_NETWORK_HOSTS = "127.0.0.1\tlocalhost\n";
+
+/** The one function from a policy to what its gate enforces; names are resolved now, on the host. */
+export async function enforcementFor(
+  policy: Pick<Policy, "network" | "source">,
+  resolver?: Resolver,
+): Promise<Enforcement> {
+  const { network } = policy;
+  const plan: GatePlan = network.disabled
+    ? { loopback: [], direct: [], hosts: [] }
+    : await planGate(network.allowedEndpoints, policy.source, resolver);
+  const forwarded = (f: Forwarders) => {
+    if (f.ports.length !== plan.loopback.length)
+      throw new Error(`${plan.loopback.length} loopback routes need as many forwarder ports, got ${f.ports.length}`);
+    return plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: f.ports[i]! }));
+  };
+  return {
+    disabled: network.disabled,
+    plan,
+    hostsFile: network.disabled ? NO_NETWORK_HOSTS : hostsFile(plan),
+    rules: (f) => ({
+      v4: ipv4Rules({ gateway: f.address, forwarded: forwarded(f), direct: plan.direct }),
+      v6: ipv6Rules(),
+    }),
+    egress: (f) => [
+      ...forwarded(f).map((route) => ({ ip: f.address, port: route.forwarderPort })),
+      ...plan.direct.map((d) => ({ ip: d.ip, port: d.port })),
+    ],
+  };
+}
