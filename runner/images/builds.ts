@@ -3,20 +3,15 @@
  * looked up, and built when missing, once per owner. The owner is the Docker backend of a runner, so
  * a second engine (or runner) asks its own engine, never the first one's answer.
  */
+import { RememberedByKey } from "../util/remembered.js";
 import type { BuiltImage } from "./images.js";
 
 export class ImageBuilds {
-  private readonly pending = new Map<string, Promise<BuiltImage>>();
+  private readonly made = new RememberedByKey<string, BuiltImage>();
 
+  /** The image for `key`, made once (a failed build is tried again next time; the caller has the failure). */
   once(key: string, make: () => Promise<BuiltImage>): Promise<BuiltImage> {
-    let build = this.pending.get(key);
-    if (!build) {
-      build = make();
-      this.pending.set(key, build);
-      // A failed build is asked again next time (the caller has the failure).
-      build.catch(() => this.pending.delete(key));
-    }
-    return build;
+    return this.made.get(key, make);
   }
 }
 

@@ -67,6 +67,28 @@ export async function tryPull(docker: Docker, ref: string, progress: Progress): 
 }
 
 /**
+ * A base image the user named in `variable`: present, or pulled now; else an error that names the
+ * variable and the fix.
+ */
+export async function customBase(
+  docker: Docker,
+  ref: string,
+  variable: string,
+  progress: Progress,
+): Promise<{ ref: string; id: string }> {
+  const id =
+    (await imageId(docker, ref)) ?? ((await tryPull(docker, ref, progress)) ? await imageId(docker, ref) : undefined);
+  if (!id)
+    throw new ImageBuildError(
+      ref,
+      `${variable} is set but the image is neither present nor pullable`,
+      "",
+      `build or pull it first, or unset ${variable}`,
+    );
+  return { ref, id };
+}
+
+/**
  * The base image: AIRLOCK_BASE_IMAGE if set; else the official node image (present, or pulled);
  * else the local Debian-built equivalent (present, or built now).
  */
@@ -75,19 +97,7 @@ export async function resolveBaseImage(
   progress: Progress = () => {},
 ): Promise<{ ref: string; id: string; source: ImageSet["baseSource"] }> {
   const custom = baseImageSetting();
-  if (custom) {
-    const id =
-      (await imageId(docker, custom)) ??
-      ((await tryPull(docker, custom, progress)) ? await imageId(docker, custom) : undefined);
-    if (!id)
-      throw new ImageBuildError(
-        custom,
-        "AIRLOCK_BASE_IMAGE is set but the image is neither present nor pullable",
-        "",
-        "build or pull it first, or unset AIRLOCK_BASE_IMAGE",
-      );
-    return { ref: custom, id, source: "custom" };
-  }
+  if (custom) return { ...(await customBase(docker, custom, "AIRLOCK_BASE_IMAGE", progress)), source: "custom" };
   const official = await imageId(docker, OFFICIAL_BASE);
   if (official) return { ref: OFFICIAL_BASE, id: official, source: "official" };
   const local = await imageId(docker, LOCAL_BASE);
@@ -252,8 +262,9 @@ export interface ImageStatus {
 
 /** Which images are already built, without building or pulling anything. */
 export async function imageStatus(docker: Docker): Promise<ImageStatus> {
+  const custom = baseImageSetting();
   const candidates: [string, ImageSet["baseSource"]][] = [
-    ...(baseImageSetting() ? [[baseImageSetting()!, "custom"] as [string, ImageSet["baseSource"]]] : []),
+    ...(custom ? [[custom, "custom"] as [string, ImageSet["baseSource"]]] : []),
     [OFFICIAL_BASE, "official"],
     [LOCAL_BASE, "local"],
   ];

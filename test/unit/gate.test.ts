@@ -298,4 +298,54 @@ describe("host side of localhost endpoints", () => {
     expect(loopbackMode({ AIRLOCK_LOOPBACK: "kernel" })).toBe("kernel");
     expect(loopbackMode({})).toBe(process.getuid?.() === 0 && process.platform === "linux" ? "kernel" : "forwarder");
   });
+
+  it("opens on the host exactly the agent's loopback ports and direct endpoints, from its own port on the bridge", async () => {
+    const { hostRules } = await import("../../runner/backends/docker/gate/host-side.js");
+    const bridge = { id: "net-1", gateway: "172.30.0.1", interface: "airlock0" };
+    const plan = {
+      loopback: [{ port: 6379, target: { host: "127.0.0.1", port: 6379 }, endpoint: parseEndpoint("localhost:6379") }],
+      direct: [{ ip: "10.0.0.5", port: 5672, endpoint: parseEndpoint("10.0.0.5:5672") }],
+    };
+    const peer = { ip: "172.30.0.9", mac: "02:42:ac:1e:00:09" };
+    const from = ["-s", "172.30.0.9/32", "-m", "mac", "--mac-source", "02:42:ac:1e:00:09"];
+    const tag = ["-m", "comment", "--comment", expect.stringMatching(/run-1$/)];
+    const accept = (chain: string, dst: string, port: string, origin: string[] = []) => ({
+      table: "filter",
+      rule: ["-A", chain, ...from, "-d", dst, "-p", "tcp", "-m", "tcp", "--dport", port, "-m", "conntrack"].concat([
+        "--ctstate",
+        "NEW",
+        ...origin,
+        ...tag,
+        "-j",
+        "ACCEPT",
+      ]),
+    });
+    const direct = [
+      accept("AIRLOCK-AGENTS-IN", "10.0.0.5/32", "5672"),
+      accept("AIRLOCK-AGENTS-FWD", "10.0.0.5/32", "5672"),
+    ];
+    const kernel = hostRules({ mode: "kernel", bridge, plan, gatewayPorts: [6379], peer, runId: "run-1" });
+    expect(kernel).toEqual([
+      {
+        table: "nat",
+        rule: [
+          "-A",
+          "AIRLOCK-LOOPBACK",
+          ...from,
+          "-d",
+          "172.30.0.1/32",
+          "-i",
+          "airlock0",
+          "-p",
+          "tcp",
+          "-m",
+          "tcp",
+        ].concat(["--dport", "6379", ...tag, "-j", "DNAT", "--to-destination", "127.0.0.1:6379"]),
+      },
+      accept("AIRLOCK-AGENTS-IN", "127.0.0.1/32", "6379", ["--ctorigdst", "172.30.0.1", "--ctorigdstport", "6379"]),
+      ...direct,
+    ]);
+    const forwarder = hostRules({ mode: "forwarder", bridge, plan, gatewayPorts: [41000], peer, runId: "run-1" });
+    expect(forwarder).toEqual([accept("AIRLOCK-AGENTS-IN", "172.30.0.1/32", "41000"), ...direct]);
+  });
 });

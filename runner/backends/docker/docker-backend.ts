@@ -17,6 +17,7 @@ import { GatePool, type TakenGate } from "./gate/gate-container.js";
 import type { LoopbackMode } from "./gate/host-side.js";
 import { defaultVerifier, type Verifier } from "./gate/verify.js";
 import { ImageBuilds } from "../../images/builds.js";
+import { Remembered } from "../../util/remembered.js";
 import { ensureImages, type ImageSet } from "../../images/images.js";
 import type { AgentLanguage } from "../../languages/language.js";
 import type { Policy } from "../../policy/index.js";
@@ -57,8 +58,8 @@ export class DockerBackend implements ExecutionBackend {
   private readonly gatePools = new Map<string, GatePool>();
   private warm?: WarmPool;
   private keepers?: OutputKeepers;
-  private networkReady?: Promise<AirlockNetwork>;
-  private imagesReady?: Promise<ImageSet>;
+  private readonly networkReady = new Remembered<AirlockNetwork>();
+  private readonly imagesReady = new Remembered<ImageSet>();
   private reaped?: Promise<CleanupReport>;
   private engineSeen?: { at: number; check: Promise<unknown> };
   private startsInFlight = 0;
@@ -81,21 +82,13 @@ export class DockerBackend implements ExecutionBackend {
 
   /** The airlock network on this engine (created when missing), looked up once. */
   network(): Promise<AirlockNetwork> {
-    this.networkReady ??= ensureNetwork(this.docker).catch((err: unknown) => {
-      this.networkReady = undefined;
-      throw err;
-    });
-    return this.networkReady;
+    return this.networkReady.get(() => ensureNetwork(this.docker));
   }
 
   /** airlock's images on this engine (built when missing), looked up once. */
   images(progress?: (line: string) => void): Promise<ImageSet> {
     if (this.options.images) return this.options.images();
-    this.imagesReady ??= ensureImages(this.docker, progress).catch((err: unknown) => {
-      this.imagesReady = undefined;
-      throw err;
-    });
-    return this.imagesReady;
+    return this.imagesReady.get(() => ensureImages(this.docker, progress));
   }
 
   /** Before this backend's first run: remove what crashed runners left on this engine. */
@@ -242,7 +235,7 @@ export class DockerBackend implements ExecutionBackend {
 
   async cleanup({ all }: { all?: boolean }): Promise<BackendCleanupReport> {
     const report = await cleanup(this.docker, { all: Boolean(all), network: Boolean(all) });
-    if (report.networkRemoved) this.networkReady = undefined;
+    if (report.networkRemoved) this.networkReady.forget();
     return {
       removed: [
         ...report.containersRemoved.map((name) => ({ kind: "container", name })),

@@ -14,6 +14,7 @@ import { isOrphaned, LABEL } from "../../docker/labels.js";
 import { kubeClient, explainKubeError, isConflict, isNotFound, type KubeClient } from "./client.js";
 import { kubernetesSettings, type KubernetesOptions, type KubernetesSettings } from "./config.js";
 import { KubeRun } from "./kube-run.js";
+import { Remembered } from "../../util/remembered.js";
 
 const execShell = promisify(execCallback);
 
@@ -39,7 +40,7 @@ export class KubernetesBackend implements ExecutionBackend {
   readonly reapOrphans: boolean;
   private readonly localImages?: LocalImages;
   private clientCache?: KubeClient;
-  private namespaceReady?: Promise<void>;
+  private readonly namespaceReady = new Remembered<void>();
   private readonly loaded = new Map<string, Promise<void>>();
 
   constructor(options: KubernetesOptions = {}, support: KubernetesRunSupport = {}) {
@@ -77,7 +78,7 @@ export class KubernetesBackend implements ExecutionBackend {
    * `reapOrphans`, what crashed runners left there is removed first (once per runner, as on Docker).
    */
   ready(reapOrphans = false): Promise<void> {
-    this.namespaceReady ??= (async () => {
+    return this.namespaceReady.get(async () => {
       const { core } = this.client;
       const name = this.settings.namespace;
       try {
@@ -92,9 +93,7 @@ export class KubernetesBackend implements ExecutionBackend {
       }
       // The sweep of crashed runners' objects is best effort; airlock cleanup --backend kubernetes does it on demand.
       if (reapOrphans) await this.cleanup({}).catch(() => {});
-    })();
-    this.namespaceReady.catch(() => (this.namespaceReady = undefined));
-    return this.namespaceReady;
+    });
   }
 
   /**

@@ -15,6 +15,7 @@ import {
   imageId,
   planImage,
   tryPull,
+  customBase,
   type BuiltImage,
   type ImageSet,
   type Progress,
@@ -34,19 +35,7 @@ async function resolvePythonBase(
   progress: Progress,
 ): Promise<{ ref: string; id: string }> {
   const custom = pythonBaseImageSetting();
-  if (custom) {
-    const id =
-      (await imageId(docker, custom)) ??
-      ((await tryPull(docker, custom, progress)) ? await imageId(docker, custom) : undefined);
-    if (!id)
-      throw new ImageBuildError(
-        custom,
-        "AIRLOCK_PYTHON_BASE_IMAGE is set but the image is neither present nor pullable",
-        "",
-        "build or pull it first, or unset AIRLOCK_PYTHON_BASE_IMAGE",
-      );
-    return { ref: custom, id };
-  }
+  if (custom) return customBase(docker, custom, "AIRLOCK_PYTHON_BASE_IMAGE", progress);
   const official = await imageId(docker, OFFICIAL_PYTHON_BASE);
   if (official) return { ref: OFFICIAL_PYTHON_BASE, id: official };
   // A registry answered for the Node base: it will for Python's too.

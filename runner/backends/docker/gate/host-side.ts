@@ -66,7 +66,7 @@ export async function openHostSide(
       ? await Promise.all(plan.loopback.map((r) => LoopbackForwarder.listen(bridge.gateway, r.target)))
       : [];
   const gatewayPorts = mode === "forwarder" ? forwarders.map((f) => f.port) : plan.loopback.map((r) => r.target.port);
-  const added: { table: "nat" | "filter"; rule: string[] }[] = [];
+  const added: HostRule[] = [];
   return {
     gatewayPorts,
     filtered,
@@ -75,116 +75,7 @@ export async function openHostSide(
         f.allow(peer.ip);
       });
       if (!filtered) return;
-      const from = peerMatch(peer);
-      const tag = runComment(runId);
-      const rules: { table: "nat" | "filter"; rule: string[] }[] = [];
-      plan.loopback.forEach((route, i) => {
-        const port = String(gatewayPorts[i]);
-        if (mode === "kernel") {
-          rules.push({
-            table: "nat",
-            rule: [
-              "-A",
-              NAT_CHAIN,
-              ...from,
-              "-d",
-              `${bridge.gateway}/32`,
-              "-i",
-              bridge.interface,
-              "-p",
-              "tcp",
-              "-m",
-              "tcp",
-              "--dport",
-              port,
-              ...tag,
-              "-j",
-              "DNAT",
-              "--to-destination",
-              `${route.target.host}:${route.target.port}`,
-            ],
-          });
-          rules.push({
-            table: "filter",
-            rule: [
-              "-A",
-              AGENTS_IN_CHAIN,
-              ...from,
-              "-d",
-              `${route.target.host}/32`,
-              "-p",
-              "tcp",
-              "-m",
-              "tcp",
-              "--dport",
-              String(route.target.port),
-              "-m",
-              "conntrack",
-              "--ctstate",
-              "NEW",
-              "--ctorigdst",
-              bridge.gateway,
-              "--ctorigdstport",
-              port,
-              ...tag,
-              "-j",
-              "ACCEPT",
-            ],
-          });
-        } else {
-          rules.push({
-            table: "filter",
-            rule: [
-              "-A",
-              AGENTS_IN_CHAIN,
-              ...from,
-              "-d",
-              `${bridge.gateway}/32`,
-              "-p",
-              "tcp",
-              "-m",
-              "tcp",
-              "--dport",
-              port,
-              "-m",
-              "conntrack",
-              "--ctstate",
-              "NEW",
-              ...tag,
-              "-j",
-              "ACCEPT",
-            ],
-          });
-        }
-      });
-      for (const d of plan.direct) {
-        // A direct endpoint may be one of the host's own addresses (INPUT) or beyond it (FORWARD).
-        for (const chain of [AGENTS_IN_CHAIN, AGENTS_FWD_CHAIN]) {
-          rules.push({
-            table: "filter",
-            rule: [
-              "-A",
-              chain,
-              ...from,
-              "-d",
-              `${d.ip}/32`,
-              "-p",
-              "tcp",
-              "-m",
-              "tcp",
-              "--dport",
-              String(d.port),
-              "-m",
-              "conntrack",
-              "--ctstate",
-              "NEW",
-              ...tag,
-              "-j",
-              "ACCEPT",
-            ],
-          });
-        }
-      }
+      const rules = hostRules({ mode, bridge, plan, gatewayPorts, peer, runId });
       await applyRunRules("add", rules);
       added.push(...rules);
     },
@@ -195,4 +86,71 @@ export async function openHostSide(
       if (rules.length) await applyRunRules("delete", rules).catch(() => {});
     },
   };
+}
+
+/** One rule in the host's netfilter for one run. */
+export interface HostRule {
+  table: "nat" | "filter";
+  rule: string[];
+}
+
+/**
+ * The host rules of one agent on the kernel path: its loopback ports DNATed to the host's loopback
+ * and accepted there only as DNATed; on the forwarder path, its forwarders' ports; and its direct
+ * endpoints (one of the host's own addresses, INPUT, or beyond it, FORWARD). Each names the agent's
+ * address and port on the bridge and carries its run's comment.
+ */
+export function hostRules(r: {
+  mode: LoopbackMode;
+  bridge: Bridge;
+  plan: Pick<GatePlan, "loopback" | "direct">;
+  gatewayPorts: number[];
+  peer: BridgePeer;
+  runId: string;
+}): HostRule[] {
+  const from = peerMatch(r.peer);
+  const tag = runComment(r.runId);
+  /** Accept this agent's new TCP connections to ip:port (`origin`: only those DNATed from there). */
+  const acceptNew = (chain: string, ip: string, port: number | string, origin: string[] = []): HostRule => ({
+    table: "filter",
+    rule: ["-A", chain, ...from, "-d", `${ip}/32`, "-p", "tcp", "-m", "tcp", "--dport", String(port)].concat([
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      ...origin,
+      ...tag,
+      "-j",
+      "ACCEPT",
+    ]),
+  });
+  const rules: HostRule[] = [];
+  r.plan.loopback.forEach((route, i) => {
+    const port = String(r.gatewayPorts[i]);
+    if (r.mode === "forwarder") {
+      rules.push(acceptNew(AGENTS_IN_CHAIN, r.bridge.gateway, port));
+      return;
+    }
+    const { host, port: targetPort } = route.target;
+    rules.push({
+      table: "nat",
+      rule: ["-A", NAT_CHAIN, ...from, "-d", `${r.bridge.gateway}/32`, "-i", r.bridge.interface, "-p", "tcp"].concat([
+        "-m",
+        "tcp",
+        "--dport",
+        port,
+        ...tag,
+        "-j",
+        "DNAT",
+        "--to-destination",
+        `${host}:${targetPort}`,
+      ]),
+    });
+    rules.push(
+      acceptNew(AGENTS_IN_CHAIN, host, targetPort, ["--ctorigdst", r.bridge.gateway, "--ctorigdstport", port]),
+    );
+  });
+  for (const d of r.plan.direct)
+    for (const chain of [AGENTS_IN_CHAIN, AGENTS_FWD_CHAIN]) rules.push(acceptNew(chain, d.ip, d.port));
+  return rules;
 }
