@@ -5,22 +5,22 @@
  *   start and wait] → the result, from the exit
  *
  * An execution backend (runner/backends/) extends this with its own stages; the run's id, its
- * captured output, its broker rights and the status a result gets are decided here once.
+ * captured output, its broker rights and the status a result gets are decided here once. Each stage
+ * returns what the next one needs; what the result will say goes into the run's record
+ * (run-record.ts), and what must be released is held until dispose().
  */
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { RunOptionsError } from "../errors.js";
 import { withTimeout } from "../docker/client.js";
-import type { DeniedConnection } from "../gate/denied.js";
 import { kafkaPreflight } from "../bus/kafka-preflight.js";
-import type { Policy } from "../policy/index.js";
 import { openBusRights, type BusRights } from "../bus/rights.js";
 import { busAgentToken } from "../bus/patterns.js";
-import type { BusDenial } from "../bus/kind.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import type { StopRequest } from "./exit-wait.js";
-import type { AgentResult, RunStartup, RunStatus } from "./result.js";
+import type { AgentResult, RunStatus } from "./result.js";
+import { RunRecord, type CopiedFiles } from "./run-record.js";
 import type { RunOptions, RunEvent, RunRequest } from "./run-agent.js";
 
 export const DEFAULT_GRACE_MS = 5000;
@@ -49,32 +49,10 @@ export interface BackendRun {
   releaseWarnings(): string[];
 }
 
-/** The files a run's /output brought back, and its entries that were not files or folders. */
-export interface CopiedFiles {
-  files: string[];
-  bytes: number;
-  special: { path: string; kind: string }[];
-}
+export type { CopiedFiles };
 
 export abstract class RunStages implements BackendRun {
   protected readonly runId: string;
-  protected prepared?: PreparedRun;
-  protected policy?: Policy;
-  protected image?: string;
-  protected stdout?: LogCapture;
-  protected stderr?: LogCapture;
-  protected ready = false;
-  protected returnValue: unknown;
-  protected denied: DeniedConnection[] = [];
-  protected busRights?: BusRights;
-  protected busDenied: BusDenial[] = [];
-  protected readonly secrets: string[] = [];
-  protected readonly warnings: string[] = [];
-  protected copied?: CopiedFiles;
-  /** How the agent's sandbox came to be and when each startup stage ended. */
-  protected readonly startup: RunStartup = { mode: "cold", how: "new container", stages: {} };
-  private readonly t0 = performance.now();
-
   protected readonly options: RunOptions;
   protected readonly name: string;
   protected readonly outputDir: string;
@@ -82,6 +60,14 @@ export abstract class RunStages implements BackendRun {
   protected readonly emit: (event: RunEvent) => void;
   /** Work that may finish after the result (removals); the runner waits for it before it closes. */
   protected readonly background: (work: Promise<unknown>) => void;
+  /** What the result will say, as the stages find it out. */
+  protected readonly record = new RunRecord();
+  /** What the shared stages created and releaseShared() gives back: the run's folder, its broker identities. */
+  private readonly shared: { runDir?: string; rights?: BusRights } = {};
+  /** What the captures redact: the identities' credentials, added as they are minted. */
+  private readonly secrets: string[] = [];
+  /** Warnings of dispose(), after the result was made. */
+  private readonly released: string[] = [];
 
   constructor(request: RunRequest) {
     const { name } = request;
@@ -101,39 +87,20 @@ export abstract class RunStages implements BackendRun {
   abstract execute(): Promise<AgentResult>;
 
   copiedOutput(): CopiedFiles | undefined {
-    return this.copied;
+    return this.record.copiedOutput();
   }
 
   releaseWarnings(): string[] {
     return [...this.released];
   }
 
-  /** Warnings of dispose(), after the result was made. */
-  private readonly released: string[] = [];
-
   partial(): Partial<AgentResult> {
-    const warnings = [...(this.busRights?.warnings ?? []), ...this.warnings];
-    return {
-      policy: this.policy ? { name: this.policy.name, source: this.policy.source } : null,
-      ...(this.image ? { image: this.image } : {}),
-      stdout: this.stdout?.text() ?? "",
-      stderr: this.stderr?.text() ?? "",
-      ready: this.ready,
-      denied: this.denied,
-      ...(this.prepared?.workspace.hidden.length ? { workspaceHidden: this.prepared.workspace.hidden } : {}),
-      ...(warnings.length ? { warnings } : {}),
-      ...(this.busRights?.identities.length ? { busIdentities: this.busRights.identities } : {}),
-      ...(this.busDenied.length ? { busDenied: this.busDenied } : {}),
-      ...(this.returnValue !== undefined ? { returnValue: this.returnValue } : {}),
-      ...(Object.keys(this.startup.stages).length
-        ? { startup: { ...this.startup, stages: { ...this.startup.stages } } }
-        : {}),
-    };
+    return this.record.partial();
   }
 
   /** A startup stage ended now (ms since the run began). */
   protected mark(stage: string): void {
-    this.startup.stages[stage] = Math.round(performance.now() - this.t0);
+    this.record.mark(stage);
   }
 
   protected phase(phase: Extract<RunEvent, { type: "phase" }>["phase"], message: string) {
@@ -141,7 +108,7 @@ export abstract class RunStages implements BackendRun {
   }
 
   protected warn(message: string): void {
-    this.warnings.push(message);
+    this.record.warn(message);
     this.emit({ type: "warning", agent: this.name, message });
   }
 
@@ -160,7 +127,7 @@ export abstract class RunStages implements BackendRun {
     this.phase("preparing", "checking policy and agent");
     // The backend's own check (is the engine there?) runs meanwhile; a bad policy is still reported first.
     let backendChecked: Promise<void> | undefined;
-    const prepared = (this.prepared = await prepareRun(
+    const prepared = await prepareRun(
       {
         policy: o.policy,
         ...(o.agent ? { agent: o.agent } : {}),
@@ -177,12 +144,14 @@ export abstract class RunStages implements BackendRun {
         },
       },
       (policy) => {
-        this.policy = policy;
+        this.record.policyLoaded(policy);
         backendChecked = checkBackend();
         // Awaited before the start; until then a rejection must not count as unhandled.
         backendChecked.catch(() => {});
       },
-    ));
+    );
+    this.shared.runDir = prepared.runDir;
+    this.record.workspaceKeptOut(prepared.workspace.hidden);
     if (prepared.workspace.hidden.length)
       this.phase(
         "preparing",
@@ -232,14 +201,16 @@ export abstract class RunStages implements BackendRun {
         "preparing",
         `minting broker identities (${prepared.policy.bus.grants.map((g) => `${g.kind} at ${g.endpoint.raw}`).join(", ")})`,
       );
-    const rights = (this.busRights = await openBusRights({
+    const rights = await openBusRights({
       policy: prepared.policy,
       runId: this.runId,
       run: this.options.group?.runId ?? this.runId,
       agent: busAgentToken(this.name),
       expiresAt,
       ...(this.options.requireBusRights ? { requireRights: true } : {}),
-    }));
+    });
+    this.shared.rights = rights;
+    this.record.rightsOpened(rights);
     for (const warning of rights.warnings) this.emit({ type: "warning", agent: this.name, message: warning });
     // The agent's credentials never show in its captured output.
     this.secrets.push(...rights.secrets);
@@ -255,31 +226,36 @@ export abstract class RunStages implements BackendRun {
     const onLine = (stream: StreamName, line: string) => this.emit({ type: "output", agent: this.name, stream, line });
     const redact = (line: string) => this.secrets.reduce((l, s) => l.split(s).join("[redacted]"), line);
     const onControl = (message: { type: string; value?: unknown }) => {
-      if (message.type === "ready" && !this.ready) {
-        this.ready = true;
+      if (message.type === "ready" && !this.record.ready) {
+        this.record.ready = true;
         this.emit({ type: "ready", agent: this.name });
-      } else if (message.type === "result") this.returnValue = message.value;
+      } else if (message.type === "result") this.record.returnValue = message.value;
     };
-    this.stdout = new LogCapture("stdout", capBytes, onLine, onControl, intercept, redact);
-    this.stderr = new LogCapture("stderr", capBytes, onLine, onControl, intercept, redact);
-    return { stdout: this.stdout, stderr: this.stderr };
+    const captures = {
+      stdout: new LogCapture("stdout", capBytes, onLine, onControl, intercept, redact),
+      stderr: new LogCapture("stderr", capBytes, onLine, onControl, intercept, redact),
+    };
+    this.record.capturing(captures);
+    return captures;
   }
 
   /** What the brokers refused the run's identities, while they still exist. */
   protected async readBusDenials(): Promise<void> {
-    if (this.busRights)
-      this.busDenied = await withTimeout(this.busRights.denied(), 5000, "a broker did not answer within 5 s").catch(
-        () => [],
+    const rights = this.shared.rights;
+    if (rights)
+      this.record.brokersRefused(
+        // The refusals are a report: a broker that does not answer leaves it empty, and the run's result stands.
+        await withTimeout(rights.denied(), 5000, "a broker did not answer within 5 s").catch(() => []),
       );
   }
 
-  protected finish(exit: RunExit): AgentResult {
+  protected finish(prepared: PreparedRun, exit: RunExit): AgentResult {
     this.phase("collecting", "collecting output");
     const status: RunStatus =
       exit.stop?.reason ?? (exit.output ? "failed" : exit.oomKilled ? "oom" : exit.code === 0 ? "succeeded" : "failed");
     const explained =
       status === "failed" && !exit.output
-        ? this.prepared?.language.explainFailure?.(this.failureText(), this.prepared.policy)
+        ? prepared.language.explainFailure?.(this.failureText(), prepared.policy)
         : undefined;
     const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output ?? explained;
     return { ...this.base, ...this.partial(), status, exitCode: exit.code, ...(why ? { error: why } : {}) };
@@ -287,7 +263,7 @@ export abstract class RunStages implements BackendRun {
 
   /** Where the agent's error output is (a language explains a failure from it). */
   protected failureText(): string {
-    return this.stderr?.text() ?? "";
+    return this.record.text("stderr");
   }
 
   abstract dispose(): Promise<void>;
@@ -296,7 +272,7 @@ export abstract class RunStages implements BackendRun {
   protected async releaseShared(): Promise<void> {
     // No identity of the run may log in once its result is out: disabled before dispose() returns
     // (bounded; one the broker did not disable expires by name), the rest in the background.
-    const rights = this.busRights;
+    const { rights, runDir } = this.shared;
     if (rights) {
       await withTimeout(rights.revoke(), 15_000, "a broker did not answer the revoke within 15 s").catch(
         (err: unknown) => {
@@ -309,6 +285,6 @@ export abstract class RunStages implements BackendRun {
       this.background(withTimeout(rights.cleanup(), 30_000, "a broker did not answer the cleanup within 30 s"));
     }
     // The run's own temporary folder (bundle, hosts file): a leftover costs disk only, and holds nothing of the agent's output.
-    if (this.prepared) await rm(this.prepared.runDir, { recursive: true, force: true }).catch(() => {});
+    if (runDir) await rm(runDir, { recursive: true, force: true }).catch(() => {});
   }
 }

@@ -44,13 +44,13 @@ export class DockerRun extends RunStages {
     this.mark("prepared");
     const progress = (line: string) => this.emit({ type: "build", agent: this.name, line });
     const images = await this.docker.images(progress);
-    if (this.options.image) this.image = this.options.image;
+    if (this.options.image) this.record.imageIs(this.options.image);
     const image = await chooseImage(
       { docker: this.docker.docker, images, progress, builds: this.docker.builds },
       prepared,
       this.options.image,
     );
-    this.image = image.label;
+    this.record.imageIs(image.label);
     this.mark("image");
     const expiresAt = Date.now() + prepared.policy.timeoutSeconds * 1000 + this.graceMs + 120_000;
     // Broker identities are minted while the sandbox starts and the gate is set up.
@@ -60,7 +60,7 @@ export class DockerRun extends RunStages {
       // The failure is the start's: it awaits the rights before the agent may run.
       () => {},
     );
-    const { started, gate, outputHolder } = await this.startAgent({
+    const { started, gate, outputHolder, captures } = await this.startAgent({
       docker: this.docker,
       run: this.startingRun(),
       prepared,
@@ -76,17 +76,21 @@ export class DockerRun extends RunStages {
       policy: prepared.policy,
       graceMs: this.graceMs,
       output: { dir: this.outputDir, limits: outputLimits(prepared), holder: outputHolder },
-      captures: { stdout: this.stdout!, stderr: this.stderr! },
+      captures,
       name: this.name,
       phase: (phase, message) => this.phase(phase, message),
       ...(this.options.signal ? { signal: this.options.signal } : {}),
     });
-    this.denied = exit.denied;
+    this.record.gateDenied(exit.denied);
     for (const note of exit.outputNotes) this.warn(note);
     if (exit.copied?.written)
-      this.copied = { files: exit.copied.written, bytes: exit.copied.bytes ?? 0, special: exit.copied.special ?? [] };
+      this.record.outputCopied({
+        files: exit.copied.written,
+        bytes: exit.copied.bytes ?? 0,
+        special: exit.copied.special ?? [],
+      });
     await this.readBusDenials();
-    return this.finish({
+    return this.finish(prepared, {
       code: exit.code,
       ...(exit.state?.oomKilled ? { oomKilled: true } : {}),
       ...(exit.stop ? { stop: exit.stop } : {}),
@@ -100,7 +104,7 @@ export class DockerRun extends RunStages {
       runId: this.runId,
       name: this.name,
       options: this.options,
-      startup: this.startup,
+      startup: this.record.startup,
       held: this.held,
       mark: (stage) => this.mark(stage),
       phase: (phase, message) => this.phase(phase, message),
@@ -124,7 +128,7 @@ export class DockerRun extends RunStages {
     try {
       const readyGate = this.docker.takeReadyGate();
       if (readyGate) {
-        this.startup.how = "ready gate";
+        this.record.startup.how = "ready gate";
         return await startWithGate(ctx, readyGate);
       }
       return await startInSandbox(ctx, { shape });

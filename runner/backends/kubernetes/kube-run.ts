@@ -58,7 +58,7 @@ export class KubeRun extends RunStages {
     });
     const progress = (line: string) => this.emit({ type: "build", agent: this.name, line });
     const images = await this.backend.images.images(progress);
-    if (this.options.image) this.image = this.options.image;
+    if (this.options.image) this.record.imageIs(this.options.image);
     const image = await choosePodImage({
       local: this.backend.images,
       images,
@@ -66,7 +66,7 @@ export class KubeRun extends RunStages {
       image: this.options.image,
       progress,
     });
-    if (!this.options.image) this.image = image.tag;
+    if (!this.options.image) this.record.imageIs(image.tag);
     const rights = this.mintRights(prepared);
     this.phase(
       "gate",
@@ -99,7 +99,7 @@ export class KubeRun extends RunStages {
       { client: this.backend.client, namespace: this.ns, pod, watch, objects },
       prepared,
     );
-    return this.finish(exit);
+    return this.finish(prepared, exit);
   }
 
   /** One forwarder per `localhost:PORT` endpoint, on the host address Pods reach; their ports. */
@@ -168,7 +168,7 @@ export class KubeRun extends RunStages {
   private async runAgent(pod: RunPod, prepared: PreparedRun): Promise<RunExit> {
     const { policy } = prepared;
     this.phase("starting", `starting ${this.name}`);
-    const { stdout } = this.openCaptures();
+    const { stdout, stderr } = this.openCaptures();
     const end = await followAgent(pod, {
       name: this.name,
       timeoutSeconds: policy.timeoutSeconds,
@@ -178,12 +178,12 @@ export class KubeRun extends RunStages {
       phase: (phase, message) => this.phase(phase, message),
       warn: (message) => this.warn(message),
     });
-    this.stdout!.end();
-    this.stderr!.end();
+    stdout.end();
+    stderr.end();
     const collected = await collectFromPod(pod, this.outputDir, policy.resources);
-    if (collected.denied) this.denied = collected.denied;
+    if (collected.denied) this.record.gateDenied(collected.denied);
     for (const warning of collected.warnings) this.warn(warning);
-    if (collected.copied) this.copied = collected.copied;
+    if (collected.copied) this.record.outputCopied(collected.copied);
     await this.readBusDenials();
     return {
       code: end.terminated?.exitCode ?? 137,
@@ -196,7 +196,7 @@ export class KubeRun extends RunStages {
 
   /** Where a Python traceback or a Node error is: the one log stream. */
   protected override failureText(): string {
-    return this.stdout?.text() ?? "";
+    return this.record.text("stdout");
   }
 
   async dispose(): Promise<void> {

@@ -54,7 +54,11 @@ export interface StartedAgent {
   started: Started;
   gate: EgressGate;
   outputHolder: EngineContainer | "sandbox";
+  /** Its stdout and stderr, as the run captures them. */
+  captures: Captures;
 }
+
+export type Captures = { stdout: LogCapture; stderr: LogCapture };
 
 /** Where the run's /etc/hosts (the gate writes it) and /etc/resolv.conf are on the host. */
 export function networkFiles(prepared: PreparedRun): { hostsPath: string; resolvPath: string } {

@@ -17,6 +17,7 @@ import {
   openRunGate,
   pipeStreams,
   writeResolvConf,
+  type Captures,
   type StartContext,
   type StartedAgent,
 } from "./context.js";
@@ -49,10 +50,12 @@ export async function startInSandbox(
   // The gate, then the sandbox's streams into the run's captures and its rules into its stdin: for a
   // sandbox started now, before its start (so the init finds them as it comes up).
   let gate: EgressGate | undefined;
+  let captures: Captures | undefined;
   const connect = async (sandbox: Sandbox, hostsPath: string) => {
     gate = await openRunGate(ctx, { hostsPath });
     sandbox.claim();
-    pipeStreams(docker, sandbox.stream, run.openCaptures(gate.intercept));
+    captures = run.openCaptures(gate.intercept);
+    pipeStreams(docker, sandbox.stream, captures);
     gate.beforeStart?.(sandbox.stream);
   };
   let starting: Promise<Sandbox>;
@@ -112,5 +115,6 @@ export async function startInSandbox(
     started: { container: sandbox.container, exited: sandbox.exited, streamEnded: sandbox.streamEnded },
     gate: opened,
     outputHolder: "sandbox",
+    captures: captures!,
   };
 }

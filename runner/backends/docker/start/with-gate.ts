@@ -21,6 +21,7 @@ import {
   outputLimits,
   pipeStreams,
   writeResolvConf,
+  type Captures,
   type StartContext,
   type StartedAgent,
 } from "./context.js";
@@ -48,8 +49,8 @@ export async function startWithGate(ctx: StartContext, readyGate?: TakenGate): P
   else if (gateHolds) holder = await startKeeper(ctx);
   await image.checked;
   Object.assign(prepared.env, await ctx.rights);
-  const started = await createAndStart(ctx, gate, holder!);
-  return { started, gate, outputHolder: holder! };
+  const { started, captures } = await createAndStart(ctx, gate, holder!);
+  return { started, gate, outputHolder: holder!, captures };
 }
 
 /** The kind of output keeper this run needs. */
@@ -83,7 +84,11 @@ async function startKeeper(ctx: StartContext): Promise<EngineContainer> {
 }
 
 /** Create the agent's container, attach to it, start it, and let the gate put its rules in force. */
-async function createAndStart(ctx: StartContext, gate: EgressGate, holder: EngineContainer): Promise<Started> {
+async function createAndStart(
+  ctx: StartContext,
+  gate: EgressGate,
+  holder: EngineContainer,
+): Promise<{ started: Started; captures: Captures }> {
   const { docker, run, prepared, image } = ctx;
   const o = run.options;
   const { policy } = prepared;
@@ -144,5 +149,5 @@ async function createAndStart(ctx: StartContext, gate: EgressGate, holder: Engin
   run.mark("released");
   // The next run of this kind finds its output keeper started.
   if (run.held.keeper) docker.outputKeepers.refill(keeperKind(ctx));
-  return { container, exited, streamEnded };
+  return { started: { container, exited, streamEnded }, captures };
 }
