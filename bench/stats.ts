@@ -1,3 +1,4 @@
+/** Summaries of repeated measurements (min, median, max, percentiles) and the row type the bench sections add to the table. */
 export interface Summary {
   min: number;
   median: number;

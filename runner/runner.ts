@@ -20,6 +20,7 @@ import { DockerBackend } from "./backends/docker/docker-backend.js";
 import type { AgentLanguage } from "./languages/language.js";
 import type { Policy } from "./policy/index.js";
 import { gatePoolSetting, warmPoolSetting } from "./settings.js";
+import { BrokerSweeps } from "./bus/rights.js";
 
 export { WARM_GATE_PREFIX } from "./backends/docker/docker-backend.js";
 
@@ -62,6 +63,8 @@ export class Runner {
   private readonly removals = new Set<Promise<unknown>>();
   private readonly backends = new Map<BackendName, Promise<ExecutionBackend>>();
   private docker_?: DockerBackend;
+  /** The brokers this runner swept of crashed runners' identities (once each, before its first run there). */
+  private readonly brokerSweeps = new BrokerSweeps();
 
   constructor(options: RunnerOptions = {}) {
     this.options = options;
@@ -106,11 +109,10 @@ export class Runner {
 
   /** Run one agent with this runner's engine, pools and settings. */
   runAgent(options: RunAgentOptions): Promise<AgentResult> {
-    return runOne(
-      options,
-      async (request) => (await this.backend(options.backend)).createRun(request),
-      (work) => this.background(work),
-    );
+    return runOne(options, async (request) => (await this.backend(options.backend)).createRun(request), {
+      background: (work) => this.background(work),
+      brokerSweeps: this.brokerSweeps,
+    });
   }
 
   /** airlock's images on this runner's engine (built when missing); the Kubernetes backend builds them here too. */

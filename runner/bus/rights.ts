@@ -59,6 +59,8 @@ export interface BusRightsRequest {
   /** Fail instead of warning where rights cannot be enforced (in addition to the policy's bus.requireRights). */
   requireRights?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** The runner's record of brokers swept already. */
+  sweeps?: BrokerSweeps;
 }
 
 /** The credentials file airlock's local brokers were started with (airlock brokers start). */
@@ -76,7 +78,22 @@ export function adminSources(env: NodeJS.ProcessEnv = process.env): AdminSources
   return { env, local };
 }
 
-const swept = new Map<string, Promise<unknown>>();
+/**
+ * The brokers one runner has swept of crashed runners' identities whose time is up: once per broker
+ * (the runner owns it; a request without one sweeps every time).
+ */
+export class BrokerSweeps {
+  private readonly swept = new Map<string, Promise<unknown>>();
+
+  once(broker: string, sweep: () => Promise<unknown>): Promise<unknown> {
+    let done = this.swept.get(broker);
+    if (!done) {
+      done = sweep();
+      this.swept.set(broker, done);
+    }
+    return done;
+  }
+}
 
 export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
   const result: BusRights = {
@@ -113,15 +130,11 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         result.env[grant.env] = kind.anonymousEnv(grant.endpoint);
         continue;
       }
-      // Once per process and broker: identities of crashed runners whose time is up.
+      // Once per runner and broker: identities of crashed runners whose time is up. A broker whose
+      // sweep fails is swept by the next runner or airlock cleanup; the run goes on.
+      const sweep = () => kind.sweep(admin as never, Date.now()).catch(() => []);
       const key = `${grant.kind}|${grant.endpoint.host}:${grant.endpoint.port}`;
-      if (!swept.has(key))
-        swept.set(
-          key,
-          // A broker whose sweep fails is swept by the next runner or airlock cleanup; the run goes on.
-          kind.sweep(admin as never, Date.now()).catch(() => []),
-        );
-      await swept.get(key);
+      await (req.sweeps ? req.sweeps.once(key, sweep) : sweep());
       const identity = {
         name: identityName(req.runId, req.expiresAt),
         password: newPassword(),

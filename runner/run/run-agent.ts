@@ -9,6 +9,7 @@ import { basename, dirname, extname, resolve } from "node:path";
 import { AirlockError } from "../errors.js";
 import { explainDockerError, isConnectionError } from "../docker/client.js";
 import type { DescribeCluster } from "../bus/kafka-preflight.js";
+import type { BrokerSweeps } from "../bus/rights.js";
 import type { Resolver } from "../gate/plan.js";
 import type { LanguageName } from "../languages/names.js";
 import type { Policy, PolicyInput } from "../policy/index.js";
@@ -89,8 +90,16 @@ export interface RunRequest {
   /** The result so far (name, output folder, start time): each run fills in the rest. */
   base: AgentResult;
   emit: (event: RunEvent) => void;
+  /** What the runner keeps for its runs. */
+  runner: RunnerServices;
+}
+
+/** What a runner gives each of its runs. */
+export interface RunnerServices {
   /** Work that may finish after the result (removals): the runner waits for it before it closes. */
   background: (work: Promise<unknown>) => void;
+  /** The brokers this runner has swept of crashed runners' identities. */
+  brokerSweeps: BrokerSweeps;
 }
 
 /**
@@ -100,7 +109,7 @@ export interface RunRequest {
 export async function runOne(
   options: RunOptions,
   createRun: (request: RunRequest) => Promise<BackendRun>,
-  background: (work: Promise<unknown>) => void,
+  runner: RunnerServices,
 ): Promise<AgentResult> {
   const started = Date.now();
   const outputDir = resolve(options.outputDir);
@@ -119,7 +128,7 @@ export async function runOne(
   let run: BackendRun | undefined;
   let result: AgentResult;
   try {
-    run = await createRun({ options, name, outputDir, base, emit, background });
+    run = await createRun({ options, name, outputDir, base, emit, runner });
     result = await run.execute();
   } catch (err) {
     const error = err instanceof AirlockError ? err : isConnectionError(err) ? explainDockerError(err) : err;

@@ -14,7 +14,7 @@ import { rm } from "node:fs/promises";
 import { RunOptionsError } from "../errors.js";
 import { withTimeout } from "../docker/client.js";
 import { kafkaPreflight } from "../bus/kafka-preflight.js";
-import { openBusRights, type BusRights } from "../bus/rights.js";
+import { openBusRights, type BrokerSweeps, type BusRights } from "../bus/rights.js";
 import { busAgentToken } from "../bus/patterns.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
@@ -60,6 +60,7 @@ export abstract class RunStages implements BackendRun {
   protected readonly emit: (event: RunEvent) => void;
   /** Work that may finish after the result (removals); the runner waits for it before it closes. */
   protected readonly background: (work: Promise<unknown>) => void;
+  private readonly brokerSweeps: BrokerSweeps;
   /** What the result will say, as the stages find it out. */
   protected readonly record = new RunRecord();
   /** What the shared stages created and releaseShared() gives back: the run's folder, its broker identities. */
@@ -76,7 +77,8 @@ export abstract class RunStages implements BackendRun {
     this.outputDir = request.outputDir;
     this.base = request.base;
     this.emit = request.emit;
-    this.background = request.background;
+    this.background = request.runner.background;
+    this.brokerSweeps = request.runner.brokerSweeps;
     // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
     this.runId = `${name
       .toLowerCase()
@@ -208,6 +210,7 @@ export abstract class RunStages implements BackendRun {
       agent: busAgentToken(this.name),
       expiresAt,
       ...(this.options.requireBusRights ? { requireRights: true } : {}),
+      sweeps: this.brokerSweeps,
     });
     this.shared.rights = rights;
     this.record.rightsOpened(rights);
