@@ -21,6 +21,7 @@ import type { AgentLanguage } from "./languages/language.js";
 import type { Policy } from "./policy/index.js";
 import { gatePoolSetting, warmPoolSetting } from "./settings.js";
 import { BrokerSweeps } from "./bus/rights.js";
+import { RecentKafkaClusters } from "./bus/kafka-preflight.js";
 
 export { WARM_GATE_PREFIX } from "./backends/docker/docker-backend.js";
 
@@ -65,6 +66,8 @@ export class Runner {
   private docker_?: DockerBackend;
   /** The brokers this runner swept of crashed runners' identities (once each, before its first run there). */
   private readonly brokerSweeps = new BrokerSweeps();
+  /** What the Kafka clusters its runs used advertised, for 30 s (the preflight's answer). */
+  private readonly kafkaClusters = new RecentKafkaClusters();
 
   constructor(options: RunnerOptions = {}) {
     this.options = options;
@@ -112,6 +115,7 @@ export class Runner {
     return runOne(options, async (request) => (await this.backend(options.backend)).createRun(request), {
       background: (work) => this.background(work),
       brokerSweeps: this.brokerSweeps,
+      kafkaClusters: this.kafkaClusters,
     });
   }
 

@@ -45,36 +45,49 @@ export const describeWithKafkajs: DescribeCluster = async (bootstrap, sasl) => {
 
 /**
  * A cluster's advertised listeners change rarely: what the real client saw in the last 30 s is
- * reused, so back-to-back runs do not each pay for a login and a metadata round trip. (A describe
- * given by a test is never cached.)
+ * reused, so back-to-back runs do not each pay for a login and a metadata round trip. The runner
+ * owns one (a describe given by a test is never cached).
  */
-const described = new Map<string, { at: number; brokers: Promise<AdvertisedBroker[]> }>();
-const DESCRIBE_TTL_MS = 30_000;
+export class RecentKafkaClusters {
+  private readonly described = new Map<string, { at: number; brokers: Promise<AdvertisedBroker[]> }>();
 
-function recentlyDescribed(
-  bootstrap: string[],
-  describe: DescribeCluster,
-  sasl?: { username: string; password: string },
-): Promise<AdvertisedBroker[]> {
-  if (describe !== describeWithKafkajs) return describe(bootstrap, sasl);
-  const key = bootstrap.join(",");
-  const hit = described.get(key);
-  if (hit && Date.now() - hit.at < DESCRIBE_TTL_MS) return hit.brokers;
-  const brokers = describe(bootstrap, sasl);
-  described.set(key, { at: Date.now(), brokers });
-  brokers.catch(() => described.delete(key));
-  return brokers;
+  describe(
+    bootstrap: string[],
+    describe: DescribeCluster,
+    sasl?: { username: string; password: string },
+  ): Promise<AdvertisedBroker[]> {
+    if (describe !== describeWithKafkajs) return describe(bootstrap, sasl);
+    const key = bootstrap.join(",");
+    const hit = this.described.get(key);
+    if (hit && Date.now() - hit.at < DESCRIBE_TTL_MS) return hit.brokers;
+    const brokers = describe(bootstrap, sasl);
+    this.described.set(key, { at: Date.now(), brokers });
+    // The caller has the failure; a cluster that did not answer is asked again next time.
+    brokers.catch(() => this.described.delete(key));
+    return brokers;
+  }
 }
+
+const DESCRIBE_TTL_MS = 30_000;
 
 const normal = (host: string, port: number) => `${host === "127.0.0.1" ? "localhost" : host.toLowerCase()}:${port}`;
 
-export async function kafkaPreflight(
-  kafkaBrokers: string,
-  endpoints: Endpoint[],
-  policySource: string,
-  describe: DescribeCluster = describeWithKafkajs,
-  sasl?: { username: string; password: string },
-): Promise<AdvertisedBroker[]> {
+export interface KafkaPreflightRequest {
+  /** KAFKA_BROKERS as the agent gets it. */
+  kafkaBrokers: string;
+  /** The policy's allowed endpoints, and its file for errors. */
+  endpoints: Endpoint[];
+  policySource: string;
+  /** How the cluster is asked (default: kafkajs' admin client; tests pass their own). */
+  describe?: DescribeCluster;
+  sasl?: { username: string; password: string };
+  /** The runner's recent answers (default: none kept). */
+  recent?: RecentKafkaClusters;
+}
+
+export async function kafkaPreflight(req: KafkaPreflightRequest): Promise<AdvertisedBroker[]> {
+  const { kafkaBrokers, endpoints, policySource, sasl } = req;
+  const describe = req.describe ?? describeWithKafkajs;
   const bootstrap = kafkaBrokers
     .split(",")
     .map((b) => b.trim())
@@ -92,7 +105,7 @@ export async function kafkaPreflight(
   }
   let brokers: AdvertisedBroker[];
   try {
-    brokers = await recentlyDescribed(bootstrap, describe, sasl);
+    brokers = await (req.recent ?? new RecentKafkaClusters()).describe(bootstrap, describe, sasl);
   } catch (err) {
     throw new KafkaPreflightError(
       `cannot reach Kafka at ${bootstrap.join(", ")} from this host to read its advertised listeners: ${(err as Error).message}`,

@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { basename, dirname, extname, resolve } from "node:path";
 import { AirlockError } from "../errors.js";
 import { explainDockerError, isConnectionError } from "../docker/client.js";
-import type { DescribeCluster } from "../bus/kafka-preflight.js";
+import type { DescribeCluster, RecentKafkaClusters } from "../bus/kafka-preflight.js";
 import type { BrokerSweeps } from "../bus/rights.js";
 import type { Resolver } from "../gate/plan.js";
 import type { LanguageName } from "../languages/names.js";
@@ -100,6 +100,8 @@ export interface RunnerServices {
   background: (work: Promise<unknown>) => void;
   /** The brokers this runner has swept of crashed runners' identities. */
   brokerSweeps: BrokerSweeps;
+  /** What the Kafka clusters this runner asked advertised, lately. */
+  kafkaClusters: RecentKafkaClusters;
 }
 
 /**

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { RunOptionsError } from "../errors.js";
 import { withTimeout } from "../docker/client.js";
-import { kafkaPreflight } from "../bus/kafka-preflight.js";
+import { kafkaPreflight, type RecentKafkaClusters } from "../bus/kafka-preflight.js";
 import { openBusRights, type BrokerSweeps, type BusRights } from "../bus/rights.js";
 import { busAgentToken } from "../bus/patterns.js";
 import { LogCapture, type StreamName } from "./logs.js";
@@ -61,6 +61,7 @@ export abstract class RunStages implements BackendRun {
   /** Work that may finish after the result (removals); the runner waits for it before it closes. */
   protected readonly background: (work: Promise<unknown>) => void;
   private readonly brokerSweeps: BrokerSweeps;
+  private readonly kafkaClusters: RecentKafkaClusters;
   /** What the result will say, as the stages find it out. */
   protected readonly record = new RunRecord();
   /** What the shared stages created and releaseShared() gives back: the run's folder, its broker identities. */
@@ -79,6 +80,7 @@ export abstract class RunStages implements BackendRun {
     this.emit = request.emit;
     this.background = request.runner.background;
     this.brokerSweeps = request.runner.brokerSweeps;
+    this.kafkaClusters = request.runner.kafkaClusters;
     // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
     this.runId = `${name
       .toLowerCase()
@@ -188,13 +190,14 @@ export abstract class RunStages implements BackendRun {
       env.KAFKA_USERNAME && env.KAFKA_PASSWORD
         ? { username: env.KAFKA_USERNAME, password: env.KAFKA_PASSWORD }
         : undefined;
-    await kafkaPreflight(
-      env.KAFKA_BROKERS,
-      prepared.policy.network.allowedEndpoints,
-      prepared.policy.source,
-      this.options.describeKafka,
-      sasl,
-    );
+    await kafkaPreflight({
+      kafkaBrokers: env.KAFKA_BROKERS,
+      endpoints: prepared.policy.network.allowedEndpoints,
+      policySource: prepared.policy.source,
+      ...(this.options.describeKafka ? { describe: this.options.describeKafka } : {}),
+      ...(sasl ? { sasl } : {}),
+      recent: this.kafkaClusters,
+    });
   }
 
   private async openRights(prepared: PreparedRun, expiresAt: number): Promise<BusRights> {

@@ -154,17 +154,25 @@ describe("JUnit XML", () => {
 describe("Kafka preflight", () => {
   const endpoints = ["localhost:9092"].map(parseEndpoint);
   it("passes when every advertised broker is allowed (127.0.0.1 and localhost are the same host)", async () => {
-    const brokers = await kafkaPreflight("127.0.0.1:9092", endpoints, "p.yaml", async () => [
-      { nodeId: 1, host: "localhost", port: 9092 },
-    ]);
+    const brokers = await kafkaPreflight({
+      kafkaBrokers: "127.0.0.1:9092",
+      endpoints,
+      policySource: "p.yaml",
+      describe: async () => [{ nodeId: 1, host: "localhost", port: 9092 }],
+    });
     expect(brokers).toHaveLength(1);
   });
 
   it("refuses, naming each advertised broker outside the policy", async () => {
-    const run = kafkaPreflight("localhost:9092", endpoints, "p.yaml", async () => [
-      { nodeId: 1, host: "localhost", port: 9092 },
-      { nodeId: 2, host: "kafka-2.internal", port: 9092 },
-    ]);
+    const run = kafkaPreflight({
+      kafkaBrokers: "localhost:9092",
+      endpoints,
+      policySource: "p.yaml",
+      describe: async () => [
+        { nodeId: 1, host: "localhost", port: 9092 },
+        { nodeId: 2, host: "kafka-2.internal", port: 9092 },
+      ],
+    });
     await expect(run).rejects.toBeInstanceOf(KafkaPreflightError);
     await expect(run).rejects.toThrow(
       /advertises broker 2 at kafka-2\.internal:9092, which p\.yaml does not allow; kafkajs connects to every advertised broker[\s\S]*fix: add kafka-2\.internal:9092 to network\.allowedEndpoints/,
@@ -174,14 +182,24 @@ describe("Kafka preflight", () => {
   it("refuses a bootstrap address the policy does not list, without contacting anything", async () => {
     let contacted = false;
     await expect(
-      kafkaPreflight("localhost:9093", endpoints, "p.yaml", async () => ((contacted = true), [])),
+      kafkaPreflight({
+        kafkaBrokers: "localhost:9093",
+        endpoints,
+        policySource: "p.yaml",
+        describe: async () => ((contacted = true), []),
+      }),
     ).rejects.toThrow(/KAFKA_BROKERS names localhost:9093, which p\.yaml does not allow/);
     expect(contacted).toBe(false);
   });
 
   it("explains an unreachable cluster", async () => {
     await expect(
-      kafkaPreflight("localhost:9092", endpoints, "p.yaml", async () => Promise.reject(new Error("ECONNREFUSED"))),
+      kafkaPreflight({
+        kafkaBrokers: "localhost:9092",
+        endpoints,
+        policySource: "p.yaml",
+        describe: async () => Promise.reject(new Error("ECONNREFUSED")),
+      }),
     ).rejects.toThrow(/cannot reach Kafka at localhost:9092 from this host/);
   });
 });
