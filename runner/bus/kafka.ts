@@ -151,7 +151,7 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
 
   anonymousEnv: (endpoint) => `${endpoint.host}:${endpoint.port}`,
 
-  async mint(admin, grant, identity, endpoint, envName) {
+  async mint(admin, { grant, identity, endpoint, envName }) {
     const principal = `User:${identity.name}`;
     const acls = kafkaAcls(grant, identity.run, principal, identity.agent);
     // The credential and the ACLs are independent records (ACLs may name a principal that cannot log

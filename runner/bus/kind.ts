@@ -54,6 +54,14 @@ export interface Minted {
   cleanup?(): Promise<void>;
 }
 
+/** One identity to mint: the policy's grant on one broker, and the variable that will carry its credentials. */
+export interface MintRequest<Grant> {
+  grant: Grant;
+  identity: BusIdentity;
+  endpoint: Endpoint;
+  envName: string;
+}
+
 export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
   readonly kind: string;
   readonly label: string;
@@ -65,7 +73,7 @@ export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
   adminEndpoints(sources: AdminSources): Endpoint[];
   /** The runner's admin access to the broker at `endpoint`, if it has any. */
   admin(endpoint: Endpoint, sources: AdminSources): Admin | undefined;
-  mint(admin: Admin, grant: Grant, identity: BusIdentity, endpoint: Endpoint, envName: string): Promise<Minted>;
+  mint(admin: Admin, request: MintRequest<Grant>): Promise<Minted>;
   /** The variable's value where the runner has no admin access: the broker's address, without credentials. */
   anonymousEnv(endpoint: Endpoint): string;
   /** Remove identities whose name says they expired before `now`; returns their names. */

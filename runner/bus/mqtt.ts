@@ -98,7 +98,7 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
 
   anonymousEnv: (endpoint) => `mqtt://${endpoint.host}:${endpoint.port}`,
 
-  async mint(admin, grant, identity, endpoint, envName) {
+  async mint(admin, { grant, identity, endpoint, envName }) {
     const name = identity.name;
     await dynsec(admin, [
       { command: "createRole", rolename: name, acls: mqttAcls(grant, identity.run, identity.agent) },

@@ -117,7 +117,7 @@ export const natsKind: BusKind<NatsGrant, NatsAdmin> = {
 
   anonymousEnv: (endpoint) => `nats://${endpoint.host}:${endpoint.port}`,
 
-  async mint(admin, grant, identity, endpoint, envName) {
+  async mint(admin, { grant, identity, endpoint, envName }) {
     const entry: NatsUserEntry = {
       user: identity.name,
       password: identity.password,

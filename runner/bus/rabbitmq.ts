@@ -159,7 +159,7 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
 
   anonymousEnv: (endpoint) => `amqp://${endpoint.host}:${endpoint.port}`,
 
-  async mint(admin, grant, identity, endpoint, envName) {
+  async mint(admin, { grant, identity, endpoint, envName }) {
     const vhost = grant.vhost ?? "/";
     const exchange = `airlock.${identity.name}`;
     const perms = rabbitmqPermissions(grant, identity.run, exchange, identity.agent);

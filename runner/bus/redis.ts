@@ -136,7 +136,7 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
 
   anonymousEnv: (endpoint) => `redis://${endpoint.host}:${endpoint.port}`,
 
-  async mint(admin, grant, identity, endpoint, envName) {
+  async mint(admin, { grant, identity, endpoint, envName }) {
     await withAdmin(admin, (redis) =>
       redis.call(
         "ACL",

@@ -144,7 +144,12 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         expiresAt: req.expiresAt,
       };
       try {
-        const minted = await kind.mint(admin as never, grant.grant as never, identity, grant.endpoint, grant.env);
+        const minted = await kind.mint(admin as never, {
+          grant: grant.grant as never,
+          identity,
+          endpoint: grant.endpoint,
+          envName: grant.env,
+        });
         Object.assign(result.env, minted.env);
         revokes.push(minted.revoke);
         if (minted.cleanup) cleanups.push(minted.cleanup);

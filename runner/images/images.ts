@@ -133,14 +133,18 @@ export interface PlannedImage {
 /** Files of a build context that say how to reach the registries, not what the image is. */
 const BUILD_SETTINGS_FILES = new Set(["airlock-ca.pem", "airlock-pip.conf"]);
 
-export function planImage(
-  repo: string,
-  kind: string,
-  files: ContextFile[],
-  dockerfile: string,
-  buildArgs: Record<string, string>,
-  hashExtra: string[],
-): PlannedImage {
+/** What an image is built from: its repository and kind, its build context, Dockerfile and arguments. */
+export interface ImageSpec {
+  repo: string;
+  kind: string;
+  files: ContextFile[];
+  dockerfile: string;
+  buildArgs: Record<string, string>;
+}
+
+/** The image `spec` builds, tagged by its content (and `hashExtra`: what else it is made from, such as its base's ID). */
+export function planImage(spec: ImageSpec, hashExtra: string[]): PlannedImage {
+  const { repo, kind, files, dockerfile, buildArgs } = spec;
   // The CA bundle, registry settings and proxies change how an image is built, not what it is: keep them out of the hash.
   const hashed = files.filter((f) => !BUILD_SETTINGS_FILES.has(f.name));
   return { tag: `${repo}:${contextHash(hashed, [dockerfile, ...hashExtra])}`, kind, files, dockerfile, buildArgs };
@@ -174,18 +178,14 @@ export async function ensureBuilt(docker: Docker, image: PlannedImage, progress:
  */
 export function ensureAirlockImage(
   docker: Docker,
-  spec: { repo: string; kind: string; files: ContextFile[]; dockerfile: string; buildArgs: Record<string, string> },
+  spec: ImageSpec,
   progress: Progress = () => {},
 ): Promise<BuiltImage> {
   // The build arguments (e.g. the ID of the image it is built FROM) are part of what it is.
   return ensureBuilt(
     docker,
     planImage(
-      spec.repo,
-      spec.kind,
-      spec.files,
-      spec.dockerfile,
-      spec.buildArgs,
+      spec,
       Object.entries(spec.buildArgs).map(([k, v]) => `${k}=${v}`),
     ),
     progress,
@@ -220,19 +220,23 @@ async function planImageSet(base: { ref: string; id: string }): Promise<{ gate: 
   ];
   return {
     gate: planImage(
-      "airlock/gate",
-      "gate-image",
-      gateFiles,
-      "Dockerfile",
-      { BASE_IMAGE: base.ref, ...settings.proxyArgs },
+      {
+        repo: "airlock/gate",
+        kind: "gate-image",
+        files: gateFiles,
+        dockerfile: "Dockerfile",
+        buildArgs: { BASE_IMAGE: base.ref, ...settings.proxyArgs },
+      },
       [base.id],
     ),
     agent: planImage(
-      "airlock/agent",
-      "agent-image",
-      agentFiles,
-      "Dockerfile.agent",
-      { BASE_IMAGE: base.ref, NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs },
+      {
+        repo: "airlock/agent",
+        kind: "agent-image",
+        files: agentFiles,
+        dockerfile: "Dockerfile.agent",
+        buildArgs: { BASE_IMAGE: base.ref, NPM_CONFIG_REGISTRY: settings.registry, ...settings.proxyArgs },
+      },
       [base.id, settings.registry],
     ),
   };

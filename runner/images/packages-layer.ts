@@ -34,7 +34,7 @@ export function ensurePackagesLayer(
 ): Promise<BuiltImage> {
   return built(builds, `${layer.repo}|${image.id}|${layer.key}`, () => {
     // The Dockerfile names the image ID, so the hash covers it.
-    const planned = planImage(layer.repo, layer.kind, layer.files, layer.dockerfile, layer.buildArgs, []);
+    const planned = planImage(layer, []);
     return ensureBuilt(docker, planned, (m) =>
       progress(m.startsWith("building") ? `installing ${layer.describe} into a cached image layer` : m),
     ).catch((err: unknown) => (layer.onFailure ? layer.onFailure(err) : Promise.reject(err)));

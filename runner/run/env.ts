@@ -7,13 +7,19 @@
 import { RunOptionsError } from "../errors.js";
 import type { Policy } from "../policy/index.js";
 
-export function agentEnvironment(
-  policy: Policy,
-  given: Record<string, string | undefined> | undefined,
-  hostEnv: NodeJS.ProcessEnv,
-  defaults: Record<string, string>,
-  airlockVars: Record<string, string>,
-): Record<string, string> {
+export interface EnvironmentSources {
+  /** runAgent's `env`: values for the variables the policy allows (any other is refused). */
+  given?: Record<string, string | undefined>;
+  /** The caller's environment, for allowed variables `given` does not have. */
+  hostEnv: NodeJS.ProcessEnv;
+  /** airlock's defaults, under everything else. */
+  defaults?: Record<string, string>;
+  /** airlock's own variables, over everything else. */
+  airlockVars?: Record<string, string>;
+}
+
+export function agentEnvironment(policy: Policy, sources: EnvironmentSources): Record<string, string> {
+  const { given, hostEnv } = sources;
   const allowed = new Set(policy.env.allow);
   const refused = Object.keys(given ?? {}).filter((k) => !allowed.has(k) && !(k in policy.env.set));
   if (refused.length) {
@@ -22,12 +28,12 @@ export function agentEnvironment(
       `add ${refused.join(", ")} to env.allow in ${policy.source}, or stop passing ${refused.length === 1 ? "it" : "them"}`,
     );
   }
-  const env: Record<string, string> = { ...defaults };
+  const env: Record<string, string> = { ...sources.defaults };
   for (const name of policy.env.allow) {
     const value = given && name in given ? given[name] : hostEnv[name];
     if (value !== undefined) env[name] = value;
   }
-  Object.assign(env, policy.env.set, airlockVars);
+  Object.assign(env, policy.env.set, sources.airlockVars);
   return env;
 }
 

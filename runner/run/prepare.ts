@@ -98,12 +98,11 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
   const user = agentUser();
   await prepareOutputDir(input.outputDir);
   // Python writes its lines as they are printed (not at exit) in any image; a policy may say otherwise.
-  const env = agentEnvironment(
-    policy,
-    input.env,
-    process.env,
-    { PYTHONUNBUFFERED: "1" },
-    {
+  const env = agentEnvironment(policy, {
+    ...(input.env ? { given: input.env } : {}),
+    hostEnv: process.env,
+    defaults: { PYTHONUNBUFFERED: "1" },
+    airlockVars: {
       ...input.airlockVars,
       AIRLOCK_OUTPUT_DIR: "/output",
       AIRLOCK_WORKSPACE: "/workspace",
@@ -112,7 +111,7 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
         : policy.network.allowedEndpoints.map((e) => e.raw).join(","),
       HOME: "/tmp",
     },
-  );
+  });
   return {
     policy,
     user,

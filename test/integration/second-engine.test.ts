@@ -111,7 +111,7 @@ const bridgeOf = async (docker: Docker) => {
   return {
     id: info.Id as string,
     bridge: (info.Options as Record<string, string>)["com.docker.network.bridge.name"],
-    subnet: info.IPAM.Config[0].Subnet as string,
+    subnet: info.IPAM?.Config?.[0]?.Subnet as string,
   };
 };
 

@@ -67,7 +67,7 @@ async function openGatePod(
     rules: { v4: OPEN_RULES, v6: OPEN_RULES },
     bundle: [],
     workspace: [],
-    hosts: [],
+    hostsFile: "127.0.0.1\tlocalhost\n",
     loopbackForwarded: false,
     egress: [{ ip: host, port: allowed.port }],
     networkDisabled: false,
@@ -85,7 +85,7 @@ async function openGatePod(
   const watch = new PodWatch(api, ns, name);
   try {
     await watch.until((p) => (p.status?.initContainerStatuses?.[0]?.state?.running ? true : undefined), 120_000);
-    await execIn(api, ns, name, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE]);
+    await execIn({ client: api, namespace: ns, pod: name, container: GATE_CONTAINER }, ["touch", GATE_RELEASE_FILE]);
     await watch.until(
       (p) => (p.status?.containerStatuses?.find((c) => c.name === "agent")?.state?.terminated ? true : undefined),
       120_000,

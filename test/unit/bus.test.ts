@@ -275,7 +275,7 @@ describe("NATS permissions", () => {
       allow_responses: { max: 1 },
     });
     // An empty allow list would allow everything.
-    expect(natsPermissions({ subscribe: ["a.*"] }, "r1", "airlock-x-1").publish).toEqual({ deny: [">"] });
+    expect(natsPermissions({ subscribe: ["a.*"] }, "r1", "airlock-x-1")?.publish).toEqual({ deny: [">"] });
     expect(inboxPrefix("airlock-a.b-1")).toBe("_INBOX_airlock-a_b-1");
   });
 });

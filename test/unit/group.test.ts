@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadRunFile, PolicyError } from "../../runner/index.js";
+import { loadRunFile, PolicyError, type AgentResult } from "../../runner/index.js";
 import {
   junitXml,
   kafkaPreflight,
@@ -117,10 +117,11 @@ describe("JUnit XML", () => {
       denied: [],
       policy: null,
       resultFile: "",
-    };
+    } satisfies Partial<AgentResult>;
     const xml = junitXml({
       name: "pair",
       source: "run.yaml",
+      runId: "pair-1",
       status: "failed",
       durationMs: 2000,
       outputDir: "out",

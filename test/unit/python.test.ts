@@ -45,7 +45,7 @@ describe("pip requirements", () => {
     ["redis==5.2.1 --no-deps", "is not allowed on a requirement"],
     ["not valid!==1", "is not a valid Python package name"],
     ["redis 5.2.1", "has a version but no operator", "write redis==5.2.1"],
-  ])("refuses %s", (spec, message, fix) => {
+  ] as [string, string, string?][])("refuses %s", (spec, message, fix) => {
     const problem = pipProblem(spec);
     expect(problem?.message).toContain(message);
     if (fix) expect(problem?.fix).toContain(fix);

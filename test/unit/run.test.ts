@@ -14,21 +14,19 @@ const policy = definePolicy({ name: "p", env: { allow: ["KEEP", "ABSENT"], set: 
 
 describe("agent environment", () => {
   it("passes only allowed and fixed variables, plus airlock's own", () => {
-    const env = agentEnvironment(
-      policy,
-      undefined,
-      { KEEP: "k", SECRET: "s", PATH: "/usr/bin" },
-      { AIRLOCK_RUN_ID: "r" },
-    );
+    const env = agentEnvironment(policy, {
+      hostEnv: { KEEP: "k", SECRET: "s", PATH: "/usr/bin" },
+      airlockVars: { AIRLOCK_RUN_ID: "r" },
+    });
     expect(env).toEqual({ KEEP: "k", FIXED: "1", AIRLOCK_RUN_ID: "r" });
   });
 
   it("takes values from runAgent's env before the caller's environment", () => {
-    expect(agentEnvironment(policy, { KEEP: "given" }, { KEEP: "host" }, {}).KEEP).toBe("given");
+    expect(agentEnvironment(policy, { given: { KEEP: "given" }, hostEnv: { KEEP: "host" } }).KEEP).toBe("given");
   });
 
   it("refuses a variable given to runAgent that the policy does not allow", () => {
-    expect(() => agentEnvironment(policy, { SECRET: "x" }, {}, {})).toThrow(
+    expect(() => agentEnvironment(policy, { given: { SECRET: "x" }, hostEnv: {} })).toThrow(
       /was given SECRET in env, but <inline> does not allow it/,
     );
   });

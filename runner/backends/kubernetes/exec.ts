@@ -15,6 +15,14 @@ export interface ExecResult {
   notRun?: boolean;
 }
 
+/** Which Pod, and which of its containers, a command runs in. */
+export interface ExecTarget {
+  client: KubeClient;
+  namespace: string;
+  pod: string;
+  container: string;
+}
+
 export interface ExecOptions {
   timeoutMs?: number;
   /** Bytes of stdout kept (default 1 MiB); the rest is dropped. Ignored with `sink`. */
@@ -32,16 +40,13 @@ function exitCodeOf(status: V1Status): number | undefined {
 
 /** execIn, tried again (up to `attempts` times, 200 ms apart) when the API or the kubelet failed the exec itself rather than the command. */
 export async function execRetrying(
-  client: KubeClient,
-  namespace: string,
-  pod: string,
-  container: string,
+  target: ExecTarget,
   argv: string[],
   options: ExecOptions & { attempts?: number } = {},
 ): Promise<ExecResult> {
   const attempts = options.attempts ?? 3;
   for (let i = 1; ; i++) {
-    const result = await execIn(client, namespace, pod, container, argv, options).catch((err: Error) => ({
+    const result = await execIn(target, argv, options).catch((err: Error) => ({
       code: 1,
       stdout: Buffer.alloc(0),
       stderr: err.message,
@@ -52,14 +57,8 @@ export async function execRetrying(
   }
 }
 
-export async function execIn(
-  client: KubeClient,
-  namespace: string,
-  pod: string,
-  container: string,
-  argv: string[],
-  options: ExecOptions = {},
-): Promise<ExecResult> {
+export async function execIn(target: ExecTarget, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
+  const { client, namespace, pod, container } = target;
   const max = options.maxStdout ?? 1024 * 1024;
   const chunks: Buffer[] = [];
   let kept = 0;

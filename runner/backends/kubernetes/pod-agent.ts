@@ -33,6 +33,12 @@ export interface RunPod {
   objects: PodObjects;
 }
 
+const target = (p: Pick<RunPod, "client" | "namespace" | "pod">) => ({
+  client: p.client,
+  namespace: p.namespace,
+  pod: p.pod,
+});
+
 export interface AgentEnd {
   terminated?: Pick<V1ContainerStateTerminated, "exitCode" | "reason">;
   stop?: StopRequest;
@@ -130,7 +136,7 @@ async function signalAgent(p: RunPod, signal: "TERM" | "KILL", warn: (message: s
     (pod) => (containerStatus(pod, KEEPER_CONTAINER)?.state?.running ? true : undefined),
     KEEPER_START_MS,
   );
-  const sent = await execRetrying(p.client, p.namespace, p.pod, KEEPER_CONTAINER, [POD_GATE, "signal", signal], {
+  const sent = await execRetrying({ ...target(p), container: KEEPER_CONTAINER }, [POD_GATE, "signal", signal], {
     timeoutMs: 10_000,
   });
   if (sent.code !== 0) warn(`could not send SIG${signal} to the agent: ${sent.stderr.trim() || `exit ${sent.code}`}`);
@@ -152,11 +158,11 @@ export async function collectFromPod(
 ): Promise<Collected> {
   const unpack = outputUnpacker(outputDir, { bytes: limits.outputBytes, entries: limits.outputFiles });
   const [tarred, report] = await Promise.all([
-    execIn(p.client, p.namespace, p.pod, KEEPER_CONTAINER, ["tar", "-C", "/output", "-cf", "-", "."], {
+    execIn({ ...target(p), container: KEEPER_CONTAINER }, ["tar", "-C", "/output", "-cf", "-", "."], {
       sink: unpack.sink,
       timeoutMs: 120_000,
     }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: Buffer.alloc(0) })),
-    execRetrying(p.client, p.namespace, p.pod, REPORT_CONTAINER, [POD_GATE, "report"], { timeoutMs: 15_000 }),
+    execRetrying({ ...target(p), container: REPORT_CONTAINER }, [POD_GATE, "report"], { timeoutMs: 15_000 }),
   ]);
   // Awaited below; until then a rejection must not count as unhandled.
   unpack.result.catch(() => {});

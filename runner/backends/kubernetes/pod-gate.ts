@@ -81,9 +81,13 @@ export async function openPodGate(g: PodGate): Promise<void> {
     g.forwarders.forEach((f) => {
       f.allow(applied.ip);
     });
-    const released = await execRetrying(api, namespace, pod, GATE_CONTAINER, ["touch", GATE_RELEASE_FILE], {
-      timeoutMs: 15_000,
-    });
+    const released = await execRetrying(
+      { client: api, namespace, pod, container: GATE_CONTAINER },
+      ["touch", GATE_RELEASE_FILE],
+      {
+        timeoutMs: 15_000,
+      },
+    );
     if (released.code !== 0) throw new GateError(`could not release the Pod's gate: ${released.stderr.trim()}`);
   } finally {
     stop.abort();
@@ -117,9 +121,13 @@ async function readRules(g: PodGate, backend: "nft" | "legacy"): Promise<{ v4: s
     backend === "nft"
       ? `iptables-nft-save && echo '${split}' && ip6tables-nft-save`
       : `iptables-legacy-save && echo '${split}' && ip6tables-legacy-save`;
-  const saved = await execRetrying(g.client, g.namespace, g.pod, GATE_CONTAINER, ["sh", "-c", script], {
-    timeoutMs: 15_000,
-  });
+  const saved = await execRetrying(
+    { client: g.client, namespace: g.namespace, pod: g.pod, container: GATE_CONTAINER },
+    ["sh", "-c", script],
+    {
+      timeoutMs: 15_000,
+    },
+  );
   const [v4, v6] = saved.stdout.toString().split(`${split}\n`);
   if (saved.code !== 0 || v6 === undefined)
     throw new GateError(`could not read the Pod's rules back: ${saved.stderr.trim() || "no output"}`);

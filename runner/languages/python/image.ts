@@ -77,11 +77,13 @@ async function planPythonImage(base: { ref: string; id: string }, settings: PipS
     ...settingsFiles(settings),
   ];
   return planImage(
-    "airlock/python-agent",
-    "python-agent-image",
-    files,
-    "Dockerfile.python",
-    { BASE_IMAGE: base.ref, ...settings.proxyArgs },
+    {
+      repo: "airlock/python-agent",
+      kind: "python-agent-image",
+      files,
+      dockerfile: "Dockerfile.python",
+      buildArgs: { BASE_IMAGE: base.ref, ...settings.proxyArgs },
+    },
     [base.id],
   );
 }
