@@ -2,8 +2,9 @@
  * Connecting to the Docker engine, with an error a person can act on when it is not there.
  */
 import { createRequire } from "node:module";
+import { withTimeout } from "../util/with-timeout.js";
 import type Docker from "dockerode";
-import { DockerUnavailableError } from "../errors.js";
+import { AirlockError, DockerUnavailableError } from "../errors.js";
 import { dockerHostSetting } from "../settings.js";
 
 export type DockerClient = Docker;
@@ -100,12 +101,14 @@ export function isConnectionError(err: unknown): boolean {
   return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" || code === "EACCES";
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(message), { code: "ETIMEDOUT" })), ms);
-    }),
-  ]);
+/**
+ * `work`, with a failure that means the engine went away (its socket gone or refused) explained
+ * with the fix; airlock's own errors and any other failure pass unchanged.
+ */
+export async function engineErrorsExplained<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw err instanceof AirlockError || !isConnectionError(err) ? err : explainDockerError(err);
+  }
 }

@@ -10,7 +10,8 @@
 import { execa } from "execa";
 import type Docker from "dockerode";
 import { ImageBuildError } from "../errors.js";
-import { isNotFound, withTimeout } from "../docker/client.js";
+import { isNotFound } from "../docker/client.js";
+import { withTimeout } from "../util/with-timeout.js";
 import { LABEL } from "../docker/labels.js";
 import { packagePath } from "../paths.js";
 import { buildImage } from "./build.js";

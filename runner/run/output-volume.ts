@@ -8,9 +8,9 @@
  * on top of `resources.memory` (written output then cannot push the agent out of its own memory).
  *
  * Shared by both backends: Docker mounts it as an anonymous volume of the local driver (removed with
- * its container), Kubernetes as a memory-backed emptyDir of the same size.
+ * its container: backends/docker/container-spec.ts), Kubernetes as a memory-backed emptyDir of the
+ * same size.
  */
-import type Docker from "dockerode";
 import { DEFAULTS, parseMemory } from "../policy/schema.js";
 import type { AgentUser } from "./output.js";
 
@@ -45,20 +45,4 @@ export function outputTmpfsOptions(limits: OutputLimits, user: AgentUser): strin
 /** The agent container's memory limit: the policy's, plus what /output may hold. */
 export function agentMemoryBytes(memoryBytes: number, limits: OutputLimits): number {
   return memoryBytes + outputQuotaBytes(limits);
-}
-
-/** /output as an anonymous tmpfs volume (the local driver mounts it; it is removed with its container). */
-export function outputVolumeMount(
-  limits: OutputLimits,
-  user: AgentUser,
-  labels: Record<string, string>,
-): Docker.MountSettings {
-  return {
-    Type: "volume",
-    Target: "/output",
-    VolumeOptions: {
-      Labels: labels,
-      DriverConfig: { Name: "local", Options: { type: "tmpfs", device: "tmpfs", o: outputTmpfsOptions(limits, user) } },
-    },
-  } as unknown as Docker.MountSettings;
 }

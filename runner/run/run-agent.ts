@@ -7,7 +7,6 @@
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, extname, resolve } from "node:path";
 import { AirlockError } from "../errors.js";
-import { explainDockerError, isConnectionError } from "../docker/client.js";
 import type { DescribeCluster, RecentKafkaClusters } from "../bus/kafka-preflight.js";
 import type { BrokerSweeps } from "../bus/rights.js";
 import type { Resolver } from "../gate/plan.js";
@@ -133,13 +132,12 @@ export async function runOne(
     run = await createRun({ options, name, outputDir, base, emit, runner });
     result = await run.execute();
   } catch (err) {
-    const error = err instanceof AirlockError ? err : isConnectionError(err) ? explainDockerError(err) : err;
     result = {
       ...base,
       ...run?.partial(),
       status: "error",
-      error: error instanceof Error ? error.message : String(error),
-      errorCode: error instanceof AirlockError ? error.code : "INTERNAL",
+      error: err instanceof Error ? err.message : String(err),
+      errorCode: err instanceof AirlockError ? err.code : "INTERNAL",
     };
   } finally {
     await run?.dispose();

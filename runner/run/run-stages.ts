@@ -12,13 +12,12 @@
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { RunOptionsError } from "../errors.js";
-import { withTimeout } from "../docker/client.js";
+import { withTimeout } from "../util/with-timeout.js";
 import { kafkaPreflight, type RecentKafkaClusters } from "../bus/kafka-preflight.js";
 import { openBusRights, type BrokerSweeps, type BusRights } from "../bus/rights.js";
 import { busAgentToken } from "../bus/patterns.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
-import type { StopRequest } from "./exit-wait.js";
 import type { AgentResult, RunStatus } from "./result.js";
 import { RunRecord, type CopiedFiles } from "./run-record.js";
 import type { RunOptions, RunEvent, RunRequest } from "./run-agent.js";
@@ -27,6 +26,12 @@ export const DEFAULT_GRACE_MS = 5000;
 export const DEFAULT_LOG_CAP = 1024 * 1024;
 /** How long a broker identity outlives the run's timeout and grace (the start and the stop). */
 export const IDENTITY_MARGIN_MS = 30_000;
+
+/** Why a run was stopped before its agent exited on its own: the status it gets, and what the user is told. */
+export interface StopRequest {
+  reason: RunStatus;
+  why?: string;
+}
 
 /** How an agent's run ended, as a backend saw it. */
 export interface RunExit {

@@ -6,13 +6,8 @@ import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
 import { describe, expect, it } from "vitest";
 import { outputUnpacker, safeRelative } from "../../runner/run/output-tar.js";
-import {
-  agentMemoryBytes,
-  outputQuotaBytes,
-  outputTmpfsOptions,
-  outputVolumeMount,
-} from "../../runner/run/output-volume.js";
-import { agentSpec, keeperSpec } from "../../runner/backends/docker/container-spec.js";
+import { agentMemoryBytes, outputQuotaBytes, outputTmpfsOptions } from "../../runner/run/output-volume.js";
+import { agentSpec, keeperSpec, outputVolumeMount } from "../../runner/backends/docker/container-spec.js";
 
 describe("/output as a filesystem of its own", () => {
   const user = { uid: 10001, gid: 10001 };

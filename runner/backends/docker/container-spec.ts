@@ -22,7 +22,7 @@
  */
 import type Docker from "dockerode";
 import type { AgentUser } from "../../run/output.js";
-import { agentMemoryBytes, outputVolumeMount, type OutputLimits } from "../../run/output-volume.js";
+import { agentMemoryBytes, outputTmpfsOptions, type OutputLimits } from "../../run/output-volume.js";
 
 export const AGENT_TMPFS = "rw,nosuid,nodev,size=64m,mode=1777";
 
@@ -208,4 +208,20 @@ export function keeperSpec(input: KeeperSpecInput): Docker.ContainerCreateOption
       LogConfig: { Type: "none", Config: {} },
     } as Docker.HostConfig,
   };
+}
+
+/** /output as an anonymous tmpfs volume (the local driver mounts it; it is removed with its container). */
+export function outputVolumeMount(
+  limits: OutputLimits,
+  user: AgentUser,
+  labels: Record<string, string>,
+): Docker.MountSettings {
+  return {
+    Type: "volume",
+    Target: "/output",
+    VolumeOptions: {
+      Labels: labels,
+      DriverConfig: { Name: "local", Options: { type: "tmpfs", device: "tmpfs", o: outputTmpfsOptions(limits, user) } },
+    },
+  } as unknown as Docker.MountSettings;
 }

@@ -12,6 +12,7 @@
  * run with the network disabled, gets its container created for it with a gate container
  * (gate/container-gate.ts) or no network. What a start creates is held (held.ts) until dispose().
  */
+import { engineErrorsExplained } from "../../docker/client.js";
 import type { RunRequest } from "../backend.js";
 import { RunStages } from "../../run/run-stages.js";
 import type { AgentResult } from "../../run/result.js";
@@ -36,7 +37,12 @@ export class DockerRun extends RunStages {
     super(r);
   }
 
-  async execute(): Promise<AgentResult> {
+  /** The stages below; the engine going away midway is explained as such (images are built by the local engine on either backend). */
+  execute(): Promise<AgentResult> {
+    return engineErrorsExplained(() => this.stages());
+  }
+
+  private async stages(): Promise<AgentResult> {
     const prepared = await this.prepare(async () => {
       await this.docker.engineReachable();
       if (this.docker.reapOrphans) await this.docker.reapOrphansOnce();

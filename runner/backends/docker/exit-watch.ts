@@ -7,12 +7,12 @@
  * filesystem of the policy's size and entry count (run/output-volume.ts).
  */
 import type { Duplex } from "node:stream";
-import { withTimeout } from "../../docker/client.js";
+import { withTimeout } from "../../util/with-timeout.js";
 import type { ContainerState, Engine, EngineContainer } from "../../docker/engine.js";
 import type { DeniedConnection } from "../../gate/denied.js";
 import type { EgressGate } from "./gate/egress-gate.js";
 import type { Policy } from "../../policy/index.js";
-import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "../../run/exit-wait.js";
+import { engineExitCode, engineWatchdog, stopper, type StopRequest } from "./stopping.js";
 import type { LogCapture } from "../../run/logs.js";
 import type { OutputLimits } from "../../run/output-volume.js";
 import { copyOutputOut, type CopiedOutput } from "./output-copy.js";

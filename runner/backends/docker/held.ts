@@ -3,7 +3,7 @@
  * the moment it exists (start/context.ts), and the run's dispose() releases them in the order the
  * engine needs (a volume's users before the container that owns it).
  */
-import { withTimeout } from "../../docker/client.js";
+import { withTimeout } from "../../util/with-timeout.js";
 import type { EngineContainer } from "../../docker/engine.js";
 import type { EgressGate } from "./gate/egress-gate.js";
 import { removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";

@@ -11,6 +11,7 @@
  *
  * dispose() deletes everything the run created (pod-objects.ts), whatever happened.
  */
+import { engineErrorsExplained } from "../../docker/client.js";
 import { RunOptionsError } from "../../errors.js";
 import { ownerId } from "../../docker/labels.js";
 import { enforcementFor, gateSummary, type Enforcement, type Forwarders } from "../../gate/enforce.js";
@@ -50,7 +51,12 @@ export class KubeRun extends RunStages {
     return this.backend.settings.namespace;
   }
 
-  async execute(): Promise<AgentResult> {
+  /** The stages below; the engine going away midway is explained as such (images are built by the local engine on either backend). */
+  execute(): Promise<AgentResult> {
+    return engineErrorsExplained(() => this.stages());
+  }
+
+  private async stages(): Promise<AgentResult> {
     const prepared = await this.prepare(async () => {
       // Images are still built by the local engine; the cluster runs them.
       await this.backend.images.engineReachable();

@@ -8,7 +8,7 @@ import { PassThrough } from "node:stream";
 import type { V1ContainerStateTerminated } from "@kubernetes/client-node";
 import { KubernetesError } from "../../errors.js";
 import { parseDeniedReport, type DeniedConnection } from "../../gate/denied.js";
-import type { StopRequest } from "../../run/exit-wait.js";
+import type { StopRequest } from "../../run/run-stages.js";
 import type { LogCapture } from "../../run/logs.js";
 import { outputUnpacker, skippedNote } from "../../run/output-tar.js";
 import type { CopiedFiles } from "../../run/run-stages.js";

@@ -9,7 +9,7 @@
  */
 import type Docker from "dockerode";
 import { PassThrough, type Duplex } from "node:stream";
-import { withTimeout } from "../../../docker/client.js";
+import { withTimeout } from "../../../util/with-timeout.js";
 import { GateError } from "../../../errors.js";
 import { GATE_WORDS, gateRulesLine } from "../../../gate/protocol.js";
 

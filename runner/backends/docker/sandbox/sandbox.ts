@@ -11,7 +11,7 @@
  */
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
-import { withTimeout } from "../../../docker/client.js";
+import { withTimeout } from "../../../util/with-timeout.js";
 import type { ContainerState, Engine, EngineContainer } from "../../../docker/engine.js";
 import { streamEnd } from "../exit-watch.js";
 

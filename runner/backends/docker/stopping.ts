@@ -1,17 +1,16 @@
 /**
- * Waiting for an agent to exit, and stopping it when it must: the policy's timeout or the caller's
+ * Waiting for an agent's container to exit, and stopping it when it must: the policy's timeout or the caller's
  * cancel (SIGTERM, then a hard kill after the grace). While it
  * runs, the engine is pinged: a request that waits on an engine that went away does not always fail.
  */
-import { DockerUnavailableError } from "../errors.js";
-import type { ContainerState, Engine, EngineContainer } from "../docker/engine.js";
-import { explainDockerError, withTimeout } from "../docker/client.js";
-import type { RunStatus } from "./result.js";
+import { DockerUnavailableError } from "../../errors.js";
+import type { ContainerState, Engine, EngineContainer } from "../../docker/engine.js";
+import { explainDockerError } from "../../docker/client.js";
+import { withTimeout } from "../../util/with-timeout.js";
+import type { RunStatus } from "../../run/result.js";
+import type { StopRequest } from "../../run/run-stages.js";
 
-export interface StopRequest {
-  reason: RunStatus;
-  why?: string;
-}
+export type { StopRequest };
 
 export interface Stopper {
   /** Set once the run was asked to stop. */
