@@ -13,7 +13,7 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { createRunner, definePolicy, type AgentResult, type Runner } from "../runner/index.js";
 import { dockerClient } from "../runner/internal.js";
-import { LABEL } from "../runner/docker/labels.js";
+import { LABEL } from "../runner/labels.js";
 import { NETWORK_NAME } from "../runner/backends/docker/network.js";
 import { packagePath } from "../runner/paths.js";
 import { waitUntil } from "../runner/util/wait-until.js";

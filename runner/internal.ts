@@ -13,5 +13,5 @@ export { cleanup, type CleanupReport, type CleanupOptions } from "./backends/doc
 export { ensureImages, resolveBaseImage, type ImageSet, type BuiltImage } from "./images/images.js";
 export { ensurePythonImage } from "./languages/python/image.js";
 export { LANGUAGE_NAMES } from "./languages/names.js";
-export { assertDockerReachable, dockerClient } from "./docker/client.js";
+export { assertDockerReachable, dockerClient } from "./backends/docker/engine/client.js";
 export { BACKEND_NAMES, type ExecutionBackend } from "./backends/backend.js";

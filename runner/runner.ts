@@ -6,8 +6,8 @@
  * per process.
  */
 import type Docker from "dockerode";
-import { dockerClient } from "./docker/client.js";
-import { dockerEngine, type Engine } from "./docker/engine.js";
+import { dockerClient } from "./backends/docker/engine/client.js";
+import { dockerEngine, type Engine } from "./backends/docker/engine/engine.js";
 import { loopbackMode, type LoopbackMode } from "./backends/docker/gate/host-side.js";
 import type { ImageSet } from "./images/images.js";
 import { runOne, type RunOptions } from "./run/run-agent.js";

@@ -10,9 +10,9 @@
 import { execa } from "execa";
 import type Docker from "dockerode";
 import { ImageBuildError } from "../errors.js";
-import { isNotFound } from "../docker/client.js";
+import { isNotFound } from "../backends/docker/engine/client.js";
 import { withTimeout } from "../util/with-timeout.js";
-import { LABEL } from "../docker/labels.js";
+import { LABEL } from "../labels.js";
 import { packagePath } from "../paths.js";
 import { buildImage } from "./build.js";
 import { contextHash, directoryEntries, fileEntry, type ContextFile } from "./context.js";

@@ -10,7 +10,7 @@ import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRunner, definePolicy, runAgent, type AgentResult, type RunEvent } from "../../runner/index.js";
 import { dockerClient } from "../../runner/internal.js";
-import { LABEL } from "../../runner/docker/labels.js";
+import { LABEL } from "../../runner/labels.js";
 import { containersRemoved } from "../../runner/runner.js";
 import { packagePath } from "../../runner/paths.js";
 import { AGENTS, leftoverContainers, localRedisAdmin, tempDir } from "./helpers.js";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerClient } from "../../runner/internal.js";
 import { ensureNetwork } from "../../runner/backends/docker/network.js";
-import { LABEL } from "../../runner/docker/labels.js";
+import { LABEL } from "../../runner/labels.js";
 import { WARM_GATE_PREFIX } from "../../runner/runner.js";
 import { containersRemoved } from "../../runner/runner.js";
 import { localBrokersFile } from "../../runner/bus/rights.js";

@@ -3,7 +3,7 @@
  * no lookup of containers by ID. What their containers do is each test's own (createContainer).
  */
 import * as tar from "tar-stream";
-import type { Engine } from "../../runner/docker/engine.js";
+import type { Engine } from "../../runner/backends/docker/engine/engine.js";
 
 /** What a fake container's /output holds: an empty archive (the real one is the integration suite's). */
 export async function emptyArchive(): Promise<NodeJS.ReadableStream> {

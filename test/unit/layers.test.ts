@@ -15,8 +15,9 @@ const ROOT = resolve(import.meta.dirname, "../../runner");
 const LAYERS: string[][] = [
   // The endpoint syntax ("host:port") is the policy's, and broker kinds parse it too.
   ["errors.ts", "paths.ts", "util", "policy/endpoint.ts"],
-  ["settings.ts"],
-  ["docker"],
+  ["settings.ts", "labels.ts"],
+  // The Docker Engine API: the Docker backend's, and what airlock's images are built with (on either backend).
+  ["backends/docker/engine"],
   ["images"],
   ["bus"],
   // The language names are what a policy's runtime field may say; the languages themselves read policies.

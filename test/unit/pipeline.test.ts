@@ -11,7 +11,7 @@ import type Docker from "dockerode";
 import { describe, expect, it } from "vitest";
 import { createRunner } from "../../runner/index.js";
 import type { ImageSet } from "../../runner/internal.js";
-import type { ContainerState, Engine, EngineContainer } from "../../runner/docker/engine.js";
+import type { ContainerState, Engine, EngineContainer } from "../../runner/backends/docker/engine/engine.js";
 import { emptyArchive, fakeEngineWith } from "./fake-engine.js";
 
 type Program = (io: { out: (line: string) => void; exit: (code: number) => void; signals: string[] }) => void;

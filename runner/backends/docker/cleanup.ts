@@ -4,8 +4,8 @@
  */
 import type Docker from "dockerode";
 import { removeHostChains, removeStaleHostRules } from "./gate/host-netfilter.js";
-import { isNotFound } from "../../docker/client.js";
-import { isOrphaned, LABEL } from "../../docker/labels.js";
+import { isNotFound } from "./engine/client.js";
+import { isOrphaned, LABEL } from "../../labels.js";
 import { BRIDGE_INTERFACE, NETWORK_NAME } from "./network.js";
 import { sweepSandboxFolders } from "./sandbox/folder.js";
 

@@ -8,10 +8,10 @@
 import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
 import type { CleanupReport as BackendCleanupReport, ExecutionBackend, RunRequest } from "../backend.js";
-import { assertDockerReachable } from "../../docker/client.js";
+import { assertDockerReachable } from "./engine/client.js";
 import { cleanup, type CleanupReport } from "./cleanup.js";
-import type { Engine } from "../../docker/engine.js";
-import { LABEL, ownerId } from "../../docker/labels.js";
+import type { Engine } from "./engine/engine.js";
+import { LABEL, ownerId } from "../../labels.js";
 import { ensureNetwork, type AirlockNetwork } from "./network.js";
 import { GatePool, type TakenGate } from "./gate/gate-container.js";
 import type { LoopbackMode } from "./gate/host-side.js";

@@ -12,7 +12,7 @@
  * run with the network disabled, gets its container created for it with a gate container
  * (gate/container-gate.ts) or no network. What a start creates is held (held.ts) until dispose().
  */
-import { engineErrorsExplained } from "../../docker/client.js";
+import { engineErrorsExplained } from "./engine/client.js";
 import type { RunRequest } from "../backend.js";
 import { RunStages } from "../../run/run-stages.js";
 import type { AgentResult } from "../../run/result.js";

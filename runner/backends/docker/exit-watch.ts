@@ -8,7 +8,7 @@
  */
 import type { Duplex } from "node:stream";
 import { withTimeout } from "../../util/with-timeout.js";
-import type { ContainerState, Engine, EngineContainer } from "../../docker/engine.js";
+import type { ContainerState, Engine, EngineContainer } from "./engine/engine.js";
 import type { DeniedConnection } from "../../gate/denied.js";
 import type { EgressGate } from "./gate/egress-gate.js";
 import type { Policy } from "../../policy/index.js";

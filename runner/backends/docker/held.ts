@@ -4,7 +4,7 @@
  * engine needs (a volume's users before the container that owns it).
  */
 import { withTimeout } from "../../util/with-timeout.js";
-import type { EngineContainer } from "../../docker/engine.js";
+import type { EngineContainer } from "./engine/engine.js";
 import type { EgressGate } from "./gate/egress-gate.js";
 import { removeSandboxFolder, type SandboxFolder } from "./sandbox/folder.js";
 

@@ -4,7 +4,7 @@
  * the images airlock recorded (never by anything the image carries).
  */
 import { RunOptionsError } from "../../errors.js";
-import { isNotFound } from "../../docker/client.js";
+import { isNotFound } from "./engine/client.js";
 import { withTimeout } from "../../util/with-timeout.js";
 import { trustedImages } from "../../images/trust.js";
 import type { LanguageImageContext } from "../../languages/language.js";

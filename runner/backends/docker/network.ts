@@ -5,8 +5,8 @@
  */
 import { existsSync } from "node:fs";
 import type Docker from "dockerode";
-import { isNotFound } from "../../docker/client.js";
-import { LABEL } from "../../docker/labels.js";
+import { isNotFound } from "./engine/client.js";
+import { LABEL } from "../../labels.js";
 
 export const NETWORK_NAME = "airlock";
 /** The bridge's name on the host: airlock0, or (a second engine on this host has that one) the next free airlockN. */

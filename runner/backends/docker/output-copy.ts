@@ -6,7 +6,7 @@
  * stalls the archive cuts the copy, and the run says so.
  */
 import { pipeline } from "node:stream/promises";
-import type { EngineContainer } from "../../docker/engine.js";
+import type { EngineContainer } from "./engine/engine.js";
 import { outputUnpacker, type UnpackResult } from "../../run/output-tar.js";
 import type { OutputLimits } from "../../run/output-volume.js";
 

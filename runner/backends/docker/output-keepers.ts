@@ -9,8 +9,8 @@
  * volume and nothing of any run.
  */
 import { randomBytes } from "node:crypto";
-import type { Engine, EngineContainer } from "../../docker/engine.js";
-import { LABEL, ownerId } from "../../docker/labels.js";
+import type { Engine, EngineContainer } from "./engine/engine.js";
+import { LABEL, ownerId } from "../../labels.js";
 import { keeperSpec } from "./container-spec.js";
 import type { AgentUser } from "../../run/output.js";
 import type { OutputLimits } from "../../run/output-volume.js";

@@ -4,8 +4,8 @@
  * runs, the engine is pinged: a request that waits on an engine that went away does not always fail.
  */
 import { DockerUnavailableError } from "../../errors.js";
-import type { ContainerState, Engine, EngineContainer } from "../../docker/engine.js";
-import { explainDockerError } from "../../docker/client.js";
+import type { ContainerState, Engine, EngineContainer } from "./engine/engine.js";
+import { explainDockerError } from "./engine/client.js";
 import { withTimeout } from "../../util/with-timeout.js";
 import type { RunStatus } from "../../run/result.js";
 import type { StopRequest } from "../../run/run-stages.js";

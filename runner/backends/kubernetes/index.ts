@@ -10,7 +10,7 @@ import type { ImageBuilds } from "../../images/builds.js";
 import type { ImageSet } from "../../images/images.js";
 import type { ExecutionBackend, CleanupReport, RunRequest } from "../backend.js";
 import { KubernetesError } from "../../errors.js";
-import { isOrphaned, LABEL } from "../../docker/labels.js";
+import { isOrphaned, LABEL } from "../../labels.js";
 import { kubeClient, explainKubeError, isConflict, isNotFound, type KubeClient } from "./client.js";
 import { kubernetesSettings, type KubernetesOptions, type KubernetesSettings } from "./config.js";
 import { KubeRun } from "./kube-run.js";

@@ -11,9 +11,9 @@
  *
  * dispose() deletes everything the run created (pod-objects.ts), whatever happened.
  */
-import { engineErrorsExplained } from "../../docker/client.js";
+import { engineErrorsExplained } from "../docker/engine/client.js";
 import { RunOptionsError } from "../../errors.js";
-import { ownerId } from "../../docker/labels.js";
+import { ownerId } from "../../labels.js";
 import { enforcementFor, gateSummary, type Enforcement, type Forwarders } from "../../gate/enforce.js";
 import type { ImageSet } from "../../images/images.js";
 import { LoopbackForwarder } from "../../run/loopback-forwarder.js";

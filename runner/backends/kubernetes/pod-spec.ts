@@ -24,7 +24,7 @@
  * ConfigMap `airlock-<run>`: the rules, the agent's /etc/hosts and its files. Secret `airlock-<run>-env`: its environment.
  */
 import type { V1ConfigMap, V1Container, V1NetworkPolicy, V1Pod, V1Secret } from "@kubernetes/client-node";
-import { LABEL } from "../../docker/labels.js";
+import { LABEL } from "../../labels.js";
 import type { AgentUser } from "../../run/output.js";
 import { agentMemoryBytes, outputQuotaBytes } from "../../run/output-volume.js";
 

@@ -33,7 +33,7 @@ export function registerBuild(program: Command): void {
       // Loaded here, not at the top: `airlock --help` should not pay for the engine client.
       const [{ assertDockerReachable, dockerClient }, { ensureImages }, { LANGUAGES }, { definePolicy, loadPolicy }] =
         await Promise.all([
-          import("../../docker/client.js"),
+          import("../../backends/docker/engine/client.js"),
           import("../../images/images.js"),
           import("../../languages/registry.js"),
           import("../../policy/index.js"),

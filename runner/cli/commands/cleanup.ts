@@ -12,7 +12,7 @@ export function registerCleanup(program: Command): void {
     )
     .action(async (opts: { all?: boolean } & BackendFlags) => {
       const [{ assertDockerReachable }, { sweepIdentities }, { createRunner }] = await Promise.all([
-        import("../../docker/client.js"),
+        import("../../backends/docker/engine/client.js"),
         import("../../bus/rights.js"),
         import("../../runner.js"),
       ]);

@@ -23,7 +23,7 @@ export function registerDoctor(program: Command): void {
         { pythonImageStatus },
         { loadPolicy },
       ] = await Promise.all([
-        import("../../docker/client.js"),
+        import("../../backends/docker/engine/client.js"),
         import("../../backends/docker/gate/host-side.js"),
         import("../../images/images.js"),
         import("../../languages/python/image.js"),

@@ -8,7 +8,7 @@
 import type Docker from "dockerode";
 import { built, type ImageBuilds } from "../../images/builds.js";
 import { ImageBuildError } from "../../errors.js";
-import { runOneOff } from "../../docker/one-off.js";
+import { runOneOff } from "../../backends/docker/engine/one-off.js";
 import { directoryEntries, fileEntry, type ContextFile } from "../../images/context.js";
 import {
   ensureBuilt,

@@ -13,7 +13,7 @@ import { execa } from "execa";
 import type Docker from "dockerode";
 import { basename, join, relative } from "node:path";
 import { AgentSourceError } from "../../errors.js";
-import { runOneOff } from "../../docker/one-off.js";
+import { runOneOff } from "../../backends/docker/engine/one-off.js";
 import type { BuiltImage } from "../../images/images.js";
 import { pythonVersionOf } from "./image.js";
 import type { StagedPython } from "./stage.js";

@@ -12,7 +12,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRunner, definePolicy, type AgentResult, type Runner } from "../../../runner/index.js";
 import { cleanup, dockerClient } from "../../../runner/internal.js";
-import { LABEL } from "../../../runner/docker/labels.js";
+import { LABEL } from "../../../runner/labels.js";
 import { packagePath } from "../../../runner/paths.js";
 import { waitUntil } from "../../../runner/util/wait-until.js";
 import { bridgeGateway, tcpDecoy, tempDir, type Decoy } from "../helpers.js";

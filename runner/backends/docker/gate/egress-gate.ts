@@ -16,7 +16,7 @@
 import type { Duplex } from "node:stream";
 import type { DeniedConnection } from "../../../gate/denied.js";
 import type { AgentNetwork } from "../container-spec.js";
-import type { ContainerState, EngineContainer } from "../../../docker/engine.js";
+import type { ContainerState, EngineContainer } from "../engine/engine.js";
 
 export interface EgressGate {
   /** How the agent's container is attached to the network. */

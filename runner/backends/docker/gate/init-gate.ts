@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
-import type { EngineContainer } from "../../../docker/engine.js";
+import type { EngineContainer } from "../engine/engine.js";
 import { GateError } from "../../../errors.js";
 import type { EgressGate, SandboxStart } from "./egress-gate.js";
 import { parseDeniedReport, type DeniedConnection } from "../../../gate/denied.js";

@@ -8,8 +8,8 @@
  * runner's labels, so a runner that dies leaves nothing the next cleanup does not remove.
  */
 import { randomBytes } from "node:crypto";
-import type { ContainerState, Engine } from "../../../docker/engine.js";
-import { LABEL, ownerId } from "../../../docker/labels.js";
+import type { ContainerState, Engine } from "../engine/engine.js";
+import { LABEL, ownerId } from "../../../labels.js";
 import {
   createSandboxFolder,
   defaultSandboxRoot,

@@ -12,7 +12,7 @@
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import { withTimeout } from "../../../util/with-timeout.js";
-import type { ContainerState, Engine, EngineContainer } from "../../../docker/engine.js";
+import type { ContainerState, Engine, EngineContainer } from "../engine/engine.js";
 import { streamEnd } from "../exit-watch.js";
 
 /** Engine events that only read a container. */

@@ -7,8 +7,8 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Duplex } from "node:stream";
-import type { EngineContainer } from "../../../docker/engine.js";
-import { runLabels } from "../../../docker/labels.js";
+import type { EngineContainer } from "../engine/engine.js";
+import { runLabels } from "../../../labels.js";
 import { RESOLV_CONF } from "../../../gate/plan.js";
 import type { ImageSet } from "../../../images/images.js";
 import type { LogCapture, StreamName } from "../../../run/logs.js";

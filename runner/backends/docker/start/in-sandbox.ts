@@ -4,7 +4,7 @@
  * rules, then the agent's command line and variables (credentials included) once it is up.
  */
 import { writeFile } from "node:fs/promises";
-import { runLabels } from "../../../docker/labels.js";
+import { runLabels } from "../../../labels.js";
 import { goLine } from "../../../gate/protocol.js";
 import type { EgressGate } from "../gate/egress-gate.js";
 import { moveInto, type SandboxFolder } from "../sandbox/folder.js";

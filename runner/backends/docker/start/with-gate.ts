@@ -5,8 +5,8 @@
  * all. /output is held by the gate container (default limits) or an output keeper.
  */
 import type { Duplex } from "node:stream";
-import type { EngineContainer } from "../../../docker/engine.js";
-import { runLabels } from "../../../docker/labels.js";
+import type { EngineContainer } from "../engine/engine.js";
+import { runLabels } from "../../../labels.js";
 import { toDockerEnv } from "../../../run/env.js";
 import { agentUser } from "../../../run/output.js";
 import { DEFAULT_OUTPUT_LIMITS, sameOutputLimits } from "../../../run/output-volume.js";

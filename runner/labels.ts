@@ -1,6 +1,7 @@
 /**
  * Labels on everything airlock creates, so that a later run (or `airlock cleanup`) can find and
- * remove what a crashed runner left behind.
+ * remove what a crashed runner left behind: Docker's containers, networks and images, and the
+ * Kubernetes objects (as labels and annotations), by the same keys and the same rule of ownership.
  */
 import { hostname } from "node:os";
 

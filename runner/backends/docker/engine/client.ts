@@ -2,10 +2,10 @@
  * Connecting to the Docker engine, with an error a person can act on when it is not there.
  */
 import { createRequire } from "node:module";
-import { withTimeout } from "../util/with-timeout.js";
+import { withTimeout } from "../../../util/with-timeout.js";
 import type Docker from "dockerode";
-import { AirlockError, DockerUnavailableError } from "../errors.js";
-import { dockerHostSetting } from "../settings.js";
+import { AirlockError, DockerUnavailableError } from "../../../errors.js";
+import { dockerHostSetting } from "../../../settings.js";
 
 export type DockerClient = Docker;
 

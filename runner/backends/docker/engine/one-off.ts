@@ -7,8 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
-import { withTimeout } from "../util/with-timeout.js";
-import { runLabels } from "./labels.js";
+import { withTimeout } from "../../../util/with-timeout.js";
+import { runLabels } from "../../../labels.js";
 
 export interface OneOffResult {
   code: number;
