@@ -1,0 +1,208 @@
+/**
+ * The egress proxy for HTTPS services by name, pass-through mode: the agent's TLS connection is held
+ * until its ClientHello is whole, the name it asks for (SNI) is checked against the services its
+ * policy lists, and only then does the runner resolve that name itself, on the host, and connect
+ * upstream, replaying the hello — so the name the agent asked for is the name it reaches (fronting
+ * by SNI fails), an address the name had a minute ago does not matter (DNS rotation just works),
+ * and nothing but a listed name leaves. The TLS session itself stays end to end between the agent
+ * and the service: this mode reads nothing after the hello.
+ *
+ * A refusal is immediate and explained: a TLS alert for a TLS client, an HTTP 403 for plain HTTP
+ * on a TLS port, and an entry for the run's denied report. Like the loopback forwarder, it accepts
+ * connections only from the agent addresses it was told to serve; every wait is bounded.
+ */
+import { lookup } from "node:dns/promises";
+import { connect, createServer, isIPv4, type Server, type Socket } from "node:net";
+import { readClientHello } from "../gate/https/client-hello.js";
+import { decideByName, type NameRefusal } from "../gate/https/names.js";
+import type { Resolver } from "../gate/plan.js";
+
+/** How long a client has to send its whole ClientHello. */
+export const HELLO_TIMEOUT_MS = 5000;
+/** How long the upstream connect may take before the agent is told it failed. */
+export const UPSTREAM_TIMEOUT_MS = 10_000;
+const BUFFER = 256 * 1024;
+
+/** A service the policy lists by name, on the port this proxy serves. */
+export interface NamedService {
+  /** A host name, or `*.` and a name under which one label is allowed. */
+  host: string;
+}
+
+export type HttpsRefusal = NameRefusal | "not-tls" | "plain-http" | "malformed" | "too-large" | "timeout" | "upstream";
+
+/** One connection the proxy refused: for the run's denied report. */
+export interface HttpsDenial {
+  /** The name the agent asked for, when it named one. */
+  name?: string;
+  port: number;
+  reason: HttpsRefusal;
+  detail: string;
+}
+
+export interface SniProxyOptions {
+  /** The port the agent connected to (the service's port; upstream connects to the same). */
+  port: number;
+  services: NamedService[];
+  /** How names are resolved on the host (tests pass their own). */
+  resolver?: Resolver;
+  onDenied?: (denial: HttpsDenial) => void;
+  /** Where upstream connections come from (the bridge gateway: no agent looks like a host process). */
+  localAddress?: string;
+  helloTimeoutMs?: number;
+}
+
+const hostResolver: Resolver = async (host) => (await lookup(host, { all: true, family: 4 })).map((a) => a.address);
+
+/** TLS alert descriptions the proxy sends (RFC 8446 §6). */
+const ALERT = { accessDenied: 49, unrecognizedName: 112, handshakeFailure: 40, internalError: 80 } as const;
+
+/** A fatal TLS alert record: what a TLS client reports at once, instead of waiting. */
+export function tlsAlert(description: number): Buffer {
+  return Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]);
+}
+
+export class SniProxy {
+  private readonly server: Server;
+  private readonly allowed = new Set<string>();
+  private readonly sockets = new Set<Socket>();
+  private closed = false;
+
+  private constructor(private readonly options: SniProxyOptions) {
+    this.server = createServer({ noDelay: true, highWaterMark: BUFFER }, (client) => this.handle(client));
+  }
+
+  /** Listen on `address` (the bridge gateway, or the address Pods reach) on a free port. */
+  static async listen(address: string, options: SniProxyOptions): Promise<SniProxy> {
+    const proxy = new SniProxy(options);
+    await new Promise<void>((resolve, reject) => {
+      proxy.server.once("error", reject);
+      proxy.server.listen({ host: address, port: 0, exclusive: true }, () => {
+        proxy.server.off("error", reject);
+        resolve();
+      });
+    });
+    return proxy;
+  }
+
+  get port(): number {
+    const addr = this.server.address();
+    if (!addr || typeof addr === "string") throw new Error("the proxy is not listening");
+    return addr.port;
+  }
+
+  /** Accept connections from this agent address. */
+  allow(ip: string): void {
+    this.allowed.add(ip);
+  }
+
+  private handle(client: Socket): void {
+    const from = (client.remoteAddress ?? "").replace(/^::ffff:/, "");
+    if (this.closed || !this.allowed.has(from)) {
+      client.resetAndDestroy();
+      return;
+    }
+    this.sockets.add(client);
+    client.on("close", () => this.sockets.delete(client));
+    // An error on the agent's side ends its connection; there is nothing else to tell.
+    client.on("error", () => client.destroy());
+    let received = Buffer.alloc(0);
+    const helloMs = this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+    const timer = setTimeout(
+      () => this.refuse(client, { reason: "timeout", detail: `no complete ClientHello within ${helloMs} ms` }),
+      helloMs,
+    );
+    const onData = (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const read = readClientHello(received);
+      if (read.state === "partial") return;
+      client.off("data", onData);
+      client.pause();
+      clearTimeout(timer);
+      if (read.state === "invalid") {
+        this.refuse(client, { reason: read.reason, detail: read.detail });
+        return;
+      }
+      const decision = decideByName(read.hello, this.options.services);
+      if ("refuse" in decision) {
+        this.refuse(client, {
+          reason: decision.refuse,
+          detail: decision.detail,
+          ...(decision.name ? { name: decision.name } : {}),
+        });
+        return;
+      }
+      void this.forward(client, decision.name, received);
+    };
+    client.on("data", onData);
+  }
+
+  /** Resolve `name` here, connect to it on the service's port, replay what the agent sent, and join the two. */
+  private async forward(client: Socket, name: string, hello: Buffer): Promise<void> {
+    const port = this.options.port;
+    let ips: string[];
+    try {
+      ips = (await (this.options.resolver ?? hostResolver)(name)).filter((ip) => isIPv4(ip));
+      if (!ips.length) throw new Error("no IPv4 address");
+    } catch (err) {
+      this.refuse(client, { name, reason: "upstream", detail: `${name} does not resolve: ${(err as Error).message}` });
+      return;
+    }
+    const upstream = connect({
+      host: ips[0]!,
+      port,
+      noDelay: true,
+      ...(this.options.localAddress ? { localAddress: this.options.localAddress } : {}),
+    });
+    this.sockets.add(upstream);
+    upstream.on("close", () => this.sockets.delete(upstream));
+    upstream.setTimeout(UPSTREAM_TIMEOUT_MS, () =>
+      upstream.destroy(new Error(`no connection within ${UPSTREAM_TIMEOUT_MS / 1000} s`)),
+    );
+    upstream.once("connect", () => {
+      upstream.setTimeout(0);
+      upstream.write(hello);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+    upstream.on("error", (err) => {
+      if (client.destroyed) return;
+      if (!upstream.connecting && client.bytesWritten > 0) {
+        client.destroy();
+        return;
+      }
+      this.refuse(client, { name, reason: "upstream", detail: `${name}:${port}: ${err.message}` });
+    });
+    client.on("close", () => upstream.destroy());
+    upstream.on("end", () => client.end());
+  }
+
+  private refuse(client: Socket, denial: Omit<HttpsDenial, "port">): void {
+    if (client.destroyed) return;
+    this.options.onDenied?.({ ...denial, port: this.options.port });
+    if (denial.reason === "plain-http") {
+      const body = `airlock: plain HTTP on port ${this.options.port} is refused; this port carries HTTPS to the services the policy lists\n`;
+      client.end(
+        `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      return;
+    }
+    const description =
+      denial.reason === "not-listed" || denial.reason === "no-sni" || denial.reason === "ip-literal"
+        ? ALERT.unrecognizedName
+        : denial.reason === "ech"
+          ? ALERT.accessDenied
+          : denial.reason === "upstream"
+            ? ALERT.internalError
+            : ALERT.handshakeFailure;
+    client.end(tlsAlert(description));
+  }
+
+  /** Stop accepting and end every connection. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
