@@ -4,7 +4,8 @@
  * gateway address and connects to the host's 127.0.0.1:PORT. It accepts connections only from the
  * agent containers it serves, so other containers on the machine cannot use it to reach the host.
  */
-import { createServer, connect, type Server, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
+import { AgentPort } from "./agent-port.js";
 
 const BUFFER = 1024 * 1024;
 
@@ -16,11 +17,8 @@ export interface ForwarderStats {
 
 export class LoopbackForwarder {
   readonly target: { host: string; port: number };
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-  private readonly allowed = new Set<string>();
   readonly stats: ForwarderStats = { accepted: 0, rejected: 0, failed: 0 };
-  private closed = false;
+  private agentPort?: AgentPort;
 
   private constructor(
     target: { host: string; port: number },
@@ -28,41 +26,29 @@ export class LoopbackForwarder {
     private readonly source: string,
   ) {
     this.target = target;
-    // Large buffers: bulk transfers (Kafka fetches, pipelined Redis) move in few big chunks.
-    this.server = createServer({ noDelay: true, highWaterMark: BUFFER }, (client) => this.handle(client));
   }
 
   /** Listen on `address` (the bridge gateway) on a free port. */
   static async listen(address: string, target: { host: string; port: number }): Promise<LoopbackForwarder> {
     const forwarder = new LoopbackForwarder(target, address);
-    await new Promise<void>((resolve, reject) => {
-      forwarder.server.once("error", reject);
-      forwarder.server.listen({ host: address, port: 0, exclusive: true }, () => {
-        forwarder.server.off("error", reject);
-        resolve();
-      });
+    forwarder.agentPort = await AgentPort.listen(address, (client) => forwarder.handle(client), {
+      onStranger: () => forwarder.stats.rejected++,
+      // Large buffers: bulk transfers (Kafka fetches, pipelined Redis) move in few big chunks.
+      highWaterMark: BUFFER,
     });
     return forwarder;
   }
 
   get port(): number {
-    const addr = this.server.address();
-    if (!addr || typeof addr === "string") throw new Error("forwarder is not listening");
-    return addr.port;
+    return this.agentPort!.port;
   }
 
   /** Accept connections from this container address. */
   allow(ip: string): void {
-    this.allowed.add(ip);
+    this.agentPort!.allow(ip);
   }
 
   private handle(client: Socket): void {
-    const from = (client.remoteAddress ?? "").replace(/^::ffff:/, "");
-    if (this.closed || !this.allowed.has(from)) {
-      this.stats.rejected++;
-      client.resetAndDestroy();
-      return;
-    }
     this.stats.accepted++;
     const upstream = connect({
       host: this.target.host,
@@ -71,13 +57,7 @@ export class LoopbackForwarder {
       noDelay: true,
       highWaterMark: BUFFER,
     } as unknown as import("node:net").NetConnectOpts);
-    this.sockets.add(client).add(upstream);
-    const done = () => {
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
-    };
-    client.on("close", done);
-    upstream.on("close", done);
+    this.agentPort!.track(upstream);
     upstream.on("error", () => {
       this.stats.failed++;
       // The broker refused or went away: the agent sees its connection reset, as it would directly.
@@ -89,10 +69,6 @@ export class LoopbackForwarder {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.agentPort?.close();
   }
 }

@@ -8,14 +8,15 @@
  * and the service: this mode reads nothing after the hello.
  *
  * A refusal is immediate and explained: a TLS alert for a TLS client, an HTTP 403 for plain HTTP
- * on a TLS port, and an entry for the run's denied report. Like the loopback forwarder, it accepts
- * connections only from the agent addresses it was told to serve; every wait is bounded.
+ * on a TLS port, and an entry for the run's denied report. Like the loopback forwarder, it serves
+ * only the agent addresses it was told (agent-port.ts); every wait is bounded.
  */
 import { lookup } from "node:dns/promises";
-import { connect, createServer, isIPv4, type Server, type Socket } from "node:net";
+import { connect, isIPv4, type Socket } from "node:net";
 import { readClientHello } from "../gate/https/client-hello.js";
 import { decideByName, type NameRefusal } from "../gate/https/names.js";
 import type { Resolver } from "../gate/plan.js";
+import { AgentPort } from "./agent-port.js";
 
 /** How long a client has to send its whole ClientHello. */
 export const HELLO_TIMEOUT_MS = 5000;
@@ -63,47 +64,28 @@ export function tlsAlert(description: number): Buffer {
 }
 
 export class SniProxy {
-  private readonly server: Server;
-  private readonly allowed = new Set<string>();
-  private readonly sockets = new Set<Socket>();
-  private closed = false;
+  private agentPort?: AgentPort;
 
-  private constructor(private readonly options: SniProxyOptions) {
-    this.server = createServer({ noDelay: true, highWaterMark: BUFFER }, (client) => this.handle(client));
-  }
+  private constructor(private readonly options: SniProxyOptions) {}
 
   /** Listen on `address` (the bridge gateway, or the address Pods reach) on a free port. */
   static async listen(address: string, options: SniProxyOptions): Promise<SniProxy> {
     const proxy = new SniProxy(options);
-    await new Promise<void>((resolve, reject) => {
-      proxy.server.once("error", reject);
-      proxy.server.listen({ host: address, port: 0, exclusive: true }, () => {
-        proxy.server.off("error", reject);
-        resolve();
-      });
-    });
+    proxy.agentPort = await AgentPort.listen(address, (client) => proxy.handle(client), { highWaterMark: BUFFER });
     return proxy;
   }
 
   get port(): number {
-    const addr = this.server.address();
-    if (!addr || typeof addr === "string") throw new Error("the proxy is not listening");
-    return addr.port;
+    return this.agentPort!.port;
   }
 
   /** Accept connections from this agent address. */
   allow(ip: string): void {
-    this.allowed.add(ip);
+    this.agentPort!.allow(ip);
   }
 
+  /** An agent's connection: its hello read within the time limit, its name decided, then forwarded or refused. */
   private handle(client: Socket): void {
-    const from = (client.remoteAddress ?? "").replace(/^::ffff:/, "");
-    if (this.closed || !this.allowed.has(from)) {
-      client.resetAndDestroy();
-      return;
-    }
-    this.sockets.add(client);
-    client.on("close", () => this.sockets.delete(client));
     // An error on the agent's side ends its connection; there is nothing else to tell.
     client.on("error", () => client.destroy());
     let received = Buffer.alloc(0);
@@ -154,8 +136,7 @@ export class SniProxy {
       noDelay: true,
       ...(this.options.localAddress ? { localAddress: this.options.localAddress } : {}),
     });
-    this.sockets.add(upstream);
-    upstream.on("close", () => this.sockets.delete(upstream));
+    this.agentPort!.track(upstream);
     upstream.setTimeout(UPSTREAM_TIMEOUT_MS, () =>
       upstream.destroy(new Error(`no connection within ${UPSTREAM_TIMEOUT_MS / 1000} s`)),
     );
@@ -201,8 +182,6 @@ export class SniProxy {
 
   /** Stop accepting and end every connection. Idempotent. */
   async close(): Promise<void> {
-    this.closed = true;
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.agentPort?.close();
   }
 }
