@@ -90,17 +90,21 @@ export class SniProxy {
     client.on("error", () => client.destroy());
     let received = Buffer.alloc(0);
     const helloMs = this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
-    const timer = setTimeout(
-      () => this.refuse(client, { reason: "timeout", detail: `no complete ClientHello within ${helloMs} ms` }),
-      helloMs,
-    );
+    // Decided once: after a refusal (or the time limit), nothing more the agent sends is read.
+    const decided = () => {
+      client.off("data", onData);
+      client.pause();
+      clearTimeout(timer);
+    };
+    const timer = setTimeout(() => {
+      decided();
+      this.refuse(client, { reason: "timeout", detail: `no complete ClientHello within ${helloMs} ms` });
+    }, helloMs);
     const onData = (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
       const read = readClientHello(received);
       if (read.state === "partial") return;
-      client.off("data", onData);
-      client.pause();
-      clearTimeout(timer);
+      decided();
       if (read.state === "invalid") {
         this.refuse(client, { reason: read.reason, detail: read.detail });
         return;
@@ -159,9 +163,12 @@ export class SniProxy {
     upstream.on("end", () => client.end());
   }
 
+  /** Tell the agent (a TLS alert, or a 403 for plain HTTP), record the denial, and close: the answer is sent, the connection does not stay. */
   private refuse(client: Socket, denial: Omit<HttpsDenial, "port">): void {
     if (client.destroyed) return;
     this.options.onDenied?.({ ...denial, port: this.options.port });
+    // The answer gets a moment to leave; a client that does not close its side is cut then.
+    setTimeout(() => client.destroy(), 1000).unref();
     if (denial.reason === "plain-http") {
       const body = `airlock: plain HTTP on port ${this.options.port} is refused; this port carries HTTPS to the services the policy lists\n`;
       client.end(

@@ -3,46 +3,10 @@
  * connecting to a capture server on loopback) and hand-built ones for what real clients rarely send
  * (an Encrypted Client Hello, two names, a hello split over records, one that never ends).
  */
-import { createServer, type AddressInfo } from "node:net";
-import { connect as tlsConnect } from "node:tls";
 import { describe, expect, it } from "vitest";
 import { MAX_HELLO_BYTES, readClientHello } from "../../runner/gate/https/client-hello.js";
 import { decideByName, listedNameProblem, nameMatches } from "../../runner/gate/https/names.js";
-
-/** The first bytes a real TLS client sends to `host` (as SNI when it is a name) with these ALPN protocols. */
-async function realHello(servername: string | undefined, alpn: string[] = []): Promise<Buffer> {
-  const server = createServer();
-  const first = new Promise<Buffer>((resolve) =>
-    server.once("connection", (socket) => {
-      let got = Buffer.alloc(0);
-      socket.on("data", (d: Buffer) => {
-        got = Buffer.concat([got, d]);
-        const read = readClientHello(got);
-        if (read.state !== "partial") {
-          resolve(got);
-          socket.destroy();
-        }
-      });
-    }),
-  );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  const client = tlsConnect({
-    host: "127.0.0.1",
-    port,
-    ...(servername ? { servername } : {}),
-    ALPNProtocols: alpn,
-    rejectUnauthorized: false,
-  });
-  // The capture server hangs up after the hello: the client's error is expected.
-  client.on("error", () => {});
-  try {
-    return await first;
-  } finally {
-    client.destroy();
-    server.close();
-  }
-}
+import { realHello } from "./tls-hello.js";
 
 /** A ClientHello built by hand: these extensions (type, data), in TLS records of at most `recordSize` bytes. */
 function builtHello(extensions: [number, Buffer][], recordSize = 16384): Buffer {

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { connect as tlsConnect, createServer as tlsServer, type Server } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HttpsDenial, SniProxy } from "../../runner/run/sni-proxy.js";
+import { realHello } from "./tls-hello.js";
 
 const dir = mkdtempSync(join(tmpdir(), "airlock-sni-"));
 execFileSync("openssl", [
@@ -130,6 +131,30 @@ describe("pass-through HTTPS proxy", () => {
     });
     expect(closed).toBe(true);
     expect(denied.at(-1)).toMatchObject({ reason: "timeout" });
+  }, 5000);
+
+  it("never forwards a hello completed after its time ran out", async () => {
+    const hello = await realHello("api.model.test");
+    const before = resolutions;
+    const answer = await new Promise<string>((resolve) => {
+      // Half-open: the client keeps its side open after the proxy's answer, and goes on sending.
+      const s = netConnect({ port: proxy.port, host: "127.0.0.1", allowHalfOpen: true }, () => {
+        // A listed name's hello, its last byte after the time limit.
+        s.write(hello.subarray(0, hello.length - 1));
+        setTimeout(() => s.write(hello.subarray(hello.length - 1)), 500);
+      });
+      let got = Buffer.alloc(0);
+      s.on("data", (d: Buffer) => (got = Buffer.concat([got, d])));
+      s.on("error", () => {});
+      // Long enough for a forward to have started, and for the proxy to have cut the connection.
+      setTimeout(() => {
+        s.destroy();
+        resolve(got.toString("hex"));
+      }, 1500);
+    });
+    // A fatal handshake_failure alert (40), and no upstream was ever looked up.
+    expect(answer).toBe("15030300020228");
+    expect(resolutions).toBe(before);
   }, 5000);
 
   it("tells an allowed name that does not resolve at once", async () => {
