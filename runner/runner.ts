@@ -66,12 +66,15 @@ export class Runner {
   private docker_?: DockerBackend;
   /** The brokers this runner swept of crashed runners' identities (once each, before its first run there). */
   private readonly brokerSweeps = new BrokerSweeps();
+  /** Sweep what crashed runners left before the first run, on each backend. */
+  private readonly reapOrphans: boolean;
   /** What the Kafka clusters its runs used advertised, for 30 s (the preflight's answer). */
   private readonly kafkaClusters = new RecentKafkaClusters();
 
   constructor(options: RunnerOptions = {}) {
     this.options = options;
     this.docker = options.docker ?? dockerClient();
+    this.reapOrphans = options.reapOrphans ?? true;
   }
 
   /** The Docker backend of this runner (its engine's network, images, and what it keeps ready), created on first use. */
@@ -85,7 +88,7 @@ export class Runner {
         engine: this.options.engine ?? dockerEngine(this.docker),
         loopback: this.options.loopback ?? loopbackMode(),
         gatePoolSize: this.options.gatePoolSize ?? gatePoolSetting(),
-        reapOrphans: this.options.reapOrphans ?? true,
+        reapOrphans: this.reapOrphans,
         ...(this.options.images ? { images: this.options.images } : {}),
         ...(pool ? { pool } : {}),
         background: (work) => this.background(work),
@@ -102,7 +105,7 @@ export class Runner {
       backend = createBackend(chosen, {
         docker: () => this.dockerBackend,
         kubernetes: this.options.kubernetes,
-        reapOrphans: this.options.reapOrphans ?? true,
+        reapOrphans: this.reapOrphans,
       });
       this.backends.set(chosen, backend);
       backend.catch(() => this.backends.delete(chosen));

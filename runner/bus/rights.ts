@@ -12,6 +12,7 @@ import type { Endpoint } from "../policy/endpoint.js";
 import type { BusKindName } from "./names.js";
 import { identityName, newPassword, type AdminSources, type BusDenial } from "./kind.js";
 import { BUS_KINDS } from "./registry.js";
+import { RememberedByKey } from "../util/remembered.js";
 
 /** One broker a policy grants rights on. */
 export interface BusGrant {
@@ -83,15 +84,10 @@ export function adminSources(env: NodeJS.ProcessEnv = process.env): AdminSources
  * (the runner owns it; a request without one sweeps every time).
  */
 export class BrokerSweeps {
-  private readonly swept = new Map<string, Promise<unknown>>();
+  private readonly swept = new RememberedByKey<string, unknown>();
 
   once(broker: string, sweep: () => Promise<unknown>): Promise<unknown> {
-    let done = this.swept.get(broker);
-    if (!done) {
-      done = sweep();
-      this.swept.set(broker, done);
-    }
-    return done;
+    return this.swept.get(broker, sweep);
   }
 }
 
