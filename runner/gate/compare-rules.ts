@@ -58,8 +58,8 @@ function normalizeRule(rule: string): string {
       chainOp = `-A ${args.join(" ")}`;
       continue;
     }
-    // `-m tcp` is implied by `-p tcp` with port options; iptables-save adds it.
-    if (t === "-m" && args[0] === "tcp") continue;
+    // `-m tcp` (`-m udp`) is implied by `-p tcp` (udp) with port options; iptables-save adds it.
+    if (t === "-m" && (args[0] === "tcp" || args[0] === "udp")) continue;
     const value = args.map((a) => canonicalValue(t, a.replace(/^"|"$/g, ""))).join(" ");
     groups.push(`${negate}${t}${value ? ` ${value}` : ""}`);
   }

@@ -6,14 +6,19 @@
 import { DENY_COUNT_CAP, DENY_TABLES } from "./rules.js";
 
 export interface DeniedConnection {
-  /** ip:port, or ip for protocols without ports. */
+  /** ip:port, or ip for protocols without ports; name:port for HTTPS by name, the name for DNS. */
   destination: string;
-  protocol: "tcp" | "udp" | "other";
+  /** tcp, udp, other: the kernel's tables; https, dns: the gate's egress proxy for HTTPS by name. */
+  protocol: "tcp" | "udp" | "other" | "https" | "dns";
   /** Attempts; `countAtLeast` is true when it reached the counter's cap. */
   count: number;
   countAtLeast?: boolean;
   /** A localhost port inside the sandbox that the policy does not forward to the host. */
   loopback?: boolean;
+  /** Why the egress proxy refused it (not-listed, no-sni, ip-literal, ech, plain-http, ...). */
+  reason?: string;
+  /** What to change in the policy, or why no policy line can allow it. */
+  fix?: string;
 }
 
 /**

@@ -15,6 +15,8 @@ export interface Forwarders {
   /** The address the agent's namespace reaches them on (the bridge gateway, the node's address). */
   address: string;
   ports: number[];
+  /** The egress proxy for HTTPS by name (run/https-egress.ts): one port per `plan.https` route, and its DNS answerer's UDP port. */
+  https?: { ports: number[]; dns: number };
 }
 
 export interface Enforcement {
@@ -25,15 +27,16 @@ export interface Enforcement {
   hostsFile: string;
   /** The rules for the agent's namespace (default deny; a disabled network allows loopback only). */
   rules(forwarders: Forwarders): RuleSet;
-  /** Every destination the rules let a connection leave for. */
-  egress(forwarders: Forwarders): { ip: string; port: number }[];
+  /** Every destination the rules let a connection leave for (TCP unless it says UDP). */
+  egress(forwarders: Forwarders): { ip: string; port: number; protocol?: "udp" }[];
 }
 
 /** For the run's progress: what the gate will let out (said before the names are resolved). */
 export function gateSummary(policy: Pick<Policy, "network">): string {
-  return policy.network.disabled
-    ? "network disabled"
-    : `gating egress to ${policy.network.allowedEndpoints.map((e) => e.raw).join(", ")}`;
+  const { network } = policy;
+  if (network.disabled) return "network disabled";
+  const listed = [...network.allowedEndpoints.map((e) => e.raw), ...network.https.map((s) => `https://${s.raw}`)];
+  return `gating egress to ${listed.join(", ")}`;
 }
 
 const NO_NETWORK_HOSTS = "127.0.0.1\tlocalhost\n";
@@ -45,24 +48,43 @@ export async function enforcementFor(
 ): Promise<Enforcement> {
   const { network } = policy;
   const plan: GatePlan = network.disabled
-    ? { loopback: [], direct: [], hosts: [] }
-    : await planGate(network.allowedEndpoints, policy.source, resolver);
+    ? { loopback: [], direct: [], https: [], hosts: [] }
+    : await planGate(network, policy.source, resolver);
   const forwarded = (f: Forwarders) => {
     if (f.ports.length !== plan.loopback.length)
       throw new Error(`${plan.loopback.length} loopback routes need as many forwarder ports, got ${f.ports.length}`);
-    return plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: f.ports[i]! }));
+    const https = f.https?.ports ?? [];
+    if (https.length !== plan.https.length)
+      throw new Error(`${plan.https.length} HTTPS routes need as many proxy ports, got ${https.length}`);
+    return [
+      ...plan.loopback.map((route, i) => ({ port: route.port, forwarderPort: f.ports[i]! })),
+      ...plan.https.map((route, i) => ({ port: route.port, forwarderPort: https[i]! })),
+    ];
   };
+  const dnsPort = (f: Forwarders) => (plan.https.length ? f.https?.dns : undefined);
   return {
     disabled: network.disabled,
     plan,
     hostsFile: network.disabled ? NO_NETWORK_HOSTS : hostsFile(plan),
-    rules: (f) => ({
-      v4: ipv4Rules({ gateway: f.address, forwarded: forwarded(f), direct: plan.direct }),
-      v6: ipv6Rules(),
-    }),
-    egress: (f) => [
-      ...forwarded(f).map((route) => ({ ip: f.address, port: route.forwarderPort })),
-      ...plan.direct.map((d) => ({ ip: d.ip, port: d.port })),
-    ],
+    rules: (f) => {
+      const dns = dnsPort(f);
+      return {
+        v4: ipv4Rules({
+          gateway: f.address,
+          forwarded: forwarded(f),
+          direct: plan.direct,
+          ...(dns ? { dnsPort: dns } : {}),
+        }),
+        v6: ipv6Rules(),
+      };
+    },
+    egress: (f) => {
+      const dns = dnsPort(f);
+      return [
+        ...forwarded(f).map((route) => ({ ip: f.address, port: route.forwarderPort })),
+        ...plan.direct.map((d) => ({ ip: d.ip, port: d.port })),
+        ...(dns ? [{ ip: f.address, port: dns, protocol: "udp" as const }] : []),
+      ];
+    },
   };
 }

@@ -4,7 +4,9 @@
  * Default deny. Allowed: loopback inside the namespace; replies to connections the agent opened;
  * TCP to each allowed destination. A loopback endpoint (localhost:PORT) is DNATed from the agent's
  * own 127.0.0.1:PORT to the runner's forwarder on the bridge gateway, which connects to the host's
- * loopback. Every other TCP connection is refused with a reset (fails fast); every other packet
+ * loopback; an HTTPS port of services listed by name the same way, to the egress proxy, and then
+ * DNS (UDP 53 on the agent's 127.0.0.1, its resolv.conf's nameserver) to the proxy's DNS answerer,
+ * which answers listed names only. Every other TCP connection is refused with a reset (fails fast); every other packet
  * (UDP, ICMP, ...) is rejected before it leaves. IPv6 is dropped entirely.
  */
 import type { DirectRoute } from "./plan.js";
@@ -27,6 +29,8 @@ export interface RuleInput {
   gateway: string;
   forwarded: ForwardedPort[];
   direct: Pick<DirectRoute, "ip" | "port">[];
+  /** The gateway UDP port of the DNS answerer for HTTPS names (none: no DNS at all). */
+  dnsPort?: number;
 }
 
 /**
@@ -52,8 +56,13 @@ export function ipv4Rules(input: RuleInput): string {
       (f) =>
         `-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport ${f.port} -j DNAT --to-destination ${input.gateway}:${f.forwarderPort}`,
     ),
+    ...(input.dnsPort
+      ? [
+          `-A OUTPUT -d 127.0.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination ${input.gateway}:${input.dnsPort}`,
+        ]
+      : []),
     // DNATed packets still carry 127.0.0.1 as their source; give them the container's address.
-    ...(input.forwarded.length ? ["-A POSTROUTING -s 127.0.0.0/8 ! -o lo -j MASQUERADE"] : []),
+    ...(input.forwarded.length || input.dnsPort ? ["-A POSTROUTING -s 127.0.0.0/8 ! -o lo -j MASQUERADE"] : []),
     "COMMIT",
   ];
   const filter = [
@@ -74,6 +83,11 @@ export function ipv4Rules(input: RuleInput): string {
       (f) =>
         `-A OUTPUT -d ${input.gateway}/32 -p tcp -m tcp --dport ${f.forwarderPort} -m conntrack --ctstate NEW --ctorigdst 127.0.0.1/32 --ctorigdstport ${f.port} -j ACCEPT`,
     ),
+    ...(input.dnsPort
+      ? [
+          `-A OUTPUT -d ${input.gateway}/32 -p udp -m udp --dport ${input.dnsPort} -m conntrack --ctstate NEW --ctorigdst 127.0.0.1/32 --ctorigdstport 53 -j ACCEPT`,
+        ]
+      : []),
     ...input.direct.map(
       (d) => `-A OUTPUT -d ${d.ip}/32 -p tcp -m tcp --dport ${d.port} -m conntrack --ctstate NEW -j ACCEPT`,
     ),

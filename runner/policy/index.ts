@@ -3,3 +3,4 @@ export { policySchema, policyJsonSchema, type PolicyInput, DEFAULTS } from "./sc
 export { parseEndpoint, type Endpoint, type EndpointKind } from "./endpoint.js";
 export type { PackageSpec } from "./package-spec.js";
 export type { PipRequirement } from "./pip-spec.js";
+export { parseHttpsService, type HttpsService } from "./https-service.js";

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { dirname, relative, resolve } from "node:path";
 import { PolicyError } from "../errors.js";
 import { parseEndpoint, type Endpoint } from "./endpoint.js";
+import { parseHttpsService, type HttpsService } from "./https-service.js";
 import { parsePackage, type PackageSpec } from "./package-spec.js";
 import { parsePipRequirement, parseRequirementsText, readRequirementsFile, type PipRequirement } from "./pip-spec.js";
 import type { LanguageName } from "../languages/names.js";
@@ -24,7 +25,12 @@ export interface Policy extends RightsPolicy {
   description?: string;
   /** Absolute path of the file the policy came from, or "<inline>". */
   source: string;
-  network: { disabled: boolean; allowedEndpoints: Endpoint[] };
+  network: {
+    disabled: boolean;
+    allowedEndpoints: Endpoint[];
+    /** HTTPS services by name, through the gate's egress proxy. */
+    https: HttpsService[];
+  };
   env: { allow: string[]; set: Record<string, string> };
   /** The language the policy says its agent is written in; undefined: decided by the agent file. */
   runtime?: LanguageName;
@@ -92,7 +98,7 @@ const HINTS: KeyHints = {
     // Each broker kind's section, as its own schema defines it.
     ...Object.assign({}, ...BUS_KIND_NAMES.map((k) => objectKeys(`bus.${k}`, BUS_KINDS[k].grantSchema))),
     workspace: ["include"],
-    network: ["disabled", "allowedEndpoints"],
+    network: ["disabled", "allowedEndpoints", "https"],
     env: ["allow", "set"],
     resources: ["memory", "cpus", "pids", "output", "outputFiles"],
   },
@@ -195,11 +201,18 @@ function pipPackages(
 function normalize(input: PolicyInput, source: string, pip: { pip: PipRequirement[]; pipFile?: string }): Policy {
   const endpoints = (input.network?.allowedEndpoints ?? []).map(parseEndpoint);
   const unique = [...new Map(endpoints.map((e) => [`${e.host}:${e.port}`, e])).values()];
+  const https = [
+    ...new Map((input.network?.https ?? []).map(parseHttpsService).map((s) => [`${s.host}:${s.port}`, s])).values(),
+  ];
   return {
     name: input.name,
     ...(input.description ? { description: input.description } : {}),
     source,
-    network: { disabled: input.network?.disabled ?? unique.length === 0, allowedEndpoints: unique },
+    network: {
+      disabled: input.network?.disabled ?? (unique.length === 0 && https.length === 0),
+      allowedEndpoints: unique,
+      https,
+    },
     env: { allow: [...new Set(input.env?.allow ?? [])], set: { ...(input.env?.set ?? {}) } },
     ...(input.runtime ? { runtime: input.runtime } : {}),
     packages: {

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { endpointProblem, parseEndpoint } from "./endpoint.js";
+import { httpsServiceProblem, parseHttpsService } from "./https-service.js";
 import { packageProblem } from "./package-spec.js";
 import { pipProblem } from "./pip-spec.js";
 import { LANGUAGE_NAMES } from "../languages/names.js";
@@ -83,13 +84,20 @@ export const policySchema = z
         disabled: z
           .boolean()
           .optional()
-          .describe("No network at all. Defaults to true when allowedEndpoints is absent."),
+          .describe("No network at all. Defaults to true when neither allowedEndpoints nor https lists anything."),
         allowedEndpoints: z
           .array(z.string().superRefine(refineWith(endpointProblem)))
           .min(1, { message: "the list is empty" })
           .optional()
           .describe(
             "TCP endpoints the agent may connect to, as host:port. host is an IPv4 address, a DNS name (resolved on the host when the agent starts) or localhost / 127.0.0.1 (the host machine's loopback). Everything else is refused.",
+          ),
+        https: z
+          .array(z.string().superRefine(refineWith(httpsServiceProblem)))
+          .min(1, { message: "the list is empty" })
+          .optional()
+          .describe(
+            "HTTPS services the agent may call, by name: api.example.com (port 443), api.example.com:8443, or *.example.com (one label under it). The gate's egress proxy reads the name each TLS connection asks for (SNI) and lets through only a listed one, resolving it itself on the host: another name on the same address, no name, an IP address and plain HTTP are refused.",
           ),
       })
       .optional()
@@ -230,22 +238,26 @@ export const policySchema = z
       ),
   })
   .superRefine((p, ctx) => {
-    if (p.network?.disabled === true && p.network.allowedEndpoints?.length) {
+    if (p.network?.disabled === true && (p.network.allowedEndpoints?.length || p.network.https?.length)) {
       ctx.addIssue({
         code: "custom",
         path: ["network", "disabled"],
-        message: `is true but allowedEndpoints lists ${p.network.allowedEndpoints.length} endpoint(s)`,
-        params: { fix: "remove disabled: true to allow the listed endpoints, or remove allowedEndpoints" },
+        message: `is true but ${p.network.allowedEndpoints?.length ? `allowedEndpoints lists ${p.network.allowedEndpoints.length} endpoint(s)` : `https lists ${p.network.https?.length} service(s)`}`,
+        params: { fix: "remove disabled: true to allow what is listed, or remove the lists" },
       });
     }
-    if (p.network?.disabled === false && !p.network.allowedEndpoints) {
+    if (p.network?.disabled === false && !p.network.allowedEndpoints && !p.network.https) {
       ctx.addIssue({
         code: "custom",
         path: ["network"],
-        message: "disabled is false but no allowedEndpoints are listed, so nothing would be reachable",
-        params: { fix: "list the endpoints under network.allowedEndpoints, or set disabled: true" },
+        message:
+          "disabled is false but neither allowedEndpoints nor https lists anything, so nothing would be reachable",
+        params: {
+          fix: "list endpoints under network.allowedEndpoints or services under network.https, or set disabled: true",
+        },
       });
     }
+    httpsProblems(p.network ?? {}, ctx);
     busProblems(p, ctx);
     const allowed = new Set(p.env?.allow ?? []);
     for (const name of Object.keys(p.env?.set ?? {})) {
@@ -351,6 +363,41 @@ function busProblems(p: BusFields, ctx: z.RefinementCtx): void {
       });
     taken.set(envName, kind);
   }
+}
+
+/**
+ * Inside the sandbox a listed HTTPS name is the agent's own 127.0.0.1, its port taken to the gate's
+ * egress proxy: so no name may also be an L4 endpoint, and no port a forwarded localhost one.
+ */
+function httpsProblems(
+  network: { allowedEndpoints?: string[] | undefined; https?: string[] | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  const endpoints = (network.allowedEndpoints ?? []).filter((e) => !endpointProblem(e)).map(parseEndpoint);
+  (network.https ?? []).forEach((raw, i) => {
+    if (httpsServiceProblem(raw)) return;
+    const service = parseHttpsService(raw);
+    const sameName = endpoints.find((e) => e.kind === "dns" && e.host === service.host);
+    if (sameName)
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "https", i],
+        message: `${service.host} is also in allowedEndpoints (${sameName.raw}): a name is either checked by name here or pinned to its address there`,
+        params: {
+          fix: `remove ${sameName.raw} from allowedEndpoints (HTTPS to it is checked by name), or ${raw} from https`,
+        },
+      });
+    const samePort = endpoints.find((e) => e.kind === "loopback" && e.port === service.port);
+    if (samePort)
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "https", i],
+        message: `port ${service.port} is also ${samePort.raw} in allowedEndpoints: inside the sandbox both would be 127.0.0.1:${service.port}`,
+        params: {
+          fix: `serve the host's service on another port, or list ${service.host} on another port (${service.host}:PORT)`,
+        },
+      });
+  });
 }
 
 /** What a policy file contains, as written (optional fields may be absent). */

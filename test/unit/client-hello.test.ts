@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { MAX_HELLO_BYTES, readClientHello } from "../../runner/gate/https/client-hello.js";
-import { decideByName, listedNameProblem, nameMatches } from "../../runner/gate/https/names.js";
+import { decideByName, nameMatches } from "../../runner/gate/https/names.js";
+import { listedNameProblem } from "../../runner/policy/https-service.js";
 import { realHello } from "./tls-hello.js";
 
 /** A ClientHello built by hand: these extensions (type, data), in TLS records of at most `recordSize` bytes. */

@@ -17,9 +17,16 @@ const resolver = async (host: string) =>
 describe("gate plan", () => {
   it("routes loopback endpoints to the host forwarder and pins DNS names to host-resolved addresses", async () => {
     const plan = await planGate(
-      ["localhost:6379", "127.0.0.1:6379", "10.0.0.5:5672", "kafka.example.com:9092", "loop.example.com:7000"].map(
-        parseEndpoint,
-      ),
+      {
+        allowedEndpoints: [
+          "localhost:6379",
+          "127.0.0.1:6379",
+          "10.0.0.5:5672",
+          "kafka.example.com:9092",
+          "loop.example.com:7000",
+        ].map(parseEndpoint),
+        https: [],
+      },
       "p.yaml",
       resolver,
     );
@@ -34,9 +41,9 @@ describe("gate plan", () => {
   });
 
   it("fails with the name and the policy file when a name does not resolve", async () => {
-    await expect(planGate([parseEndpoint("nowhere.invalid:1")], "policies/p.yaml", resolver)).rejects.toThrow(
-      /"nowhere.invalid" \(from policies\/p.yaml\) does not resolve/,
-    );
+    await expect(
+      planGate({ allowedEndpoints: [parseEndpoint("nowhere.invalid:1")], https: [] }, "policies/p.yaml", resolver),
+    ).rejects.toThrow(/"nowhere.invalid" \(from policies\/p.yaml\) does not resolve/);
   });
 
   it("gives the agent a resolver that cannot reach any DNS server", () => {
@@ -234,7 +241,13 @@ describe("denied-connection report", () => {
 });
 
 describe("in-container gate: the runner's side of the init", () => {
-  const hostSide = { gatewayPorts: [], filtered: false, allow: async () => {}, close: async () => {} };
+  const hostSide = {
+    gatewayPorts: [],
+    filtered: false,
+    denials: () => [],
+    allow: async () => {},
+    close: async () => {},
+  };
   const verifier = { verify: async () => {} };
   const gateFor = async (rules = { v4: "*filter\nCOMMIT\n", v6: "x" }, user = { uid: 1000, gid: 100 }) => {
     const { InitEgressGate } = await import("../../runner/backends/docker/gate/init-gate.js");
@@ -347,5 +360,18 @@ describe("host side of localhost endpoints", () => {
     ]);
     const forwarder = hostRules({ mode: "forwarder", bridge, plan, gatewayPorts: [41000], peer, runId: "run-1" });
     expect(forwarder).toEqual([accept("AIRLOCK-AGENTS-IN", "172.30.0.1/32", "41000"), ...direct]);
+    // HTTPS by name: the egress proxy's port and its DNS answerer's, on the gateway, on either path.
+    const named = hostRules({
+      mode: "kernel",
+      bridge,
+      plan: { loopback: [], direct: [] },
+      gatewayPorts: [],
+      https: { ports: [42000], dns: 42001 },
+      peer,
+      runId: "run-1",
+    });
+    const udp = accept("AIRLOCK-AGENTS-IN", "172.30.0.1/32", "42001");
+    udp.rule = udp.rule.map((t) => (t === "tcp" ? "udp" : t));
+    expect(named).toEqual([accept("AIRLOCK-AGENTS-IN", "172.30.0.1/32", "42000"), udp]);
   });
 });

@@ -23,7 +23,7 @@ function only(text: string): InputIssue {
 describe("valid policies", () => {
   it("applies safe defaults and defaults network.disabled to true without endpoints", () => {
     const p = parsePolicy("name: minimal\n");
-    expect(p.network).toEqual({ disabled: true, allowedEndpoints: [] });
+    expect(p.network).toEqual({ disabled: true, allowedEndpoints: [], https: [] });
     expect(p.env).toEqual({ allow: [], set: {} });
     expect(p.packages).toEqual({ npm: [], pip: [] });
     expect(p.timeoutSeconds).toBe(300);

@@ -16,6 +16,7 @@ import { RunOptionsError } from "../../errors.js";
 import { ownerId } from "../../labels.js";
 import { enforcementFor, gateSummary, type Enforcement, type Forwarders } from "../../gate/enforce.js";
 import type { ImageSet } from "../../images/images.js";
+import { HttpsEgress } from "../../run/https-egress.js";
 import { LoopbackForwarder } from "../../run/loopback-forwarder.js";
 import type { PreparedRun } from "../../run/prepare.js";
 import type { AgentResult } from "../../run/result.js";
@@ -36,6 +37,8 @@ const RELEASE_SECONDS = 60;
 
 export class KubeRun extends RunStages {
   private readonly forwarders: LoopbackForwarder[] = [];
+  /** The egress proxy for HTTPS by name, when the policy lists services. */
+  private httpsEgress?: HttpsEgress;
   /** The run's objects in the cluster, once it starts creating them. */
   private objects?: PodObjects;
   private watch?: PodWatch;
@@ -98,7 +101,7 @@ export class KubeRun extends RunStages {
       pod,
       watch,
       rules: input.rules,
-      forwarders: this.forwarders,
+      forwarders: [...this.forwarders, ...(this.httpsEgress ? [this.httpsEgress] : [])],
       ...(this.options.signal ? { cancelled: this.options.signal } : {}),
     });
     const exit = await this.runAgent(
@@ -108,19 +111,31 @@ export class KubeRun extends RunStages {
     return this.finish(prepared, exit);
   }
 
-  /** One forwarder per `localhost:PORT` endpoint, on the host address Pods reach; their ports. */
+  /**
+   * One forwarder per `localhost:PORT` endpoint, and the egress proxy for HTTPS by name, on the host
+   * address Pods reach; their ports.
+   */
   private async openForwarders({ plan }: Enforcement, prepared: PreparedRun): Promise<Forwarders> {
     const address = this.backend.settings.hostAddress;
-    if (!plan.loopback.length) return { address: address ?? "127.0.0.1", ports: [] };
+    if (!plan.loopback.length && !plan.https.length) return { address: address ?? "127.0.0.1", ports: [] };
     if (!address) {
+      const listed = [...plan.loopback.map((r) => r.endpoint.raw), ...plan.https.map((r) => `HTTPS port ${r.port}`)];
       throw new RunOptionsError(
-        `${prepared.policy.source}: network.allowedEndpoints has ${plan.loopback.map((r) => r.endpoint.raw).join(", ")}, and on Kubernetes localhost means the runner's host, which this backend does not know how Pods reach`,
+        `${prepared.policy.source}: the policy lists ${listed.join(", ")}, which the runner serves from its host (localhost endpoints, the egress proxy for HTTPS by name), and this backend does not know how Pods reach that host`,
         "set AIRLOCK_K8S_HOST_ADDRESS (kubernetes.hostAddress) to the node's address on the pod network when the runner runs on the node, or name the broker's Service address in the policy instead",
       );
     }
     await ensureLoopbackExemption(address);
     for (const route of plan.loopback) this.forwarders.push(await LoopbackForwarder.listen(address, route.target));
-    return { address, ports: this.forwarders.map((f) => f.port) };
+    if (plan.https.length)
+      this.httpsEgress = await HttpsEgress.open(address, plan.https, {
+        ...(this.options.resolver ? { resolver: this.options.resolver } : {}),
+      });
+    return {
+      address,
+      ports: this.forwarders.map((f) => f.port),
+      ...(this.httpsEgress ? { https: this.httpsEgress.ports } : {}),
+    };
   }
 
   /** Everything the run's objects are made from. */
@@ -187,7 +202,8 @@ export class KubeRun extends RunStages {
     stdout.end();
     stderr.end();
     const collected = await collectFromPod(pod, this.outputDir, policy.resources);
-    if (collected.denied) this.record.gateDenied(collected.denied);
+    if (collected.denied || this.httpsEgress)
+      this.record.gateDenied([...(collected.denied ?? []), ...(this.httpsEgress?.denials() ?? [])]);
     for (const warning of collected.warnings) this.warn(warning);
     if (collected.copied) this.record.outputCopied(collected.copied);
     await this.readBusDenials();
@@ -207,7 +223,7 @@ export class KubeRun extends RunStages {
 
   async dispose(): Promise<void> {
     this.watch?.close();
-    await Promise.all(this.forwarders.map((f) => f.close()));
+    await Promise.all([...this.forwarders.map((f) => f.close()), this.httpsEgress?.close()]);
     if (this.objects) this.background(this.objects.remove());
     await this.releaseShared();
   }

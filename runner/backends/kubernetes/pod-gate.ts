@@ -7,7 +7,6 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { GateError, KubernetesError, RunOptionsError } from "../../errors.js";
-import type { LoopbackForwarder } from "../../run/loopback-forwarder.js";
 import { compareRulesets } from "../../gate/compare-rules.js";
 import type { KubeClient } from "./client.js";
 import { execRetrying } from "./exec.js";
@@ -23,7 +22,8 @@ export interface PodGate {
   pod: string;
   watch: PodWatch;
   rules: { v4: string; v6: string };
-  forwarders: LoopbackForwarder[];
+  /** The run's loopback forwarders and HTTPS egress proxy: each serves the Pod's address once its rules are checked. */
+  forwarders: { allow(ip: string): void }[];
   cancelled?: AbortSignal;
 }
 

@@ -79,7 +79,7 @@ export interface PodSpecInput {
   /** The run DNATs 127.0.0.1:PORT out of the Pod (localhost endpoints): needs route_localnet. */
   loopbackForwarded: boolean;
   /** For the NetworkPolicy: every destination the rules allow. */
-  egress: { ip: string; port: number }[];
+  egress: { ip: string; port: number; protocol?: "udp" }[];
   /** The network is disabled: the rules deny everything but loopback, and so does the NetworkPolicy. */
   networkDisabled: boolean;
 }
@@ -303,7 +303,7 @@ export function networkPolicySpec(input: PodSpecInput): V1NetworkPolicy {
         ? []
         : input.egress.map((e) => ({
             to: [{ ipBlock: { cidr: `${e.ip}/32` } }],
-            ports: [{ protocol: "TCP", port: e.port }],
+            ports: [{ protocol: e.protocol === "udp" ? "UDP" : "TCP", port: e.port }],
           })),
     },
   };

@@ -191,17 +191,32 @@ export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): strin
         ),
       ]
     : [];
-  if (!result.denied?.length) return bus;
+  const times = (d: { count: number; countAtLeast?: boolean }) => `${d.countAtLeast ? "≥" : ""}${d.count}×`;
+  const named = (result.denied ?? []).filter((d) => d.protocol === "https" || d.protocol === "dns");
+  const l4 = (result.denied ?? []).filter((d) => d.protocol !== "https" && d.protocol !== "dns");
+  const byName = named.length
+    ? [
+        style.yellow(
+          `${result.name}: the egress proxy refused ${named.length} name${named.length === 1 ? "" : "s"} (HTTPS services by name: network.https in ${policy}):`,
+          out,
+        ),
+        ...named.map(
+          (d) =>
+            `  ${d.protocol.padEnd(5)} ${printable(`${d.destination} (${d.reason ?? "refused"})`).padEnd(36)} ${times(d)}  → ${printable(d.fix ?? "")}`,
+        ),
+      ]
+    : [];
+  if (!l4.length) return [...bus, ...byName];
   return [
     ...bus,
+    ...byName,
     style.yellow(
-      `${result.name}: the gate refused ${result.denied.length} destination${result.denied.length === 1 ? "" : "s"} (add to network.allowedEndpoints in ${policy} if the agent needs ${result.denied.length === 1 ? "it" : "them"}):`,
+      `${result.name}: the gate refused ${l4.length} destination${l4.length === 1 ? "" : "s"} (add to network.allowedEndpoints in ${policy} if the agent needs ${l4.length === 1 ? "it" : "them"}):`,
       out,
     ),
-    ...result.denied.map((d) => {
-      const times = `${d.countAtLeast ? "≥" : ""}${d.count}×`;
+    ...l4.map((d) => {
       const what = d.loopback ? `localhost:${d.destination.split(":")[1]} (not forwarded to the host)` : d.destination;
-      return `  ${d.protocol.padEnd(5)} ${printable(what).padEnd(28)} ${times}`;
+      return `  ${d.protocol.padEnd(5)} ${printable(what).padEnd(28)} ${times(d)}`;
     }),
   ];
 }

@@ -7,7 +7,8 @@
  * Pure: one UDP payload in, one out (or none for what is not a question). Bounded: a question over
  * 512 bytes, with more than one entry, or with a malformed name is not answered.
  */
-import { hostNameProblem, nameMatches } from "./names.js";
+import { hostNameProblem } from "../../policy/https-service.js";
+import { nameMatches } from "./names.js";
 
 const TYPE_A = 1;
 const CLASS_IN = 1;

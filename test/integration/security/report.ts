@@ -21,7 +21,17 @@ const DIR = packagePath(".airlock", "security");
  * table is rendered from exactly these, once every one of them has rows, so a file a suite of an
  * older version left behind never gets in.
  */
-const SUITES = ["0-trust", "0b-bus", "1-escape", "3-faults", "4-bad-input", "5-limits", "8-kubernetes", "9-warm-pool"];
+const SUITES = [
+  "0-trust",
+  "0b-bus",
+  "1-escape",
+  "3-faults",
+  "4-bad-input",
+  "5-limits",
+  "6-https",
+  "8-kubernetes",
+  "9-warm-pool",
+];
 
 export class SecurityReport {
   private readonly rows: ReportRow[] = [];

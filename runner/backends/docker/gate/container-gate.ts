@@ -62,7 +62,7 @@ export class ContainerEgressGate implements EgressGate {
 
   async collect(): Promise<DeniedConnection[]> {
     const report = canInspectFromHost() ? await readDeniedTables(this.gate.pid) : await this.gate.report();
-    return parseDeniedReport(report);
+    return [...parseDeniedReport(report), ...this.input.hostSide.denials()];
   }
 
   private disposed = false;

@@ -12,8 +12,13 @@
  *   there is no host-side filter on this path.
  *
  * AIRLOCK_LOOPBACK=forwarder|kernel overrides the choice of path for localhost endpoints.
+ *
+ * HTTPS services listed by name always go through the egress proxy on the gateway (run/https-egress.ts),
+ * on either path: it decides each connection by the name it asks for, which no kernel rule can.
  */
 import { GateError } from "../../../errors.js";
+import type { DeniedConnection } from "../../../gate/denied.js";
+import { HttpsEgress } from "../../../run/https-egress.js";
 import { LoopbackForwarder } from "../../../run/loopback-forwarder.js";
 import {
   AGENTS_FWD_CHAIN,
@@ -26,7 +31,7 @@ import {
   type Bridge,
   type BridgePeer,
 } from "./host-netfilter.js";
-import type { GatePlan } from "../../../gate/plan.js";
+import type { GatePlan, Resolver } from "../../../gate/plan.js";
 import { loopbackSetting } from "../../../settings.js";
 
 export type LoopbackMode = "kernel" | "forwarder";
@@ -37,6 +42,10 @@ export interface HostSide {
   readonly gatewayPorts: number[];
   /** Whether the host's filter chains guard this run (root runners). */
   readonly filtered: boolean;
+  /** The egress proxy's ports for HTTPS by name, when the policy lists services. */
+  readonly https?: { ports: number[]; dns: number };
+  /** What the egress proxy refused so far. */
+  denials(): DeniedConnection[];
   /** Let this agent's traffic through (before the agent can connect). */
   allow(peer: BridgePeer): Promise<void>;
   close(): Promise<void>;
@@ -54,8 +63,8 @@ export function hostFilterAvailable(): boolean {
 export async function openHostSide(
   mode: LoopbackMode,
   bridge: Bridge,
-  plan: Pick<GatePlan, "loopback" | "direct">,
-  runId: string,
+  plan: Pick<GatePlan, "loopback" | "direct" | "https">,
+  run: { runId: string; resolver?: Resolver },
 ): Promise<HostSide> {
   if (mode === "kernel" && !hostFilterAvailable())
     throw new GateError("AIRLOCK_LOOPBACK=kernel needs a root runner", "unset AIRLOCK_LOOPBACK, or run as root");
@@ -65,22 +74,43 @@ export async function openHostSide(
     mode === "forwarder"
       ? await Promise.all(plan.loopback.map((r) => LoopbackForwarder.listen(bridge.gateway, r.target)))
       : [];
+  const egress = plan.https.length
+    ? await HttpsEgress.open(bridge.gateway, plan.https, {
+        localAddress: bridge.gateway,
+        ...(run.resolver ? { resolver: run.resolver } : {}),
+      }).catch(async (err) => {
+        await Promise.all(forwarders.map((f) => f.close()));
+        throw err;
+      })
+    : undefined;
   const gatewayPorts = mode === "forwarder" ? forwarders.map((f) => f.port) : plan.loopback.map((r) => r.target.port);
+  const https = egress?.ports;
   const added: HostRule[] = [];
   return {
     gatewayPorts,
     filtered,
+    ...(https ? { https } : {}),
+    denials: () => egress?.denials() ?? [],
     async allow(peer) {
       forwarders.forEach((f) => {
         f.allow(peer.ip);
       });
+      egress?.allow(peer.ip);
       if (!filtered) return;
-      const rules = hostRules({ mode, bridge, plan, gatewayPorts, peer, runId });
+      const rules = hostRules({
+        mode,
+        bridge,
+        plan,
+        gatewayPorts,
+        peer,
+        runId: run.runId,
+        ...(https ? { https } : {}),
+      });
       await applyRunRules("add", rules);
       added.push(...rules);
     },
     async close() {
-      await Promise.all(forwarders.map((f) => f.close()));
+      await Promise.all([...forwarders.map((f) => f.close()), egress?.close()]);
       const rules = added.splice(0);
       // Best effort at the end of a run: rules left name a run that is gone, and cleanup removes them.
       if (rules.length) await applyRunRules("delete", rules).catch(() => {});
@@ -105,15 +135,23 @@ export function hostRules(r: {
   bridge: Bridge;
   plan: Pick<GatePlan, "loopback" | "direct">;
   gatewayPorts: number[];
+  /** The egress proxy's ports and its DNS answerer's (HTTPS by name). */
+  https?: { ports: number[]; dns: number };
   peer: BridgePeer;
   runId: string;
 }): HostRule[] {
   const from = peerMatch(r.peer);
   const tag = runComment(r.runId);
-  /** Accept this agent's new TCP connections to ip:port (`origin`: only those DNATed from there). */
-  const acceptNew = (chain: string, ip: string, port: number | string, origin: string[] = []): HostRule => ({
+  /** Accept this agent's new TCP (UDP) packets to ip:port (`origin`: only those DNATed from there). */
+  const acceptNew = (
+    chain: string,
+    ip: string,
+    port: number | string,
+    origin: string[] = [],
+    protocol: "tcp" | "udp" = "tcp",
+  ): HostRule => ({
     table: "filter",
-    rule: ["-A", chain, ...from, "-d", `${ip}/32`, "-p", "tcp", "-m", "tcp", "--dport", String(port)].concat([
+    rule: ["-A", chain, ...from, "-d", `${ip}/32`, "-p", protocol, "-m", protocol, "--dport", String(port)].concat([
       "-m",
       "conntrack",
       "--ctstate",
@@ -152,5 +190,9 @@ export function hostRules(r: {
   });
   for (const d of r.plan.direct)
     for (const chain of [AGENTS_IN_CHAIN, AGENTS_FWD_CHAIN]) rules.push(acceptNew(chain, d.ip, d.port));
+  if (r.https) {
+    for (const port of r.https.ports) rules.push(acceptNew(AGENTS_IN_CHAIN, r.bridge.gateway, port));
+    rules.push(acceptNew(AGENTS_IN_CHAIN, r.bridge.gateway, r.https.dns, [], "udp"));
+  }
   return rules;
 }

@@ -138,7 +138,7 @@ export class InitEgressGate implements EgressGate {
     if (!this.reportEnded) return [];
     try {
       const report = canInspectFromHost() && this.pid ? await readDeniedTables(this.pid) : this.reportLines.join("\n");
-      return parseDeniedReport(report);
+      return [...parseDeniedReport(report), ...this.input.hostSide.denials()];
     } finally {
       this.stdio?.write(DONE_LINE);
     }

@@ -52,8 +52,15 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
   await writeFile(req.hostsPath, enforcement.hostsFile, { mode: 0o644 });
   if (enforcement.disabled) return noNetworkGate;
   const bridge = await services.network();
-  const hostSide = await openHostSide(services.loopback, bridge, enforcement.plan, req.runId);
-  const rules = enforcement.rules({ address: bridge.gateway, ports: hostSide.gatewayPorts });
+  const hostSide = await openHostSide(services.loopback, bridge, enforcement.plan, {
+    runId: req.runId,
+    ...(req.resolver ? { resolver: req.resolver } : {}),
+  });
+  const rules = enforcement.rules({
+    address: bridge.gateway,
+    ports: hostSide.gatewayPorts,
+    ...(hostSide.https ? { https: hostSide.https } : {}),
+  });
   const verifier = services.verifier(req.gateImage, req.labels);
   if (req.selfGated)
     return new InitEgressGate({
