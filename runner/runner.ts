@@ -5,6 +5,7 @@
  * `createRunner()` gives one with its own settings; `runAgent()` and `runAgents()` use a default one
  * per process.
  */
+import { EgressCa } from "./run/egress-ca.js";
 import type Docker from "dockerode";
 import { dockerClient } from "./backends/docker/engine/client.js";
 import { dockerEngine, type Engine } from "./backends/docker/engine/engine.js";
@@ -70,6 +71,8 @@ export class Runner {
   private readonly reapOrphans: boolean;
   /** What the Kafka clusters its runs used advertised, for 30 s (the preflight's answer). */
   private readonly kafkaClusters = new RecentKafkaClusters();
+  /** The CA of the HTTPS its gates terminate: made on first use, rotated before it ends, its key never written. */
+  private readonly egressCa = new EgressCa();
 
   constructor(options: RunnerOptions = {}) {
     this.options = options;
@@ -119,6 +122,7 @@ export class Runner {
       background: (work) => this.background(work),
       brokerSweeps: this.brokerSweeps,
       kafkaClusters: this.kafkaClusters,
+      egressCa: this.egressCa,
     });
   }
 

@@ -7,12 +7,79 @@
 import { isIP } from "node:net";
 
 export interface HttpsService {
-  /** As written in the policy. */
+  /** As written in the policy (the host field of an entry written as a mapping). */
   raw: string;
   /** Lower case; `*.` and a name for a wildcard. */
   host: string;
   port: number;
   wildcard: boolean;
+  /**
+   * The gate terminates TLS for this service (with `headers` or `inspect`): it checks each request's
+   * Host / :authority against the name, verifies the service's own certificate and adds `headers`.
+   */
+  terminate: boolean;
+  /** Headers the gate adds to every request, values with `${VAR}` references to the caller's environment. */
+  headers: { name: string; value: string }[];
+}
+
+/** `${NAME}` references in a header value. */
+const VARIABLE = /\$\{([^}]*)\}/g;
+
+/** The variables a header value names (`${MODEL_API_KEY}`). */
+export function headerVariables(value: string): string[] {
+  return [...value.matchAll(VARIABLE)].map((m) => m[1]!);
+}
+
+/** A header value with its `${VAR}` references filled in from `env`; the names it could not find. */
+export function fillHeader(
+  value: string,
+  env: Record<string, string | undefined>,
+): { value: string; missing: string[] } {
+  const missing: string[] = [];
+  const filled = value.replace(VARIABLE, (_, name: string) => {
+    const v = env[name];
+    if (v === undefined) missing.push(name);
+    return v ?? "";
+  });
+  return { value: filled, missing };
+}
+
+/** Headers the gate must not set: the request's own framing and routing. */
+const RESERVED_HEADERS = new Set([
+  "host",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "te",
+  "upgrade",
+  "keep-alive",
+  "proxy-connection",
+  "trailer",
+]);
+
+/** Why a header the policy adds is not allowed, with the fix; undefined when it is. */
+export function headerProblem(name: string, value: string): { message: string; fix: string } | undefined {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+    return {
+      message: `"${name}" is not an HTTP header name`,
+      fix: "use letters, digits and hyphens, e.g. Authorization",
+    };
+  if (RESERVED_HEADERS.has(name.toLowerCase()) || name.startsWith(":"))
+    return { message: `${name} is the request's own; the gate does not set it`, fix: `remove ${name}` };
+  if (/[\r\n\0]/.test(value)) return { message: `the value of ${name} has a line break`, fix: "write it on one line" };
+  for (const variable of headerVariables(value)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable))
+      return {
+        message: `\${${variable}} in ${name} is not a variable name`,
+        fix: "write ${NAME} with letters, digits and _",
+      };
+    if (variable.startsWith("AIRLOCK_"))
+      return {
+        message: `\${${variable}} in ${name}: AIRLOCK_ variables are airlock's own`,
+        fix: "use a variable of your own",
+      };
+  }
+  return undefined;
 }
 
 /** Why `name` is not a DNS host name (letters, digits, hyphens; labels of 1–63; 253 in all), or undefined. */
@@ -85,5 +152,17 @@ export function parseHttpsService(raw: string): HttpsService {
   const colon = text.lastIndexOf(":");
   const host = (colon > 0 ? text.slice(0, colon) : text).toLowerCase().replace(/\.$/, "");
   const port = colon > 0 ? Number(text.slice(colon + 1)) : 443;
-  return { raw: text, host, port, wildcard: host.startsWith("*.") };
+  return { raw: text, host, port, wildcard: host.startsWith("*."), terminate: false, headers: [] };
+}
+
+/** An entry of network.https as written: a name, or a mapping with the host and what the gate does. */
+export type HttpsEntry =
+  | string
+  | { host: string; headers?: Record<string, string> | undefined; inspect?: boolean | undefined };
+
+/** Parse an entry already checked by the schema. */
+export function parseHttpsEntry(entry: HttpsEntry): HttpsService {
+  if (typeof entry === "string") return parseHttpsService(entry);
+  const headers = Object.entries(entry.headers ?? {}).map(([name, value]) => ({ name, value }));
+  return { ...parseHttpsService(entry.host), terminate: headers.length > 0 || entry.inspect === true, headers };
 }

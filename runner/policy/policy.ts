@@ -8,7 +8,7 @@ import { z } from "zod";
 import { dirname, relative, resolve } from "node:path";
 import { PolicyError } from "../errors.js";
 import { parseEndpoint, type Endpoint } from "./endpoint.js";
-import { parseHttpsService, type HttpsService } from "./https-service.js";
+import { parseHttpsEntry, type HttpsService } from "./https-service.js";
 import { parsePackage, type PackageSpec } from "./package-spec.js";
 import { parsePipRequirement, parseRequirementsText, readRequirementsFile, type PipRequirement } from "./pip-spec.js";
 import type { LanguageName } from "../languages/names.js";
@@ -99,6 +99,7 @@ const HINTS: KeyHints = {
     ...Object.assign({}, ...BUS_KIND_NAMES.map((k) => objectKeys(`bus.${k}`, BUS_KINDS[k].grantSchema))),
     workspace: ["include"],
     network: ["disabled", "allowedEndpoints", "https"],
+    "network.https": ["host", "headers", "inspect"],
     env: ["allow", "set"],
     resources: ["memory", "cpus", "pids", "output", "outputFiles"],
   },
@@ -202,7 +203,7 @@ function normalize(input: PolicyInput, source: string, pip: { pip: PipRequiremen
   const endpoints = (input.network?.allowedEndpoints ?? []).map(parseEndpoint);
   const unique = [...new Map(endpoints.map((e) => [`${e.host}:${e.port}`, e])).values()];
   const https = [
-    ...new Map((input.network?.https ?? []).map(parseHttpsService).map((s) => [`${s.host}:${s.port}`, s])).values(),
+    ...new Map((input.network?.https ?? []).map(parseHttpsEntry).map((s) => [`${s.host}:${s.port}`, s])).values(),
   ];
   return {
     name: input.name,

@@ -5,7 +5,13 @@
  */
 import { z } from "zod";
 import { endpointProblem, parseEndpoint } from "./endpoint.js";
-import { httpsServiceProblem, parseHttpsService } from "./https-service.js";
+import {
+  headerProblem,
+  headerVariables,
+  httpsServiceProblem,
+  parseHttpsEntry,
+  type HttpsEntry,
+} from "./https-service.js";
 import { packageProblem } from "./package-spec.js";
 import { pipProblem } from "./pip-spec.js";
 import { LANGUAGE_NAMES } from "../languages/names.js";
@@ -93,11 +99,38 @@ export const policySchema = z
             "TCP endpoints the agent may connect to, as host:port. host is an IPv4 address, a DNS name (resolved on the host when the agent starts) or localhost / 127.0.0.1 (the host machine's loopback). Everything else is refused.",
           ),
         https: z
-          .array(z.string().superRefine(refineWith(httpsServiceProblem)))
+          .array(
+            z.union(
+              [
+                z.string().superRefine(refineWith(httpsServiceProblem)),
+                z.strictObject({
+                  host: z
+                    .string()
+                    .superRefine(refineWith(httpsServiceProblem))
+                    .describe(
+                      "The service's name, as in the short form: api.example.com, api.example.com:8443, *.example.com.",
+                    ),
+                  headers: z
+                    .record(z.string(), z.string())
+                    .optional()
+                    .describe(
+                      "Headers the gate adds to every request (it terminates TLS to do so). ${VAR} in a value is taken from the caller's environment (or runAgent's env) on the host, and never passed into the sandbox.",
+                    ),
+                  inspect: z
+                    .boolean()
+                    .optional()
+                    .describe(
+                      "Terminate TLS at the gate to check each request's Host / :authority against the name, without adding headers.",
+                    ),
+                }),
+              ],
+              { error: "must be a name (api.example.com) or a mapping with host: and headers: or inspect:" },
+            ),
+          )
           .min(1, { message: "the list is empty" })
           .optional()
           .describe(
-            "HTTPS services the agent may call, by name: api.example.com (port 443), api.example.com:8443, or *.example.com (one label under it). The gate's egress proxy reads the name each TLS connection asks for (SNI) and lets through only a listed one, resolving it itself on the host: another name on the same address, no name, an IP address and plain HTTP are refused.",
+            "HTTPS services the agent may call, by name: api.example.com (port 443), api.example.com:8443, or *.example.com (one label under it). The gate's egress proxy reads the name each TLS connection asks for (SNI) and lets through only a listed one, resolving it itself on the host: another name on the same address, no name, an IP address and plain HTTP are refused. An entry written as a mapping with headers: (or inspect: true) is terminated at the gate, which checks Host against the name and adds the headers.",
           ),
       })
       .optional()
@@ -257,7 +290,7 @@ export const policySchema = z
         },
       });
     }
-    httpsProblems(p.network ?? {}, ctx);
+    httpsProblems(p, ctx);
     busProblems(p, ctx);
     const allowed = new Set(p.env?.allow ?? []);
     for (const name of Object.keys(p.env?.set ?? {})) {
@@ -370,13 +403,56 @@ function busProblems(p: BusFields, ctx: z.RefinementCtx): void {
  * egress proxy: so no name may also be an L4 endpoint, and no port a forwarded localhost one.
  */
 function httpsProblems(
-  network: { allowedEndpoints?: string[] | undefined; https?: string[] | undefined },
+  p: {
+    network?: { allowedEndpoints?: string[] | undefined; https?: HttpsEntry[] | undefined } | undefined;
+    env?: { allow?: string[] | undefined; set?: Record<string, string> | undefined } | undefined;
+  },
   ctx: z.RefinementCtx,
 ): void {
+  const network = p.network ?? {};
   const endpoints = (network.allowedEndpoints ?? []).filter((e) => !endpointProblem(e)).map(parseEndpoint);
-  (network.https ?? []).forEach((raw, i) => {
+  const seen = new Map<string, string>();
+  (network.https ?? []).forEach((entry, i) => {
+    const raw = typeof entry === "string" ? entry : entry.host;
     if (httpsServiceProblem(raw)) return;
-    const service = parseHttpsService(raw);
+    const service = parseHttpsEntry(entry);
+    const key = `${service.host}:${service.port}`;
+    const settings = JSON.stringify([service.terminate, service.headers]);
+    if (seen.has(key) && seen.get(key) !== settings)
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "https", i],
+        message: `${key} is listed twice, with different headers or inspect`,
+        params: { fix: "list each service once" },
+      });
+    seen.set(key, settings);
+    for (const header of service.headers) {
+      const problem = headerProblem(header.name, header.value);
+      if (problem) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["network", "https", i, "headers", header.name],
+          message: problem.message,
+          params: { fix: problem.fix },
+        });
+        continue;
+      }
+      for (const variable of headerVariables(header.value)) {
+        for (const [field, names] of [
+          ["allow", p.env?.allow ?? []],
+          ["set", Object.keys(p.env?.set ?? {})],
+        ] as const)
+          if (names.includes(variable))
+            ctx.addIssue({
+              code: "custom",
+              path: ["env", field],
+              message: `${variable} is a secret the gate adds to ${service.host} (network.https headers), so it never enters the sandbox`,
+              params: {
+                fix: `remove ${variable} from env.${field}: the agent calls ${service.host} without it, and the gate adds it`,
+              },
+            });
+      }
+    }
     const sameName = endpoints.find((e) => e.kind === "dns" && e.host === service.host);
     if (sameName)
       ctx.addIssue({

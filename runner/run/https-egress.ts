@@ -9,8 +9,11 @@
  * flood of new names (DNS used to carry data out, say) adds to one overflow entry and nothing else.
  */
 import type { DeniedConnection } from "../gate/denied.js";
-import type { HttpsRoute, Resolver } from "../gate/plan.js";
+import { hostResolver, type HttpsRoute, type Resolver } from "../gate/plan.js";
+import type { HttpsService } from "../policy/https-service.js";
 import { DnsAnswerer } from "./dns-answerer.js";
+import type { Authority } from "./egress-ca.js";
+import { HttpsTerminator } from "./https-terminator.js";
 import { SniProxy, type HttpsDenial } from "./sni-proxy.js";
 
 /** Distinct refusals kept per run; the rest are counted in one entry. */
@@ -22,11 +25,24 @@ export interface HttpsEgressOptions {
   resolver?: Resolver;
   /** Where upstream connections come from (the bridge gateway: a service on the host sees no loopback client). */
   localAddress?: string;
+  /** For services the policy has the gate terminate (headers, inspect). */
+  terminating?: TerminatingInput;
+}
+
+/** What terminating mode needs from the run. */
+export interface TerminatingInput {
+  /** The runner's CA, as this run uses it. */
+  authority: Authority;
+  /** The values of the variables the policy's headers name. */
+  secrets: Record<string, string>;
+  /** CAs trusted for the services' own certificates, instead of Node's. */
+  upstreamCa?: string;
 }
 
 export class HttpsEgress {
   private constructor(
-    private readonly proxies: SniProxy[],
+    private readonly proxies: SniProxy<HttpsService>[],
+    private readonly terminators: HttpsTerminator[],
     private readonly dns: DnsAnswerer,
     private readonly record: DenialRecord,
   ) {}
@@ -34,29 +50,43 @@ export class HttpsEgress {
   /** Listen on `address` (the bridge gateway, the node's address): one proxy per route, in order, and the DNS answerer. */
   static async open(address: string, routes: HttpsRoute[], options: HttpsEgressOptions = {}): Promise<HttpsEgress> {
     const record = new DenialRecord();
-    const proxies: SniProxy[] = [];
+    const proxies: SniProxy<HttpsService>[] = [];
+    const terminators: HttpsTerminator[] = [];
     let dns: DnsAnswerer | undefined;
     try {
-      for (const route of routes)
+      for (const route of routes) {
+        const terminator = route.services.some((s) => s.terminate)
+          ? new HttpsTerminator({
+              port: route.port,
+              services: route.services,
+              ...terminatingFor(options),
+              resolver: options.resolver ?? hostResolver,
+              onDenied: (d) => record.https(d),
+              ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+            })
+          : undefined;
+        if (terminator) terminators.push(terminator);
         proxies.push(
           await SniProxy.listen(address, {
             port: route.port,
             services: route.services,
             onDenied: (d) => record.https(d),
+            ...(terminator ? { terminator } : {}),
             ...(options.resolver ? { resolver: options.resolver } : {}),
             ...(options.localAddress ? { localAddress: options.localAddress } : {}),
           }),
         );
+      }
       dns = await DnsAnswerer.listen(address, {
         listed: routes.flatMap((r) => r.services),
         answer: LISTED_NAME_ADDRESS,
         onRefused: (name) => record.dns(name),
       });
     } catch (err) {
-      await Promise.all(proxies.map((p) => p.close()));
+      await Promise.all([...proxies.map((p) => p.close()), ...terminators.map((t) => t.close())]);
       throw err;
     }
-    return new HttpsEgress(proxies, dns, record);
+    return new HttpsEgress(proxies, terminators, dns, record);
   }
 
   /** The proxies' ports (one per route) and the DNS answerer's, for the gate's rules. */
@@ -77,8 +107,18 @@ export class HttpsEgress {
 
   /** Idempotent. */
   async close(): Promise<void> {
-    await Promise.all([...this.proxies.map((p) => p.close()), this.dns.close()]);
+    await Promise.all([
+      ...this.proxies.map((p) => p.close()),
+      ...this.terminators.map((t) => t.close()),
+      this.dns.close(),
+    ]);
   }
+}
+
+function terminatingFor(options: HttpsEgressOptions): TerminatingInput {
+  if (!options.terminating)
+    throw new Error("a service the gate terminates needs the runner's CA and the header values");
+  return options.terminating;
 }
 
 /** The policy line that allows a refused connection, or why none can. */
@@ -98,6 +138,10 @@ export function fixFor(denial: Pick<HttpsDenial, "name" | "port" | "reason">): s
       return `none can: port ${denial.port} carries HTTPS to listed names only; use https://`;
     case "upstream":
       return "none needed: the name is listed, but the service could not be reached from the host";
+    case "upstream-certificate":
+      return "none can: the service's certificate does not verify for its name (the request was not sent); a corporate CA goes in the runner's NODE_EXTRA_CA_CERTS";
+    case "host-mismatch":
+      return "none can: a request must name the host its TLS connection was opened for (open a connection to the other name, and list it)";
     default:
       return "none can: the connection was not a TLS client hello within the time limit";
   }

@@ -12,6 +12,9 @@ import type { AgentLanguage, StagedAgent } from "../languages/language.js";
 import type { LanguageName } from "../languages/names.js";
 import { chooseLanguage } from "../languages/registry.js";
 import { agentEnvironment } from "./env.js";
+import type { EgressCa } from "./egress-ca.js";
+import type { TerminatingInput } from "./https-egress.js";
+import { headerSecretNames, prepareTerminating, terminates, TRUST_ENV } from "./https-trust.js";
 import { agentUser, prepareOutputDir, SANDBOX_UID, type AgentUser } from "./output.js";
 import { workspaceMounts, type WorkspaceMounts } from "./workspace.js";
 
@@ -27,6 +30,8 @@ export interface PreparedRun {
   /** The agent file, staged into bundleDir by its language. */
   staged?: StagedAgent;
   bundleDir?: string;
+  /** The gate terminates HTTPS for some of the policy's services: what it needs, and the trust files to mount at /etc/airlock. */
+  https?: { terminating: TerminatingInput; trustDir: string };
 }
 
 export interface PrepareInput {
@@ -39,6 +44,10 @@ export interface PrepareInput {
   airlockVars: Record<string, string>;
   /** Type-check a TypeScript agent with the project's own TypeScript first. */
   typecheck?: boolean;
+  /** The runner's CA for HTTPS the gate terminates. */
+  egressCa: EgressCa;
+  /** CAs the gate trusts for services' certificates, instead of Node's. */
+  upstreamCa?: string;
 }
 
 export async function resolvePolicy(policy: PrepareInput["policy"]): Promise<Policy> {
@@ -98,10 +107,26 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
   const user = agentUser();
   await prepareOutputDir(input.outputDir);
   // Python writes its lines as they are printed (not at exit) in any image; a policy may say otherwise.
+  const terminating = terminates(policy);
+  const https = terminating
+    ? await prepareTerminating({
+        policy,
+        ca: input.egressCa,
+        given: input.env,
+        hostEnv: process.env,
+        runDir,
+        ...(input.upstreamCa ? { upstreamCa: input.upstreamCa } : {}),
+      })
+    : undefined;
+  // The headers' variables are the gate's: given to the run, never passed into the sandbox.
+  const secretNames = new Set(headerSecretNames(policy));
+  const given = input.env
+    ? Object.fromEntries(Object.entries(input.env).filter(([k]) => !secretNames.has(k)))
+    : undefined;
   const env = agentEnvironment(policy, {
-    ...(input.env ? { given: input.env } : {}),
+    ...(given ? { given } : {}),
     hostEnv: process.env,
-    defaults: { PYTHONUNBUFFERED: "1" },
+    defaults: { PYTHONUNBUFFERED: "1", ...(terminating ? TRUST_ENV : {}) },
     airlockVars: {
       ...input.airlockVars,
       AIRLOCK_OUTPUT_DIR: "/output",
@@ -121,5 +146,6 @@ export async function prepareRun(input: PrepareInput, onPolicy: (policy: Policy)
     language,
     ...(staged ? { staged } : {}),
     ...(bundleDir ? { bundleDir } : {}),
+    ...(https ? { https } : {}),
   };
 }

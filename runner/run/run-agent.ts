@@ -9,6 +9,7 @@ import { basename, dirname, extname, resolve } from "node:path";
 import { AirlockError } from "../errors.js";
 import type { DescribeCluster, RecentKafkaClusters } from "../bus/kafka-preflight.js";
 import type { BrokerSweeps } from "../bus/rights.js";
+import type { EgressCa } from "./egress-ca.js";
 import type { Resolver } from "../gate/plan.js";
 import type { LanguageName } from "../languages/names.js";
 import type { Policy, PolicyInput } from "../policy/index.js";
@@ -50,6 +51,11 @@ export interface RunOptions {
   logCapBytes?: number;
   /** How DNS names in the policy are resolved on the host (for tests). */
   resolver?: Resolver;
+  /**
+   * CAs (PEM) the gate trusts for the certificates of HTTPS services it terminates (network.https
+   * with headers or inspect), instead of Node's roots and the runner's NODE_EXTRA_CA_CERTS.
+   */
+  upstreamCa?: string;
   /** Set by runAgents(): the group this agent runs in (AIRLOCK_GROUP, AIRLOCK_GROUP_RUN_ID). */
   group?: { name: string; runId: string };
   /** Fail when a broker in the policy's bus section cannot have its rights enforced (no admin access), instead of warning. */
@@ -101,6 +107,8 @@ export interface RunnerServices {
   brokerSweeps: BrokerSweeps;
   /** What the Kafka clusters this runner asked advertised, lately. */
   kafkaClusters: RecentKafkaClusters;
+  /** The runner's CA for HTTPS its gates terminate (its key only in the runner's memory). */
+  egressCa: EgressCa;
 }
 
 /**

@@ -9,6 +9,7 @@
  * returns what the next one needs; what the result will say goes into the run's record
  * (run-record.ts), and what must be released is held until dispose().
  */
+import type { EgressCa } from "./egress-ca.js";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { RunOptionsError } from "../errors.js";
@@ -67,6 +68,7 @@ export abstract class RunStages implements BackendRun {
   protected readonly background: (work: Promise<unknown>) => void;
   private readonly brokerSweeps: BrokerSweeps;
   private readonly kafkaClusters: RecentKafkaClusters;
+  private readonly egressCa: EgressCa;
   /** What the result will say, as the stages find it out. */
   protected readonly record = new RunRecord();
   /** What the shared stages created and releaseShared() gives back: the run's folder, its broker identities. */
@@ -86,6 +88,7 @@ export abstract class RunStages implements BackendRun {
     this.background = request.runner.background;
     this.brokerSweeps = request.runner.brokerSweeps;
     this.kafkaClusters = request.runner.kafkaClusters;
+    this.egressCa = request.runner.egressCa;
     // No "." or "/": the id becomes part of topic and subject names ({run}), where they are separators.
     this.runId = `${name
       .toLowerCase()
@@ -145,6 +148,8 @@ export abstract class RunStages implements BackendRun {
         outputDir: this.outputDir,
         ...(o.env ? { env: o.env } : {}),
         ...(o.typecheck ? { typecheck: true } : {}),
+        egressCa: this.egressCa,
+        ...(o.upstreamCa ? { upstreamCa: o.upstreamCa } : {}),
         airlockVars: {
           AIRLOCK_AGENT_NAME: this.name,
           AIRLOCK_BUS_AGENT: busAgentToken(this.name),

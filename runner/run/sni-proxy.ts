@@ -28,9 +28,25 @@ const BUFFER = 256 * 1024;
 export interface NamedService {
   /** A host name, or `*.` and a name under which one label is allowed. */
   host: string;
+  /** Terminated at the gate (headers, inspect): handed to the terminator after the name check. */
+  terminate?: boolean;
 }
 
-export type HttpsRefusal = NameRefusal | "not-tls" | "plain-http" | "malformed" | "too-large" | "timeout" | "upstream";
+/** Where a terminated service's connections go after the name check (https-terminator.ts). */
+export interface Terminating<S> {
+  handle(client: Socket, hello: Buffer, name: string, service: S): void;
+}
+
+export type HttpsRefusal =
+  | NameRefusal
+  | "not-tls"
+  | "plain-http"
+  | "malformed"
+  | "too-large"
+  | "timeout"
+  | "upstream"
+  | "upstream-certificate"
+  | "host-mismatch";
 
 /** One connection the proxy refused: for the run's denied report. */
 export interface HttpsDenial {
@@ -41,10 +57,12 @@ export interface HttpsDenial {
   detail: string;
 }
 
-export interface SniProxyOptions {
+export interface SniProxyOptions<S extends NamedService = NamedService> {
   /** The port the agent connected to (the service's port; upstream connects to the same). */
   port: number;
-  services: NamedService[];
+  services: S[];
+  /** Takes the connections to services listed with `terminate`. */
+  terminator?: Terminating<S>;
   /** How names are resolved on the host (tests pass their own). */
   resolver?: Resolver;
   onDenied?: (denial: HttpsDenial) => void;
@@ -63,13 +81,13 @@ export function tlsAlert(description: number): Buffer {
   return Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]);
 }
 
-export class SniProxy {
+export class SniProxy<S extends NamedService = NamedService> {
   private agentPort?: AgentPort;
 
-  private constructor(private readonly options: SniProxyOptions) {}
+  private constructor(private readonly options: SniProxyOptions<S>) {}
 
   /** Listen on `address` (the bridge gateway, or the address Pods reach) on a free port. */
-  static async listen(address: string, options: SniProxyOptions): Promise<SniProxy> {
+  static async listen<S extends NamedService>(address: string, options: SniProxyOptions<S>): Promise<SniProxy<S>> {
     const proxy = new SniProxy(options);
     proxy.agentPort = await AgentPort.listen(address, (client) => proxy.handle(client), { highWaterMark: BUFFER });
     return proxy;
@@ -116,6 +134,10 @@ export class SniProxy {
           detail: decision.detail,
           ...(decision.name ? { name: decision.name } : {}),
         });
+        return;
+      }
+      if (decision.allow.terminate && this.options.terminator) {
+        this.options.terminator.handle(client, received, decision.name, decision.allow);
         return;
       }
       void this.forward(client, decision.name, received);

@@ -89,6 +89,7 @@ export interface SeenRequest {
   server: string;
   sni: string | false | null;
   host: string | undefined;
+  authorization: string | undefined;
 }
 
 export interface NamedServer {
@@ -105,7 +106,7 @@ export async function namedServer(label: string, address: string, chain: TestCha
   const sockets = new Set<Socket>();
   const server: Server = createServer({ key: chain.key, cert: chain.cert }, (req, res) => {
     const sni = (req.socket as TLSSocket).servername;
-    seen.push({ server: label, sni, host: req.headers.host });
+    seen.push({ server: label, sni, host: req.headers.host, authorization: req.headers.authorization });
     res.setHeader("Content-Type", "text/plain");
     res.end(`${label} sni=${sni || "-"} host=${req.headers.host ?? "-"}\n`);
   });

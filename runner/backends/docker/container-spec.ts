@@ -20,6 +20,7 @@
  *        privileges), applies the rules, then drops every capability and holds the namespace — and an
  *        /output volume of the default limits, which a run with those limits uses (VolumesFrom).
  */
+import { TRUST_MOUNT } from "../../run/https-trust.js";
 import type Docker from "dockerode";
 import type { AgentUser } from "../../run/output.js";
 import { agentMemoryBytes, outputTmpfsOptions, type OutputLimits } from "../../run/output-volume.js";
@@ -107,6 +108,8 @@ export interface AgentSpecInput {
   bundleDir?: string;
   hostsFile: string;
   resolvConf: string;
+  /** The trust files for HTTPS the gate terminates (mounted read-only at /etc/airlock), when the run has them. */
+  trustDir?: string;
   memoryBytes: number;
   cpus: number;
   pids: number;
@@ -122,6 +125,7 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
     `${input.resolvConf}:/etc/resolv.conf:ro`,
   ];
   if (input.bundleDir) binds.push(`${input.bundleDir}:/opt/agent/run:ro`);
+  if (input.trustDir) binds.push(`${input.trustDir}:${TRUST_MOUNT}:ro`);
   const net = input.network;
   const gated = net.mode === "gated";
   return {

@@ -17,6 +17,7 @@ import { ownerId } from "../../labels.js";
 import { enforcementFor, gateSummary, type Enforcement, type Forwarders } from "../../gate/enforce.js";
 import type { ImageSet } from "../../images/images.js";
 import { HttpsEgress } from "../../run/https-egress.js";
+import { readTrustFiles } from "../../run/https-trust.js";
 import { LoopbackForwarder } from "../../run/loopback-forwarder.js";
 import type { PreparedRun } from "../../run/prepare.js";
 import type { AgentResult } from "../../run/result.js";
@@ -130,6 +131,7 @@ export class KubeRun extends RunStages {
     if (plan.https.length)
       this.httpsEgress = await HttpsEgress.open(address, plan.https, {
         ...(this.options.resolver ? { resolver: this.options.resolver } : {}),
+        ...(prepared.https ? { terminating: prepared.https.terminating } : {}),
       });
     return {
       address,
@@ -179,6 +181,7 @@ export class KubeRun extends RunStages {
       bundle,
       workspace,
       hostsFile: enforcement.hostsFile,
+      ...(prepared.https ? { trust: await readTrustFiles(prepared.https.trustDir) } : {}),
       loopbackForwarded: enforcement.plan.loopback.length > 0,
       egress: enforcement.egress(forwarders),
       networkDisabled: policy.network.disabled,

@@ -23,6 +23,7 @@
  * /etc/hosts), no ingress, egress only to the allowed endpoints (NetworkPolicy, where the cluster enforces it).
  * ConfigMap `airlock-<run>`: the rules, the agent's /etc/hosts and its files. Secret `airlock-<run>-env`: its environment.
  */
+import { TRUST_FILES, TRUST_MOUNT } from "../../run/https-trust.js";
 import type { V1ConfigMap, V1Container, V1NetworkPolicy, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { LABEL } from "../../labels.js";
 import type { AgentUser } from "../../run/output.js";
@@ -76,6 +77,8 @@ export interface PodSpecInput {
   workspace: PodFile[];
   /** The agent's /etc/hosts: the policy's names, pinned to what the runner resolved (gate/enforce.ts). */
   hostsFile: string;
+  /** The trust files for HTTPS the gate terminates (mounted at /etc/airlock), when the run has them. */
+  trust?: { ca: string; bundle: string };
   /** The run DNATs 127.0.0.1:PORT out of the Pod (localhost endpoints): needs route_localnet. */
   loopbackForwarded: boolean;
   /** For the NetworkPolicy: every destination the rules allow. */
@@ -115,7 +118,12 @@ export function configMapSpec(input: PodSpecInput): V1ConfigMap {
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: metadata(input, "files"),
-    data: { "rules-v4": input.rules.v4, "rules-v6": input.rules.v6, hosts: input.hostsFile },
+    data: {
+      "rules-v4": input.rules.v4,
+      "rules-v6": input.rules.v6,
+      hosts: input.hostsFile,
+      ...(input.trust ? { "trust-ca": input.trust.ca, "trust-bundle": input.trust.bundle } : {}),
+    },
     binaryData,
   };
 }
@@ -191,6 +199,7 @@ export function podSpec(input: PodSpecInput): V1Pod {
       // aliases, but it mounts one only when it knows the Pod's IP as the container is created, and
       // without one `localhost` falls through to the DNS that the Pod does not have.
       { name: "files", mountPath: "/etc/hosts", subPath: "hosts", readOnly: true },
+      ...(input.trust ? [{ name: "trust", mountPath: TRUST_MOUNT, readOnly: true }] : []),
     ],
   };
   const keeper: V1Container = {
@@ -277,6 +286,20 @@ export function podSpec(input: PodSpecInput): V1Pod {
           },
         },
         { name: "files", configMap: { name, items: [{ key: "hosts", path: "hosts" }] } },
+        ...(input.trust
+          ? [
+              {
+                name: "trust",
+                configMap: {
+                  name,
+                  items: [
+                    { key: "trust-ca", path: TRUST_FILES.ca },
+                    { key: "trust-bundle", path: TRUST_FILES.bundle },
+                  ],
+                },
+              },
+            ]
+          : []),
         input.workspace.length
           ? { name: "workspace", configMap: { name, items: items("w", input.workspace) } }
           : { name: "workspace", emptyDir: { sizeLimit: "1Mi" } },

@@ -23,7 +23,9 @@ function https(p, ca) {
       resolve({ outcome, ms: Date.now() - started, body: body.split("\r\n\r\n").slice(1).join("").trim() });
     };
     const servername = p.servername ?? p.host;
-    const socket = tls.connect({ host: p.connectTo ?? p.host, port: p.port, ca, servername, checkServerIdentity: () => undefined });
+    // systemTrust: the CAs the sandbox trusts by default (airlock's, through NODE_EXTRA_CA_CERTS), not the test's.
+    const trust = p.systemTrust ? {} : { ca };
+    const socket = tls.connect({ host: p.connectTo ?? p.host, port: p.port, ...trust, servername, checkServerIdentity: () => undefined });
     socket.setTimeout(8000, () => done("TIMEOUT"));
     socket.on("secureConnect", () => {
       // The certificate must be the test CA's, for the name asked (checked here, as a client would).
@@ -73,4 +75,48 @@ async function lookup(p) {
   for (const p of probes)
     results[p.id] = p.kind === "https" ? await https(p, ca) : p.kind === "http" ? await plainHttp(p) : await lookup(p);
   fs.writeFileSync("/output/https.json", JSON.stringify(results));
+  if (process.env.HTTPS_LOOK_AROUND) lookAround();
 })();
+
+/**
+ * Everything this agent can read that could hold a secret of the runner's — its environment, every
+ * process's environment and command line it can read, and the readable files of the places a
+ * runner could leave one — into /output/seen.txt, for the test to search (bounded: 64 MiB).
+ */
+function lookAround() {
+  const out = fs.openSync("/output/seen.txt", "w");
+  let budget = 64 * 1024 * 1024;
+  const put = (label, text) => {
+    if (budget <= 0) return;
+    const chunk = `== ${label}\n${text}\n`.slice(0, budget);
+    budget -= chunk.length;
+    fs.writeSync(out, chunk);
+  };
+  put("env", JSON.stringify(process.env));
+  for (const pid of fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n)))
+    for (const f of ["environ", "cmdline"]) {
+      try {
+        put(`/proc/${pid}/${f}`, fs.readFileSync(`/proc/${pid}/${f}`, "latin1"));
+      } catch {}
+    }
+  const walk = (dir, depth) => {
+    let entries = [];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const path = `${dir === "/" ? "" : dir}/${e.name}`;
+      if (e.isDirectory() && depth < 8 && !["proc", "sys", "dev", "output", "usr"].includes(e.name)) walk(path, depth + 1);
+      else if (e.isFile()) {
+        try {
+          const st = fs.statSync(path);
+          if (st.size < 4 * 1024 * 1024) put(path, fs.readFileSync(path, "latin1"));
+        } catch {}
+      }
+    }
+  };
+  walk("/", 0);
+  fs.closeSync(out);
+}

@@ -29,6 +29,7 @@ const SUITES = [
   "4-bad-input",
   "5-limits",
   "6-https",
+  "6b-https-terminating",
   "8-kubernetes",
   "9-warm-pool",
 ];

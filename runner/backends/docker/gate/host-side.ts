@@ -18,7 +18,7 @@
  */
 import { GateError } from "../../../errors.js";
 import type { DeniedConnection } from "../../../gate/denied.js";
-import { HttpsEgress } from "../../../run/https-egress.js";
+import { HttpsEgress, type TerminatingInput } from "../../../run/https-egress.js";
 import { LoopbackForwarder } from "../../../run/loopback-forwarder.js";
 import {
   AGENTS_FWD_CHAIN,
@@ -64,7 +64,7 @@ export async function openHostSide(
   mode: LoopbackMode,
   bridge: Bridge,
   plan: Pick<GatePlan, "loopback" | "direct" | "https">,
-  run: { runId: string; resolver?: Resolver },
+  run: { runId: string; resolver?: Resolver; terminating?: TerminatingInput },
 ): Promise<HostSide> {
   if (mode === "kernel" && !hostFilterAvailable())
     throw new GateError("AIRLOCK_LOOPBACK=kernel needs a root runner", "unset AIRLOCK_LOOPBACK, or run as root");
@@ -78,6 +78,7 @@ export async function openHostSide(
     ? await HttpsEgress.open(bridge.gateway, plan.https, {
         localAddress: bridge.gateway,
         ...(run.resolver ? { resolver: run.resolver } : {}),
+        ...(run.terminating ? { terminating: run.terminating } : {}),
       }).catch(async (err) => {
         await Promise.all(forwarders.map((f) => f.close()));
         throw err;

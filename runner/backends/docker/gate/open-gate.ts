@@ -13,6 +13,7 @@ import { openHostSide, type LoopbackMode } from "./host-side.js";
 import { InitEgressGate } from "./init-gate.js";
 import { enforcementFor, gateSummary } from "../../../gate/enforce.js";
 import type { Resolver } from "../../../gate/plan.js";
+import type { TerminatingInput } from "../../../run/https-egress.js";
 import type { Verifier } from "./verify.js";
 
 export interface GateServices {
@@ -39,6 +40,8 @@ export interface GateRequest {
   readyGate?: TakenGate;
   labels: Record<string, string>;
   resolver?: Resolver;
+  /** For HTTPS the gate terminates: the runner's CA and the headers' values. */
+  terminating?: TerminatingInput;
   onPhase?: (message: string) => void;
   /** Startup stages of the in-container gate, as they end. */
   onMark?: (stage: string) => void;
@@ -55,6 +58,7 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
   const hostSide = await openHostSide(services.loopback, bridge, enforcement.plan, {
     runId: req.runId,
     ...(req.resolver ? { resolver: req.resolver } : {}),
+    ...(req.terminating ? { terminating: req.terminating } : {}),
   });
   const rules = enforcement.rules({
     address: bridge.gateway,

@@ -16,6 +16,8 @@ export interface SandboxFolder {
   bundleDir: string;
   hostsFile: string;
   resolvConf: string;
+  /** Mounted at /etc/airlock: empty until a run that terminates HTTPS puts its trust files there. */
+  trustDir: string;
 }
 
 /** Where pooled sandboxes' folders are made: $XDG_CACHE_HOME/airlock/sandboxes (else ~/.cache/...). */
@@ -34,8 +36,10 @@ export async function createSandboxFolder(root: string): Promise<SandboxFolder> 
     bundleDir: join(dir, "bundle"),
     hostsFile: join(dir, "hosts"),
     resolvConf: join(dir, "resolv.conf"),
+    trustDir: join(dir, "trust"),
   };
   await mkdir(folder.bundleDir, { mode: 0o755 });
+  await mkdir(folder.trustDir, { mode: 0o755 });
   await writeFile(folder.hostsFile, "", { mode: 0o644 });
   await writeFile(folder.resolvConf, RESOLV_CONF, { mode: 0o644 });
   return folder;

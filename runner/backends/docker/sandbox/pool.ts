@@ -257,6 +257,7 @@ export class WarmPool {
           bundleDir: folder.bundleDir,
           hostsFile: folder.hostsFile,
           resolvConf: folder.resolvConf,
+          trustDir: folder.trustDir,
           labels: poolLabels(expiresAt),
         }),
       );

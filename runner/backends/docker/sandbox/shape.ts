@@ -37,6 +37,8 @@ export interface SandboxPlace {
   bundleDir?: string;
   hostsFile: string;
   resolvConf: string;
+  /** The trust files for HTTPS the gate terminates (a pooled sandbox's folder always has the folder, filled at its claim). */
+  trustDir?: string;
   labels: Record<string, string>;
 }
 

@@ -99,6 +99,7 @@ export async function openRunGate(
       holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
       labels: runLabels(run.runId, "gate", run.name, expiresAt),
       ...(run.options.resolver ? { resolver: run.options.resolver } : {}),
+      ...(prepared.https ? { terminating: prepared.https.terminating } : {}),
       onPhase: (m) => run.phase("gate", m),
       onMark: (stage) => run.mark(stage),
     },

@@ -3,7 +3,7 @@
  * warm pool or started now while the gate is set up. The sandbox's init is the gate: it gets its
  * rules, then the agent's command line and variables (credentials included) once it is up.
  */
-import { writeFile } from "node:fs/promises";
+import { cp, writeFile } from "node:fs/promises";
 import { runLabels } from "../../../labels.js";
 import { goLine } from "../../../gate/protocol.js";
 import type { EgressGate } from "../gate/egress-gate.js";
@@ -68,7 +68,11 @@ export async function startInSandbox(
     // The agent's code goes into the sandbox's folder while its rules are put in force (before the
     // start line); after the language's check, which reads the bundle where it was staged.
     const bundleDir = prepared.bundleDir;
-    bundled = bundleDir ? image.checked.then(() => moveInto(bundleDir, folder.bundleDir)) : Promise.resolve();
+    const trustDir = prepared.https?.trustDir;
+    bundled = Promise.all([
+      bundleDir ? image.checked.then(() => moveInto(bundleDir, folder.bundleDir)) : undefined,
+      trustDir ? cp(trustDir, folder.trustDir, { recursive: true }) : undefined,
+    ]).then(() => {});
     // Awaited before the start line; until then a rejection must not count as unhandled.
     bundled.catch(() => {});
     starting = connect(pooled.sandbox, folder.hostsFile).then(() => pooled.sandbox);
@@ -87,6 +91,7 @@ export async function startInSandbox(
         ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
         hostsFile: hostsPath,
         resolvConf: resolvPath,
+        ...(prepared.https ? { trustDir: prepared.https.trustDir } : {}),
         labels: runLabels(run.runId, "agent", run.name, ctx.expiresAt),
       }),
       {

@@ -112,6 +112,7 @@ async function createAndStart(
     ...(prepared.bundleDir ? { bundleDir: prepared.bundleDir } : {}),
     hostsFile: hostsPath,
     resolvConf: resolvPath,
+    ...(prepared.https ? { trustDir: prepared.https.trustDir } : {}),
     memoryBytes: policy.resources.memoryBytes,
     cpus: policy.resources.cpus,
     pids: policy.resources.pids,
