@@ -71,6 +71,7 @@ export function headerProblem(name: string, value: string): { message: string; f
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable))
       return {
         message: `\${${variable}} in ${name} is not a variable name`,
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
         fix: "write ${NAME} with letters, digits and _",
       };
     if (variable.startsWith("AIRLOCK_"))

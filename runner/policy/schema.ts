@@ -110,12 +110,10 @@ export const policySchema = z
                     .describe(
                       "The service's name, as in the short form: api.example.com, api.example.com:8443, *.example.com.",
                     ),
-                  headers: z
-                    .record(z.string(), z.string())
-                    .optional()
-                    .describe(
-                      "Headers the gate adds to every request (it terminates TLS to do so). ${VAR} in a value is taken from the caller's environment (or runAgent's env) on the host, and never passed into the sandbox.",
-                    ),
+                  headers: z.record(z.string(), z.string()).optional().describe(
+                    // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
+                    "Headers the gate adds to every request (it terminates TLS to do so). ${VAR} in a value is taken from the caller's environment (or runAgent's env) on the host, and never passed into the sandbox.",
+                  ),
                   inspect: z
                     .boolean()
                     .optional()

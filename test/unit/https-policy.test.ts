@@ -134,3 +134,48 @@ describe("the policy line a refusal names", () => {
     expect(fixFor({ port: 443, reason: "plain-http" })).toMatch(/use https:\/\//);
   });
 });
+
+describe("network.https entries the gate terminates", () => {
+  it("takes host with headers or inspect, and marks them terminated", () => {
+    const policy = parsePolicy(
+      'name: ai\nnetwork:\n  https:\n    - registry.npmjs.org\n    - host: api.model.test:8443\n      headers:\n        Authorization: "Bearer ${MODEL_API_KEY}"\n    - host: "*.blob.example.com"\n      inspect: true\n',
+    );
+    expect(policy.network.https.map((s) => [s.host, s.port, s.terminate, s.headers])).toEqual([
+      ["registry.npmjs.org", 443, false, []],
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
+      ["api.model.test", 8443, true, [{ name: "Authorization", value: "Bearer ${MODEL_API_KEY}" }]],
+      ["*.blob.example.com", 443, true, []],
+    ]);
+  });
+
+  it("refuses a header variable that env also passes into the sandbox, and headers the gate must not set", () => {
+    const out = problems(
+      'name: p\nnetwork:\n  https:\n    - host: api.model.test\n      headers:\n        Authorization: "Bearer ${MODEL_API_KEY}"\n        Host: evil.test\n        X-Bad: "${AIRLOCK_RUN_ID}"\nenv:\n  allow: [MODEL_API_KEY]\n',
+    );
+    expect(out).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^env\.allow: MODEL_API_KEY is a secret the gate adds to api\.model\.test .*\| remove MODEL_API_KEY from env\.allow/,
+        ),
+        expect.stringMatching(/^network\.https\[0\]\.headers\.Host: Host is the request's own/),
+        expect.stringMatching(/^network\.https\[0\]\.headers\.X-Bad: .*AIRLOCK_ variables are airlock's own/),
+      ]),
+    );
+  });
+
+  it("takes header values from runAgent's env, else the caller's, and names a missing one with the fix", async () => {
+    const { headerSecrets } = await import("../../runner/run/https-trust.js");
+    const policy = definePolicy({
+      name: "ai",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
+      network: { https: [{ host: "api.model.test", headers: { Authorization: "Bearer ${MODEL_API_KEY}" } }] },
+    });
+    expect(headerSecrets(policy, { MODEL_API_KEY: "given" }, { MODEL_API_KEY: "host" })).toEqual({
+      MODEL_API_KEY: "given",
+    });
+    expect(headerSecrets(policy, undefined, { MODEL_API_KEY: "host" })).toEqual({ MODEL_API_KEY: "host" });
+    expect(() => headerSecrets(policy, undefined, {})).toThrow(
+      /adds Authorization with \$\{MODEL_API_KEY\}, which is not set/,
+    );
+  });
+});

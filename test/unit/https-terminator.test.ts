@@ -72,6 +72,7 @@ describe("terminating mode", () => {
       name: "t",
       network: {
         https: [
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
           { host: `api.model.test:${port}`, headers: { Authorization: "Bearer ${MODEL_API_KEY}" } },
           { host: `forged.model.test:${port}`, inspect: true },
         ],

@@ -60,6 +60,7 @@ describe.each(PATHS)("HTTPS terminated at the gate, from $label", ({ path, label
       name: "https-terminating",
       network: {
         https: [
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
           { host: `api.model.test:${port}`, headers: { Authorization: "Bearer ${MODEL_API_KEY}" } },
           { host: `forged.model.test:${port}`, inspect: true },
         ],
