@@ -89,6 +89,30 @@ describe("one pair, two languages", () => {
   });
 });
 
+describe("example: an AI agent pair (examples/ai-agent)", () => {
+  // The model API by name with the key held by the gate; a stand-in provider on this machine.
+  for (const [language, runFile, says] of [
+    ["TypeScript (fetch, streamed)", "run.yaml", /^asker\s+\| the model answered in 11 tokens: /m],
+    ["Python (requests and httpx, streamed)", "python.run.yaml", /^asker\s+\| the model answered in 11 tokens: /m],
+  ] as const) {
+    it(`${language}: the asker calls the API by name without its key, the listener gets the answer`, async () => {
+      const out = await tempDir();
+      const run = await execa("node", [packagePath("examples", "ai-agent", "demo.mjs"), runFile, "--output", out], {
+        reject: false,
+        env: { NO_COLOR: "1", EXAMPLE_MODEL_KEY: "sk-example-in-ci" },
+      });
+      expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+      expect(run.stdout).toMatch(says);
+      expect(await readFile(join(out, "listener", "answer.txt"), "utf8")).toBe(
+        'You asked: "What is six times seven?". The answer is 42.\n',
+      );
+      const asker = JSON.parse(await readFile(join(out, "asker.result.json"), "utf8")) as { denied: unknown[] };
+      expect(asker.denied).toEqual([]);
+      expect(await leftoverContainers()).toEqual([]);
+    });
+  }
+});
+
 describe("airlock up", () => {
   it("prints a summary table, writes JUnit XML, and exits 0 when every agent succeeded", async () => {
     const out = await tempDir();

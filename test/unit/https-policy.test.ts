@@ -138,6 +138,7 @@ describe("the policy line a refusal names", () => {
 describe("network.https entries the gate terminates", () => {
   it("takes host with headers or inspect, and marks them terminated", () => {
     const policy = parsePolicy(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
       'name: ai\nnetwork:\n  https:\n    - registry.npmjs.org\n    - host: api.model.test:8443\n      headers:\n        Authorization: "Bearer ${MODEL_API_KEY}"\n    - host: "*.blob.example.com"\n      inspect: true\n',
     );
     expect(policy.network.https.map((s) => [s.host, s.port, s.terminate, s.headers])).toEqual([
@@ -150,6 +151,7 @@ describe("network.https entries the gate terminates", () => {
 
   it("refuses a header variable that env also passes into the sandbox, and headers the gate must not set", () => {
     const out = problems(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a policy's ${VAR} reference, filled in by the gate
       'name: p\nnetwork:\n  https:\n    - host: api.model.test\n      headers:\n        Authorization: "Bearer ${MODEL_API_KEY}"\n        Host: evil.test\n        X-Bad: "${AIRLOCK_RUN_ID}"\nenv:\n  allow: [MODEL_API_KEY]\n',
     );
     expect(out).toEqual(
