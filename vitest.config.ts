@@ -28,7 +28,12 @@ export default defineConfig({
           // A real cluster (scripts/k8s/test.sh brings it up): the examples and the escape suite with
           // every agent a Pod. Not part of a plain `vitest run`: it is run by name.
           name: "kubernetes",
-          include: ["test/kubernetes/**/*.test.ts", "test/integration/examples.test.ts"],
+          include: [
+            "test/kubernetes/**/*.test.ts",
+            "test/integration/examples.test.ts",
+            "test/integration/security/https-names.test.ts",
+            "test/integration/security/https-terminating.test.ts",
+          ],
           globalSetup: ["test/kubernetes/global-setup.ts"],
           testTimeout: 180_000,
           hookTimeout: 600_000,

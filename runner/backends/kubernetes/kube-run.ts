@@ -120,9 +120,16 @@ export class KubeRun extends RunStages {
     const address = this.backend.settings.hostAddress;
     if (!plan.loopback.length && !plan.https.length) return { address: address ?? "127.0.0.1", ports: [] };
     if (!address) {
-      const listed = [...plan.loopback.map((r) => r.endpoint.raw), ...plan.https.map((r) => `HTTPS port ${r.port}`)];
+      const listed = [
+        ...(plan.loopback.length
+          ? [`network.allowedEndpoints has ${plan.loopback.map((r) => r.endpoint.raw).join(", ")}`]
+          : []),
+        ...(plan.https.length
+          ? [`network.https lists ${plan.https.flatMap((r) => r.services.map((s) => s.raw)).join(", ")}`]
+          : []),
+      ];
       throw new RunOptionsError(
-        `${prepared.policy.source}: the policy lists ${listed.join(", ")}, which the runner serves from its host (localhost endpoints, the egress proxy for HTTPS by name), and this backend does not know how Pods reach that host`,
+        `${prepared.policy.source}: ${listed.join(", and ")}, which the runner serves from its host (localhost: forwarded there; HTTPS by name: its egress proxy), and this backend does not know how Pods reach that host`,
         "set AIRLOCK_K8S_HOST_ADDRESS (kubernetes.hostAddress) to the node's address on the pod network when the runner runs on the node, or name the broker's Service address in the policy instead",
       );
     }

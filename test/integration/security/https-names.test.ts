@@ -6,30 +6,16 @@
  * Each path an agent can run on is attacked: a sandbox of an image airlock built (its init gates
  * it), a derived image (a gate container), and a pooled sandbox from the warm pool.
  */
-import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRunner, definePolicy, type AgentResult, type Runner } from "../../../runner/index.js";
-import { dockerClient, ensureImages } from "../../../runner/internal.js";
-import { waitUntil } from "../../../runner/util/wait-until.js";
-import { leftoverContainers, tempDir } from "../helpers.js";
+import { definePolicy, type AgentResult, type Runner } from "../../../runner/index.js";
+import { leftoverContainers } from "../helpers.js";
 import { namedServer, testChain, type NamedServer } from "../tls-servers.js";
-import { derivedImage } from "./attacker.js";
+import { PATHS, runnerFor, runProbe, suiteName, type Outcomes } from "./https-paths.js";
 import { SecurityReport } from "./report.js";
 
-const report = new SecurityReport("6-https");
-const PROBE = readFileSync(join(import.meta.dirname, "https-probe.cjs"), "utf8");
+const report = new SecurityReport(suiteName("6-https", "8b-kubernetes-https"));
 /** What the proxy's refusals look like to a Node TLS client: a TLS alert, at once. */
 const TLS_ALERT = /^ERR_SSL_TLSV1_(UNRECOGNIZED_NAME|ALERT_ACCESS_DENIED|ALERT_HANDSHAKE_FAILURE)$/;
-type Outcomes = Record<string, { outcome: string; ms: number; body?: string }>;
-
-type Path = "new sandbox" | "new container" | "pooled sandbox";
-const PATHS: { path: Path; label: string }[] = [
-  { path: "new sandbox", label: "an image airlock built" },
-  { path: "new container", label: "a derived image (gate container)" },
-  { path: "pooled sandbox", label: "a warm sandbox" },
-];
 
 describe.each(PATHS)("HTTPS by name, from $label", ({ path, label }) => {
   const chain = testChain(["api.model.test", "*.blob.model.test", "evil.test", "other.model.test"]);
@@ -50,11 +36,7 @@ describe.each(PATHS)("HTTPS by name, from $label", ({ path, label }) => {
       if (host.endsWith(".model.test") || host === "evil.test") return ["127.0.0.2"];
       throw new Error(`ENOTFOUND ${host}`);
     };
-    runner = createRunner(path === "pooled sandbox" ? { gatePoolSize: 0, pool: { size: 1 } } : { gatePoolSize: 0 });
-    const image =
-      path === "new container"
-        ? await derivedImage("https-derived", `FROM ${(await ensureImages(dockerClient())).agent}\nLABEL test=https\n`)
-        : undefined;
+    runner = runnerFor(path);
     const https = (id: string, host: string, extra: object = {}) => ({ id, kind: "https", host, port, ...extra });
     const probes = [
       https("listed", "api.model.test"),
@@ -76,20 +58,16 @@ describe.each(PATHS)("HTTPS by name, from $label", ({ path, label }) => {
       env: { set: { HTTPS_PROBES: JSON.stringify(probes), HTTPS_TEST_CA: chain.ca } },
       timeoutSeconds: 120,
     });
-    const run = (outputDir: string) =>
-      runner.runAgent({ command: ["node", "-e", PROBE], policy, outputDir, resolver, ...(image ? { image } : {}) });
-    if (path === "pooled sandbox") {
-      // A first run of the same shape: from then on the pool keeps that shape filled.
-      await run(join(await tempDir(), "first"));
-      await waitUntil(async () => (runner.warmPool?.readyCount() ?? 0) > 0, { timeoutMs: 60_000, intervalMs: 100 });
-      resolutions = 0;
-      first.seen.length = 0;
-    }
-    const out = join(await tempDir(), "out");
-    result = await run(out);
-    expect(result.status, result.stderr || result.error).toBe("succeeded");
-    expect(result.startup?.how).toBe(path);
-    outcomes = JSON.parse(await readFile(join(out, "https.json"), "utf8")) as Outcomes;
+    ({ result, outcomes } = await runProbe({
+      path,
+      runner,
+      policy,
+      options: { resolver },
+      beforeMeasured: () => {
+        resolutions = 0;
+        first.seen.length = 0;
+      },
+    }));
   }, 600_000);
 
   afterAll(async () => {

@@ -8,28 +8,16 @@
  * certificate. From an image airlock built, a derived image (gate container) and a warm sandbox.
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRunner, definePolicy, type AgentResult, type Runner } from "../../../runner/index.js";
-import { dockerClient, ensureImages } from "../../../runner/internal.js";
-import { waitUntil } from "../../../runner/util/wait-until.js";
-import { leftoverContainers, tempDir } from "../helpers.js";
+import { definePolicy, type AgentResult, type Runner } from "../../../runner/index.js";
+import { leftoverContainers } from "../helpers.js";
 import { namedServer, testChain, type NamedServer } from "../tls-servers.js";
-import { derivedImage } from "./attacker.js";
+import { PATHS, runnerFor, runProbe, suiteName, type Outcomes } from "./https-paths.js";
 import { SecurityReport } from "./report.js";
 
-const report = new SecurityReport("6b-https-terminating");
-const PROBE = readFileSync(join(import.meta.dirname, "https-probe.cjs"), "utf8");
-type Outcomes = Record<string, { outcome: string; ms: number; body?: string }>;
-
-type Path = "new sandbox" | "new container" | "pooled sandbox";
-const PATHS: { path: Path; label: string }[] = [
-  { path: "new sandbox", label: "an image airlock built" },
-  { path: "new container", label: "a derived image (gate container)" },
-  { path: "pooled sandbox", label: "a warm sandbox" },
-];
+const report = new SecurityReport(suiteName("6b-https-terminating", "8c-kubernetes-https-terminating"));
 
 describe.each(PATHS)("HTTPS terminated at the gate, from $label", ({ path, label }) => {
   const chain = testChain(["api.model.test", "forged.model.test"]);
@@ -46,11 +34,7 @@ describe.each(PATHS)("HTTPS terminated at the gate, from $label", ({ path, label
     forged = await namedServer("forged", "127.0.0.3", forgedChain, api.port);
     const port = api.port;
     const resolver = async (host: string) => (host === "forged.model.test" ? ["127.0.0.3"] : ["127.0.0.2"]);
-    runner = createRunner(path === "pooled sandbox" ? { gatePoolSize: 0, pool: { size: 1 } } : { gatePoolSize: 0 });
-    const image =
-      path === "new container"
-        ? await derivedImage("https-derived", `FROM ${(await ensureImages(dockerClient())).agent}\nLABEL test=https\n`)
-        : undefined;
+    runner = runnerFor(path);
     const probes = [
       { id: "terminated", kind: "https", host: "api.model.test", port, systemTrust: true },
       { id: "host-fronting", kind: "https", host: "api.model.test", port, systemTrust: true, hostHeader: "evil.test" },
@@ -68,26 +52,15 @@ describe.each(PATHS)("HTTPS terminated at the gate, from $label", ({ path, label
       env: { set: { HTTPS_PROBES: JSON.stringify(probes), HTTPS_LOOK_AROUND: "1" } },
       timeoutSeconds: 120,
     });
-    const run = (outputDir: string) =>
-      runner.runAgent({
-        command: ["node", "-e", PROBE],
-        policy,
-        outputDir,
-        resolver,
-        upstreamCa: chain.ca,
-        env: { MODEL_API_KEY: secret },
-        ...(image ? { image } : {}),
-      });
-    if (path === "pooled sandbox") {
-      await run(join(await tempDir(), "first"));
-      await waitUntil(async () => (runner.warmPool?.readyCount() ?? 0) > 0, { timeoutMs: 60_000, intervalMs: 100 });
-      api.seen.length = 0;
-    }
-    out = join(await tempDir(), "out");
-    result = await run(out);
-    expect(result.status, result.stderr || result.error).toBe("succeeded");
-    expect(result.startup?.how).toBe(path);
-    outcomes = JSON.parse(await readFile(join(out, "https.json"), "utf8")) as Outcomes;
+    ({ result, outcomes, out } = await runProbe({
+      path,
+      runner,
+      policy,
+      options: { resolver, upstreamCa: chain.ca, env: { MODEL_API_KEY: secret } },
+      beforeMeasured: () => {
+        api.seen.length = 0;
+      },
+    }));
   }, 600_000);
 
   afterAll(async () => {

@@ -31,6 +31,8 @@ const SUITES = [
   "6-https",
   "6b-https-terminating",
   "8-kubernetes",
+  "8b-kubernetes-https",
+  "8c-kubernetes-https-terminating",
   "9-warm-pool",
 ];
 
