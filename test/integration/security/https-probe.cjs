@@ -99,6 +99,13 @@ function lookAround() {
         put(`/proc/${pid}/${f}`, fs.readFileSync(`/proc/${pid}/${f}`, "latin1"));
       } catch {}
     }
+  const isFile = (path) => {
+    try {
+      return fs.statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  };
   const walk = (dir, depth) => {
     let entries = [];
     try {
@@ -109,7 +116,8 @@ function lookAround() {
     for (const e of entries) {
       const path = `${dir === "/" ? "" : dir}/${e.name}`;
       if (e.isDirectory() && depth < 8 && !["proc", "sys", "dev", "output", "usr"].includes(e.name)) walk(path, depth + 1);
-      else if (e.isFile()) {
+      // A link to a file is read too (a Pod's mounted ConfigMap files are links); links to folders are not followed.
+      else if (e.isFile() || (e.isSymbolicLink() && isFile(path))) {
         try {
           const st = fs.statSync(path);
           if (st.size < 4 * 1024 * 1024) put(path, fs.readFileSync(path, "latin1"));
