@@ -12,7 +12,7 @@
  * only the agent addresses it was told (agent-port.ts); every wait is bounded.
  */
 import { lookup } from "node:dns/promises";
-import { connect, isIPv4, type Socket } from "node:net";
+import { connect, isIPv4, type NetConnectOpts, type Socket } from "node:net";
 import { readClientHello } from "../gate/https/client-hello.js";
 import { decideByName, type NameRefusal } from "../gate/https/names.js";
 import type { Resolver } from "../gate/plan.js";
@@ -160,8 +160,11 @@ export class SniProxy<S extends NamedService = NamedService> {
       host: ips[0]!,
       port,
       noDelay: true,
+      // Large reads: a download moves through in few big chunks.
+      highWaterMark: BUFFER,
       ...(this.options.localAddress ? { localAddress: this.options.localAddress } : {}),
-    });
+      // highWaterMark is a Socket option Node's NetConnectOpts type does not list.
+    } as unknown as NetConnectOpts);
     this.agentPort!.track(upstream);
     upstream.setTimeout(UPSTREAM_TIMEOUT_MS, () =>
       upstream.destroy(new Error(`no connection within ${UPSTREAM_TIMEOUT_MS / 1000} s`)),
