@@ -59,7 +59,8 @@ function extension(id: string, critical: boolean, value: unknown): x509.Extensio
 export function issueCertificate(r: CertificateRequest): string {
   const algorithm = new x509.AlgorithmIdentifier({ algorithm: ECDSA_SHA256 });
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f; // a positive integer
+  // A positive integer in minimal DER: the top bit clear (positive), the next one set (no leading zero byte).
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const extensions = [
     extension(
       x509.id_ce_basicConstraints,

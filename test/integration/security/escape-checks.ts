@@ -384,10 +384,11 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
       .attacks["secrets:mounts"]!.outcome.split("\n")
       .map((l) => l.split(" ")[4])
       .filter(Boolean);
-    // /opt/agent/run: the agent's own bundle folder, read-only (a sandbox mounts it whether or not it holds a bundle).
+    // /opt/agent/run: the agent's own bundle folder, read-only (a sandbox mounts it whether or not it holds a bundle);
+    // /etc/airlock: the trust files of HTTPS the gate terminates, read-only (a pooled sandbox's is empty until a run that needs them).
     const unexpected = mounts.filter(
       (m) =>
-        !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/opt\/agent\/run|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(
+        !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/opt\/agent\/run|\/etc\/airlock|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(
           m!,
         ),
     );
