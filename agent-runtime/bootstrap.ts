@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { whenAborted } from "./abort.js";
 import { createBus } from "./bus/index.js";
 import { createLogger, createOutput, signalReady, type AgentContext } from "./context.js";
+import { denials } from "./denials.js";
 import { isAgentDefinition } from "./index.js";
 import { encodeControl } from "./protocol.js";
 
@@ -73,6 +74,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     signal: stop.signal,
     stopped: () => whenAborted(stop.signal),
     ready: signalReady,
+    denials,
   };
   // A pending promise does not keep Node alive: an agent that only awaits ctx.signal must not exit early.
   const keepAlive = setInterval(() => {}, 1 << 30);

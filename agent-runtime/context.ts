@@ -5,6 +5,7 @@
 import { mkdir, writeFile, appendFile } from "node:fs/promises";
 import { dirname, resolve, sep } from "node:path";
 import type { Bus } from "./bus/index.js";
+import type { Refusal } from "./denials.js";
 import { encodeControl } from "./protocol.js";
 
 export interface AgentOutput {
@@ -38,6 +39,13 @@ export interface AgentContext {
   stopped(): Promise<void>;
   /** Tell the runner this agent is ready (e.g. a consumer that has subscribed). */
   ready(): void;
+  /**
+   * What the gate, the egress proxy and the brokers refused this agent so far, each with the policy
+   * line that would allow it (or why none can): the entries the run's result will list. Asks the
+   * runner for a fresh list and waits up to `waitMs` (3 s) for it. Empty where the runner keeps no
+   * live list (Kubernetes Pods: the result has them).
+   */
+  denials(options?: { waitMs?: number }): Promise<Refusal[]>;
   /** The agent's name, as the runner knows it. */
   readonly name: string;
   /** Bus clients and pattern helpers (Redis, RabbitMQ, Kafka), configured from the policy's variables. */

@@ -11,6 +11,7 @@
 import type { AgentContext } from "./context.js";
 
 export type { AgentContext, AgentOutput, AgentLogger } from "./context.js";
+export { denials, type Refusal } from "./denials.js";
 export * from "./bus/index.js";
 
 const AGENT = Symbol.for("airlock.agent");

@@ -28,9 +28,9 @@ chmod 700 "$state"
 # The admin credentials, made once: the runner reads them to mint each run's identities.
 admin_file="$state/admin.json"
 # Each broker's entry is added once, with a random password, and kept from then on.
-(umask 077 && node - "$admin_file" <<'JS'
+(umask 077 && node - "$admin_file" "$state" <<'JS'
 const fs = require("fs"), { randomBytes } = require("crypto");
-const file = process.argv[2];
+const [file, state] = process.argv.slice(2);
 let admin = {};
 try { admin = JSON.parse(fs.readFileSync(file, "utf8")); } catch {}
 const want = {
@@ -40,8 +40,11 @@ const want = {
   nats: { host: "127.0.0.1", port: 4222, monitor: "http://127.0.0.1:8222", user: "airlock-admin" },
   mqtt: { host: "127.0.0.1", port: 1883, user: "airlock-admin" },
 };
+// Where each broker this script starts writes its log: the runner reads a run's refusals there.
+const logs = { rabbitmq: "/var/log/rabbitmq/rabbit@localhost.log", kafka: `${state}/kafka/kafka.log`, nats: `${state}/nats.log` };
 let changed = false;
 for (const [k, v] of Object.entries(want)) if (!admin[k]) { admin[k] = { ...v, password: randomBytes(24).toString("base64url") }; changed = true; }
+for (const [k, log] of Object.entries(logs)) if (admin[k].log !== log) { admin[k].log = log; changed = true; }
 if (changed) { fs.writeFileSync(file + ".tmp", JSON.stringify(admin, null, 1) + "\n", { mode: 0o600 }); fs.renameSync(file + ".tmp", file); }
 JS
 )

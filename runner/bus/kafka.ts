@@ -7,9 +7,12 @@
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
 import { alterScramCredentials, KafkaAdminSession, type AclBinding } from "./kafka-scram.js";
+import { BrokerLog, logDenials } from "./broker-log.js";
+import { deniedFromKafkaLog } from "./log-denials.js";
 import {
   adminEndpointsFrom,
   adminSourceFor,
+  brokerLogPath,
   identityExpiry,
   type AdminSources,
   type BusKind,
@@ -54,6 +57,8 @@ export interface KafkaAdmin {
   user: string;
   password: string;
   source: string;
+  /** The broker's log (its kafka.authorizer.logger lines), where the runner may read it. */
+  log?: string;
 }
 
 /** kafkajs' enums, by value (importing kafkajs is deferred until a Kafka grant is minted). */
@@ -128,6 +133,7 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
     // kafka://USER:PASSWORD@HOST:PORT of a SCRAM-SHA-512 super user.
     const found = adminSourceFor(sources, "kafka", endpoint, 9092);
     if (!found) return undefined;
+    const log = brokerLogPath(sources, "kafka", endpoint);
     if ("url" in found)
       return {
         host: found.url.hostname,
@@ -135,6 +141,7 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
         user: decodeURIComponent(found.url.username),
         password: decodeURIComponent(found.url.password),
         source: found.source,
+        ...(log ? { log } : {}),
       };
     // Only once airlock's local broker runs with its SASL listener (airlock brokers start kafka).
     const l = found.local;
@@ -145,6 +152,7 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
           user: String(l.user),
           password: String(l.password),
           source: found.source,
+          ...(log ? { log } : {}),
         }
       : undefined;
   },
@@ -154,6 +162,8 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
   async mint(admin, { grant, identity, endpoint, envName }) {
     const principal = `User:${identity.name}`;
     const acls = kafkaAcls(grant, identity.run, principal, identity.agent);
+    // Read from here on: what the authorizer refuses this identity, as its log says.
+    const log = admin.log ? await BrokerLog.at(admin.log) : undefined;
     // The credential and the ACLs are independent records (ACLs may name a principal that cannot log
     // in yet): both go to the controller at once, over one admin login.
     const both = async (scram: { user: string; password?: string }, acl: (s: KafkaAdminSession) => Promise<void>) => {
@@ -182,6 +192,9 @@ export const kafkaKind: BusKind<KafkaGrant, KafkaAdmin> = {
         KAFKA_PASSWORD: identity.password,
         KAFKA_SASL_MECHANISM: "scram-sha-512",
       },
+      ...(log
+        ? { denied: logDenials(log, `User:${identity.name} `, (lines) => deniedFromKafkaLog(lines, identity.name)) }
+        : {}),
       revoke,
     };
   },

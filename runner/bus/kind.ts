@@ -36,8 +36,15 @@ export interface BusDenial {
   name: string;
   /** The command or operation that was refused, where the broker says. */
   command?: string;
+  /** publish, subscribe, consume, produce, declare, command, ...: what the agent tried, in the policy's words. */
+  action?: string;
   count: number;
+  /** The policy line that would allow it, or (with `never`) why none can. */
   fix: string;
+  /** No policy line can allow it (CONFIG, $SYS, another run's inbox, the default exchange). */
+  never?: boolean;
+  /** When the broker first refused it, where the broker says (ISO 8601). */
+  time?: string;
 }
 
 export interface Minted {
@@ -78,6 +85,19 @@ export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
   anonymousEnv(endpoint: Endpoint): string;
   /** Remove identities whose name says they expired before `now`; returns their names. */
   sweep(admin: Admin, now: number): Promise<string[]>;
+}
+
+/**
+ * The broker's log file, where the runner may read it: AIRLOCK_<KIND>_LOG, else the `log` that
+ * scripts/brokers.sh recorded for the local broker it started (only for that broker).
+ */
+export function brokerLogPath(sources: AdminSources, kind: string, endpoint: Endpoint): string | undefined {
+  const own = sources.env[`AIRLOCK_${kind.toUpperCase()}_LOG`];
+  if (own) return own;
+  const entry = sources.local?.[kind];
+  if (entry?.log && sameEndpoint(endpointOf(String(entry.host), Number(entry.port)), endpoint))
+    return String(entry.log);
+  return undefined;
 }
 
 /** Where admin access comes from: the runner's environment, and the local brokers' credentials file. */

@@ -9,9 +9,12 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
+import { BrokerLog, logDenials } from "./broker-log.js";
+import { deniedFromNatsLog } from "./log-denials.js";
 import {
   adminEndpointsFrom,
   adminSourceFor,
+  brokerLogPath,
   identityExpiry,
   type AdminSources,
   type BusKind,
@@ -63,6 +66,8 @@ export interface NatsAdmin {
   user: string;
   password: string;
   source: string;
+  /** The server's log, where the runner may read it: its refusals are read from there. */
+  log?: string;
 }
 
 /** A NATS subject for a name pattern: a prefix `a.b.` becomes `a.b.>`, a `*` token stays NATS's own `*`. */
@@ -112,6 +117,7 @@ export const natsKind: BusKind<NatsGrant, NatsAdmin> = {
       user: String(l.user),
       password: String(l.password),
       source: found.source,
+      ...(l.log || sources.env.AIRLOCK_NATS_LOG ? { log: brokerLogPath(sources, "nats", endpoint)! } : {}),
     };
   },
 
@@ -123,12 +129,17 @@ export const natsKind: BusKind<NatsGrant, NatsAdmin> = {
       password: identity.password,
       permissions: natsPermissions(grant, identity.run, identity.name, identity.agent),
     };
+    // Read from here on: what the server refuses this identity, as its log says.
+    const log = admin.log ? await BrokerLog.at(admin.log) : undefined;
     await updateUsersFile(admin, (users) => users.set(identity.name, entry));
     return {
       env: {
         [envName]: `nats://${encodeURIComponent(identity.name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}`,
         AIRLOCK_NATS_INBOX_PREFIX: inboxPrefix(identity.name),
       },
+      ...(log
+        ? { denied: logDenials(log, `"${identity.name}"`, (lines) => deniedFromNatsLog(lines, identity.name)) }
+        : {}),
       revoke: () => updateUsersFile(admin, (users) => users.delete(identity.name)).then(() => {}),
     };
   },

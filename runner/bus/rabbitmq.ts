@@ -16,9 +16,12 @@
  */
 import { z } from "zod";
 import type { Endpoint } from "../policy/endpoint.js";
+import { BrokerLog, logDenials } from "./broker-log.js";
+import { deniedFromRabbitmqLog } from "./log-denials.js";
 import {
   adminEndpointsFrom,
   adminSourceFor,
+  brokerLogPath,
   identityExpiry,
   type AdminSources,
   type BusKind,
@@ -87,6 +90,8 @@ export interface RabbitmqAdmin {
   user: string;
   password: string;
   source: string;
+  /** The broker's log, where the runner may read it: its refusals are read from there. */
+  log?: string;
 }
 
 /** The three permission regexes of a grant, and the queues the runner binds for publishing. */
@@ -142,18 +147,21 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
     // The management API is on its own port; it belongs to the broker on the same host.
     const found = adminSourceFor(sources, "rabbitmq", endpoint, 15672, rabbitmqAmqpPort(sources.env));
     if (!found) return undefined;
+    const log = brokerLogPath(sources, "rabbitmq", endpoint);
     if ("url" in found)
       return {
         api: `${found.url.protocol}//${found.url.host}`,
         user: decodeURIComponent(found.url.username),
         password: decodeURIComponent(found.url.password),
         source: found.source,
+        ...(log ? { log } : {}),
       };
     return {
       api: String(found.local.api),
       user: String(found.local.user),
       password: String(found.local.password),
       source: found.source,
+      ...(log ? { log } : {}),
     };
   },
 
@@ -163,6 +171,8 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
     const vhost = grant.vhost ?? "/";
     const exchange = `airlock.${identity.name}`;
     const perms = rabbitmqPermissions(grant, identity.run, exchange, identity.agent);
+    // Read from here on: what the broker refuses this identity, as its log says.
+    const log = admin.log ? await BrokerLog.at(admin.log) : undefined;
     await api(admin, "PUT", `users/${enc(identity.name)}`, { password: identity.password, tags: "" });
     // Deleting the user disables it (and closes its connections); its exchange can go afterwards.
     const revoke = async () => void (await api(admin, "DELETE", `users/${enc(identity.name)}`));
@@ -195,6 +205,9 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
         [envName]: `amqp://${enc(identity.name)}:${enc(identity.password)}@${endpoint.host}:${endpoint.port}/${enc(vhost)}`,
         AIRLOCK_AMQP_EXCHANGE: exchange,
       },
+      ...(log
+        ? { denied: logDenials(log, `'${identity.name}'`, (lines) => deniedFromRabbitmqLog(lines, identity.name)) }
+        : {}),
       revoke,
       cleanup,
     };

@@ -175,7 +175,7 @@ const NEVER =
   /^(migrate|replicaof|slaveof|config|module|debug|shutdown|flushall|flushdb|keys|scan|randomkey|select|acl|client|monitor|eval|evalsha|script|function|fcall|save|bgsave|bgrewriteaof|sort|swapdb|move|pubsub|info)/;
 
 /** ACL LOG entries (flat [field, value, ...] lists) of one user, as denials with their fix. */
-export function deniedFromAclLog(log: unknown[], user: string): BusDenial[] {
+export function deniedFromAclLog(log: unknown[], user: string, now = Date.now()): BusDenial[] {
   const byKey = new Map<string, BusDenial>();
   for (const raw of log) {
     const fields = raw as (string | number)[];
@@ -191,13 +191,37 @@ export function deniedFromAclLog(log: unknown[], user: string): BusDenial[] {
         : what === "channel"
           ? `add ${name} to bus.redis.${command === "publish" ? "publish" : "subscribe"}`
           : NEVER.test(name)
-            ? "never granted to agents"
+            ? "none: never granted to agents"
             : "grant keys (read/write), publish or subscribe in bus.redis: commands follow from those";
     const key = `${what}|${name}|${command ?? ""}`;
     const prev = byKey.get(key);
     const count = Number(e.count ?? 1);
-    if (prev) prev.count += count;
-    else byKey.set(key, { broker: "redis", what, name, ...(command ? { command } : {}), count, fix });
+    // The entry's first refusal: ACL LOG says how long ago it was created (timestamp-created, Redis 7.2+, says when).
+    const created = Number(e["timestamp-created"]) || now - Number(e["age-seconds"] ?? 0) * 1000;
+    const time = Number.isFinite(created) ? new Date(created).toISOString() : undefined;
+    const action =
+      what === "channel"
+        ? command === "publish"
+          ? "publish"
+          : "subscribe"
+        : what === "key"
+          ? (command ?? "use")
+          : "command";
+    if (prev) {
+      prev.count += count;
+      if (time && (!prev.time || time < prev.time)) prev.time = time;
+    } else
+      byKey.set(key, {
+        broker: "redis",
+        what,
+        name,
+        ...(command ? { command } : {}),
+        action,
+        count,
+        fix,
+        ...(what === "command" && NEVER.test(name) ? { never: true } : {}),
+        ...(time ? { time } : {}),
+      });
   }
   return [...byKey.values()];
 }

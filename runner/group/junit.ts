@@ -2,6 +2,7 @@
  * JUnit XML for CI systems: one testsuite per run, one testcase per agent. The format is small and
  * stable, so it is written directly rather than through a library.
  */
+import { describeRefusal } from "../run/refusals.js";
 import type { AgentResult } from "../run/result.js";
 import type { GroupResult } from "./run-agents.js";
 
@@ -45,9 +46,15 @@ function testcase(run: string, r: AgentResult): string {
     verdict = `\n      <error message="${xmlEscape(detail)}" type="${xmlEscape(r.errorCode ?? "error")}">${body}</error>`;
   else if (r.status !== "succeeded")
     verdict = `\n      <failure message="${xmlEscape(detail)}" type="${r.status}">${body}</failure>`;
+  // What was refused, one property each (CI systems list a test case's properties beside it).
+  const refused = (r.refusals ?? []).map(
+    (d) =>
+      `\n        <property name="airlock.refused" value="${xmlEscape(`${describeRefusal(d)} ×${d.count}: ${d.never ? "" : "fix: "}${d.fix}`)}"/>`,
+  );
+  const properties = refused.length ? `\n      <properties>${refused.join("")}\n      </properties>` : "";
   const out = r.stdout ? `\n      <system-out>${xmlEscape(tail(r.stdout))}</system-out>` : "";
   const err = r.stderr ? `\n      <system-err>${xmlEscape(tail(r.stderr))}</system-err>` : "";
-  return `${open}${verdict}${out}${err}\n    </testcase>`;
+  return `${open}${properties}${verdict}${out}${err}\n    </testcase>`;
 }
 
 export function junitXml(group: GroupResult): string {

@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import type { DeniedConnection } from "../gate/denied.js";
 import { basename, dirname, join } from "node:path";
+import { refusalsFileFor, writeRefusals, type Refusal } from "./refusals.js";
 
 export type RunStatus = "succeeded" | "failed" | "timed_out" | "oom" | "cancelled" | "skipped" | "error";
 
@@ -40,7 +41,14 @@ export interface AgentResult {
   errorCode?: string;
   /** What a defineAgent() function returned. */
   returnValue?: unknown;
-  /** Connections the gate refused (destination, protocol, count): what to add to the policy if the agent needs it. */
+  /**
+   * Every refusal of the run, from every layer (the gate, the HTTPS egress proxy, the brokers), each
+   * with the policy line that would allow it: also written as JSON Lines to `refusalsFile`.
+   */
+  refusals: Refusal[];
+  /** `out/<name>.denials.jsonl`, beside the result file. */
+  refusalsFile: string;
+  /** Connections the gate refused (destination, protocol, count): the network part of `refusals`, as the gate reports it. */
   denied: DeniedConnection[];
   /** Whether the agent called ctx.ready(). */
   ready: boolean;
@@ -48,8 +56,18 @@ export interface AgentResult {
   image?: string;
   /** What the caller should know: brokers where the agent has more rights than its policy grants. */
   warnings?: string[];
-  /** What the brokers refused the run's identities (where they keep a record: Redis' ACL LOG), with the policy line to add. */
-  busDenied?: { broker: string; what: string; name: string; command?: string; count: number; fix: string }[];
+  /** What the brokers refused the run's identities (the broker part of `refusals`, as the brokers report it), with the policy line to add. */
+  busDenied?: {
+    broker: string;
+    what: string;
+    name: string;
+    command?: string;
+    action?: string;
+    count: number;
+    fix: string;
+    never?: boolean;
+    time?: string;
+  }[];
   /** The broker identities minted for this run (deleted when it ended). */
   busIdentities?: { kind: string; endpoint: string; name: string }[];
   /** Entries of the working directory kept out of /workspace because they look like secrets. */
@@ -67,6 +85,7 @@ export function resultFileFor(outputDir: string): string {
 
 export async function writeResult(result: AgentResult): Promise<void> {
   await writeFile(result.resultFile, `${JSON.stringify(result, null, 2)}\n`);
+  await writeRefusals(result.outputDir, result.refusals);
 }
 
 /** A result for a run that has not produced anything (yet): the starting point of every result. */
@@ -85,6 +104,8 @@ export function emptyResult(name: string, outputDir: string, status: RunStatus, 
     stdout: "",
     stderr: "",
     ready: false,
+    refusals: [],
+    refusalsFile: refusalsFileFor(outputDir),
     denied: [],
     policy: null,
     resultFile: resultFileFor(outputDir),

@@ -8,6 +8,7 @@ import type { BusDenial } from "../bus/kind.js";
 import type { DeniedConnection } from "../gate/denied.js";
 import type { Policy } from "../policy/index.js";
 import type { LogCapture } from "./logs.js";
+import { allRefusals } from "./refusals.js";
 import type { AgentResult, RunStartup } from "./result.js";
 
 /** The files a run's /output brought back, and its entries that were not files or folders. */
@@ -101,6 +102,7 @@ export class RunRecord {
       stdout: this.text("stdout"),
       stderr: this.text("stderr"),
       ready: this.ready,
+      refusals: allRefusals(this.denied, this.busDenied, new Date().toISOString()),
       denied: this.denied,
       ...(this.workspaceHidden.length ? { workspaceHidden: this.workspaceHidden } : {}),
       ...(warnings.length ? { warnings } : {}),

@@ -20,6 +20,9 @@ import { busAgentToken } from "../bus/patterns.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import type { AgentResult, RunStatus } from "./result.js";
+import { refusalSummary } from "./refusals.js";
+import { RefusalFeed } from "./refusal-feed.js";
+import type { DeniedConnection } from "../gate/denied.js";
 import { RunRecord, type CopiedFiles } from "./run-record.js";
 import type { RunOptions, RunEvent, RunRequest } from "./run-agent.js";
 
@@ -77,6 +80,13 @@ export abstract class RunStages implements BackendRun {
   private readonly secrets: string[] = [];
   /** Warnings of dispose(), after the result was made. */
   private readonly released: string[] = [];
+  /** What the gate refused so far, once the backend's gate is open (the backend sets it). */
+  protected gateRefusedSoFar?: () => Promise<DeniedConnection[]>;
+  /** The agent's refusals while it runs (/run/airlock/refusals.jsonl): the backend attaches the folder the sandbox mounts. */
+  protected readonly refusalFeed = new RefusalFeed({
+    gate: () => this.gateRefusedSoFar?.() ?? Promise.resolve([]),
+    bus: () => this.shared.rights?.denied() ?? Promise.resolve([]),
+  });
 
   constructor(request: RunRequest) {
     const { name } = request;
@@ -241,11 +251,12 @@ export abstract class RunStages implements BackendRun {
     const capBytes = this.options.logCapBytes ?? DEFAULT_LOG_CAP;
     const onLine = (stream: StreamName, line: string) => this.emit({ type: "output", agent: this.name, stream, line });
     const redact = (line: string) => this.secrets.reduce((l, s) => l.split(s).join("[redacted]"), line);
-    const onControl = (message: { type: string; value?: unknown }) => {
+    const onControl = (message: { type: string; value?: unknown; id?: unknown }) => {
       if (message.type === "ready" && !this.record.ready) {
         this.record.ready = true;
         this.emit({ type: "ready", agent: this.name });
       } else if (message.type === "result") this.record.returnValue = message.value;
+      else if (message.type === "refusals" && typeof message.id === "string") this.refusalFeed.ask(message.id);
     };
     const captures = {
       stdout: new LogCapture("stdout", capBytes, onLine, onControl, intercept, redact),
@@ -257,6 +268,7 @@ export abstract class RunStages implements BackendRun {
 
   /** What the brokers refused the run's identities, while they still exist. */
   protected async readBusDenials(): Promise<void> {
+    await this.refusalFeed.stop();
     const rights = this.shared.rights;
     if (rights)
       this.record.brokersRefused(
@@ -273,8 +285,18 @@ export abstract class RunStages implements BackendRun {
       status === "failed" && !exit.output
         ? prepared.language.explainFailure?.(this.failureText(), prepared.policy)
         : undefined;
-    const why = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output ?? explained;
-    return { ...this.base, ...this.partial(), status, exitCode: exit.code, ...(why ? { error: why } : {}) };
+    const stated = exit.stop?.why?.replace(/: stopping$/, "") ?? exit.output ?? explained;
+    const partial = this.partial();
+    // A run that failed after something was refused says so: the refusal is the likeliest cause.
+    const refused =
+      status !== "succeeded" && partial.refusals?.length
+        ? `refused during the run: ${refusalSummary(partial.refusals)}`
+        : undefined;
+    const why =
+      stated && refused
+        ? `${stated}; ${refused}`
+        : (stated ?? (refused ? `${exitWords(exit.code)}; ${refused}` : undefined));
+    return { ...this.base, ...partial, status, exitCode: exit.code, ...(why ? { error: why } : {}) };
   }
 
   /** Where the agent's error output is (a language explains a failure from it). */
@@ -288,6 +310,7 @@ export abstract class RunStages implements BackendRun {
   protected async releaseShared(): Promise<void> {
     // No identity of the run may log in once its result is out: disabled before dispose() returns
     // (bounded; one the broker did not disable expires by name), the rest in the background.
+    await this.refusalFeed.stop();
     const { rights, runDir } = this.shared;
     if (rights) {
       await withTimeout(rights.revoke(), 15_000, "a broker did not answer the revoke within 15 s").catch(
@@ -303,4 +326,9 @@ export abstract class RunStages implements BackendRun {
     // The run's own temporary folder (bundle, hosts file): a leftover costs disk only, and holds nothing of the agent's output.
     if (runDir) await rm(runDir, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/** How an agent ended, in words, when nothing else explains it. */
+function exitWords(code: number | null): string {
+  return code === null ? "the agent did not finish" : `the agent exited with code ${code}`;
 }

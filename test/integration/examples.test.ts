@@ -202,12 +202,12 @@ describe("example 5: bus rights", () => {
     expect(up.stdout).toContain("snooper | read billing:secrets: NOPERM");
     expect(up.stdout).toContain("snooper | CONFIG GET dir: NOPERM");
     expect(up.stdout).toMatch(
-      /the broker refused 2 things \(rights from bus in .*policies\/bus-rights-snooper\.yaml\)/,
+      /snooper: refused 2 things \(lines to add go in .*policies\/bus-rights-snooper\.yaml; all of them in .*snooper\.denials\.jsonl\)/,
     );
     expect(up.stdout).toMatch(
-      /redis\s+key billing:secrets \(get\)\s+1×\s+→ add a pattern for billing:secrets to bus\.redis\.keys\.read/,
+      /redis get key billing:secrets\s+1×\s+→ add a pattern for billing:secrets to bus\.redis\.keys\.read/,
     );
-    expect(up.stdout).toMatch(/redis\s+command config\|get\s+1×\s+→ never granted to agents/);
+    expect(up.stdout).toMatch(/redis command config\|get\s+1×\s+✖ none: never granted to agents/);
   });
 });
 

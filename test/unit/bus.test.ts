@@ -230,30 +230,39 @@ describe("Redis ACL LOG", () => {
       entry("channel", "other", "me", "publish"),
       entry("key", "x", "someone-else", "get"),
     ];
-    expect(deniedFromAclLog(log, "me")).toEqual([
+    const now = Date.parse("2026-12-04T10:00:00Z");
+    const time = "2026-12-04T09:59:59.000Z";
+    expect(deniedFromAclLog(log, "me", now)).toEqual([
       {
         broker: "redis",
         what: "key",
         name: "billing:secrets",
         command: "get",
+        action: "get",
         count: 2,
         fix: "add a pattern for billing:secrets to bus.redis.keys.read (or keys.write)",
+        time,
       },
       {
         broker: "redis",
         what: "command",
         name: "config|get",
         command: "config|get",
+        action: "command",
         count: 2,
-        fix: "never granted to agents",
+        fix: "none: never granted to agents",
+        never: true,
+        time,
       },
       {
         broker: "redis",
         what: "channel",
         name: "other",
         command: "publish",
+        action: "publish",
         count: 2,
         fix: "add other to bus.redis.publish",
+        time,
       },
     ]);
   });

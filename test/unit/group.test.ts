@@ -114,6 +114,8 @@ describe("JUnit XML", () => {
       stdout: "",
       stderr: "",
       ready: false,
+      refusals: [],
+      refusalsFile: "",
       denied: [],
       policy: null,
       resultFile: "",

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ._agent import agent
 from ._context import Context, Logger, Output, Stopped, install_stop_handler, on_stop, ready, stopping
+from ._denials import denials
 from .errors import BusConfigError, BusConnectionError, BusPermissionError, MessageValidationError, RequestTimeoutError
 
 if TYPE_CHECKING:
     from ._bus import Bus
 
 __all__ = [
-    "agent", "Context", "Output", "Logger", "Stopped", "on_stop", "ready", "stopping", "env", "name", "output", "log", "bus",
+    "agent", "Context", "Output", "Logger", "Stopped", "on_stop", "ready", "denials", "stopping", "env", "name", "output", "log", "bus",
     "BusConfigError", "BusConnectionError", "BusPermissionError", "MessageValidationError", "RequestTimeoutError",
 ]
 

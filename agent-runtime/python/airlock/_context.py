@@ -147,5 +147,11 @@ class Context:
     def ready(self) -> None:
         ready()
 
+    def denials(self, wait: float = 3.0) -> list[dict[str, Any]]:
+        """What the gate, the egress proxy and the brokers refused this agent so far (airlock.denials)."""
+        from ._denials import denials
+
+        return denials(wait)
+
     def on_stop(self, callback: Callable[[], None]) -> Callable[[], None]:
         return on_stop(callback)

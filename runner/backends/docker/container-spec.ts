@@ -21,6 +21,7 @@
  *        /output volume of the default limits, which a run with those limits uses (VolumesFrom).
  */
 import { TRUST_MOUNT } from "../../run/https-trust.js";
+import { REFUSALS_DIR } from "../../../agent-runtime/protocol.js";
 import type Docker from "dockerode";
 import type { AgentUser } from "../../run/output.js";
 import { agentMemoryBytes, outputTmpfsOptions, type OutputLimits } from "../../run/output-volume.js";
@@ -110,6 +111,8 @@ export interface AgentSpecInput {
   resolvConf: string;
   /** The trust files for HTTPS the gate terminates (mounted read-only at /etc/airlock), when the run has them. */
   trustDir?: string;
+  /** The run's refusals so far, which the runner rewrites while the agent runs (mounted read-only at /run/airlock). */
+  refusalsDir?: string;
   memoryBytes: number;
   cpus: number;
   pids: number;
@@ -126,6 +129,7 @@ export function agentSpec(input: AgentSpecInput): Docker.ContainerCreateOptions 
   ];
   if (input.bundleDir) binds.push(`${input.bundleDir}:/opt/agent/run:ro`);
   if (input.trustDir) binds.push(`${input.trustDir}:${TRUST_MOUNT}:ro`);
+  if (input.refusalsDir) binds.push(`${input.refusalsDir}:${REFUSALS_DIR}:ro`);
   const net = input.network;
   const gated = net.mode === "gated";
   return {

@@ -66,7 +66,7 @@ export class DockerRun extends RunStages {
       // The failure is the start's: it awaits the rights before the agent may run.
       () => {},
     );
-    const { started, gate, outputHolder, captures } = await this.startAgent({
+    const { started, gate, outputHolder, captures, refusalsDir } = await this.startAgent({
       docker: this.docker,
       run: this.startingRun(),
       prepared,
@@ -75,6 +75,9 @@ export class DockerRun extends RunStages {
       expiresAt,
       rights,
     });
+    // The agent's refusals so far, at /run/airlock in its sandbox, until it exits.
+    this.gateRefusedSoFar = () => gate.refusedSoFar();
+    await this.refusalFeed.attach(refusalsDir);
     const exit = await watchUntilExit({
       engine: this.docker.engine,
       started,

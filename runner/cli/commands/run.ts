@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
 import type { RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
+import { describeRefusal } from "../../run/refusals.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { LANGUAGE_NAMES, type LanguageName } from "../../languages/names.js";
 import { agentColor, formatDuration, printable, style } from "../style.js";
@@ -173,56 +174,30 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
   };
 }
 
-/** "denied by the gate" and "refused by the broker" lines, so a user sees what the policy would need. */
-export function deniedLines(result: AgentResult, out: NodeJS.WriteStream): string[] {
+/**
+ * The "refused" section: every refusal of the run (the gate, the HTTPS egress proxy, the brokers) on
+ * one line each, with the policy line that would allow it or why none can.
+ */
+export function refusedLines(result: AgentResult, out: NodeJS.WriteStream): string[] {
+  const refusals = result.refusals ?? [];
+  if (!refusals.length) return [];
   const policy =
     result.policy?.source && result.policy.source !== "<inline>"
       ? relative(process.cwd(), result.policy.source)
       : "the policy";
-  const bus = result.busDenied?.length
-    ? [
-        style.yellow(
-          `${result.name}: the broker refused ${result.busDenied.length} thing${result.busDenied.length === 1 ? "" : "s"} (rights from bus in ${policy}):`,
-          out,
-        ),
-        ...result.busDenied.map(
-          (d) =>
-            `  ${d.broker.padEnd(6)} ${printable(`${d.what} ${d.name}${d.command && d.what !== "command" ? ` (${d.command})` : ""}`).padEnd(36)} ${d.count}×  → ${printable(d.fix)}`,
-        ),
-      ]
-    : [];
-  const times = (d: { count: number; countAtLeast?: boolean }) => `${d.countAtLeast ? "≥" : ""}${d.count}×`;
-  const named = (result.denied ?? []).filter((d) => d.protocol === "https" || d.protocol === "dns");
-  const l4 = (result.denied ?? []).filter((d) => d.protocol !== "https" && d.protocol !== "dns");
-  const byName = named.length
-    ? [
-        style.yellow(
-          `${result.name}: the egress proxy refused ${named.length} name${named.length === 1 ? "" : "s"} (HTTPS services by name: network.https in ${policy}):`,
-          out,
-        ),
-        ...named.map(
-          (d) =>
-            `  ${d.protocol.padEnd(5)} ${printable(`${d.destination} (${d.reason ?? "refused"})`).padEnd(36)} ${times(d)}  → ${printable(d.fix ?? "")}`,
-        ),
-      ]
-    : [];
-  if (!l4.length) return [...bus, ...byName];
+  const file = result.refusalsFile ? `; all of them in ${relative(process.cwd(), result.refusalsFile)}` : "";
+  const n = refusals.length;
   return [
-    ...bus,
-    ...byName,
-    style.yellow(
-      `${result.name}: the gate refused ${l4.length} destination${l4.length === 1 ? "" : "s"} (add to network.allowedEndpoints in ${policy} if the agent needs ${l4.length === 1 ? "it" : "them"}):`,
-      out,
-    ),
-    ...l4.map((d) => {
-      const what = d.loopback ? `localhost:${d.destination.split(":")[1]} (not forwarded to the host)` : d.destination;
-      return `  ${d.protocol.padEnd(5)} ${printable(what).padEnd(28)} ${times(d)}`;
+    style.yellow(`${result.name}: refused ${n} thing${n === 1 ? "" : "s"} (lines to add go in ${policy}${file}):`, out),
+    ...refusals.map((r) => {
+      const what = printable(describeRefusal(r));
+      const times = `${r.countAtLeast ? "≥" : ""}${r.count}×`;
+      return `  ${what.padEnd(44)} ${times.padStart(5)}  ${r.never ? "✖" : "→"} ${printable(r.fix)}`;
     }),
   ];
 }
 
 export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void {
-  for (const line of deniedLines(result, out)) out.write(`${line}\n`);
   for (const w of result.warnings ?? []) out.write(`${style.yellow(`${result.name}: ${printable(w)}`, out)}\n`);
   const ok = result.status === "succeeded";
   const mark = ok ? style.green("✔", out) : style.red("✖", out);
@@ -233,5 +208,6 @@ export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void
     result.error && result.status !== "succeeded" ? `: ${result.error.split("\n").map(printable).join("\n")}` : "";
   out.write(
     `${mark} ${style.bold(result.name, out)} ${result.status}${exit} in ${formatDuration(result.durationMs)} · ${files} output file${files === 1 ? "" : "s"} in ${where} · result ${relative(process.cwd(), result.resultFile)}${detail}\n`,
-  );
+  ); // Under the summary: what was refused, and the line that would allow it.
+  for (const line of refusedLines(result, out)) out.write(`${line}\n`);
 }

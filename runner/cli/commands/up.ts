@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
 import type { GroupResult } from "../../group/run-agents.js";
 import { addBackendFlags, backendFlag, runnerBackendOptions, type BackendFlags } from "../backend-flag.js";
-import { deniedLines, eventPrinter } from "./run.js";
+import { eventPrinter, refusedLines } from "./run.js";
 import { formatDuration, printable, style } from "../style.js";
 import { junitXml, lastLines } from "../../group/junit.js";
 
@@ -112,7 +112,7 @@ export function summaryTable(group: GroupResult, out: NodeJS.WriteStream): strin
       return `  ${r.name}: ${why.split("\n").map(printable).join("\n    ")}`;
     });
   const denied = [
-    ...group.results.flatMap((r) => deniedLines(r, out)),
+    ...group.results.flatMap((r) => refusedLines(r, out)),
     ...group.results.flatMap((r) => (r.warnings ?? []).map((w) => style.yellow(`${r.name}: ${printable(w)}`, out))),
   ];
   const verdict =

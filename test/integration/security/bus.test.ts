@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { definePolicy, runAgent, type AgentResult } from "../../../runner/index.js";
+import type { Refusal } from "../../../runner/run/refusals.js";
 import { localBrokersFile } from "../../../runner/bus/rights.js";
 import { containersRemoved } from "../../../runner/runner.js";
 import { localBrokerAdmin as localAdmin, tcpDecoy, tempDir, type Decoy } from "../helpers.js";
@@ -22,6 +23,17 @@ import { SecurityReport } from "./report.js";
 const HERE = import.meta.dirname;
 const report = new SecurityReport("0b-bus");
 afterAll(() => report.save());
+
+/** The broker part of the run's one record of refusals, checked against its JSON Lines file. */
+async function brokerRefusals(result: AgentResult, kind: string): Promise<Refusal[]> {
+  const text = await readFile(result.refusalsFile, "utf8");
+  const lines = text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Refusal);
+  expect(lines).toEqual(result.refusals);
+  return result.refusals.filter((r) => r.layer === "broker" && r.kind === kind);
+}
 
 /** Logins with a run's credentials, as anyone holding them would try (each resolves with what happened). */
 async function redisLogin(creds: { host: string; port: number; user: string; password: string }): Promise<string> {
@@ -252,6 +264,14 @@ function redisSuite(label: string, airlockBuilt: boolean) {
       ).toBe(true);
     });
 
+    it("what the broker refused is in the run's record of refusals (result and JSON Lines), with the line to add or why none can", async () => {
+      const refused = await brokerRefusals(result, "redis");
+      expect(refused).toContainEqual(expect.objectContaining({ resourceType: "key", resource: otherKey }));
+      expect(refused.find((r) => r.resource === otherKey)!.fix).toMatch(
+        /^add a pattern for .* to bus\.redis\.keys\.read/,
+      );
+    });
+
     it("the identity is gone once the run ended: its credentials no longer log in", async () => {
       const users = (await admin.call("ACL", "USERS")) as string[];
       const outcome = await redisLogin(creds);
@@ -413,6 +433,22 @@ function rabbitSuite(label: string, airlockBuilt: boolean) {
         ),
         JSON.stringify(logins),
       ).toBe(true);
+    });
+
+    it("what the broker refused is in the run's record of refusals (result and JSON Lines), with the line to add or why none can", async () => {
+      const refused = await brokerRefusals(result, "rabbitmq");
+      expect(refused).toContainEqual(
+        expect.objectContaining({
+          action: "consume",
+          resourceType: "queue",
+          resource: otherQueue,
+          rule: "rabbitmq.queue.consume",
+          fix: `add ${otherQueue} to bus.rabbitmq.queues.consume`,
+        }),
+      );
+      expect(refused).toContainEqual(
+        expect.objectContaining({ action: "publish", resource: "amq.default", never: true }),
+      );
     });
 
     it("the user is gone once the run ended, and so is its exchange", async () => {
@@ -577,6 +613,18 @@ function kafkaSuite(label: string, airlockBuilt: boolean) {
         ),
         JSON.stringify(logins),
       ).toBe(true);
+    });
+
+    it("what the broker refused is in the run's record of refusals (result and JSON Lines), with the line to add or why none can", async () => {
+      const refused = await brokerRefusals(result, "kafka");
+      expect(refused).toContainEqual(
+        expect.objectContaining({
+          resourceType: "topic",
+          resource: otherTopic,
+          fix: expect.stringMatching(new RegExp(`^add ${otherTopic} to bus\\.kafka\\.topics\\.`)),
+        }),
+      );
+      expect(refused.every((r) => r.fix.length > 0 && r.count >= 1)).toBe(true);
     });
 
     it("the other agent's topic is intact, and the user and its ACLs are gone once the run ended", async () => {
@@ -754,6 +802,21 @@ function natsSuite(label: string, airlockBuilt: boolean) {
           held,
         ),
         JSON.stringify(logins),
+      ).toBe(true);
+    });
+
+    it("what the broker refused is in the run's record of refusals (result and JSON Lines), with the line to add or why none can", async () => {
+      const refused = await brokerRefusals(result, "nats");
+      expect(refused).toContainEqual(
+        expect.objectContaining({
+          action: "subscribe",
+          resource: "_INBOX.>",
+          never: true,
+          rule: "nats.subject.subscribe",
+        }),
+      );
+      expect(
+        refused.some((r) => r.resource.startsWith(other) && r.fix === `add ${r.resource} to bus.nats.${r.action}`),
       ).toBe(true);
     });
 

@@ -385,10 +385,11 @@ export function escapeChecks(s: () => EscapeState, report: SecurityReport, area:
       .map((l) => l.split(" ")[4])
       .filter(Boolean);
     // /opt/agent/run: the agent's own bundle folder, read-only (a sandbox mounts it whether or not it holds a bundle);
-    // /etc/airlock: the trust files of HTTPS the gate terminates, read-only (a pooled sandbox's is empty until a run that needs them).
+    // /etc/airlock: the trust files of HTTPS the gate terminates, read-only (a pooled sandbox's is empty until a run that needs them);
+    // /run/airlock: the run's refusals so far, which only the runner writes (read-only here).
     const unexpected = mounts.filter(
       (m) =>
-        !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/opt\/agent\/run|\/etc\/airlock|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(
+        !/^(\/|\/proc.*|\/dev.*|\/sys.*|\/tmp|\/workspace|\/output|\/opt\/agent\/run|\/etc\/airlock|\/run\/airlock|\/etc\/(hosts|resolv\.conf|hostname)|\/(usr\/)?s?bin\/docker-init)$/.test(
           m!,
         ),
     );

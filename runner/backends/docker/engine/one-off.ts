@@ -16,7 +16,27 @@ export interface OneOffResult {
   stderr: string;
 }
 
+/**
+ * The engine now and then loses a container's process between its create and its start ("cannot
+ * start a stopped process"): such a container is replaced once, by whoever started it.
+ */
+export function lostBeforeStart(err: unknown): boolean {
+  return /cannot start a stopped process/.test(String((err as Error)?.message));
+}
+
 export async function runOneOff(
+  docker: Docker,
+  input: { image: string; cmd: string[]; binds?: string[]; timeoutMs?: number },
+): Promise<OneOffResult> {
+  try {
+    return await runOnce(docker, input);
+  } catch (err) {
+    if (!lostBeforeStart(err)) throw err;
+    return runOnce(docker, input);
+  }
+}
+
+async function runOnce(
   docker: Docker,
   input: { image: string; cmd: string[]; binds?: string[]; timeoutMs?: number },
 ): Promise<OneOffResult> {

@@ -65,6 +65,12 @@ export class ContainerEgressGate implements EgressGate {
     return [...parseDeniedReport(report), ...this.input.hostSide.denials()];
   }
 
+  async refusedSoFar(): Promise<DeniedConnection[]> {
+    // The gate container prints its tables when asked after the run; mid-run, a root runner reads the kernel's.
+    const tables = canInspectFromHost() ? await readDeniedTables(this.gate.pid).catch(() => "") : "";
+    return [...parseDeniedReport(tables), ...this.input.hostSide.denials()];
+  }
+
   private disposed = false;
   async dispose(): Promise<void> {
     if (this.disposed) return;

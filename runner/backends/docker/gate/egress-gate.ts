@@ -38,6 +38,11 @@ export interface EgressGate {
   open(container: EngineContainer, stdio: Duplex, stopped: Promise<unknown>, start?: SandboxStart): Promise<void>;
   /** After the agent exited: what the gate refused. Throws the gate's own error if it failed before the agent. */
   collect(exit: { code: number; stderr: string; state?: ContainerState }): Promise<DeniedConnection[]>;
+  /**
+   * While the agent runs: what the gate refused so far — the egress proxy's refusals always, the
+   * kernel's tables where the runner can read them from the host (a root runner); never throws.
+   */
+  refusedSoFar(): Promise<DeniedConnection[]>;
   /** Release the namespace, the host rules and anything else the gate holds (idempotent, never throws). */
   dispose(): Promise<void>;
 }
@@ -56,5 +61,6 @@ export const noNetworkGate: EgressGate = {
   usesStdin: false,
   open: async () => {},
   collect: async () => [],
+  refusedSoFar: async () => [],
   dispose: async () => {},
 };

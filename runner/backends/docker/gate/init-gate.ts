@@ -144,6 +144,12 @@ export class InitEgressGate implements EgressGate {
     }
   }
 
+  async refusedSoFar(): Promise<DeniedConnection[]> {
+    // The init prints its tables only once the agent exited: mid-run, the kernel's are read from the host or not at all.
+    const tables = canInspectFromHost() && this.pid ? await readDeniedTables(this.pid).catch(() => "") : "";
+    return [...parseDeniedReport(tables), ...this.input.hostSide.denials()];
+  }
+
   async dispose(): Promise<void> {
     await this.input.hostSide.close();
   }

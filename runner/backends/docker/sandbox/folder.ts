@@ -1,7 +1,8 @@
 /**
  * The host folder of a pooled sandbox: what it mounts is fixed when its container is created, long
  * before its run is known, so each pooled sandbox gets a folder of its own whose contents the claim
- * fills in — the agent's bundle (/opt/agent/run), its /etc/hosts, its /etc/resolv.conf. (Its /output
+ * fills in — the agent's bundle (/opt/agent/run), its /etc/hosts, its /etc/resolv.conf, its trust files
+ * (/etc/airlock) and the run's refusals so far (/run/airlock). (Its /output
  * is a volume of its own, copied out after the run.) Folders are named after their runner (host and
  * pid), so a runner that died leaves folders the next one removes.
  */
@@ -18,6 +19,8 @@ export interface SandboxFolder {
   resolvConf: string;
   /** Mounted at /etc/airlock: empty until a run that terminates HTTPS puts its trust files there. */
   trustDir: string;
+  /** Mounted at /run/airlock: the run's refusals so far, which the runner writes while the agent runs. */
+  refusalsDir: string;
 }
 
 /** Where pooled sandboxes' folders are made: $XDG_CACHE_HOME/airlock/sandboxes (else ~/.cache/...). */
@@ -37,9 +40,11 @@ export async function createSandboxFolder(root: string): Promise<SandboxFolder> 
     hostsFile: join(dir, "hosts"),
     resolvConf: join(dir, "resolv.conf"),
     trustDir: join(dir, "trust"),
+    refusalsDir: join(dir, "refusals"),
   };
   await mkdir(folder.bundleDir, { mode: 0o755 });
   await mkdir(folder.trustDir, { mode: 0o755 });
+  await mkdir(folder.refusalsDir, { mode: 0o755 });
   await writeFile(folder.hostsFile, "", { mode: 0o644 });
   await writeFile(folder.resolvConf, RESOLV_CONF, { mode: 0o644 });
   return folder;

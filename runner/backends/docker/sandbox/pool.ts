@@ -258,6 +258,7 @@ export class WarmPool {
           hostsFile: folder.hostsFile,
           resolvConf: folder.resolvConf,
           trustDir: folder.trustDir,
+          refusalsDir: folder.refusalsDir,
           labels: poolLabels(expiresAt),
         }),
       );

@@ -9,6 +9,7 @@
  * nothing of any agent. check() says whether it is still exactly what was started: running, the same
  * process, no exec into it, its configuration unchanged and not a byte written.
  */
+import { lostBeforeStart } from "../engine/one-off.js";
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import { withTimeout } from "../../../util/with-timeout.js";
@@ -84,6 +85,7 @@ export class Sandbox {
       onCreated?: (container: EngineContainer) => void;
       onStarted?: () => void;
     } = {},
+    retried = false,
   ): Promise<Sandbox> {
     const container = await engine.createContainer(spec);
     options.onCreated?.(container);
@@ -94,7 +96,15 @@ export class Sandbox {
     exited.catch(() => {});
     const sandbox = new Sandbox(container, stream, exited, streamEnd(stream));
     await options.beforeStart?.(sandbox);
-    await container.start();
+    try {
+      await container.start();
+    } catch (err) {
+      if (retried || !lostBeforeStart(err)) throw err;
+      stream.destroy();
+      // Replaced once (the name is free again once it is removed); a leftover is labelled and the orphan sweep removes it.
+      await container.remove().catch(() => {});
+      return Sandbox.start(engine, spec, options, true);
+    }
     options.onStarted?.();
     return sandbox;
   }

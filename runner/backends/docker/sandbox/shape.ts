@@ -39,6 +39,8 @@ export interface SandboxPlace {
   resolvConf: string;
   /** The trust files for HTTPS the gate terminates (a pooled sandbox's folder always has the folder, filled at its claim). */
   trustDir?: string;
+  /** The run's refusals so far (/run/airlock): a pooled sandbox's folder has one, written from its claim on. */
+  refusalsDir?: string;
   labels: Record<string, string>;
 }
 

@@ -56,13 +56,19 @@ export interface StartedAgent {
   outputHolder: EngineContainer | "sandbox";
   /** Its stdout and stderr, as the run captures them. */
   captures: Captures;
+  /** The host folder the sandbox sees at /run/airlock, where the run's refusals so far are written. */
+  refusalsDir: string;
 }
 
 export type Captures = { stdout: LogCapture; stderr: LogCapture };
 
-/** Where the run's /etc/hosts (the gate writes it) and /etc/resolv.conf are on the host. */
-export function networkFiles(prepared: PreparedRun): { hostsPath: string; resolvPath: string } {
-  return { hostsPath: join(prepared.runDir, "hosts"), resolvPath: join(prepared.runDir, "resolv.conf") };
+/** Where the run's /etc/hosts (the gate writes it), /etc/resolv.conf and /run/airlock (its refusals) are on the host. */
+export function networkFiles(prepared: PreparedRun): { hostsPath: string; resolvPath: string; refusalsDir: string } {
+  return {
+    hostsPath: join(prepared.runDir, "hosts"),
+    resolvPath: join(prepared.runDir, "resolv.conf"),
+    refusalsDir: join(prepared.runDir, "refusals"),
+  };
 }
 
 export const writeResolvConf = (path: string) => writeFile(path, RESOLV_CONF, { mode: 0o644 });

@@ -3,7 +3,7 @@
  * warm pool or started now while the gate is set up. The sandbox's init is the gate: it gets its
  * rules, then the agent's command line and variables (credentials included) once it is up.
  */
-import { cp, writeFile } from "node:fs/promises";
+import { cp, mkdir, writeFile } from "node:fs/promises";
 import { runLabels } from "../../../labels.js";
 import { goLine } from "../../../gate/protocol.js";
 import type { EgressGate } from "../gate/egress-gate.js";
@@ -60,8 +60,10 @@ export async function startInSandbox(
   };
   let starting: Promise<Sandbox>;
   let bundled = Promise.resolve();
+  let refusalsDir: string;
   if (pooled) {
     const folder: SandboxFolder = (run.held.folder = pooled.folder);
+    refusalsDir = folder.refusalsDir;
     run.startup.mode = "warm";
     run.mark("claimed");
     run.held.container = pooled.sandbox.container;
@@ -79,8 +81,14 @@ export async function startInSandbox(
   } else {
     run.phase("starting", `starting ${run.name}'s sandbox`);
     // Bind sources must exist when the container is created; the gate writes the hosts file in place.
-    const { hostsPath, resolvPath } = networkFiles(prepared);
-    await Promise.all([writeFile(hostsPath, "", { mode: 0o644 }), writeResolvConf(resolvPath)]);
+    const files = networkFiles(prepared);
+    const { hostsPath, resolvPath } = files;
+    refusalsDir = files.refusalsDir;
+    await Promise.all([
+      writeFile(hostsPath, "", { mode: 0o644 }),
+      writeResolvConf(resolvPath),
+      mkdir(refusalsDir, { mode: 0o755 }),
+    ]);
     const network = await docker.network();
     starting = Sandbox.start(
       docker.engine,
@@ -92,6 +100,7 @@ export async function startInSandbox(
         hostsFile: hostsPath,
         resolvConf: resolvPath,
         ...(prepared.https ? { trustDir: prepared.https.trustDir } : {}),
+        refusalsDir,
         labels: runLabels(run.runId, "agent", run.name, ctx.expiresAt),
       }),
       {
@@ -121,5 +130,6 @@ export async function startInSandbox(
     gate: opened,
     outputHolder: "sandbox",
     captures: captures!,
+    refusalsDir,
   };
 }

@@ -4,6 +4,8 @@
  * airlock built when a ready gate is faster than a sandbox. With the network disabled, no gate at
  * all. /output is held by the gate container (default limits) or an output keeper.
  */
+import { mkdir } from "node:fs/promises";
+import { lostBeforeStart } from "../engine/one-off.js";
 import type { Duplex } from "node:stream";
 import type { EngineContainer } from "../engine/engine.js";
 import { runLabels } from "../../../labels.js";
@@ -50,7 +52,7 @@ export async function startWithGate(ctx: StartContext, readyGate?: TakenGate): P
   await image.checked;
   Object.assign(prepared.env, await ctx.rights);
   const { started, captures } = await createAndStart(ctx, gate, holder!);
-  return { started, gate, outputHolder: holder!, captures };
+  return { started, gate, outputHolder: holder!, captures, refusalsDir: networkFiles(prepared).refusalsDir };
 }
 
 /** The kind of output keeper this run needs. */
@@ -93,8 +95,8 @@ async function createAndStart(
   const o = run.options;
   const { policy } = prepared;
   run.phase("starting", `starting ${run.name}`);
-  const { hostsPath, resolvPath } = networkFiles(prepared);
-  await writeResolvConf(resolvPath);
+  const { hostsPath, resolvPath, refusalsDir } = networkFiles(prepared);
+  await Promise.all([writeResolvConf(resolvPath), mkdir(refusalsDir, { mode: 0o755 })]);
   const captures = run.openCaptures(gate.intercept);
 
   const spec = agentSpec({
@@ -113,6 +115,7 @@ async function createAndStart(
     hostsFile: hostsPath,
     resolvConf: resolvPath,
     ...(prepared.https ? { trustDir: prepared.https.trustDir } : {}),
+    refusalsDir,
     memoryBytes: policy.resources.memoryBytes,
     cpus: policy.resources.cpus,
     pids: policy.resources.pids,
@@ -137,7 +140,7 @@ async function createAndStart(
       await container.start();
       break;
     } catch (err) {
-      if (attempt > 1 || !/cannot start a stopped process/.test(String((err as Error).message))) throw err;
+      if (attempt > 1 || !lostBeforeStart(err)) throw err;
       stream.destroy();
       // The container that could not start is replaced; a leftover is labelled and the orphan sweep removes it.
       await container.remove().catch(() => {});

@@ -1,0 +1,56 @@
+/**
+ * ctx.denials(): what the gate, the egress proxy and the brokers refused this agent so far, as the
+ * runner reports it — so agent code (and a model driving it) can say what it needs instead of
+ * retrying blindly. The runner keeps the list in a read-only file (/run/airlock/refusals.jsonl);
+ * this asks it for a fresh one over the control channel and waits (briefly) for the answer. An
+ * agent can read the list but not change it: only the runner writes there.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { encodeControl, REFUSALS_ANSWERED, REFUSALS_FILE } from "./protocol.js";
+
+/** One refusal, as the run's result lists it. */
+export interface Refusal {
+  time: string;
+  layer: "network" | "https" | "broker";
+  kind: string;
+  action: string;
+  resource: string;
+  resourceType: string;
+  count: number;
+  countAtLeast?: true;
+  rule: string;
+  /** The policy line that would allow it, or (with `never`) why none can. */
+  fix: string;
+  never?: true;
+}
+
+/** How long to wait for the runner's answer before reading what the file holds. */
+const WAIT_MS = 3000;
+/** The file is the runner's; a bigger one is not read. */
+const MAX_BYTES = 4 * 1024 * 1024;
+
+const read = (path: string) =>
+  readFile(path, "utf8").then(
+    (text) => text,
+    () => undefined,
+  );
+
+export async function denials(options: { waitMs?: number } = {}): Promise<Refusal[]> {
+  const id = randomBytes(8).toString("hex");
+  process.stdout.write(`${encodeControl({ type: "refusals", id })}\n`);
+  const until = Date.now() + (options.waitMs ?? WAIT_MS);
+  // The runner answers within a refresh (a few ms to a broker's round trip): poll its answer.
+  while (Date.now() < until) {
+    const answered = await read(REFUSALS_ANSWERED);
+    if (answered === undefined && (await read(REFUSALS_FILE)) === undefined) break; // no list here (e.g. Kubernetes)
+    if (answered?.split("\n").includes(id)) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const text = (await read(REFUSALS_FILE)) ?? "";
+  if (text.length > MAX_BYTES) throw new Error(`${REFUSALS_FILE} is larger than ${MAX_BYTES} bytes`);
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Refusal);
+}

@@ -1,0 +1,161 @@
+/**
+ * What RabbitMQ, Kafka and NATS write to their logs when they refuse a user, read back as the run's
+ * broker denials with the policy line that would allow each (or why none can). One parser per
+ * broker, each taking the lines of one identity (broker-log.ts finds them) and returning entries
+ * counted by what was refused; a line the parser does not know is skipped, never guessed at.
+ */
+import type { BusDenial } from "./kind.js";
+
+/** Counts entries by what was refused; keeps the first time. */
+class Tally {
+  private readonly byKey = new Map<string, BusDenial>();
+
+  add(d: Omit<BusDenial, "count">): void {
+    const key = `${d.what}|${d.name}|${d.action ?? d.command ?? ""}`;
+    const prev = this.byKey.get(key);
+    if (prev) prev.count++;
+    else this.byKey.set(key, { ...d, count: 1 });
+  }
+
+  list(): BusDenial[] {
+    return [...this.byKey.values()];
+  }
+}
+
+/** A log's local date and time ("2026-12-04 03:52:31.367495", "/" or "-" between the parts) as ISO. */
+function isoTime(date: string, time: string, offset = ""): string | undefined {
+  const ms = time.replace(",", ".").replace(/(\.\d{3})\d*/, "$1");
+  const d = new Date(`${date.replace(/\//g, "-")}T${ms}${offset}`);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+// 2026-12-04 03:52:31.367495+00:00 [error] <0.876.0> operation basic.publish caused a channel exception
+// access_refused: write access to exchange 'x' in vhost '/' refused for user 'airlock-...'
+const RABBIT =
+  /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d[.,]\d+)(\+\d\d:\d\d|Z)? \[\w+\] \S+ operation (\S+) caused a (?:channel|connection) exception access_refused: "?(?:(configure|write|read) )?access to (queue|exchange|topic) '([^']*)' in vhost '([^']*)' refused for user '([^']*)'/;
+
+/** RabbitMQ's access_refused lines of `user`. */
+export function deniedFromRabbitmqLog(lines: string[], user: string): BusDenial[] {
+  const tally = new Tally();
+  for (const line of lines) {
+    const m = RABBIT.exec(line);
+    if (!m || m[9] !== user) continue;
+    const [, date, clock, offset, operation, access, what, name] = m as unknown as string[];
+    const action = /^basic\.(publish)/.test(operation!)
+      ? "publish"
+      : /^basic\.(consume|get)/.test(operation!)
+        ? "consume"
+        : /declare$/.test(operation!)
+          ? "declare"
+          : /bind$/.test(operation!)
+            ? "bind"
+            : (operation ?? "operation");
+    const time = isoTime(date!, clock!, offset ?? "");
+    let fix: string;
+    let never = false;
+    if (what === "exchange" && (name === "amq.default" || name === "")) {
+      never = true;
+      fix =
+        "none: the default exchange is never granted; publish to a queue in bus.rabbitmq.queues.publish through the run's exchange (AIRLOCK_AMQP_EXCHANGE)";
+    } else if (what === "exchange" && name!.startsWith("amq.")) {
+      never = true;
+      fix = `none: RabbitMQ's own exchanges (${name}) are never granted to agents`;
+    } else if (what === "exchange") fix = `add ${name} to bus.rabbitmq.exchanges.publish`;
+    else if (access === "write" && action === "publish")
+      fix = `add ${name} to bus.rabbitmq.queues.publish (the runner binds it to the run's exchange)`;
+    else fix = `add ${name} to bus.rabbitmq.queues.consume`;
+    tally.add({
+      broker: "rabbitmq",
+      what: what!,
+      name: name!,
+      action,
+      command: operation!,
+      fix,
+      ...(never ? { never } : {}),
+      ...(time ? { time } : {}),
+    });
+  }
+  return tally.list();
+}
+
+// [5894] 2026/12/04 03:52:41.009816 [ERR] 172.18.0.2:54024 - cid:10 - Publish Violation - User "u", Subject "s"
+const NATS =
+  /^\[\d+\] (\d{4}\/\d\d\/\d\d) (\d\d:\d\d:\d\d\.\d+) \[\w+\] .* - (Publish|Subscription) Violation - User "([^"]*)", Subject "([^"]*)"(?:, Queue "([^"]*)")?/;
+
+/** NATS's publish and subscription violations of `user`. */
+export function deniedFromNatsLog(lines: string[], user: string): BusDenial[] {
+  const tally = new Tally();
+  for (const line of lines) {
+    const m = NATS.exec(line);
+    if (!m || m[4] !== user) continue;
+    const [, date, time, kind, , subject] = m as unknown as string[];
+    const action = kind === "Publish" ? "publish" : "subscribe";
+    const list = action === "publish" ? "bus.nats.publish" : "bus.nats.subscribe";
+    const internal = /^\$(SYS|JS|KV|O)\b/.test(subject!) || /^_INBOX[._]/.test(subject!);
+    const t = isoTime(date!, time!);
+    tally.add({
+      broker: "nats",
+      what: "subject",
+      name: subject!,
+      action,
+      fix: internal
+        ? `none: ${subject!.startsWith("_INBOX") ? "other clients' inboxes are never granted; the run's own is (AIRLOCK_NATS_INBOX_PREFIX)" : "the server's own subjects are never granted to agents"}`
+        : `add ${subject} to ${list}`,
+      ...(internal ? { never: true } : {}),
+      ...(t ? { time: t } : {}),
+    });
+  }
+  return tally.list();
+}
+
+// [2026-12-04 03:52:34,716] INFO Principal = User:u is Denied operation = DESCRIBE from host = 172.18.0.2 on
+// resource = Topic:LITERAL:t for request = Metadata with resourceRefCount = 1 based on rule DefaultDeny (kafka.authorizer.logger)
+const KAFKA =
+  /^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d,\d+)\] \w+ Principal = User:(\S+) is Denied [Oo]peration = (\w+) from host = \S+ on resource = (\w+):(?:LITERAL:|PREFIXED:)?(.*?) for request = (\w+)/;
+
+/** Kafka's authorizer denials of `user` (its kafka.authorizer.logger lines). */
+export function deniedFromKafkaLog(lines: string[], user: string): BusDenial[] {
+  const tally = new Tally();
+  for (const line of lines) {
+    const m = KAFKA.exec(line);
+    if (!m || m[3] !== user) continue;
+    const [, date, time, , operation, resource, name, request] = m as unknown as string[];
+    const op = operation!.toUpperCase();
+    const what = resource === "Topic" ? "topic" : resource === "Group" ? "group" : resource!.toLowerCase();
+    const action =
+      what === "topic"
+        ? op === "WRITE"
+          ? "produce"
+          : op === "READ"
+            ? "consume"
+            : op.toLowerCase()
+        : what === "group"
+          ? "consume"
+          : op.toLowerCase();
+    let fix: string;
+    let never = false;
+    if (what === "topic" && op === "CREATE")
+      fix = `list ${name} in bus.kafka.topics.produce or consume and set bus.kafka.topics.create: true`;
+    else if (what === "topic" && (op === "WRITE" || op === "IDEMPOTENT_WRITE"))
+      fix = `add ${name} to bus.kafka.topics.produce`;
+    else if (what === "topic" && (op === "READ" || op === "DESCRIBE"))
+      fix = `add ${name} to bus.kafka.topics.consume (or produce, which may describe it too)`;
+    else if (what === "group") fix = `add ${name} to bus.kafka.groups`;
+    else {
+      never = true;
+      fix = `none: ${op.toLowerCase()} on the ${what} is never granted to agents`;
+    }
+    const t = isoTime(date!, time!);
+    tally.add({
+      broker: "kafka",
+      what,
+      name: name!,
+      action,
+      command: request!,
+      fix,
+      ...(never ? { never } : {}),
+      ...(t ? { time: t } : {}),
+    });
+  }
+  return tally.list();
+}

@@ -1,0 +1,123 @@
+/**
+ * The agent's own refusals while it runs: a folder on the host, mounted read-only at /run/airlock in
+ * the sandbox, where the runner rewrites `refusals.jsonl` (the same entries the result will carry)
+ * every few seconds and whenever the agent asks (a control line; `ctx.denials()` in both runtimes
+ * does that and waits for `refusals.answered` to list its request's id). The agent reads what the
+ * gate, the egress proxy and the brokers said about it; it cannot add, hide or change an entry,
+ * since only the runner writes there. Requests are coalesced — one refresh runs at a time and at
+ * most one waits — so an agent that asks in a loop costs one refresh at a time, each bounded.
+ */
+import { rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { BusDenial } from "../bus/kind.js";
+import type { DeniedConnection } from "../gate/denied.js";
+import { withTimeout } from "../util/with-timeout.js";
+import { allRefusals } from "./refusals.js";
+
+/** How often the file is brought up to date without being asked. */
+export const REFRESH_EVERY_MS = 2000;
+/** A source that does not answer within this is left out of that refresh. */
+const SOURCE_TIMEOUT_MS = 2000;
+/** How long after an agent's request its refresh begins (see ask()). */
+export const SETTLE_MS = 250;
+/** Request ids are short tokens; anything else is not a request. */
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface RefusalSources {
+  /** The gate and the egress proxy: what they refused so far. */
+  gate?: () => Promise<DeniedConnection[]>;
+  /** The brokers: what they refused the run's identities so far. */
+  bus?: () => Promise<BusDenial[]>;
+}
+
+export class RefusalFeed {
+  private dir?: string;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  /** Ids waiting for the next refresh (bounded: a refresh answers them all). */
+  private readonly waiting = new Set<string>();
+  private again = false;
+  /** Requests still in their settling moment. */
+  private asked = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly sources: RefusalSources,
+    private readonly everyMs = REFRESH_EVERY_MS,
+  ) {}
+
+  /**
+   * The folder the sandbox sees at /run/airlock, once the run knows it: written now, refreshed
+   * every few seconds until stopped. Requests that came before are answered by the first refresh.
+   */
+  async attach(dir: string): Promise<void> {
+    if (this.stopped || this.dir) return;
+    this.dir = dir;
+    await this.write([], [], []);
+    this.timer = setInterval(() => this.request(), this.everyMs);
+    this.timer.unref();
+    if (this.waiting.size) this.request();
+  }
+
+  /**
+   * The agent asks for its refusals: answered by a refresh that begins a moment later, since a
+   * broker that logs its refusals writes the line a little after it told the client (RabbitMQ:
+   * ~0.1 s), and an agent asks right after it was told.
+   */
+  ask(id: string): void {
+    if (this.stopped || !ID.test(id) || this.waiting.size + this.asked >= 16) return;
+    this.asked++;
+    setTimeout(() => {
+      this.asked--;
+      this.waiting.add(id);
+      this.request();
+    }, SETTLE_MS).unref();
+  }
+
+  /** Bring the file up to date soon (and answer the requests waiting). */
+  request(): void {
+    if (this.stopped || !this.dir) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.refresh().finally(() => {
+      this.running = undefined;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.request();
+      }
+    });
+  }
+
+  /** Stop refreshing (idempotent); waits for a refresh under way. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async refresh(): Promise<void> {
+    const answering = [...this.waiting];
+    this.waiting.clear();
+    const read = async <T>(source: (() => Promise<T[]>) | undefined): Promise<T[]> =>
+      source ? withTimeout(source(), SOURCE_TIMEOUT_MS, "no answer").catch(() => [] as T[]) : [];
+    const [gate, bus] = await Promise.all([read(this.sources.gate), read(this.sources.bus)]);
+    // A refresh that cannot write leaves the last file in place; the result has the final list anyway.
+    await this.write(gate, bus, answering).catch(() => {});
+  }
+
+  private async write(gate: DeniedConnection[], bus: BusDenial[], answered: string[]): Promise<void> {
+    if (!this.dir) return;
+    const refusals = allRefusals(gate, bus, new Date().toISOString());
+    // Whole files, renamed into place: a reader never sees half of one.
+    const file = join(this.dir, "refusals.jsonl");
+    await writeFile(`${file}.tmp`, refusals.map((r) => `${JSON.stringify(r)}\n`).join(""), { mode: 0o644 });
+    await rename(`${file}.tmp`, file);
+    if (answered.length) {
+      const done = join(this.dir, "refusals.answered");
+      await writeFile(`${done}.tmp`, `${answered.join("\n")}\n`, { mode: 0o644 });
+      await rename(`${done}.tmp`, done);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * One record of refusals, as an agent and a user meet it: an agent refused by its broker and by the
+ * gate reads its refusals while it runs (ctx.denials() in TypeScript, airlock.denials() in Python),
+ * and the same entries, with the policy line that would allow each, are in the result, in
+ * out/<name>.denials.jsonl, in the CLI's "refused" section and in the failure reason. Real engine,
+ * real brokers. (Kafka's and NATS' refusals are checked by the bus security suite, on their attacks.)
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+import { definePolicy, runAgent } from "../../runner/index.js";
+import { packagePath } from "../../runner/paths.js";
+import type { Refusal } from "../../runner/run/refusals.js";
+import { AGENTS, tempDir } from "./helpers.js";
+
+const CLI = packagePath("dist", "runner", "cli", "main.js");
+
+const jsonl = async (file: string) =>
+  (await readFile(file, "utf8"))
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Refusal);
+
+describe("refusals, as the agent and the user see them", () => {
+  it("TypeScript: a Redis key and a localhost port refused; ctx.denials() has both while it runs, and so do the result, its JSONL file and the failure reason", async () => {
+    const out = join(await tempDir(), "out");
+    const result = await runAgent({
+      agent: join(AGENTS, "refused.ts"),
+      policy: definePolicy({
+        name: "refused-ts",
+        network: { allowedEndpoints: ["localhost:6379"] },
+        bus: { redis: { keys: { read: ["mine:{run}:*"] } } },
+        timeoutSeconds: 60,
+      }),
+      outputDir: out,
+      requireBusRights: true,
+    });
+    expect(result.status, result.stderr + result.error).toBe("failed");
+    expect(result.exitCode).toBe(3);
+    const seen = JSON.parse(await readFile(join(out, "denials.json"), "utf8")) as {
+      said: string;
+      denials: Refusal[];
+      tamper: string[];
+    };
+    expect(seen.said).toMatch(/NOPERM/);
+    // It could neither add an entry nor remove the file.
+    expect(seen.tamper).toEqual([expect.stringMatching(/^(EROFS|EACCES)$/), "EROFS"]);
+    expect([...seen.denials, ...result.refusals].some((r) => r.resource === "forged")).toBe(false);
+    const key = expect.objectContaining({
+      layer: "broker",
+      kind: "redis",
+      resourceType: "key",
+      resource: "not-mine:secret",
+      rule: "redis.key.get",
+      fix: "add a pattern for not-mine:secret to bus.redis.keys.read (or keys.write)",
+    });
+    const port = expect.objectContaining({
+      layer: "network",
+      resource: "localhost:6390",
+      rule: "network.loopback",
+      fix: expect.stringMatching(/^add localhost:6390 to network\.allowedEndpoints/),
+    });
+    // While it ran: the broker's refusal, and the gate's (a root runner reads the kernel's tables mid-run).
+    expect(seen.denials).toEqual(expect.arrayContaining([key, ...(process.getuid?.() === 0 ? [port] : [])]));
+    // After: the same entries in the result and beside it.
+    expect(result.refusals).toEqual(expect.arrayContaining([key, port]));
+    expect(result.refusalsFile).toBe(join(dirname(out), "out.denials.jsonl"));
+    expect(await jsonl(result.refusalsFile)).toEqual(result.refusals);
+    // The failure says what was refused and what would allow it.
+    expect(result.error).toMatch(
+      /^the agent exited with code 3; refused during the run: .*redis get key not-mine:secret \(fix: add a pattern/,
+    );
+  });
+
+  it("Python: pika's ACCESS_REFUSED is in airlock.denials() and in the CLI's refused section, with the line to add", async () => {
+    const dir = await tempDir();
+    const policyFile = join(dir, "refused.yaml");
+    await writeFile(
+      policyFile,
+      [
+        "name: refused-py",
+        "network:",
+        "  allowedEndpoints: [localhost:5672]",
+        "bus:",
+        "  rabbitmq:",
+        "    queues:",
+        '      consume: ["mine.{run}"]',
+        "timeoutSeconds: 60",
+        "",
+      ].join("\n"),
+    );
+    const run = await execa(
+      "node",
+      [CLI, "run", join(AGENTS, "python", "refused.py"), "--policy", policyFile, "--output", join(dir, "out")],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    const seen = JSON.parse(await readFile(join(dir, "out", "denials.json"), "utf8")) as {
+      said: string;
+      denials: Refusal[];
+    };
+    expect(seen.said).toMatch(/^403 ACCESS_REFUSED/);
+    const entry = {
+      layer: "broker",
+      kind: "rabbitmq",
+      action: "declare",
+      resourceType: "queue",
+      resource: "not-mine.tasks",
+      rule: "rabbitmq.queue.declare",
+      fix: "add not-mine.tasks to bus.rabbitmq.queues.consume",
+    };
+    expect(seen.denials).toContainEqual(expect.objectContaining(entry));
+    expect(await jsonl(join(dir, "out.denials.jsonl"))).toContainEqual(expect.objectContaining(entry));
+    // Under the summary line: the refused section, with the policy to edit and the JSONL file.
+    const lines = run.stdout.split("\n");
+    const summary = lines.findIndex((l) => /✔ refused/.test(l));
+    expect(summary, run.stdout).toBeGreaterThanOrEqual(0);
+    expect(lines[summary + 1]).toMatch(
+      /^refused: refused 1 thing \(lines to add go in .*refused\.yaml; all of them in .*out\.denials\.jsonl\):$/,
+    );
+    expect(lines[summary + 2]).toMatch(
+      /rabbitmq declare queue not-mine\.tasks\s+1×\s+→ add not-mine\.tasks to bus\.rabbitmq\.queues\.consume/,
+    );
+  });
+});
