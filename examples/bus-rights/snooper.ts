@@ -1,7 +1,8 @@
 /**
  * An agent that steps outside its bus rights: it may use its own keys (notes:{run}:*), and tries to
- * read another team's key and to reconfigure the broker. Redis refuses both (NOPERM), and after the
- * run airlock lists what the broker refused and which policy line would allow it.
+ * read another team's key and to reconfigure the broker. Redis refuses both (NOPERM); the agent asks
+ * airlock what was refused (ctx.denials(): the same entries the run's result will list, each with the
+ * policy line that would allow it), and after the run airlock prints them under its summary.
  *
  *   npx airlock up examples/bus-rights/run.yaml
  */
@@ -23,5 +24,8 @@ export default defineAgent(async (ctx) => {
     );
     ctx.log(`${what}: ${attempts[what]}`);
   }
+  // What a model driving this agent would read to say what it needs, instead of retrying blindly.
+  for (const d of await ctx.denials())
+    ctx.log(`refused ${d.kind} ${d.action} ${d.resource}: ${d.never ? d.fix : `would need: ${d.fix}`}`);
   return attempts;
 });

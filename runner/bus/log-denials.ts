@@ -1,5 +1,5 @@
 /**
- * What RabbitMQ, Kafka and NATS write to their logs when they refuse a user, read back as the run's
+ * What RabbitMQ, Kafka, NATS and (at its debug level only) Mosquitto write to their logs when they refuse a user, read back as the run's
  * broker denials with the policy line that would allow each (or why none can). One parser per
  * broker, each taking the lines of one identity (broker-log.ts finds them) and returning entries
  * counted by what was refused; a line the parser does not know is skipped, never guessed at.
@@ -155,6 +155,37 @@ export function deniedFromKafkaLog(lines: string[], user: string): BusDenial[] {
       fix,
       ...(never ? { never } : {}),
       ...(t ? { time: t } : {}),
+    });
+  }
+  return tally.list();
+}
+
+// 1764820000: Denied PUBLISH from airlock-... (d0, q1, r0, m1, 'other/x', ... (5 bytes))
+const MOSQUITTO = /^(\d+): Denied PUBLISH from (\S+) \(d\d, q\d, r\d, m\d+, '(.*)', \.\.\. \(\d+ bytes\)\)/;
+
+/**
+ * Mosquitto's refused publishes of client `clientId` (each identity has a client id of its own).
+ * Mosquitto writes them only at its debug level (`log_type debug`, which logs every message too),
+ * and a refused subscription nowhere: airlock's local broker does not run at that level, so this
+ * reads only a log a user points AIRLOCK_MQTT_LOG at.
+ */
+export function deniedFromMosquittoLog(lines: string[], clientId: string): BusDenial[] {
+  const tally = new Tally();
+  for (const line of lines) {
+    const m = MOSQUITTO.exec(line);
+    if (!m || m[2] !== clientId) continue;
+    const topic = m[3]!;
+    const system = topic.startsWith("$");
+    tally.add({
+      broker: "mqtt",
+      what: "topic",
+      name: topic,
+      action: "publish",
+      fix: system
+        ? "none: the broker's own topics ($SYS, $CONTROL) are never granted to agents"
+        : `add ${topic} to bus.mqtt.publish`,
+      ...(system ? { never: true } : {}),
+      time: new Date(Number(m[1]) * 1000).toISOString(),
     });
   }
   return tally.list();

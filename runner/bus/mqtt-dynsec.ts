@@ -11,6 +11,8 @@ export interface MqttAdmin {
   user: string;
   password: string;
   source: string;
+  /** A Mosquitto log at debug level (AIRLOCK_MQTT_LOG), where refused publishes are written. */
+  log?: string;
 }
 
 const CONTROL = "$CONTROL/dynamic-security/v1";

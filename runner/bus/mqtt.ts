@@ -17,6 +17,8 @@ import {
   type GrantBase,
 } from "./kind.js";
 import { dynsec, type MqttAdmin } from "./mqtt-dynsec.js";
+import { BrokerLog, logDenials } from "./broker-log.js";
+import { deniedFromMosquittoLog } from "./log-denials.js";
 import { resolvePattern, type NamePattern } from "./patterns.js";
 import { tokenPatterns, toTokenWildcards } from "./token-patterns.js";
 
@@ -80,12 +82,15 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
     // mqtt://USER:PASSWORD@HOST:PORT of a client that may use $CONTROL/dynamic-security.
     const found = adminSourceFor(sources, "mqtt", endpoint, 1883);
     if (!found) return undefined;
+    // Mosquitto logs a refused publish only at its debug level: read only where a user says where (AIRLOCK_MQTT_LOG).
+    const log = sources.env.AIRLOCK_MQTT_LOG;
     if ("url" in found)
       return {
         url: `mqtt://${found.url.host}`,
         user: decodeURIComponent(found.url.username),
         password: decodeURIComponent(found.url.password),
         source: found.source,
+        ...(log ? { log } : {}),
       };
     const l = found.local;
     return {
@@ -93,6 +98,7 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
       user: String(l.user),
       password: String(l.password),
       source: found.source,
+      ...(log ? { log } : {}),
     };
   },
 
@@ -100,6 +106,7 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
 
   async mint(admin, { grant, identity, endpoint, envName }) {
     const name = identity.name;
+    const log = admin.log ? await BrokerLog.at(admin.log) : undefined;
     await dynsec(admin, [
       { command: "createRole", rolename: name, acls: mqttAcls(grant, identity.run, identity.agent) },
       {
@@ -115,6 +122,7 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
         [envName]: `mqtt://${encodeURIComponent(name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}`,
         MQTT_CLIENT_ID: name,
       },
+      ...(log ? { denied: logDenials(log, ` ${name} `, (lines) => deniedFromMosquittoLog(lines, name)) } : {}),
       revoke: () =>
         dynsec(admin, [
           { command: "deleteClient", username: name },

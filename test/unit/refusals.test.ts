@@ -3,7 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BrokerLog, logDenials, MAX_LOG_DENIALS } from "../../runner/bus/broker-log.js";
-import { deniedFromKafkaLog, deniedFromNatsLog, deniedFromRabbitmqLog } from "../../runner/bus/log-denials.js";
+import {
+  deniedFromKafkaLog,
+  deniedFromMosquittoLog,
+  deniedFromNatsLog,
+  deniedFromRabbitmqLog,
+} from "../../runner/bus/log-denials.js";
 import { allRefusals, refusalSummary, refusalsFileFor, writeRefusals } from "../../runner/run/refusals.js";
 import { refusedLines } from "../../runner/cli/commands/run.js";
 import { junitXml } from "../../runner/group/junit.js";
@@ -93,6 +98,31 @@ describe("brokers' logs as refusals", () => {
     expect(denied[2]!.fix).toBe("add their-group to bus.kafka.groups");
     expect(denied[4]!.fix).toMatch(/topics\.create: true/);
     expect(deniedFromKafkaLog(KAFKA, `${KAFKA_USER}-other`)).toEqual([]);
+  });
+});
+
+describe("Mosquitto's debug log (AIRLOCK_MQTT_LOG)", () => {
+  it("a refused publish of this client, with the line to add; the broker's own topics never", () => {
+    const me = "airlock-room-1a2b3c4d-1796356516";
+    const lines = [
+      `1764820000: Denied PUBLISH from ${me} (d0, q1, r0, m1, 'rooms/other/x', ... (5 bytes))`,
+      `1764820001: Denied PUBLISH from ${me} (d0, q0, r0, m0, 'rooms/other/x', ... (7 bytes))`,
+      `1764820002: Denied PUBLISH from ${me} (d0, q0, r1, m0, '$CONTROL/dynamic-security/v1', ... (70 bytes))`,
+      `1764820003: Denied PUBLISH from someone-else (d0, q0, r0, m0, 'x', ... (1 bytes))`,
+      `1764820004: Received PUBLISH from ${me} (d0, q0, r0, m0, 'rooms/mine', ... (1 bytes))`,
+    ];
+    expect(deniedFromMosquittoLog(lines, me)).toEqual([
+      {
+        broker: "mqtt",
+        what: "topic",
+        name: "rooms/other/x",
+        action: "publish",
+        count: 2,
+        fix: "add rooms/other/x to bus.mqtt.publish",
+        time: "2025-12-04T03:46:40.000Z",
+      },
+      expect.objectContaining({ name: "$CONTROL/dynamic-security/v1", never: true }),
+    ]);
   });
 });
 
