@@ -13,6 +13,7 @@
  *      memory a pooled sandbox holds (bench/warm.ts)
  *   9. writing into /output (a tmpfs volume, copied out) vs a bind-mounted folder (bench/output.ts)
  *  11. HTTPS by name through the egress proxy (SNI and terminated) vs the same client direct (bench/https.ts)
+ *  12. the live list of refusals, on vs off: start to exit and pub/sub throughput (bench/refusals.ts)
  */
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -32,13 +33,14 @@ import { warmSection } from "./warm.js";
 import { outputSection } from "./output.js";
 import { cliSection } from "./cli.js";
 import { httpsSection } from "./https.js";
+import { refusalsSection } from "./refusals.js";
 
 async function main() {
   const started = Date.now();
   const images = await ensureImages(docker);
   const version = await docker.version();
   // BENCH_ONLY=3 (or "1,3") runs only those sections, for profiling; results.md is written by full runs only.
-  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6,7,8,9,10,11").split(","));
+  const only = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6,7,8,9,10,11,12").split(","));
   if (only.has("1")) {
     await coldStart(images.agent);
     await pythonColdStart((await ensurePythonImage(docker, images)).id);
@@ -56,6 +58,7 @@ async function main() {
       scaling.push([n, n === 20 ? twenty! : await many(images.agent, n, 3, "4. scaling")]);
   if (only.has("10")) await cliSection({ addRow, log, reps: REPS });
   if (only.has("11")) await httpsSection(images.agent, { addRow, addFigureRow, reps: REPS });
+  if (only.has("12")) await refusalsSection();
   if (only.has("9")) await outputSection(images.agent, { addRow, log, reps: REPS, tmp, settle });
   const warmLine = only.has("8")
     ? await warmSection(images.agent, { addRow, addFigureRow, log, reps: REPS, tmp, plainDockerRun, settle })
@@ -90,7 +93,7 @@ async function main() {
     `Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
-  if (only.size < 11) return;
+  if (only.size < 12) return;
   await mkdir(packagePath("bench"), { recursive: true });
   await writeFile(packagePath("bench", "results.md"), md);
   await rm(join(tmpdir(), "airlock-bench-out"), { recursive: true, force: true });

@@ -44,6 +44,20 @@ export function loopbackSetting(env: Env = process.env): "kernel" | "forwarder" 
   );
 }
 
+/**
+ * AIRLOCK_LIVE_REFUSALS: 0 keeps no live list of refusals in the sandbox (/run/airlock stays empty,
+ * ctx.denials() returns nothing); the result lists them either way. Default 1.
+ */
+export function liveRefusalsSetting(env: Env = process.env): boolean {
+  const value = env.AIRLOCK_LIVE_REFUSALS;
+  if (value === undefined || value === "" || value === "1") return true;
+  if (value === "0") return false;
+  throw new RunOptionsError(
+    `AIRLOCK_LIVE_REFUSALS=${value} is neither 0 nor 1`,
+    "set AIRLOCK_LIVE_REFUSALS to 0 (no live list of refusals in the sandbox) or 1, or unset it",
+  );
+}
+
 /** AIRLOCK_POOL: sandboxes kept ready per shape (0, the default: no warm pool unless a runner asks for one). */
 export function warmPoolSetting(env: Env = process.env): number {
   return count(env, "AIRLOCK_POOL", 0);

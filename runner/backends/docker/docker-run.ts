@@ -12,6 +12,7 @@
  * run with the network disabled, gets its container created for it with a gate container
  * (gate/container-gate.ts) or no network. What a start creates is held (held.ts) until dispose().
  */
+import { liveRefusalsSetting } from "../../settings.js";
 import { engineErrorsExplained } from "./engine/client.js";
 import type { RunRequest } from "../backend.js";
 import { RunStages } from "../../run/run-stages.js";
@@ -77,7 +78,7 @@ export class DockerRun extends RunStages {
     });
     // The agent's refusals so far, at /run/airlock in its sandbox, until it exits.
     this.gateRefusedSoFar = () => gate.refusedSoFar();
-    await this.refusalFeed.attach(refusalsDir);
+    if (liveRefusalsSetting()) await this.refusalFeed.attach(refusalsDir);
     const exit = await watchUntilExit({
       engine: this.docker.engine,
       started,
