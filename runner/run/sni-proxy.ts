@@ -102,10 +102,32 @@ export class SniProxy<S extends NamedService = NamedService> {
     this.agentPort!.allow(ip);
   }
 
+  /**
+   * The one name this port passes through, when it serves exactly one service, named exactly and not
+   * terminated: its upstream connection is opened as the agent's connection arrives, while the agent
+   * sends its hello, so the name check costs no upstream round trip. Nothing is sent upstream before
+   * the hello is checked; a hello for any other name closes it unused.
+   */
+  private get soleName(): string | undefined {
+    const s = this.options.services;
+    return s.length === 1 && !s[0]!.host.startsWith("*.") && !s[0]!.terminate ? s[0]!.host.toLowerCase() : undefined;
+  }
+
   /** An agent's connection: its hello read within the time limit, its name decided, then forwarded or refused. */
   private handle(client: Socket): void {
     // An error on the agent's side ends its connection; there is nothing else to tell.
     client.on("error", () => client.destroy());
+    const sole = this.soleName;
+    let early: Promise<Socket> | undefined = sole ? this.upstream(sole) : undefined;
+    // An early connection nobody takes (a refused hello, an agent gone) is closed once it exists.
+    const discard = () => {
+      early?.then(
+        (s) => s.destroy(),
+        () => {},
+      );
+      early = undefined;
+    };
+    client.once("close", discard);
     let received = Buffer.alloc(0);
     const helloMs = this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
     // Decided once: after a refusal (or the time limit), nothing more the agent sends is read.
@@ -116,6 +138,7 @@ export class SniProxy<S extends NamedService = NamedService> {
     };
     const timer = setTimeout(() => {
       decided();
+      discard();
       this.refuse(client, { reason: "timeout", detail: `no complete ClientHello within ${helloMs} ms` });
     }, helloMs);
     const onData = (chunk: Buffer) => {
@@ -124,11 +147,13 @@ export class SniProxy<S extends NamedService = NamedService> {
       if (read.state === "partial") return;
       decided();
       if (read.state === "invalid") {
+        discard();
         this.refuse(client, { reason: read.reason, detail: read.detail });
         return;
       }
       const decision = decideByName(read.hello, this.options.services);
       if ("refuse" in decision) {
+        discard();
         this.refuse(client, {
           reason: decision.refuse,
           detail: decision.detail,
@@ -137,53 +162,75 @@ export class SniProxy<S extends NamedService = NamedService> {
         return;
       }
       if (decision.allow.terminate && this.options.terminator) {
+        discard();
         this.options.terminator.handle(client, received, decision.name, decision.allow);
         return;
       }
-      void this.forward(client, decision.name, received);
+      const pending = early && decision.name === sole ? early : this.upstream(decision.name);
+      if (pending === early) {
+        client.off("close", discard);
+        early = undefined;
+      } else discard();
+      void this.forward(client, decision.name, received, pending);
     };
     client.on("data", onData);
   }
 
-  /** Resolve `name` here, connect to it on the service's port, replay what the agent sent, and join the two. */
-  private async forward(client: Socket, name: string, hello: Buffer): Promise<void> {
+  /** Resolve `name` here and connect to it on the service's port; rejects with what went wrong. */
+  private upstream(name: string): Promise<Socket> {
     const port = this.options.port;
-    let ips: string[];
+    const connected = (async () => {
+      let ips: string[];
+      try {
+        ips = (await (this.options.resolver ?? hostResolver)(name)).filter((ip) => isIPv4(ip));
+        if (!ips.length) throw new Error("no IPv4 address");
+      } catch (err) {
+        throw new Error(`${name} does not resolve: ${(err as Error).message}`);
+      }
+      const upstream = connect({
+        host: ips[0]!,
+        port,
+        noDelay: true,
+        // Large reads: a download moves through in few big chunks.
+        highWaterMark: BUFFER,
+        ...(this.options.localAddress ? { localAddress: this.options.localAddress } : {}),
+        // highWaterMark is a Socket option Node's NetConnectOpts type does not list.
+      } as unknown as NetConnectOpts);
+      this.agentPort!.track(upstream);
+      upstream.setTimeout(UPSTREAM_TIMEOUT_MS, () =>
+        upstream.destroy(new Error(`no connection within ${UPSTREAM_TIMEOUT_MS / 1000} s`)),
+      );
+      await new Promise<void>((resolve, reject) => {
+        upstream.once("connect", resolve);
+        upstream.once("error", (err) => reject(new Error(`${name}:${port}: ${err.message}`)));
+      });
+      upstream.setTimeout(0);
+      return upstream;
+    })();
+    // Awaited by forward() or closed by discard(); until then a rejection must not count as unhandled.
+    connected.catch(() => {});
+    return connected;
+  }
+
+  /** Replay what the agent sent to the upstream connection, and join the two. */
+  private async forward(client: Socket, name: string, hello: Buffer, pending: Promise<Socket>): Promise<void> {
+    let upstream: Socket;
     try {
-      ips = (await (this.options.resolver ?? hostResolver)(name)).filter((ip) => isIPv4(ip));
-      if (!ips.length) throw new Error("no IPv4 address");
+      upstream = await pending;
     } catch (err) {
-      this.refuse(client, { name, reason: "upstream", detail: `${name} does not resolve: ${(err as Error).message}` });
+      this.refuse(client, { name, reason: "upstream", detail: (err as Error).message });
       return;
     }
-    const upstream = connect({
-      host: ips[0]!,
-      port,
-      noDelay: true,
-      // Large reads: a download moves through in few big chunks.
-      highWaterMark: BUFFER,
-      ...(this.options.localAddress ? { localAddress: this.options.localAddress } : {}),
-      // highWaterMark is a Socket option Node's NetConnectOpts type does not list.
-    } as unknown as NetConnectOpts);
-    this.agentPort!.track(upstream);
-    upstream.setTimeout(UPSTREAM_TIMEOUT_MS, () =>
-      upstream.destroy(new Error(`no connection within ${UPSTREAM_TIMEOUT_MS / 1000} s`)),
-    );
-    upstream.once("connect", () => {
-      upstream.setTimeout(0);
-      upstream.write(hello);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
-    });
-    upstream.on("error", (err) => {
-      if (client.destroyed) return;
-      if (!upstream.connecting && client.bytesWritten > 0) {
-        client.destroy();
-        return;
-      }
-      this.refuse(client, { name, reason: "upstream", detail: `${name}:${port}: ${err.message}` });
-    });
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    // Once joined, an upstream error ends the agent's connection (the TLS session tells it the rest).
+    upstream.on("error", () => client.destroy());
+    upstream.write(hello);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
     client.on("close", () => upstream.destroy());
     upstream.on("end", () => client.end());
   }

@@ -171,3 +171,54 @@ describe("pass-through HTTPS proxy", () => {
     expect(["ECONNRESET", "closed"]).toContain(reset);
   });
 });
+
+describe("a port that serves one name", () => {
+  it("connects upstream while the hello arrives, and sends it nothing before the name is checked", async () => {
+    const { createServer } = await import("node:net");
+    // A plain TCP upstream that records what each connection received.
+    const seen: { bytes: number; closed: boolean }[] = [];
+    const upstream = createServer((s) => {
+      const entry = { bytes: 0, closed: false };
+      seen.push(entry);
+      s.on("data", (d: Buffer) => (entry.bytes += d.length));
+      s.on("close", () => (entry.closed = true));
+      s.on("error", () => {});
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()));
+    const port = (upstream.address() as { port: number }).port;
+    const denied: HttpsDenial[] = [];
+    const proxy = await SniProxy.listen("127.0.0.1", {
+      port,
+      services: [{ host: "api.model.test" }],
+      resolver: async () => ["127.0.0.1"],
+      onDenied: (d) => denied.push(d),
+      helloTimeoutMs: 300,
+    });
+    proxy.allow("127.0.0.1");
+    const send = (hello: Buffer, wait = 400) =>
+      new Promise<void>((resolve) => {
+        const s = netConnect(proxy.port, "127.0.0.1", () => s.write(hello));
+        s.on("error", () => {});
+        s.resume();
+        setTimeout(() => (s.destroy(), resolve()), wait);
+      });
+    try {
+      await send(await realHello("evil.test"));
+      expect(denied.at(-1)).toMatchObject({ name: "evil.test", reason: "not-listed" });
+      // The early connection was opened, received nothing, and was closed.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(seen).toEqual([{ bytes: 0, closed: true }]);
+      const hello = await realHello("api.model.test");
+      await send(hello);
+      expect(seen[1]!.bytes).toBe(hello.length);
+      // A hello that never completes: nothing upstream either.
+      await send(hello.subarray(0, 20), 700);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(seen[2]).toEqual({ bytes: 0, closed: true });
+      expect(denied.at(-1)).toMatchObject({ reason: "timeout" });
+    } finally {
+      await proxy.close();
+      upstream.close();
+    }
+  }, 10_000);
+});
