@@ -45,6 +45,14 @@ export interface BusDenial {
   never?: boolean;
   /** When the broker first refused it, where the broker says (ISO 8601). */
   time?: string;
+  /** The fix as data: the policy list (or flag) to add `value` to; what `airlock learn` applies. */
+  allow?: PolicyAddition;
+}
+
+/** One addition to a policy: `value` into the list at `path` (or, for a flag, set to true). */
+export interface PolicyAddition {
+  path: string[];
+  value: string | true;
 }
 
 export interface Minted {

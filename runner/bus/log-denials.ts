@@ -64,6 +64,13 @@ export function deniedFromRabbitmqLog(lines: string[], user: string): BusDenial[
     else if (access === "write" && action === "publish")
       fix = `add ${name} to bus.rabbitmq.queues.publish (the runner binds it to the run's exchange)`;
     else fix = `add ${name} to bus.rabbitmq.queues.consume`;
+    const allow = never
+      ? undefined
+      : what === "exchange"
+        ? { path: ["bus", "rabbitmq", "exchanges", "publish"], value: name! }
+        : ["consume", "declare"].includes(action)
+          ? { path: ["bus", "rabbitmq", "queues", "consume"], value: name! }
+          : undefined;
     tally.add({
       broker: "rabbitmq",
       what: what!,
@@ -73,6 +80,7 @@ export function deniedFromRabbitmqLog(lines: string[], user: string): BusDenial[
       fix,
       ...(never ? { never } : {}),
       ...(time ? { time } : {}),
+      ...(allow ? { allow } : {}),
     });
   }
   return tally.list();
@@ -91,18 +99,28 @@ export function deniedFromNatsLog(lines: string[], user: string): BusDenial[] {
     const [, date, time, kind, , subject] = m as unknown as string[];
     const action = kind === "Publish" ? "publish" : "subscribe";
     const list = action === "publish" ? "bus.nats.publish" : "bus.nats.subscribe";
-    const internal = /^\$(SYS|JS|KV|O)\b/.test(subject!) || /^_INBOX[._]/.test(subject!);
+    const inbox = /^_INBOX[._]/.test(subject!);
+    // Publishing to an inbox is answering a request: `reply: true` allows one answer to each request received.
+    const answer = inbox && action === "publish";
+    const internal = /^\$(SYS|JS|KV|O)\b/.test(subject!) || (inbox && !answer);
     const t = isoTime(date!, time!);
     tally.add({
       broker: "nats",
       what: "subject",
       name: subject!,
       action,
-      fix: internal
-        ? `none: ${subject!.startsWith("_INBOX") ? "other clients' inboxes are never granted; the run's own is (AIRLOCK_NATS_INBOX_PREFIX)" : "the server's own subjects are never granted to agents"}`
-        : `add ${subject} to ${list}`,
+      fix: answer
+        ? "set bus.nats.reply: true (it answers requests it received)"
+        : internal
+          ? `none: ${inbox ? "other clients' inboxes are never granted; the run's own is (AIRLOCK_NATS_INBOX_PREFIX)" : "the server's own subjects are never granted to agents"}`
+          : `add ${subject} to ${list}`,
       ...(internal ? { never: true } : {}),
       ...(t ? { time: t } : {}),
+      ...(answer
+        ? { allow: { path: ["bus", "nats", "reply"], value: true as const } }
+        : internal
+          ? {}
+          : { allow: { path: ["bus", "nats", action], value: subject! } }),
     });
   }
   return tally.list();
@@ -146,6 +164,14 @@ export function deniedFromKafkaLog(lines: string[], user: string): BusDenial[] {
       fix = `none: ${op.toLowerCase()} on the ${what} is never granted to agents`;
     }
     const t = isoTime(date!, time!);
+    const allow =
+      what === "group"
+        ? { path: ["bus", "kafka", "groups"], value: name! }
+        : what === "topic" && action === "produce"
+          ? { path: ["bus", "kafka", "topics", "produce"], value: name! }
+          : what === "topic" && (action === "consume" || action === "describe")
+            ? { path: ["bus", "kafka", "topics", "consume"], value: name! }
+            : undefined;
     tally.add({
       broker: "kafka",
       what,
@@ -155,6 +181,7 @@ export function deniedFromKafkaLog(lines: string[], user: string): BusDenial[] {
       fix,
       ...(never ? { never } : {}),
       ...(t ? { time: t } : {}),
+      ...(allow ? { allow } : {}),
     });
   }
   return tally.list();
@@ -184,7 +211,7 @@ export function deniedFromMosquittoLog(lines: string[], clientId: string): BusDe
       fix: system
         ? "none: the broker's own topics ($SYS, $CONTROL) are never granted to agents"
         : `add ${topic} to bus.mqtt.publish`,
-      ...(system ? { never: true } : {}),
+      ...(system ? { never: true } : { allow: { path: ["bus", "mqtt", "publish"], value: topic } }),
       time: new Date(Number(m[1]) * 1000).toISOString(),
     });
   }

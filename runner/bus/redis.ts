@@ -170,6 +170,10 @@ export const redisKind: BusKind<RedisGrant, RedisAdmin> = {
   },
 };
 
+/** Commands that change a key: a refused one needs keys.write (the rest, keys.read). */
+const WRITES =
+  /^(set|setnx|setex|psetex|getset|getdel|getex|mset|msetnx|append|incr|incrby|incrbyfloat|decr|decrby|del|unlink|expire|pexpire|expireat|pexpireat|persist|rename|renamenx|hset|hsetnx|hmset|hdel|hincrby|hincrbyfloat|lpush|rpush|lpushx|rpushx|lpop|rpop|lset|lrem|ltrim|linsert|lmove|blmove|rpoplpush|brpoplpush|blpop|brpop|sadd|srem|spop|smove|zadd|zrem|zincrby|zpopmin|zpopmax|bzpopmin|bzpopmax|xadd|xdel|xtrim|xgroup|xack|xclaim|xautoclaim|xreadgroup|copy|restore|setrange|setbit|bitop|pfadd|pfmerge|geoadd)$/;
+
 /** Never granted, whatever a policy says: the fix is not a policy line. */
 const NEVER =
   /^(migrate|replicaof|slaveof|config|module|debug|shutdown|flushall|flushdb|keys|scan|randomkey|select|acl|client|monitor|eval|evalsha|script|function|fcall|save|bgsave|bgrewriteaof|sort|swapdb|move|pubsub|info)/;
@@ -207,6 +211,12 @@ export function deniedFromAclLog(log: unknown[], user: string, now = Date.now())
         : what === "key"
           ? (command ?? "use")
           : "command";
+    const allow =
+      what === "key"
+        ? { path: ["bus", "redis", "keys", WRITES.test(command ?? "") ? "write" : "read"], value: name }
+        : what === "channel"
+          ? { path: ["bus", "redis", action], value: name }
+          : undefined;
     if (prev) {
       prev.count += count;
       if (time && (!prev.time || time < prev.time)) prev.time = time;
@@ -221,6 +231,7 @@ export function deniedFromAclLog(log: unknown[], user: string, now = Date.now())
         fix,
         ...(what === "command" && NEVER.test(name) ? { never: true } : {}),
         ...(time ? { time } : {}),
+        ...(allow ? { allow } : {}),
       });
   }
   return [...byKey.values()];

@@ -9,6 +9,7 @@ import { registerBuild } from "./commands/build.js";
 import { registerCleanup } from "./commands/cleanup.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerInit } from "./commands/init.js";
+import { registerLearn } from "./commands/learn.js";
 import { registerRun, UsageError } from "./commands/run.js";
 import { registerSchema } from "./commands/schema.js";
 import { registerUp } from "./commands/up.js";
@@ -26,6 +27,7 @@ const program = new Command("airlock")
 registerInit(program);
 registerRun(program);
 registerUp(program);
+registerLearn(program);
 registerValidate(program);
 registerSchema(program);
 registerBuild(program);

@@ -32,6 +32,8 @@ export interface Refusal {
   /** The policy line that would allow it, or (with `never`) why none can. */
   fix: string;
   never?: true;
+  /** The fix as data (broker refusals): the policy list to add `value` to; what `airlock learn` applies. */
+  allow?: { path: string[]; value: string | true };
 }
 
 /** What the gate's tables and the egress proxy refused, as refusals read at `readAt`. */
@@ -110,6 +112,7 @@ export function refusalsFromBrokers(denials: BusDenial[], readAt: string): Refus
       rule: `${d.broker}.${d.what}.${action}`,
       fix: d.fix,
       ...(d.never ? { never: true as const } : {}),
+      ...(d.allow ? { allow: d.allow } : {}),
     };
   });
 }

@@ -242,6 +242,7 @@ describe("Redis ACL LOG", () => {
         count: 2,
         fix: "add a pattern for billing:secrets to bus.redis.keys.read (or keys.write)",
         time,
+        allow: { path: ["bus", "redis", "keys", "read"], value: "billing:secrets" },
       },
       {
         broker: "redis",
@@ -263,6 +264,7 @@ describe("Redis ACL LOG", () => {
         count: 2,
         fix: "add other to bus.redis.publish",
         time,
+        allow: { path: ["bus", "redis", "publish"], value: "other" },
       },
     ]);
   });

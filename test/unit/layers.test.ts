@@ -32,6 +32,7 @@ const LAYERS: string[][] = [
   ["backends/registry.ts"],
   ["runner.ts"],
   ["group", "init"],
+  ["learn"],
   ["cli", "index.ts", "internal.ts"],
 ];
 

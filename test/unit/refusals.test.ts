@@ -120,6 +120,7 @@ describe("Mosquitto's debug log (AIRLOCK_MQTT_LOG)", () => {
         count: 2,
         fix: "add rooms/other/x to bus.mqtt.publish",
         time: "2025-12-04T03:46:40.000Z",
+        allow: { path: ["bus", "mqtt", "publish"], value: "rooms/other/x" },
       },
       expect.objectContaining({ name: "$CONTROL/dynamic-security/v1", never: true }),
     ]);
