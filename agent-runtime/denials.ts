@@ -9,20 +9,33 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { encodeControl, REFUSALS_ANSWERED, REFUSALS_FILE } from "./protocol.js";
 
-/** One refusal, as the run's result lists it. */
+/**
+ * One refusal, as the run's result lists it (the runner builds these: runner/run/refusals.ts). The
+ * shape is the contract between the runner and both runtimes, so it is defined once, here.
+ */
 export interface Refusal {
+  /** When it was first refused, where the layer says; else when the runner read it (ISO 8601). */
   time: string;
+  /** network: the gate's L4 tables; https: the egress proxy for HTTPS by name; broker: a broker's own refusal. */
   layer: "network" | "https" | "broker";
+  /** tcp, udp, other (network); https, dns (https); redis, rabbitmq, kafka, nats, mqtt (broker). */
   kind: string;
+  /** What the agent tried: connect, resolve, publish, subscribe, consume, produce, declare, a command... */
   action: string;
+  /** What it tried it on: host:port, a name, a key, channel, queue, exchange, topic, group or subject. */
   resource: string;
+  /** endpoint, name, key, channel, queue, exchange, topic, group, subject, command, ... */
   resourceType: string;
   count: number;
+  /** The count reached the layer's counter cap: at least this many. */
   countAtLeast?: true;
+  /** A stable id of the rule that refused it (e.g. network.tcp, https.not-listed, rabbitmq.exchange.publish). */
   rule: string;
   /** The policy line that would allow it, or (with `never`) why none can. */
   fix: string;
   never?: true;
+  /** The fix as data (broker refusals): the policy list to add `value` to; what `airlock learn` applies. */
+  allow?: { path: string[]; value: string | true };
 }
 
 /** How long to wait for the runner's answer before reading what the file holds. */

@@ -10,31 +10,10 @@ import { writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { BusDenial } from "../bus/kind.js";
 import type { DeniedConnection } from "../gate/denied.js";
+import type { Refusal } from "../../agent-runtime/denials.js";
 
-export interface Refusal {
-  /** When it was first refused, where the layer says; else when the runner read it (ISO 8601). */
-  time: string;
-  /** network: the gate's L4 tables; https: the egress proxy for HTTPS by name; broker: a broker's own refusal. */
-  layer: "network" | "https" | "broker";
-  /** tcp, udp, other (network); https, dns (https); redis, rabbitmq, kafka, nats, mqtt (broker). */
-  kind: string;
-  /** What the agent tried: connect, resolve, publish, subscribe, consume, produce, declare, a command... */
-  action: string;
-  /** What it tried it on: host:port, a name, a key, channel, queue, exchange, topic, group or subject. */
-  resource: string;
-  /** endpoint, name, key, channel, queue, exchange, topic, group, subject, command, ... */
-  resourceType: string;
-  count: number;
-  /** The count reached the layer's counter cap: at least this many. */
-  countAtLeast?: true;
-  /** A stable id of the rule that refused it (e.g. network.tcp, https.not-listed, rabbitmq.exchange.publish). */
-  rule: string;
-  /** The policy line that would allow it, or (with `never`) why none can. */
-  fix: string;
-  never?: true;
-  /** The fix as data (broker refusals): the policy list to add `value` to; what `airlock learn` applies. */
-  allow?: { path: string[]; value: string | true };
-}
+/** The entry's shape is the runtimes' contract too (ctx.denials() returns the same): defined there. */
+export type { Refusal } from "../../agent-runtime/denials.js";
 
 /** What the gate's tables and the egress proxy refused, as refusals read at `readAt`. */
 export function refusalsFromGate(denied: DeniedConnection[], readAt: string): Refusal[] {

@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import type { DeniedConnection } from "../gate/denied.js";
+import type { BusDenial } from "../bus/kind.js";
 import { basename, dirname, join } from "node:path";
 import { refusalsFileFor, writeRefusals, type Refusal } from "./refusals.js";
 
@@ -57,17 +58,7 @@ export interface AgentResult {
   /** What the caller should know: brokers where the agent has more rights than its policy grants. */
   warnings?: string[];
   /** What the brokers refused the run's identities (the broker part of `refusals`, as the brokers report it), with the policy line to add. */
-  busDenied?: {
-    broker: string;
-    what: string;
-    name: string;
-    command?: string;
-    action?: string;
-    count: number;
-    fix: string;
-    never?: boolean;
-    time?: string;
-  }[];
+  busDenied?: BusDenial[];
   /** The broker identities minted for this run (deleted when it ended). */
   busIdentities?: { kind: string; endpoint: string; name: string }[];
   /** Entries of the working directory kept out of /workspace because they look like secrets. */
