@@ -42,8 +42,8 @@ export interface AgentContext {
   /**
    * What the gate, the egress proxy and the brokers refused this agent so far, each with the policy
    * line that would allow it (or why none can): the entries the run's result will list. Asks the
-   * runner for a fresh list and waits up to `waitMs` (3 s) for it. Empty where the runner keeps no
-   * live list (Kubernetes Pods: the result has them).
+   * runner for a fresh list and waits up to `waitMs` (3 s) for it (on a Pod each answer is an exec,
+   * about a second). Empty where the runner keeps no live list.
    */
   denials(options?: { waitMs?: number }): Promise<Refusal[]>;
   /** The agent's name, as the runner knows it. */

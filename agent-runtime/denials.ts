@@ -6,8 +6,8 @@
  * agent can read the list but not change it: only the runner writes there.
  */
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { encodeControl, REFUSALS_ANSWERED, REFUSALS_FILE } from "./protocol.js";
+import { readFile, stat } from "node:fs/promises";
+import { encodeControl, REFUSALS_ANSWERED, REFUSALS_DIR, REFUSALS_FILE } from "./protocol.js";
 
 /**
  * One refusal, as the run's result lists it (the runner builds these: runner/run/refusals.ts). The
@@ -50,14 +50,20 @@ const read = (path: string) =>
   );
 
 export async function denials(options: { waitMs?: number } = {}): Promise<Refusal[]> {
+  // No /run/airlock: the runner keeps no live list for this agent.
+  if (
+    !(await stat(REFUSALS_DIR).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  )
+    return [];
   const id = randomBytes(8).toString("hex");
   process.stdout.write(`${encodeControl({ type: "refusals", id })}\n`);
   const until = Date.now() + (options.waitMs ?? WAIT_MS);
   // The runner answers within a refresh (a few ms to a broker's round trip): poll its answer.
   while (Date.now() < until) {
-    const answered = await read(REFUSALS_ANSWERED);
-    if (answered === undefined && (await read(REFUSALS_FILE)) === undefined) break; // no list here (e.g. Kubernetes)
-    if (answered?.split("\n").includes(id)) break;
+    if ((await read(REFUSALS_ANSWERED))?.split("\n").includes(id)) break;
     await new Promise((r) => setTimeout(r, 25));
   }
   const text = (await read(REFUSALS_FILE)) ?? "";

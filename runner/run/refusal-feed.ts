@@ -1,7 +1,8 @@
 /**
- * The agent's own refusals while it runs: a folder on the host, mounted read-only at /run/airlock in
- * the sandbox, where the runner rewrites `refusals.jsonl` (the same entries the result will carry)
- * every few seconds and whenever the agent asks (a control line; `ctx.denials()` in both runtimes
+ * The agent's own refusals while it runs: a folder mounted read-only at /run/airlock in the sandbox
+ * (a host folder on Docker; on a Pod, a volume the runner writes over exec), where the runner
+ * rewrites `refusals.jsonl` (the same entries the result will carry) every few seconds (Docker; a
+ * Pod only when asked, an exec being a round trip through the API server) and whenever the agent asks (a control line; `ctx.denials()` in both runtimes
  * does that and waits for `refusals.answered` to list its request's id). The agent reads what the
  * gate, the egress proxy and the brokers said about it; it cannot add, hide or change an entry,
  * since only the runner writes there. Requests are coalesced — one refresh runs at a time and at
@@ -30,8 +31,26 @@ export interface RefusalSources {
   bus?: () => Promise<BusDenial[]>;
 }
 
+/** Where the backend puts the files the sandbox sees at /run/airlock: each one replaced whole. */
+export interface RefusalSink {
+  write(files: { name: "refusals.jsonl" | "refusals.answered"; content: string }[]): Promise<void>;
+}
+
+/** A host folder the sandbox mounts (Docker): each file written beside and renamed into place. */
+export function folderSink(dir: string): RefusalSink {
+  return {
+    async write(files) {
+      for (const f of files) {
+        const path = join(dir, f.name);
+        await writeFile(`${path}.tmp`, f.content, { mode: 0o644 });
+        await rename(`${path}.tmp`, path);
+      }
+    },
+  };
+}
+
 export class RefusalFeed {
-  private dir?: string;
+  private sink?: RefusalSink;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   /** Ids waiting for the next refresh (bounded: a refresh answers them all). */
@@ -47,15 +66,18 @@ export class RefusalFeed {
   ) {}
 
   /**
-   * The folder the sandbox sees at /run/airlock, once the run knows it: written now, refreshed
-   * every few seconds until stopped. Requests that came before are answered by the first refresh.
+   * Where the sandbox sees /run/airlock, once the run knows it: written now, then refreshed every
+   * `everyMs` (0: only when asked) until stopped. Requests that came before are answered by the first refresh.
    */
-  async attach(dir: string): Promise<void> {
-    if (this.stopped || this.dir) return;
-    this.dir = dir;
-    await this.write([], [], []);
-    this.timer = setInterval(() => this.request(), this.everyMs);
-    this.timer.unref();
+  async attach(sink: RefusalSink, everyMs = this.everyMs): Promise<void> {
+    if (this.stopped || this.sink) return;
+    this.sink = sink;
+    // A sink that cannot be written leaves the agent without a live list; the result has every entry anyway.
+    await this.write([], [], []).catch(() => {});
+    if (everyMs > 0) {
+      this.timer = setInterval(() => this.request(), everyMs);
+      this.timer.unref();
+    }
     if (this.waiting.size) this.request();
   }
 
@@ -76,7 +98,7 @@ export class RefusalFeed {
 
   /** Bring the file up to date soon (and answer the requests waiting). */
   request(): void {
-    if (this.stopped || !this.dir) return;
+    if (this.stopped || !this.sink) return;
     if (this.running) {
       this.again = true;
       return;
@@ -108,16 +130,12 @@ export class RefusalFeed {
   }
 
   private async write(gate: DeniedConnection[], bus: BusDenial[], answered: string[]): Promise<void> {
-    if (!this.dir) return;
+    if (!this.sink) return;
     const refusals = allRefusals(gate, bus, new Date().toISOString());
-    // Whole files, renamed into place: a reader never sees half of one.
-    const file = join(this.dir, "refusals.jsonl");
-    await writeFile(`${file}.tmp`, refusals.map((r) => `${JSON.stringify(r)}\n`).join(""), { mode: 0o644 });
-    await rename(`${file}.tmp`, file);
-    if (answered.length) {
-      const done = join(this.dir, "refusals.answered");
-      await writeFile(`${done}.tmp`, `${answered.join("\n")}\n`, { mode: 0o644 });
-      await rename(`${done}.tmp`, done);
-    }
+    // Whole files, each replaced at once: a reader never sees half of one. The list first, then the answer.
+    await this.sink.write([
+      { name: "refusals.jsonl", content: refusals.map((r) => `${JSON.stringify(r)}\n`).join("") },
+      ...(answered.length ? [{ name: "refusals.answered" as const, content: `${answered.join("\n")}\n` }] : []),
+    ]);
   }
 }

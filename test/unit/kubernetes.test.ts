@@ -109,7 +109,13 @@ describe("the agent's Pod", () => {
       allowPrivilegeEscalation: false,
     });
     expect(reporter.securityContext!.capabilities!.add).toBeUndefined();
-    expect(reporter.volumeMounts).toBeUndefined();
+    // Only the refusals volume, which the agent mounts read-only: the runner writes its live list through the reporter.
+    expect(reporter.volumeMounts).toEqual([{ name: "refusals", mountPath: "/run/airlock" }]);
+    expect(container(pod, AGENT_CONTAINER).volumeMounts).toContainEqual({
+      name: "refusals",
+      mountPath: "/run/airlock",
+      readOnly: true,
+    });
     // One process namespace: the keeper signals the agent's processes, and SIGKILL reaches its main one.
     expect(pod.spec!.shareProcessNamespace).toBe(true);
   });

@@ -252,7 +252,7 @@ describe("one record of refusals", () => {
 
 describe("the live refusals file", () => {
   it("answers an agent's request after its settling moment, coalesces refreshes, and ignores what is not a request", async () => {
-    const { RefusalFeed, SETTLE_MS } = await import("../../runner/run/refusal-feed.js");
+    const { RefusalFeed, SETTLE_MS, folderSink } = await import("../../runner/run/refusal-feed.js");
     const dir = await mkdtemp(join(tmpdir(), "airlock-feed-"));
     let reads = 0;
     let bus: ReturnType<typeof deniedFromNatsLog> = [];
@@ -269,7 +269,7 @@ describe("the live refusals file", () => {
     );
     // Asked before the folder is known: answered once it is.
     feed.ask("early");
-    await feed.attach(dir);
+    await feed.attach(folderSink(dir));
     expect(await readFile(join(dir, "refusals.jsonl"), "utf8")).toBe("");
     bus = deniedFromNatsLog(NATS, NATS_USER);
     const started = Date.now();

@@ -6,6 +6,7 @@ ctx.denials() in the TypeScript runtime (agent-runtime/denials.ts)."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from typing import Any
@@ -29,14 +30,14 @@ def _read(path: str) -> str | None:
 def denials(wait: float = 3.0) -> list[dict[str, Any]]:
     """The refusals so far: dicts with time, layer, kind, action, resource, resourceType, count, rule,
     fix and (when no policy line can allow it) never. Asks the runner for a fresh list and waits up
-    to `wait` seconds for it. Empty where the runner keeps no live list (Kubernetes Pods)."""
+    to `wait` seconds for it. Empty where the runner keeps no live list."""
+    if not os.path.isdir(REFUSALS_DIR):
+        return []  # the runner keeps no live list for this agent
     request = secrets.token_hex(8)
     send_control({"type": "refusals", "id": request})
     until = time.monotonic() + wait
     while time.monotonic() < until:
         answered = _read(REFUSALS_ANSWERED)
-        if answered is None and _read(REFUSALS_FILE) is None:
-            break  # no live list here
         if answered is not None and request in answered.split("\n"):
             break
         time.sleep(0.025)

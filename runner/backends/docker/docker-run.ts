@@ -12,6 +12,7 @@
  * run with the network disabled, gets its container created for it with a gate container
  * (gate/container-gate.ts) or no network. What a start creates is held (held.ts) until dispose().
  */
+import { folderSink } from "../../run/refusal-feed.js";
 import { liveRefusalsSetting } from "../../settings.js";
 import { engineErrorsExplained } from "./engine/client.js";
 import type { RunRequest } from "../backend.js";
@@ -78,7 +79,7 @@ export class DockerRun extends RunStages {
     });
     // The agent's refusals so far, at /run/airlock in its sandbox, until it exits.
     this.gateRefusedSoFar = () => gate.refusedSoFar();
-    if (liveRefusalsSetting()) await this.refusalFeed.attach(refusalsDir);
+    if (liveRefusalsSetting()) await this.refusalFeed.attach(folderSink(refusalsDir));
     const exit = await watchUntilExit({
       engine: this.docker.engine,
       started,

@@ -11,6 +11,7 @@
  *
  * dispose() deletes everything the run created (pod-objects.ts), whatever happened.
  */
+import { liveRefusalsSetting } from "../../settings.js";
 import { engineErrorsExplained } from "../docker/engine/client.js";
 import { RunOptionsError } from "../../errors.js";
 import { ownerId } from "../../labels.js";
@@ -26,7 +27,7 @@ import type { RunRequest } from "../backend.js";
 import { ensureLoopbackExemption } from "./host-loopback.js";
 import type { KubernetesBackend } from "./index.js";
 import { choosePodImage, type PodImage } from "./kube-image.js";
-import { collectFromPod, followAgent, type RunPod } from "./pod-agent.js";
+import { collectFromPod, followAgent, podRefusalSink, type RunPod } from "./pod-agent.js";
 import { podFiles } from "./pod-files.js";
 import { openPodGate } from "./pod-gate.js";
 import { PodObjects } from "./pod-objects.js";
@@ -200,6 +201,10 @@ export class KubeRun extends RunStages {
     const { policy } = prepared;
     this.phase("starting", `starting ${this.name}`);
     const { stdout, stderr } = this.openCaptures();
+    // The agent's refusals so far, written when it asks (each write is an exec): the egress proxy's,
+    // and the brokers'; the kernel's tables are read once, after the agent exits.
+    this.gateRefusedSoFar = async () => this.httpsEgress?.denials() ?? [];
+    if (liveRefusalsSetting()) void this.refusalFeed.attach(podRefusalSink(pod), 0);
     const end = await followAgent(pod, {
       name: this.name,
       timeoutSeconds: policy.timeoutSeconds,

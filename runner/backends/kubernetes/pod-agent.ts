@@ -10,6 +10,8 @@ import { KubernetesError } from "../../errors.js";
 import { parseDeniedReport, type DeniedConnection } from "../../gate/denied.js";
 import type { StopRequest } from "../../run/run-stages.js";
 import type { LogCapture } from "../../run/logs.js";
+import type { RefusalSink } from "../../run/refusal-feed.js";
+import { REFUSALS_DIR } from "../../../agent-runtime/protocol.js";
 import { outputUnpacker, skippedNote } from "../../run/output-tar.js";
 import type { CopiedFiles } from "../../run/run-stages.js";
 import { apiMessage, type KubeClient } from "./client.js";
@@ -184,4 +186,37 @@ export async function collectFromPod(
     if (unpacked.problem) out.problem = unpacked.problem;
   }
   return out;
+}
+
+/** A file's content on exec's command line: one argument holds at most 128 KiB (Linux). */
+const ARG_BYTES = 120 * 1024;
+
+/** Whole lines of `text` up to ARG_BYTES (the live list is a report; the result has every entry). */
+function withinArg(text: string): string {
+  if (Buffer.byteLength(text) <= ARG_BYTES) return text;
+  const cut = Buffer.from(text).subarray(0, ARG_BYTES).toString("utf8");
+  return cut.slice(0, cut.lastIndexOf("\n") + 1);
+}
+
+/**
+ * The agent's refusals so far, written into /run/airlock (the agent's read-only mount) through the
+ * reporter container, one exec per write: each file beside and moved into place.
+ */
+export function podRefusalSink(p: RunPod): RefusalSink {
+  return {
+    async write(files) {
+      const script = files
+        .map(
+          (f, i) =>
+            `printf %s "$${i + 1}" > ${REFUSALS_DIR}/${f.name}.tmp && mv -f ${REFUSALS_DIR}/${f.name}.tmp ${REFUSALS_DIR}/${f.name}`,
+        )
+        .join(" && ");
+      const r = await execRetrying(
+        { ...target(p), container: REPORT_CONTAINER },
+        ["sh", "-c", script, "sh", ...files.map((f) => withinArg(f.content))],
+        { timeoutMs: 10_000 },
+      );
+      if (r.code !== 0) throw new KubernetesError(`could not write the agent's refusals: ${String(r.stderr).trim()}`);
+    },
+  };
 }

@@ -16,7 +16,9 @@
  *                                shares one process namespace, so the agent's main process is not
  *                                its namespace's init and SIGKILL reaches it).
  *   container airlock-report     airlock's gate image, uid 0 with no capability at all: the
- *                                denied-connection tables are kernel files only uid 0 may read.
+ *                                denied-connection tables are kernel files only uid 0 may read;
+ *                                and the runner writes the agent's refusals so far through it into
+ *                                /run/airlock, which the agent mounts read-only.
  * The agent sees their processes, and can signal the keeper's (its own uid): it can only hurt its own
  * output that way; if it keeps the keeper from stopping it, the runner deletes the Pod.
  * No service-account token, no service links, no DNS (the policy's names are in the run's own
@@ -24,6 +26,7 @@
  * ConfigMap `airlock-<run>`: the rules, the agent's /etc/hosts and its files. Secret `airlock-<run>-env`: its environment.
  */
 import { TRUST_FILES, TRUST_MOUNT } from "../../run/https-trust.js";
+import { REFUSALS_DIR } from "../../../agent-runtime/protocol.js";
 import type { V1ConfigMap, V1Container, V1NetworkPolicy, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { LABEL } from "../../labels.js";
 import type { AgentUser } from "../../run/output.js";
@@ -200,6 +203,8 @@ export function podSpec(input: PodSpecInput): V1Pod {
       // without one `localhost` falls through to the DNS that the Pod does not have.
       { name: "files", mountPath: "/etc/hosts", subPath: "hosts", readOnly: true },
       ...(input.trust ? [{ name: "trust", mountPath: TRUST_MOUNT, readOnly: true }] : []),
+      // The run's refusals so far, which the runner writes through the reporter: read-only here.
+      { name: "refusals", mountPath: REFUSALS_DIR, readOnly: true },
     ],
   };
   const keeper: V1Container = {
@@ -230,6 +235,8 @@ export function podSpec(input: PodSpecInput): V1Pod {
       capabilities: { drop: ["ALL"] },
     },
     resources: small,
+    // Where the runner writes the agent's refusals so far (over exec, when the agent asks).
+    volumeMounts: [{ name: "refusals", mountPath: REFUSALS_DIR }],
   };
   const items = (prefix: string, files: PodFile[]) =>
     fileKeys(prefix, files).map((f) => ({ key: f.key, path: f.path, mode: f.mode }));
@@ -275,6 +282,7 @@ export function podSpec(input: PodSpecInput): V1Pod {
         },
         { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
         { name: "gate-run", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+        { name: "refusals", emptyDir: { medium: "Memory", sizeLimit: "4Mi" } },
         {
           name: "rules",
           configMap: {
