@@ -41,7 +41,7 @@ const want = {
   mqtt: { host: "127.0.0.1", port: 1883, user: "airlock-admin" },
 };
 // Where each broker this script starts writes its log: the runner reads a run's refusals there.
-const logs = { rabbitmq: "/var/log/rabbitmq/rabbit@localhost.log", kafka: `${state}/kafka/kafka.log`, nats: `${state}/nats.log` };
+const logs = { rabbitmq: "/var/log/rabbitmq/airlock-console.log", kafka: `${state}/kafka/kafka.log`, nats: `${state}/nats.log` };
 let changed = false;
 for (const [k, v] of Object.entries(want)) if (!admin[k]) { admin[k] = { ...v, password: randomBytes(24).toString("base64url") }; changed = true; }
 for (const [k, log] of Object.entries(logs)) if (admin[k].log !== log) { admin[k].log = log; changed = true; }
@@ -108,7 +108,10 @@ start_rabbitmq() {
   # files live where the rabbitmq user can read them.
   local conf=/var/lib/rabbitmq/airlock
   mkdir -p "$conf"
-  printf '%s\n' "management.tcp.ip = 127.0.0.1" "management.tcp.port = $AMQP_API_PORT" "loopback_users.guest = true" > "$conf/rabbitmq.conf"
+  # Its log on the console too (into airlock-console.log, line by line): the file log is written in
+  # batches up to seconds late, and the runner reads each run's refusals from the log as the run ends.
+  printf '%s\n' "management.tcp.ip = 127.0.0.1" "management.tcp.port = $AMQP_API_PORT" "loopback_users.guest = true" \
+    "log.console = true" "log.console.level = info" > "$conf/rabbitmq.conf"
   printf '[rabbitmq_management].\n' > "$conf/enabled_plugins"
   chown -R rabbitmq:rabbitmq "$conf"
   # Debian's package runs the node as the rabbitmq user; keep it (and epmd) on the loopback.
@@ -116,10 +119,10 @@ start_rabbitmq() {
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_NODENAME=rabbit@localhost \
     RABBITMQ_CONFIG_FILE=$conf/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$conf/enabled_plugins \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}' \
-    nohup /usr/lib/rabbitmq/bin/rabbitmq-server > /var/log/rabbitmq/airlock-startup.log 2>&1 & echo \$! > /tmp/airlock-rabbitmq.pid"
+    nohup /usr/lib/rabbitmq/bin/rabbitmq-server > /var/log/rabbitmq/airlock-console.log 2>&1 & echo \$! > /tmp/airlock-rabbitmq.pid"
   mv /tmp/airlock-rabbitmq.pid "$state/rabbitmq.pid"
-  wait_for rabbitmq rabbitmq_up 60 /var/log/rabbitmq/airlock-startup.log
-  wait_for "rabbitmq management API" rabbitmq_api_up 60 /var/log/rabbitmq/airlock-startup.log
+  wait_for rabbitmq rabbitmq_up 60 /var/log/rabbitmq/airlock-console.log
+  wait_for "rabbitmq management API" rabbitmq_api_up 60 /var/log/rabbitmq/airlock-console.log
   lock_down_rabbitmq
 }
 

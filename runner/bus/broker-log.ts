@@ -14,6 +14,8 @@ import type { BusDenial } from "./kind.js";
 export const MAX_LOG_READ = 8 * 1024 * 1024;
 /** A longer line is cut here (a refusal's line is short; a long one is someone's payload). */
 const MAX_LINE = 4096;
+/** Terminal colour codes (ESC [ ... m). */
+const ANSI = /\u001b\[[0-9;]*m/g;
 
 export class BrokerLog {
   private constructor(
@@ -53,8 +55,12 @@ export class BrokerLog {
       }
       this.offset += end + 1;
       const out: string[] = [];
-      for (const line of buffer.subarray(0, end).toString("utf8").split("\n"))
-        if (line.includes(needle)) out.push(line.length > MAX_LINE ? line.slice(0, MAX_LINE) : line);
+      for (const raw of buffer.subarray(0, end).toString("utf8").split("\n")) {
+        if (!raw.includes(needle)) continue;
+        // A console log (RabbitMQ's) colours its lines: the colour codes are not part of the line.
+        const line = raw.replace(ANSI, "");
+        out.push(line.length > MAX_LINE ? line.slice(0, MAX_LINE) : line);
+      }
       return out;
     } finally {
       await handle.close();

@@ -143,6 +143,9 @@ describe("a broker's log, read during and after a run", () => {
       ["other.b9f8a2b2.x", 2],
       ["other.b9f8a2b2.>", 1],
     ]);
+    // A console log's colour codes are not part of the line.
+    await appendFile(file, `\u001b[38;5;160m${NATS[1]}\u001b[0m\n`);
+    expect((await read()).find((d) => d.name === "other.b9f8a2b2.>")?.count).toBe(2);
     // Rotated (the file got shorter): read from its start.
     await writeFile(file, `${NATS[2]}\n`);
     expect((await read()).map((d) => d.name)).toContain("_INBOX.>");
