@@ -27,7 +27,7 @@ describe("the Python agent runtime", () => {
         outputDir: join(dir, "out"),
         onEvent: (e) => events.push(e),
       });
-      expect(result.status, result.stderr).toBe("succeeded");
+      expect(result.status, `${result.error ?? ""} ${result.stderr}`).toBe("succeeded");
       expect(result.image).toMatch(/^airlock\/python-agent:/);
       expect(result.returnValue).toEqual({
         name: "context",
@@ -54,7 +54,7 @@ describe("the Python agent runtime", () => {
       policy: definePolicy({ name: "py-async" }),
       outputDir: join(await tempDir(), "out"),
     });
-    expect(result.status, result.stderr).toBe("succeeded");
+    expect(result.status, `${result.error ?? ""} ${result.stderr}`).toBe("succeeded");
     expect(result.returnValue).toEqual({ async: true });
   });
 
@@ -113,7 +113,7 @@ describe("plain Python scripts, in any language's terms", () => {
         if (e.type === "ready") readyAt = Date.now();
       },
     });
-    expect(result.status, result.stderr).toBe("succeeded");
+    expect(result.status, `${result.error ?? ""} ${result.stderr}`).toBe("succeeded");
     expect(result.ready).toBe(true);
     expect(result.stdout).toBe("tick 0\ntick 1\ntick 2\ntick 3\n");
     expect(result.stderr).toBe("done\n");
@@ -133,7 +133,7 @@ describe("plain Python scripts, in any language's terms", () => {
       outputDir: join(await tempDir(), "out"),
       onEvent: (e) => void (e.type === "output" && seen.push(Date.now())),
     });
-    expect(result.status, result.stderr).toBe("succeeded");
+    expect(result.status, `${result.error ?? ""} ${result.stderr}`).toBe("succeeded");
     expect(result.image).toMatch(/^airlock\/python-agent:/);
     expect(result.stdout).toBe("0\n1\n2\n");
     expect(seen[2]! - seen[0]!).toBeGreaterThan(400);
