@@ -8,7 +8,7 @@
  * length), so a flood of refusals costs the runner a bounded amount of memory and time.
  */
 import { open, stat } from "node:fs/promises";
-import type { BusDenial } from "./kind.js";
+import { denialKey, type BusDenial } from "./kind.js";
 
 /** Bytes read per call, at most: a flood beyond this is counted from what was read. */
 export const MAX_LOG_READ = 8 * 1024 * 1024;
@@ -84,7 +84,7 @@ export function logDenials(
   let more: BusDenial | undefined;
   return async () => {
     for (const d of parse(await log.linesWith(needle))) {
-      const key = `${d.what}|${d.name}|${d.action ?? d.command ?? ""}`;
+      const key = denialKey(d);
       const prev = seen.get(key);
       if (prev) prev.count += d.count;
       else if (seen.size < MAX_LOG_DENIALS) seen.set(key, { ...d });

@@ -49,6 +49,11 @@ export interface BusDenial {
   allow?: PolicyAddition;
 }
 
+/** What makes two denials the same one (counted together): what, which name, which action. */
+export function denialKey(d: Pick<BusDenial, "what" | "name" | "action" | "command">): string {
+  return `${d.what}|${d.name}|${d.action ?? d.command ?? ""}`;
+}
+
 /** One addition to a policy: `value` into the list at `path` (or, for a flag, set to true). */
 export interface PolicyAddition {
   path: string[];

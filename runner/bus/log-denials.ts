@@ -4,14 +4,14 @@
  * broker, each taking the lines of one identity (broker-log.ts finds them) and returning entries
  * counted by what was refused; a line the parser does not know is skipped, never guessed at.
  */
-import type { BusDenial } from "./kind.js";
+import { denialKey, type BusDenial } from "./kind.js";
 
 /** Counts entries by what was refused; keeps the first time. */
 class Tally {
   private readonly byKey = new Map<string, BusDenial>();
 
   add(d: Omit<BusDenial, "count">): void {
-    const key = `${d.what}|${d.name}|${d.action ?? d.command ?? ""}`;
+    const key = denialKey(d);
     const prev = this.byKey.get(key);
     if (prev) prev.count++;
     else this.byKey.set(key, { ...d, count: 1 });

@@ -2,8 +2,9 @@
  * The agent's own refusals while it runs: a folder mounted read-only at /run/airlock in the sandbox
  * (a host folder on Docker; on a Pod, a volume the runner writes over exec), where the runner
  * rewrites `refusals.jsonl` (the same entries the result will carry) every few seconds (Docker; a
- * Pod only when asked, an exec being a round trip through the API server) and whenever the agent asks (a control line; `ctx.denials()` in both runtimes
- * does that and waits for `refusals.answered` to list its request's id). The agent reads what the
+ * Pod only when asked, an exec being a round trip through the API server) and whenever the agent
+ * asks (a control line; `ctx.denials()` in both runtimes does that and waits for
+ * `refusals.answered` to list its request's id). The agent reads what the
  * gate, the egress proxy and the brokers said about it; it cannot add, hide or change an entry,
  * since only the runner writes there. Requests are coalesced — one refresh runs at a time and at
  * most one waits — so an agent that asks in a loop costs one refresh at a time, each bounded.
@@ -13,7 +14,8 @@ import { join } from "node:path";
 import type { BusDenial } from "../bus/kind.js";
 import type { DeniedConnection } from "../gate/denied.js";
 import { withTimeout } from "../util/with-timeout.js";
-import { allRefusals } from "./refusals.js";
+import { allRefusals, toJsonLines } from "./refusals.js";
+import { liveRefusalsSetting } from "../settings.js";
 
 /** How often the file is brought up to date without being asked. */
 export const REFRESH_EVERY_MS = 2000;
@@ -60,17 +62,15 @@ export class RefusalFeed {
   private asked = 0;
   private stopped = false;
 
-  constructor(
-    private readonly sources: RefusalSources,
-    private readonly everyMs = REFRESH_EVERY_MS,
-  ) {}
+  constructor(private readonly sources: RefusalSources) {}
 
   /**
    * Where the sandbox sees /run/airlock, once the run knows it: written now, then refreshed every
-   * `everyMs` (0: only when asked) until stopped. Requests that came before are answered by the first refresh.
+   * `everyMs` (0: only when asked) until stopped. Requests that came before are answered by the
+   * first refresh. With AIRLOCK_LIVE_REFUSALS=0 the run keeps no live list: nothing is written.
    */
-  async attach(sink: RefusalSink, everyMs = this.everyMs): Promise<void> {
-    if (this.stopped || this.sink) return;
+  async attach(sink: RefusalSink, everyMs = REFRESH_EVERY_MS): Promise<void> {
+    if (this.stopped || this.sink || !liveRefusalsSetting()) return;
     this.sink = sink;
     // A sink that cannot be written leaves the agent without a live list; the result has every entry anyway.
     await this.write([], [], []).catch(() => {});
@@ -134,7 +134,7 @@ export class RefusalFeed {
     const refusals = allRefusals(gate, bus, new Date().toISOString());
     // Whole files, each replaced at once: a reader never sees half of one. The list first, then the answer.
     await this.sink.write([
-      { name: "refusals.jsonl", content: refusals.map((r) => `${JSON.stringify(r)}\n`).join("") },
+      { name: "refusals.jsonl", content: toJsonLines(refusals) },
       ...(answered.length ? [{ name: "refusals.answered" as const, content: `${answered.join("\n")}\n` }] : []),
     ]);
   }

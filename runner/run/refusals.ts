@@ -127,6 +127,11 @@ export function refusalsFileFor(outputDir: string): string {
 /** The refusals as JSON Lines (an empty file when there were none: the run was read, nothing was refused). */
 export async function writeRefusals(outputDir: string, refusals: Refusal[]): Promise<string> {
   const file = refusalsFileFor(outputDir);
-  await writeFile(file, refusals.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  await writeFile(file, toJsonLines(refusals));
   return file;
+}
+
+/** One JSON object per line: the file beside the result and the live list in the sandbox. */
+export function toJsonLines(refusals: Refusal[]): string {
+  return refusals.map((r) => `${JSON.stringify(r)}\n`).join("");
 }

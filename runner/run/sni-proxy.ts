@@ -84,7 +84,19 @@ export function tlsAlert(description: number): Buffer {
 export class SniProxy<S extends NamedService = NamedService> {
   private agentPort?: AgentPort;
 
-  private constructor(private readonly options: SniProxyOptions<S>) {}
+  /**
+   * The one name this port passes through, when it serves exactly one service, named exactly and not
+   * terminated: its upstream connection is opened as the agent's connection arrives, while the agent
+   * sends its hello, so the name check costs no upstream round trip. Nothing is sent upstream before
+   * the hello is checked; a hello for any other name closes it unused.
+   */
+  private readonly soleName: string | undefined;
+
+  private constructor(private readonly options: SniProxyOptions<S>) {
+    const s = options.services;
+    this.soleName =
+      s.length === 1 && !s[0]!.host.startsWith("*.") && !s[0]!.terminate ? s[0]!.host.toLowerCase() : undefined;
+  }
 
   /** Listen on `address` (the bridge gateway, or the address Pods reach) on a free port. */
   static async listen<S extends NamedService>(address: string, options: SniProxyOptions<S>): Promise<SniProxy<S>> {
@@ -100,17 +112,6 @@ export class SniProxy<S extends NamedService = NamedService> {
   /** Accept connections from this agent address. */
   allow(ip: string): void {
     this.agentPort!.allow(ip);
-  }
-
-  /**
-   * The one name this port passes through, when it serves exactly one service, named exactly and not
-   * terminated: its upstream connection is opened as the agent's connection arrives, while the agent
-   * sends its hello, so the name check costs no upstream round trip. Nothing is sent upstream before
-   * the hello is checked; a hello for any other name closes it unused.
-   */
-  private get soleName(): string | undefined {
-    const s = this.options.services;
-    return s.length === 1 && !s[0]!.host.startsWith("*.") && !s[0]!.terminate ? s[0]!.host.toLowerCase() : undefined;
   }
 
   /** An agent's connection: its hello read within the time limit, its name decided, then forwarded or refused. */

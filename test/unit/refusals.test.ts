@@ -259,20 +259,17 @@ describe("the live refusals file", () => {
     const dir = await mkdtemp(join(tmpdir(), "airlock-feed-"));
     let reads = 0;
     let bus: ReturnType<typeof deniedFromNatsLog> = [];
-    const feed = new RefusalFeed(
-      {
-        gate: async () => [],
-        bus: async () => {
-          reads++;
-          await new Promise((r) => setTimeout(r, 20));
-          return bus;
-        },
+    const feed = new RefusalFeed({
+      gate: async () => [],
+      bus: async () => {
+        reads++;
+        await new Promise((r) => setTimeout(r, 20));
+        return bus;
       },
-      60_000,
-    );
+    });
     // Asked before the folder is known: answered once it is.
     feed.ask("early");
-    await feed.attach(folderSink(dir));
+    await feed.attach(folderSink(dir), 60_000);
     expect(await readFile(join(dir, "refusals.jsonl"), "utf8")).toBe("");
     bus = deniedFromNatsLog(NATS, NATS_USER);
     const started = Date.now();

@@ -13,7 +13,6 @@
  * (gate/container-gate.ts) or no network. What a start creates is held (held.ts) until dispose().
  */
 import { folderSink } from "../../run/refusal-feed.js";
-import { liveRefusalsSetting } from "../../settings.js";
 import { engineErrorsExplained } from "./engine/client.js";
 import type { RunRequest } from "../backend.js";
 import { RunStages } from "../../run/run-stages.js";
@@ -79,7 +78,7 @@ export class DockerRun extends RunStages {
     });
     // The agent's refusals so far, at /run/airlock in its sandbox, until it exits.
     this.gateRefusedSoFar = () => gate.refusedSoFar();
-    if (liveRefusalsSetting()) await this.refusalFeed.attach(folderSink(refusalsDir));
+    await this.refusalFeed.attach(folderSink(refusalsDir));
     const exit = await watchUntilExit({
       engine: this.docker.engine,
       started,

@@ -11,7 +11,6 @@
  *
  * dispose() deletes everything the run created (pod-objects.ts), whatever happened.
  */
-import { liveRefusalsSetting } from "../../settings.js";
 import { engineErrorsExplained } from "../docker/engine/client.js";
 import { RunOptionsError } from "../../errors.js";
 import { ownerId } from "../../labels.js";
@@ -204,7 +203,7 @@ export class KubeRun extends RunStages {
     // The agent's refusals so far, written when it asks (each write is an exec): the egress proxy's,
     // and the brokers'; the kernel's tables are read once, after the agent exits.
     this.gateRefusedSoFar = async () => this.httpsEgress?.denials() ?? [];
-    if (liveRefusalsSetting()) void this.refusalFeed.attach(podRefusalSink(pod), 0);
+    void this.refusalFeed.attach(podRefusalSink(pod), 0);
     const end = await followAgent(pod, {
       name: this.name,
       timeoutSeconds: policy.timeoutSeconds,
