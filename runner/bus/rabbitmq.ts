@@ -204,6 +204,8 @@ export const rabbitmqKind: BusKind<RabbitmqGrant, RabbitmqAdmin> = {
       env: {
         [envName]: `amqp://${enc(identity.name)}:${enc(identity.password)}@${endpoint.host}:${endpoint.port}/${enc(vhost)}`,
         AIRLOCK_AMQP_EXCHANGE: exchange,
+        // The queues the runner declared for the run: declaring one again is a passive check (the SDK's scripts).
+        AIRLOCK_AMQP_QUEUES: [...new Set([...perms.publishQueues, ...perms.consumeQueues])].join(","),
       },
       ...(log
         ? { denied: logDenials(log, `'${identity.name}'`, (lines) => deniedFromRabbitmqLog(lines, identity.name)) }

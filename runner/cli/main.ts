@@ -12,6 +12,7 @@ import { registerInit } from "./commands/init.js";
 import { registerLearn } from "./commands/learn.js";
 import { registerRun, UsageError } from "./commands/run.js";
 import { registerSchema } from "./commands/schema.js";
+import { registerSdkRun } from "./commands/sdk-run.js";
 import { registerUp } from "./commands/up.js";
 import { registerValidate } from "./commands/validate.js";
 import { style } from "./style.js";
@@ -34,6 +35,7 @@ registerBuild(program);
 registerCleanup(program);
 registerDoctor(program);
 registerBrokers(program);
+registerSdkRun(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,7 +4,7 @@
  * the CLI and through runAgent(), and the agent's types checked with tsc. A green run inside the
  * repository would hide a missing runtime dependency.
  */
-import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -310,4 +310,36 @@ describe("the packed package, installed into an empty project", () => {
     expect(status.exitCode, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/redis\s+up/);
   });
+  it("installs the Python front end from the package into a fresh virtual environment and runs the SDK's Redis pair from there", async () => {
+    const venv = join(project, "sdk-venv");
+    await execa("python3", ["-m", "venv", venv]);
+    // The command the README gives, with no package index: the front end needs nothing but the standard library.
+    await execa(join(venv, "bin", "pip"), ["install", "--quiet", "./node_modules/airlock/python-sdk"], {
+      cwd: project,
+      env: { PIP_NO_INDEX: "1" },
+    });
+    const pair = join(project, "sdk-pair");
+    await cp(join(project, "node_modules", "airlock", "examples", "python-sdk", "redis-pubsub"), pair, {
+      recursive: true,
+    });
+    const run = await execa(
+      "bash",
+      ["-c", `. "${venv}/bin/activate"; python3 consumer.py & python3 producer.py; wait`],
+      {
+        cwd: pair,
+        all: true,
+        reject: false,
+        timeout: 240_000,
+      },
+    );
+    expect(run.all).toContain("Consumer completed: 0");
+    expect(run.all).toContain("Producer completed: 0");
+    expect(await readFile(join(pair, "output", "summary.txt"), "utf8")).toMatch(/10 messages/);
+    // The CLI it drove is the package's own, not the repository's.
+    const installed = await execa(join(venv, "bin", "python"), [
+      "-c",
+      "import airlock_sdk._install as i; print(i.AIRLOCK_ROOT)",
+    ]);
+    expect(installed.stdout.trim()).toBe(join(project, "node_modules", "airlock"));
+  }, 300_000);
 });

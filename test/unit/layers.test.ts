@@ -32,7 +32,7 @@ const LAYERS: string[][] = [
   ["backends/registry.ts"],
   ["runner.ts"],
   ["group", "init"],
-  ["learn"],
+  ["learn", "sdk"],
   ["cli", "index.ts", "internal.ts"],
 ];
 

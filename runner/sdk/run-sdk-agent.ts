@@ -1,0 +1,95 @@
+/**
+ * One Isolated Agents SDK agent, run as any other airlock run: its SDK policy translated
+ * (sdk-policy.ts), rights from the file beside its script (rights-file.ts), packages pinned
+ * (pins.ts), the start held until the subscribers it publishes to are in place (rendezvous.ts),
+ * then the same runAgent — gate, per-run broker identities, refusals, result file — as `airlock run`.
+ */
+import { mkdir } from "node:fs/promises";
+import { relative, resolve } from "node:path";
+import { PolicyError } from "../errors.js";
+import { definePolicy, type Policy } from "../policy/index.js";
+import type { RunEvent } from "../run/run-agent.js";
+import type { AgentResult } from "../run/result.js";
+import type { Runner } from "../runner.js";
+import { pinPackages } from "./pins.js";
+import { pubSubNames, Rendezvous, type RendezvousOptions } from "./rendezvous.js";
+import { findRightsFile, readRightsFile } from "./rights-file.js";
+import { inSdkTerms, type SdkRequest, sdkRequestSchema, SdkRequestError, translatePolicy } from "./sdk-policy.js";
+
+export interface SdkRunOptions {
+  runner: Runner;
+  onEvent?: (event: RunEvent) => void;
+  signal?: AbortSignal;
+  /** Where pairs meet (tests give their own). */
+  rendezvous?: RendezvousOptions;
+}
+
+export interface SdkResult extends AgentResult {
+  /** What the front end chose for the user: pins, rights the script reached without, variables the identity sets. */
+  sdk: { rightsFile?: string; notes: string[]; waitedFor: string[] };
+}
+
+export function parseSdkRequest(value: unknown): SdkRequest {
+  const parsed = sdkRequestSchema.safeParse(value);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new SdkRequestError(`${i.path.join(".") || "(top)"}: ${i.message}`);
+  }
+  return parsed.data;
+}
+
+/** The airlock policy for the request (thrown problems are in the SDK's terms), and what was chosen. */
+export async function sdkPolicy(
+  request: SdkRequest,
+): Promise<{ policy: Policy; rightsFile?: string; notes: string[] }> {
+  const script = resolve(request.caller.file);
+  const rightsPath = request.policy.bus ? undefined : await findRightsFile(script);
+  const rights = rightsPath ? await readRightsFile(rightsPath) : undefined;
+  const pinned = await pinPackages(request.policy.pip_packages ?? [], script, request.python);
+  const { policy: input, rightless, fromIdentity } = translatePolicy(request, rights?.agents[request.name], pinned.pip);
+  const notes = [...pinned.notes];
+  const where = rights ? rights.file : `airlock.yaml beside ${relative(process.cwd(), script) || script}`;
+  for (const kind of rightless)
+    notes.push(
+      `${kind}: no rights for ${request.name} in ${where}; its identity may do nothing (refusals name the lines to add)`,
+    );
+  if (fromIdentity.length)
+    notes.push(`${fromIdentity.join(", ")}: this run's own broker identity, not the host's values`);
+  try {
+    return { policy: definePolicy(input, request.caller.file), ...(rights ? { rightsFile: rights.file } : {}), notes };
+  } catch (err) {
+    if (err instanceof PolicyError) throw inSdkTerms(err, request, rights?.file);
+    throw err;
+  }
+}
+
+export async function runSdkAgent(request: SdkRequest, options: SdkRunOptions): Promise<SdkResult> {
+  const { policy, rightsFile, notes } = await sdkPolicy(request);
+  const pair = await Rendezvous.join(request.name, pubSubNames(toInput(policy)), options.rendezvous);
+  try {
+    // The SDK's working_dir need not exist yet (its page passes ./workspace): an empty one is mounted.
+    if (request.working_dir) await mkdir(request.working_dir, { recursive: true });
+    const waitedFor = pair ? await pair.waitForSubscribers(policy.timeoutSeconds * 1000, options.signal) : [];
+    const result = await options.runner.runAgent({
+      agent: request.agent,
+      runtime: "python",
+      name: request.name,
+      policy,
+      outputDir: request.host_output_path,
+      ...(request.working_dir ? { workingDir: request.working_dir } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      onEvent: (event) => {
+        if (event.type === "ready") void pair?.markReady();
+        options.onEvent?.(event);
+      },
+    });
+    return { ...result, sdk: { ...(rightsFile ? { rightsFile } : {}), notes, waitedFor } };
+  } finally {
+    await pair?.leave();
+  }
+}
+
+/** The pub/sub lists of a validated policy, in the input shape pubSubNames reads. */
+function toInput(policy: Policy): { bus: never } {
+  return { bus: Object.fromEntries(policy.bus.grants.map((g) => [g.kind, g.grant])) as never };
+}

@@ -1,0 +1,141 @@
+/**
+ * The Isolated Agents SDK's four examples, as its users run them: the front end installed with pip
+ * into a fresh virtual environment (no package index: PIP_NO_INDEX), the scripts copied from
+ * examples/python-sdk/ (the page's, byte for byte but for the endpoint host), started the page's way
+ * (`python3 consumer.py & python3 producer.py`) against the local brokers. Then the same scripts
+ * with one thing more than their policy allows — an endpoint the policy does not list, a publish
+ * the rights file does not grant — are refused, and the refusal is reported with its fix.
+ */
+import { cp, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { beforeAll, describe, expect, it } from "vitest";
+import { packagePath } from "../../runner/paths.js";
+import { bridgeGateway, tcpDecoy, tempDir } from "./helpers.js";
+
+let venvBin: string;
+
+beforeAll(async () => {
+  const venv = join(await tempDir("airlock-sdk-venv-"), "venv");
+  await execa("python3", ["-m", "venv", venv]);
+  await execa(join(venv, "bin", "pip"), ["install", "--quiet", packagePath("python-sdk")], {
+    env: { PIP_NO_INDEX: "1" },
+  });
+  venvBin = join(venv, "bin");
+}, 120_000);
+
+/** A copy of an example folder, as a user's own project folder. */
+async function example(name: string): Promise<string> {
+  const dir = join(await tempDir("airlock-sdk-example-"), name);
+  await cp(packagePath("examples", "python-sdk", name), dir, {
+    recursive: true,
+    filter: (src) => !/(output|workspace)$|\.result\.json$|\.denials\.jsonl$/.test(src),
+  });
+  return dir;
+}
+
+/**
+ * Runs a shell line the way the page does, in the activated virtual environment (activated inside the
+ * shell, as a user does: a shell's own startup files may put other Pythons first on PATH).
+ */
+async function shell(dir: string, line: string, timeout = 240_000) {
+  return execa("bash", ["-c", `. "${venvBin}/activate"; ${line}`], {
+    cwd: dir,
+    all: true,
+    reject: false,
+    timeout,
+  });
+}
+
+const lines = async (file: string) => (await readFile(file, "utf8")).split("\n").filter(Boolean);
+
+describe("the Python SDK's examples, run unchanged under airlock", () => {
+  it("Redis pub/sub: the producer waits for the consumer's subscription, and all 10 messages arrive", async () => {
+    const dir = await example("redis-pubsub");
+    const run = await shell(dir, "python3 consumer.py & python3 producer.py; wait");
+    expect(run.all).toContain("Producer completed: 0");
+    expect(run.all).toContain("Consumer completed: 0");
+    expect(await lines(join(dir, "output", "results.txt"))).toEqual(
+      Array.from({ length: 10 }, (_, i) => `Processed: Process item ${i}`),
+    );
+    expect(await readFile(join(dir, "output", "summary.txt"), "utf8")).toMatch(/^(Received|Published) 10 messages/);
+  }, 240_000);
+
+  it("RabbitMQ work queue: basic_publish(exchange='') reaches the queue through the run's own exchange", async () => {
+    const dir = await example("rabbitmq-work-queue");
+    const run = await shell(dir, "python3 worker.py & python3 publisher.py; wait");
+    expect(run.all).toContain("Publisher completed: 0");
+    expect(run.all).toContain("Worker completed: 0");
+    const done = await lines(join(dir, "output", "results.txt"));
+    expect(done).toHaveLength(5);
+    for (const line of done) expect(line).toMatch(/^Completed task \d+: Task \d+$/);
+  }, 240_000);
+
+  it("Kafka streaming: 100 events produced with the run's SCRAM user, 100 consumed in agent-group", async () => {
+    const dir = await example("kafka-streaming");
+    const run = await shell(dir, "python3 consumer.py & python3 producer.py; wait");
+    expect(run.all).toContain("Producer completed: 0");
+    expect(run.all).toContain("Consumer completed: 0");
+    const events = await lines(join(dir, "output", "results.txt"));
+    expect(events).toHaveLength(100);
+    for (const line of events) expect(line).toMatch(/^Processed event \d+: value=[\d.]+$/);
+  }, 240_000);
+
+  it("Redis request/reply: a password-less redis.Redis() is this run's own user, and the reply comes back", async () => {
+    const dir = await example("redis-request-reply");
+    const run = await shell(dir, "python3 replier.py & python3 requester.py; wait");
+    expect(run.all).toContain("Requester completed: 0");
+    expect(run.all).toContain("Replier completed: 0");
+    expect(await readFile(join(dir, "output", "result.txt"), "utf8")).toBe("Result: 30");
+  }, 240_000);
+});
+
+describe("the same scripts with one thing more than their policy allows", () => {
+  it("an endpoint the policy does not list is refused at the gate, and reported with the line to add", async () => {
+    // A server on the host's address on airlock's bridge: reachable from a container unless the gate refuses.
+    const decoy = await tcpDecoy(await bridgeGateway());
+    try {
+      const dir = await example("redis-pubsub");
+      const source = await readFile(join(dir, "producer.py"), "utf8");
+      const forbidden = source.replace(
+        "    output_dir.mkdir(parents=True, exist_ok=True)\n",
+        `    output_dir.mkdir(parents=True, exist_ok=True)\n    import socket; socket.create_connection(("${decoy.host}", ${decoy.port}), timeout=5)\n`,
+      );
+      expect(forbidden).not.toBe(source);
+      await writeFile(join(dir, "producer.py"), forbidden);
+      const run = await shell(dir, "python3 producer.py", 120_000);
+      expect(run.all).toContain("Producer completed: 1");
+      expect(run.all).toMatch(/producer_agent: refused \d+ things?/);
+      expect(run.all).toMatch(new RegExp(`:${decoy.port}\\b.*→`));
+      const denials = (await lines(join(dir, "output.denials.jsonl"))).map((l) => JSON.parse(l));
+      expect(denials.some((d) => d.layer === "network" && String(d.resource).endsWith(`:${decoy.port}`))).toBe(true);
+      expect(decoy.hits()).toBe(0);
+    } finally {
+      await decoy.close();
+    }
+  }, 180_000);
+
+  it("a publish the rights file does not grant is refused by Redis as the run's user, with the rights line to add", async () => {
+    const dir = await example("redis-pubsub");
+    const rights = await readFile(join(dir, "airlock.yaml"), "utf8");
+    // The producer keeps its identity, without the publish right: never widened to make it pass.
+    await writeFile(join(dir, "airlock.yaml"), rights.replace("publish: [agent-events]", "publish: [other-events]"));
+    const run = await shell(dir, "python3 producer.py", 120_000);
+    expect(run.all).toContain("Producer completed: 1");
+    const denials = (await lines(join(dir, "output.denials.jsonl"))).map((l) => JSON.parse(l));
+    const publish = denials.find((d) => d.kind === "redis" && d.resource === "agent-events");
+    expect(publish, JSON.stringify(denials)).toBeDefined();
+    expect(publish.fix).toContain("publish");
+  }, 180_000);
+
+  it("an SDK policy problem is an error naming the script's line, the SDK keyword and the fix", async () => {
+    const dir = await example("redis-pubsub");
+    const source = await readFile(join(dir, "producer.py"), "utf8");
+    await writeFile(join(dir, "producer.py"), source.replace('"localhost:6379"', '"localhost:99999"'));
+    const run = await shell(dir, "python3 producer.py", 60_000);
+    expect(run.exitCode).not.toBe(0);
+    expect(run.all).toMatch(/producer\.py:\d+: .*NetworkPolicy\(allowed_endpoints=…\)\[0\]/);
+    expect(run.all).toContain("PolicyError");
+    await rm(join(dir, "output"), { recursive: true, force: true });
+  }, 60_000);
+});
