@@ -9,12 +9,19 @@ import { relative, resolve } from "node:path";
 import { PolicyError } from "../errors.js";
 import { definePolicy, type Policy } from "../policy/index.js";
 import type { RunEvent } from "../run/run-agent.js";
-import type { AgentResult } from "../run/result.js";
+import { type AgentResult, writeResult } from "../run/result.js";
 import type { Runner } from "../runner.js";
 import { pinPackages } from "./pins.js";
 import { pubSubNames, Rendezvous, type RendezvousOptions } from "./rendezvous.js";
 import { findRightsFile, readRightsFile } from "./rights-file.js";
-import { inSdkTerms, type SdkRequest, sdkRequestSchema, SdkRequestError, translatePolicy } from "./sdk-policy.js";
+import {
+  inSdkTerms,
+  type SdkRequest,
+  sdkFix,
+  sdkRequestSchema,
+  SdkRequestError,
+  translatePolicy,
+} from "./sdk-policy.js";
 
 export interface SdkRunOptions {
   runner: Runner;
@@ -83,7 +90,18 @@ export async function runSdkAgent(request: SdkRequest, options: SdkRunOptions): 
         options.onEvent?.(event);
       },
     });
-    return { ...result, sdk: { ...(rightsFile ? { rightsFile } : {}), notes, waitedFor } };
+    const sdk = { ...(rightsFile ? { rightsFile } : {}), notes, waitedFor };
+    if (!result.refusals.length) return { ...result, sdk };
+    // The record, the result file and the failure reason say where each line goes for this user.
+    const fixes = new Map(result.refusals.map((r) => [r.fix, sdkFix(r.fix, request, rightsFile)]));
+    const translated: SdkResult = {
+      ...result,
+      refusals: result.refusals.map((r) => ({ ...r, fix: fixes.get(r.fix)! })),
+      ...(result.error ? { error: [...fixes].reduce((e, [from, to]) => e.split(from).join(to), result.error) } : {}),
+      sdk,
+    };
+    await writeResult(translated);
+    return translated;
   } finally {
     await pair?.leave();
   }

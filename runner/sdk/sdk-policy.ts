@@ -16,7 +16,9 @@ import { AirlockError, type InputIssue, PolicyError } from "../errors.js";
 import type { PolicyInput } from "../policy/index.js";
 import { parseEndpoint } from "../policy/endpoint.js";
 import { BUS_KIND_NAMES, BUS_KINDS, type BusKindName } from "../bus/registry.js";
-import type { AgentRights } from "./rights-file.js";
+import { basename } from "node:path";
+import { NOTHING } from "../learn/learn.js";
+import { type AgentRights, RIGHTS_FILE } from "./rights-file.js";
 
 /** What the front end sends: run_agent's arguments, with the agent already written to a file. */
 export const sdkRequestSchema = z.strictObject({
@@ -85,6 +87,16 @@ export function sdkField(field: string, rightsFile: string | undefined, agent: s
   return field;
 }
 
+/**
+ * The rights of a broker the policy reaches with none given: nothing. Redis allows a command class
+ * only with some name granted, so its lists hold one name that matches nothing (as learn mode's
+ * do): the refusal then names the channel or key, and so does its fix.
+ */
+function rightlessGrant(kind: BusKindName): Record<string, unknown> {
+  if (kind !== "redis") return {};
+  return { publish: [NOTHING], subscribe: [NOTHING], keys: { read: [NOTHING], write: [NOTHING] } };
+}
+
 export interface TranslatedPolicy {
   policy: PolicyInput;
   /** Brokers the policy reaches with no rights given: their identity may do nothing (the fix names the file). */
@@ -116,7 +128,7 @@ export function translatePolicy(request: SdkRequest, rights: AgentRights | undef
     }
     const kind = BUS_KIND_NAMES.find((k) => BUS_KINDS[k].defaultPort === endpoint.port);
     if (kind && !bus[kind] && LOCAL.has(endpoint.host)) {
-      bus[kind] = {};
+      bus[kind] = rightlessGrant(kind);
       rightless.push(kind);
     }
   }
@@ -151,4 +163,20 @@ export function inSdkTerms(err: PolicyError, request: SdkRequest, rightsFile: st
     return { ...rest, file, field: sdkField(i.field, rightsFile, request.name) };
   });
   return new PolicyError(file, issues);
+}
+
+/**
+ * A refusal's fix in the SDK user's terms: an endpoint goes in the script's NetworkPolicy, a broker
+ * right in the agent's entry of the rights file (or Policy(bus=…) when the rights came from code).
+ */
+export function sdkFix(fix: string, request: SdkRequest, rightsFile: string | undefined): string {
+  const script = basename(request.caller.file);
+  return fix
+    .replace(/ to network\.allowedEndpoints\b/, ` to NetworkPolicy(allowed_endpoints=[…]) in ${script}`)
+    .replace(/ to network\.https\b/, ` to Policy(https=[…]) in ${script}`)
+    .replace(/ to bus\.(\S+)/, (_m, path: string) =>
+      rightsFile || !request.policy.bus
+        ? ` to ${request.name}.bus.${path} in ${rightsFile ?? RIGHTS_FILE}`
+        : ` to Policy(bus=…) ${path}`,
+    );
 }

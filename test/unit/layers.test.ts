@@ -32,7 +32,8 @@ const LAYERS: string[][] = [
   ["backends/registry.ts"],
   ["runner.ts"],
   ["group", "init"],
-  ["learn", "sdk"],
+  ["learn"],
+  ["sdk"],
   ["cli", "index.ts", "internal.ts"],
 ];
 

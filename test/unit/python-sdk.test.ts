@@ -9,12 +9,13 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { PolicyError } from "../../runner/errors.js";
+import { NOTHING } from "../../runner/learn/learn.js";
 import { packagePath } from "../../runner/paths.js";
 import { imagePins, pinPackages } from "../../runner/sdk/pins.js";
 import { overlaps, pubSubNames, Rendezvous } from "../../runner/sdk/rendezvous.js";
 import { readRightsFile } from "../../runner/sdk/rights-file.js";
 import { parseSdkRequest, sdkPolicy } from "../../runner/sdk/run-sdk-agent.js";
-import { type SdkRequest, translatePolicy } from "../../runner/sdk/sdk-policy.js";
+import { type SdkRequest, sdkFix, translatePolicy } from "../../runner/sdk/sdk-policy.js";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 
@@ -40,7 +41,15 @@ describe("the SDK policy, translated", () => {
     });
     const t = translatePolicy(r, undefined, []);
     expect(t.policy.network?.allowedEndpoints).toEqual(["localhost:6379", "api.example.com:443"]);
-    expect(t.policy.bus).toEqual({ redis: { env: "REDIS_URL" } });
+    // Nothing granted: one name that matches nothing, so that Redis's refusals name the channel or key.
+    expect(t.policy.bus).toEqual({
+      redis: {
+        publish: [NOTHING],
+        subscribe: [NOTHING],
+        keys: { read: [NOTHING], write: [NOTHING] },
+        env: "REDIS_URL",
+      },
+    });
     expect(t.rightless).toEqual(["redis"]);
     expect(t.policy.env?.allow).toEqual(["MY_SETTING"]);
     expect(t.fromIdentity).toEqual(["REDIS_HOST", "REDIS_PASSWORD"]);
@@ -69,6 +78,18 @@ describe("the SDK policy, translated", () => {
     const err = await sdkPolicy(request(dir, { network: { allowed_endpoints: ["localhost:6379"] } })).catch((e) => e);
     expect(err).toBeInstanceOf(PolicyError);
     expect((err as PolicyError).issues[0]!.field).toMatch(/^producer_agent\.bus\.redis.* in .*airlock\.yaml$/);
+  });
+
+  it("says where each refusal's fix goes in the SDK user's files", () => {
+    const r = request("/p", { network: { allowed_endpoints: ["localhost:6379"] } });
+    expect(sdkFix("add 10.1.2.3:80 to network.allowedEndpoints, if the agent needs it", r, "airlock.yaml")).toBe(
+      "add 10.1.2.3:80 to NetworkPolicy(allowed_endpoints=[…]) in producer.py, if the agent needs it",
+    );
+    expect(sdkFix("add agent-events to bus.redis.publish", r, "sub/airlock.yaml")).toBe(
+      "add agent-events to producer_agent.bus.redis.publish in sub/airlock.yaml",
+    );
+    const inCode = request("/p", { network: { allowed_endpoints: ["localhost:6379"] }, bus: { redis: {} } });
+    expect(sdkFix("add x to bus.redis.subscribe", inCode, undefined)).toBe("add x to Policy(bus=…) redis.subscribe");
   });
 
   it("refuses a malformed request from the front end with what is wrong", () => {

@@ -178,7 +178,7 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
  * The "refused" section: every refusal of the run (the gate, the HTTPS egress proxy, the brokers) on
  * one line each, with the policy line that would allow it or why none can.
  */
-export function refusedLines(result: AgentResult, out: NodeJS.WriteStream): string[] {
+export function refusedLines(result: AgentResult, out: NodeJS.WriteStream, where?: string): string[] {
   const refusals = result.refusals ?? [];
   if (!refusals.length) return [];
   const policy =
@@ -188,7 +188,10 @@ export function refusedLines(result: AgentResult, out: NodeJS.WriteStream): stri
   const file = result.refusalsFile ? `; all of them in ${relative(process.cwd(), result.refusalsFile)}` : "";
   const n = refusals.length;
   return [
-    style.yellow(`${result.name}: refused ${n} thing${n === 1 ? "" : "s"} (lines to add go in ${policy}${file}):`, out),
+    style.yellow(
+      `${result.name}: refused ${n} thing${n === 1 ? "" : "s"} (${where ?? `lines to add go in ${policy}`}${file}):`,
+      out,
+    ),
     ...refusals.map((r) => {
       const what = printable(describeRefusal(r));
       const times = `${r.countAtLeast ? "≥" : ""}${r.count}×`;
@@ -197,7 +200,8 @@ export function refusedLines(result: AgentResult, out: NodeJS.WriteStream): stri
   ];
 }
 
-export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void {
+/** `linesGo`: where the refused section says lines to add go (default: the policy file). */
+export function printSummary(result: AgentResult, out: NodeJS.WriteStream, linesGo?: string): void {
   for (const w of result.warnings ?? []) out.write(`${style.yellow(`${result.name}: ${printable(w)}`, out)}\n`);
   const ok = result.status === "succeeded";
   const mark = ok ? style.green("✔", out) : style.red("✖", out);
@@ -209,5 +213,5 @@ export function printSummary(result: AgentResult, out: NodeJS.WriteStream): void
   out.write(
     `${mark} ${style.bold(result.name, out)} ${result.status}${exit} in ${formatDuration(result.durationMs)} · ${files} output file${files === 1 ? "" : "s"} in ${where} · result ${relative(process.cwd(), result.resultFile)}${detail}\n`,
   ); // Under the summary: what was refused, and the line that would allow it.
-  for (const line of refusedLines(result, out)) out.write(`${line}\n`);
+  for (const line of refusedLines(result, out, linesGo)) out.write(`${line}\n`);
 }

@@ -41,7 +41,7 @@ export function registerSdkRun(program: Command): void {
           ...(opts.quiet ? {} : { onEvent: eventPrinter(process.stderr) }),
         });
         for (const note of result.sdk.notes) process.stderr.write(`${result.name}: ${note}\n`);
-        printSummary(result, process.stderr);
+        printSummary(result, process.stderr, "each line says where it goes");
         process.stdout.write(`${JSON.stringify(result)}\n`);
         process.exitCode = exitCodeFor(result);
       } catch (err) {
