@@ -13,9 +13,10 @@
  * later one waits. Every wait is bounded by the caller's limit.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { AirlockError } from "../errors.js";
 import type { PolicyInput } from "../policy/index.js";
 
 export const PAIR_WINDOW_MS = 1500;
@@ -74,8 +75,22 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Per user: $XDG_RUNTIME_DIR (the user's own) when set, else a folder of the user's in the temp folder. */
 export function defaultPairsDir(): string {
-  return join(tmpdir(), `airlock-pairs-${userInfo().uid}`);
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  return runtime ? join(runtime, "airlock-pairs") : join(tmpdir(), `airlock-pairs-${userInfo().uid}`);
+}
+
+/** The folder is trusted only if it is this user's own, a real folder, and closed to everyone else. */
+async function checkOwnFolder(dir: string): Promise<void> {
+  const s = await lstat(dir);
+  const uid = process.getuid?.();
+  if (!s.isDirectory() || (uid !== undefined && s.uid !== uid) || (s.mode & 0o077) !== 0)
+    throw new AirlockError(
+      "PAIRS_DIR_UNSAFE",
+      `${dir} is not a folder of this user's that only it can open (another user could make runs wait or skip waiting)`,
+      { fix: `remove it (rm -rf ${dir}); airlock creates it again with mode 700` },
+    );
 }
 
 export interface RendezvousOptions {
@@ -101,6 +116,7 @@ export class Rendezvous {
     if (!names.publishes.length && !names.subscribes.length) return undefined;
     const dir = options.dir ?? defaultPairsDir();
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    await checkOwnFolder(dir);
     const now = options.now ?? Date.now;
     const sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     const me: Entry = {

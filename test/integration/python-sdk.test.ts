@@ -91,29 +91,40 @@ describe("the Python SDK's examples, run unchanged under airlock", () => {
 });
 
 describe("the same scripts with one thing more than their policy allows", () => {
-  it("an endpoint the policy does not list is refused at the gate, and reported with the line to add", async () => {
-    // A server on the host's address on airlock's bridge: reachable from a container unless the gate refuses.
-    const decoy = await tcpDecoy(await bridgeGateway());
-    try {
-      const dir = await example("redis-pubsub");
-      const source = await readFile(join(dir, "producer.py"), "utf8");
-      const forbidden = source.replace(
-        "    output_dir.mkdir(parents=True, exist_ok=True)\n",
-        `    output_dir.mkdir(parents=True, exist_ok=True)\n    import socket; socket.create_connection(("${decoy.host}", ${decoy.port}), timeout=5)\n`,
-      );
-      expect(forbidden).not.toBe(source);
-      await writeFile(join(dir, "producer.py"), forbidden);
-      const run = await shell(dir, "python3 producer.py", 120_000);
-      expect(run.all).toContain("Producer completed: 1");
-      expect(run.all).toMatch(/producer_agent: refused \d+ things?/);
-      expect(run.all).toMatch(new RegExp(`:${decoy.port}\\b.*→`));
-      const denials = (await lines(join(dir, "output.denials.jsonl"))).map((l) => JSON.parse(l));
-      expect(denials.some((d) => d.layer === "network" && String(d.resource).endsWith(`:${decoy.port}`))).toBe(true);
-      expect(decoy.hits()).toBe(0);
-    } finally {
-      await decoy.close();
-    }
-  }, 180_000);
+  it.each([
+    ["redis-pubsub", "producer.py", "producer.py", "Producer completed: 1", "producer_agent"],
+    ["rabbitmq-work-queue", "publisher.py", "publisher.py", "Publisher completed: 1", "publisher_agent"],
+    ["kafka-streaming", "producer.py", "producer.py", "Producer completed: 1", "kafka_producer"],
+    ["redis-request-reply", "request_reply.py", "requester.py", "Requester completed: 1", "request_agent"],
+  ])(
+    "%s: an endpoint the agent's code adds is refused at the gate and reported with the line to add",
+    async (name, edit, start, failed, agent) => {
+      // A server on the host's address on airlock's bridge: reachable from a container unless the gate refuses.
+      const decoy = await tcpDecoy(await bridgeGateway());
+      try {
+        const dir = await example(name);
+        const source = await readFile(join(dir, edit), "utf8");
+        const forbidden = source.replace(
+          "    output_dir.mkdir(parents=True, exist_ok=True)\n",
+          `    output_dir.mkdir(parents=True, exist_ok=True)\n    import socket; socket.create_connection(("${decoy.host}", ${decoy.port}), timeout=5)\n`,
+        );
+        expect(forbidden).not.toBe(source);
+        await writeFile(join(dir, edit), forbidden);
+        const run = await shell(dir, `python3 ${start}`, 120_000);
+        expect(run.all).toContain(failed);
+        expect(run.all).toMatch(new RegExp(`${agent}: refused \\d+ things?`));
+        expect(run.all).toContain(
+          `add ${decoy.host}:${decoy.port} to NetworkPolicy(allowed_endpoints=[…]) in ${start}`,
+        );
+        const denials = (await lines(join(dir, "output.denials.jsonl"))).map((l) => JSON.parse(l));
+        expect(denials.some((d) => d.layer === "network" && d.resource === `${decoy.host}:${decoy.port}`)).toBe(true);
+        expect(decoy.hits()).toBe(0);
+      } finally {
+        await decoy.close();
+      }
+    },
+    180_000,
+  );
 
   it("a publish the rights file does not grant is refused by Redis as the run's user, with the rights line to add", async () => {
     const dir = await example("redis-pubsub");

@@ -4,7 +4,7 @@
  * checks, pinning, the pair rendezvous (with a clock the test drives), and the Python packer that
  * turns an agent function into a file (run with the machine's python3).
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
@@ -166,6 +166,14 @@ describe("pairs started from separate scripts", () => {
     expect(now).toBeGreaterThanOrEqual(1_003_000);
     expect(now).toBeLessThan(1_010_000);
     await Promise.all([consumer!.leave(), other!.leave(), producer!.leave()]);
+  });
+
+  it("meets only in a folder of this user's that nobody else can open", async () => {
+    const dir = await temp();
+    await chmod(dir, 0o777);
+    await expect(Rendezvous.join("x", { publishes: ["redis|a"], subscribes: [] }, { dir })).rejects.toThrow(
+      /not a folder of this user's that only it can open/,
+    );
   });
 
   it("two runs that each publish what the other subscribes to: only the later one waits", async () => {
