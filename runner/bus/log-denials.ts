@@ -63,6 +63,10 @@ export function deniedFromRabbitmqLog(lines: string[], user: string): BusDenial[
     } else if (what === "exchange") fix = `add ${name} to bus.rabbitmq.exchanges.publish`;
     else if (access === "write" && action === "publish")
       fix = `add ${name} to bus.rabbitmq.queues.publish (the runner binds it to the run's exchange)`;
+    else if (action === "declare")
+      // A declare says nothing of what the agent means to do with the queue: name both, so that a
+      // publisher is not told to take read rights.
+      fix = `add ${name} to bus.rabbitmq.queues.publish if the agent publishes to it, or bus.rabbitmq.queues.consume if it consumes from it (the runner declares it either way)`;
     else fix = `add ${name} to bus.rabbitmq.queues.consume`;
     const allow = never
       ? undefined

@@ -91,13 +91,13 @@ export async function runSdkAgent(request: SdkRequest, options: SdkRunOptions): 
       },
     });
     const sdk = { ...(rightsFile ? { rightsFile } : {}), notes, waitedFor };
-    if (!result.refusals.length) return { ...result, sdk };
+    if (!result.refusals.length && !result.error) return { ...result, sdk };
     // The record, the result file and the failure reason say where each line goes for this user.
-    const fixes = new Map(result.refusals.map((r) => [r.fix, sdkFix(r.fix, request, rightsFile)]));
+    const words = (text: string) => sdkFix(text, request, rightsFile);
     const translated: SdkResult = {
       ...result,
-      refusals: result.refusals.map((r) => ({ ...r, fix: fixes.get(r.fix)! })),
-      ...(result.error ? { error: [...fixes].reduce((e, [from, to]) => e.split(from).join(to), result.error) } : {}),
+      refusals: result.refusals.map((r) => ({ ...r, fix: words(r.fix) })),
+      ...(result.error ? { error: words(result.error) } : {}),
       sdk,
     };
     await writeResult(translated);

@@ -166,17 +166,25 @@ export function inSdkTerms(err: PolicyError, request: SdkRequest, rightsFile: st
 }
 
 /**
- * A refusal's fix in the SDK user's terms: an endpoint goes in the script's NetworkPolicy, a broker
- * right in the agent's entry of the rights file (or Policy(bus=…) when the rights came from code).
+ * A refusal's fix (or a failure reason) in the SDK user's terms: an endpoint goes in the script's
+ * NetworkPolicy, a broker right in the agent's entry of the rights file (or Policy(bus=…) when the
+ * rights came from code). " in <the policy's file>" after a policy path goes: each says its own file.
  */
-export function sdkFix(fix: string, request: SdkRequest, rightsFile: string | undefined): string {
+export function sdkFix(text: string, request: SdkRequest, rightsFile: string | undefined): string {
   const script = basename(request.caller.file);
-  return fix
-    .replace(/ to network\.allowedEndpoints\b/, ` to NetworkPolicy(allowed_endpoints=[…]) in ${script}`)
-    .replace(/ to network\.https\b/, ` to Policy(https=[…]) in ${script}`)
-    .replace(/ to bus\.(\S+)/, (_m, path: string) =>
-      rightsFile || !request.policy.bus
-        ? ` to ${request.name}.bus.${path} in ${rightsFile ?? RIGHTS_FILE}`
-        : ` to Policy(bus=…) ${path}`,
-    );
+  const policyFile = ` in ${request.caller.file}`;
+  const rights = rightsFile ?? RIGHTS_FILE;
+  const inCode = Boolean(request.policy.bus) && !rightsFile;
+  let busNamed = false;
+  const out = text
+    .split(policyFile)
+    .join("")
+    .replace(/\bnetwork\.allowedEndpoints\b/g, `NetworkPolicy(allowed_endpoints=[…]) in ${script}`)
+    .replace(/\bnetwork\.https\b/g, `Policy(https=[…]) in ${script}`)
+    .replace(/\bbus\.([A-Za-z][\w.]*[A-Za-z])/g, (_m, path: string) => {
+      busNamed = true;
+      return inCode ? `Policy(bus=…) ${path}` : `${request.name}.bus.${path}`;
+    });
+  // Say once where the bus lines go.
+  return busNamed && !inCode ? `${out} (in ${rights})` : out;
 }

@@ -136,7 +136,7 @@ describe("the same scripts with one thing more than their policy allows", () => 
     const denials = (await lines(join(dir, "output.denials.jsonl"))).map((l) => JSON.parse(l));
     const publish = denials.find((d) => d.kind === "redis" && d.resource === "agent-events");
     expect(publish, JSON.stringify(denials)).toBeDefined();
-    expect(publish.fix).toBe("add agent-events to producer_agent.bus.redis.publish in airlock.yaml");
+    expect(publish.fix).toBe("add agent-events to producer_agent.bus.redis.publish (in airlock.yaml)");
 
     // No rights file at all: an identity that may do nothing, and the refusal names the line to write.
     await rm(join(dir, "airlock.yaml"));
@@ -144,7 +144,7 @@ describe("the same scripts with one thing more than their policy allows", () => 
     expect(bare.all).toContain("Producer completed: 1");
     expect(bare.all).toContain("no rights for producer_agent in airlock.yaml beside producer.py");
     expect(bare.all).toMatch(
-      /redis publish channel agent-events .*→ add agent-events to producer_agent\.bus\.redis\.publish in airlock\.yaml/,
+      /redis publish channel agent-events .*→ add agent-events to producer_agent\.bus\.redis\.publish \(in airlock\.yaml\)/,
     );
   }, 180_000);
 

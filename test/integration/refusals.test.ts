@@ -108,7 +108,7 @@ describe("refusals, as the agent and the user see them", () => {
       resourceType: "queue",
       resource: "not-mine.tasks",
       rule: "rabbitmq.queue.declare",
-      fix: "add not-mine.tasks to bus.rabbitmq.queues.consume",
+      fix: "add not-mine.tasks to bus.rabbitmq.queues.publish if the agent publishes to it, or bus.rabbitmq.queues.consume if it consumes from it (the runner declares it either way)",
     };
     expect(seen.denials).toContainEqual(expect.objectContaining(entry));
     expect(await jsonl(join(dir, "out.denials.jsonl"))).toContainEqual(expect.objectContaining(entry));
@@ -120,7 +120,7 @@ describe("refusals, as the agent and the user see them", () => {
       /^refused: refused 1 thing \(lines to add go in .*refused\.yaml; all of them in .*out\.denials\.jsonl\):$/,
     );
     expect(lines[summary + 2]).toMatch(
-      /rabbitmq declare queue not-mine\.tasks\s+1×\s+→ add not-mine\.tasks to bus\.rabbitmq\.queues\.consume/,
+      /rabbitmq declare queue not-mine\.tasks\s+1×\s+→ add not-mine\.tasks to bus\.rabbitmq\.queues\.publish if the agent publishes to it, or bus\.rabbitmq\.queues\.consume/,
     );
   });
 });

@@ -86,7 +86,14 @@ describe("the SDK policy, translated", () => {
       "add 10.1.2.3:80 to NetworkPolicy(allowed_endpoints=[…]) in producer.py, if the agent needs it",
     );
     expect(sdkFix("add agent-events to bus.redis.publish", r, "sub/airlock.yaml")).toBe(
-      "add agent-events to producer_agent.bus.redis.publish in sub/airlock.yaml",
+      "add agent-events to producer_agent.bus.redis.publish (in sub/airlock.yaml)",
+    );
+    expect(sdkFix("list t in bus.kafka.topics.produce and set bus.kafka.topics.create: true", r, "airlock.yaml")).toBe(
+      "list t in producer_agent.bus.kafka.topics.produce and set producer_agent.bus.kafka.topics.create: true (in airlock.yaml)",
+    );
+    // A failure reason that named the policy's file for a bus line names the rights file instead.
+    expect(sdkFix("a queue outside bus.rabbitmq.queues in /p/producer.py must be added there", r, "airlock.yaml")).toBe(
+      "a queue outside producer_agent.bus.rabbitmq.queues must be added there (in airlock.yaml)",
     );
     const inCode = request("/p", { network: { allowed_endpoints: ["localhost:6379"] }, bus: { redis: {} } });
     expect(sdkFix("add x to bus.redis.subscribe", inCode, undefined)).toBe("add x to Policy(bus=…) redis.subscribe");
