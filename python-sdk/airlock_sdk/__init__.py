@@ -9,34 +9,34 @@ what it refused and the line that would allow it.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
-import sys
 import tempfile
-from typing import Any, Callable, Optional, Union
+from typing import Optional
 
-from .agent_source import stage_script, write_agent_file
 from .driver import run_cli
 from .errors import AgentNotPortable, AirlockError, AirlockNotFound, PolicyError
 from .policy import NetworkPolicy, Policy
+from .request import Agent, build_request
 from .result import AgentResult
+from .runner import Runner
 
-__all__ = ["run_agent", "Policy", "NetworkPolicy", "AgentResult", "AirlockError", "AirlockNotFound", "AgentNotPortable", "PolicyError"]
-
-
-def _caller() -> tuple:
-    """The script line that called run_agent (outside this package): errors name it."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for frame in inspect.stack()[2:]:
-        if not os.path.abspath(frame.filename).startswith(here) and "isolated_agents_sdk" not in frame.filename:
-            return os.path.abspath(frame.filename), frame.lineno
-    return os.path.abspath(sys.argv[0] or "."), None
+__all__ = [
+    "run_agent",
+    "Runner",
+    "Policy",
+    "NetworkPolicy",
+    "AgentResult",
+    "AirlockError",
+    "AirlockNotFound",
+    "AgentNotPortable",
+    "PolicyError",
+]
 
 
 def run_agent(
-    agent: Union[Callable[[], Any], str, "os.PathLike[str]"],
+    agent: Agent,
     working_dir: Optional[str] = None,
     host_output_path: str = "./output",
     policy: Optional[Policy] = None,
@@ -48,24 +48,11 @@ def run_agent(
     Returns when it has ended, with the SDK's fields (exit_code, stdout, stderr) and airlock's
     (status, outputs, denials). Raises PolicyError for a policy or rights-file problem (named with
     its field and fix), AgentNotPortable when the function uses what cannot travel, and
-    AirlockNotFound when no airlock CLI is installed."""
-    policy = policy or Policy()
-    caller_file, caller_line = _caller()
+    AirlockNotFound when no airlock CLI is installed. One `airlock sdk-run` process per call; for
+    many runs from one process (and a warm pool), use `with Runner(pool=N) as r: r.run_agent(...)`."""
     folder = tempfile.mkdtemp(prefix="airlock-sdk-")
     try:
-        if callable(agent):
-            agent_file, name = write_agent_file(agent, folder)
-        else:
-            agent_file, name = stage_script(os.fspath(agent), folder)
-        request = {
-            "agent": agent_file,
-            "name": name,
-            "caller": {"file": caller_file, **({"line": caller_line} if caller_line else {})},
-            "working_dir": os.path.abspath(working_dir) if working_dir else None,
-            "host_output_path": os.path.abspath(host_output_path),
-            "python": sys.executable,
-            "policy": policy.to_request(),
-        }
+        request = build_request(agent, folder, working_dir, host_output_path, policy)
         request_file = os.path.join(folder, "request.json")
         with open(request_file, "w", encoding="utf-8") as f:
             json.dump(request, f)

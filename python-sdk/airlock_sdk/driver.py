@@ -58,7 +58,7 @@ def find_cli() -> List[str]:
 def run_cli(request_file: str, quiet: bool = False) -> Dict[str, Any]:
     command = [*find_cli(), "sdk-run", "--request", request_file, *(["--quiet"] if quiet else [])]
     try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sys.stderr if _has_fd(sys.stderr) else None)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_target())
     except OSError as err:
         raise AirlockNotFound(f"cannot start {command[0]}: {err.strerror}", "AIRLOCK_NOT_FOUND", "install Node.js 20 or later, and airlock") from err
     assert proc.stdout is not None
@@ -72,16 +72,25 @@ def run_cli(request_file: str, quiet: bool = False) -> Dict[str, Any]:
         value = json.loads(last[0])
     except ValueError:
         raise AirlockError(f"airlock exited with {code} and gave no result (its message is above)", "NO_RESULT") from None
+    return answer_of(value)
+
+
+def answer_of(value: Dict[str, Any]) -> Dict[str, Any]:
+    """The result in an answer of `airlock sdk-run`, or its error raised as this package's typed error."""
     error: Optional[Dict[str, Any]] = value.get("error") if isinstance(value.get("error"), dict) else None
     if error:
         cls = PolicyError if error.get("code") in ("POLICY_INVALID", "PIP_UNPINNED") else AirlockError
         raise cls(str(error.get("message", "")), str(error.get("code", "AIRLOCK")), error.get("fix"))
-    return value
+    result = value.get("result")
+    if not isinstance(result, dict):
+        raise AirlockError("airlock's answer has no result", "NO_RESULT")
+    return result
 
 
-def _has_fd(stream: Any) -> bool:
+def stderr_target() -> Any:
+    """The agents' lines go to this process's stderr (when it is a real file; else the inherited one)."""
     try:
-        stream.fileno()
-        return True
+        sys.stderr.fileno()
+        return sys.stderr
     except (AttributeError, OSError, ValueError):
-        return False
+        return None

@@ -9,7 +9,8 @@ from airlock_sdk import (  # noqa: F401
     NetworkPolicy,
     Policy,
     PolicyError,
+    Runner,
     run_agent,
 )
 
-__all__ = ["run_agent", "Policy", "NetworkPolicy", "AgentResult", "AirlockError", "AirlockNotFound", "AgentNotPortable", "PolicyError"]
+__all__ = ["run_agent", "Runner", "Policy", "NetworkPolicy", "AgentResult", "AirlockError", "AirlockNotFound", "AgentNotPortable", "PolicyError"]

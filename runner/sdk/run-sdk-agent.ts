@@ -4,7 +4,7 @@
  * (pins.ts), the start held until the subscribers it publishes to are in place (rendezvous.ts),
  * then the same runAgent — gate, per-run broker identities, refusals, result file — as `airlock run`.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { relative, resolve } from "node:path";
 import { PolicyError } from "../errors.js";
 import { definePolicy, type Policy } from "../policy/index.js";
@@ -74,8 +74,14 @@ export async function runSdkAgent(request: SdkRequest, options: SdkRunOptions): 
   const { policy, rightsFile, notes } = await sdkPolicy(request);
   const pair = await Rendezvous.join(request.name, pubSubNames(toInput(policy)), options.rendezvous);
   try {
-    // The SDK's working_dir need not exist yet (its page passes ./workspace): an empty one is mounted.
-    if (request.working_dir) await mkdir(request.working_dir, { recursive: true });
+    // The SDK's working_dir need not exist yet (its page passes ./workspace). An empty one is not
+    // mounted (there is nothing to read in it), so the run may take a sandbox from the warm pool.
+    let workingDir: string | undefined;
+    if (request.working_dir) {
+      await mkdir(request.working_dir, { recursive: true });
+      if ((await readdir(request.working_dir)).length) workingDir = request.working_dir;
+      else notes.push(`working_dir ${relative(process.cwd(), request.working_dir) || "."} is empty: not mounted`);
+    }
     const waitedFor = pair ? await pair.waitForSubscribers(policy.timeoutSeconds * 1000, options.signal) : [];
     const result = await options.runner.runAgent({
       agent: request.agent,
@@ -83,7 +89,7 @@ export async function runSdkAgent(request: SdkRequest, options: SdkRunOptions): 
       name: request.name,
       policy,
       outputDir: request.host_output_path,
-      ...(request.working_dir ? { workingDir: request.working_dir } : {}),
+      ...(workingDir ? { workingDir } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       onEvent: (event) => {
         if (event.type === "ready") void pair?.markReady();

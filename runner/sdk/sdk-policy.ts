@@ -138,16 +138,18 @@ export function translatePolicy(request: SdkRequest, rights: AgentRights | undef
   const provided = new Set(Object.keys(bus).flatMap((k) => SDK_BUS_ENV[k as BusKindName]?.provides ?? []));
   const allow = p.allowed_env_vars ?? [];
   const https = p.https ?? rights?.https;
+  const passed = allow.filter((v) => !provided.has(v));
   const policy: PolicyInput = {
     name: request.name,
     description: `${request.name} from ${request.caller.file} (Isolated Agents SDK front end)`,
     runtime: "python",
+    // The SDK's empty lists are "nothing": airlock leaves such a field out.
     network: {
       ...(typeof p.network?.disabled === "boolean" ? { disabled: p.network.disabled } : {}),
-      allowedEndpoints: endpoints,
+      ...(endpoints.length ? { allowedEndpoints: endpoints } : {}),
       ...(https?.length ? { https: https as never } : {}),
     },
-    env: { allow: allow.filter((v) => !provided.has(v)) },
+    ...(passed.length ? { env: { allow: passed } } : {}),
     ...(pip.length ? { packages: { pip } } : {}),
     ...(typeof p.timeout_seconds === "number" ? { timeoutSeconds: Math.ceil(p.timeout_seconds) } : {}),
     ...(Object.keys(bus).length ? { bus: bus as never } : {}),

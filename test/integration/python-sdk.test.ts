@@ -159,3 +159,36 @@ describe("the same scripts with one thing more than their policy allows", () => 
     await rm(join(dir, "output"), { recursive: true, force: true });
   }, 60_000);
 });
+
+describe("airlock_sdk.Runner: many runs from one Python process", () => {
+  it("keeps one runner with a warm pool: later runs take a sandbox started before they were asked for", async () => {
+    const dir = await tempDir("airlock-sdk-runner-");
+    await writeFile(
+      join(dir, "many.py"),
+      [
+        "import json, time",
+        "from airlock_sdk import Runner, Policy, NetworkPolicy",
+        "",
+        "def hello():",
+        "    print('hello from the sandbox')",
+        "",
+        "if __name__ == '__main__':",
+        "    with Runner(pool=1) as runner:",
+        "        for i in range(3):",
+        "            r = runner.run_agent(agent=hello, working_dir='./workspace', host_output_path=f'./out{i}',",
+        "                                 policy=Policy(network=NetworkPolicy(allowed_endpoints=['localhost:6379']), timeout_seconds=30))",
+        "            print('RUN ' + json.dumps({'status': r.status, 'mode': r.raw['startup']['mode'], 'out': r.stdout}))",
+        "            time.sleep(2)",
+      ].join("\n"),
+    );
+    const run = await shell(dir, "python3 many.py", 180_000);
+    const runs = run
+      .all!.split("\n")
+      .filter((l) => l.startsWith("RUN "))
+      .map((l) => JSON.parse(l.slice(4)) as { status: string; mode: string; out: string });
+    expect(runs, run.all).toHaveLength(3);
+    for (const r of runs) expect(r).toMatchObject({ status: "succeeded", out: "hello from the sandbox\n" });
+    expect(runs[0]!.mode).toBe("cold");
+    expect(runs.slice(1).map((r) => r.mode)).toContain("warm");
+  }, 180_000);
+});
