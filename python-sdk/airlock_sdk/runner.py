@@ -72,7 +72,11 @@ class Runner:
                 run_id = self._next
                 self._waiting[run_id] = future
                 assert self._proc.stdin is not None
-                self._proc.stdin.write(json.dumps({"id": run_id, "request": request}).encode() + b"\n")
+                try:
+                    self._proc.stdin.write(json.dumps({"id": run_id, "request": request}).encode() + b"\n")
+                except OSError as err:
+                    del self._waiting[run_id]
+                    raise AirlockError(f"airlock's runner has ended ({err})", "RUNNER_ENDED", "create a new Runner") from err
             return AgentResult.from_airlock(future.result())
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -84,7 +88,10 @@ class Runner:
                 return
             self._closed = True
             if self._proc.stdin is not None:
-                self._proc.stdin.close()
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass  # the runner has ended already: nothing left to tell it
         self._reader.join()
         self._proc.wait()
 

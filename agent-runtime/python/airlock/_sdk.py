@@ -111,6 +111,12 @@ def _patch_pika() -> None:
 
     def queue_declare(self: Any, queue: str, *args: Any, **kwargs: Any) -> Any:
         if queue in declared:
+            if kwargs.get("arguments") or kwargs.get("exclusive") or kwargs.get("auto_delete") or len(args) > 1:
+                print(
+                    f"airlock: queue_declare({queue!r}, ...) is a passive check: the runner declared it (durable, "
+                    "no arguments) and the run may not redefine it",
+                    file=sys.stderr,
+                )
             return declare(self, queue, passive=True)
         return declare(self, queue, *args, **kwargs)
 

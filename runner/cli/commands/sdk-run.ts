@@ -108,6 +108,8 @@ async function serve(
       continue;
     }
     const done: Promise<void> = answer(JSON.stringify(request ?? null), signal)
+      // Anything else that went wrong is this run's answer too: the other runs go on.
+      .catch((err: unknown) => ({ error: { code: "INTERNAL", message: (err as Error)?.stack ?? String(err) } }))
       .then((a) => void process.stdout.write(`${JSON.stringify({ id, ...a })}\n`))
       .finally(() => running.delete(done));
     running.add(done);
