@@ -31,6 +31,7 @@ export default defineConfig({
           include: [
             "test/kubernetes/**/*.test.ts",
             "test/integration/examples.test.ts",
+            "test/integration/python-sdk.test.ts",
             "test/integration/security/https-names.test.ts",
             "test/integration/security/https-terminating.test.ts",
           ],
