@@ -168,13 +168,17 @@ describe("airlock_sdk.Runner: many runs from one Python process", () => {
       join(dir, "many.py"),
       [
         "import json, time",
-        "from airlock_sdk import Runner, Policy, NetworkPolicy",
+        "from airlock_sdk import Runner, Policy, NetworkPolicy, PolicyError",
         "",
         "def hello():",
         "    print('hello from the sandbox')",
         "",
         "if __name__ == '__main__':",
         "    with Runner(pool=1) as runner:",
+        "        try:",
+        "            runner.run_agent(agent=hello, policy=Policy(network=NetworkPolicy(allowed_endpoints=['localhost:0'])))",
+        "        except PolicyError as err:",
+        "            print('REFUSED ' + str(err).splitlines()[1].strip())",
         "        for i in range(3):",
         "            r = runner.run_agent(agent=hello, working_dir='./workspace', host_output_path=f'./out{i}',",
         "                                 policy=Policy(network=NetworkPolicy(allowed_endpoints=['localhost:6379']), timeout_seconds=30))",
@@ -184,6 +188,8 @@ describe("airlock_sdk.Runner: many runs from one Python process", () => {
       ].join("\n"),
     );
     const run = await shell(dir, "python3 many.py", 180_000);
+    // A run that cannot start is that call's PolicyError; the runner goes on with the next ones.
+    expect(run.all).toMatch(/REFUSED .*many\.py:\d+: NetworkPolicy\(allowed_endpoints=…\)\[0\]/);
     const runs = run
       .all!.split("\n")
       .filter((l) => l.startsWith("RUN "))
@@ -195,4 +201,27 @@ describe("airlock_sdk.Runner: many runs from one Python process", () => {
     if (process.env.AIRLOCK_BACKEND === "kubernetes") expect(runs.map((r) => r.mode)).toEqual(["cold", "cold", "cold"]);
     else expect(runs.slice(1).map((r) => r.mode)).toContain("warm");
   }, 180_000);
+});
+
+describe("airlock sdk-run --serve: the protocol the Runner speaks", () => {
+  it("answers a line that is not JSON and a request that is not one with errors, each tagged with its id, and ends when its input does", async () => {
+    const serve = execa("node", [packagePath("dist", "runner", "cli", "main.js"), "sdk-run", "--serve"], {
+      input: `not json\n${JSON.stringify({ id: 7, request: { agent: "a.py" } })}\n`,
+      reject: false,
+      timeout: 60_000,
+    });
+    const { stdout, exitCode } = await serve;
+    const answers = stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(answers).toEqual([
+      { id: null, error: expect.objectContaining({ code: "USAGE", message: expect.stringContaining("not JSON") }) },
+      {
+        id: 7,
+        error: expect.objectContaining({ code: "SDK_REQUEST_INVALID", message: expect.stringContaining("name") }),
+      },
+    ]);
+    expect(exitCode).toBe(0);
+  });
 });
