@@ -32,7 +32,11 @@ export class PinError extends AirlockError {
 
 /** The versions airlock's Python image has (agent-runtime/python/requirements.txt), by normalized name. */
 export function imagePins(): Map<string, string> {
-  const text = readFileSync(packagePath("agent-runtime", "python", "requirements.txt"), "utf8");
+  return pinLines(readFileSync(packagePath("agent-runtime", "python", "requirements.txt"), "utf8"));
+}
+
+/** The `name==version` lines of a requirements or lock file, by normalized name (comments and the rest skipped). */
+function pinLines(text: string): Map<string, string> {
   const pins = new Map<string, string>();
   for (const line of text.split("\n")) {
     const m = /^([A-Za-z0-9._-]+)==([^\s;#]+)/.exec(line.trim());
@@ -54,13 +58,7 @@ function bare(spec: string): boolean {
 }
 
 async function readLock(file: string): Promise<Map<string, string>> {
-  const text = await readFile(file, "utf8").catch(() => ""); // no lock file yet: nothing pinned by it
-  const pins = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const m = /^([A-Za-z0-9._-]+)==(\S+)/.exec(line.trim());
-    if (m) pins.set(normalizePipName(m[1]!), `${m[1]}==${m[2]}`);
-  }
-  return pins;
+  return pinLines(await readFile(file, "utf8").catch(() => "")); // no lock file yet: nothing pinned by it
 }
 
 /** The newest version the user's pip would install, without installing it (pip ≥ 22.2). */

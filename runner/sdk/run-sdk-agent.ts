@@ -7,7 +7,7 @@
 import { mkdir, readdir } from "node:fs/promises";
 import { relative, resolve } from "node:path";
 import { PolicyError } from "../errors.js";
-import { definePolicy, type Policy } from "../policy/index.js";
+import { definePolicy, type Policy, type PolicyInput } from "../policy/index.js";
 import type { RunEvent } from "../run/run-agent.js";
 import { type AgentResult, writeResult } from "../run/result.js";
 import type { Runner } from "../runner.js";
@@ -48,7 +48,7 @@ export function parseSdkRequest(value: unknown): SdkRequest {
 /** The airlock policy for the request (thrown problems are in the SDK's terms), and what was chosen. */
 export async function sdkPolicy(
   request: SdkRequest,
-): Promise<{ policy: Policy; rightsFile?: string; notes: string[] }> {
+): Promise<{ policy: Policy; input: PolicyInput; rightsFile?: string; notes: string[] }> {
   const script = resolve(request.caller.file);
   const rightsPath = request.policy.bus ? undefined : await findRightsFile(script);
   const rights = rightsPath ? await readRightsFile(rightsPath) : undefined;
@@ -63,7 +63,12 @@ export async function sdkPolicy(
   if (fromIdentity.length)
     notes.push(`${fromIdentity.join(", ")}: this run's own broker identity, not the host's values`);
   try {
-    return { policy: definePolicy(input, request.caller.file), ...(rights ? { rightsFile: rights.file } : {}), notes };
+    return {
+      policy: definePolicy(input, request.caller.file),
+      input,
+      ...(rights ? { rightsFile: rights.file } : {}),
+      notes,
+    };
   } catch (err) {
     if (err instanceof PolicyError) throw inSdkTerms(err, request, rights?.file);
     throw err;
@@ -71,8 +76,8 @@ export async function sdkPolicy(
 }
 
 export async function runSdkAgent(request: SdkRequest, options: SdkRunOptions): Promise<SdkResult> {
-  const { policy, rightsFile, notes } = await sdkPolicy(request);
-  const pair = await Rendezvous.join(request.name, pubSubNames(toInput(policy)), options.rendezvous);
+  const { policy, input, rightsFile, notes } = await sdkPolicy(request);
+  const pair = await Rendezvous.join(request.name, pubSubNames(input), options.rendezvous);
   try {
     // The SDK's working_dir need not exist yet (its page passes ./workspace). An empty one is not
     // mounted (there is nothing to read in it), so the run may take a sandbox from the warm pool.
@@ -111,9 +116,4 @@ export async function runSdkAgent(request: SdkRequest, options: SdkRunOptions): 
   } finally {
     await pair?.leave();
   }
-}
-
-/** The pub/sub lists of a validated policy, in the input shape pubSubNames reads. */
-function toInput(policy: Policy): { bus: never } {
-  return { bus: Object.fromEntries(policy.bus.grants.map((g) => [g.kind, g.grant])) as never };
 }
