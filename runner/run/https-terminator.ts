@@ -13,7 +13,6 @@ import { request as httpsRequest, Agent, type RequestOptions } from "node:https"
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { isIPv4, type Socket } from "node:net";
-import { Duplex } from "node:stream";
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
 import type { Resolver } from "../gate/plan.js";
 import { nameMatches } from "../gate/https/names.js";
@@ -75,7 +74,10 @@ export class HttpsTerminator {
 
   /** An agent's connection whose hello named a listed, terminated service: `hello` is what was read of it. */
   handle(client: Socket, hello: Buffer): void {
-    this.server.emit("connection", replaying(client, hello));
+    // The hello goes back into the socket's own buffer; TLS reads it from there, then from the
+    // socket's handle directly (no stream in JavaScript between the kernel and OpenSSL).
+    client.unshift(hello);
+    this.server.emit("connection", client);
   }
 
   /** The name the session's hello asked for (checked before it got here), and its service. */
@@ -200,32 +202,4 @@ function refuseRequest(res: AnyResponse, status: number, body: string): void {
     "content-length": Buffer.byteLength(body),
   });
   (res as ServerResponse).end(body);
-}
-
-/** The agent's socket as a stream that first gives back what was already read of it (the hello). */
-function replaying(socket: Socket, first: Buffer): Duplex {
-  const stream = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk, encoding, callback) {
-      socket.write(chunk, encoding, callback);
-    },
-    final(callback) {
-      socket.end();
-      callback();
-    },
-    destroy(err, callback) {
-      socket.destroy();
-      callback(err);
-    },
-  });
-  stream.push(first);
-  socket.on("data", (chunk) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => stream.push(null));
-  socket.on("close", () => stream.destroy());
-  socket.resume();
-  return stream;
 }
