@@ -8,7 +8,10 @@
  * length), so a flood of refusals costs the runner a bounded amount of memory and time.
  */
 import { open, stat } from "node:fs/promises";
-import { denialKey, type BusDenial } from "./kind.js";
+import { DenialTally } from "./denial-tally.js";
+import type { BusDenial } from "./kind.js";
+
+export { MAX_LOG_DENIALS } from "./denial-tally.js";
 
 /** Bytes read per call, at most: a flood beyond this is counted from what was read. */
 export const MAX_LOG_READ = 8 * 1024 * 1024;
@@ -68,9 +71,6 @@ export class BrokerLog {
   }
 }
 
-/** Distinct refusals kept per identity and broker; more are counted in one last entry. */
-export const MAX_LOG_DENIALS = 200;
-
 /**
  * What one identity was refused so far, as `parse` reads its lines: each call reads what the log
  * gained since the last and adds it up, so it can be asked during the run and again at its end.
@@ -80,24 +80,9 @@ export function logDenials(
   needle: string,
   parse: (lines: string[]) => BusDenial[],
 ): () => Promise<BusDenial[]> {
-  const seen = new Map<string, BusDenial>();
-  let more: BusDenial | undefined;
+  const tally = new DenialTally();
   return async () => {
-    for (const d of parse(await log.linesWith(needle))) {
-      const key = denialKey(d);
-      const prev = seen.get(key);
-      if (prev) prev.count += d.count;
-      else if (seen.size < MAX_LOG_DENIALS) seen.set(key, { ...d });
-      else if (more) more.count += d.count;
-      else
-        more = {
-          broker: d.broker,
-          what: "other",
-          name: "(more refusals)",
-          count: d.count,
-          fix: `only the first ${MAX_LOG_DENIALS} distinct refusals are listed`,
-        };
-    }
-    return [...seen.values(), ...(more ? [more] : [])].map((d) => ({ ...d }));
+    for (const d of parse(await log.linesWith(needle))) tally.add(d);
+    return tally.list();
   };
 }

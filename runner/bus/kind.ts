@@ -80,6 +80,33 @@ export interface MintRequest<Grant> {
   identity: BusIdentity;
   endpoint: Endpoint;
   envName: string;
+  /** The run's tap on this broker's connections, when the kind reads its refusals off the wire. */
+  tap?: WireTap;
+}
+
+/**
+ * Refusals read off the agent's own connections to a broker that keeps no record of them
+ * (Mosquitto): the gate's forwarder for the broker's endpoint hands every connection's bytes to it
+ * as they pass (run/loopback-forwarder.ts). One per run and broker, made before the gate opens.
+ */
+export interface WireTap {
+  /** One agent connection. Its handlers throw when the stream cannot be read; the gate then closes the connection. */
+  connection(): TapConnection;
+  /** What was refused so far. */
+  denied(): BusDenial[];
+}
+
+export interface TapConnection {
+  fromAgent(chunk: Buffer): void;
+  fromBroker(chunk: Buffer): void;
+}
+
+/** Who a run's tap reads for: the run's identity names start with `airlock-<runId>-`. */
+export interface TapRun {
+  runId: string;
+  /** What {run} and {agent} stand for. */
+  run: string;
+  agent: string;
 }
 
 export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
@@ -98,6 +125,8 @@ export interface BusKind<Grant extends GrantBase = GrantBase, Admin = unknown> {
   anonymousEnv(endpoint: Endpoint): string;
   /** Remove identities whose name says they expired before `now`; returns their names. */
   sweep(admin: Admin, now: number): Promise<string[]>;
+  /** For a broker that records no refusals: a tap that reads them off the agent's connections (WireTap). */
+  wireTap?(grant: Grant, run: TapRun): WireTap;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
 import { dynsec, type MqttAdmin } from "./mqtt-dynsec.js";
 import { BrokerLog, logDenials } from "./broker-log.js";
 import { deniedFromMosquittoLog } from "./log-denials.js";
+import { MqttTap } from "./mqtt-tap.js";
 import { resolvePattern, type NamePattern } from "./patterns.js";
 import { tokenPatterns, toTokenWildcards } from "./token-patterns.js";
 
@@ -82,7 +83,8 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
     // mqtt://USER:PASSWORD@HOST:PORT of a client that may use $CONTROL/dynamic-security.
     const found = adminSourceFor(sources, "mqtt", endpoint, 1883);
     if (!found) return undefined;
-    // Mosquitto logs a refused publish only at its debug level: read only where a user says where (AIRLOCK_MQTT_LOG).
+    // For a broker the gate reaches directly (no forwarder to read refusals off, mqtt-tap.ts): Mosquitto
+    // logs a refused publish only at its debug level, read only where a user says (AIRLOCK_MQTT_LOG).
     const log = sources.env.AIRLOCK_MQTT_LOG;
     if ("url" in found)
       return {
@@ -104,10 +106,20 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
 
   anonymousEnv: (endpoint) => `mqtt://${endpoint.host}:${endpoint.port}`,
 
-  async mint(admin, { grant, identity, endpoint, envName }) {
+  wireTap: (grant, run) =>
+    new MqttTap(
+      mqttAcls(grant, run.run, run.agent)
+        .filter((a) => a.acltype === "publishClientSend")
+        .map((a) => a.topic),
+      run,
+    ),
+
+  async mint(admin, { grant, identity, endpoint, envName, tap }) {
     const name = identity.name;
-    const log = admin.log ? await BrokerLog.at(admin.log) : undefined;
-    await dynsec(admin, [
+    // Refusals come off the wire where the gate forwards the broker's connections; else from a debug-level log a user names.
+    const mqttTap = tap instanceof MqttTap ? tap : undefined;
+    const log = !mqttTap && admin.log ? await BrokerLog.at(admin.log) : undefined;
+    const answers = await dynsec(admin, [
       { command: "createRole", rolename: name, acls: mqttAcls(grant, identity.run, identity.agent) },
       {
         command: "createClient",
@@ -116,13 +128,19 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
         clientid: name,
         roles: [{ rolename: name }],
       },
+      ...(mqttTap ? [{ command: "getDefaultACLAccess" }] : []),
     ]);
+    if (mqttTap) mqttTap.defaultPublish(defaultAllows(answers[2], "publishClientSend"));
     return {
       env: {
         [envName]: `mqtt://${encodeURIComponent(name)}:${encodeURIComponent(identity.password)}@${endpoint.host}:${endpoint.port}`,
         MQTT_CLIENT_ID: name,
       },
-      ...(log ? { denied: logDenials(log, ` ${name} `, (lines) => deniedFromMosquittoLog(lines, name)) } : {}),
+      ...(mqttTap
+        ? { denied: async () => mqttTap.denied() }
+        : log
+          ? { denied: logDenials(log, ` ${name} `, (lines) => deniedFromMosquittoLog(lines, name)) }
+          : {}),
       revoke: () =>
         dynsec(admin, [
           { command: "deleteClient", username: name },
@@ -146,3 +164,9 @@ export const mqttKind: BusKind<MqttGrant, MqttAdmin> = {
     return stale;
   },
 };
+
+/** Whether dynamic security's default (getDefaultACLAccess's answer) allows `acltype`; denied when it does not say. */
+function defaultAllows(answer: unknown, acltype: string): boolean {
+  const acls = (answer as { acls?: { acltype?: string; allow?: boolean }[] } | undefined)?.acls ?? [];
+  return acls.find((a) => a.acltype === acltype)?.allow === true;
+}

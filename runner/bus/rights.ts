@@ -11,6 +11,7 @@ import { brokersStateDir } from "../settings.js";
 import type { Endpoint } from "../policy/endpoint.js";
 import type { BusKindName } from "./names.js";
 import { identityName, newPassword, type AdminSources, type BusDenial } from "./kind.js";
+import type { WireTaps } from "./wire-taps.js";
 import { BUS_KINDS } from "./registry.js";
 import { RememberedByKey } from "../util/remembered.js";
 
@@ -62,6 +63,8 @@ export interface BusRightsRequest {
   env?: NodeJS.ProcessEnv;
   /** The runner's record of brokers swept already. */
   sweeps?: BrokerSweeps;
+  /** The run's taps on its brokers' connections (wire-taps.ts), for the kinds that read refusals there. */
+  taps?: WireTaps;
 }
 
 /** The credentials file airlock's local brokers were started with (airlock brokers start). */
@@ -139,12 +142,14 @@ export async function openBusRights(req: BusRightsRequest): Promise<BusRights> {
         runId: req.runId,
         expiresAt: req.expiresAt,
       };
+      const tap = req.taps?.forEndpoint(grant.endpoint);
       try {
         const minted = await kind.mint(admin as never, {
           grant: grant.grant as never,
           identity,
           endpoint: grant.endpoint,
           envName: grant.env,
+          ...(tap ? { tap } : {}),
         });
         Object.assign(result.env, minted.env);
         revokes.push(minted.revoke);

@@ -13,6 +13,7 @@ import type { LanguageName } from "../languages/names.js";
 import { chooseLanguage } from "../languages/registry.js";
 import { agentEnvironment } from "./env.js";
 import type { EgressCa } from "./egress-ca.js";
+import type { WireTaps } from "../bus/wire-taps.js";
 import type { TerminatingInput } from "./https-egress.js";
 import { headerSecretNames, prepareTerminating, terminates, TRUST_ENV } from "./https-trust.js";
 import { agentUser, prepareOutputDir, SANDBOX_UID, type AgentUser } from "./output.js";
@@ -32,6 +33,8 @@ export interface PreparedRun {
   bundleDir?: string;
   /** The gate terminates HTTPS for some of the policy's services: what it needs, and the trust files to mount at /etc/airlock. */
   https?: { terminating: TerminatingInput; trustDir: string };
+  /** The run's taps on its brokers' connections (refusals read off the wire): the gate feeds them, the identities report from them. */
+  taps?: WireTaps;
 }
 
 export interface PrepareInput {

@@ -17,6 +17,7 @@ import { withTimeout } from "../util/with-timeout.js";
 import { kafkaPreflight, type RecentKafkaClusters } from "../bus/kafka-preflight.js";
 import { openBusRights, type BrokerSweeps, type BusRights } from "../bus/rights.js";
 import { busAgentToken } from "../bus/patterns.js";
+import { WireTaps } from "../bus/wire-taps.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import type { AgentResult, RunStatus } from "./result.js";
@@ -134,6 +135,11 @@ export abstract class RunStages implements BackendRun {
     this.emit({ type: "warning", agent: this.name, message });
   }
 
+  /** What {run} stands for in the policy's broker names: the group's run id, or this run's. */
+  private get busRun(): string {
+    return this.options.group?.runId ?? this.runId;
+  }
+
   protected get graceMs(): number {
     return this.options.stopGraceMs ?? DEFAULT_GRACE_MS;
   }
@@ -175,6 +181,11 @@ export abstract class RunStages implements BackendRun {
       },
     );
     this.shared.runDir = prepared.runDir;
+    prepared.taps = new WireTaps(prepared.policy.bus.grants, {
+      runId: this.runId,
+      run: this.busRun,
+      agent: busAgentToken(this.name),
+    });
     this.record.workspaceKeptOut(prepared.workspace.hidden);
     if (prepared.workspace.hidden.length)
       this.phase(
@@ -229,9 +240,10 @@ export abstract class RunStages implements BackendRun {
     const rights = await openBusRights({
       policy: prepared.policy,
       runId: this.runId,
-      run: this.options.group?.runId ?? this.runId,
+      run: this.busRun,
       agent: busAgentToken(this.name),
       expiresAt,
+      ...(prepared.taps ? { taps: prepared.taps } : {}),
       ...(this.options.requireBusRights ? { requireRights: true } : {}),
       sweeps: this.brokerSweeps,
     });

@@ -123,4 +123,91 @@ describe("refusals, as the agent and the user see them", () => {
       /rabbitmq declare queue not-mine\.tasks\s+1×\s+→ add not-mine\.tasks to bus\.rabbitmq\.queues\.publish if the agent publishes to it, or bus\.rabbitmq\.queues\.consume/,
     );
   });
+
+  const mqttPolicy = (name: string) =>
+    [
+      `name: ${name}`,
+      "network:",
+      "  allowedEndpoints: [localhost:1883]",
+      "bus:",
+      "  mqtt:",
+      '    publish: ["rooms/{run}/chat"]',
+      '    subscribe: ["rooms/{run}/*"]',
+      "timeoutSeconds: 60",
+      "",
+    ].join("\n");
+  const mqttEntry = (action: "publish" | "subscribe", topic: string, pattern = topic) =>
+    expect.objectContaining({
+      layer: "broker",
+      kind: "mqtt",
+      action,
+      resourceType: "topic",
+      resource: topic,
+      rule: `mqtt.topic.${action}`,
+      fix: `add ${pattern} to bus.mqtt.${action}`,
+    });
+
+  it("TypeScript, MQTT 5: Mosquitto's refused subscription and publish, which it records nowhere, are read off the connection: in ctx.denials(), the result and its JSONL file", async () => {
+    const dir = await tempDir();
+    const policyFile = join(dir, "refused-mqtt.yaml");
+    await writeFile(policyFile, mqttPolicy("refused-mqtt-ts"));
+    const out = join(dir, "out");
+    const result = await runAgent({
+      agent: join(AGENTS, "refused-mqtt.ts"),
+      policy: policyFile,
+      outputDir: out,
+      requireBusRights: true,
+    });
+    expect(result.status, result.stderr + result.error).toBe("succeeded");
+    const seen = JSON.parse(await readFile(join(out, "denials.json"), "utf8")) as {
+      subscribed: string;
+      published: string;
+      denials: Refusal[];
+    };
+    // What the client itself was told: 0x87 (not authorized) for both.
+    expect(seen.subscribed).toMatch(/Not authorized/);
+    expect(seen.published).toMatch(/135|authori[sz]ed/i);
+    const refused = [
+      mqttEntry("subscribe", "rooms/secret/#", "rooms/secret/*"),
+      mqttEntry("publish", "rooms/other/chat"),
+    ];
+    expect(seen.denials).toEqual(expect.arrayContaining(refused));
+    expect(result.refusals).toEqual(expect.arrayContaining(refused));
+    // The publish it may do is not a refusal.
+    expect(result.refusals.filter((r) => r.kind === "mqtt")).toHaveLength(2);
+    expect(await jsonl(result.refusalsFile)).toEqual(result.refusals);
+  });
+
+  it("Python, MQTT 3.1.1 (paho's defaults): a refused subscription and a QoS 0 publish the broker answers with nothing are in airlock.denials() and the CLI's refused section", async () => {
+    const dir = await tempDir();
+    const policyFile = join(dir, "refused-mqtt.yaml");
+    await writeFile(policyFile, mqttPolicy("refused-mqtt-py"));
+    const run = await execa(
+      "node",
+      [CLI, "run", join(AGENTS, "python", "refused_mqtt.py"), "--policy", policyFile, "--output", join(dir, "out")],
+      { reject: false, env: { NO_COLOR: "1" } },
+    );
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    const seen = JSON.parse(await readFile(join(dir, "out", "denials.json"), "utf8")) as {
+      subscribed: number[];
+      denials: Refusal[];
+    };
+    expect(seen.subscribed).toEqual([0x80]);
+    const refused = [
+      mqttEntry("subscribe", "rooms/secret/#", "rooms/secret/*"),
+      mqttEntry("publish", "rooms/other/chat"),
+    ];
+    expect(seen.denials).toEqual(expect.arrayContaining(refused));
+    expect(await jsonl(join(dir, "out.denials.jsonl"))).toEqual(expect.arrayContaining(refused));
+    const lines = run.stdout.split("\n");
+    const summary = lines.findIndex((l) => /✔ refused_mqtt/.test(l));
+    expect(summary, run.stdout).toBeGreaterThanOrEqual(0);
+    expect(lines[summary + 1]).toMatch(/^refused_mqtt: refused 2 things \(lines to add go in .*refused-mqtt\.yaml;/);
+    expect(run.stdout).toMatch(
+      /mqtt subscribe topic rooms\/secret\/#\s+1×\s+→ add rooms\/secret\/\* to bus\.mqtt\.subscribe/,
+    );
+    expect(run.stdout).toMatch(
+      /mqtt publish topic rooms\/other\/chat\s+1×\s+→ add rooms\/other\/chat to bus\.mqtt\.publish/,
+    );
+  });
 });

@@ -134,7 +134,8 @@ export class KubeRun extends RunStages {
       );
     }
     await ensureLoopbackExemption(address);
-    for (const route of plan.loopback) this.forwarders.push(await LoopbackForwarder.listen(address, route.target));
+    for (const route of plan.loopback)
+      this.forwarders.push(await LoopbackForwarder.listen(address, route.target, prepared.taps?.onPort(route.port)));
     if (plan.https.length)
       this.httpsEgress = await HttpsEgress.open(address, plan.https, {
         ...(this.options.resolver ? { resolver: this.options.resolver } : {}),

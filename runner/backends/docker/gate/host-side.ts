@@ -20,6 +20,7 @@ import { GateError } from "../../../errors.js";
 import type { DeniedConnection } from "../../../gate/denied.js";
 import { HttpsEgress, type TerminatingInput } from "../../../run/https-egress.js";
 import { LoopbackForwarder } from "../../../run/loopback-forwarder.js";
+import type { WireTaps } from "../../../bus/wire-taps.js";
 import {
   AGENTS_FWD_CHAIN,
   AGENTS_IN_CHAIN,
@@ -64,16 +65,20 @@ export async function openHostSide(
   mode: LoopbackMode,
   bridge: Bridge,
   plan: Pick<GatePlan, "loopback" | "direct" | "https">,
-  run: { runId: string; resolver?: Resolver; terminating?: TerminatingInput },
+  run: { runId: string; resolver?: Resolver; terminating?: TerminatingInput; taps?: WireTaps },
 ): Promise<HostSide> {
   if (mode === "kernel" && !hostFilterAvailable())
     throw new GateError("AIRLOCK_LOOPBACK=kernel needs a root runner", "unset AIRLOCK_LOOPBACK, or run as root");
   const filtered = hostFilterAvailable();
   if (filtered) await ensureHostChains(bridge);
-  const forwarders =
-    mode === "forwarder"
-      ? await Promise.all(plan.loopback.map((r) => LoopbackForwarder.listen(bridge.gateway, r.target)))
-      : [];
+  // A broker whose refusals are read off its connections (a tap) goes through a forwarder on either path.
+  const forwarded = plan.loopback.map((r) => mode === "forwarder" || run.taps?.onPort(r.port) !== undefined);
+  const opened = await Promise.all(
+    plan.loopback.map((r, i) =>
+      forwarded[i] ? LoopbackForwarder.listen(bridge.gateway, r.target, run.taps?.onPort(r.port)) : undefined,
+    ),
+  );
+  const forwarders = opened.filter((f): f is LoopbackForwarder => f !== undefined);
   const egress = plan.https.length
     ? await HttpsEgress.open(bridge.gateway, plan.https, {
         localAddress: bridge.gateway,
@@ -84,7 +89,7 @@ export async function openHostSide(
         throw err;
       })
     : undefined;
-  const gatewayPorts = mode === "forwarder" ? forwarders.map((f) => f.port) : plan.loopback.map((r) => r.target.port);
+  const gatewayPorts = plan.loopback.map((r, i) => opened[i]?.port ?? r.target.port);
   const https = egress?.ports;
   const added: HostRule[] = [];
   return {
@@ -100,6 +105,7 @@ export async function openHostSide(
       if (!filtered) return;
       const rules = hostRules({
         mode,
+        forwarded,
         bridge,
         plan,
         gatewayPorts,
@@ -133,6 +139,8 @@ export interface HostRule {
  */
 export function hostRules(r: {
   mode: LoopbackMode;
+  /** Per loopback route, whether a forwarder serves it (default: all on the forwarder path, none on the kernel's). */
+  forwarded?: boolean[];
   bridge: Bridge;
   plan: Pick<GatePlan, "loopback" | "direct">;
   gatewayPorts: number[];
@@ -166,7 +174,7 @@ export function hostRules(r: {
   const rules: HostRule[] = [];
   r.plan.loopback.forEach((route, i) => {
     const port = String(r.gatewayPorts[i]);
-    if (r.mode === "forwarder") {
+    if (r.forwarded?.[i] ?? r.mode === "forwarder") {
       rules.push(acceptNew(AGENTS_IN_CHAIN, r.bridge.gateway, port));
       return;
     }

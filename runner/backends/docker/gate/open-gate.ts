@@ -13,6 +13,7 @@ import { openHostSide, type LoopbackMode } from "./host-side.js";
 import { InitEgressGate } from "./init-gate.js";
 import { enforcementFor, gateSummary } from "../../../gate/enforce.js";
 import type { Resolver } from "../../../gate/plan.js";
+import type { WireTaps } from "../../../bus/wire-taps.js";
 import type { TerminatingInput } from "../../../run/https-egress.js";
 import type { Verifier } from "./verify.js";
 
@@ -42,6 +43,8 @@ export interface GateRequest {
   resolver?: Resolver;
   /** For HTTPS the gate terminates: the runner's CA and the headers' values. */
   terminating?: TerminatingInput;
+  /** The run's taps on its brokers' connections: their ports go through a forwarder that feeds them. */
+  taps?: WireTaps;
   onPhase?: (message: string) => void;
   /** Startup stages of the in-container gate, as they end. */
   onMark?: (stage: string) => void;
@@ -59,6 +62,7 @@ export async function openEgressGate(services: GateServices, req: GateRequest): 
     runId: req.runId,
     ...(req.resolver ? { resolver: req.resolver } : {}),
     ...(req.terminating ? { terminating: req.terminating } : {}),
+    ...(req.taps ? { taps: req.taps } : {}),
   });
   const rules = enforcement.rules({
     address: bridge.gateway,

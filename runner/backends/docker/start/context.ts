@@ -106,6 +106,7 @@ export async function openRunGate(
       labels: runLabels(run.runId, "gate", run.name, expiresAt),
       ...(run.options.resolver ? { resolver: run.options.resolver } : {}),
       ...(prepared.https ? { terminating: prepared.https.terminating } : {}),
+      ...(prepared.taps ? { taps: prepared.taps } : {}),
       onPhase: (m) => run.phase("gate", m),
       onMark: (stage) => run.mark(stage),
     },
