@@ -4,9 +4,9 @@
  * says: learning never widens it), and every broker refusal that a policy line could allow is added
  * — named exactly, with the run's and the agent's tokens written back as {run} and {agent} — before
  * the next run, until a run has nothing left to learn. What no line may allow (CONFIG, $SYS, another
- * run's inbox) and what the network refused are reported, never added. Learning needs refusals the
- * brokers record: Redis, RabbitMQ, Kafka and NATS; an MQTT grant is kept as the policy writes it
- * (Mosquitto records no refusal, README "Refusals").
+ * run's inbox) and what the network refused are reported, never added. The refusals come from the
+ * one record (run/refusals.ts): Redis, RabbitMQ, Kafka and NATS from the brokers, MQTT off the
+ * agent's connections (bus/mqtt-tap.ts).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -18,6 +18,7 @@ import { definePolicy, type PolicyInput } from "../policy/index.js";
 import type { AgentResult } from "../run/result.js";
 import type { Refusal } from "../run/refusals.js";
 import { runAgent, type RunAgentOptions } from "../runner.js";
+import type { RunEvent } from "../run/run-agent.js";
 import { loadRunFile, type RunSpec } from "../group/run-file.js";
 import { runAgents, type GroupResult, type RunAgentsOptions } from "../group/run-agents.js";
 
@@ -32,6 +33,7 @@ const LISTS: Record<string, string[][]> = {
   rabbitmq: [["exchanges", "publish"]],
   kafka: [["topics", "produce"], ["topics", "consume"], ["groups"]],
   nats: [["publish"], ["subscribe"]],
+  mqtt: [["publish"], ["subscribe"]],
 };
 
 export interface Learnt {
@@ -156,13 +158,11 @@ class PolicyLearning {
   /** What a run's refusals add (the names generalized with the run's tokens). */
   absorb(result: AgentResult, runToken: string): Learnt[] {
     this.runs.push(result);
+    for (const r of result.refusals) if (!r.allow) this.notLearnt.set(`${r.rule} ${r.resource}`, r);
     const tokens = { run: runToken, agent: busAgentToken(result.name) };
     const added: Learnt[] = [];
     for (const r of result.refusals) {
-      if (!r.allow) {
-        this.notLearnt.set(`${r.rule} ${r.resource}`, r);
-        continue;
-      }
+      if (!r.allow) continue;
       const value = typeof r.allow.value === "string" ? generalize(r.allow.value, tokens) : r.allow.value;
       if (typeof value === "string" && value.startsWith("airlock-learn-")) continue;
       const path = r.allow.path.join(".");
@@ -184,6 +184,10 @@ class PolicyLearning {
     };
   }
 }
+
+/** A refusal a policy line could allow (the name learning seeds Redis with aside). */
+const learnable = (r: Refusal) =>
+  r.allow !== undefined && !(typeof r.allow.value === "string" && r.allow.value.startsWith("airlock-learn-"));
 
 /** Learnable: a refusal a policy line could allow. The agent passes with the others (CONFIG, $SYS) still refused. */
 const passes = (r: AgentResult) => r.status === "succeeded" && !r.refusals.some((x) => x.allow);
@@ -236,7 +240,20 @@ export async function learnRun(runFile: string, options: LearnRunOptions): Promi
         files.set(file, path);
       }
       const round: RunSpec = { ...spec, agents: spec.agents.map((a) => ({ ...a, policy: files.get(a.policy)! })) };
-      last = await runAgents(round, { ...rest, outputDir: join(outputDir, `run-${i}`) });
+      const early = roundEnder(rest.signal);
+      try {
+        last = await runAgents(round, {
+          ...rest,
+          outputDir: join(outputDir, `run-${i}`),
+          signal: early.signal,
+          onEvent: (event) => {
+            early.seen(event);
+            rest.onEvent?.(event);
+          },
+        });
+      } finally {
+        early.done();
+      }
       const added = spec.agents.flatMap((a, k) => learning.get(a.policy)!.absorb(last.results[k]!, last.runId));
       onRun?.(i, last, added);
       if (!added.length) break;
@@ -246,6 +263,46 @@ export async function learnRun(runFile: string, options: LearnRunOptions): Promi
   }
   const passed = last.results.every(passes);
   return new Map([...learning].map(([file, l]) => [file, l.result(passed, rounds)]));
+}
+
+/** How long a round goes on after the last new refusal a line could allow. */
+export const ROUND_SETTLE_MS = 4000;
+
+/**
+ * Ends a round early. Once something a line could allow was refused, the round cannot pass (it is
+ * granted only in the next), and its agents would often wait out their timeouts (a consumer waits
+ * for what its producer could not send). So the round goes on while new refusals come (the live
+ * list's "refused" events, or an agent's end), and ROUND_SETTLE_MS after the last one its agents are
+ * stopped; what they were refused so far is read as at any end, and what they would have met later
+ * comes up in the next round.
+ */
+function roundEnder(outer: AbortSignal | undefined): {
+  signal: AbortSignal;
+  seen(event: RunEvent): void;
+  done(): void;
+} {
+  const stop = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const onOuter = () => stop.abort(outer?.reason);
+  outer?.addEventListener("abort", onOuter, { once: true });
+  if (outer?.aborted) stop.abort(outer.reason);
+  const known = new Set<string>();
+  return {
+    signal: stop.signal,
+    seen(event) {
+      const refusals =
+        event.type === "refused" ? event.refusals : event.type === "finished" ? event.result.refusals : [];
+      const fresh = refusals.filter(learnable).filter((r) => !known.has(`${event.agent} ${r.rule} ${r.resource}`));
+      if (!fresh.length || stop.signal.aborted) return;
+      for (const r of fresh) known.add(`${event.agent} ${r.rule} ${r.resource}`);
+      clearTimeout(timer);
+      timer = setTimeout(() => stop.abort(new Error("a refusal to learn from: the round ends")), ROUND_SETTLE_MS);
+    },
+    done() {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onOuter);
+    },
+  };
 }
 
 /** `policies/x.yaml` → `policies/x.learned.yaml`. */

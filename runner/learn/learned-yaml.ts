@@ -16,8 +16,8 @@ export function learnedYaml(given: string, learnt: LearnResult, about: { agent: 
       const grant = learnt.policy.bus?.[kind as keyof NonNullable<typeof learnt.policy.bus>] as unknown as
         | Record<string, unknown>
         | undefined;
-      // Kinds learning does not learn (MQTT) and the section's flags (requireRights) stay as written.
-      if (!grant || typeof grant !== "object" || kind === "mqtt") continue;
+      // The section's flags (requireRights) stay as written.
+      if (!grant || typeof grant !== "object") continue;
       for (const root of ["keys", "publish", "subscribe", "queues", "exchanges", "topics", "groups", "reply"]) {
         const path = ["bus", kind, root];
         if (!(root in grant)) {

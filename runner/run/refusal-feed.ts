@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { BusDenial } from "../bus/kind.js";
 import type { DeniedConnection } from "../gate/denied.js";
 import { withTimeout } from "../util/with-timeout.js";
-import { allRefusals, toJsonLines } from "./refusals.js";
+import { allRefusals, toJsonLines, type Refusal } from "./refusals.js";
 import { liveRefusalsSetting } from "../settings.js";
 
 /** How often the file is brought up to date without being asked. */
@@ -62,7 +62,14 @@ export class RefusalFeed {
   private asked = 0;
   private stopped = false;
 
-  constructor(private readonly sources: RefusalSources) {}
+  /** What was refused at the last refresh that told `onChange` (rule and resource of each entry). */
+  private told = new Set<string>();
+
+  /** `onChange`: called after a refresh that found an entry the last one did not have. */
+  constructor(
+    private readonly sources: RefusalSources,
+    private readonly onChange?: (refusals: Refusal[]) => void,
+  ) {}
 
   /**
    * Where the sandbox sees /run/airlock, once the run knows it: written now, then refreshed every
@@ -132,6 +139,11 @@ export class RefusalFeed {
   private async write(gate: DeniedConnection[], bus: BusDenial[], answered: string[]): Promise<void> {
     if (!this.sink) return;
     const refusals = allRefusals(gate, bus, new Date().toISOString());
+    const keys = new Set(refusals.map((r) => `${r.rule} ${r.resource}`));
+    if ([...keys].some((k) => !this.told.has(k))) {
+      this.told = keys;
+      this.onChange?.(refusals);
+    }
     // Whole files, each replaced at once: a reader never sees half of one. The list first, then the answer.
     await this.sink.write([
       { name: "refusals.jsonl", content: toJsonLines(refusals) },

@@ -14,6 +14,7 @@ import type { Resolver } from "../gate/plan.js";
 import type { LanguageName } from "../languages/names.js";
 import type { Policy, PolicyInput } from "../policy/index.js";
 import type { StreamName } from "./logs.js";
+import type { Refusal } from "./refusals.js";
 import type { BackendRun } from "./run-stages.js";
 import { emptyResult, writeResult, type AgentResult } from "./result.js";
 
@@ -75,6 +76,8 @@ export type RunEvent =
   | { type: "output"; agent: string; stream: StreamName; line: string }
   | { type: "ready"; agent: string }
   | { type: "warning"; agent: string; message: string }
+  /** The run's refusals so far, when the live list (refusal-feed.ts) found a new one. */
+  | { type: "refused"; agent: string; refusals: Refusal[] }
   | { type: "finished"; agent: string; result: AgentResult };
 
 export function agentNameFor(options: Pick<RunOptions, "agent" | "name">, policy?: { name: string }): string {

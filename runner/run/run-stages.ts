@@ -84,10 +84,13 @@ export abstract class RunStages implements BackendRun {
   /** What the gate refused so far, once the backend's gate is open (the backend sets it). */
   protected gateRefusedSoFar?: () => Promise<DeniedConnection[]>;
   /** The agent's refusals while it runs (/run/airlock/refusals.jsonl): the backend attaches the folder the sandbox mounts. */
-  protected readonly refusalFeed = new RefusalFeed({
-    gate: () => this.gateRefusedSoFar?.() ?? Promise.resolve([]),
-    bus: () => this.shared.rights?.denied() ?? Promise.resolve([]),
-  });
+  protected readonly refusalFeed = new RefusalFeed(
+    {
+      gate: () => this.gateRefusedSoFar?.() ?? Promise.resolve([]),
+      bus: () => this.shared.rights?.denied() ?? Promise.resolve([]),
+    },
+    (refusals) => this.emit({ type: "refused", agent: this.name, refusals }),
+  );
 
   constructor(request: RunRequest) {
     const { name } = request;

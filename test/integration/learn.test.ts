@@ -18,9 +18,18 @@ import { tempDir } from "./helpers.js";
 
 const CLI = packagePath("dist", "runner", "cli", "main.js");
 
-/** Whether a hand-written list (patterns with {run}, {agent}, a trailing *) covers a learnt name. */
+/** Whether a hand-written list (patterns with {run}, {agent}, a * for a token or, last, the rest) covers a learnt name. */
 function covers(patterns: string[], learnt: string): boolean {
-  return patterns.some((p) => (p.endsWith("*") ? learnt.replace(/\*$/, "").startsWith(p.slice(0, -1)) : p === learnt));
+  const anywhere = (p: string) =>
+    new RegExp(
+      `^${p
+        .split("*")
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join(".*")}$`,
+    );
+  return patterns.some(
+    (p) => (p.endsWith("*") && learnt.replace(/\*$/, "").startsWith(p.slice(0, -1))) || anywhere(p).test(learnt),
+  );
 }
 
 /** Every learnt line is allowed by the hand-written policy (keys.write covers keys.read). */
@@ -43,6 +52,8 @@ const EXAMPLES = [
   ["TypeScript", "redis-request-reply"],
   ["TypeScript", "rabbitmq-work-queue"],
   ["TypeScript", "kafka-streaming"],
+  ["TypeScript", "nats-inbox"],
+  ["TypeScript", "mqtt-room"],
   ["Python", "python/redis-pubsub"],
   ["Python", "python/rabbitmq-work-queue"],
 ] as const;

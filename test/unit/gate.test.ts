@@ -360,6 +360,17 @@ describe("host side of localhost endpoints", () => {
     ]);
     const forwarder = hostRules({ mode: "forwarder", bridge, plan, gatewayPorts: [41000], peer, runId: "run-1" });
     expect(forwarder).toEqual([accept("AIRLOCK-AGENTS-IN", "172.30.0.1/32", "41000"), ...direct]);
+    // A broker whose refusals are read off its connections (MQTT) has a forwarder on the kernel path too.
+    const tapped = hostRules({
+      mode: "kernel",
+      forwarded: [true],
+      bridge,
+      plan,
+      gatewayPorts: [41001],
+      peer,
+      runId: "run-1",
+    });
+    expect(tapped).toEqual([accept("AIRLOCK-AGENTS-IN", "172.30.0.1/32", "41001"), ...direct]);
     // HTTPS by name: the egress proxy's port and its DNS answerer's, on the gateway, on either path.
     const named = hostRules({
       mode: "kernel",

@@ -146,6 +146,8 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
   const builds = buildProgress(progress);
   const tag = (name: string, stream: NodeJS.WriteStream) => agentColor(name, stream)(`${name.padEnd(width)} |`);
   const print = (stream: NodeJS.WriteStream, text: string) => builds.around(() => stream.write(text));
+  /** Refusals already said, per agent: each is said once, as it first shows up. */
+  const said = new Set<string>();
   return (event) => {
     switch (event.type) {
       case "output":
@@ -167,6 +169,17 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
         break;
       case "warning":
         print(progress, style.yellow(`${tag(event.agent, progress)} ! ${printable(event.message)}\n`, progress));
+        break;
+      case "refused":
+        for (const r of event.refusals) {
+          const key = `${event.agent} ${r.rule} ${r.resource}`;
+          if (said.has(key)) continue;
+          said.add(key);
+          print(
+            progress,
+            style.yellow(`${tag(event.agent, progress)} ! refused: ${printable(describeRefusal(r))}\n`, progress),
+          );
+        }
         break;
       case "finished":
         break;

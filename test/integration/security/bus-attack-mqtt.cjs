@@ -34,6 +34,25 @@ async function subscribeFor(c, topic, ms) {
   return `${granted}; received ${got}`;
 }
 
+/** MQTT's length prefix and strings, written by hand: this attack is below what a client library sends. */
+const varint = (n) => { const out = []; do { let b = n % 128; n = Math.floor(n / 128); if (n) b |= 128; out.push(b); } while (n); return Buffer.from(out); };
+const str = (s) => { const b = Buffer.from(s); return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]); };
+const packet = (first, body) => Buffer.concat([Buffer.from([first]), varint(body.length), body]);
+
+function forgeRefusal(topic) {
+  const u = new URL(url);
+  const connect = packet(0x10, Buffer.concat([str("MQTT"), Buffer.from([4, 0xc2, 0, 60]), str(clientId), str(decodeURIComponent(u.username)), str("wrong-password")]));
+  const publish = packet(0x30, Buffer.concat([str(topic), Buffer.from("x")]));
+  return new Promise((resolve) => {
+    const s = require("net").connect(Number(u.port), u.hostname, () => s.write(Buffer.concat([connect, publish])));
+    let answer = "";
+    s.on("data", (d) => (answer += d.toString("hex")));
+    s.on("close", () => resolve(`closed; the broker answered ${answer || "nothing"}`));
+    s.on("error", () => {});
+    setTimeout(() => s.destroy(), 3000);
+  });
+}
+
 (async () => {
   const c = await open();
   await attempt("own-topic", async () => {
@@ -59,6 +78,9 @@ async function subscribeFor(c, topic, ms) {
     await old.endAsync();
     return "no error (3.1.1 cannot say)";
   });
+  // Forge a refusal: log in as itself with a wrong password and publish in the same write, before the
+  // broker answers; the broker never judges that publish, so the gate's record must not list it.
+  await attempt("forge-refusal", () => forgeRefusal("forged/by-agent"));
   await attempt("take-over-other-client-id", async () => (await open({ clientId: cfg.victimClientId })).connected ? "connected" : "not connected");
   await attempt("anonymous", async () => (await mqtt.connectAsync(url.replace(/\/\/[^@]*@/, "//"), { protocolVersion: 5, reconnectPeriod: 0 })).connected ? "connected" : "not connected");
   for (const [label, username, password] of [["admin-empty", "airlock-admin", ""], ["admin-guess", "airlock-admin", "airlock-admin"], ["admin-admin", "admin", "admin"]]) {

@@ -976,6 +976,34 @@ function mqttSuite(label: string, airlockBuilt: boolean) {
       ).toBe(true);
     });
 
+    it("what the broker refused is in the run's record of refusals, read off the connection (Mosquitto keeps none); a publish it never judged is not", async () => {
+      const refused = await brokerRefusals(result, "mqtt");
+      const entry = (action: string, resource: string, more: object) =>
+        expect.objectContaining({ action, resource, rule: `mqtt.topic.${action}`, ...more });
+      expect(refused).toEqual(
+        expect.arrayContaining([
+          entry("publish", `${other}/x`, { fix: `add ${other}/x to bus.mqtt.publish` }),
+          entry("publish", `${other}/v311`, { fix: `add ${other}/v311 to bus.mqtt.publish` }),
+          entry("publish", "$CONTROL/dynamic-security/v1", { never: true }),
+          entry("subscribe", `${other}/#`, { fix: `add ${other}/* to bus.mqtt.subscribe` }),
+          entry("subscribe", "$SYS/#", { never: true }),
+        ]),
+      );
+      const forged = a["forge-refusal"] ?? "not attempted";
+      const held =
+        /^closed; the broker answered 2002\d{2}/.test(forged) && !refused.some((r) => r.resource === "forged/by-agent");
+      expect(
+        report.add(
+          area,
+          "forge a refusal: log in as itself with a wrong password and publish before the broker answers",
+          "the login refused; no entry in the record",
+          `${forged}; entries for the topic: ${refused.filter((r) => r.resource === "forged/by-agent").length}`,
+          held,
+        ),
+        forged,
+      ).toBe(true);
+    });
+
     it("it cannot take over another run's session, and the other run stays connected", () => {
       const o = a["take-over-other-client-id"] ?? "not attempted";
       const held = /Not authorized/i.test(o) && victimStillConnected;
