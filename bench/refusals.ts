@@ -4,24 +4,29 @@
  * identity's broker record) against the same run with it off (AIRLOCK_LIVE_REFUSALS=0), interleaved
  * in one run: one agent's start to exit, and 100,000 messages over Redis pub/sub through the gate.
  * (The record read once after the run is on both sides: it is part of reading the brokers' refusals.)
+ * And MQTT's refusals read off the connection (a forwarder with the tap, bus/mqtt-tap.ts) against the
+ * broker's port through the kernel (AIRLOCK_WIRE_TAPS=0): QoS 1 pub/sub throughput and the round trip.
  */
 import { join } from "node:path";
 import { definePolicy, runAgent } from "../runner/index.js";
 import { addRow } from "./report.js";
 import { AGENTS, log, N_MESSAGES, REPS, settle, tmp } from "./common.js";
 import { msgPerSecond, pair, prepare } from "./pairs.js";
+import { percentile } from "./stats.js";
 
-/** Runs `work` with the live list on or off (the runner reads the setting per run). */
-async function withLive<T>(on: boolean, work: () => Promise<T>): Promise<T> {
-  const before = process.env.AIRLOCK_LIVE_REFUSALS;
-  process.env.AIRLOCK_LIVE_REFUSALS = on ? "1" : "0";
+/** Runs `work` with a 0/1 setting on or off (the runner reads its settings per run). */
+async function withSetting<T>(name: string, on: boolean, work: () => Promise<T>): Promise<T> {
+  const before = process.env[name];
+  process.env[name] = on ? "1" : "0";
   try {
     return await work();
   } finally {
-    if (before === undefined) delete process.env.AIRLOCK_LIVE_REFUSALS;
-    else process.env.AIRLOCK_LIVE_REFUSALS = before;
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
   }
 }
+
+const withLive = <T>(on: boolean, work: () => Promise<T>) => withSetting("AIRLOCK_LIVE_REFUSALS", on, work);
 
 export async function refusalsSection(): Promise<void> {
   log("12. refusals");
@@ -73,5 +78,48 @@ export async function refusalsSection(): Promise<void> {
     tput.off,
     "msg/s",
     { op: ">=", value: 0.97 },
+  );
+  await mqttTapRows();
+}
+
+/** MQTT with its refusals read off the connection vs without (AIRLOCK_WIRE_TAPS=0), interleaved. */
+async function mqttTapRows(): Promise<void> {
+  const n = Math.min(N_MESSAGES, 20_000);
+  const env = (id: string) => ({ BENCH_N: String(n), BENCH_TOPIC: `bench/${id}` });
+  const mp = await prepare(
+    "bench-mqtt-tap",
+    "localhost:1883",
+    env("x"),
+    ["mqtt-sub", "mqtt-pub", "mqtt-replier", "mqtt-requester"],
+    { mqtt: { publish: ["bench/*"], subscribe: ["bench/*"] } },
+    ["mqtt@5.16.0"],
+  );
+  const tput = { on: [] as number[], off: [] as number[] };
+  const rtt = { on: [] as number[], off: [] as number[] };
+  const reps = Math.max(3, Math.min(REPS * 2 - 1, 9));
+  for (let i = 0; i < reps; i++) {
+    for (const on of i % 2 === 0 ? [true, false] : [false, true]) {
+      const id = `${Date.now()}-${i}-tap-${on}`;
+      await withSetting("AIRLOCK_WIRE_TAPS", on, async () => {
+        (on ? tput.on : tput.off).push(msgPerSecond(await pair(mp, true, "mqtt-sub", "mqtt-pub", env(id)), n));
+        const q = await pair(mp, true, "mqtt-replier", "mqtt-requester", { ...env(id), BENCH_N: "2000" });
+        (on ? rtt.on : rtt.off).push(percentile(q.producer.rtts as number[], 50));
+      });
+    }
+  }
+  addRow(
+    "12. refusals",
+    `${n.toLocaleString("en")} messages over MQTT at QoS 1 through the gate: refusals read off the connection vs not (the kernel path)`,
+    tput.on,
+    tput.off,
+    "msg/s",
+    { op: ">=", value: 0.97 },
+  );
+  addRow(
+    "12. refusals",
+    "MQTT 5 request/response round trip (QoS 0), median: refusals read off the connection vs not",
+    rtt.on,
+    rtt.off,
+    "µs",
   );
 }

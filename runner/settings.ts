@@ -58,6 +58,21 @@ export function liveRefusalsSetting(env: Env = process.env): boolean {
   );
 }
 
+/**
+ * AIRLOCK_WIRE_TAPS: 0 does not read refusals off the agent's connections to a localhost Mosquitto
+ * (bus/mqtt-tap.ts): MQTT refusals are then not in the record, and a root runner takes the broker's
+ * port through the kernel (no forwarder in between: a lower round trip). Default 1.
+ */
+export function wireTapsSetting(env: Env = process.env): boolean {
+  const value = env.AIRLOCK_WIRE_TAPS;
+  if (value === undefined || value === "" || value === "1") return true;
+  if (value === "0") return false;
+  throw new RunOptionsError(
+    `AIRLOCK_WIRE_TAPS=${value} is neither 0 nor 1`,
+    "set AIRLOCK_WIRE_TAPS to 0 (MQTT refusals not read off the connection) or 1, or unset it",
+  );
+}
+
 /** AIRLOCK_POOL: sandboxes kept ready per shape (0, the default: no warm pool unless a runner asks for one). */
 export function warmPoolSetting(env: Env = process.env): number {
   return count(env, "AIRLOCK_POOL", 0);

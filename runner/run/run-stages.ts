@@ -18,6 +18,7 @@ import { kafkaPreflight, type RecentKafkaClusters } from "../bus/kafka-preflight
 import { openBusRights, type BrokerSweeps, type BusRights } from "../bus/rights.js";
 import { busAgentToken } from "../bus/patterns.js";
 import { WireTaps } from "../bus/wire-taps.js";
+import { wireTapsSetting } from "../settings.js";
 import { LogCapture, type StreamName } from "./logs.js";
 import { prepareRun, type PreparedRun } from "./prepare.js";
 import type { AgentResult, RunStatus } from "./result.js";
@@ -184,11 +185,12 @@ export abstract class RunStages implements BackendRun {
       },
     );
     this.shared.runDir = prepared.runDir;
-    prepared.taps = new WireTaps(prepared.policy.bus.grants, {
-      runId: this.runId,
-      run: this.busRun,
-      agent: busAgentToken(this.name),
-    });
+    if (wireTapsSetting())
+      prepared.taps = new WireTaps(prepared.policy.bus.grants, {
+        runId: this.runId,
+        run: this.busRun,
+        agent: busAgentToken(this.name),
+      });
     this.record.workspaceKeptOut(prepared.workspace.hidden);
     if (prepared.workspace.hidden.length)
       this.phase(
