@@ -233,6 +233,9 @@ describe("agent-to-agent messaging over MQTT and NATS, behind the gate and with 
       ["bob", "alice", "hi alice, bob here"],
       ["carol", "alice", "hi alice, carol here"],
     ]);
+    // Every publish and subscription was within the members' rights: the gate read them all off the
+    // connections (their refusals would be in the record) and found nothing refused.
+    expect(group.results.flatMap((r) => r.refusals)).toEqual([]);
   });
 
   it("discovery: the client finds the echo agent by its card's skill, the task goes submitted → working → completed, and the card is gone afterwards", async () => {
