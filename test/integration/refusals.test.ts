@@ -1,9 +1,10 @@
 /**
- * One record of refusals, as an agent and a user meet it: an agent refused by its broker and by the
+ * One record of refusals, as an agent and a user meet it: an agent refused by its brokers and by the
  * gate reads its refusals while it runs (ctx.denials() in TypeScript, airlock.denials() in Python),
  * and the same entries, with the policy line that would allow each, are in the result, in
- * out/<name>.denials.jsonl, in the CLI's "refused" section and in the failure reason. Real engine,
- * real brokers. (Kafka's and NATS' refusals are checked by the bus security suite, on their attacks.)
+ * out/<name>.denials.jsonl, in the CLI's "refused" section and in the failure reason. Every broker
+ * kind in both languages, each with the clients agents use: Redis, RabbitMQ, Kafka, NATS (the
+ * brokers' own records) and MQTT (read off the connection). Real engine, real brokers.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -210,4 +211,78 @@ describe("refusals, as the agent and the user see them", () => {
       /mqtt publish topic rooms\/other\/chat\s+1×\s+→ add rooms\/other\/chat to bus\.mqtt\.publish/,
     );
   });
+
+  it.each([
+    ["TypeScript (nats.js, kafkajs, amqplib)", "refused-streams.ts", "refused-streams", "rabbitmq"],
+    ["Python (nats-py, kafka-python, redis-py)", join("python", "refused_streams.py"), "refused_streams", "redis"],
+  ])(
+    "%s: NATS', Kafka's and a third broker's refusals are in the agent's own list, the JSONL file and the CLI's refused section, with the lines to add",
+    async (_, agent, name, third) => {
+      const dir = await tempDir();
+      const policyFile = join(dir, "streams.yaml");
+      await writeFile(
+        policyFile,
+        [
+          "name: refused-streams",
+          "network:",
+          `  allowedEndpoints: [localhost:4222, localhost:9092, ${third === "redis" ? "localhost:6379" : "localhost:5672"}]`,
+          "bus:",
+          "  nats:",
+          '    publish: ["mine.{run}.*"]',
+          "  kafka:",
+          "    topics:",
+          '      produce: ["mine-{run}"]',
+          ...(third === "redis"
+            ? ["  redis:", "    keys:", '      read: ["mine:{run}:*"]']
+            : ["  rabbitmq:", "    exchanges:", '      publish: ["mine-{run}"]']),
+          "timeoutSeconds: 90",
+          "",
+        ].join("\n"),
+      );
+      const run = await execa(
+        "node",
+        [CLI, "run", join(AGENTS, agent), "--policy", policyFile, "--output", join(dir, "out")],
+        { reject: false, env: { NO_COLOR: "1" } },
+      );
+      expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+      const seen = JSON.parse(await readFile(join(dir, "out", "denials.json"), "utf8")) as {
+        produced: string;
+        denials: Refusal[];
+      };
+      expect(seen.produced).toMatch(/authori[sz]/i);
+      const refused = [
+        expect.objectContaining({
+          kind: "nats",
+          action: "publish",
+          resource: "other.subject",
+          rule: "nats.subject.publish",
+          fix: "add other.subject to bus.nats.publish",
+        }),
+        expect.objectContaining({
+          kind: "kafka",
+          resourceType: "topic",
+          resource: "not-mine",
+          fix: expect.stringMatching(/^add not-mine to bus\.kafka\.topics\.(produce|consume)/),
+        }),
+        third === "redis"
+          ? expect.objectContaining({ kind: "redis", resource: "not-mine:secret", rule: "redis.key.get" })
+          : expect.objectContaining({
+              kind: "rabbitmq",
+              action: "publish",
+              resource: "not-mine",
+              fix: "add not-mine to bus.rabbitmq.exchanges.publish",
+            }),
+      ];
+      expect(seen.denials).toEqual(expect.arrayContaining(refused));
+      expect(await jsonl(join(dir, "out.denials.jsonl"))).toEqual(expect.arrayContaining(refused));
+      expect(run.stdout).toMatch(
+        new RegExp(`^${name}: refused \\d+ things? \\(lines to add go in .*streams\\.yaml;`, "m"),
+      );
+      expect(run.stdout).toMatch(
+        /nats publish subject other\.subject\s+\d+×\s+→ add other\.subject to bus\.nats\.publish/,
+      );
+      expect(run.stdout).toMatch(/kafka \w+ topic not-mine\s+\d+×\s+→ add not-mine to bus\.kafka\.topics\./);
+    },
+    120_000,
+  );
 });
