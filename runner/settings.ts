@@ -49,13 +49,7 @@ export function loopbackSetting(env: Env = process.env): "kernel" | "forwarder" 
  * ctx.denials() returns nothing); the result lists them either way. Default 1.
  */
 export function liveRefusalsSetting(env: Env = process.env): boolean {
-  const value = env.AIRLOCK_LIVE_REFUSALS;
-  if (value === undefined || value === "" || value === "1") return true;
-  if (value === "0") return false;
-  throw new RunOptionsError(
-    `AIRLOCK_LIVE_REFUSALS=${value} is neither 0 nor 1`,
-    "set AIRLOCK_LIVE_REFUSALS to 0 (no live list of refusals in the sandbox) or 1, or unset it",
-  );
+  return onByDefault(env, "AIRLOCK_LIVE_REFUSALS", "no live list of refusals in the sandbox");
 }
 
 /**
@@ -64,13 +58,15 @@ export function liveRefusalsSetting(env: Env = process.env): boolean {
  * port through the kernel (no forwarder in between: a lower round trip). Default 1.
  */
 export function wireTapsSetting(env: Env = process.env): boolean {
-  const value = env.AIRLOCK_WIRE_TAPS;
+  return onByDefault(env, "AIRLOCK_WIRE_TAPS", "MQTT refusals not read off the connection");
+}
+
+/** A 0/1 setting that is on unless set to 0; `off` says what 0 means. */
+function onByDefault(env: Env, name: string, off: string): boolean {
+  const value = env[name];
   if (value === undefined || value === "" || value === "1") return true;
   if (value === "0") return false;
-  throw new RunOptionsError(
-    `AIRLOCK_WIRE_TAPS=${value} is neither 0 nor 1`,
-    "set AIRLOCK_WIRE_TAPS to 0 (MQTT refusals not read off the connection) or 1, or unset it",
-  );
+  throw new RunOptionsError(`${name}=${value} is neither 0 nor 1`, `set ${name} to 0 (${off}) or 1, or unset it`);
 }
 
 /** AIRLOCK_POOL: sandboxes kept ready per shape (0, the default: no warm pool unless a runner asks for one). */

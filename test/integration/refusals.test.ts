@@ -23,6 +23,27 @@ const jsonl = async (file: string) =>
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Refusal);
 
+/**
+ * `airlock run` of an agent (its path under AGENTS) under a policy written to `file`: what the CLI
+ * printed, what the agent recorded in /output/denials.json, and the run's JSONL file.
+ */
+async function cliRun<Seen>(agent: string, file: string, policy: string) {
+  const dir = await tempDir();
+  const policyFile = join(dir, file);
+  await writeFile(policyFile, policy);
+  const run = await execa(
+    "node",
+    [CLI, "run", join(AGENTS, agent), "--policy", policyFile, "--output", join(dir, "out")],
+    { reject: false, env: { NO_COLOR: "1" } },
+  );
+  expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+  return {
+    run,
+    seen: JSON.parse(await readFile(join(dir, "out", "denials.json"), "utf8")) as Seen,
+    jsonl: await jsonl(join(dir, "out.denials.jsonl")),
+  };
+}
+
 describe("refusals, as the agent and the user see them", () => {
   it("TypeScript: a Redis key and a localhost port refused; ctx.denials() has both while it runs, and so do the result, its JSONL file and the failure reason", async () => {
     const out = join(await tempDir(), "out");
@@ -75,10 +96,13 @@ describe("refusals, as the agent and the user see them", () => {
   });
 
   it("Python: pika's ACCESS_REFUSED is in airlock.denials() and in the CLI's refused section, with the line to add", async () => {
-    const dir = await tempDir();
-    const policyFile = join(dir, "refused.yaml");
-    await writeFile(
-      policyFile,
+    const {
+      run,
+      seen,
+      jsonl: file,
+    } = await cliRun<{ said: string; denials: Refusal[] }>(
+      join("python", "refused.py"),
+      "refused.yaml",
       [
         "name: refused-py",
         "network:",
@@ -91,16 +115,6 @@ describe("refusals, as the agent and the user see them", () => {
         "",
       ].join("\n"),
     );
-    const run = await execa(
-      "node",
-      [CLI, "run", join(AGENTS, "python", "refused.py"), "--policy", policyFile, "--output", join(dir, "out")],
-      { reject: false, env: { NO_COLOR: "1" } },
-    );
-    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
-    const seen = JSON.parse(await readFile(join(dir, "out", "denials.json"), "utf8")) as {
-      said: string;
-      denials: Refusal[];
-    };
     expect(seen.said).toMatch(/^403 ACCESS_REFUSED/);
     const entry = {
       layer: "broker",
@@ -112,7 +126,7 @@ describe("refusals, as the agent and the user see them", () => {
       fix: "add not-mine.tasks to bus.rabbitmq.queues.publish if the agent publishes to it, or bus.rabbitmq.queues.consume if it consumes from it (the runner declares it either way)",
     };
     expect(seen.denials).toContainEqual(expect.objectContaining(entry));
-    expect(await jsonl(join(dir, "out.denials.jsonl"))).toContainEqual(expect.objectContaining(entry));
+    expect(file).toContainEqual(expect.objectContaining(entry));
     // Under the summary line: the refused section, with the policy to edit and the JSONL file.
     const lines = run.stdout.split("\n");
     const summary = lines.findIndex((l) => /✔ refused/.test(l));
@@ -180,26 +194,22 @@ describe("refusals, as the agent and the user see them", () => {
   });
 
   it("Python, MQTT 3.1.1 (paho's defaults): a refused subscription and a QoS 0 publish the broker answers with nothing are in airlock.denials() and the CLI's refused section", async () => {
-    const dir = await tempDir();
-    const policyFile = join(dir, "refused-mqtt.yaml");
-    await writeFile(policyFile, mqttPolicy("refused-mqtt-py"));
-    const run = await execa(
-      "node",
-      [CLI, "run", join(AGENTS, "python", "refused_mqtt.py"), "--policy", policyFile, "--output", join(dir, "out")],
-      { reject: false, env: { NO_COLOR: "1" } },
+    const {
+      run,
+      seen,
+      jsonl: file,
+    } = await cliRun<{ subscribed: number[]; denials: Refusal[] }>(
+      join("python", "refused_mqtt.py"),
+      "refused-mqtt.yaml",
+      mqttPolicy("refused-mqtt-py"),
     );
-    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
-    const seen = JSON.parse(await readFile(join(dir, "out", "denials.json"), "utf8")) as {
-      subscribed: number[];
-      denials: Refusal[];
-    };
     expect(seen.subscribed).toEqual([0x80]);
     const refused = [
       mqttEntry("subscribe", "rooms/secret/#", "rooms/secret/*"),
       mqttEntry("publish", "rooms/other/chat"),
     ];
     expect(seen.denials).toEqual(expect.arrayContaining(refused));
-    expect(await jsonl(join(dir, "out.denials.jsonl"))).toEqual(expect.arrayContaining(refused));
+    expect(file).toEqual(expect.arrayContaining(refused));
     const lines = run.stdout.split("\n");
     const summary = lines.findIndex((l) => /✔ refused_mqtt/.test(l));
     expect(summary, run.stdout).toBeGreaterThanOrEqual(0);
@@ -218,10 +228,13 @@ describe("refusals, as the agent and the user see them", () => {
   ])(
     "%s: NATS', Kafka's and a third broker's refusals are in the agent's own list, the JSONL file and the CLI's refused section, with the lines to add",
     async (_, agent, name, third) => {
-      const dir = await tempDir();
-      const policyFile = join(dir, "streams.yaml");
-      await writeFile(
-        policyFile,
+      const {
+        run,
+        seen,
+        jsonl: file,
+      } = await cliRun<{ produced: string; denials: Refusal[] }>(
+        agent,
+        "streams.yaml",
         [
           "name: refused-streams",
           "network:",
@@ -239,16 +252,6 @@ describe("refusals, as the agent and the user see them", () => {
           "",
         ].join("\n"),
       );
-      const run = await execa(
-        "node",
-        [CLI, "run", join(AGENTS, agent), "--policy", policyFile, "--output", join(dir, "out")],
-        { reject: false, env: { NO_COLOR: "1" } },
-      );
-      expect(run.exitCode, run.stdout + run.stderr).toBe(0);
-      const seen = JSON.parse(await readFile(join(dir, "out", "denials.json"), "utf8")) as {
-        produced: string;
-        denials: Refusal[];
-      };
       expect(seen.produced).toMatch(/authori[sz]/i);
       const refused = [
         expect.objectContaining({
@@ -274,7 +277,7 @@ describe("refusals, as the agent and the user see them", () => {
             }),
       ];
       expect(seen.denials).toEqual(expect.arrayContaining(refused));
-      expect(await jsonl(join(dir, "out.denials.jsonl"))).toEqual(expect.arrayContaining(refused));
+      expect(file).toEqual(expect.arrayContaining(refused));
       expect(run.stdout).toMatch(
         new RegExp(`^${name}: refused \\d+ things? \\(lines to add go in .*streams\\.yaml;`, "m"),
       );
