@@ -173,8 +173,10 @@ export function deniedFromKafkaLog(lines: string[], user: string): BusDenial[] {
         ? { path: ["bus", "kafka", "groups"], value: name! }
         : what === "topic" && action === "produce"
           ? { path: ["bus", "kafka", "topics", "produce"], value: name! }
-          : what === "topic" && (action === "consume" || action === "describe")
-            ? { path: ["bus", "kafka", "topics", "consume"], value: name! }
+          : what === "topic" && (action === "consume" || action === "describe" || action === "create")
+            ? // A create (or describe) does not say whether the agent produces or consumes: learn
+              // takes it as consume until the topic is learnt for produce (learn.ts, describeOnly).
+              { path: ["bus", "kafka", "topics", "consume"], value: name! }
             : undefined;
     tally.add({
       broker: "kafka",

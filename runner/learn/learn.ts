@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { parse, stringify } from "yaml";
 import { busAgentToken } from "../bus/patterns.js";
 import { definePolicy, type PolicyInput } from "../policy/index.js";
@@ -112,19 +112,23 @@ export function learningPolicy(given: PolicyInput, learnt: Learnt[], withSeeds: 
 }
 
 /**
- * Kafka's clients ask for a topic's metadata (DESCRIBE) before they produce or consume, and the
- * refusal does not say which: it is learnt as consume, and dropped once the same topic is learnt
- * for produce (which allows describing it too), so a producer does not keep read rights.
+ * Kafka's clients ask for a topic's metadata (DESCRIBE), or create it, before they produce or
+ * consume, and the refusal does not say which: it is learnt as consume, and dropped once the same
+ * topic is learnt for produce (which allows describing and creating it too), so a producer does not
+ * keep read rights.
  */
 function describeOnly(l: Learnt, all: Learnt[]): boolean {
   const path = l.path.join(".");
   return (
-    l.from.action === "describe" &&
+    metadataOnly(l.from) &&
     path === "bus.kafka.topics.consume" &&
-    !all.some((o) => o !== l && o.value === l.value && o.path.join(".") === path && o.from.action !== "describe") &&
+    !all.some((o) => o !== l && o.value === l.value && o.path.join(".") === path && !metadataOnly(o.from)) &&
     all.some((o) => o.value === l.value && o.path.join(".") === "bus.kafka.topics.produce")
   );
 }
+
+/** A Kafka refusal that does not say whether the agent meant to produce or consume: describe, create. */
+const metadataOnly = (r: Refusal) => r.kind === "kafka" && (r.action === "describe" || r.action === "create");
 
 /** An id made per message or per request: a UUID, a long hex or decimal number. */
 const PER_MESSAGE_ID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{16,}\b|\b\d{6,}\b/i;
@@ -166,10 +170,21 @@ class PolicyLearning {
       const value = typeof r.allow.value === "string" ? generalize(r.allow.value, tokens) : r.allow.value;
       if (typeof value === "string" && value.startsWith("airlock-learn-")) continue;
       const path = r.allow.path.join(".");
-      if ([...this.learnt, ...added].some((l) => l.path.join(".") === path && l.value === value)) continue;
+      const known = [...this.learnt, ...added].find((l) => l.path.join(".") === path && l.value === value);
+      // Learnt from a describe or create, and dropped once the topic was learnt for produce: a read
+      // refused now says the agent consumes it too, and the line stays from here on.
+      if (known && metadataOnly(known.from) && !metadataOnly(r) && describeOnly(known, this.learnt)) {
+        known.from = r;
+        added.push({ ...known });
+        continue;
+      }
+      if (known) continue;
       added.push({ path: r.allow.path, value, from: r });
     }
-    this.learnt.push(...added);
+    // A line learnt again (above) is in the list already.
+    this.learnt.push(
+      ...added.filter((a) => !this.learnt.some((l) => l.path.join(".") === a.path.join(".") && l.value === a.value)),
+    );
     return added;
   }
 
@@ -236,7 +251,7 @@ export async function learnRun(runFile: string, options: LearnRunOptions): Promi
       const files = new Map<string, string>();
       for (const [file, l] of learning) {
         const path = join(scratch, `${i}-${files.size}-${basename(file)}`);
-        await writeFile(path, stringify(l.next()));
+        await writeFile(path, stringify(anchored(l.next(), file)));
         files.set(file, path);
       }
       const round: RunSpec = { ...spec, agents: spec.agents.map((a) => ({ ...a, policy: files.get(a.policy)! })) };
@@ -303,6 +318,18 @@ function roundEnder(outer: AbortSignal | undefined): {
       outer?.removeEventListener("abort", onOuter);
     },
   };
+}
+
+/**
+ * A policy written somewhere else than its file (a round's copy in the scratch folder): a path it
+ * gives relative to its file (packages.pip: requirements.txt) made absolute, so it still names the
+ * same file.
+ */
+export function anchored(input: PolicyInput, policyFile: string): PolicyInput {
+  const packages = input.packages;
+  if (!packages || Array.isArray(packages) || typeof packages.pip !== "string" || isAbsolute(packages.pip))
+    return input;
+  return { ...input, packages: { ...packages, pip: resolve(dirname(policyFile), packages.pip) } };
 }
 
 /** `policies/x.yaml` → `policies/x.learned.yaml`. */

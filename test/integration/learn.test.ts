@@ -56,6 +56,7 @@ const EXAMPLES = [
   ["TypeScript", "mqtt-room"],
   ["Python", "python/redis-pubsub"],
   ["Python", "python/rabbitmq-work-queue"],
+  ["Python", "python/kafka-streaming"],
 ] as const;
 
 describe("airlock learn, over the examples", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { generalize, learningPolicy, NOTHING, type Learnt } from "../../runner/learn/learn.js";
+import { anchored, generalize, learningPolicy, NOTHING, type Learnt } from "../../runner/learn/learn.js";
 import { learnedYaml, lineDiff } from "../../runner/learn/learned-yaml.js";
 import type { Refusal } from "../../runner/run/refusals.js";
 
@@ -64,6 +64,44 @@ describe("learning bus rights", () => {
     expect(learningPolicy(given as never, learnt, false).bus?.redis).toEqual({
       env: "REDIS_URL",
       publish: ["events:{run}"],
+    });
+  });
+
+  it("a Kafka create is learnt as consume until the topic is learnt for produce; MQTT lists start empty too", () => {
+    const given = {
+      name: "p",
+      network: { allowedEndpoints: ["localhost:9092", "localhost:1883"] },
+      bus: {
+        kafka: { topics: { produce: ["t"], create: true } },
+        mqtt: { publish: ["rooms/{run}/*/{agent}"], subscribe: ["rooms/{run}/all/*"] },
+      },
+    };
+    const created: Learnt = {
+      path: ["bus", "kafka", "topics", "consume"],
+      value: "t",
+      from: refusal({ kind: "kafka", action: "create" }),
+    };
+    expect(learningPolicy(given as never, [created], true).bus).toEqual({
+      kafka: { topics: { create: true, consume: ["t"] } },
+      mqtt: {},
+    });
+    const produced: Learnt = {
+      path: ["bus", "kafka", "topics", "produce"],
+      value: "t",
+      from: refusal({ kind: "kafka", action: "produce" }),
+    };
+    expect(learningPolicy(given as never, [created, produced], true).bus?.kafka).toEqual({
+      topics: { create: true, produce: ["t"] },
+    });
+  });
+
+  it("a round's copy of a policy names the same requirements file as the policy does", () => {
+    const input = { name: "p", packages: { pip: "requirements.txt" } };
+    expect(anchored(input as never, "/work/examples/py/producer.yaml").packages).toEqual({
+      pip: "/work/examples/py/requirements.txt",
+    });
+    expect(anchored({ name: "p", packages: { pip: ["redis==5.2.1"] } } as never, "/x/p.yaml").packages).toEqual({
+      pip: ["redis==5.2.1"],
     });
   });
 
