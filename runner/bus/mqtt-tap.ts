@@ -10,8 +10,9 @@
  *   publishClientSend ACLs, and the broker's default for the rest, read when the identity was made),
  *   the way the dynamic-security plugin checks it.
  *
- * Only a connection that logged in as the run's own identity is read for publishes, and only once the
- * broker accepted the login (what an agent sends before, or with a wrong password, was never judged).
+ * Only a connection that logged in as the run's own identity is read, and only once the broker
+ * accepted the login (what an agent sends before, or with a wrong password, was never judged; what
+ * another login was refused is not this identity's, nor fixed by its policy).
  * Entries are bounded (denial-tally.ts); per connection, at most MAX_PENDING unanswered SUBSCRIBEs
  * and MAX_ALIASES topic aliases are held.
  */
@@ -114,7 +115,7 @@ export class MqttTap implements WireTap {
           accepted = readConnack(head) === 0 && ours;
           if (accepted) for (const topic of early.splice(0)) published(topic);
           else early.length = 0;
-        } else if (type === PACKET.suback) {
+        } else if (type === PACKET.suback && accepted) {
           const { id, codes } = readSuback(head, level);
           const filters = pending.get(id);
           pending.delete(id);

@@ -120,6 +120,8 @@ describe("the MQTT tap", () => {
     const other = session(4, "airlock-other-run-1796356447");
     other.broker(accepted(4));
     other.agent({ cmd: "publish", topic: "not/mine", payload: "x", qos: 0 });
+    other.agent({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "not/mine", qos: 0 }] });
+    other.broker({ cmd: "suback", messageId: 1, granted: [0x80] });
     expect(other.tap.denied()).toEqual([]);
   });
 
