@@ -11,7 +11,9 @@
  *   only this agent's address. A runner that is not root cannot change the host's netfilter, so
  *   there is no host-side filter on this path.
  *
- * AIRLOCK_LOOPBACK=forwarder|kernel overrides the choice of path for localhost endpoints.
+ * AIRLOCK_LOOPBACK=forwarder|kernel overrides the choice of path for localhost endpoints. A broker
+ * whose refusals are read off its connections (MQTT: bus/wire-taps.ts) has a forwarder on either
+ * path, since the kernel path passes nothing through the runner.
  *
  * HTTPS services listed by name always go through the egress proxy on the gateway (run/https-egress.ts),
  * on either path: it decides each connection by the name it asks for, which no kernel rule can.
