@@ -8,6 +8,8 @@
  * gate cannot read is not one it lets through).
  */
 
+import { ByteCursor } from "../util/byte-cursor.js";
+
 /** The most of one packet's start that is read (CONNECT, SUBSCRIBE, SUBACK whole; PUBLISH to its payload). */
 export const MAX_PACKET_HEAD = 128 * 1024;
 
@@ -77,45 +79,26 @@ function fixedHeader(data: Buffer, pos: number): { size: number; length: number 
   throw new MqttWireError("not MQTT: a remaining length longer than four bytes");
 }
 
-/** A cursor over one packet's start; reading past it throws. */
-export class Reader {
-  pos = 0;
-  constructor(private readonly b: Buffer) {}
-  get left(): number {
-    return this.b.length - this.pos;
+/** A cursor over one packet's start; a length that does not fit throws MqttWireError. */
+const cursor = (b: Buffer) =>
+  new ByteCursor(b, (message) => new MqttWireError(`an MQTT packet shorter than it says (${message})`));
+
+/** A UTF-8 string as MQTT writes it (a two-byte length first). */
+const string = (c: ByteCursor, what: string) => c.vector16(what).toString("utf8");
+
+/** A variable byte integer (MQTT §1.5.5). */
+function varint(c: ByteCursor, what: string): number {
+  let v = 0;
+  for (let i = 0; i < 4; i++) {
+    const b = c.u8(what);
+    v += (b & 0x7f) * 128 ** i;
+    if (!(b & 0x80)) return v;
   }
-  byte(): number {
-    this.need(1);
-    return this.b[this.pos++]!;
-  }
-  u16(): number {
-    this.need(2);
-    const v = this.b.readUInt16BE(this.pos);
-    this.pos += 2;
-    return v;
-  }
-  bytes(n: number): Buffer {
-    this.need(n);
-    const v = this.b.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
-  }
-  string(): string {
-    return this.bytes(this.u16()).toString("utf8");
-  }
-  varint(): number {
-    let v = 0;
-    for (let i = 0; i < 4; i++) {
-      const b = this.byte();
-      v += (b & 0x7f) * 128 ** i;
-      if (!(b & 0x80)) return v;
-    }
-    throw new MqttWireError("not MQTT: a variable byte integer longer than four bytes");
-  }
-  private need(n: number): void {
-    if (this.pos + n > this.b.length) throw new MqttWireError("an MQTT packet shorter than it says");
-  }
+  throw new MqttWireError("not MQTT: a variable byte integer longer than four bytes");
 }
+
+/** MQTT 5 properties: skipped, or read as a cursor of their own. */
+const properties = (c: ByteCursor) => cursor(c.take(varint(c, "properties length"), "properties"));
 
 export interface Connect {
   level: number;
@@ -123,27 +106,27 @@ export interface Connect {
 }
 
 export function readConnect(head: Buffer): Connect {
-  const r = new Reader(head);
-  const name = r.string();
+  const c = cursor(head);
+  const name = string(c, "protocol name");
   if (name !== "MQTT" && name !== "MQIsdp") throw new MqttWireError(`not MQTT: a CONNECT for protocol "${name}"`);
-  const level = r.byte();
-  const flags = r.byte();
-  r.u16();
-  if (level === 5) r.bytes(r.varint());
-  r.string();
+  const level = c.u8("protocol level");
+  const flags = c.u8("connect flags");
+  c.u16("keep alive");
+  if (level === 5) properties(c);
+  c.vector16("client id");
   if (flags & 0x04) {
-    if (level === 5) r.bytes(r.varint());
-    r.string();
-    r.bytes(r.u16());
+    if (level === 5) properties(c);
+    c.vector16("will topic");
+    c.vector16("will payload");
   }
-  return { level, ...(flags & 0x80 ? { username: r.string() } : {}) };
+  return { level, ...(flags & 0x80 ? { username: string(c, "user name") } : {}) };
 }
 
 /** CONNACK: 0 is accepted (its return code in 3.1.1, its reason code in 5). */
 export function readConnack(head: Buffer): number {
-  const r = new Reader(head);
-  r.byte();
-  return r.byte();
+  const c = cursor(head);
+  c.u8("acknowledge flags");
+  return c.u8("reason code");
 }
 
 export interface Publish {
@@ -153,36 +136,36 @@ export interface Publish {
 }
 
 export function readPublish(head: Buffer, flags: number, level: number): Publish {
-  const r = new Reader(head);
-  const topic = r.string();
-  if ((flags >> 1) & 3) r.u16();
+  const c = cursor(head);
+  const topic = string(c, "topic");
+  if ((flags >> 1) & 3) c.u16("packet id");
   if (level !== 5) return { topic };
-  const end = r.varint() + r.pos;
-  while (r.pos < end) {
-    const id = r.byte();
-    if (id === 0x23) return { topic, alias: r.u16() };
-    skipProperty(r, id);
+  const props = properties(c);
+  while (props.left > 0) {
+    const id = props.u8("property");
+    if (id === 0x23) return { topic, alias: props.u16("topic alias") };
+    skipProperty(props, id);
   }
   return { topic };
 }
 
 export function readSubscribe(head: Buffer, level: number): { id: number; filters: string[] } {
-  const r = new Reader(head);
-  const id = r.u16();
-  if (level === 5) r.bytes(r.varint());
+  const c = cursor(head);
+  const id = c.u16("packet id");
+  if (level === 5) properties(c);
   const filters: string[] = [];
-  while (r.left > 0) {
-    filters.push(r.string());
-    r.byte();
+  while (c.left > 0) {
+    filters.push(string(c, "topic filter"));
+    c.u8("subscription options");
   }
   return { id, filters };
 }
 
 export function readSuback(head: Buffer, level: number): { id: number; codes: number[] } {
-  const r = new Reader(head);
-  const id = r.u16();
-  if (level === 5) r.bytes(r.varint());
-  return { id, codes: [...r.bytes(r.left)] };
+  const c = cursor(head);
+  const id = c.u16("packet id");
+  if (level === 5) properties(c);
+  return { id, codes: [...c.take(c.left, "reason codes")] };
 }
 
 /** MQTT 5 properties by how their values are written (§2.2.2.2). */
@@ -191,15 +174,16 @@ const U16_PROPS = new Set([0x13, 0x21, 0x22, 0x23]);
 const U32_PROPS = new Set([0x02, 0x11, 0x18, 0x27]);
 const STRING_PROPS = new Set([0x03, 0x08, 0x09, 0x12, 0x15, 0x16, 0x1a, 0x1c, 0x1f]);
 
-function skipProperty(r: Reader, id: number): void {
-  if (BYTE_PROPS.has(id)) r.byte();
-  else if (U16_PROPS.has(id)) r.u16();
-  else if (U32_PROPS.has(id)) r.bytes(4);
-  else if (STRING_PROPS.has(id)) r.bytes(r.u16());
-  else if (id === 0x0b) r.varint();
+function skipProperty(c: ByteCursor, id: number): void {
+  const what = `property ${id}`;
+  if (BYTE_PROPS.has(id)) c.u8(what);
+  else if (U16_PROPS.has(id)) c.u16(what);
+  else if (U32_PROPS.has(id)) c.take(4, what);
+  else if (STRING_PROPS.has(id)) c.vector16(what);
+  else if (id === 0x0b) varint(c, what);
   else if (id === 0x26) {
-    r.bytes(r.u16());
-    r.bytes(r.u16());
+    c.vector16(what);
+    c.vector16(what);
   } else throw new MqttWireError(`not MQTT 5: unknown property ${id}`);
 }
 

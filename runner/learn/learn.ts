@@ -16,7 +16,7 @@ import { parse, stringify } from "yaml";
 import { busAgentToken } from "../bus/patterns.js";
 import { definePolicy, type PolicyInput } from "../policy/index.js";
 import type { AgentResult } from "../run/result.js";
-import type { Refusal } from "../run/refusals.js";
+import { refusalKey, type Refusal } from "../run/refusals.js";
 import { runAgent, type RunAgentOptions } from "../runner.js";
 import type { RunEvent } from "../run/run-agent.js";
 import { loadRunFile, type RunSpec } from "../group/run-file.js";
@@ -162,30 +162,25 @@ class PolicyLearning {
   /** What a run's refusals add (the names generalized with the run's tokens). */
   absorb(result: AgentResult, runToken: string): Learnt[] {
     this.runs.push(result);
-    for (const r of result.refusals) if (!r.allow) this.notLearnt.set(`${r.rule} ${r.resource}`, r);
+    for (const r of result.refusals) if (!r.allow) this.notLearnt.set(refusalKey(r), r);
     const tokens = { run: runToken, agent: busAgentToken(result.name) };
     const added: Learnt[] = [];
+    /** Lines learnt before and dropped (describeOnly) that a refused read brings back. */
+    const revived: Learnt[] = [];
     for (const r of result.refusals) {
-      if (!r.allow) continue;
-      const value = typeof r.allow.value === "string" ? generalize(r.allow.value, tokens) : r.allow.value;
-      if (typeof value === "string" && value.startsWith("airlock-learn-")) continue;
-      const path = r.allow.path.join(".");
+      if (!learnable(r)) continue;
+      const value = typeof r.allow!.value === "string" ? generalize(r.allow!.value, tokens) : r.allow!.value;
+      const path = r.allow!.path.join(".");
       const known = [...this.learnt, ...added].find((l) => l.path.join(".") === path && l.value === value);
       // Learnt from a describe or create, and dropped once the topic was learnt for produce: a read
       // refused now says the agent consumes it too, and the line stays from here on.
       if (known && metadataOnly(known.from) && !metadataOnly(r) && describeOnly(known, this.learnt)) {
         known.from = r;
-        added.push({ ...known });
-        continue;
-      }
-      if (known) continue;
-      added.push({ path: r.allow.path, value, from: r });
+        revived.push(known);
+      } else if (!known) added.push({ path: r.allow!.path, value, from: r });
     }
-    // A line learnt again (above) is in the list already.
-    this.learnt.push(
-      ...added.filter((a) => !this.learnt.some((l) => l.path.join(".") === a.path.join(".") && l.value === a.value)),
-    );
-    return added;
+    this.learnt.push(...added);
+    return [...revived, ...added];
   }
 
   result(passed: boolean, rounds: number): LearnResult {
@@ -307,9 +302,9 @@ function roundEnder(outer: AbortSignal | undefined): {
     seen(event) {
       const refusals =
         event.type === "refused" ? event.refusals : event.type === "finished" ? event.result.refusals : [];
-      const fresh = refusals.filter(learnable).filter((r) => !known.has(`${event.agent} ${r.rule} ${r.resource}`));
+      const fresh = refusals.filter(learnable).filter((r) => !known.has(`${event.agent} ${refusalKey(r)}`));
       if (!fresh.length || stop.signal.aborted) return;
-      for (const r of fresh) known.add(`${event.agent} ${r.rule} ${r.resource}`);
+      for (const r of fresh) known.add(`${event.agent} ${refusalKey(r)}`);
       clearTimeout(timer);
       timer = setTimeout(() => stop.abort(new Error("a refusal to learn from: the round ends")), ROUND_SETTLE_MS);
     },

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { BusDenial } from "../bus/kind.js";
 import type { DeniedConnection } from "../gate/denied.js";
 import { withTimeout } from "../util/with-timeout.js";
-import { allRefusals, toJsonLines, type Refusal } from "./refusals.js";
+import { allRefusals, refusalKey, toJsonLines, type Refusal } from "./refusals.js";
 import { liveRefusalsSetting } from "../settings.js";
 
 /** How often the file is brought up to date without being asked. */
@@ -139,7 +139,7 @@ export class RefusalFeed {
   private async write(gate: DeniedConnection[], bus: BusDenial[], answered: string[]): Promise<void> {
     if (!this.sink) return;
     const refusals = allRefusals(gate, bus, new Date().toISOString());
-    const keys = new Set(refusals.map((r) => `${r.rule} ${r.resource}`));
+    const keys = new Set(refusals.map(refusalKey));
     if ([...keys].some((k) => !this.told.has(k))) {
       this.told = keys;
       this.onChange?.(refusals);

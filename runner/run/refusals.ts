@@ -104,6 +104,11 @@ export function allRefusals(denied: DeniedConnection[], busDenied: BusDenial[], 
 }
 
 /** "rabbitmq publish exchange results", "redis command config|get", "tcp connect 10.0.0.9:443". */
+/** What makes two refusals the same one, whatever their counts and times: its rule and what it refused. */
+export function refusalKey(r: Pick<Refusal, "rule" | "resource">): string {
+  return `${r.rule} ${r.resource}`;
+}
+
 export function describeRefusal(r: Pick<Refusal, "kind" | "action" | "resourceType" | "resource">): string {
   const type =
     r.resourceType === r.action || r.resourceType === "endpoint" || r.resourceType === "name"

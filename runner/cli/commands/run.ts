@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { onInterrupt } from "../interrupt.js";
 import type { RunEvent } from "../../run/run-agent.js";
 import type { AgentResult } from "../../run/result.js";
-import { describeRefusal } from "../../run/refusals.js";
+import { describeRefusal, refusalKey } from "../../run/refusals.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { LANGUAGE_NAMES, type LanguageName } from "../../languages/names.js";
 import { agentColor, formatDuration, printable, style } from "../style.js";
@@ -172,7 +172,7 @@ export function eventPrinter(out: NodeJS.WriteStream, width = 0): (event: RunEve
         break;
       case "refused":
         for (const r of event.refusals) {
-          const key = `${event.agent} ${r.rule} ${r.resource}`;
+          const key = `${event.agent} ${refusalKey(r)}`;
           if (said.has(key)) continue;
           said.add(key);
           print(

@@ -8,6 +8,8 @@
  * never more than MAX_HELLO_BYTES; anything else is a refusal with a reason, never a wait.
  */
 
+import { ByteCursor } from "../../util/byte-cursor.js";
+
 /** What the proxy reads at most before it decides (a ClientHello is rarely over 2 KiB). */
 export const MAX_HELLO_BYTES = 16 * 1024;
 
@@ -104,37 +106,8 @@ function partialOrTooLarge(data: Buffer): HelloRead {
     : { state: "partial" };
 }
 
-/** A reader that throws (instead of reading past the end) on a length that does not fit. */
-class Cursor {
-  constructor(
-    private readonly buf: Buffer,
-    private at = 0,
-  ) {}
-  get left(): number {
-    return this.buf.length - this.at;
-  }
-  take(n: number, what: string): Buffer {
-    if (n > this.left) throw new Error(`${what}: ${n} bytes announced, ${this.left} left`);
-    const out = this.buf.subarray(this.at, this.at + n);
-    this.at += n;
-    return out;
-  }
-  u8(what: string): number {
-    return this.take(1, what)[0]!;
-  }
-  u16(what: string): number {
-    return this.take(2, what).readUInt16BE(0);
-  }
-  vector8(what: string): Buffer {
-    return this.take(this.u8(what), what);
-  }
-  vector16(what: string): Buffer {
-    return this.take(this.u16(what), what);
-  }
-}
-
 function parseHelloBody(body: Buffer): ClientHello {
-  const c = new Cursor(body);
+  const c = new ByteCursor(body);
   c.take(2, "client version");
   c.take(32, "random");
   c.vector8("session id");
@@ -142,7 +115,7 @@ function parseHelloBody(body: Buffer): ClientHello {
   c.vector8("compression methods");
   const hello: ClientHello = { alpn: [], ech: false };
   if (c.left === 0) return hello;
-  const extensions = new Cursor(c.vector16("extensions"));
+  const extensions = new ByteCursor(c.vector16("extensions"));
   const seen = new Set<number>();
   while (extensions.left > 0) {
     const type = extensions.u16("extension type");
@@ -158,7 +131,7 @@ function parseHelloBody(body: Buffer): ClientHello {
 }
 
 function serverName(data: Buffer): string | undefined {
-  const list = new Cursor(new Cursor(data).vector16("server name list"));
+  const list = new ByteCursor(new ByteCursor(data).vector16("server name list"));
   let name: string | undefined;
   while (list.left > 0) {
     const type = list.u8("name type");
@@ -173,7 +146,7 @@ function serverName(data: Buffer): string | undefined {
 }
 
 function protocols(data: Buffer): string[] {
-  const list = new Cursor(new Cursor(data).vector16("ALPN list"));
+  const list = new ByteCursor(new ByteCursor(data).vector16("ALPN list"));
   const out: string[] = [];
   while (list.left > 0) out.push(list.vector8("protocol").toString("latin1"));
   return out;

@@ -74,10 +74,11 @@ export async function openHostSide(
   const filtered = hostFilterAvailable();
   if (filtered) await ensureHostChains(bridge);
   // A broker whose refusals are read off its connections (a tap) goes through a forwarder on either path.
-  const forwarded = plan.loopback.map((r) => mode === "forwarder" || run.taps?.onPort(r.port) !== undefined);
+  const taps = plan.loopback.map((r) => run.taps?.onPort(r.port));
+  const forwarded = taps.map((tap) => mode === "forwarder" || tap !== undefined);
   const opened = await Promise.all(
     plan.loopback.map((r, i) =>
-      forwarded[i] ? LoopbackForwarder.listen(bridge.gateway, r.target, run.taps?.onPort(r.port)) : undefined,
+      forwarded[i] ? LoopbackForwarder.listen(bridge.gateway, r.target, taps[i]) : undefined,
     ),
   );
   const forwarders = opened.filter((f): f is LoopbackForwarder => f !== undefined);
