@@ -1,6 +1,7 @@
 import { connect } from "node:net";
 import type { Command } from "commander";
 import type { AirlockError } from "../../errors.js";
+import { shipped } from "../shipped.js";
 import { style } from "../style.js";
 
 type Check = { ok: boolean; label: string; detail: string; fix?: string };
@@ -12,7 +13,7 @@ export function registerDoctor(program: Command): void {
     .option("-p, --policy <files...>", "policy files whose endpoints to try from this host")
     .addHelpText(
       "after",
-      "\nExit code: 0 when every check passes, 1 otherwise.\n\nExample:\n  airlock doctor --policy policies/hello.yaml",
+      `\nExit code: 0 when every check passes, 1 otherwise.\n\nExample:\n  airlock doctor --policy ${shipped("policies", "hello.yaml")}`,
     )
     .action(async (opts: { policy?: string[] }) => {
       // Loaded here, not at the top: `airlock --help` should not pay for the engine client.

@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
 import type { Command } from "commander";
+import { shipped } from "../shipped.js";
 import { printable, style } from "../style.js";
 
 /** `airlock learn`: run an agent until its brokers have nothing left to refuse, and write the bus rights it needed. */
@@ -27,7 +28,7 @@ network is the policy's own: learning never widens it. What no line can allow is
 Exit code: 0 when the last run succeeded with nothing left to learn; 1 otherwise; 125 when airlock could not run it.
 
 Example:
-  airlock learn examples/bus-rights/snooper.ts --policy policies/bus-rights-snooper.yaml --output out/learn`,
+  airlock learn ${shipped("examples", "bus-rights", "snooper.ts")} --policy ${shipped("policies", "bus-rights-snooper.yaml")} --output out/learn`,
     )
     .action(async (agent: string, opts: { policy?: string; output: string; maxRuns: string; write?: string }) => {
       const [{ learn, learnedFileFor }, { learnedYaml, lineDiff }, { describeRefusal }] = await Promise.all([
