@@ -302,6 +302,7 @@ describe("stopping and crashing", () => {
         `${result.status}: ${result.error?.split("\n")[0]}`,
         held,
       ),
+      `${result.status} ${result.errorCode ?? ""}: ${result.error ?? ""}`,
     ).toBe(true);
     // The real engine still has the containers; a later cleanup removes them.
     const docker = dockerClient();

@@ -35,7 +35,10 @@ agents:
     );
     const group = await runAgents(file, { outputDir: join(dir, "out") });
     expect(group.status).toBe("failed");
-    expect(group.results.map((r) => [r.name, r.status, r.exitCode])).toEqual([
+    expect(
+      group.results.map((r) => [r.name, r.status, r.exitCode]),
+      group.results.map((r) => `${r.name}: ${r.errorCode ?? ""} ${r.error ?? ""}`).join("\n"),
+    ).toEqual([
       ["first", "failed", 2],
       ["second", "skipped", null],
     ]);

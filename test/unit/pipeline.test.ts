@@ -13,6 +13,7 @@ import { createRunner } from "../../runner/index.js";
 import type { ImageSet } from "../../runner/internal.js";
 import type { ContainerState, Engine, EngineContainer } from "../../runner/backends/docker/engine/engine.js";
 import { emptyArchive, fakeEngineWith } from "./fake-engine.js";
+import { LABEL } from "../../runner/labels.js";
 
 type Program = (io: { out: (line: string) => void; exit: (code: number) => void; signals: string[] }) => void;
 
@@ -165,6 +166,50 @@ describe("the run pipeline, on a fake engine", () => {
     await runner.close();
     // The lost one is removed too.
     expect(fake.removed).toContain("c2");
+  });
+
+  it("replaces, once, every container whose process the engine lost: the output keeper's and the agent's", async () => {
+    const fake = fakeEngine(({ out, exit }) => {
+      out("kept going");
+      setTimeout(() => exit(0), 10);
+    });
+    const create = fake.engine.createContainer.bind(fake.engine);
+    // The first start of each kind of container (output keeper, agent) is lost, as a freshly started engine under load does.
+    const lost: string[] = [];
+    fake.engine.createContainer = async (spec) => {
+      const c = await create(spec);
+      const role = spec.Labels?.[LABEL.role] ?? "";
+      if (lost.includes(role)) return c;
+      lost.push(role);
+      return {
+        ...c,
+        start: async () =>
+          Promise.reject(new Error("(HTTP code 500) server error - cannot start a stopped process: unknown")),
+      };
+    };
+    const runner = createRunner({ docker, engine: fake.engine, images: async () => images, reapOrphans: false });
+    const dir = await setup();
+    const result = await runner.runAgent({
+      agent: join(dir, "agent.ts"),
+      policy: { name: "p" },
+      outputDir: join(dir, "out"),
+    });
+    expect(result).toMatchObject({ status: "succeeded", exitCode: 0, stdout: "kept going\n" });
+    expect(lost).toEqual(["output", "agent"]);
+    // Two of each (the lost one and its replacement, under the same name), then the keeper kept ready for the next run.
+    const names = fake.created.map((c) => c.name ?? "");
+    expect(names.slice(0, 4).map((n) => n.replace(/^airlock-.*?(-output)?$/, "run$1"))).toEqual([
+      "run-output",
+      "run-output",
+      "run",
+      "run",
+    ]);
+    expect(names[0]).toBe(names[1]);
+    expect(names[2]).toBe(names[3]);
+    expect(names.slice(4)).toEqual([expect.stringMatching(/^airlock-keeper-/)]);
+    await runner.close();
+    // Each lost container is removed, as is each replacement once the run is over.
+    expect(fake.removed.length).toBe(fake.created.length);
   });
 
   it("stops an agent at its timeout: SIGTERM, then SIGKILL after the grace", async () => {

@@ -13,7 +13,7 @@ import { describe, expect, it } from "vitest";
 import type { ContainerState, Engine, EngineContainer } from "../../runner/backends/docker/engine/engine.js";
 import { LABEL } from "../../runner/labels.js";
 import { WarmPool, type PoolClock } from "../../runner/backends/docker/sandbox/pool.js";
-import type { SandboxShape } from "../../runner/backends/docker/sandbox/sandbox.js";
+import { Sandbox, type SandboxShape } from "../../runner/backends/docker/sandbox/sandbox.js";
 import { emptyArchive, fakeEngineWith } from "./fake-engine.js";
 
 interface FakeSandbox {
@@ -256,5 +256,43 @@ describe("the warm pool", () => {
     expect(live(containers)).toHaveLength(0);
     expect(await readdir(dir)).toEqual([]);
     expect(await pool.claim(shape, far())).toEqual({ cold: "the pool is closed" });
+  });
+});
+
+describe("a sandbox's start", () => {
+  const lost = () =>
+    Promise.reject(new Error("(HTTP code 500) server error - cannot start a stopped process: unknown"));
+  const losing = (engine: Engine, times: number): Engine => {
+    const create = engine.createContainer.bind(engine);
+    let left = times;
+    return {
+      ...engine,
+      createContainer: async (spec) => ({ ...(await create(spec)), ...(left-- > 0 ? { start: lost } : {}) }),
+    };
+  };
+
+  it("replaces, once, a sandbox whose process the engine lost before its start, and connects the replacement", async () => {
+    const fake = fakeEngine();
+    const connected: string[] = [];
+    const sandbox = await Sandbox.start(
+      losing(fake.engine, 1),
+      { name: "airlock-run" },
+      { beforeStart: async (s) => void connected.push(s.container.id) },
+    );
+    expect(sandbox.container.id).toBe("c2");
+    // Each was connected before its start; the lost one is removed and its stream closed.
+    expect(connected).toEqual(["c1", "c2"]);
+    expect(fake.containers.map((c) => [c.id, c.removed, c.stream.destroyed])).toEqual([
+      ["c1", true, true],
+      ["c2", false, false],
+    ]);
+  });
+
+  it("throws the engine's error when the replacement is lost too, and leaves neither behind", async () => {
+    const fake = fakeEngine();
+    await expect(Sandbox.start(losing(fake.engine, 2), { name: "airlock-run" })).rejects.toThrow(
+      /cannot start a stopped process/,
+    );
+    expect(fake.containers.map((c) => c.removed)).toEqual([true, true]);
   });
 });

@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import type { Engine, EngineContainer } from "./engine/engine.js";
 import { LABEL, ownerId } from "../../labels.js";
 import { keeperSpec } from "./container-spec.js";
+import { startOrRemove, startReplacingLost } from "./engine/lost-start.js";
 import type { AgentUser } from "../../run/output.js";
 import type { OutputLimits } from "../../run/output-volume.js";
 
@@ -86,7 +87,11 @@ export class OutputKeepers {
     this.ready.set(key, { keeper, holdsUntil, idle });
   }
 
-  private async start(kind: KeeperKind): Promise<EngineContainer> {
+  private start(kind: KeeperKind): Promise<EngineContainer> {
+    return startReplacingLost(() => this.startOnce(kind));
+  }
+
+  private async startOnce(kind: KeeperKind): Promise<EngineContainer> {
     const keeper = await this.engine.createContainer(
       keeperSpec({
         name: `${READY_KEEPER_PREFIX}${randomBytes(5).toString("hex")}`,
@@ -103,13 +108,7 @@ export class OutputKeepers {
         },
       }),
     );
-    try {
-      await keeper.start();
-    } catch (err) {
-      // The start failed (that error is thrown); a leftover is labelled and the orphan sweep removes it.
-      await keeper.remove().catch(() => {});
-      throw err;
-    }
+    await startOrRemove(keeper);
     return keeper;
   }
 

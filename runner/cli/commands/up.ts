@@ -117,7 +117,10 @@ export function summaryTable(group: GroupResult, out: NodeJS.WriteStream): strin
   ];
   const verdict =
     group.status === "succeeded"
-      ? style.green(`✔ ${group.name}: all ${group.results.length} agents succeeded`, out)
+      ? style.green(
+          `✔ ${group.name}: ${group.results.length === 1 ? "its agent" : `all ${group.results.length} agents`} succeeded`,
+          out,
+        )
       : style.red(
           `✖ ${group.name}: ${group.results.filter((r) => r.status !== "succeeded").length} of ${group.results.length} agents did not succeed`,
           out,

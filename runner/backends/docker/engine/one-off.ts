@@ -9,6 +9,7 @@ import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
 import { withTimeout } from "../../../util/with-timeout.js";
 import { runLabels } from "../../../labels.js";
+import { startReplacingLost } from "./lost-start.js";
 
 export interface OneOffResult {
   code: number;
@@ -16,24 +17,11 @@ export interface OneOffResult {
   stderr: string;
 }
 
-/**
- * The engine now and then loses a container's process between its create and its start ("cannot
- * start a stopped process"): such a container is replaced once, by whoever started it.
- */
-export function lostBeforeStart(err: unknown): boolean {
-  return /cannot start a stopped process/.test(String((err as Error)?.message));
-}
-
 export async function runOneOff(
   docker: Docker,
   input: { image: string; cmd: string[]; binds?: string[]; timeoutMs?: number },
 ): Promise<OneOffResult> {
-  try {
-    return await runOnce(docker, input);
-  } catch (err) {
-    if (!lostBeforeStart(err)) throw err;
-    return runOnce(docker, input);
-  }
+  return startReplacingLost(() => runOnce(docker, input));
 }
 
 async function runOnce(

@@ -12,6 +12,7 @@ import { PassThrough, type Duplex } from "node:stream";
 import { withTimeout } from "../../../util/with-timeout.js";
 import { GateError } from "../../../errors.js";
 import { GATE_WORDS, gateRulesLine } from "../../../gate/protocol.js";
+import { startReplacingLost } from "../engine/lost-start.js";
 
 export interface StartedGate {
   container: Docker.Container;
@@ -51,7 +52,16 @@ export interface GateRules {
   holdSeconds: number;
 }
 
-async function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, networkName: string): Promise<WarmGate> {
+/** A gate container started and waiting for its rules (one whose process the engine lost before its start is replaced once). */
+function startWarm(docker: Docker, spec: Docker.ContainerCreateOptions, networkName: string): Promise<WarmGate> {
+  return startReplacingLost(() => startWarmOnce(docker, spec, networkName));
+}
+
+async function startWarmOnce(
+  docker: Docker,
+  spec: Docker.ContainerCreateOptions,
+  networkName: string,
+): Promise<WarmGate> {
   const container = await docker.createContainer({ ...spec, OpenStdin: true, StdinOnce: false, AttachStdin: true });
   try {
     const stream = (await container.attach({

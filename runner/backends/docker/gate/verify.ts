@@ -11,6 +11,7 @@ import type Docker from "dockerode";
 import { GateError } from "../../../errors.js";
 import { canInspectFromHost, saveRules, type Backend } from "./netns.js";
 import { compareRulesets, type ExpectedRules } from "../../../gate/compare-rules.js";
+import { startReplacingLost } from "../engine/lost-start.js";
 
 export type { ExpectedRules } from "../../../gate/compare-rules.js";
 
@@ -51,48 +52,52 @@ export function containerVerifier(docker: Docker, gateImage: string, labels: Rec
     async verify(target, expected) {
       const script =
         'for b in legacy nft; do echo "@@ $b v4"; iptables-$b-save 2>/dev/null; echo "@@ $b v6"; ip6tables-$b-save 2>/dev/null; done';
-      const container = await docker.createContainer({
-        Image: gateImage,
-        Entrypoint: ["sh", "-c", script],
-        Labels: labels,
-        HostConfig: {
-          NetworkMode: `container:${target.containerId}`,
-          CapDrop: ["ALL"],
-          CapAdd: ["NET_ADMIN", "NET_RAW"],
-          SecurityOpt: ["no-new-privileges:true"],
-          ReadonlyRootfs: true,
-          Tmpfs: { "/run": "rw,size=1m", "/tmp": "rw,size=1m" },
-          Memory: 32 * 1024 * 1024,
-          PidsLimit: 16,
-        } as Docker.HostConfig,
-      });
-      try {
-        await container.start();
-        await container.wait();
-        const logs = demuxLogs(await container.logs({ stdout: true, stderr: false, follow: false }));
-        const sections = new Map<string, string>();
-        for (const part of logs.split(/^@@ /m).slice(1)) {
-          const nl = part.indexOf("\n");
-          sections.set(part.slice(0, nl).trim(), part.slice(nl + 1));
-        }
-        const problems: string[] = [];
-        for (const backend of ["legacy", "nft"] as const) {
-          const problem =
-            compareRulesets(expected.v4, sections.get(`${backend} v4`) ?? "") ??
-            compareRulesets(expected.v6, sections.get(`${backend} v6`) ?? "");
-          if (!problem) return;
-          problems.push(`${backend}: ${problem}`);
-        }
-        throw new GateError(
-          `the egress rules in the agent's network namespace are not the ones airlock sent (${problems.join(" | ")}); the agent was not started`,
-          "run `airlock doctor`; if it persists, report it",
-        );
-      } finally {
-        // The verifier container is labelled; one that resists removal is removed by the orphan sweep.
-        await container.remove({ force: true }).catch(() => {});
-      }
+      // A verifier whose process the engine lost before its start is replaced once.
+      await startReplacingLost(() => readBack(script, target, expected));
     },
   };
+  async function readBack(script: string, target: VerifyTarget, expected: ExpectedRules): Promise<void> {
+    const container = await docker.createContainer({
+      Image: gateImage,
+      Entrypoint: ["sh", "-c", script],
+      Labels: labels,
+      HostConfig: {
+        NetworkMode: `container:${target.containerId}`,
+        CapDrop: ["ALL"],
+        CapAdd: ["NET_ADMIN", "NET_RAW"],
+        SecurityOpt: ["no-new-privileges:true"],
+        ReadonlyRootfs: true,
+        Tmpfs: { "/run": "rw,size=1m", "/tmp": "rw,size=1m" },
+        Memory: 32 * 1024 * 1024,
+        PidsLimit: 16,
+      } as Docker.HostConfig,
+    });
+    try {
+      await container.start();
+      await container.wait();
+      const logs = demuxLogs(await container.logs({ stdout: true, stderr: false, follow: false }));
+      const sections = new Map<string, string>();
+      for (const part of logs.split(/^@@ /m).slice(1)) {
+        const nl = part.indexOf("\n");
+        sections.set(part.slice(0, nl).trim(), part.slice(nl + 1));
+      }
+      const problems: string[] = [];
+      for (const backend of ["legacy", "nft"] as const) {
+        const problem =
+          compareRulesets(expected.v4, sections.get(`${backend} v4`) ?? "") ??
+          compareRulesets(expected.v6, sections.get(`${backend} v6`) ?? "");
+        if (!problem) return;
+        problems.push(`${backend}: ${problem}`);
+      }
+      throw new GateError(
+        `the egress rules in the agent's network namespace are not the ones airlock sent (${problems.join(" | ")}); the agent was not started`,
+        "run `airlock doctor`; if it persists, report it",
+      );
+    } finally {
+      // The verifier container is labelled; one that resists removal is removed by the orphan sweep.
+      await container.remove({ force: true }).catch(() => {});
+    }
+  }
 }
 
 export function defaultVerifier(docker: Docker, gateImage: string, labels: Record<string, string>): Verifier {

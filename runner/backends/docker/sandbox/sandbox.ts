@@ -9,7 +9,7 @@
  * nothing of any agent. check() says whether it is still exactly what was started: running, the same
  * process, no exec into it, its configuration unchanged and not a byte written.
  */
-import { lostBeforeStart } from "../engine/one-off.js";
+import { startReplacingLost } from "../engine/lost-start.js";
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import { withTimeout } from "../../../util/with-timeout.js";
@@ -85,26 +85,28 @@ export class Sandbox {
       onCreated?: (container: EngineContainer) => void;
       onStarted?: () => void;
     } = {},
-    retried = false,
   ): Promise<Sandbox> {
-    const container = await engine.createContainer(spec);
-    options.onCreated?.(container);
-    const stream = await container.attach({ stdin: true });
-    // "next-exit": a container that is created but not started yet counts as not running.
-    const exited = container.wait("next-exit");
-    // Awaited when the sandbox is watched; until then a rejection must not count as unhandled.
-    exited.catch(() => {});
-    const sandbox = new Sandbox(container, stream, exited, streamEnd(stream));
-    await options.beforeStart?.(sandbox);
-    try {
-      await container.start();
-    } catch (err) {
-      if (retried || !lostBeforeStart(err)) throw err;
-      stream.destroy();
-      // Replaced once (the name is free again once it is removed); a leftover is labelled and the orphan sweep removes it.
-      await container.remove().catch(() => {});
-      return Sandbox.start(engine, spec, options, true);
-    }
+    // A container whose process the engine lost before its start is replaced once (the name is free again once it is removed).
+    const sandbox = await startReplacingLost(async () => {
+      const container = await engine.createContainer(spec);
+      options.onCreated?.(container);
+      const stream = await container.attach({ stdin: true });
+      // "next-exit": a container that is created but not started yet counts as not running.
+      const exited = container.wait("next-exit");
+      // Awaited when the sandbox is watched; until then a rejection must not count as unhandled.
+      exited.catch(() => {});
+      const started = new Sandbox(container, stream, exited, streamEnd(stream));
+      try {
+        await options.beforeStart?.(started);
+        await container.start();
+      } catch (err) {
+        stream.destroy();
+        // A leftover is labelled and the orphan sweep removes it.
+        await container.remove().catch(() => {});
+        throw err;
+      }
+      return started;
+    });
     options.onStarted?.();
     return sandbox;
   }

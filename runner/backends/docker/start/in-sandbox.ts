@@ -51,10 +51,11 @@ export async function startInSandbox(
   // sandbox started now, before its start (so the init finds them as it comes up).
   let gate: EgressGate | undefined;
   let captures: Captures | undefined;
+  // A sandbox replaced before its start (the engine lost its process) is connected to the same gate and captures.
   const connect = async (sandbox: Sandbox, hostsPath: string) => {
-    gate = await openRunGate(ctx, { hostsPath });
+    gate ??= await openRunGate(ctx, { hostsPath });
     sandbox.claim();
-    captures = run.openCaptures(gate.intercept);
+    captures ??= run.openCaptures(gate.intercept);
     pipeStreams(docker, sandbox.stream, captures);
     gate.beforeStart?.(sandbox.stream);
   };

@@ -5,8 +5,7 @@
  * all. /output is held by the gate container (default limits) or an output keeper.
  */
 import { mkdir } from "node:fs/promises";
-import { lostBeforeStart } from "../engine/one-off.js";
-import type { Duplex } from "node:stream";
+import { startOrRemove, startReplacingLost } from "../engine/lost-start.js";
 import type { EngineContainer } from "../engine/engine.js";
 import { runLabels } from "../../../labels.js";
 import { toDockerEnv } from "../../../run/env.js";
@@ -66,21 +65,23 @@ const keeperKind = (ctx: StartContext): KeeperKind => ({
 async function startKeeper(ctx: StartContext): Promise<EngineContainer> {
   const { docker, run, prepared, expiresAt } = ctx;
   const kind = keeperKind(ctx);
-  const { keeper } = await docker.outputKeepers.take(kind, expiresAt, async () => {
-    const fresh = await docker.engine.createContainer(
-      keeperSpec({
-        name: `airlock-${run.runId}-output`,
-        image: kind.image,
-        user: prepared.user,
-        limits: kind.limits,
-        holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
-        labels: runLabels(run.runId, "output", run.name, expiresAt),
-      }),
-    );
-    run.held.keeper = fresh;
-    await fresh.start();
-    return fresh;
-  });
+  const { keeper } = await docker.outputKeepers.take(kind, expiresAt, () =>
+    startReplacingLost(async () => {
+      const fresh = await docker.engine.createContainer(
+        keeperSpec({
+          name: `airlock-${run.runId}-output`,
+          image: kind.image,
+          user: prepared.user,
+          limits: kind.limits,
+          holdSeconds: Math.ceil((expiresAt - Date.now()) / 1000),
+          labels: runLabels(run.runId, "output", run.name, expiresAt),
+        }),
+      );
+      run.held.keeper = fresh;
+      await startOrRemove(fresh);
+      return fresh;
+    }),
+  );
   run.held.keeper = keeper;
   return keeper;
 }
@@ -122,30 +123,26 @@ async function createAndStart(
     maxFileBytes: policy.resources.outputBytes,
     labels: runLabels(run.runId, "agent", run.name, ctx.expiresAt),
   });
-  // The engine now and then loses a container's process between its create and its start ("cannot
-  // start a stopped process"): such a container is replaced once. Its stream is read only once it
-  // started (what it wrote meanwhile waits in the stream), so the captures see one container.
-  let container: EngineContainer;
-  let stream: Duplex;
-  let exited: Promise<{ StatusCode?: number }>;
-  for (let attempt = 1; ; attempt++) {
-    container = run.held.container = await docker.engine.createContainer(spec);
+  // A container whose process the engine lost before its start is replaced once. Its stream is read
+  // only once it started (what it wrote meanwhile waits in the stream), so the captures see one container.
+  const { container, stream, exited } = await startReplacingLost(async () => {
+    const created = (run.held.container = await docker.engine.createContainer(spec));
     run.mark("created");
-    stream = await container.attach({ stdin: gate.usesStdin });
+    const attached = await created.attach({ stdin: gate.usesStdin });
     // "next-exit": a container that is created but not started yet counts as not running.
-    exited = container.wait("next-exit");
+    const waited = created.wait("next-exit");
     // Awaited by the exit watch; until then a rejection must not count as unhandled.
-    exited.catch(() => {});
+    waited.catch(() => {});
     try {
-      await container.start();
-      break;
+      await created.start();
     } catch (err) {
-      if (attempt > 1 || !lostBeforeStart(err)) throw err;
-      stream.destroy();
-      // The container that could not start is replaced; a leftover is labelled and the orphan sweep removes it.
-      await container.remove().catch(() => {});
+      attached.destroy();
+      // A leftover is labelled and the orphan sweep removes it.
+      await created.remove().catch(() => {});
+      throw err;
     }
-  }
+    return { container: created, stream: attached, exited: waited };
+  });
   pipeStreams(docker, stream, captures);
   const streamEnded = streamEnd(stream);
   run.mark("started");
