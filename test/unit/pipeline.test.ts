@@ -137,37 +137,6 @@ describe("the run pipeline, on a fake engine", () => {
     expect([...fake.removed].sort()).toEqual(["c1", "c2", "c3", "c4", "c5"]);
   });
 
-  it("replaces, once, a container whose process the engine lost between its create and its start", async () => {
-    const fake = fakeEngine(({ out, exit }) => {
-      out("from the second container");
-      setTimeout(() => exit(0), 10);
-    });
-    const create = fake.engine.createContainer.bind(fake.engine);
-    let failed = 0;
-    fake.engine.createContainer = async (spec) => {
-      const c = await create(spec);
-      if (spec.Entrypoint?.[0] === "sleep" || failed) return c;
-      failed++;
-      return {
-        ...c,
-        start: async () =>
-          Promise.reject(new Error("(HTTP code 500) server error - cannot start a stopped process: unknown")),
-      };
-    };
-    const runner = createRunner({ docker, engine: fake.engine, images: async () => images, reapOrphans: false });
-    const dir = await setup();
-    const result = await runner.runAgent({
-      agent: join(dir, "agent.ts"),
-      policy: { name: "p" },
-      outputDir: join(dir, "out"),
-    });
-    expect(result).toMatchObject({ status: "succeeded", exitCode: 0, stdout: "from the second container\n" });
-    expect(failed).toBe(1);
-    await runner.close();
-    // The lost one is removed too.
-    expect(fake.removed).toContain("c2");
-  });
-
   it("replaces, once, every container whose process the engine lost: the output keeper's and the agent's", async () => {
     const fake = fakeEngine(({ out, exit }) => {
       out("kept going");
