@@ -1,6 +1,6 @@
 /**
  * The engine now and then loses a container's process between its create and its start (the start
- * fails with "cannot start a stopped process"; seen under load, and on a freshly started engine).
+ * fails with "cannot start a stopped process"; seen under load).
  * Every place airlock starts a container goes through here, so none of them turns that into a
  * failed run: the container is removed and a new one is created and started, once.
  */
