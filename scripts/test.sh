@@ -31,11 +31,6 @@ else
     bash scripts/k8s/test.sh || status=$?
   fi
 fi
-# One plain closing line for CI systems that read it.
-node -e '
-  const fs = require("fs");
-  const runs = [".airlock/vitest.json", ".airlock/vitest-kubernetes.json"].filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
-  const sum = (k) => runs.reduce((n, r) => n + (r[k] || 0), 0);
-  console.log(`tests: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed, ${sum("numPendingTests") + sum("numTodoTests")} skipped`);
-' || true
+# The counts, then what failed and why, last: a CI log often shows only its end.
+node scripts/test-summary.mjs || true
 exit $status
